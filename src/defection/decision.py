@@ -1,0 +1,360 @@
+"""The soldier's decision: random-utility net gain of attempting to defect, and squad coordination.
+
+The equations are small scalar functions (eq. numbers refer to docs/model.md) so that the CPU kernels
+and a CUDA path can share them. All payoffs are money-equivalents in USD; mortality is priced at the
+soldier's own value of a statistical life (VSL).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from defection import rng
+from defection.parameters import EngineParams
+from defection.population import ARRIVED, CAUGHT, EXECUTED, KILLED_CROSSING, SERVING
+
+LIFE_YEARS_FOR_VSLY = 40.0  # remaining life used to annuitise VSL into a life-year value (assumption)
+
+
+# ----------------------------------------------------------------------------- scalar equations
+@njit(cache=True, inline="always")
+def death_hazard(p0: float, exposure: float, type_multiplier: float, intensity: float) -> float:
+    """Eq. 1: daily death hazard p^K = p0 · role_mult · I(t)."""
+    return min(1.0, p0 * exposure * type_multiplier * intensity)
+
+
+@njit(cache=True, inline="always")
+def crra_utility(x: float, wealth: float, eta: float) -> float:
+    """Eq. 2: money utility U(x) = W^η((W+x)^{1−η} − W^{1−η})/(1−η), ≈ x for small x."""
+    if x <= 0.0:
+        return 0.0
+    if abs(1.0 - eta) < 1e-9:
+        return wealth * math.log1p(x / wealth)
+    return wealth**eta * ((wealth + x) ** (1.0 - eta) - wealth ** (1.0 - eta)) / (1.0 - eta)
+
+
+@njit(cache=True, inline="always")
+def annuity_factor(discount: float, periods: float) -> float:
+    """Eq. 3: Σ_{τ=1}^{T} δ^τ = δ(1 − δ^T)/(1 − δ) (T may be fractional)."""
+    if periods <= 0.0:
+        return 0.0
+    if discount >= 1.0:
+        return periods
+    return discount * (1.0 - discount**periods) / (1.0 - discount)
+
+
+@njit(cache=True, inline="always")
+def daily_discount(rate_annual: float) -> float:
+    """Eq. 3: daily discount factor δ = (1 + r)^(−1/365)."""
+    return (1.0 + rate_annual) ** (-1.0 / 365.0)
+
+
+@njit(cache=True)
+def cash_value(cash: float, share_now: float, delay_years: float, instalments: int, wealth: float,
+               eta: float, present_bias: float, rate: float) -> float:
+    """Eq. 4: R = U(φ·B) + β Σ_{τ<T_pay} δ^{T_post+τ} U((1−φ)·B/T_pay), δ = 1/(1+r) per year."""
+    now = crra_utility(share_now * cash, wealth, eta)
+    later_each = crra_utility((1.0 - share_now) * cash / instalments, wealth, eta)
+    d = 1.0 / (1.0 + rate)
+    later = 0.0
+    for k in range(instalments):
+        later += d ** (delay_years + k) * later_each
+    return now + present_bias * later
+
+
+@njit(cache=True, inline="always")
+def asylum_value(income_west: float, income_home: float, present_bias: float, rate: float,
+                 working_years: float, exile_cost: float) -> float:
+    """Eq. 6: A = β Σ_{τ=1}^{T_life} δ^τ (Y_West − Y_RU) − E."""
+    return present_bias * annuity_factor(1.0 / (1.0 + rate), working_years) * (income_west - income_home) \
+        - exile_cost
+
+
+@njit(cache=True, inline="always")
+def offer_value(credibility: float, cash_val: float, asylum_probability: float, asylum_val: float,
+                trip_utility: float) -> float:
+    """Eq. 5: value of the package if it is believed, c·(R + π_asy·A + U(trip))."""
+    return credibility * (cash_val + asylum_probability * asylum_val + trip_utility)
+
+
+@njit(cache=True, inline="always")
+def value_of_life_year(vsl: float, rate: float) -> float:
+    """Eq. 8b: VSLY = VSL / Σ_{τ=1}^{40} δ^τ, the VSL spread over remaining life."""
+    return vsl / annuity_factor(1.0 / (1.0 + rate), LIFE_YEARS_FOR_VSLY)
+
+
+@njit(cache=True, inline="always")
+def prison_cost(years: float, vsly: float, year_cost_share: float, present_bias: float,
+                rate: float) -> float:
+    """Eq. 13b: cost(J) = β Σ_{τ=1}^{J} δ^τ · κ · VSLY — concave in J, so certainty beats severity."""
+    return present_bias * annuity_factor(1.0 / (1.0 + rate), years) * year_cost_share * vsly
+
+
+@njit(cache=True, inline="always")
+def stay_value(hazard: float, vsl: float, pay_day: float, death_benefit: float, family_weight: float,
+               days: float, present_bias: float, rate: float, threat_cost: float) -> float:
+    """Eq. 7: V_stay = β Σ_{τ=1}^{T} δ^τ [w − p^K (VSL − ω D_death)] − C_w."""
+    flow = pay_day - hazard * (vsl - family_weight * death_benefit)
+    return present_bias * annuity_factor(daily_discount(rate), days) * flow - threat_cost
+
+
+@njit(cache=True, inline="always")
+def catch_probability(catch_base: float, arrest_k: float, monitors: float, vision: float,
+                      co_defectors: float) -> float:
+    """Eq. 9: p^c = p^c_0 + (1 − p^c_0)(1 − exp(−k · M·V / (1 + D)))."""
+    return catch_base + (1.0 - catch_base) * (1.0 - math.exp(-arrest_k * monitors * vision / (1.0 + co_defectors)))
+
+
+@njit(cache=True, inline="always")
+def crossing_death_probability(base: float, intensity: float) -> float:
+    """Eq. 10: p^x = p^x_0 · I(t)."""
+    return min(1.0, base * intensity)
+
+
+@njit(cache=True, inline="always")
+def caught_value(vsl: float, execution: float, served_share: float, prison: float,
+                 penal_death: float) -> float:
+    """Eq. 13: V_caught = −[π_exec·VSL + (1 − π_exec)(s·cost(J) + Δp_penal·VSL)]."""
+    return -(execution * vsl + (1.0 - execution) * (served_share * prison + penal_death * vsl))
+
+
+@njit(cache=True, inline="always")
+def moral_cost(m0: float, cohesion_cost: float, cohesion: float, share_defected: float) -> float:
+    """Eq. 12a: m_i = m0_i + μ·κ_u·(1 − share_def_u)."""
+    return m0 + cohesion_cost * cohesion * max(0.0, 1.0 - share_defected)
+
+
+@njit(cache=True, inline="always")
+def success_value(package: float, moral: float, family_cost: float, return_cost: float,
+                  threat_cost: float, assassination_cost: float) -> float:
+    """Eq. 12: V_succ = c·(R + π_asy A + U(trip)) − m_i − F_i − X_i − C_w^def − C_assn."""
+    return package - moral - family_cost - return_cost - threat_cost - assassination_cost
+
+
+@njit(cache=True, inline="always")
+def net_gain(p_catch: float, p_cross_death: float, v_success: float, v_caught: float, v_killed: float,
+             v_stay: float) -> float:
+    """Eq. 14: Δ = q·V_succ + p^c·V_caught + (1 − p^c)·p^x·V_killed − V_stay, q = (1−p^c)(1−p^x)."""
+    q = (1.0 - p_catch) * (1.0 - p_cross_death)
+    return q * v_success + p_catch * v_caught + (1.0 - p_catch) * p_cross_death * v_killed - v_stay
+
+
+@njit(cache=True, inline="always")
+def option_value(delta_now: float, delta_later: float, discount_k: float) -> float:
+    """Eq. 19: OV = max(0, δ_k·Δ_k − max(Δ_now, 0)); acting now is compared with waiting k days."""
+    return max(0.0, discount_k * delta_later - max(delta_now, 0.0))
+
+
+@njit(cache=True, inline="always")
+def reveal_probability(r0: float, sensitivity: float, monitors: float) -> float:
+    """Eq. 16: r = r0 · exp(−ζ·M): monitoring suppresses revealing one's willingness."""
+    return r0 * math.exp(-sensitivity * monitors)
+
+
+@njit(cache=True, inline="always")
+def attempt_propensity(delta: float, option: float, scale_usd: float, threshold: float, peer: float,
+                       precedent: float, peer_weight: float, precedent_weight: float) -> float:
+    """Eq. 17: z = (Δ − OV)/V0 − τ_i + φ·peer + ψ·prec_u; attempt iff z + ε > 0, ε ~ Logistic(σ)."""
+    return (delta - option) / scale_usd - threshold + peer_weight * peer + precedent_weight * precedent
+
+
+@njit(cache=True, inline="always")
+def logit_probability(z: float, scale: float) -> float:
+    """Eq. 17b: P(attempt) = Λ(z/σ) = 1/(1 + e^{−z/σ})."""
+    return 1.0 / (1.0 + math.exp(-z / scale))
+
+
+@njit(cache=True, inline="always")
+def credibility(prior_alpha: float, prior_beta: float, positive: float, negative: float) -> float:
+    """Eq. 26b: c = α/(α + β) with α = α0 + E⁺, β = β0 + E⁻."""
+    a = prior_alpha + positive
+    return a / (a + prior_beta + negative)
+
+
+# ----------------------------------------------------------------------------- the decision phase
+@njit(cache=True)
+def _soldier_terms(i: int, aware: bool, offer: float, cred: float, share_def: float, cohesion: float,
+                   exposure: float, p: EngineParams, vsl: np.ndarray, income: np.ndarray,
+                   moral: np.ndarray, family: np.ndarray, offer_noise: np.ndarray,
+                   soldier_type: np.ndarray) -> tuple[float, float, float, float]:
+    """(V_succ, V_caught, V_killed, V_stay) for soldier i today."""
+    v = vsl[i]
+    r = p.discount_rate
+    beta = p.present_bias
+    hz = death_hazard(p.death_hazard, exposure, p.type_hazard[soldier_type[i]], p.intensity)
+    vsly = value_of_life_year(v, r)
+    prison = prison_cost(p.sentence_years, vsly, p.prison_year_vsly, beta, r)
+    threat = 0.0
+    package = 0.0
+    asylum_p = 0.0
+    extraction = 0.0
+    c = 0.0
+    if aware:
+        c = cred
+        threat = p.threat_probability * prison_cost(p.threat_years, vsly, p.prison_year_vsly, beta, r)
+        perceived = offer * math.exp(p.offer_noise * offer_noise[i] - 0.5 * p.offer_noise**2)
+        cash = cash_value(perceived, p.share_now, p.deferred_delay, p.deferred_instalments, income[i],
+                          p.crra, beta, r)
+        asylum = asylum_value(p.resettled_income + p.education_premium, income[i], beta, r,
+                              p.working_life, p.exile_cost)
+        trip = crra_utility(p.trip_value, income[i], p.crra)
+        asylum_p = p.asylum_probability
+        extraction = p.family_extraction
+        package = offer_value(c, cash, asylum_p, asylum, trip)
+    m = moral_cost(moral[i], p.cohesion_cost, cohesion, share_def)
+    fam = p.family_reprisal * family[i] * (1.0 - c * extraction)
+    ret = (1.0 - c * asylum_p) * p.exchange_return * p.prosecution_if_returned * p.served_share * prison
+    def_threat = (1.0 - p.amnesty) * threat
+    assn = c * asylum_p * p.assassination_risk * (1.0 - p.protection) * v
+    v_succ = success_value(package, m, fam, ret, def_threat, assn)
+    v_caught = caught_value(v, p.execution_probability, p.served_share, prison, p.penal_death_risk)
+    v_stay = stay_value(hz, v, p.pay_day, p.death_benefit, p.family_benefit_weight, p.remaining_days, beta, r,
+                        threat)
+    return v_succ, v_caught, -v, v_stay
+
+
+@njit(cache=True, parallel=True)
+def decide(t: int, seed: int, rep: int, p: EngineParams, offer: float, offer_on: bool,
+           status: np.ndarray, left_day: np.ndarray, soldier_type: np.ndarray, vsl: np.ndarray,
+           income: np.ndarray, moral: np.ndarray, threshold: np.ndarray, family: np.ndarray,
+           offer_noise: np.ndarray, aware_day: np.ndarray, neighbours: np.ndarray,
+           company_class: np.ndarray, cohesion: np.ndarray, precedent: np.ndarray,
+           evidence_pos: np.ndarray, evidence_neg: np.ndarray, defected: np.ndarray,
+           out: np.ndarray) -> None:
+    """Phases 6–9: opportunity, evaluation, squad coordination (eq. 18) and attempt resolution.
+
+    ``out[c]`` receives (attempts, arrived, caught, executed, killed_crossing) of company c.
+    """
+    cs = p.company_size
+    ss = p.squad_size
+    n_comp = company_class.size
+    k_opp = rng.stream_key(seed, rep, t, rng.OPPORTUNITY)
+    k_shock = rng.stream_key(seed, rep, t, rng.SHOCK)
+    k_rev = rng.stream_key(seed, rep, t, rng.REVEAL)
+    k_catch = rng.stream_key(seed, rep, t, rng.CATCH)
+    k_cross = rng.stream_key(seed, rep, t, rng.CROSSING)
+    k_exec = rng.stream_key(seed, rep, t, rng.EXECUTION)
+    p_cross = crossing_death_probability(p.killed_crossing, p.intensity)
+    p_reveal = reveal_probability(p.reveal_probability, p.reveal_sensitivity, p.monitors)
+    for c in prange(n_comp):
+        for k in range(5):
+            out[c, k] = 0
+        cls = company_class[c]
+        p_opp = p.class_opportunity[cls]
+        if p_opp <= 0.0:
+            continue
+        exposure = p.class_exposure[cls]
+        cred = credibility(p.prior_alpha, p.prior_beta, evidence_pos[c], evidence_neg[c])
+        share_def = defected[c] / cs
+        # per-squad scratch
+        v_s = np.zeros(ss)
+        v_c = np.zeros(ss)
+        v_k = np.zeros(ss)
+        v_st = np.zeros(ss)
+        thr = np.zeros(ss)
+        peer_net = np.zeros(ss)
+        eps = np.zeros(ss)
+        willing = np.zeros(ss, np.bool_)
+        reveals = np.zeros(ss, np.bool_)
+        active = np.zeros(ss, np.bool_)
+        for s in range(c * cs // ss, (c + 1) * cs // ss):
+            if rng.uniform(k_opp, s) >= p_opp:
+                continue  # eq. 15: the squad has no crossing opportunity today
+            first = s * ss
+            n_here = 0
+            for j in range(ss):
+                i = first + j
+                active[j] = status[i] == SERVING
+                willing[j] = False
+                if not active[j]:
+                    continue
+                n_here += 1
+                aware = offer_on and aware_day[i] <= t
+                v_s[j], v_c[j], v_k[j], v_st[j] = _soldier_terms(
+                    i, aware, offer, cred, share_def, cohesion[c], exposure, p, vsl, income, moral, family,
+                    offer_noise, soldier_type)
+                n_def = 0
+                for d in range(neighbours.shape[1]):
+                    if status[neighbours[i, d]] == ARRIVED:
+                        n_def += 1
+                peer_net[j] = n_def / neighbours.shape[1]
+                thr[j] = threshold[i]
+                eps[j] = rng.logistic(k_shock, i, p.logit_scale)
+                reveals[j] = rng.uniform(k_rev, i) < p_reveal
+            if n_here == 0:
+                continue
+            # eq. 18: best-response cascade on action inside the squad, A_0 with D = 0
+            changed = True
+            rounds = 0
+            while changed and rounds <= ss:
+                changed = False
+                rounds += 1
+                n_rev = 0
+                for j in range(ss):
+                    if active[j] and willing[j] and reveals[j]:
+                        n_rev += 1
+                for j in range(ss):
+                    if not active[j] or willing[j]:
+                        continue
+                    d_known = n_rev  # j is not yet willing, so he is not among the revealed willing
+                    pc = catch_probability(p.catch_base, p.arrest_constant, p.monitors, p.monitor_vision,
+                                           d_known)
+                    delta = net_gain(pc, p_cross, v_s[j], v_c[j], v_k[j], v_st[j])
+                    peer_sq = d_known / ss if d_known >= p.cc_contacts else 0.0
+                    # OV = 0 under a flat offer (eq. 19 with ĝ = 0); escalating offers come with issue 3
+                    z = attempt_propensity(delta, 0.0, p.utility_scale, thr[j], peer_net[j] + peer_sq,
+                                           precedent[c], p.peer_weight, p.precedent_weight)
+                    if z + eps[j] > 0.0:
+                        willing[j] = True
+                        changed = True
+            n_go = 0
+            for j in range(ss):
+                if active[j] and willing[j]:
+                    n_go += 1
+            if n_go == 0:
+                continue
+            pc_real = catch_probability(p.catch_base, p.arrest_constant, p.monitors, p.monitor_vision, n_go - 1)
+            for j in range(ss):
+                if not (active[j] and willing[j]):
+                    continue
+                i = first + j
+                out[c, 0] += 1
+                left_day[i] = t
+                if rng.uniform(k_catch, i) < pc_real:
+                    if rng.uniform(k_exec, i) < p.execution_probability:
+                        status[i] = EXECUTED
+                        out[c, 3] += 1
+                    else:
+                        status[i] = CAUGHT
+                    out[c, 2] += 1
+                elif rng.uniform(k_cross, i) < p_cross:
+                    status[i] = KILLED_CROSSING
+                    out[c, 4] += 1
+                else:
+                    status[i] = ARRIVED
+                    out[c, 1] += 1
+
+
+@njit(cache=True, parallel=True)
+def decide_threshold(t: int, share_prev: float, status: np.ndarray, left_day: np.ndarray,
+                     threshold: np.ndarray, company_size: int, out: np.ndarray) -> None:
+    """Eq. 20, threshold-only mode (Granovetter 1978): act iff the share already acting ≥ τ_i.
+
+    Everyone has an opportunity every day and every attempt succeeds, so the daily map is
+    r(t+1) = F(r(t)) with F the threshold CDF, Granovetter's own dynamics.
+    """
+    n_comp = out.shape[0]
+    for c in prange(n_comp):
+        for k in range(5):
+            out[c, k] = 0
+        for i in range(c * company_size, (c + 1) * company_size):
+            if status[i] == SERVING and threshold[i] <= share_prev:
+                status[i] = ARRIVED
+                left_day[i] = t
+                out[c, 0] += 1
+                out[c, 1] += 1
+
+

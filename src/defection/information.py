@@ -1,0 +1,73 @@
+"""Information: awareness of the offer (Bass diffusion on the company network) and credibility.
+
+Awareness is a simple contagion (eq. 23): media reach every soldier with the same daily probability,
+and each unaware soldier also learns from aware network ties. Credibility (eq. 26) is a Beta belief
+whose evidence is held per company: every signal in the model (comrades who got across, comrades
+killed while surrendering) is company-local, so per-soldier pseudo-counts would be identical inside a
+company. Evidence decays toward the prior, not toward zero (see docs/model.md, deviations).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from defection import rng
+from defection.parameters import EngineParams
+from defection.population import SERVING
+
+
+@njit(cache=True, inline="always")
+def awareness_hazard(external: float, imitation: float, aware_neighbour_share: float) -> float:
+    """Eq. 23: h = 1 − (1 − p_ext)(1 − q·a_nbr)."""
+    return 1.0 - (1.0 - external) * (1.0 - imitation * aware_neighbour_share)
+
+
+@njit(cache=True, inline="always")
+def decayed_evidence(evidence: float, memory: float, new: float) -> float:
+    """Eq. 26: E_{t+1} = λ_c·E_t + Σ w_e (evidence above the prior decays with memory λ_c)."""
+    return memory * evidence + new
+
+
+@njit(cache=True, inline="always")
+def decayed_precedent(precedent: float, decay: float, new_share: float) -> float:
+    """Eq. 24: prec_{t+1} = d·prec_t + (defections today)/(company size), d = 2^(−1/half-life)."""
+    return decay * precedent + new_share
+
+
+@njit(cache=True, parallel=True)
+def spread_awareness(t: int, seed: int, rep: int, p: EngineParams, offer_on: bool, status: np.ndarray,
+                     aware_day: np.ndarray, heard_day: np.ndarray, neighbours: np.ndarray,
+                     n_comp: int) -> None:
+    """Phase 4: unaware serving soldiers learn of the offer with the hazard of eq. 23."""
+    if not offer_on:
+        return
+    cs = p.company_size
+    deg = neighbours.shape[1]
+    k_aw = rng.stream_key(seed, rep, t, rng.AWARENESS)
+    for c in prange(n_comp):
+        for i in range(c * cs, (c + 1) * cs):
+            if status[i] != SERVING or aware_day[i] < t:
+                continue
+            n_aware = 0
+            for d in range(deg):
+                if aware_day[neighbours[i, d]] < t:
+                    n_aware += 1
+            h = awareness_hazard(p.external_reach, p.peer_imitation, n_aware / deg)
+            if rng.uniform(k_aw, i) < h:
+                aware_day[i] = t
+                heard_day[i] = t
+
+
+@njit(cache=True)
+def update_company_signals(p: EngineParams, counts: np.ndarray, precedent: np.ndarray,
+                           evidence_pos: np.ndarray, evidence_neg: np.ndarray, defected: np.ndarray) -> None:
+    """Phase 12: precedent (eq. 24) and credibility evidence (eq. 26) from today's outcomes."""
+    cs = p.company_size
+    for c in range(precedent.size):
+        arrived = counts[c, 1]
+        killed = counts[c, 4]
+        defected[c] += arrived
+        precedent[c] = decayed_precedent(precedent[c], p.precedent_decay, arrived / cs)
+        evidence_pos[c] = decayed_evidence(evidence_pos[c], p.memory, p.weight_arrival * arrived)
+        evidence_neg[c] = decayed_evidence(evidence_neg[c], p.memory, p.weight_killed * killed)

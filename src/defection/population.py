@@ -1,0 +1,162 @@
+"""Population synthesis: soldiers as a structure of arrays, sorted by company and squad.
+
+Slot ``i`` belongs to company ``i // company_size`` and squad ``i // squad_size``; companies are
+contiguous, so a kernel can run over companies in parallel with no write races. A vacated slot is
+refilled by a replacement (eq. 21) who is drawn with the same function as the initial soldiers, keyed by
+the day he arrives, so replacements are reproducible and shared across policy variants.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+from defection import rng
+from defection.parameters import EngineParams
+
+# Soldier status codes (model-reference §2.1). Everything but SERVING has left the unit.
+SERVING, ARRIVED, CAUGHT, EXECUTED, KILLED_CROSSING, KILLED, WOUNDED = 0, 1, 2, 3, 4, 5, 6
+NEVER = np.int32(2**31 - 1)
+
+
+@dataclass
+class Population:
+    """Per-soldier and per-company state of one replicate. Arrays only; no behaviour."""
+
+    status: np.ndarray  # int8
+    left_day: np.ndarray  # int32, day the slot was vacated
+    soldier_type: np.ndarray  # int8, index into TYPE_NAMES
+    vsl: np.ndarray  # float64, USD
+    income: np.ndarray  # float64, USD/year
+    moral: np.ndarray  # float64, USD (m0_i)
+    threshold: np.ndarray  # float64, threshold units (τ_i)
+    family: np.ndarray  # int8, 1 = family exposed to reprisals
+    offer_noise: np.ndarray  # float64, standard-normal z of the perceived offer
+    aware_day: np.ndarray  # int32, day the soldier learned of the offer (NEVER if not)
+    heard_day: np.ndarray  # int32, last day he heard the current offer
+    neighbours: np.ndarray  # int32 (n, degree), slots of his network ties (same company)
+    # per company
+    company_type: np.ndarray  # int8, dominant type
+    company_class: np.ndarray  # int8, exposure class (rear/line/assault)
+    cohesion: np.ndarray  # float64, κ_u
+    precedent: np.ndarray  # float64, prec_u
+    evidence_pos: np.ndarray  # float64, positive credibility evidence
+    evidence_neg: np.ndarray  # float64, negative credibility evidence
+    defected: np.ndarray  # int64, soldiers of the company who got across so far
+
+    @property
+    def n(self) -> int:
+        return int(self.status.size)
+
+    @property
+    def companies(self) -> int:
+        return int(self.company_type.size)
+
+
+@njit(cache=True, inline="always")
+def categorical(u: float, shares: np.ndarray) -> int:
+    """Index k with probability shares[k] by inversion of the cumulative shares."""
+    acc = 0.0
+    for k in range(shares.size):
+        acc += shares[k]
+        if u < acc:
+            return k
+    return shares.size - 1
+
+
+@njit(cache=True)
+def draw_soldier(i: int, dominant: int, seed: int, rep: int, day: int, p: EngineParams,
+                 soldier_type: np.ndarray, vsl: np.ndarray, income: np.ndarray, moral: np.ndarray,
+                 threshold: np.ndarray, family: np.ndarray, offer_noise: np.ndarray) -> None:
+    """Draw the attributes of the soldier in slot i arriving on `day` (eq. 8 and §2.1)."""
+    k_type = rng.stream_key(seed, rep, day, rng.POP_TYPE)
+    if rng.uniform(k_type, i) < p.homogeneity:
+        t = dominant
+    else:
+        t = categorical(rng.uniform(k_type ^ np.uint64(1), i), p.type_share)
+    soldier_type[i] = t
+    vsl[i] = p.type_vsl[t] * math.exp(p.vsl_log_sd * rng.normal(rng.stream_key(seed, rep, day, rng.POP_VSL), i))
+    income[i] = p.income * math.exp(p.income_log_sd * rng.normal(rng.stream_key(seed, rep, day, rng.POP_INCOME), i))
+    moral[i] = p.moral_median * p.type_moral[t] * math.exp(
+        p.moral_log_sd * rng.normal(rng.stream_key(seed, rep, day, rng.POP_MORAL), i))
+    threshold[i] = p.threshold_mean + p.threshold_sd * rng.normal(rng.stream_key(seed, rep, day, rng.POP_THRESHOLD), i)
+    family[i] = 1 if rng.uniform(rng.stream_key(seed, rep, day, rng.POP_FAMILY), i) < p.family_share else 0
+    offer_noise[i] = rng.normal(rng.stream_key(seed, rep, day, rng.POP_NOISE), i)
+
+
+@njit(cache=True, parallel=True)
+def _synthesise(n_comp: int, seed: int, rep: int, p: EngineParams,
+                soldier_type: np.ndarray, vsl: np.ndarray, income: np.ndarray, moral: np.ndarray,
+                threshold: np.ndarray, family: np.ndarray, offer_noise: np.ndarray,
+                aware_day: np.ndarray, heard_day: np.ndarray, neighbours: np.ndarray,
+                company_type: np.ndarray, company_class: np.ndarray, cohesion: np.ndarray) -> None:
+    cs = p.company_size
+    k_ct = rng.stream_key(seed, rep, -1, rng.POP_COMPANY_TYPE)
+    k_cc = rng.stream_key(seed, rep, -1, rng.POP_COMPANY_CLASS)
+    k_net = rng.stream_key(seed, rep, -1, rng.POP_NETWORK)
+    k_aw = rng.stream_key(seed, rep, -1, rng.AWARENESS)
+    half = p.degree // 2
+    for c in prange(n_comp):
+        dom = categorical(rng.uniform(k_ct, c), p.type_share)
+        company_type[c] = dom
+        company_class[c] = categorical(rng.uniform(k_cc, c), p.class_share)
+        counts = np.zeros(5, dtype=np.int64)
+        for i in range(c * cs, (c + 1) * cs):
+            draw_soldier(i, dom, seed, rep, -1, p, soldier_type, vsl, income, moral, threshold, family,
+                         offer_noise)
+            counts[soldier_type[i]] += 1
+            if rng.uniform(k_aw, i) < p.initial_aware:
+                aware_day[i] = -1
+                heard_day[i] = -1
+            # Watts–Strogatz within the company: ring lattice of `degree` ties, each rewired with prob. p.
+            local = i - c * cs
+            for d in range(p.degree):
+                offset = d - half if d < half else d - half + 1
+                j = (local + offset) % cs
+                slot = i * p.degree + d
+                if rng.uniform(k_net, slot) < p.rewiring:
+                    j = int(rng.uniform(k_net ^ np.uint64(7), slot) * cs)
+                    if j == local:
+                        j = (local + 1) % cs
+                neighbours[i, d] = c * cs + j
+        cohesion[c] = p.cohesion_base * counts.max() / cs
+
+
+def synthesise(n_agents: int, seed: int, rep: int, p: EngineParams) -> Population:
+    """Build replicate `rep`'s population of whole companies (n_agents rounded down to companies)."""
+    cs = p.company_size
+    n_comp = max(1, n_agents // cs)
+    n = n_comp * cs
+    pop = Population(
+        status=np.zeros(n, np.int8),
+        left_day=np.full(n, NEVER, np.int32),
+        soldier_type=np.zeros(n, np.int8),
+        vsl=np.zeros(n),
+        income=np.zeros(n),
+        moral=np.zeros(n),
+        threshold=np.zeros(n),
+        family=np.zeros(n, np.int8),
+        offer_noise=np.zeros(n),
+        aware_day=np.full(n, NEVER, np.int32),
+        heard_day=np.full(n, NEVER, np.int32),
+        neighbours=np.zeros((n, p.degree), np.int32),
+        company_type=np.zeros(n_comp, np.int8),
+        company_class=np.zeros(n_comp, np.int8),
+        cohesion=np.zeros(n_comp),
+        precedent=np.zeros(n_comp),
+        evidence_pos=np.zeros(n_comp),
+        evidence_neg=np.zeros(n_comp),
+        defected=np.zeros(n_comp, np.int64),
+    )
+    _synthesise(n_comp, seed, rep, p, pop.soldier_type, pop.vsl, pop.income, pop.moral, pop.threshold,
+                pop.family, pop.offer_noise, pop.aware_day, pop.heard_day, pop.neighbours,
+                pop.company_type, pop.company_class, pop.cohesion)
+    return pop
+
+
+def simulated_agents(n_agents: int, company_size: int) -> int:
+    """The number of agents actually simulated: whole companies only."""
+    return max(1, n_agents // company_size) * company_size

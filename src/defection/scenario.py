@@ -1,0 +1,642 @@
+"""Scenario schema: every model parameter with its unit, default, allowed range and source.
+
+A scenario is a TOML file validated by pydantic v2. The schema below *is* the parameter registry:
+``defection params`` and ``defection init`` are generated from it, so a number cannot appear in the
+model without a unit, a range and a source (or the words "calibrated" / "assumption").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+RUB_PER_USD = 90.0  # history.md §header: 2024 average ≈92, 2025 ≈83 [M]; used only to convert sources.
+
+
+def param(default: Any, lo: float | None, hi: float | None, unit: str, source: str, doc: str) -> Any:
+    """A scenario field with its registry metadata (unit, range, source, meaning)."""
+    extra = {"unit": unit, "source": source, "lo": lo, "hi": hi}
+    kwargs: dict[str, Any] = {"default": default, "description": doc, "json_schema_extra": extra}
+    if lo is not None:
+        kwargs["ge"] = lo
+    if hi is not None:
+        kwargs["le"] = hi
+    return Field(**kwargs)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+# ---------------------------------------------------------------------------------------------
+class Meta(Section):
+    name: str = Field("proposal-100k", description="Short scenario name shown in run lists.")
+    description: str = Field(
+        "The proposal in shared/seed/proposal.txt: $100,000 cash, a Disneyland trip, asylum and a "
+        "Western education offered to Russian soldiers in Ukraine, with war-crimes threats to stayers.",
+        description="Free text.",
+    )
+
+
+class Simulation(Section):
+    days: int = param(365, 1, 3650, "day", "design: horizon 180–730 d (model-reference §2)",
+                      "Days simulated.")
+    replicates: int = param(20, 1, 100_000, "count",
+                            "design; ≥100 recommended for publication (model-reference §7.2)",
+                            "Stochastic replicates; intervals are taken across them.")
+    seed: int = param(20220302, 0, 2**62, "integer", "design", "Master seed of the counter-based RNG.")
+    agents: int = param(99_000, 1, 50_000_000, "agents",
+                        "design: scaled sample of whole companies (Covasim pop_scale)",
+                        "Simulated soldiers; each stands for soldiers/agents real soldiers.")
+    mode: Literal["full", "threshold"] = Field(
+        "full", description="'full' = random-utility model (eq. 9–19); 'threshold' = Granovetter "
+        "threshold-only mode used for docking (eq. 20).")
+
+
+class SoldierType(Section):
+    share: float = param(0.2, 0.0, 1.0, "share of force", "see type", "Share of the force.")
+    hazard_multiplier: float = param(1.0, 0.0, 20.0, "×", "see type",
+                                     "Multiplier on the daily death hazard (eq. 1).")
+    vsl_median_usd: float = param(1.5e6, 1e4, 2e7, "USD", "see type",
+                                  "Median value of own statistical life (eq. 8).")
+    moral_cost_multiplier: float = param(1.0, 0.0, 10.0, "×", "see type",
+                                         "Multiplier on the moral/identity cost of defecting (eq. 12).")
+
+
+def _type(share: float, hazard: float, vsl: float, moral: float, why: str) -> Any:
+    return Field(
+        default_factory=lambda: SoldierType(share=share, hazard_multiplier=hazard, vsl_median_usd=vsl,
+                                            moral_cost_multiplier=moral),
+        description=why,
+    )
+
+
+class SoldierTypes(Section):
+    """The five soldier types of model-reference §2.1, in a fixed order (index 0–4 in the engine)."""
+
+    contract: SoldierType = _type(
+        0.57, 1.0, 3.0e5, 1.0,
+        "Contract/volunteer. Share: assumption from POW profile 76% contract incl. PMC/prison [history §1g] "
+        "less convicts and officers. VSL: DERIVED revealed VSL of volunteers $0.1–0.3M [R3]. "
+        "Moral multiplier: assumption (reference type).")
+    mobilised: SoldierType = _type(
+        0.25, 1.0, 1.5e6, 0.6,
+        "Mobilised reservists. Share: 244k of 617k in Dec 2023 less losses; POWs 19% [history §2, §1g]. "
+        "VSL: Russian population VSL ≈$1.5M [V5]. Moral 0.6: assumption, involuntary service lowers "
+        "loyalty (McLauchlin: conscript units desert more [S4]).")
+    convict: SoldierType = _type(
+        0.08, 2.0, 1.5e5, 0.7,
+        "Convict/'Storm' units. Share: assumption (up to 100k inmates sent [history §2]). Hazard ×2: "
+        "DERIVED, 14% of identified dead [R6] vs ≈8% of force. VSL: DERIVED low revealed VSL [R3]. "
+        "Moral 0.7: assumption.")
+    conscript: SoldierType = _type(
+        0.05, 0.2, 1.5e6, 0.8,
+        "Conscripts (mostly rear). Share: ~5% of POWs [history §1g]. Hazard ×0.2: rear role "
+        "(model-reference §2.1 role_mult). VSL: population VSL [V5]. Moral: assumption.")
+    officer: SoldierType = _type(
+        0.05, 0.7, 1.5e6, 2.0,
+        "Officers. Share: ~3% of POWs officers, 13% sergeants [history §1g]; assumption 5%. Hazard ×0.7 "
+        "and moral ×2: assumption (5,540 officers among identified dead [history §2]).")
+
+    def ordered(self) -> list[tuple[str, SoldierType]]:
+        return [(n, getattr(self, n)) for n in TYPE_NAMES]
+
+    @model_validator(mode="after")
+    def _shares_sum_to_one(self) -> SoldierTypes:
+        total = sum(t.share for _, t in self.ordered())
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"type shares must sum to 1, they sum to {total:.6g}")
+        return self
+
+
+TYPE_NAMES = ("contract", "mobilised", "convict", "conscript", "officer")
+
+
+class Force(Section):
+    soldiers: int = param(700_000, 1, 20_000_000, "soldiers",
+                          "Putin, Jun 2024: 'almost 700,000' in the SVO zone [history §2] [S]",
+                          "Soldiers in theatre represented by the simulation.")
+    squad_size: int = param(9, 2, 30, "soldiers", "model-reference §2.2 (squad ≈8–10)",
+                            "Soldiers per squad; squads are the coordination groups (eq. 16).")
+    squads_per_company: int = param(11, 1, 100, "squads", "model-reference §2.2 (company ≈100)",
+                                    "Squads per company; companies are the units (eq. 22).")
+    unit_homogeneity: float = param(0.8, 0.0, 1.0, "share", "assumption",
+                                    "Probability that a soldier has his company's dominant type.")
+    cohesion_base: float = param(1.0, 0.0, 1.0, "index", "assumption (Costa & Kahn [S3]: homogeneity "
+                                 "raises cohesion)", "Cohesion κ_u of a fully homogeneous company (eq. 5).")
+    rear_share: float = param(0.30, 0.0, 1.0, "share of companies", "assumption",
+                              "Companies in the rear exposure class.")
+    line_share: float = param(0.55, 0.0, 1.0, "share of companies", "assumption",
+                              "Companies on the contact line.")
+    assault_share: float = param(0.15, 0.0, 1.0, "share of companies", "assumption",
+                                 "Assault companies.")
+    rear_exposure: float = param(0.2, 0.0, 20.0, "×", "model-reference §2.1 role_mult (rear 0.2)",
+                                 "Death-hazard multiplier of rear companies (eq. 1).")
+    line_exposure: float = param(1.0, 0.0, 20.0, "×", "model-reference §2.1 role_mult (line 1–3)",
+                                 "Death-hazard multiplier of line companies (eq. 1).")
+    assault_exposure: float = param(5.0, 0.0, 50.0, "×", "model-reference §2.1 role_mult (assault 5–10)",
+                                    "Death-hazard multiplier of assault companies (eq. 1).")
+    types: SoldierTypes = Field(default_factory=SoldierTypes, description="Soldier types.")
+
+    @model_validator(mode="after")
+    def _class_shares(self) -> Force:
+        total = self.rear_share + self.line_share + self.assault_share
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"rear_share + line_share + assault_share must sum to 1, they sum to {total:.6g}")
+        return self
+
+    @property
+    def company_size(self) -> int:
+        return self.squad_size * self.squads_per_company
+
+
+class Preferences(Section):
+    vsl_log_sd: float = param(0.8, 0.0, 3.0, "log-sd", "assumption: spans $0.15M–$7M range [V1–V7]",
+                              "Spread of VSL around the type median (eq. 8).")
+    present_bias: float = param(0.85, 0.5, 1.0, "β", "meta-analysis β=0.82 [0.74,0.90], bias-corrected "
+                                "0.87 [P1]", "Quasi-hyperbolic present bias on all future payoffs (eq. 4).")
+    discount_rate: float = param(0.20, 0.0, 1.0, "per year", "Warner & Pleeter: most enlisted >17.5% [P4]",
+                                 "Long-run annual discount rate r (eq. 3).")
+    crra: float = param(0.5, 0.0, 0.99, "η", "Holt & Laury [P6]",
+                        "Relative risk aversion over money (eq. 2).")
+    income_usd_year: float = param(9_700.0, 1_000.0, 200_000.0, "USD/year",
+                                   "73k RUB/month average income [R3] at 90 RUB/USD",
+                                   "Median civilian income W, the CRRA reference and Y_RU (eq. 2, 6).")
+    income_log_sd: float = param(0.4, 0.0, 2.0, "log-sd", "assumption (regional spread [R3])",
+                                 "Spread of civilian income.")
+    moral_cost_median_usd: float = param(60_000.0, 0.0, 5e6, "USD", "calibrated (hand-tuned to P2/P3 "
+                                         "pattern; model-reference §5 m0 CALIBRATE)",
+                                         "Median latent moral/identity cost m0 (eq. 12).")
+    moral_cost_log_sd: float = param(1.0, 0.0, 4.0, "log-sd", "calibrated (Kuran [C3]: wide, hidden)",
+                                     "Heterogeneity of m0 (eq. 12).")
+    cohesion_cost_usd: float = param(50_000.0, 0.0, 5e6, "USD", "calibrated (Shils & Janowitz [S2])",
+                                     "μ: extra moral cost of abandoning a fully cohesive, intact group (eq. 12).")
+    threshold_mean: float = param(0.25, -1.0, 2.0, "threshold units", "Granovetter [C1]",
+                                  "Mean of the idiosyncratic threshold τ_i (eq. 17, 20).")
+    threshold_sd: float = param(0.15, 0.0, 2.0, "threshold units", "Granovetter [C1, C1b]; range 0.05–0.3",
+                                "Spread of τ_i.")
+    utility_scale_usd: float = param(100_000.0, 1_000.0, 1e7, "USD per threshold unit", "assumption",
+                                     "Money that equals one threshold unit; converts Δ to threshold units.")
+    logit_scale: float = param(0.3, 0.001, 10.0, "threshold units", "calibrated (McFadden logit [T1])",
+                               "σ, scale of the daily random-utility shock (eq. 17).")
+    peer_weight: float = param(0.5, 0.0, 10.0, "threshold units", "calibrated [S5, S6]",
+                               "φ, weight of the share of co-defectors/defected network neighbours (eq. 17).")
+    precedent_weight: float = param(2.0, 0.0, 50.0, "threshold units", "calibrated (Lehmann & Zhukov [S6])",
+                                    "ψ, weight of the company's recent defection precedent (eq. 17).")
+    precedent_half_life_days: float = param(30.0, 1.0, 365.0, "day", "model-reference §5 (30 d; 7–90 d)",
+                                            "Half-life of the precedent index prec_u (eq. 24).")
+    complex_contagion_contacts: int = param(2, 1, 5, "contacts", "Centola & Macy [C6]",
+                                            "Revealed willing squad-mates needed before the peer term acts "
+                                            "(eq. 18).")
+    reveal_probability: float = param(0.3, 0.0, 1.0, "per day", "calibrated (Kuran [C3])",
+                                      "r0, chance a soldier reveals his willingness to his squad (eq. 16).")
+    reveal_monitor_sensitivity: float = param(10.0, 0.0, 100.0, "per monitor/soldier",
+                                              "calibrated (Kuran [C3])",
+                                              "ζ: monitoring suppresses revelation, r = r0·exp(−ζ·M) (eq. 16).")
+    has_family_share: float = param(0.5, 0.0, 1.0, "share", "POW profile: ~half have children "
+                                    "[history §1g] [S]", "Soldiers exposed to family reprisals (eq. 12).")
+
+
+class Combat(Section):
+    death_hazard: float = param(3e-4, 0.0, 0.05, "per day", "DERIVED: 243k–352k dead over ≈1,400 d "
+                                "of ~600k [R5]", "p0, baseline daily death hazard (eq. 1).")
+    wounded_per_killed: float = param(3.0, 0.0, 10.0, "ratio", "DERIVED: CSIS ~1.2M casualties incl. "
+                                      "up to 325k dead [history §2]", "Evacuated wounded per soldier killed.")
+    intensity: float = param(1.0, 0.0, 10.0, "×", "scenario", "I(t), combat-intensity multiplier (eq. 1).")
+    replacement_rate: float = param(0.02, 0.0, 1.0, "per vacancy per day",
+                                    "assumption: recruitment ≈30k/month matches losses [history §2]",
+                                    "Daily chance a vacant slot is refilled (eq. 21).")
+    remaining_exposure_days: float = param(365.0, 30.0, 2000.0, "day", "calibrated (model-reference "
+                                           "§4.3 T_i 90–730 d)", "T, expected remaining front exposure (eq. 7).")
+    opportunity_line: float = param(0.01, 0.0, 1.0, "per squad per day", "model-reference §5 P(opp) 0.01",
+                                    "Daily crossing opportunity of a line squad (eq. 15).")
+    opportunity_assault: float = param(0.015, 0.0, 1.0, "per squad per day", "assumption (contact-heavy)",
+                                       "Daily crossing opportunity of an assault squad (eq. 15).")
+    opportunity_rear: float = param(0.0, 0.0, 1.0, "per squad per day", "model-reference §5 (rear 0)",
+                                    "Daily crossing opportunity of a rear squad (eq. 15).")
+    opportunity_persistence: float = param(0.999, 0.9, 1.0, "per day", "model-reference §5 π_opp",
+                                           "π_opp, daily survival of the chance to defect later (eq. 19).")
+    pay_usd_month: float = param(2_333.0, 0.0, 50_000.0, "USD/month",
+                                 "210k RUB/month minimum SVO pay 2024 [R3]", "w, soldier pay (eq. 7).")
+    death_benefit_usd: float = param(138_000.0, 0.0, 2e6, "USD", "12.4M RUB to family [R7]",
+                                     "D_death, state payment to the family on death (eq. 7).")
+    family_benefit_weight: float = param(0.3, 0.0, 1.0, "weight", "calibrated (model-reference §5 ω_fam)",
+                                         "ω_fam, weight a soldier puts on the death benefit (eq. 7).")
+
+
+class Crossing(Section):
+    catch_base: float = param(0.05, 0.0, 1.0, "probability", "calibrated (model-reference §5 p^c_0)",
+                              "p^c_0, chance of being caught with no monitors (eq. 9).")
+    arrest_constant: float = param(2.3, 0.0, 10.0, "k", "Epstein [C2]; Mesa default [C2a]",
+                                   "k in the arrest form 1−exp(−k·M_v/(1+D)) (eq. 9).")
+    monitor_vision: float = param(6.0, 1.0, 100.0, "soldiers", "model-reference §5 V_size",
+                                  "Soldiers within one monitor's view; M_v = M·V (eq. 9).")
+    killed_crossing_base: float = param(0.10, 0.0, 1.0, "probability",
+                                        "calibrated (model-reference §5 p^x_0; [S1, S7])",
+                                        "p^x_0, chance of being killed while crossing (eq. 10).")
+
+
+class Regime(Section):
+    monitors_per_soldier: float = param(0.05, 0.0, 1.0, "monitors/soldier",
+                                        "model-reference §5 (cf. Epstein cop density 0.074 [C2a])",
+                                        "M, blocking units/commissars per soldier (eq. 9, 16).")
+    sentence_years: float = param(5.0, 0.0, 25.0, "years", "Art. 352.1: 3–10 y; Art. 337: 5–10 y [R1]",
+                                  "J, sentence if caught or returned (eq. 13).")
+    sentence_served_share: float = param(0.3, 0.0, 1.0, "share", "Mediazona: real terms 28–35%, most "
+                                         "suspended [R8] [S]", "Share of sentences actually served.")
+    prison_year_cost_vsly: float = param(0.5, 0.0, 2.0, "× VSLY", "assumption",
+                                         "Money-equivalent cost of a prison year as a share of the value "
+                                         "of a statistical life-year (eq. 13).")
+    execution_probability: float = param(0.1, 0.0, 1.0, "probability",
+                                         "calibrated (model-reference §5 π_exec; blocking units [R2])",
+                                         "π_exec, summary execution if caught (eq. 13).")
+    penal_death_risk: float = param(0.2, 0.0, 1.0, "probability", "assumption (penal 'Storm' units "
+                                    "[history §2])", "Extra death risk of a caught soldier sent to a "
+                                    "penal unit (eq. 13).")
+    family_reprisal_usd: float = param(20_000.0, 0.0, 5e6, "USD", "calibrated (model-reference §5 F_i)",
+                                       "F_pol, expected cost of reprisals against the family (eq. 12).")
+    exchange_return_probability: float = param(0.3, 0.0, 1.0, "probability",
+                                               "calibrated (~6,000 of >10,000 POWs returned "
+                                               "[history §1g])", "π_ex, chance a POW is returned in an "
+                                               "exchange (eq. 12).")
+    prosecution_if_returned: float = param(0.5, 0.0, 1.0, "probability",
+                                           "assumption (returned POWs questioned, often re-sent; "
+                                           "[history §1g] [S2])", "Chance a returned POW is prosecuted.")
+    assassination_risk: float = param(0.002, 0.0, 0.2, "probability", "assumption (Kuzminov [H6])",
+                                      "Perceived chance a defector abroad is killed by the regime (eq. 12).")
+
+
+class Channel(Section):
+    name: str = Field("leaflets", description="Channel name.")
+    daily_reach: float = param(0.003, 0.0, 1.0, "per day", "calibrated (Bass p [I1, I2]; [H5, H7])",
+                               "ρ_k, daily chance an unblocked, fully funded channel reaches a soldier (eq. 23).")
+    coverage: float = param(1.0, 0.0, 1.0, "share", "scenario", "x_k, spend/coverage of the channel.")
+    blocked: float = param(0.0, 0.0, 1.0, "share", "scenario (Roskomnadzor blocked 256 domains [H5])",
+                           "b_k, share of the channel blocked by the regime.")
+
+
+def _default_channels() -> list[Channel]:
+    return [
+        Channel(name="internet", daily_reach=0.006, coverage=1.0, blocked=0.3),
+        Channel(name="leaflets", daily_reach=0.003, coverage=1.0, blocked=0.0),
+        Channel(name="radio", daily_reach=0.002, coverage=1.0, blocked=0.0),
+    ]
+
+
+class Information(Section):
+    channels: list[Channel] = Field(default_factory=_default_channels,
+                                    description="Media channels (model-reference §2.5).")
+    peer_imitation: float = param(0.2, 0.0, 1.0, "per day", "calibrated (Bass q [I1]; model-reference §5)",
+                                  "q, awareness hazard from a fully aware network (eq. 23).")
+    initial_aware_share: float = param(0.0, 0.0, 1.0, "share", "scenario",
+                                       "Soldiers who know the offer on day 0.")
+    offer_noise_log_sd: float = param(0.3, 0.0, 2.0, "log-sd", "calibrated (model-reference §5 σ_B)",
+                                      "σ_B, noise in the perceived offer (eq. 25).")
+    network_degree: int = param(8, 2, 30, "ties", "Watts [C5]; model-reference §5 (6–12)",
+                                "Ties per soldier in the within-company small world.")
+    network_rewiring: float = param(0.05, 0.0, 1.0, "probability", "Watts [C5]; model-reference §5",
+                                    "Watts–Strogatz rewiring probability.")
+
+
+class Credibility(Section):
+    prior_alpha: float = param(2.0, 0.01, 100.0, "pseudo-count", "model-reference §5 Beta(2,2)",
+                               "α0 of the Beta belief that promises are honoured (eq. 26).")
+    prior_beta: float = param(2.0, 0.01, 100.0, "pseudo-count", "model-reference §5 Beta(2,2)",
+                              "β0 of the Beta belief (eq. 26).")
+    memory: float = param(0.995, 0.9, 1.0, "per day", "calibrated (model-reference §5 λ_c 0.98–1)",
+                          "λ_c, daily persistence of evidence (eq. 26).")
+    weight_arrival: float = param(0.5, 0.0, 100.0, "pseudo-count per comrade", "calibrated",
+                                  "Positive evidence from each company comrade who got across (eq. 26).")
+    weight_killed: float = param(2.0, 0.0, 100.0, "pseudo-count per comrade",
+                                 "calibrated; negative > positive (model-reference §4.2)",
+                                 "Negative evidence from each comrade killed while surrendering (eq. 26).")
+
+
+class ThreatToStayers(Section):
+    prosecution_probability: float = param(1e-3, 0.0, 0.2, "probability",
+                                           "model-reference §5 π_wc (weak certainty [D2])",
+                                           "π_wc, perceived chance a stayer is prosecuted for war crimes (eq. 7).")
+    sentence_years: float = param(10.0, 0.0, 30.0, "years", "model-reference §5 Pen_wc",
+                                  "Sentence threatened (eq. 7).")
+    amnesty_for_defectors: bool = Field(True, description="Defectors are exempt from the threat (eq. 12).")
+
+
+class Offer(Section):
+    cash_usd: float = param(100_000.0, 0.0, 1e8, "USD", "proposal (shared/seed/proposal.txt)",
+                            "B, cash offered to each defector.")
+    start_day: int = param(0, 0, 3650, "day", "scenario", "Day the offer is announced.")
+    share_on_arrival: float = param(0.5, 0.0, 1.0, "share", "model-reference §5 φ_now",
+                                    "φ_now, share of cash paid on arrival; the rest after the war (eq. 4).")
+    deferred_delay_years: float = param(2.0, 0.0, 30.0, "years", "assumption ('after the war' [H4])",
+                                        "T_post, delay before deferred payments begin (eq. 4).")
+    deferred_instalments: int = param(1, 1, 30, "years", "assumption", "T_pay, yearly instalments.")
+    asylum_probability: float = param(0.5, 0.0, 1.0, "probability", "model-reference §5 π_asy (calibrate)",
+                                      "π_asy, chance asylum/resettlement is delivered (eq. 5).")
+    resettled_income_usd_year: float = param(25_000.0, 0.0, 500_000.0, "USD/year",
+                                             "assumption (refugee earnings; OECD [history §3])",
+                                             "Y_West, income after resettlement (eq. 6).")
+    education: bool = Field(True, description="A Western education is part of the package (eq. 6).")
+    education_premium_usd_year: float = param(8_000.0, 0.0, 200_000.0, "USD/year", "assumption",
+                                              "Extra yearly income from the education (eq. 6).")
+    exile_cost_usd: float = param(40_000.0, 0.0, 5e6, "USD", "calibrated",
+                                  "E, one-off money-equivalent cost of exile (eq. 6).")
+    working_life_years: int = param(30, 1, 60, "years", "assumption", "T_life in eq. 6.")
+    trip_value_usd: float = param(7_000.0, 0.0, 1e6, "USD", "Disney family trip $6.3–6.9k [history §3]",
+                                  "Consumption value of the trip (eq. 5).")
+    family_extraction_probability: float = param(0.0, 0.0, 1.0, "probability",
+                                                 "scenario (GUR extracted Kuzminov's family [H6])",
+                                                 "Chance the family is brought out, removing reprisals (eq. 12).")
+    protection: float = param(0.5, 0.0, 1.0, "share", "assumption",
+                              "Share of the assassination risk removed by protection abroad (eq. 12).")
+    threat: ThreatToStayers = Field(default_factory=ThreatToStayers,
+                                    description="War-crimes threat to those who stay.")
+
+
+class Units(Section):
+    combat_ineffective_threshold: float = param(0.6, 0.05, 1.0, "share of establishment",
+                                                "scenario; doctrine 3/10/30% [U1], breakpoints [U2]",
+                                                "θ_CE: a company below this strength is combat-ineffective "
+                                                "(eq. 22).")
+
+
+class Scenario(Section):
+    """A complete, validated scenario."""
+
+    meta: Meta = Field(default_factory=Meta)
+    simulation: Simulation = Field(default_factory=Simulation)
+    force: Force = Field(default_factory=Force)
+    preferences: Preferences = Field(default_factory=Preferences)
+    combat: Combat = Field(default_factory=Combat)
+    crossing: Crossing = Field(default_factory=Crossing)
+    regime: Regime = Field(default_factory=Regime)
+    information: Information = Field(default_factory=Information)
+    credibility: Credibility = Field(default_factory=Credibility)
+    offer: Offer = Field(default_factory=Offer)
+    units: Units = Field(default_factory=Units)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> Scenario:
+        company = self.force.company_size
+        if self.simulation.agents < company:
+            raise ValueError(f"simulation.agents = {self.simulation.agents} is smaller than one company "
+                             f"({company} = force.squad_size × force.squads_per_company)")
+        if self.simulation.agents > self.force.soldiers:
+            raise ValueError(f"simulation.agents = {self.simulation.agents} is more than force.soldiers = "
+                             f"{self.force.soldiers}; an agent cannot stand for less than one soldier")
+        return self
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    value: Any
+    message: str
+
+    def __str__(self) -> str:
+        shown = "" if self.value is _MISSING else f" = {self.value!r}"
+        return f"{self.path}{shown}: {self.message}"
+
+
+_MISSING = object()
+
+
+class ScenarioError(Exception):
+    """A scenario could not be loaded; carries the file and every problem found."""
+
+    def __init__(self, source: str, problems: list[Problem]):
+        self.source = source
+        self.problems = problems
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        head = f"{self.source}: invalid scenario ({len(self.problems)} problem"
+        head += "s)" if len(self.problems) != 1 else ")"
+        return "\n".join([head, *(f"  - {p}" for p in self.problems)])
+
+
+def _field_meta(path: tuple[str | int, ...]) -> tuple[dict[str, Any], str] | None:
+    """Registry metadata for a field path such as ('offer', 'cash_usd')."""
+    model: type[BaseModel] | None = Scenario
+    info = None
+    for part in path:
+        if model is None or isinstance(part, int):
+            continue
+        info = model.model_fields.get(str(part))
+        if info is None:
+            return None
+        ann = info.annotation
+        inner = getattr(ann, "__args__", (ann,))
+        model = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is None and isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+    if info is None:
+        return None
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    return extra, str(info.annotation)
+
+
+def _allowed_keys(path: tuple[str | int, ...]) -> list[str]:
+    model: type[BaseModel] = Scenario
+    for part in path:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(str(part))
+        if info is None:
+            return []
+        ann = info.annotation
+        inner = getattr(ann, "__args__", (ann,))
+        nxt = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if nxt is None:
+            return []
+        model = nxt
+    return list(model.model_fields)
+
+
+def problems_from_validation(err: ValidationError) -> list[Problem]:
+    out: list[Problem] = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        path = ".".join(str(p) for p in loc) or "(top level)"
+        value = e.get("input", _MISSING)
+        kind = e["type"]
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(loc[:-1])
+            msg = "unknown key" + (f"; allowed keys here: {', '.join(allowed)}" if allowed else "")
+        elif kind in {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}:
+            meta = _field_meta(loc)
+            if meta:
+                extra, _ = meta
+                msg = f"out of range; allowed range is [{extra.get('lo')}, {extra.get('hi')}] {extra.get('unit', '')}"
+            else:
+                msg = e["msg"]
+        elif kind == "value_error":
+            msg = str(e.get("ctx", {}).get("error", e["msg"]))
+            value = _MISSING
+            if not loc:
+                path = "(scenario)"
+        else:
+            meta = _field_meta(loc)
+            expected = meta[1].replace("<class '", "").replace("'>", "") if meta else ""
+            msg = e["msg"] + (f" (expected {expected})" if expected else "")
+        out.append(Problem(path, value, msg.strip()))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and writing
+def default_scenario() -> Scenario:
+    """The embedded default scenario: the proposal, offered to Russian forces in Ukraine."""
+    return Scenario()
+
+
+def scenario_from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as err:
+        raise ScenarioError(source, problems_from_validation(err)) from None
+
+
+def load_scenario(path: str | Path | None = None) -> Scenario:
+    """Load and validate a scenario TOML file; ``None`` gives the default scenario."""
+    if path is None:
+        return default_scenario()
+    p = Path(path)
+    if not p.exists():
+        raise ScenarioError(str(p), [Problem("(file)", _MISSING, "file not found")])
+    if p.is_dir():
+        raise ScenarioError(str(p), [Problem("(file)", _MISSING, "is a directory, expected a TOML file")])
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ScenarioError(str(p), [Problem("(file)", _MISSING, "not UTF-8 text")]) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError(str(p), [Problem("(file)", _MISSING, f"malformed TOML: {err}")]) from None
+    return scenario_from_dict(data, str(p))
+
+
+def with_overrides(sc: Scenario, source: str = "<command line>", **simulation: Any) -> Scenario:
+    """A copy of the scenario with simulation settings replaced (None values are ignored)."""
+    data = sc.model_dump(mode="json")
+    for key, value in simulation.items():
+        if value is not None:
+            data["simulation"][key] = value
+    return scenario_from_dict(data, source)
+
+
+# ---------------------------------------------------------------------------------------------
+# The parameter registry
+@dataclass(frozen=True)
+class ParamInfo:
+    path: str
+    unit: str
+    default: Any
+    lo: float | None
+    hi: float | None
+    source: str
+    description: str
+
+
+def iter_params(model: type[BaseModel] = Scenario, prefix: str = "",
+                instance: BaseModel | None = None) -> Iterator[ParamInfo]:
+    """Every leaf parameter of the schema, in declaration order, with its metadata."""
+    inst = instance if instance is not None else model()
+    for name, info in model.model_fields.items():
+        value = getattr(inst, name)
+        path = f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            yield from iter_params(type(value), path + ".", value)
+            continue
+        if isinstance(value, list) and value and isinstance(value[0], BaseModel):
+            for i, item in enumerate(value):
+                yield from iter_params(type(item), f"{path}[{i}].", item)
+            continue
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        source = extra.get("source", "design")
+        if source == "see type":
+            owner = type(inst).__name__
+            source = f"see {prefix.rstrip('.')} ({owner})"
+            parent_doc = None
+            if prefix.startswith("force.types."):
+                tname = prefix.split(".")[2]
+                parent_doc = SoldierTypes.model_fields[tname].description
+            if parent_doc:
+                source = parent_doc
+        yield ParamInfo(path, extra.get("unit", ""), value, extra.get("lo"), extra.get("hi"), source,
+                        info.description or "")
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return f"{v:_}" if abs(v) >= 10_000 else str(v)
+    if isinstance(v, float):
+        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e7):
+            return repr(v)
+        if v.is_integer() and abs(v) >= 10_000:
+            return f"{int(v):_}.0"
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def _comment(info: ParamInfo) -> str:
+    rng = "" if info.lo is None else f"; range [{info.lo}, {info.hi}]"
+    unit = info.unit or "-"
+    text = f"{info.description} [{unit}{rng}] Source: {info.source}"
+    return text.replace("\n", " ")
+
+
+def scenario_to_toml(sc: Scenario | None = None) -> str:
+    """The scenario as a commented TOML file: every parameter with unit, range and source."""
+    sc = sc or default_scenario()
+    lines = [
+        "# defection-lab scenario. Every parameter is listed with its unit, allowed range and source.",
+        "# Validate with `defection check FILE`; run with `defection run FILE`.",
+        "",
+    ]
+
+    def emit(model: BaseModel, table: str, array: bool = False) -> None:
+        header = f"[[{table}]]" if array else f"[{table}]"
+        doc = type(model).__doc__
+        lines.append(header)
+        if doc and not array and not doc.startswith("A complete"):
+            lines.append(f"# {doc.strip().splitlines()[0]}")
+        subs: list[tuple[str, Any]] = []
+        for info in iter_params(type(model), "", model):
+            if "." in info.path or "[" in info.path:
+                continue
+            lines.append(f"# {_comment(info)}")
+            lines.append(f"{info.path} = {_toml_value(info.default)}")
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            if isinstance(value, BaseModel) or (isinstance(value, list) and value
+                                                and isinstance(value[0], BaseModel)):
+                subs.append((name, value))
+        lines.append("")
+        for name, value in subs:
+            if isinstance(value, list):
+                for item in value:
+                    emit(item, f"{table}.{name}", array=True)
+            else:
+                emit(value, f"{table}.{name}")
+
+    for name in Scenario.model_fields:
+        emit(getattr(sc, name), name)
+    return "\n".join(lines).rstrip() + "\n"
