@@ -96,9 +96,10 @@ def prison_cost(years: float, vsly: float, year_cost_share: float, present_bias:
 @njit(cache=True, inline="always")
 def stay_value(hazard: float, vsl: float, pay_day: float, death_benefit: float, family_weight: float,
                days: float, present_bias: float, rate: float, threat_cost: float) -> float:
-    """Eq. 7: V_stay = β Σ_{τ=1}^{T} δ^τ [w − p^K (VSL − ω D_death)] − C_w."""
+    """Eq. 7: V_stay = β Σ_{τ=1}^{T} [δ(1−p^K)]^τ [w − p^K (VSL − ω D_death)] − C_w (survival-weighted)."""
     flow = pay_day - hazard * (vsl - family_weight * death_benefit)
-    return present_bias * annuity_factor(daily_discount(rate), days) * flow - threat_cost
+    survive = daily_discount(rate) * (1.0 - hazard)
+    return present_bias * annuity_factor(survive, days) * flow - threat_cost
 
 
 @njit(cache=True, inline="always")
@@ -238,7 +239,6 @@ def decide(t: int, seed: int, rep: int, p: EngineParams, offer: float, offer_on:
     k_cross = rng.stream_key(seed, rep, t, rng.CROSSING)
     k_exec = rng.stream_key(seed, rep, t, rng.EXECUTION)
     p_cross = crossing_death_probability(p.killed_crossing, p.intensity)
-    p_reveal = reveal_probability(p.reveal_probability, p.reveal_sensitivity, p.monitors)
     for c in prange(n_comp):
         for k in range(5):
             out[c, k] = 0
@@ -247,6 +247,8 @@ def decide(t: int, seed: int, rep: int, p: EngineParams, offer: float, offer_on:
         if p_opp <= 0.0:
             continue
         exposure = p.class_exposure[cls]
+        monitors = p.class_monitors[cls]
+        p_reveal = reveal_probability(p.reveal_probability, p.reveal_sensitivity, monitors)
         cred = credibility(p.prior_alpha, p.prior_beta, evidence_pos[c], evidence_neg[c])
         share_def = defected[c] / cs
         # per-squad scratch
@@ -300,7 +302,7 @@ def decide(t: int, seed: int, rep: int, p: EngineParams, offer: float, offer_on:
                     if not active[j] or willing[j]:
                         continue
                     d_known = n_rev  # j is not yet willing, so he is not among the revealed willing
-                    pc = catch_probability(p.catch_base, p.arrest_constant, p.monitors, p.monitor_vision,
+                    pc = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision,
                                            d_known)
                     delta = net_gain(pc, p_cross, v_s[j], v_c[j], v_k[j], v_st[j])
                     peer_sq = d_known / ss if d_known >= p.cc_contacts else 0.0
@@ -316,7 +318,7 @@ def decide(t: int, seed: int, rep: int, p: EngineParams, offer: float, offer_on:
                     n_go += 1
             if n_go == 0:
                 continue
-            pc_real = catch_probability(p.catch_base, p.arrest_constant, p.monitors, p.monitor_vision, n_go - 1)
+            pc_real = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, n_go - 1)
             for j in range(ss):
                 if not (active[j] and willing[j]):
                     continue

@@ -21,7 +21,16 @@ from defection import rng
 from defection.decision import credibility, death_hazard, decide, decide_threshold
 from defection.information import spread_awareness, update_company_signals
 from defection.parameters import MODE_THRESHOLD, EngineParams
-from defection.population import KILLED, NEVER, SERVING, WOUNDED, Population, draw_soldier, synthesise
+from defection.population import (
+    KILLED,
+    NEVER,
+    SERVING,
+    WOUNDED,
+    Population,
+    draw_soldier,
+    soldier_keys,
+    synthesise,
+)
 
 PHASES = ("exogenous", "programme", "regime", "information", "decision", "attrition", "units", "record")
 SERIES = (
@@ -44,6 +53,7 @@ def attrition_and_replacement(t: int, seed: int, rep: int, p: EngineParams, stat
     cs = p.company_size
     k_att = rng.stream_key(seed, rep, t, rng.ATTRITION)
     k_rep = rng.stream_key(seed, rep, t, rng.REPLACEMENT)
+    keys = soldier_keys(seed, rep, t)
     for c in prange(company_type.size):
         killed = 0
         wounded = 0
@@ -62,8 +72,8 @@ def attrition_and_replacement(t: int, seed: int, rep: int, p: EngineParams, stat
                     left_day[i] = t
                     wounded += 1
             elif left_day[i] < t and rng.uniform(k_rep, i) < p.replacement_rate:
-                draw_soldier(i, company_type[c], seed, rep, t, p, soldier_type, vsl, income, moral, threshold,
-                             family, offer_noise)
+                draw_soldier(i, company_type[c], keys, p, soldier_type, vsl, income, moral, threshold, family,
+                             offer_noise)
                 status[i] = SERVING
                 left_day[i] = NEVER
                 aware_day[i] = NEVER

@@ -29,6 +29,8 @@ class EngineParams(NamedTuple):
     type_vsl: np.ndarray  # (5,)
     type_moral: np.ndarray  # (5,)
     class_share: np.ndarray  # (3,) rear, line, assault
+    type_class_weight: np.ndarray  # (5, 3) affinity of each type for each class
+    class_monitors: np.ndarray  # (3,) monitors per soldier by class
     class_exposure: np.ndarray  # (3,)
     class_opportunity: np.ndarray  # (3,)
     degree: int
@@ -133,6 +135,9 @@ def engine_params(sc: Scenario) -> EngineParams:
         type_vsl=np.array([t.vsl_median_usd for t in types]),
         type_moral=np.array([t.moral_cost_multiplier for t in types]),
         class_share=np.array([f.rear_share, f.line_share, f.assault_share]),
+        type_class_weight=np.array([[t.rear_affinity, 1.0, t.assault_affinity] for t in types]),
+        class_monitors=rg.monitors_per_soldier * np.array([rg.rear_monitor_multiplier, 1.0,
+                                                           rg.assault_monitor_multiplier]),
         class_exposure=np.array([f.rear_exposure, f.line_exposure, f.assault_exposure]),
         class_opportunity=np.array([cb.opportunity_rear, cb.opportunity_line, cb.opportunity_assault]),
         degree=inf.network_degree,

@@ -68,23 +68,38 @@ def categorical(u: float, shares: np.ndarray) -> int:
 
 
 @njit(cache=True)
-def draw_soldier(i: int, dominant: int, seed: int, rep: int, day: int, p: EngineParams,
-                 soldier_type: np.ndarray, vsl: np.ndarray, income: np.ndarray, moral: np.ndarray,
-                 threshold: np.ndarray, family: np.ndarray, offer_noise: np.ndarray) -> None:
-    """Draw the attributes of the soldier in slot i arriving on `day` (eq. 8 and §2.1)."""
-    k_type = rng.stream_key(seed, rep, day, rng.POP_TYPE)
-    if rng.uniform(k_type, i) < p.homogeneity:
-        t = dominant
-    else:
-        t = categorical(rng.uniform(k_type ^ np.uint64(1), i), p.type_share)
+def company_exposure_class(u: float, dominant: int, p: EngineParams) -> int:
+    """Exposure class of a company: base class shares weighted by the dominant type's affinities."""
+    w = p.class_share * p.type_class_weight[dominant]
+    total = w.sum()
+    if total <= 0.0:
+        return categorical(u, p.class_share)
+    return categorical(u, w / total)
+
+
+@njit(cache=True)
+def soldier_keys(seed: int, rep: int, day: int) -> np.ndarray:
+    """The stream keys of every soldier attribute for soldiers arriving on `day` (computed once a day)."""
+    keys = np.empty(8, np.uint64)
+    for k, stream in enumerate((rng.POP_TYPE, rng.POP_VSL, rng.POP_INCOME, rng.POP_MORAL, rng.POP_THRESHOLD,
+                                rng.POP_FAMILY, rng.POP_NOISE, rng.POP_MIXED_TYPE)):
+        keys[k] = rng.stream_key(seed, rep, day, stream)
+    return keys
+
+
+@njit(cache=True)
+def draw_soldier(i: int, dominant: int, keys: np.ndarray, p: EngineParams, soldier_type: np.ndarray,
+                 vsl: np.ndarray, income: np.ndarray, moral: np.ndarray, threshold: np.ndarray,
+                 family: np.ndarray, offer_noise: np.ndarray) -> None:
+    """Draw the attributes of the soldier in slot i (eq. 8 and §2.1); `keys` from soldier_keys."""
+    t = dominant if rng.uniform(keys[0], i) < p.homogeneity else categorical(rng.uniform(keys[7], i), p.type_share)
     soldier_type[i] = t
-    vsl[i] = p.type_vsl[t] * math.exp(p.vsl_log_sd * rng.normal(rng.stream_key(seed, rep, day, rng.POP_VSL), i))
-    income[i] = p.income * math.exp(p.income_log_sd * rng.normal(rng.stream_key(seed, rep, day, rng.POP_INCOME), i))
-    moral[i] = p.moral_median * p.type_moral[t] * math.exp(
-        p.moral_log_sd * rng.normal(rng.stream_key(seed, rep, day, rng.POP_MORAL), i))
-    threshold[i] = p.threshold_mean + p.threshold_sd * rng.normal(rng.stream_key(seed, rep, day, rng.POP_THRESHOLD), i)
-    family[i] = 1 if rng.uniform(rng.stream_key(seed, rep, day, rng.POP_FAMILY), i) < p.family_share else 0
-    offer_noise[i] = rng.normal(rng.stream_key(seed, rep, day, rng.POP_NOISE), i)
+    vsl[i] = p.type_vsl[t] * math.exp(p.vsl_log_sd * rng.normal(keys[1], i))
+    income[i] = p.income * math.exp(p.income_log_sd * rng.normal(keys[2], i))
+    moral[i] = p.moral_median * p.type_moral[t] * math.exp(p.moral_log_sd * rng.normal(keys[3], i))
+    threshold[i] = p.threshold_mean + p.threshold_sd * rng.normal(keys[4], i)
+    family[i] = 1 if rng.uniform(keys[5], i) < p.family_share else 0
+    offer_noise[i] = rng.normal(keys[6], i)
 
 
 @njit(cache=True, parallel=True)
@@ -97,16 +112,17 @@ def _synthesise(n_comp: int, seed: int, rep: int, p: EngineParams,
     k_ct = rng.stream_key(seed, rep, -1, rng.POP_COMPANY_TYPE)
     k_cc = rng.stream_key(seed, rep, -1, rng.POP_COMPANY_CLASS)
     k_net = rng.stream_key(seed, rep, -1, rng.POP_NETWORK)
+    k_rewire = rng.stream_key(seed, rep, -1, rng.POP_REWIRE)
+    keys = soldier_keys(seed, rep, -1)
     k_aw = rng.stream_key(seed, rep, -1, rng.AWARENESS)
     half = p.degree // 2
     for c in prange(n_comp):
         dom = categorical(rng.uniform(k_ct, c), p.type_share)
         company_type[c] = dom
-        company_class[c] = categorical(rng.uniform(k_cc, c), p.class_share)
+        company_class[c] = company_exposure_class(rng.uniform(k_cc, c), dom, p)
         counts = np.zeros(5, dtype=np.int64)
         for i in range(c * cs, (c + 1) * cs):
-            draw_soldier(i, dom, seed, rep, -1, p, soldier_type, vsl, income, moral, threshold, family,
-                         offer_noise)
+            draw_soldier(i, dom, keys, p, soldier_type, vsl, income, moral, threshold, family, offer_noise)
             counts[soldier_type[i]] += 1
             if rng.uniform(k_aw, i) < p.initial_aware:
                 aware_day[i] = -1
@@ -118,7 +134,7 @@ def _synthesise(n_comp: int, seed: int, rep: int, p: EngineParams,
                 j = (local + offset) % cs
                 slot = i * p.degree + d
                 if rng.uniform(k_net, slot) < p.rewiring:
-                    j = int(rng.uniform(k_net ^ np.uint64(7), slot) * cs)
+                    j = int(rng.uniform(k_rewire, slot) * cs)
                     if j == local:
                         j = (local + 1) % cs
                 neighbours[i, d] = c * cs + j

@@ -68,12 +68,18 @@ class SoldierType(Section):
                                   "Median value of own statistical life (eq. 8).")
     moral_cost_multiplier: float = param(1.0, 0.0, 10.0, "×", "see type",
                                          "Multiplier on the moral/identity cost of defecting (eq. 12).")
+    assault_affinity: float = param(1.0, 0.0, 100.0, "×", "see type",
+                                    "Relative odds that a company of this type is an assault company.")
+    rear_affinity: float = param(1.0, 0.0, 100.0, "×", "see type",
+                                 "Relative odds that a company of this type is a rear company.")
 
 
-def _type(share: float, hazard: float, vsl: float, moral: float, why: str) -> Any:
+def _type(share: float, hazard: float, vsl: float, moral: float, assault: float, rear: float,
+          why: str) -> Any:
     return Field(
         default_factory=lambda: SoldierType(share=share, hazard_multiplier=hazard, vsl_median_usd=vsl,
-                                            moral_cost_multiplier=moral),
+                                            moral_cost_multiplier=moral, assault_affinity=assault,
+                                            rear_affinity=rear),
         description=why,
     )
 
@@ -82,26 +88,27 @@ class SoldierTypes(Section):
     """The five soldier types of model-reference §2.1, in a fixed order (index 0–4 in the engine)."""
 
     contract: SoldierType = _type(
-        0.57, 1.0, 3.0e5, 1.0,
+        0.57, 1.0, 3.0e5, 1.0, 1.0, 1.0,
         "Contract/volunteer. Share: assumption from POW profile 76% contract incl. PMC/prison [history §1g] "
         "less convicts and officers. VSL: DERIVED revealed VSL of volunteers $0.1–0.3M [R3]. "
         "Moral multiplier: assumption (reference type).")
     mobilised: SoldierType = _type(
-        0.25, 1.0, 1.5e6, 0.6,
+        0.25, 1.0, 1.5e6, 0.6, 0.5, 1.0,
         "Mobilised reservists. Share: 244k of 617k in Dec 2023 less losses; POWs 19% [history §2, §1g]. "
         "VSL: Russian population VSL ≈$1.5M [V5]. Moral 0.6: assumption, involuntary service lowers "
-        "loyalty (McLauchlin: conscript units desert more [S4]).")
+        "loyalty (McLauchlin: conscript units desert more [S4]). Assault affinity 0.5: assumption.")
     convict: SoldierType = _type(
-        0.08, 2.0, 1.5e5, 0.7,
+        0.08, 2.0, 1.5e5, 0.7, 6.0, 0.2,
         "Convict/'Storm' units. Share: assumption (up to 100k inmates sent [history §2]). Hazard ×2: "
         "DERIVED, 14% of identified dead [R6] vs ≈8% of force. VSL: DERIVED low revealed VSL [R3]. "
-        "Moral 0.7: assumption.")
+        "Moral 0.7 and assault affinity 6 (Storm-Z assault units [history §2]): assumption.")
     conscript: SoldierType = _type(
-        0.05, 0.2, 1.5e6, 0.8,
+        0.05, 0.2, 1.5e6, 0.8, 0.0, 10.0,
         "Conscripts (mostly rear). Share: ~5% of POWs [history §1g]. Hazard ×0.2: rear role "
-        "(model-reference §2.1 role_mult). VSL: population VSL [V5]. Moral: assumption.")
+        "(model-reference §2.1 role_mult). VSL: population VSL [V5]. Moral and rear affinity 10: "
+        "assumption (conscripts are by law kept out of combat abroad).")
     officer: SoldierType = _type(
-        0.05, 0.7, 1.5e6, 2.0,
+        0.05, 0.7, 1.5e6, 2.0, 1.0, 1.0,
         "Officers. Share: ~3% of POWs officers, 13% sergeants [history §1g]; assumption 5%. Hazard ×0.7 "
         "and moral ×2: assumption (5,540 officers among identified dead [history §2]).")
 
@@ -132,7 +139,7 @@ class Force(Section):
     cohesion_base: float = param(1.0, 0.0, 1.0, "index", "assumption (Costa & Kahn [S3]: homogeneity "
                                  "raises cohesion)", "Cohesion κ_u of a fully homogeneous company (eq. 5).")
     rear_share: float = param(0.30, 0.0, 1.0, "share of companies", "assumption",
-                              "Companies in the rear exposure class.")
+                              "Base share of companies in the rear exposure class (before type affinity).")
     line_share: float = param(0.55, 0.0, 1.0, "share of companies", "assumption",
                               "Companies on the contact line.")
     assault_share: float = param(0.15, 0.0, 1.0, "share of companies", "assumption",
@@ -171,8 +178,9 @@ class Preferences(Section):
                                    "Median civilian income W, the CRRA reference and Y_RU (eq. 2, 6).")
     income_log_sd: float = param(0.4, 0.0, 2.0, "log-sd", "assumption (regional spread [R3])",
                                  "Spread of civilian income.")
-    moral_cost_median_usd: float = param(60_000.0, 0.0, 5e6, "USD", "calibrated (hand-tuned to P2/P3 "
-                                         "pattern; model-reference §5 m0 CALIBRATE)",
+    moral_cost_median_usd: float = param(300_000.0, 0.0, 5e6, "USD",
+                                         "calibrated (hand-tuned so that with no offer ≈0.2–0.4%/yr cross, "
+                                         "patterns P2/P3; model-reference §5 m0)",
                                          "Median latent moral/identity cost m0 (eq. 12).")
     moral_cost_log_sd: float = param(1.0, 0.0, 4.0, "log-sd", "calibrated (Kuran [C3]: wide, hidden)",
                                      "Heterogeneity of m0 (eq. 12).")
@@ -184,7 +192,8 @@ class Preferences(Section):
                                 "Spread of τ_i.")
     utility_scale_usd: float = param(100_000.0, 1_000.0, 1e7, "USD per threshold unit", "assumption",
                                      "Money that equals one threshold unit; converts Δ to threshold units.")
-    logit_scale: float = param(0.3, 0.001, 10.0, "threshold units", "calibrated (McFadden logit [T1])",
+    logit_scale: float = param(0.15, 0.001, 10.0, "threshold units",
+                               "calibrated (hand-tuned with m0; McFadden logit [T1])",
                                "σ, scale of the daily random-utility shock (eq. 17).")
     peer_weight: float = param(0.5, 0.0, 10.0, "threshold units", "calibrated [S5, S6]",
                                "φ, weight of the share of co-defectors/defected network neighbours (eq. 17).")
@@ -247,6 +256,11 @@ class Regime(Section):
     monitors_per_soldier: float = param(0.05, 0.0, 1.0, "monitors/soldier",
                                         "model-reference §5 (cf. Epstein cop density 0.074 [C2a])",
                                         "M, blocking units/commissars per soldier (eq. 9, 16).")
+    assault_monitor_multiplier: float = param(3.0, 0.0, 20.0, "×", "assumption ('barrier troops' behind "
+                                              "assaults, UK MoD Nov 2022 [R2])",
+                                              "Monitoring density of assault companies relative to M (eq. 9).")
+    rear_monitor_multiplier: float = param(0.5, 0.0, 20.0, "×", "assumption",
+                                           "Monitoring density of rear companies relative to M (eq. 9).")
     sentence_years: float = param(5.0, 0.0, 25.0, "years", "Art. 352.1: 3–10 y; Art. 337: 5–10 y [R1]",
                                   "J, sentence if caught or returned (eq. 13).")
     sentence_served_share: float = param(0.3, 0.0, 1.0, "share", "Mediazona: real terms 28–35%, most "

@@ -1,0 +1,3 @@
+from defection.cli import main
+
+main()

@@ -1,0 +1,301 @@
+"""The `defection` command line (Typer + Rich). Thin: every command calls the Python API."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from defection.scenario import ScenarioError, iter_params, load_scenario, scenario_to_toml, with_overrides
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="defection-lab: test offers that would make soldiers of an invading army defect.")
+runs_app = typer.Typer(no_args_is_help=True, help="Browse and export stored runs.")
+app.add_typer(runs_app, name="runs")
+
+out = Console()
+err = Console(stderr=True)
+
+ScenarioArg = Annotated[Path | None, typer.Argument(help="Scenario TOML file (default: the embedded proposal).",
+                                                    show_default=False)]
+DbOpt = Annotated[Path, typer.Option("--db", help="Results database (DuckDB file).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout instead of tables.")]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _load(path: Path | None):
+    try:
+        return load_scenario(path)
+    except ScenarioError as e:
+        fail(e.render())
+
+
+class _Terminated(Exception):
+    """SIGTERM turned into an exception so an interrupted run is recorded as such."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated()
+
+
+def _fmt(name: str, v: float) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if name.endswith("share") or name == "credibility":
+        return f"{100 * v:.3g}%" if abs(v) < 0.01 else f"{100 * v:.1f}%"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.3g}"
+
+
+def outcome_table(rows: list[dict[str, Any]], title: str) -> Table:
+    from defection.analysis import OUTCOMES
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("outcome", no_wrap=True)
+    table.add_column("median", justify="right")
+    table.add_column("90% interval", justify="right")
+    table.add_column("meaning", style="dim")
+    for r in rows:
+        name = r["outcome"]
+        table.add_row(name, _fmt(name, r["median"]), f"{_fmt(name, r['p05'])} – {_fmt(name, r['p95'])}",
+                      OUTCOMES.get(name, ""))
+    return table
+
+
+# ----------------------------------------------------------------------------- run
+@app.command()
+def run(
+    scenario: ScenarioArg = None,
+    replicates: Annotated[int | None, typer.Option("--replicates", "-r", help="Replicates.")] = None,
+    days: Annotated[int | None, typer.Option("--days", "-d", help="Days to simulate.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", "-s", help="Master seed.")] = None,
+    agents: Annotated[int | None, typer.Option("--agents", "-k", help="Simulated agents (whole companies).")] = None,
+    db: DbOpt = Path("defection.duckdb"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Simulate a scenario, print median and 90% interval of each outcome, and store the run."""
+    from defection.engine import library_versions, package_version, simulate
+    from defection.results import ResultsDB, ResultsError, RunMeta
+
+    base = _load(scenario)
+    source = str(scenario) if scenario else "<command line>"
+    try:
+        sc = with_overrides(base, source=f"{source} (with command-line options)", replicates=replicates, days=days,
+                            seed=seed, agents=agents)
+    except ScenarioError as e:
+        fail(e.render())
+    sim = sc.simulation
+    try:
+        store = ResultsDB(db)
+        from defection.population import simulated_agents
+
+        run_id = store.begin_run(RunMeta(
+            kind="run", scenario_name=sc.meta.name, scenario_hash=sc.content_hash(),
+            scenario_json=sc.canonical_json(), seed=sim.seed,
+            agents=simulated_agents(sim.agents, sc.force.company_size), represented=sc.force.soldiers,
+            days=sim.days, replicates=sim.replicates, package_version=package_version(),
+            library_versions=library_versions()))
+    except ResultsError as e:
+        fail(str(e))
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    show_progress = not as_json or err.is_terminal
+    progress = Progress(TextColumn("[bold]simulating[/]"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("replicate-days"), TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=err, disable=not show_progress, transient=as_json)
+    try:
+        with progress:
+            task = progress.add_task("run", total=sim.days * sim.replicates)
+            result = simulate(sc, progress=lambda done, total: progress.update(task, completed=done))
+        result.run_id = run_id
+        store.complete_run(run_id, result)
+    except (KeyboardInterrupt, _Terminated):
+        store.mark_run(run_id, "interrupted", "interrupted (SIGINT/SIGTERM) before completion")
+        err.print(f"[yellow]interrupted:[/] run {run_id} recorded as interrupted; nothing partial was stored.")
+        raise typer.Exit(130) from None
+    except Exception as e:  # a bug or resource failure: record it, no traceback for the user
+        store.mark_run(run_id, "failed", f"{type(e).__name__}: {e}")
+        fail(f"run {run_id} failed: {type(e).__name__}: {e}", code=1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+        return
+    title = (f"{sc.meta.name}: {result.agents:,} agents for {result.represented:,} soldiers, "
+             f"{result.days} days, {result.replicates} replicates, seed {result.seed}")
+    out.print(outcome_table(result.outcomes().to_dict("records"), title))
+    out.print(f"stored as run [bold]{run_id}[/] in {db} ({result.wall_seconds:.1f} s)")
+
+
+# ----------------------------------------------------------------------------- scenarios
+@app.command()
+def init(path: Annotated[Path, typer.Argument(help="Where to write the scenario TOML.")],
+         force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
+    """Write the default scenario as a commented TOML file to start from."""
+    if path.exists() and not force:
+        fail(f"{path} exists; pass --force to overwrite it")
+    if not path.parent.exists():
+        fail(f"{path.parent} does not exist")
+    path.write_text(scenario_to_toml(), encoding="utf-8")
+    out.print(f"wrote {path}: every parameter with unit, range and source. Check it with `defection check {path}`.")
+
+
+@app.command()
+def check(path: Annotated[Path, typer.Argument(help="Scenario TOML file.")]) -> None:
+    """Validate a scenario and say what is wrong."""
+    sc = _load(path)
+    out.print(f"[green]ok[/] {path}: scenario '{sc.meta.name}', hash {sc.content_hash()}")
+
+
+@app.command()
+def params(as_json: JsonOpt = False) -> None:
+    """Every parameter with unit, default, range and source."""
+    rows = [
+        {"path": p.path, "unit": p.unit, "default": p.default, "min": p.lo, "max": p.hi, "source": p.source,
+         "description": p.description}
+        for p in iter_params()
+    ]
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    table = Table(title=f"{len(rows)} parameters", show_lines=False)
+    for col in ("parameter", "default", "unit", "range", "source"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        rng = "" if r["min"] is None else f"[{r['min']}, {r['max']}]"
+        table.add_row(r["path"], str(r["default"]), r["unit"], rng, r["source"])
+    out.print(table)
+
+
+# ----------------------------------------------------------------------------- runs
+def _store(db: Path):
+    from defection.results import ResultsDB, ResultsError
+
+    if not db.exists():
+        fail(f"no results database at {db}; run `defection run` first or pass --db")
+    try:
+        return ResultsDB(db)
+    except ResultsError as e:
+        fail(str(e))
+
+
+@runs_app.command("list")
+def runs_list(db: DbOpt = Path("defection.duckdb"), as_json: JsonOpt = False) -> None:
+    """Stored runs, newest first."""
+    from defection.results import ResultsError
+
+    try:
+        df = _store(db).list_runs()
+    except ResultsError as e:
+        fail(str(e))
+    if as_json:
+        sys.stdout.write(df.to_json(orient="records", date_format="iso") + "\n")
+        return
+    table = Table(title=f"{len(df)} runs in {db}")
+    for col in ("run_id", "status", "created_at", "scenario_name", "agents", "days", "replicates", "seed"):
+        table.add_column(col)
+    for r in df.itertuples():
+        colour = {"complete": "green", "running": "cyan", "failed": "red", "interrupted": "yellow"}.get(r.status, "")
+        table.add_row(r.run_id, f"[{colour}]{r.status}[/]", str(r.created_at)[:19], r.scenario_name,
+                      f"{r.agents:,}", str(r.days), str(r.replicates), str(r.seed))
+    out.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
+              db: DbOpt = Path("defection.duckdb"), as_json: JsonOpt = False) -> None:
+    """One run: its settings, versions and outcomes."""
+    from defection.results import ResultsError, RunNotFound
+
+    store = _store(db)
+    try:
+        info = store.get_run(run_id)
+        rows = store.outcomes(info["run_id"]).to_dict("records") if info["status"] == "complete" else []
+    except (RunNotFound, ResultsError) as e:
+        fail(str(e.args[0]) if e.args else str(e))
+    if as_json:
+        payload = {k: (str(v) if k.endswith("_at") else v) for k, v in info.items() if k != "scenario_json"}
+        payload["scenario"] = json.loads(info["scenario_json"])
+        payload["outcomes"] = {r["outcome"]: {"median": r["median"], "p05": r["p05"], "p95": r["p95"]} for r in rows}
+        sys.stdout.write(json.dumps(payload, default=str) + "\n")
+        return
+    meta = Table(show_header=False, title=f"run {info['run_id']}", title_justify="left")
+    for key in ("status", "kind", "scenario_name", "scenario_hash", "seed", "agents", "represented", "days",
+                "replicates", "created_at", "finished_at", "wall_seconds", "package_version", "error"):
+        meta.add_row(key, str(info.get(key)))
+    meta.add_row("libraries", ", ".join(f"{k} {v}" for k, v in info["library_versions"].items()))
+    out.print(meta)
+    if rows:
+        out.print(outcome_table(rows, "outcomes"))
+    else:
+        out.print(f"[yellow]no outcomes: the run is {info['status']}[/]")
+
+
+@runs_app.command("export")
+def runs_export(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="parquet or csv.")] = "parquet",
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write into.")] = Path("export"),
+    db: DbOpt = Path("defection.duckdb"),
+) -> None:
+    """Write a run's daily series, per-replicate outcomes, intervals and settings as Parquet or CSV files."""
+    from defection.results import ResultsError, RunNotFound
+
+    if fmt not in ("parquet", "csv"):
+        fail(f"--format = {fmt!r}: allowed values are 'parquet' and 'csv'")
+    store = _store(db)
+    try:
+        files = store.export(store.get_run(run_id)["run_id"], fmt, output)  # type: ignore[arg-type]
+    except (RunNotFound, ResultsError, ValueError) as e:
+        fail(str(e.args[0]) if e.args else str(e))
+    for f in files:
+        out.print(f"wrote {f}")
+
+
+# ----------------------------------------------------------------------------- bench
+@app.command()
+def bench(
+    agents: Annotated[int, typer.Option("--agents", help="Simulated agents.")] = 1_000_000,
+    days: Annotated[int, typer.Option("--days", help="Days per repeat.")] = 100,
+    repeats: Annotated[int, typer.Option("--repeats", help="Timed repeats; the median is reported.")] = 3,
+    as_json: JsonOpt = False,
+) -> None:
+    """Engine throughput of the full model (every phase) on the default scenario, in agent-days per second."""
+    from defection.bench import run_bench
+
+    if agents < 99 or days < 1 or repeats < 1:
+        fail("--agents must be ≥ 99 (one company), --days and --repeats ≥ 1")
+    report = run_bench(agents=agents, days=days, repeats=repeats)
+    if as_json:
+        sys.stdout.write(json.dumps(report) + "\n")
+        return
+    table = Table(title=f"defection bench: {report['agents']:,} agents × {days} days, median of {repeats}",
+                  show_header=False)
+    table.add_row("agent-days per second", f"{report['agent_days_per_s']:.3g}")
+    table.add_row("seconds per repeat (median)", f"{report['seconds_median']:.3f}")
+    table.add_row("numba threads", str(report["threads"]))
+    table.add_row("machine", report["machine"])
+    for phase, sec in report["phase_seconds"].items():
+        table.add_row(f"  phase {phase}", f"{sec:.3f} s")
+    out.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,386 @@
+"""The embedded DuckDB results store: one row per run, its daily series, per-replicate outcomes and
+intervals.
+
+Connections are short-lived (one per operation) so another process can open the file between
+writes. Timestamps are naive UTC.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import duckdb
+import pandas as pd
+
+from defection.analysis import OUTCOMES
+from defection.dynamics import SERIES
+
+if TYPE_CHECKING:
+    from defection.engine import RunResult
+    from defection.scenario import Scenario
+
+DEFAULT_DB = "defection.duckdb"
+SCHEMA_VERSION = 1
+STATUSES = ("running", "complete", "failed", "interrupted")
+LOCK_WAIT_SECONDS = 10.0
+
+LIST_COLUMNS = ("run_id", "kind", "status", "created_at", "scenario_name", "scenario_hash", "seed", "agents",
+                "represented", "days", "replicates", "wall_seconds")
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id VARCHAR PRIMARY KEY, kind VARCHAR, status VARCHAR, created_at TIMESTAMP,
+        finished_at TIMESTAMP, scenario_name VARCHAR, scenario_hash VARCHAR, scenario_json VARCHAR,
+        seed BIGINT, agents BIGINT, represented BIGINT, days INTEGER, replicates INTEGER,
+        package_version VARCHAR, library_versions VARCHAR, host VARCHAR, pid INTEGER,
+        wall_seconds DOUBLE, error VARCHAR)""",
+    "CREATE TABLE IF NOT EXISTS daily (run_id VARCHAR, replicate INTEGER, day INTEGER, "
+    + ", ".join(f"{name} DOUBLE" for name in SERIES) + ")",
+    """CREATE TABLE IF NOT EXISTS replicate_outcomes (
+        run_id VARCHAR, replicate INTEGER, outcome VARCHAR, value DOUBLE)""",
+    """CREATE TABLE IF NOT EXISTS outcomes (
+        run_id VARCHAR, outcome VARCHAR, median DOUBLE, p05 DOUBLE, p95 DOUBLE, mean DOUBLE)""",
+]
+
+
+class ResultsError(Exception):
+    """The results database cannot be opened or used."""
+
+
+class RunNotFound(KeyError):
+    """No run (or no unique run) matches the given id or prefix."""
+
+    def __init__(self, run_id: str, db_path: Path | str = DEFAULT_DB, detail: str | None = None):
+        self.run_id = run_id
+        self.db_path = str(db_path)
+        self.message = detail or (f"run '{run_id}' not found in {self.db_path}; "
+                                  "see `defection runs list`")
+        super().__init__(run_id)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass
+class RunMeta:
+    """What is known about a run before it starts."""
+
+    kind: str = "run"
+    scenario_name: str = ""
+    scenario_hash: str = ""
+    scenario_json: str = "{}"
+    seed: int = 0
+    agents: int = 0
+    represented: int = 0
+    days: int = 0
+    replicates: int = 0
+    package_version: str = ""
+    library_versions: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_scenario(cls, scenario: Scenario, kind: str = "run") -> RunMeta:
+        """Metadata from a scenario (agents is the requested count; `complete_run` stores the actual)."""
+        from defection.engine import library_versions, package_version
+
+        sim = scenario.simulation
+        return cls(kind=kind, scenario_name=scenario.meta.name, scenario_hash=scenario.content_hash(),
+                   scenario_json=scenario.canonical_json(), seed=sim.seed, agents=sim.agents,
+                   represented=scenario.force.soldiers, days=sim.days, replicates=sim.replicates,
+                   package_version=package_version(), library_versions=library_versions())
+
+
+def new_run_id() -> str:
+    """A short, unique, typable id: 'r' + 10 hex characters."""
+    return "r" + uuid.uuid4().hex[:10]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+class ResultsDB:
+    """A DuckDB file of runs. Opening it creates the schema if missing."""
+
+    def __init__(self, path: str | Path = DEFAULT_DB):
+        self.path = Path(path)
+        if not self.path.parent.exists():
+            raise ResultsError(f"cannot open results database {self.path}: directory "
+                               f"{self.path.parent} does not exist")
+        if self.path.is_dir():
+            raise ResultsError(f"cannot open results database {self.path}: it is a directory")
+        with self._connect() as con:
+            for stmt in _SCHEMA:
+                con.execute(stmt)
+            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise ResultsError(f"results database {self.path} has schema version {row[0]}, newer "
+                                   f"than this version of defection-lab supports ({SCHEMA_VERSION})")
+
+    # -- connections -------------------------------------------------------------------------------
+
+    @contextmanager
+    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One short-lived connection; waits a little if another process holds the file lock."""
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                con = duckdb.connect(str(self.path))
+                break
+            except duckdb.Error as e:
+                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+                if "lock" in msg.lower() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                raise ResultsError(f"cannot open results database {self.path}: {msg}") from e
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                with suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def begin_run(self, meta: RunMeta) -> str:
+        """Record a run as 'running' (committed at once) and return its new id."""
+        run_id = new_run_id()
+        with self._connect() as con:
+            con.execute(
+                "INSERT INTO runs (run_id, kind, status, created_at, scenario_name, scenario_hash, "
+                "scenario_json, seed, agents, represented, days, replicates, package_version, "
+                "library_versions, host, pid) "
+                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, meta.kind, _now(), meta.scenario_name, meta.scenario_hash, meta.scenario_json,
+                 meta.seed, meta.agents, meta.represented, meta.days, meta.replicates, meta.package_version,
+                 json.dumps(meta.library_versions, sort_keys=True), socket.gethostname(), os.getpid()],
+            )
+        return run_id
+
+    def complete_run(self, run_id: str, result: RunResult) -> None:
+        """Store a run's results and mark it 'complete', all in one transaction."""
+        status = self._status(run_id)
+        if status == "complete":
+            raise ValueError(f"run '{run_id}' is already complete; its results cannot be replaced")
+        daily = result.daily
+        per_rep = result.per_replicate
+        names = [c for c in per_rep.columns if c != "replicate"]
+        long = per_rep.melt(id_vars="replicate", value_vars=names, var_name="outcome", value_name="value")
+        table = result.outcomes()
+        series = ", ".join(SERIES)
+        with self._transaction() as con:
+            con.register("daily_df", daily)
+            con.execute(f"INSERT INTO daily (run_id, replicate, day, {series}) "
+                        f"SELECT $rid, replicate, day, {series} FROM daily_df", {"rid": run_id})
+            con.register("rep_df", long)
+            con.execute("INSERT INTO replicate_outcomes (run_id, replicate, outcome, value) "
+                        "SELECT $rid, replicate, outcome, value FROM rep_df", {"rid": run_id})
+            con.register("out_df", table)
+            con.execute("INSERT INTO outcomes (run_id, outcome, median, p05, p95, mean) "
+                        "SELECT $rid, outcome, median, p05, p95, mean FROM out_df", {"rid": run_id})
+            con.execute(
+                "UPDATE runs SET status = 'complete', finished_at = ?, wall_seconds = ?, error = NULL, "
+                "seed = ?, agents = ?, represented = ?, days = ?, replicates = ? WHERE run_id = ?",
+                [_now(), float(result.wall_seconds), int(result.seed), int(result.agents),
+                 int(result.represented), int(result.days), int(result.replicates), run_id],
+            )
+
+    def store(self, result: RunResult, kind: str = "run") -> str:
+        """Record an already finished result as a complete run; return its id."""
+        run_id = self.begin_run(RunMeta.from_scenario(result.scenario, kind=kind))
+        try:
+            self.complete_run(run_id, result)
+        except BaseException as e:
+            self.mark_run(run_id, "failed", f"{type(e).__name__}: {e}")
+            raise
+        return run_id
+
+    def mark_run(self, run_id: str, status: Literal["failed", "interrupted"],
+                 error: str | None = None) -> None:
+        """Mark a run that did not complete as 'failed' or 'interrupted'."""
+        if status not in ("failed", "interrupted"):
+            raise ValueError(f"status must be 'failed' or 'interrupted', not {status!r}")
+        if self._status(run_id) == "complete":
+            raise ValueError(f"run '{run_id}' is complete; it cannot be marked {status}")
+        with self._connect() as con:
+            con.execute("UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?",
+                        [status, error, _now(), run_id])
+
+    def reconcile(self) -> list[str]:
+        """Mark 'running' rows of this host whose process is gone as 'interrupted'; return their ids."""
+        host = socket.gethostname()
+        with self._connect() as con:
+            rows = con.execute("SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?",
+                               [host]).fetchall()
+            stale = [rid for rid, pid in rows if pid is None or not pid_alive(int(pid))]
+            for rid in stale:
+                con.execute("UPDATE runs SET status = 'interrupted', finished_at = ?, "
+                            "error = coalesce(error, 'process ended before the run completed') "
+                            "WHERE run_id = ? AND status = 'running'", [_now(), rid])
+        return stale
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def list_runs(self, limit: int | None = None) -> pd.DataFrame:
+        """Runs, newest first (stale 'running' rows are reconciled first)."""
+        self.reconcile()
+        sql = f"SELECT {', '.join(LIST_COLUMNS)} FROM runs ORDER BY created_at DESC, run_id"
+        params: list[Any] = []
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        with self._connect() as con:
+            return con.execute(sql, params).df()
+
+    def resolve(self, run_id: str) -> str:
+        """The full id of a run given its id or a unique prefix."""
+        with self._connect() as con:
+            rows = con.execute("SELECT run_id FROM runs WHERE starts_with(run_id, ?) ORDER BY run_id",
+                               [run_id]).fetchall()
+        ids = [r[0] for r in rows]
+        if run_id in ids:
+            return run_id
+        if len(ids) == 1 and run_id:
+            return ids[0]
+        if len(ids) > 1 and run_id:
+            shown = ", ".join(ids[:5]) + (", …" if len(ids) > 5 else "")
+            raise RunNotFound(run_id, self.path,
+                              f"run id prefix '{run_id}' is ambiguous in {self.path}: matches {shown}; "
+                              "give more characters")
+        raise RunNotFound(run_id, self.path)
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """The run's row as a dict (library_versions parsed; scenario_json kept as text)."""
+        self.reconcile()
+        rid = self.resolve(run_id)
+        with self._connect() as con:
+            cur = con.execute("SELECT * FROM runs WHERE run_id = ?", [rid])
+            cols = [d[0] for d in cur.description]
+            row = cur.fetchone()
+        if row is None:
+            raise RunNotFound(run_id, self.path)
+        out = dict(zip(cols, row, strict=True))
+        out["library_versions"] = json.loads(out["library_versions"] or "{}")
+        return out
+
+    def daily(self, run_id: str) -> pd.DataFrame:
+        """Daily series: replicate, day and one column per series."""
+        rid = self.resolve(run_id)
+        with self._connect() as con:
+            return con.execute(f"SELECT replicate, day, {', '.join(SERIES)} FROM daily WHERE run_id = ? "
+                               "ORDER BY replicate, day", [rid]).df()
+
+    def replicate_outcomes(self, run_id: str) -> pd.DataFrame:
+        """Per-replicate outcomes, wide: replicate and one column per outcome."""
+        rid = self.resolve(run_id)
+        with self._connect() as con:
+            long = con.execute("SELECT replicate, outcome, value FROM replicate_outcomes WHERE run_id = ?",
+                               [rid]).df()
+        if long.empty:
+            return pd.DataFrame({"replicate": pd.Series(dtype="int32")})
+        wide = long.pivot(index="replicate", columns="outcome", values="value")
+        wide = wide[_ordered(list(wide.columns))].sort_index().reset_index()
+        wide.columns.name = None
+        return wide
+
+    def outcomes(self, run_id: str) -> pd.DataFrame:
+        """Median, p05, p95 and mean of every outcome across replicates."""
+        rid = self.resolve(run_id)
+        with self._connect() as con:
+            df = con.execute("SELECT outcome, median, p05, p95, mean FROM outcomes WHERE run_id = ?",
+                             [rid]).df()
+        order = {name: k for k, name in enumerate(_ordered(list(df["outcome"])))}
+        return df.sort_values("outcome", key=lambda s: s.map(order)).reset_index(drop=True)
+
+    def _status(self, run_id: str) -> str:
+        with self._connect() as con:
+            row = con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        if row is None:
+            raise RunNotFound(run_id, self.path)
+        return str(row[0])
+
+    # -- export ------------------------------------------------------------------------------------
+
+    def export(self, run_id: str, fmt: Literal["parquet", "csv"], out: str | Path) -> list[Path]:
+        """Write daily, replicate_outcomes and outcomes tables plus run.json into directory `out`."""
+        if fmt not in ("parquet", "csv"):
+            raise ValueError(f"export format must be 'parquet' or 'csv', not {fmt!r}")
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"export target {out} exists and is not a directory; give a directory path")
+        run = self.get_run(run_id)
+        rid = run["run_id"]
+        if run["status"] != "complete":
+            raise ValueError(f"run '{rid}' is {run['status']}, not complete; only complete runs can be "
+                             "exported")
+        out.mkdir(parents=True, exist_ok=True)
+        options = "(FORMAT parquet)" if fmt == "parquet" else "(FORMAT csv, HEADER)"
+        tables = {
+            "daily": self.daily(rid),
+            "replicate_outcomes": self.replicate_outcomes(rid),
+            "outcomes": self.outcomes(rid),
+        }
+        written: list[Path] = []
+        with self._connect() as con:
+            for name, df in tables.items():
+                target = out / f"{name}.{fmt}"
+                con.register("export_df", df)
+                con.execute(f"COPY (SELECT * FROM export_df) TO '{_sql_path(target)}' {options}")
+                con.unregister("export_df")
+                written.append(target)
+        doc = dict(run)
+        doc["scenario"] = json.loads(doc.pop("scenario_json") or "{}")
+        for key, value in doc.items():
+            if isinstance(value, datetime):
+                doc[key] = value.isoformat()
+        target = out / "run.json"
+        target.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+        written.append(target)
+        return written
+
+
+def _ordered(names: list[str]) -> list[str]:
+    """Outcome names in `OUTCOMES` order, unknown names after, alphabetically."""
+    known = [n for n in OUTCOMES if n in names]
+    return known + sorted(n for n in names if n not in OUTCOMES)
