@@ -88,7 +88,7 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Simulate a scenario, print median and 90% interval of each outcome, and store the run."""
-    from defection.engine import library_versions, package_version, simulate
+    from defection.engine import simulate
     from defection.results import ResultsDB, ResultsError, RunMeta
 
     base = _load(scenario)
@@ -101,14 +101,7 @@ def run(
     sim = sc.simulation
     try:
         store = ResultsDB(db)
-        from defection.population import simulated_agents
-
-        run_id = store.begin_run(RunMeta(
-            kind="run", scenario_name=sc.meta.name, scenario_hash=sc.content_hash(),
-            scenario_json=sc.canonical_json(), seed=sim.seed,
-            agents=simulated_agents(sim.agents, sc.force.company_size), represented=sc.force.soldiers,
-            days=sim.days, replicates=sim.replicates, package_version=package_version(),
-            library_versions=library_versions()))
+        run_id = store.begin_run(RunMeta.from_scenario(sc))
     except ResultsError as e:
         fail(str(e))
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -225,7 +218,7 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="Run id (a unique prefi
         info = store.get_run(run_id)
         rows = store.outcomes(info["run_id"]).to_dict("records") if info["status"] == "complete" else []
     except (RunNotFound, ResultsError) as e:
-        fail(str(e.args[0]) if e.args else str(e))
+        fail(str(e))
     if as_json:
         payload = {k: (str(v) if k.endswith("_at") else v) for k, v in info.items() if k != "scenario_json"}
         payload["scenario"] = json.loads(info["scenario_json"])
@@ -260,7 +253,7 @@ def runs_export(
     try:
         files = store.export(store.get_run(run_id)["run_id"], fmt, output)  # type: ignore[arg-type]
     except (RunNotFound, ResultsError, ValueError) as e:
-        fail(str(e.args[0]) if e.args else str(e))
+        fail(str(e))
     for f in files:
         out.print(f"wrote {f}")
 

@@ -1,0 +1,56 @@
+"""Shared helpers: small scenarios built from the default with dotted-path overrides."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from defection.scenario import Scenario, default_scenario, scenario_from_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def scenario(**overrides: Any) -> Scenario:
+    """The default scenario with overrides such as ``offer__cash_usd=0`` (``__`` separates levels)."""
+    data = default_scenario().model_dump(mode="json")
+    for key, value in overrides.items():
+        node = data
+        parts = key.split("__")
+        for part in parts[:-1]:
+            node = node[part]
+        node[parts[-1]] = value
+    return scenario_from_dict(data, "<test>")
+
+
+def no_offer(**overrides: Any) -> Scenario:
+    """A world with no programme: no cash, no package, no channels, no threat."""
+    base = {
+        "offer__cash_usd": 0.0,
+        "offer__asylum_probability": 0.0,
+        "offer__trip_value_usd": 0.0,
+        "offer__education": False,
+        "offer__threat__prosecution_probability": 0.0,
+        "information__channels": [],
+        "information__peer_imitation": 0.0,
+    }
+    base.update(overrides)
+    return scenario(**base)
+
+
+def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+        timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the `defection` command line in a subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "defection", *args], capture_output=True, text=True,
+                          cwd=cwd, env=full_env, timeout=timeout, check=False)
+
+
+@pytest.fixture
+def tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -1,0 +1,131 @@
+"""The command line end to end: run --json, runs list/show/export, bench, and interrupted runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from defection.analysis import OUTCOMES
+from defection.results import ResultsDB
+
+from .conftest import ROOT, cli
+
+REQUIRED_KEYS = {"run_id", "scenario_hash", "seed", "agents", "represented", "days", "replicates", "outcomes"}
+REQUIRED_OUTCOMES = {"defected", "attempts", "caught", "killed_crossing", "strength_remaining_share",
+                     "units_ineffective_share"}
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    db = tmp_path_factory.mktemp("cli") / "runs.duckdb"
+    r = cli("run", "--replicates", "3", "--days", "30", "--agents", "2970", "--seed", "9", "--db", str(db), "--json")
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
+    assert len(lines) == 1, "stdout must hold exactly one JSON object"
+    return db, json.loads(lines[0])
+
+
+def test_run_json_shape(stored: tuple[Path, dict]) -> None:
+    _, payload = stored
+    assert payload.keys() >= REQUIRED_KEYS
+    assert payload["outcomes"].keys() >= REQUIRED_OUTCOMES
+    assert set(payload["outcomes"]) == set(OUTCOMES)
+    for stats in payload["outcomes"].values():
+        assert set(stats) == {"median", "p05", "p95"}
+        assert stats["p05"] <= stats["median"] <= stats["p95"]
+    assert payload["agents"] == 2970 and payload["represented"] == 700_000
+    assert payload["seed"] == 9 and payload["days"] == 30 and payload["replicates"] == 3
+
+
+def test_runs_list_show_export(stored: tuple[Path, dict], tmp_path: Path) -> None:
+    db, payload = stored
+    listed = json.loads(cli("runs", "list", "--db", str(db), "--json").stdout)
+    row = next(r for r in listed if r["run_id"] == payload["run_id"])
+    assert row["status"] == "complete"
+    shown = cli("runs", "show", payload["run_id"][:6], "--db", str(db), "--json")
+    assert shown.returncode == 0, shown.stderr
+    info = json.loads(shown.stdout)
+    assert info["scenario"]["offer"]["cash_usd"] == 100_000.0
+    assert info["outcomes"]["defected"]["median"] == pytest.approx(payload["outcomes"]["defected"]["median"])
+    assert {"numba", "numpy", "duckdb"} <= info["library_versions"].keys()
+    for fmt in ("parquet", "csv"):
+        target = tmp_path / fmt
+        r = cli("runs", "export", payload["run_id"], "--format", fmt, "-o", str(target), "--db", str(db))
+        assert r.returncode == 0, r.stderr
+        daily = pd.read_parquet(target / "daily.parquet") if fmt == "parquet" else pd.read_csv(target / "daily.csv")
+        assert len(daily) == 3 * 30
+    text = cli("runs", "show", payload["run_id"], "--db", str(db)).stdout
+    assert "defected" in text and "complete" in text
+
+
+def test_unknown_run_and_bad_format(stored: tuple[Path, dict], tmp_path: Path) -> None:
+    db, payload = stored
+    r = cli("runs", "show", "zzz", "--db", str(db))
+    assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
+    r = cli("runs", "export", payload["run_id"], "--format", "xlsx", "-o", str(tmp_path / "o"), "--db", str(db))
+    assert r.returncode == 2 and "parquet" in r.stderr
+    r = cli("runs", "list", "--db", str(tmp_path / "missing.duckdb"))
+    assert r.returncode == 2 and "no results database" in r.stderr
+
+
+def test_bench_json_reports_throughput() -> None:
+    r = cli("bench", "--agents", "9900", "--days", "5", "--repeats", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["agent_days_per_s"] > 0 and report["agents"] == 9900
+    assert set(report["phase_seconds"]) >= {"information", "decision", "attrition"}
+
+
+def _start_long_run(db: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "defection", "run", "--days", "3650", "--replicates", "200", "--agents", "49500",
+         "--db", str(db)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def _wait_for_running(db: Path, proc: subprocess.Popen[str]) -> str:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        if db.exists():
+            try:
+                runs = ResultsDB(db).list_runs()
+            except Exception:  # the writer may hold the file for a moment
+                runs = None
+            if runs is not None and len(runs) and runs.iloc[0]["status"] == "running":
+                time.sleep(1.0)  # let it get into the simulation
+                return str(runs.iloc[0]["run_id"])
+        time.sleep(0.2)
+    raise AssertionError("run never started")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["INT", "TERM", "KILL"])
+def test_interrupted_run_leaves_database_consistent(tmp_path: Path, sig: signal.Signals) -> None:
+    db = tmp_path / "runs.duckdb"
+    done = cli("run", "--days", "5", "--replicates", "2", "--agents", "990", "--db", str(db), "--json")
+    assert done.returncode == 0, done.stderr
+    complete_id = json.loads(done.stdout)["run_id"]
+    proc = _start_long_run(db)
+    run_id = _wait_for_running(db, proc)
+    os.kill(proc.pid, sig)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "Traceback" not in stderr
+    listed = cli("runs", "list", "--db", str(db), "--json")
+    assert listed.returncode == 0, listed.stderr
+    status = {r["run_id"]: r["status"] for r in json.loads(listed.stdout)}
+    assert status[complete_id] == "complete"
+    assert status[run_id] == "interrupted"
+    store = ResultsDB(db)
+    assert store.daily(run_id).empty and store.outcomes(run_id).empty
+    r = cli("runs", "export", run_id, "-o", str(tmp_path / "x"), "--db", str(db))
+    assert r.returncode == 2 and "complete" in r.stderr

@@ -1,0 +1,141 @@
+"""Hand-computed checks of the decision equations (docs/model.md eq. 1–19)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from defection import decision as d
+from defection.information import awareness_hazard
+from defection.parameters import engine_params, external_reach
+
+from .conftest import scenario
+
+
+def test_crra_utility_hand_computed() -> None:
+    # W = 9,700, η = 0.5, x = 100,000: √9700 · 2 · (√109700 − √9700) = 45,840.78
+    assert d.crra_utility(100_000.0, 9_700.0, 0.5) == pytest.approx(45_840.78, abs=0.01)
+    # linear for η = 0 and ≈ x for small x
+    assert d.crra_utility(5_000.0, 9_700.0, 0.0) == pytest.approx(5_000.0)
+    assert d.crra_utility(1.0, 9_700.0, 0.5) == pytest.approx(1.0, rel=1e-4)
+    # η → 1 is W·log(1 + x/W)
+    assert d.crra_utility(10_000.0, 10_000.0, 1.0) == pytest.approx(10_000.0 * math.log(2.0))
+    assert d.crra_utility(-5.0, 9_700.0, 0.5) == 0.0
+
+
+def test_catch_probability_epstein_form() -> None:
+    # Epstein's k = 2.3 gives P ≈ 0.9 at a monitor ratio of 1 (model-reference §4.3)
+    assert d.catch_probability(0.0, 2.3, 1.0, 1.0, 0.0) == pytest.approx(0.8997, abs=1e-4)
+    # defaults: p0 = 0.05, M = 0.05, V = 6 → 0.05 + 0.95·(1 − e^{−0.69}) = 0.523503
+    assert d.catch_probability(0.05, 2.3, 0.05, 6.0, 0.0) == pytest.approx(0.523503, abs=1e-6)
+    # two co-defectors divide the effective vision by 3: 0.05 + 0.95·(1 − e^{−0.23}) = 0.245193
+    assert d.catch_probability(0.05, 2.3, 0.05, 6.0, 2.0) == pytest.approx(0.245193, abs=1e-6)
+    # safety in numbers: strictly decreasing in D
+    probs = [d.catch_probability(0.05, 2.3, 0.05, 6.0, k) for k in range(10)]
+    assert all(a > b for a, b in itertools.pairwise(probs))
+
+
+def test_annuity_and_discounting() -> None:
+    assert d.annuity_factor(0.5, 3.0) == pytest.approx(0.875)
+    assert d.annuity_factor(1.0, 7.0) == 7.0
+    assert d.annuity_factor(0.9, 0.0) == 0.0
+    assert d.daily_discount(0.2) ** 365 == pytest.approx(1 / 1.2)
+
+
+def test_cash_value_present_bias_and_deferral() -> None:
+    u = d.crra_utility(100_000.0, 9_700.0, 0.5)
+    assert d.cash_value(100_000.0, 1.0, 2.0, 1, 9_700.0, 0.5, 0.85, 0.2) == pytest.approx(u)
+    # all deferred two years: β·δ²·U(B) = 0.85 / 1.44 · U
+    assert d.cash_value(100_000.0, 0.0, 2.0, 1, 9_700.0, 0.5, 0.85, 0.2) == pytest.approx(0.85 / 1.44 * u)
+    # deferral never adds value
+    assert d.cash_value(1e5, 0.2, 2.0, 3, 9_700.0, 0.5, 0.85, 0.2) < d.cash_value(1e5, 0.8, 2.0, 3, 9_700.0, 0.5,
+                                                                                  0.85, 0.2)
+
+
+def test_asylum_value_undiscounted() -> None:
+    # 30 years × (25,000 − 10,000) − 40,000 exile cost
+    assert d.asylum_value(25_000.0, 10_000.0, 1.0, 0.0, 30, 40_000.0) == pytest.approx(410_000.0)
+
+
+def test_prison_cost_certainty_beats_severity() -> None:
+    vsly = d.value_of_life_year(1.5e6, 0.2)
+    base = 0.01 * d.prison_cost(10.0, vsly, 0.5, 0.85, 0.2)
+    doubled_certainty = 0.02 * d.prison_cost(10.0, vsly, 0.5, 0.85, 0.2)
+    doubled_severity = 0.01 * d.prison_cost(20.0, vsly, 0.5, 0.85, 0.2)
+    assert doubled_certainty == pytest.approx(2 * base)
+    assert base < doubled_severity < doubled_certainty
+
+
+def test_net_gain_hand_computed() -> None:
+    # q = 0.5·0.9 = 0.45: 0.45·100 + 0.5·(−200) + 0.5·0.1·(−1000) − (−50) = −55
+    assert d.net_gain(0.5, 0.1, 100.0, -200.0, -1000.0, -50.0) == pytest.approx(-55.0)
+
+
+def test_option_value_cases() -> None:
+    assert d.option_value(-10.0, -5.0, 0.9) == 0.0  # waiting to lose less is not an option value
+    assert d.option_value(10.0, 10.0, 0.9) == 0.0  # no expected rise: act now
+    assert d.option_value(10.0, 30.0, 0.9) == pytest.approx(17.0)  # 0.9·30 − 10
+    assert d.option_value(-10.0, 30.0, 0.9) == pytest.approx(27.0)  # an offer worth waiting for
+
+
+def test_logit_and_credibility() -> None:
+    assert d.logit_probability(0.0, 0.3) == 0.5
+    assert d.logit_probability(0.3 * math.log(9.0), 0.3) == pytest.approx(0.9)
+    assert d.credibility(2.0, 2.0, 0.0, 0.0) == 0.5
+    assert d.credibility(2.0, 2.0, 2.0, 0.0) == pytest.approx(4.0 / 6.0)
+    assert d.reveal_probability(0.3, 10.0, 0.05) == pytest.approx(0.3 * math.exp(-0.5))
+
+
+def test_awareness_hazard_and_reach() -> None:
+    assert awareness_hazard(0.01, 0.2, 0.0) == pytest.approx(0.01)
+    assert awareness_hazard(0.0, 0.2, 0.5) == pytest.approx(0.1)
+    assert awareness_hazard(0.01, 0.2, 0.5) == pytest.approx(1 - 0.99 * 0.9)
+    sc = scenario(information__channels=[{"name": "a", "daily_reach": 0.1, "coverage": 0.5, "blocked": 0.2},
+                                         {"name": "b", "daily_reach": 0.05}])
+    assert external_reach(sc) == pytest.approx(1 - (1 - 0.04) * (1 - 0.05))
+
+
+def test_one_soldier_hand_computed() -> None:
+    """All the terms of eq. 12–14 for one soldier, with r = 0 and η = 0 so they can be done by hand."""
+    sc = scenario(
+        preferences__discount_rate=0.0, preferences__present_bias=1.0, preferences__crra=0.0,
+        preferences__cohesion_cost_usd=20_000.0, preferences__utility_scale_usd=100_000.0,
+        combat__death_hazard=1e-4, combat__intensity=1.0, combat__pay_usd_month=0.0,
+        combat__death_benefit_usd=100_000.0, combat__family_benefit_weight=0.5,
+        combat__remaining_exposure_days=365.0,
+        regime__sentence_years=5.0, regime__prison_year_cost_vsly=0.5, regime__execution_probability=0.1,
+        regime__sentence_served_share=0.3, regime__penal_death_risk=0.2, regime__family_reprisal_usd=10_000.0,
+        regime__exchange_return_probability=0.3, regime__prosecution_if_returned=0.5,
+        regime__assassination_risk=0.002,
+        offer__cash_usd=100_000.0, offer__share_on_arrival=0.5, offer__deferred_delay_years=2.0,
+        offer__deferred_instalments=1, offer__asylum_probability=0.4, offer__resettled_income_usd_year=25_000.0,
+        offer__education=True, offer__education_premium_usd_year=5_000.0, offer__exile_cost_usd=50_000.0,
+        offer__working_life_years=10, offer__trip_value_usd=5_000.0, offer__family_extraction_probability=0.0,
+        offer__protection=0.5, offer__threat__prosecution_probability=0.01, offer__threat__sentence_years=10.0,
+        offer__threat__amnesty_for_defectors=True, information__offer_noise_log_sd=0.0,
+    )
+    p = engine_params(sc)
+    one = np.array
+    v_succ, v_caught, v_killed, v_stay = d._soldier_terms(
+        0, True, 100_000.0, 0.5, 0.0, 1.0, 1.0, p, one([1e6]), one([10_000.0]), one([50_000.0]),
+        one([1], np.int8), one([0.0]), one([0], np.int8))
+    # VSLY = 1e6/40 = 25,000; cost(5 y) = 5·0.5·25,000 = 62,500; cost(10 y) = 125,000
+    # package = 0.5·(100,000 + 0.4·(10·20,000 − 50,000) + 5,000) = 82,500
+    # moral = 50,000 + 20,000·1·1 = 70,000; family = 10,000; return = 0.8·0.3·0.5·0.3·62,500 = 2,250
+    # assassination = 0.5·0.4·0.002·0.5·1e6 = 200; amnesty → no threat to defectors
+    assert v_succ == pytest.approx(82_500 - 70_000 - 10_000 - 2_250 - 200)
+    # caught = −(0.1·1e6 + 0.9·(0.3·62,500 + 0.2·1e6)) = −296,875
+    assert v_caught == pytest.approx(-296_875.0)
+    assert v_killed == -1e6
+    # stay = Σ_{τ=1}^{365} 0.9999^τ · (0 − 1e-4·(1e6 − 0.5·1e5)) − 0.01·125,000
+    annuity = sum(0.9999**k for k in range(1, 366))
+    assert v_stay == pytest.approx(annuity * (-95.0) - 1_250.0)
+    # the same soldier unaware of the offer: no package, no threat, no asylum shield against return
+    u_succ, _, _, u_stay = d._soldier_terms(
+        0, False, 100_000.0, 0.5, 0.0, 1.0, 1.0, p, one([1e6]), one([10_000.0]), one([50_000.0]),
+        one([1], np.int8), one([0.0]), one([0], np.int8))
+    assert u_succ == pytest.approx(-70_000 - 10_000 - 0.3 * 0.5 * 0.3 * 62_500)
+    assert u_stay == pytest.approx(annuity * (-95.0))

@@ -1,0 +1,129 @@
+"""Invariants of the simulator: conservation, determinism, common random numbers, monotonicity."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from defection import simulate
+from defection.dynamics import SERIES
+
+from .conftest import ROOT, no_offer, scenario
+
+SMALL = {"replicates": 3, "days": 120, "agents": 4_950, "seed": 11}
+
+
+def _series(result) -> np.ndarray:
+    return result.daily[list(SERIES)].to_numpy()
+
+
+def test_conservation_of_soldiers() -> None:
+    """Slots = serving + everyone who left − replacements, every day of every replicate."""
+    sc = scenario(combat__death_hazard=2e-3, combat__replacement_rate=0.05, crossing__catch_base=0.2,
+                  preferences__moral_cost_median_usd=20_000.0, combat__opportunity_line=0.05)
+    res = simulate(sc, **SMALL)
+    daily = res.daily
+    assert daily["arrived"].sum() > 0 and daily["caught"].sum() > 0 and daily["replaced"].sum() > 0
+    for _, rep in daily.groupby("replicate"):
+        left = rep[["arrived", "caught", "killed_crossing", "killed_in_action", "wounded"]].sum(axis=1).cumsum()
+        joined = rep["replaced"].cumsum()
+        assert np.array_equal(rep["serving"].to_numpy() + left.to_numpy() - joined.to_numpy(),
+                              np.full(len(rep), res.agents))
+        assert (rep["executed"] <= rep["caught"]).all()
+        assert (rep["attempts"] == rep["arrived"] + rep["caught"] + rep["killed_crossing"]).all()
+    per = res.per_replicate
+    assert (per["defected"] <= per["attempts"]).all()
+    assert ((per["strength_remaining_share"] >= 0) & (per["strength_remaining_share"] <= 1)).all()
+
+
+def test_same_seed_same_result_and_different_seed_differs() -> None:
+    a = simulate(scenario(), **SMALL)
+    b = simulate(scenario(), **SMALL)
+    c = simulate(scenario(), **{**SMALL, "seed": 12})
+    assert np.array_equal(_series(a), _series(b))
+    assert not np.array_equal(_series(a), _series(c))
+
+
+_THREAD_SCRIPT = """
+import hashlib, json, numba
+from defection import simulate
+res = simulate(replicates=2, days=60, agents=9_900, seed=5)
+print(json.dumps({"threads": numba.get_num_threads(),
+                  "hash": hashlib.sha256(res.daily.to_numpy().tobytes()).hexdigest()}))
+"""
+
+
+@pytest.mark.slow
+def test_identical_across_thread_counts() -> None:
+    out = {}
+    for n in ("1", "2"):
+        env = {**os.environ, "NUMBA_NUM_THREADS": n}
+        proc = subprocess.run([sys.executable, "-c", _THREAD_SCRIPT], capture_output=True, text=True, env=env,
+                              cwd=ROOT, timeout=600, check=True)
+        out[n] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["1"]["threads"] == 1 and out["2"]["threads"] == 2
+    assert out["1"]["hash"] == out["2"]["hash"]
+    res = simulate(replicates=2, days=60, agents=9_900, seed=5)
+    assert hashlib.sha256(res.daily.to_numpy().tobytes()).hexdigest() == out["1"]["hash"]
+
+
+def test_common_random_numbers_noop_lever() -> None:
+    """A lever change that cannot matter (a channel with zero reach, a new name) changes nothing."""
+    base = scenario()
+    channels = [*base.model_dump()["information"]["channels"], {"name": "sms", "daily_reach": 0.0}]
+    noop = scenario(information__channels=channels, meta__name="renamed")
+    a = simulate(base, **SMALL)
+    b = simulate(noop, **SMALL)
+    assert np.array_equal(_series(a), _series(b))
+
+
+def test_common_random_numbers_shared_population() -> None:
+    """Policy variants see the same soldiers: day-0 deaths and the initial population do not depend on cash."""
+    a = simulate(scenario(offer__cash_usd=0.0), **SMALL)
+    b = simulate(scenario(offer__cash_usd=1e6), **SMALL)
+    first = a.daily["day"] == 0
+    pd.testing.assert_series_equal(a.daily.loc[first, "killed_in_action"], b.daily.loc[first, "killed_in_action"])
+
+
+def _medians(levels: list[float], make) -> list[float]:
+    out = []
+    for level in levels:
+        res = simulate(make(level), replicates=9, days=240, agents=9_900, seed=3)
+        out.append(float(res.per_replicate["defected"].median()))
+    return out
+
+
+@pytest.mark.slow
+def test_more_cash_does_not_lower_defections() -> None:
+    med = _medians([0.0, 1e5, 1e6, 1e7], lambda c: scenario(offer__cash_usd=c))
+    assert all(b >= a for a, b in itertools.pairwise(med)), med
+    assert med[-1] > med[0], med
+
+
+@pytest.mark.slow
+def test_more_monitoring_does_not_raise_defections() -> None:
+    med = _medians([0.0, 0.05, 0.1, 0.3], lambda m: scenario(regime__monitors_per_soldier=m))
+    assert all(b <= a for a, b in itertools.pairwise(med)), med
+    assert med[-1] < med[0], med
+
+
+def test_zero_awareness_nobody_responds_to_the_offer() -> None:
+    """With no channel reach, no word of mouth and nobody aware on day 0, the offer changes nothing."""
+    unheard = scenario(information__channels=[], information__peer_imitation=0.0,
+                       information__initial_aware_share=0.0, offer__cash_usd=1e7)
+    a = simulate(unheard, **SMALL)
+    b = simulate(no_offer(), **SMALL)
+    assert a.daily["aware"].sum() == 0
+    cols = [c for c in SERIES if c != "offer_usd"]
+    assert np.array_equal(a.daily[cols].to_numpy(), b.daily[cols].to_numpy())
+    # and the same offer, once heard, does change behaviour
+    heard = simulate(scenario(offer__cash_usd=1e7), **SMALL)
+    assert heard.per_replicate["defected"].sum() > a.per_replicate["defected"].sum()
