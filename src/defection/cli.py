@@ -68,11 +68,13 @@ def outcome_table(rows: list[dict[str, Any]], title: str) -> Table:
     table.add_column("outcome", no_wrap=True)
     table.add_column("median", justify="right")
     table.add_column("90% interval", justify="right")
-    table.add_column("meaning", style="dim")
+    wide = out.width >= 120
+    if wide:
+        table.add_column("meaning", style="dim")
     for r in rows:
         name = r["outcome"]
-        table.add_row(name, _fmt(name, r["median"]), f"{_fmt(name, r['p05'])} – {_fmt(name, r['p95'])}",
-                      OUTCOMES.get(name, ""))
+        cells = [name, _fmt(name, r["median"]), f"{_fmt(name, r['p05'])} – {_fmt(name, r['p95'])}"]
+        table.add_row(*cells, *([OUTCOMES.get(name, "")] if wide else []))
     return table
 
 
