@@ -41,6 +41,15 @@ def test_every_parameter_has_unit_range_and_source() -> None:
     assert labelled, "calibrated/assumption parameters must say so"
 
 
+def test_parameters_doc_is_current() -> None:
+    from defection.scenario import registry_markdown
+
+    from .conftest import ROOT
+
+    assert (ROOT / "docs" / "parameters.md").read_text(encoding="utf-8") == registry_markdown(), (
+        "docs/parameters.md is stale: run `defection params --markdown > docs/parameters.md`")
+
+
 def test_init_writes_a_file_that_checks(tmp_path: Path) -> None:
     target = tmp_path / "s.toml"
     r = cli("init", str(target))

@@ -15,7 +15,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from defection.scenario import ScenarioError, iter_params, load_scenario, scenario_to_toml, with_overrides
+from defection.scenario import (
+    ScenarioError,
+    iter_params,
+    load_scenario,
+    registry_markdown,
+    scenario_to_toml,
+    with_overrides,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="defection-lab: test offers that would make soldiers of an invading army defect.")
@@ -156,8 +163,12 @@ def check(path: Annotated[Path, typer.Argument(help="Scenario TOML file.")]) -> 
 
 
 @app.command()
-def params(as_json: JsonOpt = False) -> None:
+def params(as_json: JsonOpt = False,
+           markdown: Annotated[bool, typer.Option("--markdown", help="Print docs/parameters.md.")] = False) -> None:
     """Every parameter with unit, default, range and source."""
+    if markdown:
+        sys.stdout.write(registry_markdown())
+        return
     rows = [
         {"path": p.path, "unit": p.unit, "default": p.default, "min": p.lo, "max": p.hi, "source": p.source,
          "description": p.description}

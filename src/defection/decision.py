@@ -280,7 +280,8 @@ def decide(t: int, seed: int, rep: int, p: EngineParams, offer: float, offer_on:
                     offer_noise, soldier_type)
                 n_def = 0
                 for d in range(neighbours.shape[1]):
-                    if status[neighbours[i, d]] == ARRIVED:
+                    nb = neighbours[i, d]
+                    if status[nb] == ARRIVED and left_day[nb] < t:  # defected before today
                         n_def += 1
                 peer_net[j] = n_def / neighbours.shape[1]
                 thr[j] = threshold[i]

@@ -47,7 +47,7 @@ def attrition_and_replacement(t: int, seed: int, rep: int, p: EngineParams, stat
                               left_day: np.ndarray, soldier_type: np.ndarray, vsl: np.ndarray,
                               income: np.ndarray, moral: np.ndarray, threshold: np.ndarray,
                               family: np.ndarray, offer_noise: np.ndarray, aware_day: np.ndarray,
-                              heard_day: np.ndarray, company_type: np.ndarray, company_class: np.ndarray,
+                              company_type: np.ndarray, company_class: np.ndarray,
                               counts: np.ndarray) -> None:
     """Phase 10: deaths and wounds at the eq. 1 hazard; vacant slots refilled at rate eq. 21."""
     cs = p.company_size
@@ -77,7 +77,6 @@ def attrition_and_replacement(t: int, seed: int, rep: int, p: EngineParams, stat
                 status[i] = SERVING
                 left_day[i] = NEVER
                 aware_day[i] = NEVER
-                heard_day[i] = NEVER
                 replaced += 1
         counts[c, C_KILLED] = killed
         counts[c, C_WOUNDED] = wounded
@@ -176,7 +175,7 @@ def run_replicate(p: EngineParams, seed: int, rep: int, days: int, n_agents: int
         timer["programme"] += t2 - t1
         # 4-5. information and credibility
         if not threshold_mode:
-            spread_awareness(t, seed, rep, p, on, pop.status, pop.aware_day, pop.heard_day, pop.neighbours,
+            spread_awareness(t, seed, rep, p, on, pop.status, pop.aware_day, pop.neighbours,
                              n_comp)
         t3 = clock()
         timer["information"] += t3 - t2
@@ -195,7 +194,7 @@ def run_replicate(p: EngineParams, seed: int, rep: int, days: int, n_agents: int
         if not threshold_mode:
             attrition_and_replacement(t, seed, rep, p, pop.status, pop.left_day, pop.soldier_type, pop.vsl,
                                       pop.income, pop.moral, pop.threshold, pop.family, pop.offer_noise,
-                                      pop.aware_day, pop.heard_day, pop.company_type, pop.company_class,
+                                      pop.aware_day, pop.company_type, pop.company_class,
                                       counts)
         t5 = clock()
         timer["attrition"] += t5 - t4

@@ -37,7 +37,7 @@ def decayed_precedent(precedent: float, decay: float, new_share: float) -> float
 
 @njit(cache=True, parallel=True)
 def spread_awareness(t: int, seed: int, rep: int, p: EngineParams, offer_on: bool, status: np.ndarray,
-                     aware_day: np.ndarray, heard_day: np.ndarray, neighbours: np.ndarray,
+                     aware_day: np.ndarray, neighbours: np.ndarray,
                      n_comp: int) -> None:
     """Phase 4: unaware serving soldiers learn of the offer with the hazard of eq. 23."""
     if not offer_on:
@@ -56,7 +56,6 @@ def spread_awareness(t: int, seed: int, rep: int, p: EngineParams, offer_on: boo
             h = awareness_hazard(p.external_reach, p.peer_imitation, n_aware / deg)
             if rng.uniform(k_aw, i) < h:
                 aware_day[i] = t
-                heard_day[i] = t
 
 
 @njit(cache=True)

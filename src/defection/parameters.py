@@ -62,7 +62,6 @@ class EngineParams(NamedTuple):
     intensity: float
     replacement_rate: float
     remaining_days: float
-    opportunity_persistence: float
     pay_day: float
     death_benefit: float
     family_benefit_weight: float
@@ -167,7 +166,6 @@ def engine_params(sc: Scenario) -> EngineParams:
         intensity=cb.intensity,
         replacement_rate=cb.replacement_rate,
         remaining_days=cb.remaining_exposure_days,
-        opportunity_persistence=cb.opportunity_persistence,
         pay_day=cb.pay_usd_month * 12.0 / 365.0,
         death_benefit=cb.death_benefit_usd,
         family_benefit_weight=cb.family_benefit_weight,

@@ -36,7 +36,6 @@ class Population:
     family: np.ndarray  # int8, 1 = family exposed to reprisals
     offer_noise: np.ndarray  # float64, standard-normal z of the perceived offer
     aware_day: np.ndarray  # int32, day the soldier learned of the offer (NEVER if not)
-    heard_day: np.ndarray  # int32, last day he heard the current offer
     neighbours: np.ndarray  # int32 (n, degree), slots of his network ties (same company)
     # per company
     company_type: np.ndarray  # int8, dominant type
@@ -106,7 +105,7 @@ def draw_soldier(i: int, dominant: int, keys: np.ndarray, p: EngineParams, soldi
 def _synthesise(n_comp: int, seed: int, rep: int, p: EngineParams,
                 soldier_type: np.ndarray, vsl: np.ndarray, income: np.ndarray, moral: np.ndarray,
                 threshold: np.ndarray, family: np.ndarray, offer_noise: np.ndarray,
-                aware_day: np.ndarray, heard_day: np.ndarray, neighbours: np.ndarray,
+                aware_day: np.ndarray, neighbours: np.ndarray,
                 company_type: np.ndarray, company_class: np.ndarray, cohesion: np.ndarray) -> None:
     cs = p.company_size
     k_ct = rng.stream_key(seed, rep, -1, rng.POP_COMPANY_TYPE)
@@ -126,7 +125,6 @@ def _synthesise(n_comp: int, seed: int, rep: int, p: EngineParams,
             counts[soldier_type[i]] += 1
             if rng.uniform(k_aw, i) < p.initial_aware:
                 aware_day[i] = -1
-                heard_day[i] = -1
             # Watts–Strogatz within the company: ring lattice of `degree` ties, each rewired with prob. p.
             local = i - c * cs
             for d in range(p.degree):
@@ -157,7 +155,6 @@ def synthesise(n_agents: int, seed: int, rep: int, p: EngineParams) -> Populatio
         family=np.zeros(n, np.int8),
         offer_noise=np.zeros(n),
         aware_day=np.full(n, NEVER, np.int32),
-        heard_day=np.full(n, NEVER, np.int32),
         neighbours=np.zeros((n, p.degree), np.int32),
         company_type=np.zeros(n_comp, np.int8),
         company_class=np.zeros(n_comp, np.int8),
@@ -168,7 +165,7 @@ def synthesise(n_agents: int, seed: int, rep: int, p: EngineParams) -> Populatio
         defected=np.zeros(n_comp, np.int64),
     )
     _synthesise(n_comp, seed, rep, p, pop.soldier_type, pop.vsl, pop.income, pop.moral, pop.threshold,
-                pop.family, pop.offer_noise, pop.aware_day, pop.heard_day, pop.neighbours,
+                pop.family, pop.offer_noise, pop.aware_day, pop.neighbours,
                 pop.company_type, pop.company_class, pop.cohesion)
     return pop
 

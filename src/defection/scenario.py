@@ -131,13 +131,13 @@ class Force(Section):
                           "Putin, Jun 2024: 'almost 700,000' in the SVO zone [history §2] [S]",
                           "Soldiers in theatre represented by the simulation.")
     squad_size: int = param(9, 2, 30, "soldiers", "model-reference §2.2 (squad ≈8–10)",
-                            "Soldiers per squad; squads are the coordination groups (eq. 16).")
+                            "Soldiers per squad; squads are the coordination groups (eq. 18).")
     squads_per_company: int = param(11, 1, 100, "squads", "model-reference §2.2 (company ≈100)",
                                     "Squads per company; companies are the units (eq. 22).")
     unit_homogeneity: float = param(0.8, 0.0, 1.0, "share", "assumption",
                                     "Probability that a soldier has his company's dominant type.")
     cohesion_base: float = param(1.0, 0.0, 1.0, "index", "assumption (Costa & Kahn [S3]: homogeneity "
-                                 "raises cohesion)", "Cohesion κ_u of a fully homogeneous company (eq. 5).")
+                                 "raises cohesion)", "Cohesion κ_u of a fully homogeneous company (eq. 12a).")
     rear_share: float = param(0.30, 0.0, 1.0, "share of companies", "assumption",
                               "Base share of companies in the rear exposure class (before type affinity).")
     line_share: float = param(0.55, 0.0, 1.0, "share of companies", "assumption",
@@ -230,8 +230,6 @@ class Combat(Section):
                                        "Daily crossing opportunity of an assault squad (eq. 15).")
     opportunity_rear: float = param(0.0, 0.0, 1.0, "per squad per day", "model-reference §5 (rear 0)",
                                     "Daily crossing opportunity of a rear squad (eq. 15).")
-    opportunity_persistence: float = param(0.999, 0.9, 1.0, "per day", "model-reference §5 π_opp",
-                                           "π_opp, daily survival of the chance to defect later (eq. 19).")
     pay_usd_month: float = param(2_333.0, 0.0, 50_000.0, "USD/month",
                                  "210k RUB/month minimum SVO pay 2024 [R3]", "w, soldier pay (eq. 7).")
     death_benefit_usd: float = param(138_000.0, 0.0, 2e6, "USD", "12.4M RUB to family [R7]",
@@ -592,6 +590,28 @@ def iter_params(model: type[BaseModel] = Scenario, prefix: str = "",
                 source = parent_doc
         yield ParamInfo(path, extra.get("unit", ""), value, extra.get("lo"), extra.get("hi"), source,
                         info.description or "")
+
+
+def registry_markdown() -> str:
+    """docs/parameters.md: the registry as a Markdown table (`defection params --markdown`)."""
+
+    def cell(v: Any) -> str:
+        return "" if v is None else str(v).replace("\n", " ").replace("|", "\\|")
+
+    lines = [
+        "# Parameters",
+        "",
+        "Generated from `src/defection/scenario.py` (the parameter registry) by "
+        "`defection params --markdown > docs/parameters.md`; do not edit by hand. A test fails if it is stale.",
+        "",
+        "| parameter | default | unit | range | source | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in iter_params():
+        rng = "" if p.lo is None else f"[{p.lo}, {p.hi}]"
+        cells = (f"`{p.path}`", p.default, p.unit, rng, p.source, p.description)
+        lines.append("| " + " | ".join(cell(x) for x in cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _toml_value(v: Any) -> str:
