@@ -211,12 +211,12 @@ def runs_list(db: DbOpt = Path("defection.duckdb"), as_json: JsonOpt = False) ->
         sys.stdout.write(df.to_json(orient="records", date_format="iso") + "\n")
         return
     table = Table(title=f"{len(df)} runs in {db}")
-    for col in ("run_id", "status", "created_at", "scenario_name", "agents", "days", "replicates", "seed"):
-        table.add_column(col)
+    for col in ("run_id", "status", "created (UTC)", "scenario", "agents", "days × reps"):
+        table.add_column(col, no_wrap=col != "scenario", min_width=12 if col == "scenario" else None)
     for r in df.itertuples():
         colour = {"complete": "green", "running": "cyan", "failed": "red", "interrupted": "yellow"}.get(r.status, "")
-        table.add_row(r.run_id, f"[{colour}]{r.status}[/]", str(r.created_at)[:19], r.scenario_name,
-                      f"{r.agents:,}", str(r.days), str(r.replicates), str(r.seed))
+        table.add_row(r.run_id, f"[{colour}]{r.status}[/]", str(r.created_at)[:16], r.scenario_name,
+                      f"{r.agents:,}", f"{r.days} × {r.replicates}")
     out.print(table)
 
 
