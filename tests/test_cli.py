@@ -40,7 +40,8 @@ def test_run_json_shape(stored: tuple[Path, dict]) -> None:
     assert set(payload["outcomes"]) == set(OUTCOMES)
     for stats in payload["outcomes"].values():
         assert set(stats) == {"median", "p05", "p95"}
-        assert stats["p05"] <= stats["median"] <= stats["p95"]
+        if None not in stats.values():  # None: an open-ended outcome that was never reached
+            assert stats["p05"] <= stats["median"] <= stats["p95"]
     assert payload["agents"] == 2970 and payload["represented"] == 700_000
     assert payload["seed"] == 9 and payload["days"] == 30 and payload["replicates"] == 3
 

@@ -119,7 +119,7 @@ def test_one_soldier_hand_computed() -> None:
     )
     p = engine_params(sc)
     one = np.array
-    v_succ, v_caught, v_killed, v_stay = d._soldier_terms(
+    v_succ, v_caught, v_killed, v_stay, perceived, cash, hazard = d._soldier_terms(
         0, True, 100_000.0, 0.5, 0.0, 1.0, 1.0, p, one([1e6]), one([10_000.0]), one([50_000.0]),
         one([1], np.int8), one([0.0]), one([0], np.int8))
     # VSLY = 1e6/40 = 25,000; cost(5 y) = 5·0.5·25,000 = 62,500; cost(10 y) = 125,000
@@ -130,11 +130,12 @@ def test_one_soldier_hand_computed() -> None:
     # caught = −(0.1·1e6 + 0.9·(0.3·62,500 + 0.2·1e6)) = −296,875
     assert v_caught == pytest.approx(-296_875.0)
     assert v_killed == -1e6
+    assert perceived == 100_000.0 and cash == pytest.approx(100_000.0) and hazard == pytest.approx(1e-4)
     # stay = Σ_{τ=1}^{365} 0.9999^τ · (0 − 1e-4·(1e6 − 0.5·1e5)) − 0.01·125,000
     annuity = sum(0.9999**k for k in range(1, 366))
     assert v_stay == pytest.approx(annuity * (-95.0) - 1_250.0)
     # the same soldier unaware of the offer: no package, no threat, no asylum shield against return
-    u_succ, _, _, u_stay = d._soldier_terms(
+    u_succ, _, _, u_stay, _, _, _ = d._soldier_terms(
         0, False, 100_000.0, 0.5, 0.0, 1.0, 1.0, p, one([1e6]), one([10_000.0]), one([50_000.0]),
         one([1], np.int8), one([0.0]), one([0], np.int8))
     assert u_succ == pytest.approx(-70_000 - 10_000 - 0.3 * 0.5 * 0.3 * 62_500)

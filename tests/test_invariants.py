@@ -26,19 +26,30 @@ def _series(result) -> np.ndarray:
 
 
 def test_conservation_of_soldiers() -> None:
-    """Slots = serving + everyone who left − replacements, every day of every replicate."""
+    """Establishment = present + everyone who left − replacements, every day of every replicate."""
     sc = scenario(combat__death_hazard=2e-3, combat__replacement_rate=0.05, crossing__catch_base=0.2,
-                  preferences__moral_cost_median_usd=20_000.0, combat__opportunity_line=0.05)
+                  preferences__moral_cost_median_usd=20_000.0, combat__opportunity_line=0.05,
+                  information__initial_aware_share=0.5, programme__extraction_capacity_per_day=200.0)
     res = simulate(sc, **SMALL)
     daily = res.daily
-    assert daily["arrived"].sum() > 0 and daily["caught"].sum() > 0 and daily["replaced"].sum() > 0
+    for col in ("arrived", "arrived_programme", "caught", "detected_waiting", "replaced", "contacts"):
+        assert daily[col].sum() > 0, col
+    w = res.represented / res.agents
     for _, rep in daily.groupby("replicate"):
         left = rep[["arrived", "caught", "killed_crossing", "killed_in_action", "wounded"]].sum(axis=1).cumsum()
         joined = rep["replaced"].cumsum()
-        assert np.array_equal(rep["serving"].to_numpy() + left.to_numpy() - joined.to_numpy(),
-                              np.full(len(rep), res.agents))
+        balance = (rep["serving"] + left - joined).to_numpy() / w
+        assert np.allclose(balance, res.agents, rtol=0, atol=1e-6)
         assert (rep["executed"] <= rep["caught"]).all()
-        assert (rep["attempts"] == rep["arrived"] + rep["caught"] + rep["killed_crossing"]).all()
+        # every crossing attempt ends as an arrival, a capture at the crossing, or a death
+        at_crossing = rep["caught"] - rep["detected_waiting"]
+        assert np.allclose(rep["attempts"], rep["arrived"] + at_crossing + rep["killed_crossing"])
+        # a queue entry is extracted, detected, still waiting, or gone with its soldier
+        assert rep["extracted"].sum() + rep["detected_waiting"].sum() <= rep["contacts"].sum() + 1e-9
+        assert rep["queued"].iloc[-1] <= rep["contacts"].sum() + 1e-9
+        by_type = rep[[f"arrived_{t}" for t in ("contract", "mobilised", "convict", "conscript", "officer")]]
+        assert np.allclose(by_type.sum(axis=1), rep["arrived"])
+        assert np.allclose(rep["paid"] + rep["rejected"], rep["arrived_programme"])
     per = res.per_replicate
     assert (per["defected"] <= per["attempts"]).all()
     assert ((per["strength_remaining_share"] >= 0) & (per["strength_remaining_share"] <= 1)).all()
@@ -78,7 +89,7 @@ def test_identical_across_thread_counts() -> None:
 def test_common_random_numbers_noop_lever() -> None:
     """A lever change that cannot matter (a channel with zero reach, a new name) changes nothing."""
     base = scenario()
-    channels = [*base.model_dump()["information"]["channels"], {"name": "sms", "daily_reach": 0.0}]
+    channels = [*base.model_dump()["information"]["channels"], {"name": "sms", "daily_reach": 0.0, "coverage": 0.0}]
     noop = scenario(information__channels=channels, meta__name="renamed")
     a = simulate(base, **SMALL)
     b = simulate(noop, **SMALL)
@@ -122,7 +133,8 @@ def test_zero_awareness_nobody_responds_to_the_offer() -> None:
     a = simulate(unheard, **SMALL)
     b = simulate(no_offer(), **SMALL)
     assert a.daily["aware"].sum() == 0
-    cols = [c for c in SERIES if c != "offer_usd"]
+    programme = {"offer_usd", "programme_open", "programme_cost", "programme_cost_pv", "cost_communications_pv"}
+    cols = [c for c in SERIES if c not in programme]
     assert np.array_equal(a.daily[cols].to_numpy(), b.daily[cols].to_numpy())
     # and the same offer, once heard, does change behaviour
     heard = simulate(scenario(offer__cash_usd=1e7), **SMALL)

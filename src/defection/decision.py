@@ -14,7 +14,21 @@ from numba import njit, prange
 
 from defection import rng
 from defection.parameters import EngineParams
-from defection.population import ARRIVED, CAUGHT, EXECUTED, KILLED_CROSSING, SERVING
+from defection.population import (
+    ARRIVED,
+    C_ARRIVED,
+    C_ARRIVED_TYPE,
+    C_ATTEMPTS,
+    C_CAUGHT,
+    C_CONTACTS,
+    C_EXECUTED,
+    C_KILLED_X,
+    CAUGHT,
+    EXECUTED,
+    KILLED_CROSSING,
+    QUEUED,
+    SERVING,
+)
 
 LIFE_YEARS_FOR_VSLY = 40.0  # remaining life used to annuitise VSL into a life-year value (assumption)
 
@@ -176,12 +190,33 @@ def credibility(prior_alpha: float, prior_beta: float, positive: float, negative
 
 
 # ----------------------------------------------------------------------------- the decision phase
+HORIZONS = np.array([1, 7, 30, 90], dtype=np.int64)  # delays k compared with acting now (eq. 19)
+
+
+@njit(cache=True, inline="always")
+def waiting_discount(present_bias: float, rate: float, hazard: float, persistence: float, k: int) -> float:
+    """Eq. 19b: δ_k = β·[δ_d·(1 − p^K)·π_opp]^k, the value of a payoff k days away."""
+    return present_bias * (daily_discount(rate) * (1.0 - hazard) * persistence) ** k
+
+
+@njit(cache=True, inline="always")
+def wait_detection(queue_detection: float, wait_days: float) -> float:
+    """Eq. 34b: chance of detection while waiting W days for extraction, 1 − (1 − h_q)^W."""
+    return 1.0 - (1.0 - queue_detection) ** wait_days
+
+
+@njit(cache=True, inline="always")
+def expected_offer(perceived: float, credibility_: float, ratio: float) -> float:
+    """Eq. 25b: B̂_k = B̂·(1 + c·(B(t+k)/B(t) − 1)), the offer expected k days ahead, discounted by belief."""
+    return perceived * (1.0 + credibility_ * (ratio - 1.0))
+
+
 @njit(cache=True)
 def _soldier_terms(i: int, aware: bool, offer: float, cred: float, share_def: float, cohesion: float,
                    exposure: float, p: EngineParams, vsl: np.ndarray, income: np.ndarray,
                    moral: np.ndarray, family: np.ndarray, offer_noise: np.ndarray,
-                   soldier_type: np.ndarray) -> tuple[float, float, float, float]:
-    """(V_succ, V_caught, V_killed, V_stay) for soldier i today."""
+                   soldier_type: np.ndarray) -> tuple[float, float, float, float, float, float, float]:
+    """(V_succ, V_caught, V_killed, V_stay, perceived offer B̂, cash value R, hazard p^K) of soldier i today."""
     v = vsl[i]
     r = p.discount_rate
     beta = p.present_bias
@@ -193,6 +228,8 @@ def _soldier_terms(i: int, aware: bool, offer: float, cred: float, share_def: fl
     asylum_p = 0.0
     extraction = 0.0
     c = 0.0
+    perceived = 0.0
+    cash = 0.0
     if aware:
         c = cred
         threat = p.threat_probability * prison_cost(p.threat_years, vsly, p.prison_year_vsly, beta, r)
@@ -214,20 +251,48 @@ def _soldier_terms(i: int, aware: bool, offer: float, cred: float, share_def: fl
     v_caught = caught_value(v, p.execution_probability, p.served_share, prison, p.penal_death_risk)
     v_stay = stay_value(hz, v, p.pay_day, p.death_benefit, p.family_benefit_weight, p.remaining_days, beta, r,
                         threat)
-    return v_succ, v_caught, -v, v_stay
+    return v_succ, v_caught, -v, v_stay, perceived, cash, hz
+
+
+@njit(cache=True)
+def _option_value(i: int, delta_now: float, q_now: float, cred: float, perceived: float, cash_now: float,
+                  hazard: float, share_def: float, cohesion: float, exposure: float, p: EngineParams,
+                  horizon_ratio: np.ndarray, horizon_open: np.ndarray, p_catch_plain: float, p_cross: float,
+                  vsl: np.ndarray, income: np.ndarray, moral: np.ndarray, family: np.ndarray,
+                  offer_noise: np.ndarray, soldier_type: np.ndarray) -> float:
+    """Eq. 19: the best gain from waiting k ∈ {1, 7, 30, 90} days instead of acting now."""
+    ov = 0.0
+    delta_closed = 1e300
+    for h in range(HORIZONS.size):
+        k = HORIZONS[h]
+        disc = waiting_discount(p.present_bias, p.discount_rate, hazard, p.opportunity_persistence, k)
+        if horizon_open[h]:
+            if horizon_ratio[h] == 1.0:
+                continue  # same offer later: waiting only loses (δ_k < 1)
+            b_k = expected_offer(perceived, cred, horizon_ratio[h])
+            cash_k = cash_value(b_k, p.share_now, p.deferred_delay, p.deferred_instalments, income[i], p.crra,
+                                p.present_bias, p.discount_rate)
+            delta_k = delta_now + q_now * cred * (cash_k - cash_now)
+        else:  # the programme will be closed by then: only plain surrender remains
+            if delta_closed == 1e300:
+                vs, vc, vk, vst, _, _, _ = _soldier_terms(i, False, 0.0, 0.0, share_def, cohesion, exposure, p,
+                                                          vsl, income, moral, family, offer_noise, soldier_type)
+                delta_closed = net_gain(p_catch_plain, p_cross, vs, vc, vk, vst)
+            delta_k = delta_closed
+        ov = max(ov, option_value(delta_now, delta_k, disc))
+    return ov
 
 
 @njit(cache=True, parallel=True)
-def decide(t: int, seed: int, rep: int, p: EngineParams, offer: float, offer_on: bool,
+def decide(t: int, seed: int, rep: int, p: EngineParams, offer: float, offer_open: bool, public_pos: float,
+           public_neg: float, horizon_ratio: np.ndarray, horizon_open: np.ndarray, topup: bool, wait_days: float,
            status: np.ndarray, left_day: np.ndarray, soldier_type: np.ndarray, vsl: np.ndarray,
            income: np.ndarray, moral: np.ndarray, threshold: np.ndarray, family: np.ndarray,
-           offer_noise: np.ndarray, aware_day: np.ndarray, neighbours: np.ndarray,
-           company_class: np.ndarray, cohesion: np.ndarray, precedent: np.ndarray,
-           evidence_pos: np.ndarray, evidence_neg: np.ndarray, defected: np.ndarray,
-           out: np.ndarray) -> None:
-    """Phases 6–9: opportunity, evaluation, squad coordination (eq. 18) and attempt resolution.
-
-    ``out[c]`` receives (attempts, arrived, caught, executed, killed_crossing) of company c.
+           offer_noise: np.ndarray, aware_day: np.ndarray, neighbours: np.ndarray, company_class: np.ndarray,
+           cohesion: np.ndarray, precedent: np.ndarray, evidence_pos: np.ndarray, evidence_neg: np.ndarray,
+           defected: np.ndarray, queue_day: np.ndarray, attempt_catch: np.ndarray, counts: np.ndarray) -> None:
+    """Phases 6–9: opportunity (eq. 15), evaluation (eq. 14, 19), squad cascade (eq. 18), and either a
+    direct crossing (soldiers who do not know the offer) or joining the programme's queue (those who do).
     """
     cs = p.company_size
     ss = p.squad_size
@@ -239,9 +304,9 @@ def decide(t: int, seed: int, rep: int, p: EngineParams, offer: float, offer_on:
     k_cross = rng.stream_key(seed, rep, t, rng.CROSSING)
     k_exec = rng.stream_key(seed, rep, t, rng.EXECUTION)
     p_cross = crossing_death_probability(p.killed_crossing, p.intensity)
+    p_cross_guided = p_cross * p.extraction_risk
+    p_wait = wait_detection(p.queue_detection, wait_days)
     for c in prange(n_comp):
-        for k in range(5):
-            out[c, k] = 0
         cls = company_class[c]
         p_opp = p.class_opportunity[cls]
         if p_opp <= 0.0:
@@ -249,7 +314,7 @@ def decide(t: int, seed: int, rep: int, p: EngineParams, offer: float, offer_on:
         exposure = p.class_exposure[cls]
         monitors = p.class_monitors[cls]
         p_reveal = reveal_probability(p.reveal_probability, p.reveal_sensitivity, monitors)
-        cred = credibility(p.prior_alpha, p.prior_beta, evidence_pos[c], evidence_neg[c])
+        cred = credibility(p.prior_alpha, p.prior_beta, evidence_pos[c] + public_pos, evidence_neg[c] + public_neg)
         share_def = defected[c] / cs
         # per-squad scratch
         v_s = np.zeros(ss)
@@ -258,10 +323,12 @@ def decide(t: int, seed: int, rep: int, p: EngineParams, offer: float, offer_on:
         v_st = np.zeros(ss)
         thr = np.zeros(ss)
         peer_net = np.zeros(ss)
+        ov = np.zeros(ss)
         eps = np.zeros(ss)
         willing = np.zeros(ss, np.bool_)
         reveals = np.zeros(ss, np.bool_)
         active = np.zeros(ss, np.bool_)
+        guided = np.zeros(ss, np.bool_)
         for s in range(c * cs // ss, (c + 1) * cs // ss):
             if rng.uniform(k_opp, s) >= p_opp:
                 continue  # eq. 15: the squad has no crossing opportunity today
@@ -271,13 +338,24 @@ def decide(t: int, seed: int, rep: int, p: EngineParams, offer: float, offer_on:
                 i = first + j
                 active[j] = status[i] == SERVING
                 willing[j] = False
+                ov[j] = 0.0
                 if not active[j]:
                     continue
                 n_here += 1
-                aware = offer_on and aware_day[i] <= t
-                v_s[j], v_c[j], v_k[j], v_st[j] = _soldier_terms(
+                aware = offer_open and aware_day[i] <= t
+                guided[j] = aware
+                v_s[j], v_c[j], v_k[j], v_st[j], perceived, cash_now, hz = _soldier_terms(
                     i, aware, offer, cred, share_def, cohesion[c], exposure, p, vsl, income, moral, family,
                     offer_noise, soldier_type)
+                if aware and not topup:
+                    pc0 = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, 0.0)
+                    pc0 = 1.0 - (1.0 - pc0) * (1.0 - p_wait)
+                    delta_now = net_gain(pc0, p_cross_guided, v_s[j], v_c[j], v_k[j], v_st[j])
+                    q_now = (1.0 - pc0) * (1.0 - p_cross_guided)
+                    pc_plain = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, 0.0)
+                    ov[j] = _option_value(i, delta_now, q_now, cred, perceived, cash_now, hz, share_def, cohesion[c],
+                                          exposure, p, horizon_ratio, horizon_open, pc_plain, p_cross, vsl, income,
+                                          moral, family, offer_noise, soldier_type)
                 n_def = 0
                 for d in range(neighbours.shape[1]):
                     nb = neighbours[i, d]
@@ -303,12 +381,14 @@ def decide(t: int, seed: int, rep: int, p: EngineParams, offer: float, offer_on:
                     if not active[j] or willing[j]:
                         continue
                     d_known = n_rev  # j is not yet willing, so he is not among the revealed willing
-                    pc = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision,
-                                           d_known)
-                    delta = net_gain(pc, p_cross, v_s[j], v_c[j], v_k[j], v_st[j])
+                    pc = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, d_known)
+                    px = p_cross
+                    if guided[j]:
+                        pc = 1.0 - (1.0 - pc) * (1.0 - p_wait)
+                        px = p_cross_guided
+                    delta = net_gain(pc, px, v_s[j], v_c[j], v_k[j], v_st[j])
                     peer_sq = d_known / ss if d_known >= p.cc_contacts else 0.0
-                    # OV = 0 under a flat offer (eq. 19 with ĝ = 0); escalating offers come with issue 3
-                    z = attempt_propensity(delta, 0.0, p.utility_scale, thr[j], peer_net[j] + peer_sq,
+                    z = attempt_propensity(delta, ov[j], p.utility_scale, thr[j], peer_net[j] + peer_sq,
                                            precedent[c], p.peer_weight, p.precedent_weight)
                     if z + eps[j] > 0.0:
                         willing[j] = True
@@ -324,40 +404,44 @@ def decide(t: int, seed: int, rep: int, p: EngineParams, offer: float, offer_on:
                 if not (active[j] and willing[j]):
                     continue
                 i = first + j
-                out[c, 0] += 1
+                if guided[j]:  # contacts the programme and waits for extraction (eq. 34)
+                    status[i] = QUEUED
+                    queue_day[i] = t
+                    attempt_catch[i] = pc_real
+                    counts[c, C_CONTACTS] += 1
+                    continue
+                counts[c, C_ATTEMPTS] += 1
                 left_day[i] = t
                 if rng.uniform(k_catch, i) < pc_real:
                     if rng.uniform(k_exec, i) < p.execution_probability:
                         status[i] = EXECUTED
-                        out[c, 3] += 1
+                        counts[c, C_EXECUTED] += 1
                     else:
                         status[i] = CAUGHT
-                    out[c, 2] += 1
+                    counts[c, C_CAUGHT] += 1
                 elif rng.uniform(k_cross, i) < p_cross:
                     status[i] = KILLED_CROSSING
-                    out[c, 4] += 1
+                    counts[c, C_KILLED_X] += 1
                 else:
                     status[i] = ARRIVED
-                    out[c, 1] += 1
+                    counts[c, C_ARRIVED] += 1
+                    counts[c, C_ARRIVED_TYPE + soldier_type[i]] += 1
 
 
 @njit(cache=True, parallel=True)
 def decide_threshold(t: int, share_prev: float, status: np.ndarray, left_day: np.ndarray,
-                     threshold: np.ndarray, company_size: int, out: np.ndarray) -> None:
+                     threshold: np.ndarray, soldier_type: np.ndarray, company_size: int, counts: np.ndarray) -> None:
     """Eq. 20, threshold-only mode (Granovetter 1978): act iff the share already acting ≥ τ_i.
 
     Everyone has an opportunity every day and every attempt succeeds, so the daily map is
     r(t+1) = F(r(t)) with F the threshold CDF, Granovetter's own dynamics.
     """
-    n_comp = out.shape[0]
+    n_comp = counts.shape[0]
     for c in prange(n_comp):
-        for k in range(5):
-            out[c, k] = 0
         for i in range(c * company_size, (c + 1) * company_size):
             if status[i] == SERVING and threshold[i] <= share_prev:
                 status[i] = ARRIVED
                 left_day[i] = t
-                out[c, 0] += 1
-                out[c, 1] += 1
-
-
+                counts[c, C_ATTEMPTS] += 1
+                counts[c, C_ARRIVED] += 1
+                counts[c, C_ARRIVED_TYPE + soldier_type[i]] += 1

@@ -2,10 +2,11 @@
 
 One replicate is ``run_replicate``: synthesise the population, then for each day run
 
-    exogenous → programme → regime → information → decision → attrition → units → record
+    exogenous → programme → regime → information → decision → extraction → attrition → units
+    → economics → record
 
-(docs/model.md §3 gives the mapping to the ODD process overview). Each phase is one Numba kernel call,
-so the loop is inspectable and ``phase_seconds`` profiles it.
+(docs/model.md §3 maps these to the ODD process overview). Each phase is one Numba kernel call or a few
+lines of scalar Python, so the loop is inspectable and ``phase_seconds`` profiles it.
 """
 
 from __future__ import annotations
@@ -19,27 +20,76 @@ from numba import njit, prange
 
 from defection import rng
 from defection.decision import credibility, death_hazard, decide, decide_threshold
+from defection.economics import (
+    PROGRAMME_COMPONENTS,
+    REGIME_COMPONENTS,
+    ProgrammeFlows,
+    RegimeLeverCost,
+    programme_costs,
+    regime_costs,
+)
 from defection.information import spread_awareness, update_company_signals
 from defection.parameters import MODE_THRESHOLD, EngineParams
 from defection.population import (
+    C_ARRIVED,
+    C_ARRIVED_PROGRAMME,
+    C_ARRIVED_TYPE,
+    C_ATTEMPTS,
+    C_CAUGHT,
+    C_CONTACTS,
+    C_DETECTED_WAITING,
+    C_EXECUTED,
+    C_EXTRACTED,
+    C_KILLED,
+    C_KILLED_X,
+    C_PAID,
+    C_REJECTED,
+    C_REPLACED,
+    C_WOUNDED,
     KILLED,
+    N_COUNTERS,
     NEVER,
+    QUEUED,
     SERVING,
     WOUNDED,
     Population,
     draw_soldier,
+    present,
     soldier_keys,
     synthesise,
 )
+from defection.programme import (
+    ProgrammeState,
+    apply_events,
+    compact,
+    enqueue,
+    extraction_slots,
+    horizon_expectations,
+    impersonators,
+    serve_queue,
+    undetected,
+    update_offer,
+)
+from defection.regime import LEVER_NAMES, Levers, adaptive_update, apply_levers, exit_ratio, initial_levers
+from defection.scenario import TYPE_NAMES, Scenario
 
-PHASES = ("exogenous", "programme", "regime", "information", "decision", "attrition", "units", "record")
+PHASES = ("exogenous", "programme", "regime", "information", "decision", "extraction", "attrition", "units",
+          "economics", "record")
+COUNT_SERIES = {
+    "contacts": C_CONTACTS, "attempts": C_ATTEMPTS, "arrived": C_ARRIVED, "arrived_programme": C_ARRIVED_PROGRAMME,
+    "paid": C_PAID, "rejected": C_REJECTED, "extracted": C_EXTRACTED, "caught": C_CAUGHT,
+    "detected_waiting": C_DETECTED_WAITING, "executed": C_EXECUTED, "killed_crossing": C_KILLED_X,
+    "killed_in_action": C_KILLED, "wounded": C_WOUNDED, "replaced": C_REPLACED,
+    **{f"arrived_{name}": C_ARRIVED_TYPE + k for k, name in enumerate(TYPE_NAMES)},
+}
 SERIES = (
-    "offer_usd", "serving", "aware", "attempts", "arrived", "caught", "executed", "killed_crossing",
-    "killed_in_action", "wounded", "replaced", "credibility", "strength_share", "units_ineffective_share",
+    "offer_usd", "programme_open", "serving", "queued", "aware", *COUNT_SERIES, "fraud_claimants", "fraud_paid",
+    "credibility", "strength_share", "units_ineffective_share",
+    "programme_cost", "programme_cost_pv", *(f"cost_{c}_pv" for c in PROGRAMME_COMPONENTS),
+    "regime_cost", *(f"regime_{c}" for c in REGIME_COMPONENTS), *LEVER_NAMES,
 )
 COL = {name: k for k, name in enumerate(SERIES)}
-# per-company daily counters
-C_ATTEMPTS, C_ARRIVED, C_CAUGHT, C_EXECUTED, C_KILLED_X, C_KILLED, C_WOUNDED, C_REPLACED = range(8)
+"""Daily series. Counts are in represented soldiers (agents × soldiers per agent); money in USD."""
 
 
 @njit(cache=True, parallel=True)
@@ -47,57 +97,54 @@ def attrition_and_replacement(t: int, seed: int, rep: int, p: EngineParams, stat
                               left_day: np.ndarray, soldier_type: np.ndarray, vsl: np.ndarray,
                               income: np.ndarray, moral: np.ndarray, threshold: np.ndarray,
                               family: np.ndarray, offer_noise: np.ndarray, aware_day: np.ndarray,
-                              company_type: np.ndarray, company_class: np.ndarray,
-                              counts: np.ndarray) -> None:
-    """Phase 10: deaths and wounds at the eq. 1 hazard; vacant slots refilled at rate eq. 21."""
+                              company_type: np.ndarray, company_class: np.ndarray, counts: np.ndarray) -> None:
+    """Phase 10: deaths and wounds at the eq. 1 hazard (queued soldiers too: they are still in the line);
+    vacant slots refilled at the rate of eq. 21."""
     cs = p.company_size
     k_att = rng.stream_key(seed, rep, t, rng.ATTRITION)
     k_rep = rng.stream_key(seed, rep, t, rng.REPLACEMENT)
     keys = soldier_keys(seed, rep, t)
     for c in prange(company_type.size):
-        killed = 0
-        wounded = 0
-        replaced = 0
         exposure = p.class_exposure[company_class[c]]
         for i in range(c * cs, (c + 1) * cs):
-            if status[i] == SERVING:
+            if present(status[i]):
                 pk = death_hazard(p.death_hazard, exposure, p.type_hazard[soldier_type[i]], p.intensity)
                 u = rng.uniform(k_att, i)
                 if u < pk:
                     status[i] = KILLED
                     left_day[i] = t
-                    killed += 1
+                    counts[c, C_KILLED] += 1
                 elif u < pk * (1.0 + p.wounded_per_killed):
                     status[i] = WOUNDED
                     left_day[i] = t
-                    wounded += 1
+                    counts[c, C_WOUNDED] += 1
             elif left_day[i] < t and rng.uniform(k_rep, i) < p.replacement_rate:
                 draw_soldier(i, company_type[c], keys, p, soldier_type, vsl, income, moral, threshold, family,
                              offer_noise)
                 status[i] = SERVING
                 left_day[i] = NEVER
                 aware_day[i] = NEVER
-                replaced += 1
-        counts[c, C_KILLED] = killed
-        counts[c, C_WOUNDED] = wounded
-        counts[c, C_REPLACED] = replaced
+                counts[c, C_REPLACED] += 1
 
 
 @njit(cache=True, parallel=True)
-def company_census(t: int, p: EngineParams, status: np.ndarray, aware_day: np.ndarray,
-                   serving: np.ndarray, aware: np.ndarray) -> None:
-    """Serving and aware soldiers per company (integer counts, so reductions are exact)."""
+def company_census(t: int, p: EngineParams, status: np.ndarray, aware_day: np.ndarray, census: np.ndarray) -> None:
+    """Present (serving or queued), queued and aware soldiers per company (integer counts: exact sums)."""
     cs = p.company_size
-    for c in prange(serving.size):
+    for c in prange(census.shape[0]):
         s = 0
+        q = 0
         a = 0
         for i in range(c * cs, (c + 1) * cs):
-            if status[i] == SERVING:
+            if present(status[i]):
                 s += 1
+                if status[i] == QUEUED:
+                    q += 1
                 if aware_day[i] <= t:
                     a += 1
-        serving[c] = s
-        aware[c] = a
+        census[c, 0] = s
+        census[c, 1] = q
+        census[c, 2] = a
 
 
 @njit(cache=True, inline="always")
@@ -107,38 +154,26 @@ def strength_ratio(serving: int, establishment: int) -> float:
 
 
 @njit(cache=True)
-def record_day(t: int, p: EngineParams, offer: float, counts: np.ndarray, serving: np.ndarray,
-               aware: np.ndarray, evidence_pos: np.ndarray, evidence_neg: np.ndarray, row: np.ndarray) -> None:
-    """Phase 13: one row of the daily series (serial sums in company order: deterministic)."""
+def unit_summary(p: EngineParams, census: np.ndarray, evidence_pos: np.ndarray, evidence_neg: np.ndarray,
+                 public_pos: float, public_neg: float, counts: np.ndarray, totals: np.ndarray) -> tuple[float, float]:
+    """Serial sums in company order (deterministic): counter totals, mean credibility and the share of
+    combat-ineffective companies (eq. 22)."""
     cs = p.company_size
-    n_comp = serving.size
-    tot = np.zeros(8, np.int64)
-    n_serv = 0
-    n_aware = 0
+    n_comp = census.shape[0]
+    totals[:] = 0
     n_ineff = 0
     cred_sum = 0.0
+    n_present = 0
     for c in range(n_comp):
-        for k in range(8):
-            tot[k] += counts[c, k]
-        n_serv += serving[c]
-        n_aware += aware[c]
-        if strength_ratio(serving[c], cs) < p.ineffective_threshold:
+        for k in range(counts.shape[1]):
+            totals[k] += counts[c, k]
+        n_present += census[c, 0]
+        if strength_ratio(census[c, 0], cs) < p.ineffective_threshold:
             n_ineff += 1
-        cred_sum += serving[c] * credibility(p.prior_alpha, p.prior_beta, evidence_pos[c], evidence_neg[c])
-    row[0] = offer
-    row[1] = n_serv
-    row[2] = n_aware
-    row[3] = tot[C_ATTEMPTS]
-    row[4] = tot[C_ARRIVED]
-    row[5] = tot[C_CAUGHT]
-    row[6] = tot[C_EXECUTED]
-    row[7] = tot[C_KILLED_X]
-    row[8] = tot[C_KILLED]
-    row[9] = tot[C_WOUNDED]
-    row[10] = tot[C_REPLACED]
-    row[11] = cred_sum / n_serv if n_serv > 0 else np.nan
-    row[12] = n_serv / (n_comp * cs)
-    row[13] = n_ineff / n_comp
+        cred_sum += census[c, 0] * credibility(p.prior_alpha, p.prior_beta, evidence_pos[c] + public_pos,
+                                               evidence_neg[c] + public_neg)
+    cred = cred_sum / n_present if n_present > 0 else np.nan
+    return cred, n_ineff / n_comp
 
 
 @dataclass
@@ -150,63 +185,164 @@ class ReplicateOutput:
     phase_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def run_replicate(p: EngineParams, seed: int, rep: int, days: int, n_agents: int, offers: np.ndarray,
-                  offer_on: np.ndarray, on_day: Callable[[int], None] | None = None,
-                  population: Population | None = None) -> ReplicateOutput:
-    """Simulate one replicate for `days` days. `offers[t]` is B(t); `offer_on[t]` if the programme runs."""
-    timer: dict[str, float] = dict.fromkeys(PHASES, 0.0)
-    clock = time.perf_counter
-    t0 = clock()
-    pop = population if population is not None else synthesise(n_agents, seed, rep, p)
-    timer["exogenous"] += clock() - t0  # population synthesis is booked to the first phase
-    n_comp = pop.companies
-    counts = np.zeros((n_comp, 8), np.int64)
-    serving = np.zeros(n_comp, np.int64)
-    aware = np.zeros(n_comp, np.int64)
+class _Timer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = dict.fromkeys(PHASES, 0.0)
+        self._last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] += now - self._last
+        self._last = now
+
+
+def _window_sum(daily: np.ndarray, col: int, start: int, stop: int) -> float:
+    start, stop = max(0, start), max(0, stop)
+    return float(daily[start:stop, col].sum()) if stop > start else 0.0
+
+
+def _window_mean(daily: np.ndarray, col: int, start: int, stop: int) -> float:
+    start, stop = max(0, start), max(0, stop)
+    return float(daily[start:stop, col].mean()) if stop > start else 0.0
+
+
+def run_replicate(sc: Scenario, p0: EngineParams, rep: int, n_agents: int,
+                  on_day: Callable[[int], None] | None = None, fixed_levers: Levers | None = None) -> ReplicateOutput:
+    """Simulate one replicate. `fixed_levers` pins the regime's levers (best-response candidates)."""
+    sim, pg, rr = sc.simulation, sc.programme, sc.regime.response
+    seed, days = sim.seed, sim.days
+    timer = _Timer()
+    pop: Population = synthesise(n_agents, seed, rep, p0)
+    n_comp, n = pop.companies, pop.n
+    w = sc.force.soldiers / n  # represented soldiers per agent
+    counts = np.zeros((n_comp, N_COUNTERS), np.int64)
+    totals = np.zeros(N_COUNTERS, np.int64)
+    census = np.zeros((n_comp, 3), np.int64)
+    queue = np.zeros(2 * n, np.int32)
+    queue_entry = np.zeros(2 * n, np.int32)
+    head = tail = 0
     daily = np.zeros((days, len(SERIES)))
-    threshold_mode = p.mode == MODE_THRESHOLD
+    threshold_mode = p0.mode == MODE_THRESHOLD
+    levers0 = initial_levers(sc)
+    levers = fixed_levers if fixed_levers is not None else levers0
+    p = apply_levers(p0, sc, levers)
+    prog = ProgrammeState()
     arrived_total = 0
+    timer.lap("exogenous")  # population synthesis is booked to the first phase
     for t in range(days):
-        # 1-3. exogenous intensity, programme offer B(t), regime levers: fixed per scenario in this version
-        t1 = clock()
-        offer = float(offers[t])
-        on = bool(offer_on[t])
-        t2 = clock()
-        timer["programme"] += t2 - t1
-        # 4-5. information and credibility
+        counts[:] = 0
+        # 1. exogenous: combat intensity is fixed per scenario in this version
+        timer.lap("exogenous")
+        # 2. programme: offer B(t), expectations, public credibility events, extraction capacity
+        step = sc.offer.schedule.step_days
+        recent = _window_sum(daily, COL["arrived"], t - step, t) / max(1.0, _window_mean(
+            daily, COL["serving"], t - step, t)) * 30.0 / step
+        rise = update_offer(sc, prog, t, recent)
+        ratio, still_open = horizon_expectations(sc, prog, t)
+        apply_events(sc, prog, t, seed, rep, p.memory,
+                     unannounced_raise=rise > 0 and sc.offer.schedule.rule == "unannounced_escalation")
+        prog.public_neg += levers.propaganda * rr.state_media_trust
+        slots = extraction_slots(prog, pg.extraction_capacity_per_day, w)
+        queued_now = float(census[:, 1].sum()) if t > 0 else 0.0
+        wait_days = queued_now / max(pg.extraction_capacity_per_day / w, 1e-9)
+        timer.lap("programme")
+        # 3. regime: review its levers every T_R days, seeing exits with a delay
+        if fixed_levers is None and rr.mode == "adaptive" and t > 0 and t % rr.update_days == 0:
+            lo, hi = t - rr.observation_delay_days - rr.update_days, t - rr.observation_delay_days
+            if hi > 0:
+                exits = _window_sum(daily, COL["arrived"], lo, hi)  # soldiers lost to the other side
+                ratio_d = exit_ratio(exits, _window_mean(daily, COL["serving"], lo, hi), hi - max(0, lo),
+                                     rr.target_exit_share_per_month)
+                levers = adaptive_update(sc, levers, ratio_d, float(daily[t - 1, COL["strength_share"]]))
+                p = apply_levers(p0, sc, levers)
+        timer.lap("regime")
+        # 4-5. information (awareness); credibility is read from company and public evidence
         if not threshold_mode:
-            spread_awareness(t, seed, rep, p, on, pop.status, pop.aware_day, pop.neighbours,
-                             n_comp)
-        t3 = clock()
-        timer["information"] += t3 - t2
-        # 6-9. opportunity, decision, squad coordination, attempt resolution
+            spread_awareness(t, seed, rep, p, prog.open, pop.status, pop.aware_day, pop.neighbours, n_comp)
+        timer.lap("information")
+        # 6-9. opportunity, decision, squad coordination; direct crossings or contacts with the programme
         if threshold_mode:
-            decide_threshold(t, arrived_total / pop.n, pop.status, pop.left_day, pop.threshold,
+            decide_threshold(t, arrived_total / n, pop.status, pop.left_day, pop.threshold, pop.soldier_type,
                              p.company_size, counts)
         else:
-            decide(t, seed, rep, p, offer, on, pop.status, pop.left_day, pop.soldier_type, pop.vsl, pop.income,
-                   pop.moral, pop.threshold, pop.family, pop.offer_noise, pop.aware_day, pop.neighbours,
-                   pop.company_class, pop.cohesion, pop.precedent, pop.evidence_pos, pop.evidence_neg,
-                   pop.defected, counts)
-        t4 = clock()
-        timer["decision"] += t4 - t3
+            decide(t, seed, rep, p, prog.offer, prog.open, prog.public_pos, prog.public_neg, ratio, still_open,
+                   sc.offer.schedule.rule == "ratchet_topup", wait_days, pop.status, pop.left_day, pop.soldier_type,
+                   pop.vsl, pop.income, pop.moral, pop.threshold, pop.family, pop.offer_noise, pop.aware_day,
+                   pop.neighbours, pop.company_class, pop.cohesion, pop.precedent, pop.evidence_pos,
+                   pop.evidence_neg, pop.defected, pop.queue_day, pop.attempt_catch, counts)
+        timer.lap("decision")
+        # 9b. the programme's queue: detection while waiting, extraction, screening (eq. 34-35)
+        if not threshold_mode:
+            tail = enqueue(t, p.company_size, counts, C_CONTACTS, pop.queue_day, pop.status, queue, queue_entry,
+                           tail)
+            head = serve_queue(t, seed, rep, p, slots, pg.screening_specificity, head, tail, queue, queue_entry,
+                               pop.status, pop.left_day, pop.queue_day, pop.attempt_catch, pop.soldier_type,
+                               counts)
+            if tail - head > 0.9 * queue.size or head > queue.size:
+                head, tail = compact(head, tail, queue, queue_entry, pop.status, pop.queue_day)
+        timer.lap("extraction")
         # 10. attrition and replacement
         if not threshold_mode:
             attrition_and_replacement(t, seed, rep, p, pop.status, pop.left_day, pop.soldier_type, pop.vsl,
                                       pop.income, pop.moral, pop.threshold, pop.family, pop.offer_noise,
-                                      pop.aware_day, pop.company_type, pop.company_class,
-                                      counts)
-        t5 = clock()
-        timer["attrition"] += t5 - t4
+                                      pop.aware_day, pop.company_type, pop.company_class, counts)
+        timer.lap("attrition")
         # 11-12. unit state, precedent and credibility evidence
         update_company_signals(p, counts, pop.precedent, pop.evidence_pos, pop.evidence_neg, pop.defected)
-        company_census(t, p, pop.status, pop.aware_day, serving, aware)
-        t6 = clock()
-        timer["units"] += t6 - t5
+        company_census(t, p, pop.status, pop.aware_day, census)
+        cred, ineffective = unit_summary(p, census, pop.evidence_pos, pop.evidence_neg, prog.public_pos,
+                                         prog.public_neg, counts, totals)
+        timer.lap("units")
+        # economics: programme and regime costs committed today (eq. 33, 36)
+        row = daily[t]
+        for name, col in COUNT_SERIES.items():
+            row[COL[name]] = totals[col] * w
+        genuine = (totals[C_PAID] + totals[C_REJECTED]) * w
+        fraud = impersonators(genuine, prog.offer, pg.impersonators_per_defector, pg.impersonation_elasticity)
+        fraud += genuine * levers.infiltration
+        fraud += genuine * (1.0 - sc.offer.asylum_probability) * sc.regime.exchange_return_probability \
+            * pg.recycled_share
+        fraud_paid = undetected(fraud, pg.screening_sensitivity)
+        topup = rise if sc.offer.schedule.rule == "ratchet_topup" else 0.0
+        flows = ProgrammeFlows(paid=totals[C_PAID] * w, extracted=totals[C_EXTRACTED] * w, genuine_claimants=genuine,
+                               fraud_claimants=fraud, fraud_paid=fraud_paid, offer=prog.offer,
+                               topup_per_defector=topup, already_paid=prog.paid_total, open=prog.open)
+        costs = programme_costs(sc, t, flows) if not threshold_mode else {}
+        prog.paid_total += flows.paid
+        nominal = sum(v[0] for v in costs.values())
+        prog.committed_cost += nominal
+        cap = sc.offer.schedule.budget_cap_usd
+        if cap > 0 and prog.committed_cost >= cap:
+            prog.closed_by_budget = True
+        present_now = float(census[:, 0].sum()) * w
+        rcost = regime_costs(sc, RegimeLeverCost(
+            serving=present_now, pay_rise_usd_day=(levers.pay_usd_month - levers0.pay_usd_month) * 12.0 / 365.0,
+            extra_monitors_per_soldier=levers.monitors - levers0.monitors,
+            pay_usd_day=levers.pay_usd_month * 12.0 / 365.0, blocking=levers.blocking,
+            propaganda=levers.propaganda))
+        timer.lap("economics")
         # 13. record
-        record_day(t, p, offer, counts, serving, aware, pop.evidence_pos, pop.evidence_neg, daily[t])
-        arrived_total += int(daily[t, COL["arrived"]])
-        timer["record"] += clock() - t6
+        row[COL["offer_usd"]] = prog.offer
+        row[COL["programme_open"]] = float(prog.open)
+        row[COL["serving"]] = present_now
+        row[COL["queued"]] = float(census[:, 1].sum()) * w
+        row[COL["aware"]] = float(census[:, 2].sum()) * w
+        row[COL["fraud_claimants"]] = fraud
+        row[COL["fraud_paid"]] = fraud_paid
+        row[COL["credibility"]] = cred
+        row[COL["strength_share"]] = present_now / (n * w)
+        row[COL["units_ineffective_share"]] = ineffective
+        row[COL["programme_cost"]] = nominal
+        row[COL["programme_cost_pv"]] = sum(v[1] for v in costs.values())
+        for comp in PROGRAMME_COMPONENTS:
+            row[COL[f"cost_{comp}_pv"]] = costs[comp][1] if costs else 0.0
+        row[COL["regime_cost"]] = sum(rcost.values())
+        for comp, v in rcost.items():
+            row[COL[f"regime_{comp}"]] = v
+        for name, v in levers.as_dict().items():
+            row[COL[name]] = v
+        arrived_total += int(totals[C_ARRIVED])
+        timer.lap("record")
         if on_day is not None:
             on_day(t)
-    return ReplicateOutput(daily=daily, agents=pop.n, phase_seconds=timer)
+    return ReplicateOutput(daily=daily, agents=n, phase_seconds=timer.seconds)

@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from defection.analysis import interval_table, replicate_outcomes
+from defection.analysis import interval_table, json_number, replicate_outcomes
 from defection.dynamics import PHASES, SERIES, run_replicate
-from defection.parameters import engine_params, offer_active, offer_schedule
+from defection.parameters import engine_params
 from defection.population import simulated_agents
+from defection.regime import Levers, candidate_levers
 from defection.scenario import Scenario, default_scenario, with_overrides
 
 LIBRARIES = ("numpy", "numba", "llvmlite", "pydantic", "duckdb", "pandas", "pyarrow", "typer", "rich")
@@ -53,6 +54,7 @@ class RunResult:
     phase_seconds: dict[str, float] = field(default_factory=dict)
     wall_seconds: float = 0.0
     run_id: str | None = None
+    regime_choice: dict[str, Any] | None = None  # best-response mode: the policy the regime chose
 
     @property
     def scenario_json(self) -> str:
@@ -79,9 +81,24 @@ class RunResult:
             "days": self.days,
             "replicates": self.replicates,
             "outcomes": {
-                r.outcome: {"median": r.median, "p05": r.p05, "p95": r.p95} for r in table.itertuples()
+                r.outcome: {"median": json_number(r.median), "p05": json_number(r.p05), "p95": json_number(r.p95)}
+                for r in table.itertuples()
             },
+            **({"regime_best_response": self.regime_choice} if self.regime_choice else {}),
         }
+
+
+def _replicates(sc: Scenario, n_agents: int, fixed: Levers | None, tick: Callable[[int], None],
+                phases: dict[str, float]) -> list[np.ndarray]:
+    """Every replicate's daily series under one regime policy (adaptive/static rules, or fixed levers)."""
+    p = engine_params(sc)
+    out = []
+    for rep in range(sc.simulation.replicates):
+        res = run_replicate(sc, p, rep, n_agents, on_day=tick, fixed_levers=fixed)
+        for k, v in res.phase_seconds.items():
+            phases[k] += v
+        out.append(res.daily)
+    return out
 
 
 def simulate(scenario: Scenario | None = None, *, replicates: int | None = None, days: int | None = None,
@@ -89,37 +106,51 @@ def simulate(scenario: Scenario | None = None, *, replicates: int | None = None,
              progress: Callable[[int, int], None] | None = None) -> RunResult:
     """Run every replicate of a scenario. Keyword arguments override `scenario.simulation`.
 
-    `progress(done_days, total_days)` is called after every simulated day.
+    `progress(done_days, total_days)` is called after every simulated day. In best-response mode the regime's
+    candidate policies are simulated on the same seeds and the one with the lowest mean loss is kept (eq. 32).
     """
     sc = with_overrides(scenario or default_scenario(), replicates=replicates, days=days, seed=seed,
                         agents=agents)
-    sim = sc.simulation
-    p = engine_params(sc)
-    offers = offer_schedule(sc, sim.days)
-    on = offer_active(sc, sim.days)
-    n_agents = simulated_agents(sim.agents, p.company_size)
-    total = sim.days * sim.replicates
-    frames: list[pd.DataFrame] = []
-    rows: list[dict[str, float]] = []
+    sim, rr = sc.simulation, sc.regime.response
+    n_agents = simulated_agents(sim.agents, sc.force.company_size)
+    best_response = rr.mode == "best_response" and sim.mode == "full"
+    candidates: list[Levers | None] = [None]
+    if best_response:
+        candidates += candidate_levers(sc, rr.best_response_trials, sim.seed)
+    total = sim.days * sim.replicates * len(candidates)
+    done = 0
     phases = dict.fromkeys(PHASES, 0.0)
     start = time.perf_counter()
-    for rep in range(sim.replicates):
-        done_before = rep * sim.days
 
-        def tick(t: int, base: int = done_before) -> None:
-            if progress is not None:
-                progress(base + t + 1, total)
+    def tick(t: int) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
 
-        out = run_replicate(p, sim.seed, rep, sim.days, n_agents, offers, on, on_day=tick)
-        for k, v in out.phase_seconds.items():
-            phases[k] += v
-        df = pd.DataFrame(out.daily, columns=list(SERIES))
+    choice: dict[str, Any] | None = None
+    best: tuple[float, list[np.ndarray]] | None = None
+    losses = []
+    for k, cand in enumerate(candidates):
+        dailies = _replicates(sc, n_agents, cand, tick, phases)
+        loss = float(np.mean([replicate_outcomes(d, sc)["regime_loss_usd"] for d in dailies]))
+        losses.append(loss)
+        if best is None or loss < best[0]:
+            best = (loss, dailies)
+            if best_response:
+                choice = {"candidate": k, "policy": "adaptive rules" if cand is None else "fixed levers",
+                          "levers": None if cand is None else cand.as_dict(), "mean_loss_usd": loss}
+    assert best is not None
+    if choice is not None:
+        choice["candidate_losses_usd"] = losses
+    frames: list[pd.DataFrame] = []
+    rows: list[dict[str, float]] = []
+    for rep, daily in enumerate(best[1]):
+        df = pd.DataFrame(daily, columns=list(SERIES))
         df.insert(0, "day", np.arange(sim.days, dtype=np.int32))
         df.insert(0, "replicate", np.int32(rep))
         frames.append(df)
-        row: dict[str, float] = {"replicate": rep}
-        row.update(replicate_outcomes(out.daily, n_agents, sc.force.soldiers))
-        rows.append(row)
+        rows.append({"replicate": rep, **replicate_outcomes(daily, sc)})
     return RunResult(
         scenario=sc,
         seed=sim.seed,
@@ -131,4 +162,5 @@ def simulate(scenario: Scenario | None = None, *, replicates: int | None = None,
         per_replicate=pd.DataFrame(rows),
         phase_seconds=phases,
         wall_seconds=time.perf_counter() - start,
+        regime_choice=choice,
     )

@@ -14,7 +14,7 @@ from numba import njit, prange
 
 from defection import rng
 from defection.parameters import EngineParams
-from defection.population import SERVING
+from defection.population import C_ARRIVED, C_DETECTED_WAITING, C_KILLED_X, SERVING
 
 
 @njit(cache=True, inline="always")
@@ -61,12 +61,14 @@ def spread_awareness(t: int, seed: int, rep: int, p: EngineParams, offer_on: boo
 @njit(cache=True)
 def update_company_signals(p: EngineParams, counts: np.ndarray, precedent: np.ndarray,
                            evidence_pos: np.ndarray, evidence_neg: np.ndarray, defected: np.ndarray) -> None:
-    """Phase 12: precedent (eq. 24) and credibility evidence (eq. 26) from today's outcomes."""
+    """Phase 12: precedent (eq. 24) and credibility evidence (eq. 26) from today's outcomes: comrades who got
+    across are positive evidence; comrades killed while surrendering or detected while waiting for the
+    programme are negative evidence."""
     cs = p.company_size
     for c in range(precedent.size):
-        arrived = counts[c, 1]
-        killed = counts[c, 4]
+        arrived = counts[c, C_ARRIVED]
+        bad = p.weight_killed * counts[c, C_KILLED_X] + p.weight_caught_waiting * counts[c, C_DETECTED_WAITING]
         defected[c] += arrived
         precedent[c] = decayed_precedent(precedent[c], p.precedent_decay, arrived / cs)
         evidence_pos[c] = decayed_evidence(evidence_pos[c], p.memory, p.weight_arrival * arrived)
-        evidence_neg[c] = decayed_evidence(evidence_neg[c], p.memory, p.weight_killed * killed)
+        evidence_neg[c] = decayed_evidence(evidence_neg[c], p.memory, bad)

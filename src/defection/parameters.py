@@ -82,7 +82,8 @@ class EngineParams(NamedTuple):
     prosecution_if_returned: float
     assassination_risk: float
     # information
-    external_reach: float  # p_ext, eq. 23b
+    channel_effective: np.ndarray  # (k,) ρ_k·(1 − b_k)·x_k, before the regime's own blocking
+    external_reach: float  # p_ext, eq. 23b (with the regime's current blocking)
     peer_imitation: float
     initial_aware: float
     offer_noise: float
@@ -107,16 +108,29 @@ class EngineParams(NamedTuple):
     threat_probability: float
     threat_years: float
     amnesty: float
+    opportunity_persistence: float
+    # programme
+    queue_detection: float
+    extraction_risk: float
+    weight_caught_waiting: float
     # units
     ineffective_threshold: float
 
 
-def external_reach(sc: Scenario) -> float:
-    """Eq. 23b: p_ext = 1 − Π_k (1 − ρ_k·(1 − b_k)·x_k)."""
-    miss = 1.0
-    for ch in sc.information.channels:
-        miss *= 1.0 - ch.daily_reach * (1.0 - ch.blocked) * ch.coverage
-    return 1.0 - miss
+def channel_effective(sc: Scenario) -> np.ndarray:
+    """ρ_k·(1 − b_k)·x_k for every channel."""
+    return np.array([ch.daily_reach * (1.0 - ch.blocked) * ch.coverage for ch in sc.information.channels],
+                    dtype=np.float64)
+
+
+def external_reach(sc: Scenario, regime_blocking: float = 0.0) -> float:
+    """Eq. 23b: p_ext = 1 − Π_k (1 − ρ_k·(1 − b_k)·(1 − b_R)·x_k), b_R the regime's blocking."""
+    return reach_with_blocking(channel_effective(sc), regime_blocking)
+
+
+def reach_with_blocking(effective: np.ndarray, regime_blocking: float) -> float:
+    """Eq. 23b from the per-channel effective reach and the regime's blocking b_R."""
+    return float(1.0 - np.prod(1.0 - effective * (1.0 - regime_blocking)))
 
 
 def engine_params(sc: Scenario) -> EngineParams:
@@ -183,6 +197,7 @@ def engine_params(sc: Scenario) -> EngineParams:
         exchange_return=rg.exchange_return_probability,
         prosecution_if_returned=rg.prosecution_if_returned,
         assassination_risk=rg.assassination_risk,
+        channel_effective=channel_effective(sc),
         external_reach=external_reach(sc),
         peer_imitation=inf.peer_imitation,
         initial_aware=inf.initial_aware_share,
@@ -206,19 +221,10 @@ def engine_params(sc: Scenario) -> EngineParams:
         threat_probability=of.threat.prosecution_probability,
         threat_years=of.threat.sentence_years,
         amnesty=1.0 if of.threat.amnesty_for_defectors else 0.0,
+        opportunity_persistence=of.schedule.opportunity_persistence,
+        queue_detection=sc.programme.queue_detection_per_day,
+        extraction_risk=sc.programme.extraction_crossing_risk,
+        weight_caught_waiting=sc.programme.weight_caught_waiting,
         ineffective_threshold=sc.units.combat_ineffective_threshold,
     )
 
-
-def offer_schedule(sc: Scenario, days: int) -> np.ndarray:
-    """B(t) for t = 0..days-1 (eq. 27). Flat offer from the start day; 0 before it."""
-    b = np.zeros(days, dtype=np.float64)
-    b[min(sc.offer.start_day, days):] = sc.offer.cash_usd
-    return b
-
-
-def offer_active(sc: Scenario, days: int) -> np.ndarray:
-    """Whether the programme (and so anything to learn about) exists on day t."""
-    a = np.zeros(days, dtype=np.bool_)
-    a[min(sc.offer.start_day, days):] = True
-    return a

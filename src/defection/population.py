@@ -17,9 +17,23 @@ from numba import njit, prange
 from defection import rng
 from defection.parameters import EngineParams
 
-# Soldier status codes (model-reference §2.1). Everything but SERVING has left the unit.
-SERVING, ARRIVED, CAUGHT, EXECUTED, KILLED_CROSSING, KILLED, WOUNDED = 0, 1, 2, 3, 4, 5, 6
+# Soldier status codes (model-reference §2.1). SERVING and QUEUED (waiting for extraction by the programme)
+# are present in the unit; every other status has left it.
+SERVING, ARRIVED, CAUGHT, EXECUTED, KILLED_CROSSING, KILLED, WOUNDED, QUEUED = 0, 1, 2, 3, 4, 5, 6, 7
 NEVER = np.int32(2**31 - 1)
+
+# Daily per-company counters (columns of the `counts` array every phase adds to).
+(C_ATTEMPTS, C_ARRIVED, C_CAUGHT, C_EXECUTED, C_KILLED_X, C_KILLED, C_WOUNDED, C_REPLACED, C_CONTACTS,
+ C_DETECTED_WAITING, C_ARRIVED_PROGRAMME, C_PAID, C_REJECTED) = range(13)
+C_ARRIVED_TYPE = 13  # + type index (5 types)
+C_EXTRACTED = 18
+N_COUNTERS = 19
+
+
+@njit(cache=True, inline="always")
+def present(status: int) -> bool:
+    """Still in the unit: serving, or waiting in the programme's queue."""
+    return status in (SERVING, QUEUED)
 
 
 @dataclass
@@ -36,6 +50,8 @@ class Population:
     family: np.ndarray  # int8, 1 = family exposed to reprisals
     offer_noise: np.ndarray  # float64, standard-normal z of the perceived offer
     aware_day: np.ndarray  # int32, day the soldier learned of the offer (NEVER if not)
+    queue_day: np.ndarray  # int32, day he joined the programme's queue
+    attempt_catch: np.ndarray  # float64, p^c of his group when he decided (used at extraction)
     neighbours: np.ndarray  # int32 (n, degree), slots of his network ties (same company)
     # per company
     company_type: np.ndarray  # int8, dominant type
@@ -155,6 +171,8 @@ def synthesise(n_agents: int, seed: int, rep: int, p: EngineParams) -> Populatio
         family=np.zeros(n, np.int8),
         offer_noise=np.zeros(n),
         aware_day=np.full(n, NEVER, np.int32),
+        queue_day=np.full(n, NEVER, np.int32),
+        attempt_catch=np.zeros(n),
         neighbours=np.zeros((n, p.degree), np.int32),
         company_type=np.zeros(n_comp, np.int8),
         company_class=np.zeros(n_comp, np.int8),

@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -250,6 +250,66 @@ class Crossing(Section):
                                         "p^x_0, chance of being killed while crossing (eq. 10).")
 
 
+class RegimeResponse(Section):
+    """The regime's counter-measures (model-reference §4.6): adaptive rules or a simulated best response."""
+
+    mode: Literal["static", "adaptive", "best_response"] = Field(
+        "adaptive", description="'static': levers fixed; 'adaptive': rules with delays and triggers (eq. 28–31); "
+        "'best_response': levers chosen to minimise the regime's loss, using the simulator (eq. 32).")
+    update_days: int = param(14, 1, 365, "day", "model-reference §5 T_R (7–30 d)",
+                             "T_R, days between the regime's reviews of its levers.")
+    observation_delay_days: int = param(7, 0, 180, "day", "assumption",
+                                        "Delay before the regime sees exits (it reviews exits of days "
+                                        "[t−delay−T_R, t−delay)).")
+    target_exit_share_per_month: float = param(0.001, 1e-6, 0.5, "share of force per 30 days",
+                                               "assumption: ≈ the AWOL level it already tolerates, ~0.1–0.2%/month "
+                                               "[history §5]", "d*, the voluntary-exit rate the regime tolerates.")
+    monitor_response: float = param(0.5, 0.0, 10.0, "per review", "calibrated (model-reference §4.6 η_M)",
+                                    "η_M: M ← M·(1 + η_M·max(0, d̄/d* − 1)) (eq. 28).")
+    max_monitors_per_soldier: float = param(0.2, 0.0, 1.0, "monitors/soldier", "model-reference §5 M_u range",
+                                            "Ceiling on M.")
+    blocking_response: float = param(0.1, 0.0, 1.0, "per review", "calibrated (η_b)",
+                                     "η_b: b ← min(b_max, b + η_b·max(0, d̄/d* − 1)) (eq. 29).")
+    max_blocking: float = param(0.8, 0.0, 1.0, "share", "assumption (Roskomnadzor blocked 256 domains [H5])",
+                                "Ceiling on the regime's blocking of all channels.")
+    propaganda_response: float = param(0.05, 0.0, 10.0, "pseudo-count/day per review", "calibrated (η_p)",
+                                       "η_p: prop ← min(prop_max, prop + η_p·max(0, d̄/d* − 1)) (eq. 29).")
+    max_propaganda: float = param(0.5, 0.0, 100.0, "pseudo-count/day", "assumption",
+                                  "Ceiling on counter-propaganda (negative public evidence per day).")
+    state_media_trust: float = param(0.5, 0.0, 1.0, "weight", "assumption (model-reference §4.2)",
+                                     "Weight soldiers give to regime propaganda (eq. 26c).")
+    family_trigger: float = param(2.0, 0.0, 100.0, "× d*", "assumption (model-reference §4.6 triggers)",
+                                  "Family reprisals switch on when d̄ exceeds this multiple of d* (eq. 30).")
+    family_reprisal_on_usd: float = param(100_000.0, 0.0, 5e6, "USD", "assumption",
+                                          "F_pol once reprisals are switched on (eq. 30).")
+    execution_trigger: float = param(3.0, 0.0, 100.0, "× d*", "assumption",
+                                     "Summary executions rise when d̄ exceeds this multiple of d* (eq. 30).")
+    execution_on: float = param(0.3, 0.0, 1.0, "probability", "assumption (blocking units [R2])",
+                                "π_exec once triggered (eq. 30).")
+    sentence_trigger: float = param(2.0, 0.0, 100.0, "× d*", "assumption (Sept 2022 code amendments [R1])",
+                                    "Sentences lengthen when d̄ exceeds this multiple of d* (eq. 30).")
+    sentence_on_years: float = param(10.0, 0.0, 25.0, "years", "Art. 338 pt 3: 5–15 y [R1]",
+                                     "J once triggered (eq. 30).")
+    infiltration_trigger: float = param(2.0, 0.0, 100.0, "× d*", "assumption",
+                                        "The regime starts sending infiltrators above this multiple of d*.")
+    infiltration_share: float = param(0.02, 0.0, 0.05, "per genuine defector",
+                                      "model-reference §5 I_inf (0–5% of arrivals)",
+                                      "Infiltrators posing as defectors, per genuine arrival, once triggered.")
+    strength_floor: float = param(0.9, 0.0, 1.0, "share", "assumption: pay follows recruitment needs "
+                                  "(model-reference §4.6)", "Pay rises when force strength falls below this (eq. 31).")
+    pay_rise: float = param(0.1, 0.0, 2.0, "per review", "assumption (regional sign-on races [R3])",
+                            "Relative pay rise per review while below the strength floor (eq. 31).")
+    soldier_value_usd: float = param(40_000.0, 0.0, 1e7, "USD", "DERIVED: avg one-time payment 1.119M RUB plus "
+                                     "first-year pay 3.25M RUB [history §2], at 90 RUB/USD, rounded down",
+                                     "v_s, the regime's loss per soldier who defects (eq. 32).")
+    blocking_cost_usd_day: float = param(20_000.0, 0.0, 1e8, "USD/day at full blocking", "assumption",
+                                         "C_b: daily cost of blocking every channel (eq. 33).")
+    propaganda_cost_usd_day: float = param(10_000.0, 0.0, 1e8, "USD/day per pseudo-count", "assumption",
+                                           "Daily cost of counter-propaganda (eq. 33).")
+    best_response_trials: int = param(12, 1, 500, "simulations", "design (a compute budget, not a model quantity)",
+                                      "Candidate lever sets tried in best-response mode (plus the adaptive rules).")
+
+
 class Regime(Section):
     monitors_per_soldier: float = param(0.05, 0.0, 1.0, "monitors/soldier",
                                         "model-reference §5 (cf. Epstein cop density 0.074 [C2a])",
@@ -283,6 +343,8 @@ class Regime(Section):
                                            "[history §1g] [S2])", "Chance a returned POW is prosecuted.")
     assassination_risk: float = param(0.002, 0.0, 0.2, "probability", "assumption (Kuzminov [H6])",
                                       "Perceived chance a defector abroad is killed by the regime (eq. 12).")
+    response: RegimeResponse = Field(default_factory=RegimeResponse,
+                                     description="How the regime changes its levers over time (§4.6).")
 
 
 class Channel(Section):
@@ -340,6 +402,35 @@ class ThreatToStayers(Section):
     amnesty_for_defectors: bool = Field(True, description="Defectors are exempt from the threat (eq. 12).")
 
 
+OFFER_RULES = ("flat", "announced_escalation", "unannounced_escalation", "ratchet_topup", "deadline", "adaptive")
+
+
+class Schedule(Section):
+    """How the cash offer changes over time (model-reference §4.4), eq. 27."""
+
+    rule: Literal["flat", "announced_escalation", "unannounced_escalation", "ratchet_topup", "deadline",
+                  "adaptive"] = Field("flat", description="flat | announced_escalation | unannounced_escalation | "
+                                      "ratchet_topup (escalation with retroactive top-up) | deadline | adaptive "
+                                      "(sweeten until target).")
+    growth_per_step: float = param(0.0, -0.9, 10.0, "share per step", "scenario (proposal: 'keep on making the "
+                                   "offer richer')", "g: the offer is multiplied by (1 + g) every step_days.")
+    step_days: int = param(30, 1, 365, "day", "scenario", "Days between changes of the offer.")
+    max_cash_usd: float = param(1e8, 0.0, 1e9, "USD", "scenario", "Ceiling on the cash offer.")
+    deadline_day: int = param(0, 0, 3650, "day", "scenario (deadline effect [E5])",
+                              "Last day the offer is open (rule 'deadline'; must be after offer.start_day).")
+    target_share_per_month: float = param(0.01, 0.0, 1.0, "share of force per 30 days", "scenario",
+                                          "Rule 'adaptive': raise until this many defect per 30 days.")
+    budget_cap_usd: float = param(0.0, 0.0, 1e13, "USD", "scenario (0 = no cap)",
+                                  "Programme stops raising, and closes, once committed cost reaches this.")
+    expectation_update: float = param(0.1, 0.0, 1.0, "per day", "model-reference §5 λ_g (0.05–0.3)",
+                                      "λ_g, adaptive-expectation weight for unannounced raises (eq. 25b).")
+    opportunity_persistence: float = param(0.999, 0.9, 1.0, "per day", "model-reference §5 π_opp",
+                                           "π_opp, daily survival of the chance to defect later (eq. 19).")
+    raise_credibility_cost: float = param(0.5, 0.0, 100.0, "pseudo-count", "assumption (model-reference "
+                                          "§4.4: unannounced increases cost credibility)",
+                                          "Negative public evidence from each unannounced raise (eq. 26c).")
+
+
 class Offer(Section):
     cash_usd: float = param(100_000.0, 0.0, 1e8, "USD", "proposal (shared/seed/proposal.txt)",
                             "B, cash offered to each defector.")
@@ -369,6 +460,105 @@ class Offer(Section):
                               "Share of the assassination risk removed by protection abroad (eq. 12).")
     threat: ThreatToStayers = Field(default_factory=ThreatToStayers,
                                     description="War-crimes threat to those who stay.")
+    schedule: Schedule = Field(default_factory=Schedule, description="How the offer changes over time.")
+
+    @model_validator(mode="after")
+    def _consistent_schedule(self) -> Offer:
+        sch = self.schedule
+        if sch.rule == "deadline" and sch.deadline_day <= self.start_day:
+            raise ValueError(f"schedule.deadline_day = {sch.deadline_day} is not after offer.start_day = "
+                             f"{self.start_day}; a deadline must fall after the offer starts")
+        if sch.rule == "adaptive" and sch.growth_per_step <= 0:
+            raise ValueError(f"schedule.growth_per_step = {sch.growth_per_step} with rule 'adaptive': sweetening "
+                             "until a target needs a positive growth per step")
+        if sch.rule in ("announced_escalation", "unannounced_escalation", "ratchet_topup") \
+                and sch.growth_per_step == 0:
+            raise ValueError(f"schedule.rule = '{sch.rule}' needs a non-zero schedule.growth_per_step")
+        if 0 < sch.budget_cap_usd < self.cash_usd:
+            raise ValueError(f"schedule.budget_cap_usd = {sch.budget_cap_usd:g} is below the first payment "
+                             f"(offer.cash_usd = {self.cash_usd:g}); use 0 for no cap")
+        if sch.max_cash_usd < self.cash_usd:
+            raise ValueError(f"schedule.max_cash_usd = {sch.max_cash_usd:g} is below offer.cash_usd = "
+                             f"{self.cash_usd:g}")
+        return self
+
+
+class CredibilityEvent(Section):
+    name: str = Field("paid defector assassinated abroad", description="What happens.")
+    day: int = param(-1, -1, 3650, "day", "scenario (-1 = at random, at rate_per_day)",
+                     "Day of the event, or -1 for a random event.")
+    rate_per_day: float = param(0.0, 0.0, 1.0, "per day", "scenario",
+                                "Daily probability of a random event (day = -1).")
+    weight: float = param(-10.0, -1000.0, 1000.0, "pseudo-count", "assumption (negative events weigh more, "
+                          "model-reference §4.2; Kuzminov [H6])",
+                          "Evidence added for every soldier: negative = betrayal, positive = a kept promise.")
+
+
+class BudgetSource(Section):
+    name: str = Field("immobilised Russian central-bank assets", description="Source of money.")
+    amount_usd: float = param(2.8e11, 0.0, 1e14, "USD", "~€260bn (~$280–283bn) immobilised [history §3]",
+                              "Money available from this source.")
+
+
+def _default_sources() -> list[BudgetSource]:
+    return [BudgetSource()]
+
+
+class Programme(Section):
+    """The offering programme's operations and costs (model-reference §4.8)."""
+
+    extraction_capacity_per_day: float = param(50.0, 0.1, 1e5, "soldiers/day",
+                                               "assumption for a scaled-up programme; observed ≈0.5/day for the "
+                                               "hotline [H5], Colombia ≈10/day at peak [history §1e]",
+                                               "K_ext, surrenders the programme can extract per day (eq. 34).")
+    queue_detection_per_day: float = param(0.01, 0.0, 1.0, "per day", "calibrated (model-reference §4.8)",
+                                           "Daily chance a soldier waiting for extraction is detected (eq. 34).")
+    extraction_crossing_risk: float = param(0.5, 0.0, 1.0, "×", "assumption (surrender protocol [H7b])",
+                                            "Crossing-death risk of a guided extraction relative to p^x (eq. 34).")
+    weight_caught_waiting: float = param(1.0, 0.0, 100.0, "pseudo-count per comrade", "calibrated",
+                                         "Negative evidence from each comrade detected while waiting (eq. 26).")
+    screening_sensitivity: float = param(0.8, 0.0, 1.0, "probability", "model-reference §5 s_scr (0.5–0.95)",
+                                         "Chance a fraudulent claimant is detected (eq. 35).")
+    screening_specificity: float = param(0.98, 0.0, 1.0, "probability", "assumption",
+                                         "Chance a genuine defector is accepted and paid (eq. 35).")
+    impersonators_per_defector: float = param(0.1, 0.0, 10.0, "per genuine defector at $100k",
+                                              "calibrated (Chieu Hoi: 21.5–25% genuine [history §1a] is an upper "
+                                              "bound on fraud)", "Impersonators claiming the bounty (eq. 35).")
+    impersonation_elasticity: float = param(0.5, 0.0, 3.0, "elasticity", "assumption (cobra effect [F3])",
+                                            "Impersonators scale with (cash/$100k)^elasticity (eq. 35).")
+    recycled_share: float = param(0.05, 0.0, 1.0, "per exchanged POW", "assumption",
+                                  "Share of POWs returned in exchanges who claim again (eq. 35).")
+    discount_rate: float = param(0.03, 0.0, 0.2, "per year", "assumption (social discount rate; UK Green Book "
+                                 "3.5%)", "Rate at which programme costs are discounted to day 0 (eq. 36).")
+    trip_cost_usd: float = param(7_000.0, 0.0, 1e6, "USD", "Disney family trip $6.3–6.9k [history §3]",
+                                 "Cost of the trip per paid defector.")
+    resettlement_usd_year: float = param(12_000.0, 0.0, 1e6, "USD/year", "OECD ≈€10k first year; Germany "
+                                         "€12.7k/yr [history §3]", "Resettlement and integration per person-year.")
+    resettlement_years: int = param(3, 0, 30, "years", "assumption (costs decline after the first years, OECD)",
+                                    "Years of resettlement support.")
+    education_usd_year: float = param(15_000.0, 0.0, 1e6, "USD/year", "assumption: $20–60k/yr US, near-free in "
+                                      "Germany [history §3]", "Education cost per student-year.")
+    education_years: int = param(4, 0, 10, "years", "assumption", "Years of education funded.")
+    education_takeup: float = param(0.5, 0.0, 1.0, "share", "assumption", "Resettled defectors who study.")
+    protection_usd_year: float = param(5_000.0, 0.0, 1e7, "USD/year", "assumption (Kuzminov [H6])",
+                                       "Protection per resettled defector-year.")
+    protection_years: int = param(5, 0, 50, "years", "assumption", "Years of protection.")
+    screening_usd: float = param(500.0, 0.0, 1e6, "USD per claimant", "assumption", "Screening each claimant.")
+    extraction_usd: float = param(2_000.0, 0.0, 1e6, "USD per extraction", "assumption",
+                                  "Extracting one soldier from the line.")
+    communications_usd_day: float = param(20_000.0, 0.0, 1e9, "USD/day per channel", "assumption (Colombia: "
+                                          "$21M/yr for aid, rewards and outreach [history §1e])",
+                                          "Cost of running one fully covered channel for a day.")
+    pow_upkeep_usd_month: float = param(243.0, 0.0, 1e5, "USD/month", "≈10,000 UAH/month [H5b]",
+                                        "Upkeep of a defector held as a POW (not resettled).")
+    pow_months: int = param(24, 0, 600, "months", "assumption (until exchange or the war's end)",
+                            "Months a non-resettled defector is held.")
+    events: list[CredibilityEvent] = Field(default_factory=list,
+                                           description="Credibility events, scheduled or random (eq. 26c).")
+    budget_sources: list[BudgetSource] = Field(default_factory=_default_sources,
+                                               description="Money available to pay for the programme.")
+    target_share: float = param(0.10, 0.0, 1.0, "share of force", "Lyall: mass desertion ≥10% [S8]",
+                                "Defected share whose first day is reported as days_to_target.")
 
 
 class Units(Section):
@@ -391,6 +581,7 @@ class Scenario(Section):
     information: Information = Field(default_factory=Information)
     credibility: Credibility = Field(default_factory=Credibility)
     offer: Offer = Field(default_factory=Offer)
+    programme: Programme = Field(default_factory=Programme)
     units: Units = Field(default_factory=Units)
 
     @model_validator(mode="after")
@@ -573,9 +764,13 @@ def iter_params(model: type[BaseModel] = Scenario, prefix: str = "",
         if isinstance(value, BaseModel):
             yield from iter_params(type(value), path + ".", value)
             continue
-        if isinstance(value, list) and value and isinstance(value[0], BaseModel):
-            for i, item in enumerate(value):
-                yield from iter_params(type(item), f"{path}[{i}].", item)
+        item_model = _list_item_model(info.annotation)
+        if item_model is not None:
+            if value:
+                for i, item in enumerate(value):
+                    yield from iter_params(type(item), f"{path}[{i}].", item)
+            else:  # an empty list: document the fields of one entry
+                yield from iter_params(item_model, f"{path}[].", item_model())
             continue
         extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
         source = extra.get("source", "design")
@@ -590,6 +785,14 @@ def iter_params(model: type[BaseModel] = Scenario, prefix: str = "",
                 source = parent_doc
         yield ParamInfo(path, extra.get("unit", ""), value, extra.get("lo"), extra.get("hi"), source,
                         info.description or "")
+
+
+def _list_item_model(annotation: Any) -> type[BaseModel] | None:
+    """X for a field annotated list[X] with X a pydantic model, else None."""
+    if get_origin(annotation) is not list:
+        return None
+    (item,) = get_args(annotation)
+    return item if isinstance(item, type) and issubclass(item, BaseModel) else None
 
 
 def registry_markdown() -> str:
@@ -658,10 +861,16 @@ def scenario_to_toml(sc: Scenario | None = None) -> str:
                 continue
             lines.append(f"# {_comment(info)}")
             lines.append(f"{info.path} = {_toml_value(info.default)}")
-        for name in type(model).model_fields:
+        for name, field_info in type(model).model_fields.items():
             value = getattr(model, name)
-            if isinstance(value, BaseModel) or (isinstance(value, list) and value
-                                                and isinstance(value[0], BaseModel)):
+            item_model = _list_item_model(field_info.annotation)
+            if item_model is not None and not value:
+                lines.append(f"# {field_info.description} None by default; an entry looks like:")
+                lines.append(f"# [[{table}.{name}]]")
+                for info in iter_params(item_model, "", item_model()):
+                    lines.append(f"# {info.path} = {_toml_value(info.default)}    # {_comment(info)}")
+                lines.append("")
+            elif isinstance(value, BaseModel) or item_model is not None:
                 subs.append((name, value))
         lines.append("")
         for name, value in subs:

@@ -1,0 +1,298 @@
+"""The offering programme: the offer schedule B(t), soldiers' expectations of it, the extraction queue,
+screening of claimants and credibility events (model-reference §4.4 and §4.8).
+
+Everything here runs once a day at Python level except the two queue kernels, which are serial so that
+the first-in, first-out order is exact and independent of thread count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+
+from defection import rng
+from defection.decision import HORIZONS, crossing_death_probability
+from defection.parameters import EngineParams
+from defection.population import (
+    ARRIVED,
+    C_ARRIVED,
+    C_ARRIVED_PROGRAMME,
+    C_ARRIVED_TYPE,
+    C_ATTEMPTS,
+    C_CAUGHT,
+    C_DETECTED_WAITING,
+    C_EXECUTED,
+    C_EXTRACTED,
+    C_KILLED_X,
+    C_PAID,
+    C_REJECTED,
+    CAUGHT,
+    EXECUTED,
+    KILLED_CROSSING,
+    QUEUED,
+)
+from defection.scenario import Scenario
+
+ANNOUNCED_RULES = ("announced_escalation", "ratchet_topup", "adaptive")
+
+
+# ----------------------------------------------------------------------------- the offer schedule
+def scheduled_offer(sc: Scenario, t: int) -> float:
+    """Eq. 27: B(t) for the rules whose path is fixed in advance (all but 'adaptive')."""
+    of, sch = sc.offer, sc.offer.schedule
+    if t < of.start_day:
+        return 0.0
+    if sch.rule == "deadline" and t > sch.deadline_day:
+        return 0.0
+    if sch.rule in ("announced_escalation", "unannounced_escalation", "ratchet_topup"):
+        steps = (t - of.start_day) // sch.step_days
+        return float(min(sch.max_cash_usd, of.cash_usd * (1.0 + sch.growth_per_step) ** steps))
+    return float(of.cash_usd)
+
+
+def adaptive_raise(offer: float, growth: float, ceiling: float, recent_share_per_month: float, target: float,
+                   capped: bool) -> float:
+    """Eq. 27b: 'sweeten until target': raise by g each step while defections are below target."""
+    if capped or recent_share_per_month >= target:
+        return offer
+    return min(ceiling, offer * (1.0 + growth))
+
+
+def adaptive_expectation(expected: float, observed: float, weight: float) -> float:
+    """Eq. 25c: ĝ_t = (1 − λ_g)·ĝ_{t−1} + λ_g·g_obs,t (adaptive expectations of daily growth)."""
+    return (1.0 - weight) * expected + weight * observed
+
+
+@dataclass
+class ProgrammeState:
+    """The programme's day-to-day state for one replicate."""
+
+    offer: float = 0.0
+    open: bool = False
+    closed_by_budget: bool = False
+    expected_growth: float = 0.0  # ĝ, per day, for unannounced raises
+    paid_offer: float = 0.0  # highest offer already paid out (for the ratchet top-up)
+    paid_total: float = 0.0  # represented defectors paid so far
+    committed_cost: float = 0.0  # nominal cost committed so far (budget cap)
+    capacity_carry: float = 0.0
+    history: list[float] = field(default_factory=list)  # B(t) so far
+    public_pos: float = 0.0  # public credibility evidence (eq. 26c)
+    public_neg: float = 0.0
+    raises: int = 0
+
+
+def update_offer(sc: Scenario, st: ProgrammeState, t: int, recent_share_per_month: float) -> float:
+    """Phase 2: today's offer B(t); returns the rise since yesterday (for top-ups and credibility)."""
+    of, sch = sc.offer, sc.offer.schedule
+    before = st.offer
+    if sch.rule == "adaptive":
+        if t < of.start_day:
+            new = 0.0
+        elif t == of.start_day or st.offer == 0.0:
+            new = of.cash_usd
+        elif (t - of.start_day) % sch.step_days == 0:
+            new = adaptive_raise(st.offer, sch.growth_per_step, sch.max_cash_usd, recent_share_per_month,
+                                 sch.target_share_per_month, st.closed_by_budget)
+        else:
+            new = st.offer
+    else:
+        new = scheduled_offer(sc, t)
+    if st.closed_by_budget:
+        new = 0.0
+    st.offer = new
+    st.open = new > 0.0
+    st.history.append(new)
+    rise = new - before if before > 0 and new > before else 0.0
+    if rise > 0:
+        st.raises += 1
+    # eq. 25c: adaptive expectations of growth from the offer's path over the last 30 days
+    if len(st.history) > 30 and st.history[-31] > 0 and new > 0:
+        observed = (new / st.history[-31]) ** (1.0 / 30.0) - 1.0
+    else:
+        observed = 0.0
+    st.expected_growth = adaptive_expectation(st.expected_growth, observed, sch.expectation_update)
+    return rise
+
+
+def horizon_expectations(sc: Scenario, st: ProgrammeState, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """Expected B(t+k)/B(t) and whether the offer is still open at t+k, for k in HORIZONS (eq. 25b)."""
+    sch = sc.offer.schedule
+    ratio = np.ones(HORIZONS.size)
+    open_ = np.ones(HORIZONS.size, dtype=np.bool_)
+    if not st.open:
+        return ratio, open_
+    for h, k in enumerate(HORIZONS):
+        k = int(k)
+        if sch.rule == "announced_escalation":
+            ratio[h] = scheduled_offer(sc, t + k) / st.offer
+        elif sch.rule == "unannounced_escalation":
+            ratio[h] = (1.0 + st.expected_growth) ** k
+        elif sch.rule == "adaptive":
+            ratio[h] = min(sch.max_cash_usd / st.offer, (1.0 + sch.growth_per_step) ** (k / sch.step_days))
+        elif sch.rule == "deadline":
+            open_[h] = t + k <= sch.deadline_day
+    return ratio, open_
+
+
+def apply_events(sc: Scenario, st: ProgrammeState, t: int, seed: int, rep: int, memory: float,
+                 unannounced_raise: bool) -> None:
+    """Eq. 26c: public evidence decays with λ_c; scheduled/random events and unannounced raises add to it."""
+    st.public_pos *= memory
+    st.public_neg *= memory
+    key = rng.stream_key(seed, rep, t, rng.EVENTS)
+    for k, ev in enumerate(sc.programme.events):
+        happens = ev.day == t if ev.day >= 0 else float(rng.uniform(key, k)) < ev.rate_per_day
+        if happens:
+            if ev.weight >= 0:
+                st.public_pos += ev.weight
+            else:
+                st.public_neg -= ev.weight
+    if unannounced_raise:
+        st.public_neg += sc.offer.schedule.raise_credibility_cost
+
+
+def extraction_slots(st: ProgrammeState, capacity_per_day: float, weight: float) -> int:
+    """Eq. 34: agents the programme can extract today (capacity in soldiers, fractional days carried over)."""
+    st.capacity_carry += capacity_per_day / weight
+    slots = math.floor(st.capacity_carry)
+    st.capacity_carry -= slots
+    return slots
+
+
+# ----------------------------------------------------------------------------- the queue
+@njit(cache=True)
+def enqueue(t: int, company_size: int, counts: np.ndarray, contacts_col: int, queue_day: np.ndarray,
+            status: np.ndarray, queue: np.ndarray, queue_entry: np.ndarray, tail: int) -> int:
+    """Append today's new contacts to the FIFO ring buffer in slot order; returns the new tail."""
+    size = queue.size
+    for c in range(counts.shape[0]):
+        if counts[c, contacts_col] == 0:
+            continue
+        for i in range(c * company_size, (c + 1) * company_size):
+            if status[i] == QUEUED and queue_day[i] == t:
+                queue[tail % size] = i
+                queue_entry[tail % size] = t
+                tail += 1
+    return tail
+
+
+@njit(cache=True)
+def serve_queue(t: int, seed: int, rep: int, p: EngineParams, slots: int, specificity: float, head: int,
+                tail: int, queue: np.ndarray, queue_entry: np.ndarray, status: np.ndarray, left_day: np.ndarray,
+                queue_day: np.ndarray, attempt_catch: np.ndarray, soldier_type: np.ndarray,
+                counts: np.ndarray) -> int:
+    """Eq. 34–35: detection while waiting, then first-in-first-out extraction of up to `slots` soldiers,
+    crossing and screening. Returns the new head of the queue."""
+    cs = p.company_size
+    size = queue.size
+    k_det = rng.stream_key(seed, rep, t, rng.QUEUE_DETECTION)
+    k_catch = rng.stream_key(seed, rep, t, rng.CATCH)
+    k_cross = rng.stream_key(seed, rep, t, rng.CROSSING)
+    k_exec = rng.stream_key(seed, rep, t, rng.EXECUTION)
+    k_screen = rng.stream_key(seed, rep, t, rng.SCREENING)
+    p_cross = crossing_death_probability(p.killed_crossing, p.intensity) * p.extraction_risk
+    served = 0
+    pos = head
+    while pos < tail:
+        i = queue[pos % size]
+        entry = queue_entry[pos % size]
+        pos += 1
+        if status[i] != QUEUED or queue_day[i] != entry or entry >= t:
+            continue  # stale (killed, wounded, refilled) or joined today: extraction starts tomorrow
+        c = i // cs
+        if rng.uniform(k_det, i) < p.queue_detection:  # detected while waiting
+            left_day[i] = t
+            if rng.uniform(k_exec, i) < p.execution_probability:
+                status[i] = EXECUTED
+                counts[c, C_EXECUTED] += 1
+            else:
+                status[i] = CAUGHT
+            counts[c, C_CAUGHT] += 1
+            counts[c, C_DETECTED_WAITING] += 1
+        elif served < slots:
+            served += 1
+            left_day[i] = t
+            counts[c, C_ATTEMPTS] += 1
+            counts[c, C_EXTRACTED] += 1
+            if rng.uniform(k_catch, i) < attempt_catch[i]:
+                if rng.uniform(k_exec, i) < p.execution_probability:
+                    status[i] = EXECUTED
+                    counts[c, C_EXECUTED] += 1
+                else:
+                    status[i] = CAUGHT
+                counts[c, C_CAUGHT] += 1
+            elif rng.uniform(k_cross, i) < p_cross:
+                status[i] = KILLED_CROSSING
+                counts[c, C_KILLED_X] += 1
+            else:
+                status[i] = ARRIVED
+                counts[c, C_ARRIVED] += 1
+                counts[c, C_ARRIVED_PROGRAMME] += 1
+                counts[c, C_ARRIVED_TYPE + soldier_type[i]] += 1
+                if rng.uniform(k_screen, i) < specificity:
+                    counts[c, C_PAID] += 1
+                else:
+                    counts[c, C_REJECTED] += 1
+    return live_head(head, tail, queue, queue_entry, status, queue_day)
+
+
+@njit(cache=True)
+def live_head(head: int, tail: int, queue: np.ndarray, queue_entry: np.ndarray, status: np.ndarray,
+              queue_day: np.ndarray) -> int:
+    """Advance the head past entries that are no longer waiting."""
+    size = queue.size
+    while head < tail:
+        i = queue[head % size]
+        if status[i] == QUEUED and queue_day[i] == queue_entry[head % size]:
+            break
+        head += 1
+    return head
+
+
+@njit(cache=True)
+def compact(head: int, tail: int, queue: np.ndarray, queue_entry: np.ndarray, status: np.ndarray,
+            queue_day: np.ndarray) -> tuple[int, int]:
+    """Drop stale entries so the ring buffer never overflows; keeps the order. Returns (head, tail)."""
+    size = queue.size
+    keep = 0
+    ids = np.empty(tail - head, np.int32)
+    days = np.empty(tail - head, np.int32)
+    for pos in range(head, tail):
+        i = queue[pos % size]
+        if status[i] == QUEUED and queue_day[i] == queue_entry[pos % size]:
+            ids[keep] = i
+            days[keep] = queue_entry[pos % size]
+            keep += 1
+    for k in range(keep):
+        queue[k] = ids[k]
+        queue_entry[k] = days[k]
+    return 0, keep
+
+
+@njit(cache=True)
+def queue_length(head: int, tail: int, queue: np.ndarray, queue_entry: np.ndarray, status: np.ndarray,
+                 queue_day: np.ndarray) -> int:
+    """Soldiers still waiting."""
+    size = queue.size
+    n = 0
+    for pos in range(head, tail):
+        i = queue[pos % size]
+        if status[i] == QUEUED and queue_day[i] == queue_entry[pos % size]:
+            n += 1
+    return n
+
+
+# ----------------------------------------------------------------------------- fraud (aggregate)
+def impersonators(genuine: float, cash: float, ratio: float, elasticity: float) -> float:
+    """Eq. 35b: impersonators claiming the bounty, ∝ genuine claimants × (B/$100k)^ε (cobra effect)."""
+    if cash <= 0:
+        return 0.0
+    return genuine * ratio * (cash / 100_000.0) ** elasticity
+
+
+def undetected(claimants: float, sensitivity: float) -> float:
+    """Eq. 35c: fraudulent claimants who pass screening, (1 − s_scr)·claimants."""
+    return claimants * (1.0 - sensitivity)
