@@ -247,7 +247,8 @@ def run_replicate(sc: Scenario, p0: EngineParams, rep: int, n_agents: int,
         wait_days = queued_now / max(pg.extraction_capacity_per_day / w, 1e-9)
         timer.lap("programme")
         # 3. regime: review its levers every T_R days, seeing exits with a delay
-        if fixed_levers is None and rr.mode == "adaptive" and t > 0 and t % rr.update_days == 0:
+        adaptive = fixed_levers is None and rr.mode in ("adaptive", "best_response")  # candidate 0: the rules
+        if adaptive and t > 0 and t % rr.update_days == 0:
             lo, hi = t - rr.observation_delay_days - rr.update_days, t - rr.observation_delay_days
             if hi > 0:
                 exits = _window_sum(daily, COL["arrived"], lo, hi)  # soldiers lost to the other side
@@ -298,14 +299,14 @@ def run_replicate(sc: Scenario, p0: EngineParams, rep: int, n_agents: int,
         for name, col in COUNT_SERIES.items():
             row[COL[name]] = totals[col] * w
         genuine = (totals[C_PAID] + totals[C_REJECTED]) * w
-        fraud = impersonators(genuine, prog.offer, pg.impersonators_per_defector, pg.impersonation_elasticity)
+        fraud = impersonators(genuine, prog.last_offer, pg.impersonators_per_defector, pg.impersonation_elasticity)
         fraud += genuine * levers.infiltration
         fraud += genuine * (1.0 - sc.offer.asylum_probability) * sc.regime.exchange_return_probability \
             * pg.recycled_share
         fraud_paid = undetected(fraud, pg.screening_sensitivity)
         topup = rise if sc.offer.schedule.rule == "ratchet_topup" else 0.0
         flows = ProgrammeFlows(paid=totals[C_PAID] * w, extracted=totals[C_EXTRACTED] * w, genuine_claimants=genuine,
-                               fraud_claimants=fraud, fraud_paid=fraud_paid, offer=prog.offer,
+                               fraud_claimants=fraud, fraud_paid=fraud_paid, offer=prog.last_offer,
                                topup_per_defector=topup, already_paid=prog.paid_total, open=prog.open)
         costs = programme_costs(sc, t, flows) if not threshold_mode else {}
         prog.paid_total += flows.paid

@@ -72,6 +72,7 @@ class ProgrammeState:
 
     offer: float = 0.0
     open: bool = False
+    last_offer: float = 0.0  # the offer when last open: what soldiers still in the queue are paid
     closed_by_budget: bool = False
     expected_growth: float = 0.0  # ĝ, per day, for unannounced raises
     paid_offer: float = 0.0  # highest offer already paid out (for the ratchet top-up)
@@ -104,6 +105,8 @@ def update_offer(sc: Scenario, st: ProgrammeState, t: int, recent_share_per_mont
         new = 0.0
     st.offer = new
     st.open = new > 0.0
+    if st.open:
+        st.last_offer = new
     st.history.append(new)
     rise = new - before if before > 0 and new > before else 0.0
     if rise > 0:
