@@ -271,6 +271,100 @@ def runs_export(
         out.print(f"wrote {f}")
 
 
+# ----------------------------------------------------------------------------- claims
+VERDICT_STYLE = {"supported": "bold green", "not supported": "bold red"}
+
+
+def _money_or_share(n: dict[str, Any]) -> str:
+    def f(v: float) -> str:
+        if v is None or not math.isfinite(v):
+            return "–"
+        if n["unit"] == "USD":
+            return f"${v:,.0f}" if abs(v) < 1e9 else f"${v / 1e9:,.2f}bn"
+        if "share" in n["name"] or "…as a share" in n["name"]:
+            return f"{100 * v:.3g}%"
+        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+    return f"{f(n['median'])}  ({f(n['p05'])} – {f(n['p95'])})"
+
+
+@app.command()
+def claims(
+    scenario: ScenarioArg = None,
+    replicates: Annotated[int, typer.Option("--replicates", "-r", help="Replicates per variant.")] = 12,
+    days: Annotated[int, typer.Option("--days", "-d", help="Days to simulate.")] = 365,
+    agents: Annotated[int, typer.Option("--agents", "-k", help="Simulated agents per variant.")] = 19_800,
+    seed: Annotated[int | None, typer.Option("--seed", "-s", help="Master seed (default: the scenario's).")] = None,
+    db: DbOpt = Path("defection.duckdb"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Test each claim of the proposal on the simulator: numbers with 90% intervals, a verdict, the parameters
+    that decide it, and the best alternative design for a failing claim."""
+    from defection.claims import run_claims
+    from defection.results import ResultsDB, ResultsError, RunMeta
+
+    base = _load(scenario)
+    try:
+        sc = with_overrides(base, source="claims options", replicates=replicates, days=days, agents=agents,
+                            seed=seed)
+    except ScenarioError as e:
+        fail(e.render())
+    try:
+        store = ResultsDB(db)
+        run_id = store.begin_run(RunMeta.from_scenario(sc, kind="claims"))
+    except ResultsError as e:
+        fail(str(e))
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        with err.status("testing the claims…") as status:
+            report = run_claims(sc, replicates, days, sc.simulation.agents, sc.simulation.seed,
+                                progress=lambda label: status.update(f"simulating: {label}"))
+        report.proposal.run_id = run_id
+        store.complete_run(run_id, report.proposal, artifacts={"claims": report.to_dict()})
+    except (KeyboardInterrupt, _Terminated):
+        store.mark_run(run_id, "interrupted", "interrupted (SIGINT/SIGTERM) before completion")
+        err.print(f"[yellow]interrupted:[/] claims run {run_id} recorded as interrupted.")
+        raise typer.Exit(130) from None
+    except Exception as e:
+        store.mark_run(run_id, "failed", f"{type(e).__name__}: {e}")
+        fail(f"claims run {run_id} failed: {type(e).__name__}: {e}", code=1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    payload = {"run_id": run_id, **report.to_dict()}
+    if as_json:
+        sys.stdout.write(json.dumps(payload, default=_json_default) + "\n")
+        return
+    for c in payload["claims"]:
+        style = VERDICT_STYLE.get(c["verdict"], "bold yellow")
+        table = Table(title=f"Claim {c['number']}: {c['claim']}", title_justify="left", show_header=True,
+                      caption=f"[{style}]{c['verdict']}[/]: {c['reason']}", caption_justify="left")
+        table.add_column("quantity")
+        table.add_column("median (90% interval)", justify="right")
+        for n in c["numbers"]:
+            table.add_row(n["name"], _money_or_share(n))
+        out.print(table)
+        out.print(f"[dim]test:[/] {c['test']}", highlight=False)
+        if not c["deciding"]:
+            out.print("[dim]decided by:[/] none of the tested parameters moves it", highlight=False)
+        else:
+            parts = [f"{d['parameter']} ({d['low']:g} → {d['high']:g}: {d['metric_at_low']:.3g} → "
+                     f"{d['metric_at_high']:.3g})" for d in c["deciding"]]
+            out.print("[dim]decided by:[/] " + "; ".join(parts), highlight=False)
+        alt = c["alternative"]
+        if alt and c["verdict"] != "supported":
+            out.print(f"[dim]best alternative:[/] {alt['name']} — {alt['description']} "
+                      f"({alt['proposal_metric']:.3g} → {alt['metric']:.3g})", highlight=False)
+        out.print()
+    out.print(f"{payload['simulations']} simulations × {replicates} replicates; "
+              f"stored as run [bold]{run_id}[/] in {db}")
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
 # ----------------------------------------------------------------------------- bench
 @app.command()
 def bench(

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from defection.scenario import Scenario
 
 DEFAULT_DB = "defection.duckdb"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES = ("running", "complete", "failed", "interrupted")
 LOCK_WAIT_SECONDS = 10.0
 
@@ -51,6 +51,7 @@ _SCHEMA = [
         run_id VARCHAR, replicate INTEGER, outcome VARCHAR, value DOUBLE)""",
     """CREATE TABLE IF NOT EXISTS outcomes (
         run_id VARCHAR, outcome VARCHAR, median DOUBLE, p05 DOUBLE, p95 DOUBLE, mean DOUBLE)""",
+    """CREATE TABLE IF NOT EXISTS artifacts (run_id VARCHAR, name VARCHAR, payload VARCHAR)""",
 ]
 
 
@@ -144,9 +145,9 @@ class ResultsDB:
             row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
                 con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise ResultsError(f"results database {self.path} has schema version {row[0]}, newer "
-                                   f"than this version of defection-lab supports ({SCHEMA_VERSION})")
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise ResultsError(f"results database {self.path} has schema version {row[0]}; this version of "
+                                   f"defection-lab uses {SCHEMA_VERSION}. Use a new file with --db")
 
     # -- connections -------------------------------------------------------------------------------
 
@@ -198,8 +199,9 @@ class ResultsDB:
             )
         return run_id
 
-    def complete_run(self, run_id: str, result: RunResult) -> None:
-        """Store a run's results and mark it 'complete', all in one transaction."""
+    def complete_run(self, run_id: str, result: RunResult, artifacts: dict[str, Any] | None = None) -> None:
+        """Store a run's results (and named JSON artifacts, e.g. a claims report) and mark it 'complete', all in
+        one transaction."""
         status = self._status(run_id)
         if status == "complete":
             raise ValueError(f"run '{run_id}' is already complete; its results cannot be replaced")
@@ -219,6 +221,8 @@ class ResultsDB:
             con.register("out_df", table)
             con.execute("INSERT INTO outcomes (run_id, outcome, median, p05, p95, mean) "
                         "SELECT $rid, outcome, median, p05, p95, mean FROM out_df", {"rid": run_id})
+            for name, payload in (artifacts or {}).items():
+                con.execute("INSERT INTO artifacts VALUES (?, ?, ?)", [run_id, name, json.dumps(payload)])
             con.execute(
                 "UPDATE runs SET status = 'complete', finished_at = ?, wall_seconds = ?, error = NULL, "
                 "seed = ?, agents = ?, represented = ?, days = ?, replicates = ? WHERE run_id = ?",
@@ -226,11 +230,11 @@ class ResultsDB:
                  int(result.represented), int(result.days), int(result.replicates), run_id],
             )
 
-    def store(self, result: RunResult, kind: str = "run") -> str:
+    def store(self, result: RunResult, kind: str = "run", artifacts: dict[str, Any] | None = None) -> str:
         """Record an already finished result as a complete run; return its id."""
         run_id = self.begin_run(RunMeta.from_scenario(result.scenario, kind=kind))
         try:
-            self.complete_run(run_id, result)
+            self.complete_run(run_id, result, artifacts)
         except BaseException as e:
             self.mark_run(run_id, "failed", f"{type(e).__name__}: {e}")
             raise
@@ -323,6 +327,13 @@ class ResultsDB:
         wide = wide[_ordered(list(wide.columns))].sort_index().reset_index()
         wide.columns.name = None
         return wide
+
+    def artifact(self, run_id: str, name: str) -> Any:
+        """A JSON artifact stored with a run (None if there is none by that name)."""
+        rid = self.resolve(run_id)
+        with self._connect() as con:
+            row = con.execute("SELECT payload FROM artifacts WHERE run_id = ? AND name = ?", [rid, name]).fetchone()
+        return None if row is None else json.loads(row[0])
 
     def outcomes(self, run_id: str) -> pd.DataFrame:
         """Median, p05, p95 and mean of every outcome across replicates."""
