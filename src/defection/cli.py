@@ -58,11 +58,15 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise _Terminated()
 
 
-def _fmt(name: str, v: float) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+def _fmt(name: str, v: float | None) -> str:
+    if v is None or math.isnan(v):
         return "–"
-    if name.endswith("share") or name == "credibility":
+    if math.isinf(v):
+        return "never" if name == "days_to_target" else "∞"
+    if "share" in name or name == "credibility":
         return f"{100 * v:.3g}%" if abs(v) < 0.01 else f"{100 * v:.1f}%"
+    if "usd" in name:
+        return f"${v / 1e9:,.2f}bn" if abs(v) >= 1e9 else f"${v:,.0f}"
     if abs(v) >= 100:
         return f"{v:,.0f}"
     return f"{v:.3g}"
