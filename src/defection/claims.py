@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from defection.calibration import Posterior
 from defection.engine import RunResult, simulate
-from defection.scenario import Scenario, iter_params, scenario_from_dict
+from defection.scenario import Scenario, iter_params, with_changes
 
 _RANGES = {p.path: (p.lo, p.hi) for p in iter_params()}
 MASS_SHARE = 0.10  # Lyall [S8]: mass desertion is ≥10% of the fielded force
@@ -56,14 +57,7 @@ def _interval(name: str, values: np.ndarray, unit: str = "") -> Number:
 
 def patch(sc: Scenario, changes: dict[str, Any]) -> Scenario:
     """A copy of the scenario with dotted-path changes, e.g. {"offer.cash_usd": 0}."""
-    data = sc.model_dump(mode="json")
-    for path, value in changes.items():
-        node = data
-        *parents, leaf = path.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    return scenario_from_dict(data, "<claims>")
+    return with_changes(sc, changes, "<claims>")
 
 
 NO_OFFER = {"offer.cash_usd": 0.0, "offer.asylum_probability": 0.0, "offer.trip_value_usd": 0.0,
@@ -99,10 +93,11 @@ class Lab:
     """Runs and caches simulations of scenario variants with common settings and seeds."""
 
     def __init__(self, base: Scenario, replicates: int, days: int, agents: int, seed: int,
-                 progress: Callable[[str], None] | None = None):
+                 progress: Callable[[str], None] | None = None, posterior: Posterior | None = None):
         self.base = base
         self.settings = {"replicates": replicates, "days": days, "agents": agents, "seed": seed}
         self.progress = progress
+        self.posterior = posterior  # replicate r uses the same posterior draw in every variant (paired)
         self._cache: dict[str, RunResult] = {}
 
     def variant(self, changes: dict[str, Any], base: Scenario | None = None) -> Scenario:
@@ -126,7 +121,7 @@ class Lab:
         if key not in self._cache:
             if self.progress:
                 self.progress(label or ", ".join(changes) or "proposal")
-            self._cache[key] = simulate(sc, **self.settings)
+            self._cache[key] = simulate(sc, posterior=self.posterior, **self.settings)
         return self._cache[key]
 
     @property
@@ -358,9 +353,10 @@ class ClaimsReport:
 
 
 def run_claims(base: Scenario, replicates: int, days: int, agents: int, seed: int,
-               progress: Callable[[str], None] | None = None) -> ClaimsReport:
-    """Test all six claims of the proposal against `base` (the proposal scenario)."""
-    lab = Lab(base, replicates, days, agents, seed, progress)
+               progress: Callable[[str], None] | None = None, posterior: Posterior | None = None) -> ClaimsReport:
+    """Test all six claims of the proposal against `base` (the proposal scenario). With a posterior, every
+    replicate draws calibrated parameters, so intervals include parameter uncertainty."""
+    lab = Lab(base, replicates, days, agents, seed, progress, posterior)
     results = [claim(lab) for claim in CLAIMS]
     for r in results:
         if r.verdict == "depends" and r.deciding:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -16,13 +20,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from defection.scenario import (
+    Scenario,
     ScenarioError,
     iter_params,
     load_scenario,
     registry_markdown,
     scenario_to_toml,
     with_overrides,
+    with_posterior,
 )
+
+if TYPE_CHECKING:
+    from defection.calibration import Posterior
+    from defection.results import ResultsDB, RunMeta
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="defection-lab: test offers that would make soldiers of an invading army defect.")
@@ -36,6 +46,9 @@ ScenarioArg = Annotated[Path | None, typer.Argument(help="Scenario TOML file (de
                                                     show_default=False)]
 DbOpt = Annotated[Path, typer.Option("--db", help="Results database (DuckDB file).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout instead of tables.")]
+PosteriorOpt = Annotated[Path | None, typer.Option("--posterior", help="Posterior file from `defection calibrate`: "
+                                                   "each replicate draws its calibrated parameters from it.",
+                                                   show_default=False)]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -56,6 +69,33 @@ class _Terminated(Exception):
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise _Terminated()
+
+
+@contextmanager
+def recorded(db: Path, meta: RunMeta, what: str = "run") -> Iterator[tuple[ResultsDB, str]]:
+    """Record a run as 'running', yield (store, run_id); an interruption or failure inside the block marks it
+    'interrupted' or 'failed' (exit 130 or 1, no traceback). The block must complete the run itself."""
+    from defection.results import ResultsDB, ResultsError
+
+    try:
+        store = ResultsDB(db)
+        run_id = store.begin_run(meta)
+    except ResultsError as e:
+        fail(str(e))
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield store, run_id
+    except (KeyboardInterrupt, _Terminated):
+        store.mark_run(run_id, "interrupted", "interrupted (SIGINT/SIGTERM) before completion")
+        err.print(f"[yellow]interrupted:[/] {what} {run_id} recorded as interrupted; nothing partial was stored.")
+        raise typer.Exit(130) from None
+    except typer.Exit:
+        raise
+    except Exception as e:  # a bug or resource failure: record it, no traceback for the user
+        store.mark_run(run_id, "failed", f"{type(e).__name__}: {e}")
+        fail(f"{what} {run_id} failed: {type(e).__name__}: {e}", code=1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _fmt(name: str, v: float | None) -> str:
@@ -99,44 +139,32 @@ def run(
     agents: Annotated[int | None, typer.Option("--agents", "-k", help="Simulated agents (whole companies).")] = None,
     db: DbOpt = Path("defection.duckdb"),
     as_json: JsonOpt = False,
+    posterior: PosteriorOpt = None,
 ) -> None:
     """Simulate a scenario, print median and 90% interval of each outcome, and store the run."""
     from defection.engine import simulate
-    from defection.results import ResultsDB, ResultsError, RunMeta
+    from defection.results import RunMeta
 
     base = _load(scenario)
     source = str(scenario) if scenario else "<command line>"
     try:
         sc = with_overrides(base, source=f"{source} (with command-line options)", replicates=replicates, days=days,
                             seed=seed, agents=agents)
+        if posterior is not None:
+            sc = with_posterior(sc, posterior, "--posterior")
     except ScenarioError as e:
         fail(e.render())
     sim = sc.simulation
-    try:
-        store = ResultsDB(db)
-        run_id = store.begin_run(RunMeta.from_scenario(sc))
-    except ResultsError as e:
-        fail(str(e))
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     show_progress = not as_json or err.is_terminal
     progress = Progress(TextColumn("[bold]simulating[/]"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("replicate-days"), TimeElapsedColumn(), TimeRemainingColumn(),
                         console=err, disable=not show_progress, transient=as_json)
-    try:
+    with recorded(db, RunMeta.from_scenario(sc)) as (store, run_id):
         with progress:
             task = progress.add_task("run", total=sim.days * sim.replicates)
             result = simulate(sc, progress=lambda done, total: progress.update(task, completed=done))
         result.run_id = run_id
         store.complete_run(run_id, result)
-    except (KeyboardInterrupt, _Terminated):
-        store.mark_run(run_id, "interrupted", "interrupted (SIGINT/SIGTERM) before completion")
-        err.print(f"[yellow]interrupted:[/] run {run_id} recorded as interrupted; nothing partial was stored.")
-        raise typer.Exit(130) from None
-    except Exception as e:  # a bug or resource failure: record it, no traceback for the user
-        store.mark_run(run_id, "failed", f"{type(e).__name__}: {e}")
-        fail(f"run {run_id} failed: {type(e).__name__}: {e}", code=1)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict()) + "\n")
         return
@@ -301,11 +329,14 @@ def claims(
     seed: Annotated[int | None, typer.Option("--seed", "-s", help="Master seed (default: the scenario's).")] = None,
     db: DbOpt = Path("defection.duckdb"),
     as_json: JsonOpt = False,
+    posterior: PosteriorOpt = None,
+    no_posterior: Annotated[bool, typer.Option("--no-posterior", help="Ignore stored calibrations: use the "
+                                               "scenario's parameter values.")] = False,
 ) -> None:
     """Test each claim of the proposal on the simulator: numbers with 90% intervals, a verdict, the parameters
     that decide it, and the best alternative design for a failing claim."""
     from defection.claims import run_claims
-    from defection.results import ResultsDB, ResultsError, RunMeta
+    from defection.results import RunMeta
 
     base = _load(scenario)
     try:
@@ -313,27 +344,14 @@ def claims(
                             seed=seed)
     except ScenarioError as e:
         fail(e.render())
-    try:
-        store = ResultsDB(db)
-        run_id = store.begin_run(RunMeta.from_scenario(sc, kind="claims"))
-    except ResultsError as e:
-        fail(str(e))
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
+    post, post_source = _claims_posterior(sc, posterior, no_posterior, db)
+    with recorded(db, RunMeta.from_scenario(sc, kind="claims"), "claims run") as (store, run_id):
         with err.status("testing the claims…") as status:
             report = run_claims(sc, replicates, days, sc.simulation.agents, sc.simulation.seed,
-                                progress=lambda label: status.update(f"simulating: {label}"))
+                                progress=lambda label: status.update(f"simulating: {label}"), posterior=post)
+        report.settings["posterior"] = post_source
         report.proposal.run_id = run_id
         store.complete_run(run_id, report.proposal, artifacts={"claims": report.to_dict()})
-    except (KeyboardInterrupt, _Terminated):
-        store.mark_run(run_id, "interrupted", "interrupted (SIGINT/SIGTERM) before completion")
-        err.print(f"[yellow]interrupted:[/] claims run {run_id} recorded as interrupted.")
-        raise typer.Exit(130) from None
-    except Exception as e:
-        store.mark_run(run_id, "failed", f"{type(e).__name__}: {e}")
-        fail(f"claims run {run_id} failed: {type(e).__name__}: {e}", code=1)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     payload = {"run_id": run_id, **report.to_dict()}
     if as_json:
         sys.stdout.write(json.dumps(payload, default=_json_default) + "\n")
@@ -360,13 +378,224 @@ def claims(
                       f"({alt['proposal_metric']:.3g} → {alt['metric']:.3g})", highlight=False)
         out.print()
     out.print(f"{payload['simulations']} simulations × {replicates} replicates; "
-              f"stored as run [bold]{run_id}[/] in {db}")
+              f"parameters: {post_source}; stored as run [bold]{run_id}[/] in {db}")
+
+
+def _claims_posterior(sc: Scenario, posterior: Path | None, no_posterior: bool,
+                      db: Path) -> tuple[Posterior | None, str]:
+    """The posterior `claims` uses: --posterior, else the scenario's, else the newest calibration in the
+    database (unless --no-posterior)."""
+    from defection.calibration import Posterior, PosteriorError
+    from defection.results import ResultsDB, ResultsError
+
+    if no_posterior:
+        return None, "scenario values (--no-posterior)"
+    try:
+        if posterior is not None:
+            return Posterior.load(posterior), f"posterior {posterior}"
+        if sc.simulation.posterior:
+            return Posterior.load(sc.simulation.posterior), f"posterior {sc.simulation.posterior}"
+    except PosteriorError as e:
+        fail(e.render())
+    if db.exists():
+        try:
+            store = ResultsDB(db)
+            latest = store.latest("calibration")
+            if latest is not None:
+                return Posterior.from_dict(store.artifact(latest, "posterior")), f"calibration {latest} in {db}"
+        except (ResultsError, PosteriorError) as e:
+            fail(str(e))
+    return None, "scenario values (no calibration in the database)"
 
 
 def _json_default(o: Any) -> Any:
     if isinstance(o, float) and not math.isfinite(o):
         return None
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+# ----------------------------------------------------------------------------- cases, calibrate, backtest
+cases_app = typer.Typer(no_args_is_help=True, help="The historical case library used for calibration.")
+app.add_typer(cases_app, name="cases")
+CasesOpt = Annotated[Path | None, typer.Option("--cases", help="Folder of case files (default: the shipped "
+                                               "library).", show_default=False)]
+CaseOpt = Annotated[list[str] | None, typer.Option("--case", help="Use only this case (repeatable).",
+                                                   show_default=False)]
+ParticlesOpt = Annotated[int, typer.Option("--particles", min=4, max=100_000, help="ABC-SMC population size.")]
+GenerationsOpt = Annotated[int, typer.Option("--generations", min=1, max=100, help="ABC-SMC generations (at most).")]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=1, max=512, help="Processes that simulate particles.")]
+CPUS = max(1, os.cpu_count() or 1)
+
+
+def _cases(folder: Path | None, only: list[str] | None = None) -> list[Any]:
+    from defection.cases import CaseError, load_cases
+
+    try:
+        return load_cases(folder, only)
+    except CaseError as e:
+        fail(e.render())
+
+
+@cases_app.command("list")
+def cases_list(folder: CasesOpt = None, as_json: JsonOpt = False) -> None:
+    """The cases, their observed outcomes and tolerances."""
+    cases = _cases(folder)
+    rows = [{"id": c.id, "title": c.meta.title, "period": c.meta.period, "soldiers": c.scenario.force.soldiers,
+             "days": c.scenario.simulation.days, "agents": c.meta.calibration_agents,
+             "observed": [o.model_dump() for o in c.observed], "sources": c.meta.sources, "file": c.path}
+            for c in cases]
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    table = Table(title=f"{len(rows)} historical cases")
+    for col in ("case", "period", "force", "days", "observed (share of force)", "tolerance"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        obs = "\n".join(f"{o['outcome']} = {100 * o['value']:.3g}% [{o['tag']}]" for o in r["observed"])
+        tol = "\n".join(f"±{o['tolerance']:g} log" for o in r["observed"])
+        table.add_row(f"{r['id']}\n[dim]{r['title']}[/]", r["period"], f"{r['soldiers']:,}", str(r["days"]), obs, tol)
+    out.print(table)
+
+
+@cases_app.command("check")
+def cases_check(files: Annotated[list[Path], typer.Argument(help="Case TOML files.")]) -> None:
+    """Validate case files and say what is wrong."""
+    from defection.cases import CaseError, load_case
+
+    bad = []
+    for f in files:
+        try:
+            c = load_case(f)
+            out.print(f"[green]ok[/] {f}: case '{c.id}', {len(c.observed)} observation(s)")
+        except CaseError as e:
+            bad.append(e.render())
+    if bad:
+        fail("\n".join(bad))
+
+
+def _calibration_meta(kind: str, cases: list[Any], settings: dict[str, Any]) -> RunMeta:
+    from defection.engine import library_versions, package_version
+    from defection.results import RunMeta
+
+    spec = {"cases": [c.id for c in cases], "settings": settings}
+    text = json.dumps(spec, sort_keys=True)
+    return RunMeta(kind=kind, scenario_name=f"{len(cases)} cases", scenario_hash=hashlib.sha256(
+        text.encode()).hexdigest()[:16], scenario_json=text, seed=int(settings["seed"]),
+        replicates=int(settings["particles"]), package_version=package_version(),
+        library_versions=library_versions())
+
+
+@app.command()
+def calibrate(
+    folder: CasesOpt = None,
+    case: CaseOpt = None,
+    particles: ParticlesOpt = 64,
+    generations: GenerationsOpt = 6,
+    workers: WorkersOpt = CPUS,
+    seed: Annotated[int, typer.Option("--seed", "-s", help="Seed of the ABC sampler.")] = 1,
+    max_minutes: Annotated[float, typer.Option("--max-minutes", min=0.1, help="Stop after this long.")] = 25.0,
+    check_draws: Annotated[int, typer.Option("--check-draws", min=0, help="Posterior predictive draws per case "
+                                             "(0 = no check).")] = 24,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Posterior file to write.")] = Path("posterior.json"),
+    db: DbOpt = Path("defection.duckdb"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Estimate the shared behavioural parameters from the historical cases (ABC-SMC); write a posterior file
+    that `run --posterior` and `claims` use, and store the calibration."""
+    from defection.calibration import calibrate as run_calibration
+
+    cases = _cases(folder, case)
+    if not output.parent.exists():
+        fail(f"--output {output}: folder {output.parent} does not exist")
+    settings = {"particles": particles, "generations": generations, "workers": workers, "seed": seed,
+                "max_seconds": 60.0 * max_minutes}
+    with recorded(db, _calibration_meta("calibration", cases, settings), "calibration") as (store, run_id):
+        with err.status("calibrating…") as status:
+            cal = run_calibration(cases, check_draws=check_draws, progress=lambda m: status.update(f"ABC-SMC {m}"),
+                                  **settings)
+        cal.posterior.meta["run_id"] = run_id
+        cal.posterior.save(output)
+        store.complete_artifacts(run_id, {"posterior": cal.posterior.to_dict(), "calibration": cal.to_dict()},
+                                 _calibration_outcomes(cal), cal.wall_seconds)
+    payload = {"run_id": run_id, "posterior_file": str(output), **cal.to_dict()}
+    if as_json:
+        sys.stdout.write(json.dumps(payload, default=_json_default) + "\n")
+        return
+    table = Table(title=f"Posterior over {len(cases)} cases ({cal.simulations:,} simulations, "
+                        f"{cal.wall_seconds:.0f} s, final ε {cal.posterior.meta['final_epsilon']:.3g})",
+                  title_justify="left")
+    for col in ("parameter", "prior range", "median", "90% interval"):
+        table.add_column(col, justify="left" if col == "parameter" else "right")
+    for r in payload["parameters"]:
+        table.add_row(r["parameter"], f"{r['prior_lo']:.3g} – {r['prior_hi']:.3g}", f"{r['median']:.3g}",
+                      f"{r['p05']:.3g} – {r['p95']:.3g}")
+    out.print(table)
+    if cal.check is not None:
+        out.print(_check_table(cal.check.to_dict("records"), "Posterior predictive check (in sample)"))
+    out.print(f"wrote {output}; stored as run [bold]{run_id}[/] in {db}")
+
+
+def _calibration_outcomes(cal: Any) -> Any:
+    import pandas as pd
+
+    rows = [{"outcome": f"param:{r['parameter']}", "median": r["median"], "p05": r["p05"], "p95": r["p95"],
+             "mean": math.nan} for r in cal.posterior.summary().to_dict("records")]
+    if cal.check is not None:
+        rows += [{"outcome": f"check:{r['case']}:{r['outcome']}", "median": r["median"], "p05": r["p05"],
+                  "p95": r["p95"], "mean": r["observed"]} for r in cal.check.to_dict("records")]
+    return pd.DataFrame(rows)
+
+
+def _check_table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("case", "outcome", "observed", "predicted median", "90% interval", "inside", "|log error|"):
+        table.add_column(col, justify="left" if col in ("case", "outcome") else "right")
+    for r in rows:
+        table.add_row(r["case"], r["outcome"], f"{100 * r['observed']:.3g}%", f"{100 * r['median']:.3g}%",
+                      f"{100 * r['p05']:.3g}% – {100 * r['p95']:.3g}%", "yes" if r["inside"] else "[red]no[/]",
+                      f"{r['abs_log_error']:.2f}")
+    return table
+
+
+@app.command()
+def backtest(
+    folder: CasesOpt = None,
+    case: CaseOpt = None,
+    particles: ParticlesOpt = 32,
+    generations: GenerationsOpt = 4,
+    workers: WorkersOpt = CPUS,
+    seed: Annotated[int, typer.Option("--seed", "-s", help="Seed of the ABC sampler.")] = 1,
+    draws: Annotated[int, typer.Option("--draws", min=2, help="Posterior draws for each prediction.")] = 40,
+    max_minutes: Annotated[float, typer.Option("--max-minutes", min=0.1, help="Time limit per calibration.")] = 10.0,
+    plot: Annotated[Path, typer.Option("--plot", help="PNG of predicted against observed.")] = Path("backtest.png"),
+    db: DbOpt = Path("defection.duckdb"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Leave-one-case-out validation: calibrate on all cases but one, predict the one left out, repeat; report
+    coverage of the 90% intervals and the median absolute log error, and plot predicted against observed."""
+    from defection.calibration import backtest as run_backtest
+    from defection.calibration import backtest_plot
+
+    cases = _cases(folder, case)
+    if len(cases) < 2:
+        fail("a backtest needs at least two cases")
+    if not plot.parent.exists():
+        fail(f"--plot {plot}: folder {plot.parent} does not exist")
+    settings = {"particles": particles, "generations": generations, "workers": workers, "seed": seed,
+                "max_seconds": 60.0 * max_minutes}
+    with recorded(db, _calibration_meta("backtest", cases, settings), "backtest") as (store, run_id):
+        with err.status("backtesting…") as status:
+            bt = run_backtest(cases, draws=draws, progress=lambda m: status.update(m), **settings)
+        backtest_plot(bt, plot)
+        rows = bt.rows.assign(outcome=lambda d: "heldout:" + d["case"] + ":" + d["outcome"], mean=bt.rows["observed"])
+        store.complete_artifacts(run_id, {"backtest": bt.to_dict()}, rows, bt.wall_seconds)
+    payload = {"run_id": run_id, "plot": str(plot), **bt.to_dict()}
+    if as_json:
+        sys.stdout.write(json.dumps(payload, default=_json_default) + "\n")
+        return
+    out.print(_check_table(bt.rows.to_dict("records"), "Leave-one-case-out predictions (out of sample)"))
+    out.print(f"coverage of the 90% intervals: [bold]{bt.coverage:.0%}[/] of {len(bt.rows)}; median |log error| "
+              f"{bt.median_abs_log_error:.2f}; plot {plot}; stored as run [bold]{run_id}[/] in {db}")
 
 
 # ----------------------------------------------------------------------------- bench

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from defection.analysis import interval_table, json_number, replicate_outcomes
+from defection.calibration import Posterior
 from defection.dynamics import PHASES, SERIES, run_replicate
 from defection.parameters import engine_params
 from defection.population import simulated_agents
@@ -55,6 +56,7 @@ class RunResult:
     wall_seconds: float = 0.0
     run_id: str | None = None
     regime_choice: dict[str, Any] | None = None  # best-response mode: the policy the regime chose
+    posterior_hash: str | None = None  # content hash of the posterior the replicates drew from, if any
 
     @property
     def scenario_json(self) -> str:
@@ -85,16 +87,24 @@ class RunResult:
                 for r in table.itertuples()
             },
             **({"regime_best_response": self.regime_choice} if self.regime_choice else {}),
+            **({"posterior_hash": self.posterior_hash} if self.posterior_hash else {}),
         }
 
 
 def _replicates(sc: Scenario, n_agents: int, fixed: Levers | None, tick: Callable[[int], None],
-                phases: dict[str, float]) -> list[np.ndarray]:
-    """Every replicate's daily series under one regime policy (adaptive/static rules, or fixed levers)."""
+                phases: dict[str, float], posterior: Posterior | None = None) -> list[np.ndarray]:
+    """Every replicate's daily series under one regime policy (adaptive/static rules, or fixed levers).
+
+    With a posterior, replicate r runs with the calibrated parameters of particle `posterior.draw_index(seed, r)`.
+    """
     p = engine_params(sc)
     out = []
     for rep in range(sc.simulation.replicates):
-        res = run_replicate(sc, p, rep, n_agents, on_day=tick, fixed_levers=fixed)
+        sc_rep = sc
+        if posterior is not None:
+            sc_rep = posterior.apply(sc, posterior.draw_index(sc.simulation.seed, rep))
+            p = engine_params(sc_rep)
+        res = run_replicate(sc_rep, p, rep, n_agents, on_day=tick, fixed_levers=fixed)
         for k, v in res.phase_seconds.items():
             phases[k] += v
         out.append(res.daily)
@@ -103,8 +113,11 @@ def _replicates(sc: Scenario, n_agents: int, fixed: Levers | None, tick: Callabl
 
 def simulate(scenario: Scenario | None = None, *, replicates: int | None = None, days: int | None = None,
              seed: int | None = None, agents: int | None = None,
-             progress: Callable[[int, int], None] | None = None) -> RunResult:
+             posterior: Posterior | None = None, progress: Callable[[int, int], None] | None = None) -> RunResult:
     """Run every replicate of a scenario. Keyword arguments override `scenario.simulation`.
+
+    `posterior` (or the file named by `scenario.simulation.posterior`) gives each replicate its own draw of the
+    calibrated parameters, so intervals include parameter uncertainty.
 
     `progress(done_days, total_days)` is called after every simulated day. In best-response mode the regime's
     candidate policies are simulated on the same seeds and the one with the lowest mean loss is kept (eq. 32).
@@ -112,6 +125,8 @@ def simulate(scenario: Scenario | None = None, *, replicates: int | None = None,
     sc = with_overrides(scenario or default_scenario(), replicates=replicates, days=days, seed=seed,
                         agents=agents)
     sim, rr = sc.simulation, sc.regime.response
+    if posterior is None and sim.posterior:
+        posterior = Posterior.load(sim.posterior)
     n_agents = simulated_agents(sim.agents, sc.force.company_size)
     best_response = rr.mode == "best_response" and sim.mode == "full"
     candidates: list[Levers | None] = [None]
@@ -132,7 +147,7 @@ def simulate(scenario: Scenario | None = None, *, replicates: int | None = None,
     best: tuple[float, list[np.ndarray]] | None = None
     losses = []
     for k, cand in enumerate(candidates):
-        dailies = _replicates(sc, n_agents, cand, tick, phases)
+        dailies = _replicates(sc, n_agents, cand, tick, phases, posterior)
         loss = float(np.mean([replicate_outcomes(d, sc)["regime_loss_usd"] for d in dailies]))
         losses.append(loss)
         if best is None or loss < best[0]:
@@ -163,4 +178,5 @@ def simulate(scenario: Scenario | None = None, *, replicates: int | None = None,
         phase_seconds=phases,
         wall_seconds=time.perf_counter() - start,
         regime_choice=choice,
+        posterior_hash=posterior.content_hash() if posterior is not None else None,
     )

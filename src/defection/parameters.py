@@ -118,9 +118,10 @@ class EngineParams(NamedTuple):
 
 
 def channel_effective(sc: Scenario) -> np.ndarray:
-    """ρ_k·(1 − b_k)·x_k for every channel."""
-    return np.array([ch.daily_reach * (1.0 - ch.blocked) * ch.coverage for ch in sc.information.channels],
-                    dtype=np.float64)
+    """ρ_k·(1 − b_k)·x_k for every channel, ρ_k scaled by the calibrated reach multiplier (capped at 1)."""
+    m = sc.information.reach_multiplier
+    return np.array([min(1.0, m * ch.daily_reach) * (1.0 - ch.blocked) * ch.coverage
+                     for ch in sc.information.channels], dtype=np.float64)
 
 
 def external_reach(sc: Scenario, regime_blocking: float = 0.0) -> float:

@@ -230,6 +230,29 @@ class ResultsDB:
                  int(result.represented), int(result.days), int(result.replicates), run_id],
             )
 
+    def complete_artifacts(self, run_id: str, artifacts: dict[str, Any], outcomes: pd.DataFrame | None = None,
+                           wall_seconds: float = 0.0) -> None:
+        """Complete a run that produced named JSON artifacts (a calibration, a backtest) rather than daily series,
+        with an optional outcomes table (outcome, median, p05, p95, mean), all in one transaction."""
+        if self._status(run_id) == "complete":
+            raise ValueError(f"run '{run_id}' is already complete; its results cannot be replaced")
+        with self._transaction() as con:
+            if outcomes is not None and not outcomes.empty:
+                con.register("out_df", outcomes[["outcome", "median", "p05", "p95", "mean"]])
+                con.execute("INSERT INTO outcomes (run_id, outcome, median, p05, p95, mean) "
+                            "SELECT $rid, outcome, median, p05, p95, mean FROM out_df", {"rid": run_id})
+            for name, payload in artifacts.items():
+                con.execute("INSERT INTO artifacts VALUES (?, ?, ?)", [run_id, name, json.dumps(payload)])
+            con.execute("UPDATE runs SET status = 'complete', finished_at = ?, wall_seconds = ?, error = NULL "
+                        "WHERE run_id = ?", [_now(), float(wall_seconds), run_id])
+
+    def latest(self, kind: str) -> str | None:
+        """The id of the newest complete run of a kind (e.g. 'calibration'), or None."""
+        with self._connect() as con:
+            row = con.execute("SELECT run_id FROM runs WHERE kind = ? AND status = 'complete' "
+                              "ORDER BY finished_at DESC, run_id LIMIT 1", [kind]).fetchone()
+        return None if row is None else str(row[0])
+
     def store(self, result: RunResult, kind: str = "run", artifacts: dict[str, Any] | None = None) -> str:
         """Record an already finished result as a complete run; return its id."""
         run_id = self.begin_run(RunMeta.from_scenario(result.scenario, kind=kind))

@@ -55,6 +55,9 @@ class Simulation(Section):
     agents: int = param(99_000, 1, 50_000_000, "agents",
                         "design: scaled sample of whole companies (Covasim pop_scale)",
                         "Simulated soldiers; each stands for soldiers/agents real soldiers.")
+    posterior: str = Field("", description="Posterior sample from `defection calibrate` (a JSON file; a relative "
+                           "path is taken from the scenario file's folder). Each replicate then draws its calibrated "
+                           "parameters from it, so intervals include parameter uncertainty. Empty = none.")
     mode: Literal["full", "threshold"] = Field(
         "full", description="'full' = random-utility model (eq. 9–19); 'threshold' = Granovetter "
         "threshold-only mode used for docking (eq. 20).")
@@ -367,6 +370,9 @@ def _default_channels() -> list[Channel]:
 class Information(Section):
     channels: list[Channel] = Field(default_factory=_default_channels,
                                     description="Media channels (model-reference §2.5).")
+    reach_multiplier: float = param(1.0, 0.0, 100.0, "×", "calibrated (Bass p [I1, I2]; `defection calibrate`)",
+                                    "Scales every channel's daily reach ρ_k: the external Bass coefficient p_ext "
+                                    "(eq. 23b) shared across historical cases.")
     peer_imitation: float = param(0.2, 0.0, 1.0, "per day", "calibrated (Bass q [I1]; model-reference §5)",
                                   "q, awareness hazard from a fully aware network (eq. 23).")
     initial_aware_share: float = param(0.0, 0.0, 1.0, "share", "scenario",
@@ -729,7 +735,37 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
         raise ScenarioError(str(p), [Problem("(file)", _MISSING, "not UTF-8 text")]) from None
     except tomllib.TOMLDecodeError as err:
         raise ScenarioError(str(p), [Problem("(file)", _MISSING, f"malformed TOML: {err}")]) from None
-    return scenario_from_dict(data, str(p))
+    sc = scenario_from_dict(data, str(p))
+    if sc.simulation.posterior:
+        sc = with_posterior(sc, p.parent / sc.simulation.posterior, str(p))
+    return sc
+
+
+def with_posterior(sc: Scenario, posterior: str | Path, source: str = "<command line>") -> Scenario:
+    """The scenario with `simulation.posterior` set to a checked, absolute path of a posterior file."""
+    from defection.calibration import Posterior, PosteriorError
+
+    path = Path(posterior).resolve()
+    try:
+        Posterior.load(path)
+    except PosteriorError as e:
+        raise ScenarioError(source, [Problem("simulation.posterior", str(posterior), "; ".join(
+            p.message if p.path == "(file)" else f"{p.path}: {p.message}" for p in e.problems))]) from None
+    sc = sc.model_copy(deep=True)
+    sc.simulation.posterior = str(path)
+    return sc
+
+
+def with_changes(sc: Scenario, changes: dict[str, Any], source: str = "<changes>") -> Scenario:
+    """A validated copy of the scenario with dotted-path changes, e.g. {"offer.cash_usd": 0}."""
+    data = sc.model_dump(mode="json")
+    for path, value in changes.items():
+        node = data
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return scenario_from_dict(data, source)
 
 
 def with_overrides(sc: Scenario, source: str = "<command line>", **simulation: Any) -> Scenario:

@@ -1,0 +1,215 @@
+"""The historical case library: programmes that did or did not move soldiers, as scenario files with an
+observed outcome.
+
+A case file is TOML with three parts::
+
+    [case]          id, title, period, sources, calibration_agents
+    [[observed]]    outcome (an outcome of `defection run`), value, tolerance (log units), tag, note
+    [scenario]      overrides of the default scenario that map the historical context onto the model
+
+The observed value refers to the simulated horizon (``scenario.simulation.days``); a case longer than the
+horizon states its observed flow scaled to it. ``tolerance`` is the standard deviation of the observation
+error on the natural-log scale; it may not be smaller than the floor for the source's reliability tag
+(``TAG_MIN_TOLERANCE``). A case may not set a parameter that calibration estimates: those are shared across
+cases.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from defection.analysis import OUTCOMES
+from defection.scenario import (
+    _MISSING,
+    Problem,
+    Scenario,
+    ScenarioError,
+    default_scenario,
+    scenario_from_dict,
+)
+
+# Floor on the log-scale tolerance by the reliability tag of history.md: [S] sourced, [S2] secondary,
+# [D] derived from sourced figures, [M] unverified. A factor of e^0.25 ≈ 1.3 is the best any source gets.
+TAG_MIN_TOLERANCE = {"S": 0.25, "S2": 0.5, "D": 0.4, "M": 0.75}
+# Observations are shares of the force, so one number compares across force sizes and agent counts.
+SHARE_OUTCOMES = tuple(name for name in OUTCOMES if name.startswith("defected_share") or name in (
+    "caught_share", "defected_programme_share"))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CaseMeta(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Short identifier, e.g. 'gulf-1991'.")
+    title: str
+    period: str
+    description: str = ""
+    sources: list[str] = Field(min_length=1)
+    calibration_agents: int = Field(9_900, ge=99, le=2_000_000,
+                                    description="Agents simulated for this case during calibration.")
+
+
+class Observation(_Strict):
+    outcome: str
+    value: float = Field(gt=0.0, description="Observed value over the simulated horizon (> 0: compared in logs).")
+    tolerance: float = Field(gt=0.0, le=5.0, description="SD of the observation error, natural-log scale.")
+    tag: Literal["S", "S2", "D", "M"]
+    note: str = ""
+
+    @field_validator("outcome")
+    @classmethod
+    def _share_outcome(cls, v: str) -> str:
+        if v not in SHARE_OUTCOMES:
+            raise ValueError(f"not a share outcome of `defection run`; allowed: {', '.join(SHARE_OUTCOMES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _tolerance_for_tag(self) -> Observation:
+        floor = TAG_MIN_TOLERANCE[self.tag]
+        if self.tolerance < floor:
+            raise ValueError(f"tolerance = {self.tolerance} is below {floor}, the floor for a [{self.tag}] source")
+        return self
+
+
+class CaseFile(_Strict):
+    case: CaseMeta
+    observed: list[Observation] = Field(min_length=1)
+    scenario: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Case:
+    """A validated historical case: its metadata, observations and scenario."""
+
+    meta: CaseMeta
+    observed: tuple[Observation, ...]
+    scenario: Scenario
+    path: str
+
+    @property
+    def id(self) -> str:
+        return self.meta.id
+
+
+class CaseError(ScenarioError):
+    """A case file could not be loaded; carries the file and every problem found."""
+
+    def render(self) -> str:
+        head = f"{self.source}: invalid case file ({len(self.problems)} problem"
+        head += "s)" if len(self.problems) != 1 else ")"
+        return "\n".join([head, *(f"  - {p}" for p in self.problems)])
+
+
+def _leaf_paths(data: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.extend(_leaf_paths(value, path + "."))
+        else:
+            out.append(path)
+    return out
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def case_from_dict(data: dict[str, Any], source: str, calibrated: tuple[str, ...] = ()) -> Case:
+    """Validate a parsed case file. `calibrated` lists scenario paths the case may not set."""
+    try:
+        cf = CaseFile.model_validate(data)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
+            value = e.get("input", _MISSING)
+            msg = e["msg"]
+            if e["type"] == "value_error":
+                msg = str(e.get("ctx", {}).get("error", msg))
+                value = value if not isinstance(value, dict) else _MISSING
+            elif e["type"] == "missing":
+                msg, value = "required field is missing", _MISSING
+            elif e["type"] == "extra_forbidden":
+                msg = "unknown key"
+            problems.append(Problem(path or "(top level)", value, msg))
+        raise CaseError(source, problems) from None
+    problems = [Problem(f"scenario.{path}", _MISSING, "is estimated by calibration and shared across cases; "
+                        "a case may not set it") for path in _leaf_paths(cf.scenario) if path in calibrated]
+    if problems:
+        raise CaseError(source, problems)
+    merged = _deep_merge(default_scenario().model_dump(mode="json"), cf.scenario)
+    merged.setdefault("meta", {})["name"] = cf.scenario.get("meta", {}).get("name", cf.case.id)
+    try:
+        sc = scenario_from_dict(merged, source)
+    except ScenarioError as e:
+        raise CaseError(source, [Problem(f"scenario.{p.path}", p.value, p.message) for p in e.problems]) from None
+    return Case(cf.case, tuple(cf.observed), sc, source)
+
+
+def load_case(path: str | Path, calibrated: tuple[str, ...] | None = None) -> Case:
+    """Load and validate one case file."""
+    if calibrated is None:
+        from defection.calibration import CALIBRATED
+
+        calibrated = tuple(u.path for u in CALIBRATED)
+    p = Path(path)
+    if not p.is_file():
+        raise CaseError(str(p), [Problem("(file)", _MISSING, "file not found" if not p.exists()
+                                         else "is not a file")])
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise CaseError(str(p), [Problem("(file)", _MISSING, f"malformed TOML: {err}")]) from None
+    return case_from_dict(data, str(p), calibrated)
+
+
+def library_dir() -> Path:
+    """The folder of case files shipped with the package."""
+    return Path(str(resources.files("defection") / "data" / "cases"))
+
+
+def load_cases(folder: str | Path | None = None, only: list[str] | None = None) -> list[Case]:
+    """Every case in a folder (default: the shipped library), sorted by id; `only` keeps the given ids."""
+    root = Path(folder) if folder is not None else library_dir()
+    if not root.is_dir():
+        raise CaseError(str(root), [Problem("(folder)", _MISSING, "case folder not found")])
+    cases = [load_case(f) for f in sorted(root.glob("*.toml"))]
+    ids = [c.id for c in cases]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise CaseError(str(root), [Problem("case.id", d, "used by more than one file") for d in dupes])
+    if only:
+        unknown = [i for i in only if i not in ids]
+        if unknown:
+            raise CaseError(str(root), [Problem("--case", u, "no such case; known: " + ", ".join(ids))
+                                        for u in unknown])
+        cases = [c for c in cases if c.id in only]
+    if not cases:
+        raise CaseError(str(root), [Problem("(folder)", _MISSING, "no case files (*.toml) found")])
+    return sorted(cases, key=lambda c: c.id)
+
+
+def log_floor(agents: int) -> float:
+    """Half the smallest positive share that `agents` agents can show: a zero is compared as this value so
+    its logarithm is finite."""
+    return 0.5 / max(agents, 1)
+
+
+def log_error(simulated: float, observed: float, floor: float) -> float:
+    """log(simulated) − log(observed), with simulated values below `floor` raised to it."""
+    return math.log(max(simulated, floor)) - math.log(observed)
