@@ -53,6 +53,13 @@ def scheduled_offer(sc: Scenario, t: int) -> float:
     return float(of.cash_usd)
 
 
+def window_open(sc: Scenario, t: int) -> bool:
+    """Eq. 27: the programme takes defectors from offer.start_day until a deadline (rule 'deadline'), whatever the
+    cash: a zero cash offer is a programme that offers only its non-cash package (safety, asylum, education)."""
+    sch = sc.offer.schedule
+    return t >= sc.offer.start_day and not (sch.rule == "deadline" and t > sch.deadline_day)
+
+
 def adaptive_raise(offer: float, growth: float, ceiling: float, recent_share_per_month: float, target: float,
                    capped: bool) -> float:
     """Eq. 27b: 'sweeten until target': raise by g each step while defections are below target."""
@@ -104,7 +111,7 @@ def update_offer(sc: Scenario, st: ProgrammeState, t: int, recent_share_per_mont
     if st.closed_by_budget:
         new = 0.0
     st.offer = new
-    st.open = new > 0.0
+    st.open = window_open(sc, t) and not st.closed_by_budget
     if st.open:
         st.last_offer = new
     st.history.append(new)
@@ -129,14 +136,16 @@ def horizon_expectations(sc: Scenario, st: ProgrammeState, t: int) -> tuple[np.n
         return ratio, open_
     for h, k in enumerate(HORIZONS):
         k = int(k)
-        if sch.rule == "announced_escalation":
+        if sch.rule == "deadline":
+            open_[h] = t + k <= sch.deadline_day
+        elif st.offer <= 0.0:  # a non-cash programme: nothing to wait for
+            continue
+        elif sch.rule == "announced_escalation":
             ratio[h] = scheduled_offer(sc, t + k) / st.offer
         elif sch.rule == "unannounced_escalation":
             ratio[h] = (1.0 + st.expected_growth) ** k
         elif sch.rule == "adaptive":
             ratio[h] = min(sch.max_cash_usd / st.offer, (1.0 + sch.growth_per_step) ** (k / sch.step_days))
-        elif sch.rule == "deadline":
-            open_[h] = t + k <= sch.deadline_day
     return ratio, open_
 
 
