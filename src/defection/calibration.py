@@ -36,7 +36,6 @@ from defection.cases import Case, log_error, log_floor
 from defection.scenario import Problem, Scenario, ScenarioError, with_changes
 
 POSTERIOR_FORMAT = "defection-posterior/1"
-POSTERIOR_STREAM = 40  # rng stream for posterior draws (day −2 of each replicate)
 
 
 @dataclass(frozen=True)
@@ -108,9 +107,15 @@ class Posterior:
 
     def draw_index(self, seed: int, replicate: int) -> int:
         """The particle replicate `replicate` uses: weighted, from a counter-based uniform (eq. 41)."""
-        u = rng.uniform(rng.stream_key(seed, replicate, -2, POSTERIOR_STREAM), 0)
+        u = rng.keyed_uniform(seed, replicate, -2, rng.POSTERIOR, 0)
         k = int(np.searchsorted(np.cumsum(self.weights), u, side="right"))
         return min(k, self.size - 1)
+
+    def without(self, paths: Sequence[str]) -> Posterior:
+        """The same particles and weights without some parameters: a variant that sets a calibrated parameter
+        itself keeps its value, and replicate r still draws particle k(r) for the rest (paired comparisons)."""
+        keep = [j for j, p in enumerate(self.parameters) if p not in set(paths)]
+        return Posterior(tuple(self.parameters[j] for j in keep), self.samples[:, keep], self.weights, self.meta)
 
     def changes(self, k: int) -> dict[str, float]:
         return {p: float(v) for p, v in zip(self.parameters, self.samples[k], strict=True)}

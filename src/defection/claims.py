@@ -121,7 +121,8 @@ class Lab:
         if key not in self._cache:
             if self.progress:
                 self.progress(label or ", ".join(changes) or "proposal")
-            self._cache[key] = simulate(sc, posterior=self.posterior, **self.settings)
+            post = self.posterior.without(list(changes)) if self.posterior is not None else None
+            self._cache[key] = simulate(sc, posterior=post, **self.settings)
         return self._cache[key]
 
     @property

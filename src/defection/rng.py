@@ -31,6 +31,7 @@ POP_NETWORK, POP_COMPANY_TYPE, POP_COMPANY_CLASS, POP_REWIRE, POP_MIXED_TYPE = 8
 AWARENESS, OPPORTUNITY, SHOCK, REVEAL = 20, 22, 23, 24
 CATCH, CROSSING, EXECUTION, ATTRITION, REPLACEMENT = 25, 26, 27, 28, 29
 QUEUE_DETECTION, SCREENING, EVENTS = 30, 31, 32
+POSTERIOR = 40  # which posterior particle a replicate uses (calibration.Posterior.draw_index)
 
 
 @njit(cache=True, inline="always")
@@ -70,3 +71,9 @@ def logistic(key: np.uint64, agent: int, scale: float) -> float:
     """A logistic(0, scale) shock: the random-utility error whose choice probability is the logit."""
     u = uniform(key, agent)
     return scale * math.log(u / (1.0 - u))
+
+
+@njit(cache=True)
+def keyed_uniform(seed: int, replicate: int, day: int, stream: int, agent: int) -> float:
+    """One U(0,1) draw for a full key, callable from Python (the 64-bit key stays inside compiled code)."""
+    return uniform(stream_key(seed, replicate, day, stream), agent)

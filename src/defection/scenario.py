@@ -429,7 +429,7 @@ class Schedule(Section):
     budget_cap_usd: float = param(0.0, 0.0, 1e13, "USD", "scenario (0 = no cap)",
                                   "Programme stops raising, and closes, once committed cost reaches this.")
     expectation_update: float = param(0.1, 0.0, 1.0, "per day", "model-reference §5 λ_g (0.05–0.3)",
-                                      "λ_g, adaptive-expectation weight for unannounced raises (eq. 25b).")
+                                      "λ_g, adaptive-expectation weight for unannounced raises (eq. 25c).")
     opportunity_persistence: float = param(0.999, 0.9, 1.0, "per day", "model-reference §5 π_opp",
                                            "π_opp, daily survival of the chance to defect later (eq. 19).")
     raise_credibility_cost: float = param(0.5, 0.0, 100.0, "pseudo-count", "assumption (model-reference "
@@ -737,20 +737,22 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
         raise ScenarioError(str(p), [Problem("(file)", _MISSING, f"malformed TOML: {err}")]) from None
     sc = scenario_from_dict(data, str(p))
     if sc.simulation.posterior:
-        sc = with_posterior(sc, p.parent / sc.simulation.posterior, str(p))
+        sc = with_posterior(sc, sc.simulation.posterior, str(p), base=p.parent)
     return sc
 
 
-def with_posterior(sc: Scenario, posterior: str | Path, source: str = "<command line>") -> Scenario:
-    """The scenario with `simulation.posterior` set to a checked, absolute path of a posterior file."""
+def with_posterior(sc: Scenario, posterior: str | Path, source: str = "<command line>",
+                   base: Path | None = None) -> Scenario:
+    """The scenario with `simulation.posterior` set to a checked, absolute path of a posterior file (a relative
+    path is taken from `base`, the scenario file's folder)."""
     from defection.calibration import Posterior, PosteriorError
 
-    path = Path(posterior).resolve()
+    path = ((base or Path.cwd()) / posterior).resolve()
     try:
         Posterior.load(path)
     except PosteriorError as e:
-        raise ScenarioError(source, [Problem("simulation.posterior", str(posterior), "; ".join(
-            p.message if p.path == "(file)" else f"{p.path}: {p.message}" for p in e.problems))]) from None
+        why = "; ".join(q.message if q.path == "(file)" else f"{q.path}: {q.message}" for q in e.problems)
+        raise ScenarioError(source, [Problem("simulation.posterior", str(posterior), f"{why} ({path})")]) from None
     sc = sc.model_copy(deep=True)
     sc.simulation.posterior = str(path)
     return sc

@@ -1,0 +1,315 @@
+"""Calibration and validation: case files, parameter recovery on synthetic data, posterior propagation, backtest."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from defection import simulate
+from defection.calibration import (
+    CALIBRATED,
+    Posterior,
+    PosteriorError,
+    calibrate,
+    case_run,
+    weighted_quantiles,
+)
+from defection.cases import Case, CaseError, load_case, load_cases
+from defection.scenario import ScenarioError, load_scenario
+
+from .conftest import cli, scenario
+
+MORAL = next(u for u in CALIBRATED if u.path == "preferences.moral_cost_median_usd")
+CROSSING = next(u for u in CALIBRATED if u.path == "crossing.killed_crossing_base")
+
+SYNTH = """
+[case]
+id = "{id}"
+title = "synthetic"
+period = "none"
+sources = ["simulated with known parameters"]
+calibration_agents = {agents}
+
+[[observed]]
+outcome = "defected_share"
+value = {defected}
+tolerance = 0.25
+tag = "S"
+
+[[observed]]
+outcome = "caught_share"
+value = {caught}
+tolerance = 0.25
+tag = "S"
+
+[scenario.simulation]
+days = {days}
+agents = {agents}
+replicates = 1
+
+[scenario.regime.response]
+mode = "static"
+"""
+
+
+def write_case(folder: Path, case_id: str = "synth", defected: float = 0.01, caught: float = 0.01,
+               days: int = 120, agents: int = 2_970) -> Path:
+    path = folder / f"{case_id}.toml"
+    path.write_text(SYNTH.format(id=case_id, defected=defected, caught=caught, days=days, agents=agents))
+    return path
+
+
+# ----------------------------------------------------------------------------- the shipped library
+def test_the_shipped_library_loads_and_covers_the_issue_cases() -> None:
+    ids = {c.id for c in load_cases()}
+    for expected in ("chieu-hoi-1966", "chieu-hoi-1969-70", "gulf-1991", "colombia-2002-2015", "colombia-2007-08",
+                     "us-civil-war-usct", "ukraine-hotline-2022-24", "russia-awol-2022-25"):
+        assert expected in ids
+    for c in load_cases():
+        assert c.meta.sources and all(o.value > 0 and o.tolerance > 0 for o in c.observed)
+        assert c.scenario.simulation.agents == c.meta.calibration_agents
+
+
+def test_every_number_in_a_case_file_has_a_comment() -> None:
+    """Each scenario value is commented with its source, tag or 'assumption' (on its line or the line before)."""
+    for c in load_cases():
+        lines = Path(c.path).read_text().splitlines()
+        in_scenario = False
+        for k, line in enumerate(lines):
+            stripped = line.strip()
+            if stripped.startswith("[") and "scenario" in stripped:
+                in_scenario = True
+            if not in_scenario or not stripped or stripped.startswith(("#", "[")) or "=" not in stripped:
+                continue
+            key = stripped.split("=")[0].strip()
+            if key in ("name", "description", "mode") or stripped.endswith('"""'):
+                continue
+            commented = "#" in line or lines[k - 1].strip().startswith("#")
+            assert commented, f"{c.path}:{k + 1}: {stripped} has no source comment"
+
+
+# ----------------------------------------------------------------------------- bad case files
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda s: s.replace('[[observed]]\noutcome = "defected_share"\nvalue = 0.01\ntolerance = 0.25\ntag = "S"\n',
+                             "").replace('[[observed]]\noutcome = "caught_share"\nvalue = 0.01\ntolerance = 0.25\n'
+                                         'tag = "S"\n', ""),
+         "observed: required field is missing"),
+        (lambda s: s.replace("tolerance = 0.25", "tolerance = 0.0", 1),
+         "observed[0].tolerance = 0.0: Input should be greater than 0"),
+        (lambda s: s.replace("tolerance = 0.25", "tolerance = -1", 1), "observed[0].tolerance = -1"),
+        (lambda s: s.replace("tolerance = 0.25\ntag = \"S\"", "tolerance = 0.3\ntag = \"M\"", 1),
+         "tolerance = 0.3 is below 0.75, the floor for a [M] source"),
+        (lambda s: s.replace('outcome = "defected_share"', 'outcome = "defected"', 1),
+         "observed[0].outcome = 'defected': not a share outcome"),
+        (lambda s: s.replace("value = 0.01", "value = 0", 1), "observed[0].value = 0"),
+        (lambda s: s + "\n[scenario.preferences]\nlogit_scale = 0.5\n",
+         "scenario.preferences.logit_scale: is estimated by calibration"),
+        (lambda s: s + "\n[scenario.force]\nsoldiers = -5\n", "scenario.force.soldiers = -5: out of range"),
+        (lambda s: s.replace("[case]", "[case]\ncolour = 'red'"), "case.colour = 'red': unknown key"),
+        (lambda s: s.replace("period =", "period = = "), "malformed TOML"),
+    ],
+)
+def test_bad_case_files_get_a_clear_error(tmp_path: Path, edit, expected: str) -> None:
+    path = write_case(tmp_path)
+    path.write_text(edit(path.read_text()))
+    with pytest.raises(CaseError) as exc:
+        load_case(path)
+    assert str(path) in exc.value.render()
+    assert expected in exc.value.render()
+    r = cli("cases", "check", str(path))
+    assert r.returncode == 2
+    assert expected in r.stderr and "Traceback" not in r.stderr
+
+
+def test_case_check_accepts_a_good_file(tmp_path: Path) -> None:
+    r = cli("cases", "check", str(write_case(tmp_path)))
+    assert r.returncode == 0, r.stderr
+    assert "ok" in r.stdout
+
+
+# ----------------------------------------------------------------------------- posterior files
+def posterior(moral: list[float], weights: list[float] | None = None) -> Posterior:
+    return Posterior((MORAL.path,), np.array(moral)[:, None], np.array(weights or [1.0] * len(moral)))
+
+
+def test_posterior_round_trips_and_draws_by_weight(tmp_path: Path) -> None:
+    post = posterior([1e5, 2e5, 4e5], [0.0, 1.0, 0.0])
+    path = post.save(tmp_path / "p.json")
+    back = Posterior.load(path)
+    assert back.parameters == post.parameters and np.allclose(back.samples, post.samples)
+    assert {back.draw_index(7, r) for r in range(50)} == {1}  # only the particle with weight
+    even = posterior([1e5, 2e5, 4e5])
+    draws = [even.draw_index(7, r) for r in range(3_000)]
+    assert all(abs(draws.count(k) / 3_000 - 1 / 3) < 0.04 for k in range(3))
+    assert draws == [even.draw_index(7, r) for r in range(3_000)]  # a pure function of (seed, replicate)
+
+
+def test_weighted_quantiles_by_hand() -> None:
+    assert weighted_quantiles(np.array([3.0, 1.0, 2.0]), np.array([0.2, 0.5, 0.3]), (0.5, 0.05, 0.95)) == [1.0, 1.0,
+                                                                                                          3.0]
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ({"format": "x"}, "format = 'x': expected 'defection-posterior/1'"),
+        ({"format": "defection-posterior/1", "parameters": ["offer.cash_usd"], "samples": [[1.0]], "weights": [1.0]},
+         "parameters = 'offer.cash_usd': not a calibrated parameter"),
+        ({"format": "defection-posterior/1", "parameters": [MORAL.path], "samples": [[1.0, 2.0]], "weights": [1.0]},
+         "samples = 'shape (1, 2)'"),
+        ({"format": "defection-posterior/1", "parameters": [MORAL.path], "samples": [[1.0]], "weights": [-1.0]},
+         "weights"),
+    ],
+)
+def test_bad_posterior_files_are_rejected(tmp_path: Path, payload: dict, expected: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(payload))
+    with pytest.raises(PosteriorError) as exc:
+        Posterior.load(path)
+    assert expected in exc.value.render()
+    scen = tmp_path / "s.toml"
+    scen.write_text('[simulation]\nposterior = "bad.json"\n')
+    with pytest.raises(ScenarioError) as exc2:
+        load_scenario(scen)
+    assert "simulation.posterior = 'bad.json'" in exc2.value.render()
+    r = cli("run", "--posterior", str(path), "--db", str(tmp_path / "r.duckdb"), "-r", "1", "-d", "5", "-k", "990")
+    assert r.returncode == 2 and "simulation.posterior" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_scenario_references_a_posterior_relative_to_its_own_folder(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    posterior([1e5, 9e5]).save(tmp_path / "sub" / "post.json")
+    scen = tmp_path / "sub" / "s.toml"
+    scen.write_text('[simulation]\nposterior = "post.json"\n')
+    sc = load_scenario(scen)
+    assert Path(sc.simulation.posterior) == (tmp_path / "sub" / "post.json").resolve()
+
+
+# ----------------------------------------------------------------------------- propagation
+def test_posterior_draws_widen_intervals_and_keep_common_random_numbers() -> None:
+    sc = scenario(regime__response__mode="static")
+    settings = {"replicates": 12, "days": 120, "agents": 2_970, "seed": 11}
+    fixed = simulate(sc, **settings)
+    wide = posterior([5e4, 1e5, 3e5, 1e6, 3e6])
+    spread = simulate(sc, posterior=wide, **settings)
+    spread_sd = lambda r: float(np.std(r.per_replicate["defected_share"]))  # noqa: E731
+    assert spread_sd(spread) > 1.3 * spread_sd(fixed)
+    assert spread.posterior_hash == wide.content_hash() and fixed.posterior_hash is None
+    # paired variants draw the same particle per replicate: a no-op change leaves every replicate identical
+    again = simulate(scenario(regime__response__mode="static", meta__name="renamed"), posterior=wide, **settings)
+    assert np.array_equal(again.per_replicate["defected_share"], spread.per_replicate["defected_share"])
+    # replicate r with the posterior equals a plain run with particle k(r)'s values
+    r = 3
+    k = wide.draw_index(11, r)
+    plain = simulate(wide.apply(sc, k), **settings)
+    assert plain.per_replicate["defected_share"].iloc[r] == spread.per_replicate["defected_share"].iloc[r]
+
+
+def test_a_non_cash_programme_is_open_and_moves_soldiers() -> None:
+    """A package of safety and asylum with no cash still takes defectors (the hotline, the 1991 leaflets)."""
+    settings = {"replicates": 4, "days": 90, "agents": 9_900, "seed": 5}
+    non_cash = simulate(scenario(offer__cash_usd=0.0, offer__asylum_probability=1.0), **settings)
+    assert (non_cash.daily["programme_open"] == 1).all()
+    assert non_cash.per_replicate["defected_programme_share"].median() > 0
+
+
+# ----------------------------------------------------------------------------- parameter recovery
+@pytest.mark.slow
+def test_calibration_recovers_known_parameters_on_a_synthetic_case(tmp_path: Path) -> None:
+    """Simulate with known moral cost and crossing risk, far from the prior's centre, calibrate both, and find
+    the truth inside the posterior's 90% interval of both; for the moral cost, which the two shares identify, the
+    interval is narrower than the prior's and the median much nearer the truth than the prior's centre. Peer and
+    precedent terms are off to keep the counts Poisson-like."""
+    truth = {MORAL.path: 60_000.0, CROSSING.path: 0.1}
+    extra = "\n[scenario.preferences]\npeer_weight = 0.0\nprecedent_weight = 0.0\n"
+
+    def synthetic(defected: float, caught: float) -> Case:
+        path = write_case(tmp_path, defected=defected, caught=caught, days=120, agents=9_900)
+        path.write_text(path.read_text() + extra)
+        return load_case(path, calibrated=())  # the test may fix the other calibrated parameters
+
+    case = synthetic(0.01, 0.01)
+    runs = [case_run(case, truth, seed) for seed in range(5)]
+    observed = {o: float(np.median([r[o].iloc[0] for r in runs])) for o in ("defected_share", "caught_share")}
+    case = synthetic(observed["defected_share"], observed["caught_share"])
+    cal = calibrate([case], parameters=[MORAL, CROSSING], particles=40, generations=4, workers=2, seed=3,
+                    check_draws=6)
+    summary = cal.posterior.summary().set_index("parameter")
+    for u in (MORAL, CROSSING):
+        assert summary.loc[u.path, "p05"] <= truth[u.path] <= summary.loc[u.path, "p95"], summary.loc[u.path]
+    for u in (MORAL,):  # identifiable from these two shares; the crossing risk only weakly (it trades off)
+        row, true = summary.loc[u.path], u.from_model(truth[u.path])
+        prior_lo, prior_hi = u.prior_bounds
+        assert u.from_model(row["p95"]) - u.from_model(row["p05"]) < 0.7 * 0.9 * (prior_hi - prior_lo), u.path
+        prior_centre = (prior_lo + prior_hi) / 2
+        assert abs(u.from_model(row["median"]) - true) < 0.6 * abs(prior_centre - true), (u.path, row.to_dict())
+    assert cal.populations["epsilon"].is_monotonic_decreasing
+    assert cal.check is not None and list(cal.check["case"]) == ["synth", "synth"]
+
+
+# ----------------------------------------------------------------------------- the commands
+@pytest.mark.slow
+def test_calibrate_and_backtest_commands(tmp_path: Path) -> None:
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    write_case(folder, "alpha", defected=0.004, caught=0.01, days=60, agents=1_980)
+    write_case(folder, "beta", defected=0.01, caught=0.02, days=60, agents=1_980)
+    db = tmp_path / "r.duckdb"
+    post_file = tmp_path / "post.json"
+    r = cli("calibrate", "--cases", str(folder), "--particles", "8", "--generations", "2", "--workers", "1",
+            "--check-draws", "3", "-o", str(post_file), "--db", str(db), "--json")
+    assert r.returncode == 0, r.stderr
+    cal = json.loads(r.stdout)
+    assert cal["cases"] == ["alpha", "beta"] and len(cal["parameters"]) == len(CALIBRATED)
+    assert {c["case"] for c in cal["check"]} == {"alpha", "beta"}
+    assert Posterior.load(post_file).size == 8
+    # claims now uses the stored calibration by default
+    r = cli("claims", "--db", str(db), "-r", "2", "-d", "20", "-k", "990", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["settings"]["posterior"] == f"calibration {cal['run_id']} in {db}"
+    r = cli("claims", "--db", str(db), "-r", "2", "-d", "20", "-k", "990", "--json", "--no-posterior")
+    assert json.loads(r.stdout)["settings"]["posterior"].startswith("scenario values")
+    # run --posterior propagates parameter uncertainty and records which posterior it used
+    r = cli("run", "--posterior", str(post_file), "--db", str(db), "-r", "2", "-d", "10", "-k", "990", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["posterior_hash"] == Posterior.load(post_file).content_hash()
+    # backtest: one row per held-out observation, coverage and error, a PNG
+    plot = tmp_path / "bt.png"
+    r = cli("backtest", "--cases", str(folder), "--particles", "6", "--generations", "1", "--workers", "1",
+            "--draws", "3", "--plot", str(plot), "--db", str(db), "--json")
+    assert r.returncode == 0, r.stderr
+    bt = json.loads(r.stdout)
+    assert [(c["case"], c["outcome"]) for c in bt["cases"]] == [("alpha", "defected_share"), ("alpha", "caught_share"),
+                                                                ("beta", "defected_share"), ("beta", "caught_share")]
+    for c in bt["cases"]:
+        assert c["p05"] <= c["median"] <= c["p95"]
+        assert c["inside"] == (c["p05"] <= c["observed"] <= c["p95"])
+        assert c["abs_log_error"] >= 0
+    assert 0.0 <= bt["coverage"] <= 1.0
+    assert bt["coverage"] == pytest.approx(np.mean([c["inside"] for c in bt["cases"]]))
+    assert math.isfinite(bt["median_abs_log_error"])
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    r = cli("runs", "list", "--db", str(db), "--json")
+    kinds = [row["kind"] for row in json.loads(r.stdout)]
+    assert kinds.count("calibration") == 1 and kinds.count("backtest") == 1
+
+
+def test_a_claims_variant_that_sets_a_calibrated_parameter_keeps_its_value() -> None:
+    """Under a posterior, a variant such as 'credibility first' must not be overwritten by the draws, while the
+    other calibrated parameters still follow replicate r's particle (paired with the proposal)."""
+    from defection.claims import Lab
+
+    post = Posterior((MORAL.path, CROSSING.path), np.array([[5e4, 0.05], [3e6, 0.3]]), np.array([1.0, 1.0]))
+    lab = Lab(scenario(regime__response__mode="static"), replicates=6, days=30, agents=990, seed=4, posterior=post)
+    variant = lab.run({MORAL.path: 5e6})
+    assert variant.posterior_hash == post.without([MORAL.path]).content_hash()
+    by_hand = simulate(lab.variant({MORAL.path: 5e6}), posterior=post.without([MORAL.path]), **lab.settings)
+    assert np.array_equal(variant.per_replicate["caught"], by_hand.per_replicate["caught"])
+    with_draws = simulate(lab.variant({MORAL.path: 5e6}), posterior=post, **lab.settings)
+    assert not np.array_equal(variant.per_replicate["caught"], with_draws.per_replicate["caught"])
