@@ -521,9 +521,10 @@ def calibrate(
     if as_json:
         sys.stdout.write(json.dumps(payload, default=_json_default) + "\n")
         return
+    meta = cal.posterior.meta
     table = Table(title=f"Posterior over {len(cases)} cases ({cal.simulations:,} simulations, "
-                        f"{cal.wall_seconds:.0f} s, final ε {cal.posterior.meta['final_epsilon']:.3g})",
-                  title_justify="left")
+                        f"{cal.wall_seconds:.0f} s, final ε {meta['final_epsilon']:.3g}, effective sample size "
+                        f"{meta['effective_sample_size']:.1f} of {particles})", title_justify="left")
     for col in ("parameter", "prior range", "median", "90% interval"):
         table.add_column(col, justify="left" if col == "parameter" else "right")
     for r in payload["parameters"]:
@@ -532,6 +533,10 @@ def calibrate(
     out.print(table)
     if cal.check is not None:
         out.print(_check_table(cal.check.to_dict("records"), "Posterior predictive check (in sample)"))
+    if meta["effective_sample_size"] < particles / 5:
+        out.print(f"[yellow]warning:[/] the posterior's effective sample size is {meta['effective_sample_size']:.1f} "
+                  f"of {particles} particles: a few particles carry most of the weight, so the intervals understate "
+                  "parameter uncertainty. More particles (--particles) help.")
     out.print(f"wrote {output}; stored as run [bold]{run_id}[/] in {db}")
 
 
