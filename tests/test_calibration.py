@@ -313,3 +313,14 @@ def test_a_claims_variant_that_sets_a_calibrated_parameter_keeps_its_value() -> 
     assert np.array_equal(variant.per_replicate["caught"], by_hand.per_replicate["caught"])
     with_draws = simulate(lab.variant({MORAL.path: 5e6}), posterior=post, **lab.settings)
     assert not np.array_equal(variant.per_replicate["caught"], with_draws.per_replicate["caught"])
+
+
+def test_two_observations_of_one_outcome_both_count(tmp_path: Path) -> None:
+    """A case may observe the same outcome from two sources; each is a separate term of the distance (eq. 40)."""
+    from defection.calibration import CaseModel
+
+    path = write_case(tmp_path, days=10, agents=990)
+    path.write_text(path.read_text().replace('outcome = "caught_share"', 'outcome = "defected_share"'))
+    case = load_case(path)
+    stats = CaseModel([case], [MORAL])({MORAL.key: 5.0})
+    assert sorted(stats) == ["synth:0:defected_share", "synth:1:defected_share"]

@@ -212,8 +212,9 @@ def weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: Sequence[flo
 
 
 # ----------------------------------------------------------------------------- cases → summary statistics
-def observation_key(case: Case, outcome: str) -> str:
-    return f"{case.id}:{outcome}"
+def observation_key(case: Case, k: int) -> str:
+    """A unique name for observation k of a case (a case may observe one outcome twice, from two sources)."""
+    return f"{case.id}:{k}:{case.observed[k].outcome}"
 
 
 def case_run(case: Case, changes: dict[str, float], seed: int, replicates: int = 1, agents: int | None = None,
@@ -232,8 +233,8 @@ def case_run(case: Case, changes: dict[str, float], seed: int, replicates: int =
 def standardised_errors(case: Case, row: pd.Series, agents: int) -> dict[str, float]:
     """Eq. 40: (log simulated − log observed)/tolerance for each observation of a case."""
     floor = log_floor(agents)
-    return {observation_key(case, o.outcome): log_error(float(row[o.outcome]), o.value, floor) / o.tolerance
-            for o in case.observed}
+    return {observation_key(case, k): log_error(float(row[o.outcome]), o.value, floor) / o.tolerance
+            for k, o in enumerate(case.observed)}
 
 
 class CaseModel:
@@ -313,7 +314,7 @@ def calibrate(cases: Sequence[Case], *, parameters: Sequence[Uncertain] = CALIBR
                                   for u in parameters})
     model = CaseModel(cases, parameters)
     sampler = _sampler(workers)
-    observed = {observation_key(c, o.outcome): 0.0 for c in cases for o in c.observed}
+    observed = {observation_key(c, k): 0.0 for c in cases for k in range(len(c.observed))}
     abc_log = logging.getLogger("ABC")
     saved = (abc_log.handlers[:], abc_log.level, abc_log.propagate)
     abc_log.handlers = [_ProgressHandler(progress)] if progress is not None else []
