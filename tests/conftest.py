@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from defection.results import ResultsDB
 from defection.scenario import Scenario, default_scenario, scenario_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,3 +56,20 @@ def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
 def tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def wait_for_running(db: Path, proc: subprocess.Popen[str]) -> str:
+    """The id of the run a subprocess has recorded as 'running' in `db` (waits up to 120 s)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        if db.exists():
+            try:
+                runs = ResultsDB(db).list_runs()
+            except Exception:  # the writer may hold the file for a moment
+                runs = None
+            if runs is not None and len(runs) and runs.iloc[0]["status"] == "running":
+                time.sleep(1.0)  # let it get into the simulation
+                return str(runs.iloc[0]["run_id"])
+        time.sleep(0.2)
+    raise AssertionError("run never started")

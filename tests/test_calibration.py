@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +26,7 @@ from defection.calibration import (
 from defection.cases import Case, CaseError, load_case, load_cases
 from defection.scenario import ScenarioError, load_scenario
 
-from .conftest import cli, scenario
+from .conftest import cli, scenario, wait_for_running
 
 MORAL = next(u for u in CALIBRATED if u.path == "preferences.moral_cost_median_usd")
 CROSSING = next(u for u in CALIBRATED if u.path == "crossing.killed_crossing_base")
@@ -324,3 +329,23 @@ def test_two_observations_of_one_outcome_both_count(tmp_path: Path) -> None:
     case = load_case(path)
     stats = CaseModel([case], [MORAL])({MORAL.key: 5.0})
     assert sorted(stats) == ["synth:0:defected_share", "synth:1:defected_share"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+def test_an_interrupted_calibration_is_recorded_and_writes_no_posterior(tmp_path: Path, sig: signal.Signals) -> None:
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    write_case(folder, days=60, agents=990)
+    db, post_file = tmp_path / "r.duckdb", tmp_path / "post.json"
+    proc = subprocess.Popen([sys.executable, "-m", "defection", "calibrate", "--cases", str(folder), "--particles",
+                             "5000", "--generations", "20", "--workers", "2", "-o", str(post_file), "--db", str(db)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_id = wait_for_running(db, proc)
+    time.sleep(3.0)  # into the sampling
+    os.kill(proc.pid, sig)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    assert not post_file.exists()
+    runs = json.loads(cli("runs", "list", "--db", str(db), "--json").stdout)
+    assert [(r["run_id"], r["kind"], r["status"]) for r in runs] == [(run_id, "calibration", "interrupted")]

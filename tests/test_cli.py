@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +15,7 @@ import pytest
 from defection.analysis import OUTCOMES
 from defection.results import ResultsDB
 
-from .conftest import ROOT, cli
+from .conftest import ROOT, cli, wait_for_running
 
 REQUIRED_KEYS = {"run_id", "scenario_hash", "seed", "agents", "represented", "days", "replicates", "outcomes"}
 REQUIRED_OUTCOMES = {"defected", "attempts", "caught", "killed_crossing", "strength_remaining_share",
@@ -92,22 +91,6 @@ def _start_long_run(db: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
 
-def _wait_for_running(db: Path, proc: subprocess.Popen[str]) -> str:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        if db.exists():
-            try:
-                runs = ResultsDB(db).list_runs()
-            except Exception:  # the writer may hold the file for a moment
-                runs = None
-            if runs is not None and len(runs) and runs.iloc[0]["status"] == "running":
-                time.sleep(1.0)  # let it get into the simulation
-                return str(runs.iloc[0]["run_id"])
-        time.sleep(0.2)
-    raise AssertionError("run never started")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["INT", "TERM", "KILL"])
 def test_interrupted_run_leaves_database_consistent(tmp_path: Path, sig: signal.Signals) -> None:
@@ -116,7 +99,7 @@ def test_interrupted_run_leaves_database_consistent(tmp_path: Path, sig: signal.
     assert done.returncode == 0, done.stderr
     complete_id = json.loads(done.stdout)["run_id"]
     proc = _start_long_run(db)
-    run_id = _wait_for_running(db, proc)
+    run_id = wait_for_running(db, proc)
     os.kill(proc.pid, sig)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode != 0

@@ -631,6 +631,16 @@ def bench(
     out.print(table)
 
 
+def _register_exploration() -> None:
+    from defection.explore import search_cli, sweep_cli
+
+    sweep_cli.register(app)
+    search_cli.register(app)
+
+
+_register_exploration()
+
+
 def main() -> None:
     app()
 

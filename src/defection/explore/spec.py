@@ -1,0 +1,212 @@
+"""Exploration specs: what we do not know (uncertainties), what the programme chooses (levers) and what we
+measure (outcomes), in EMA Workbench's vocabulary, read from a TOML file and validated by pydantic.
+
+A spec looks like::
+
+    [experiment]
+    name = "cash-vs-credibility"
+    scenario = "my.toml"         # optional base scenario, relative to the spec file (default: the proposal)
+    sampler = "lhs"              # lhs | sobol | morris | factorial
+    samples = 64                 # design points (lhs/sobol: N; morris: trajectories; factorial: levels per factor)
+    replicates = 4               # per design point, with common random numbers across points
+    seed = 1
+    days = 180
+    agents = 4_950
+
+    [[uncertainties]]
+    path = "preferences.moral_cost_median_usd"
+    low = 100_000.0
+    high = 1_000_000.0
+    log = true
+
+    [[levers]]
+    path = "offer.cash_usd"
+    low = 10_000.0
+    high = 1_000_000.0
+
+    [[levers]]
+    path = "offer.schedule.rule"
+    values = ["flat", "ratchet_topup"]   # a categorical lever
+
+    [[outcomes]]
+    name = "defected_share"
+    direction = "max"
+
+Every path must be a numeric (or, with `values`, any) scenario parameter; ranges must sit inside the
+parameter's registry range. Errors name the spec file, the field path, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from defection.analysis import OUTCOMES
+from defection.scenario import (
+    _MISSING,
+    Problem,
+    Scenario,
+    ScenarioError,
+    iter_params,
+    load_scenario,
+)
+
+SAMPLERS = ("lhs", "sobol", "morris", "factorial")
+_REGISTRY = {p.path: p for p in iter_params()}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Factor(_Strict):
+    """An uncertainty or a lever: a scenario parameter with a range (or a list of values)."""
+
+    path: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    values: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Factor:
+        info = _REGISTRY.get(self.path)
+        if info is None:
+            raise ValueError(f"path = {self.path!r} is not a scenario parameter (see `defection params`)")
+        if self.values is not None:
+            if not self.values:
+                raise ValueError("values must list at least one value")
+            if self.low is not None or self.high is not None:
+                raise ValueError("give either values or low/high, not both")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("a numeric factor needs low and high (or a list of values)")
+        if not isinstance(info.default, int | float) or isinstance(info.default, bool):
+            raise ValueError(f"{self.path} is not numeric; list its values instead")
+        if self.low >= self.high:
+            raise ValueError(f"low = {self.low:g} must be below high = {self.high:g}")
+        if (info.lo is not None and self.low < info.lo) or (info.hi is not None and self.high > info.hi):
+            raise ValueError(f"range [{self.low:g}, {self.high:g}] leaves the parameter's allowed range "
+                             f"[{info.lo}, {info.hi}] {info.unit}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log = true needs low > 0, not {self.low:g}")
+        return self
+
+    @property
+    def categorical(self) -> bool:
+        return self.values is not None
+
+    @property
+    def integer(self) -> bool:
+        return isinstance(_REGISTRY[self.path].default, int) and not isinstance(_REGISTRY[self.path].default, bool)
+
+    def value(self, u: float) -> Any:
+        """The parameter value at position u ∈ [0, 1] of the factor's range (or its list of values)."""
+        if self.values is not None:
+            return self.values[min(int(u * len(self.values)), len(self.values) - 1)]
+        assert self.low is not None and self.high is not None
+        if self.log:
+            import math
+
+            x = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+        else:
+            x = self.low + u * (self.high - self.low)
+        return round(x) if self.integer else float(x)
+
+
+class Outcome(_Strict):
+    name: str
+    direction: Literal["max", "min", "info"] = "info"
+
+    @model_validator(mode="after")
+    def _known(self) -> Outcome:
+        if self.name not in OUTCOMES:
+            raise ValueError(f"name = {self.name!r} is not an outcome; allowed: {', '.join(OUTCOMES)}")
+        return self
+
+
+class Experiment(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    scenario: str | None = None
+    sampler: Literal["lhs", "sobol", "morris", "factorial"] = "lhs"
+    samples: int = Field(16, ge=1, le=1_000_000)
+    replicates: int = Field(4, ge=1, le=10_000)
+    seed: int = Field(1, ge=0, le=2**62)
+    days: int = Field(180, ge=1, le=3650)
+    agents: int = Field(4_950, ge=1, le=50_000_000)
+
+
+class Spec(_Strict):
+    experiment: Experiment
+    uncertainties: list[Factor] = Field(default_factory=list)
+    levers: list[Factor] = Field(default_factory=list)
+    outcomes: list[Outcome] = Field(default_factory=lambda: [Outcome(name="defected_share", direction="max")])
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Spec:
+        factors = self.uncertainties + self.levers
+        if not factors:
+            raise ValueError("a spec needs at least one uncertainty or lever")
+        paths = [f.path for f in factors]
+        dupes = sorted({p for p in paths if paths.count(p) > 1})
+        if dupes:
+            raise ValueError(f"parameters listed twice: {', '.join(dupes)}")
+        if self.experiment.sampler in ("sobol", "morris") and any(f.categorical for f in factors):
+            bad = next(f.path for f in factors if f.categorical)
+            raise ValueError(f"sampler '{self.experiment.sampler}' cannot take the categorical factor {bad}; "
+                             "use 'lhs' or 'factorial', or give it a numeric range")
+        return self
+
+    @property
+    def factors(self) -> list[Factor]:
+        return self.uncertainties + self.levers
+
+    def content_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+class SpecError(ScenarioError):
+    """A spec file could not be loaded."""
+
+    def render(self) -> str:
+        head = f"{self.source}: invalid spec ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''})"
+        return "\n".join([head, *(f"  - {p}" for p in self.problems)])
+
+
+def spec_from_dict(data: dict[str, Any], source: str = "<spec>") -> Spec:
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
+            value = e.get("input", _MISSING)
+            msg = e["msg"]
+            if e["type"] == "value_error":
+                msg = str(e.get("ctx", {}).get("error", msg))
+                value = _MISSING
+            elif e["type"] == "missing":
+                msg, value = "required field is missing", _MISSING
+            elif e["type"] == "extra_forbidden":
+                msg = "unknown key"
+            problems.append(Problem(path or "(spec)", value, msg))
+        raise SpecError(source, problems) from None
+
+
+def load_spec(path: str | Path) -> tuple[Spec, Scenario]:
+    """The validated spec and its base scenario (the spec's `experiment.scenario`, else the default)."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(str(p), [Problem("(file)", _MISSING, "file not found" if not p.exists() else "not a file")])
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise SpecError(str(p), [Problem("(file)", _MISSING, f"malformed TOML: {err}")]) from None
+    spec = spec_from_dict(data, str(p))
+    base = load_scenario(p.parent / spec.experiment.scenario) if spec.experiment.scenario else load_scenario(None)
+    return spec, base
