@@ -21,8 +21,9 @@ import multiprocessing
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -326,7 +327,7 @@ def calibrate(cases: Sequence[Case], *, parameters: Sequence[Uncertain] = CALIBR
     # about 10% more simulations in a three-case trial (docs/calibration.md).
     abc = pyabc.ABCSMC(model, prior, pyabc.PNormDistance(p=2), population_size=particles, sampler=sampler,
                        transitions=pyabc.MultivariateNormalTransition(scaling=KERNEL_SCALING))
-    with tempfile.TemporaryDirectory(prefix="defection-abc-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="defection-abc-") as tmp, _closing(sampler):
         abc.new("sqlite:///" + os.path.join(tmp, "abc.db"), observed)
         history = abc.run(minimum_epsilon=min_epsilon, max_nr_populations=generations,
                           max_walltime=None if max_seconds is None else _timedelta(max_seconds))
@@ -335,7 +336,6 @@ def calibrate(cases: Sequence[Case], *, parameters: Sequence[Uncertain] = CALIBR
         pops = pops[pops["t"] >= 0].copy()
         pops["ess"] = [effective_sample_size(history.get_distribution(m=0, t=int(t))[1]) for t in pops["t"]]
         simulations = int(history.total_nr_simulations)
-    _close(sampler)
     abc_log.handlers, abc_log.level, abc_log.propagate = saved
     pops = pops.rename(columns={"samples": "simulations"})[["t", "epsilon", "simulations", "particles", "ess"]]
     samples = np.column_stack([[u.to_model(x) for x in df[u.key].to_numpy()] for u in parameters])
@@ -373,10 +373,15 @@ def _sampler(workers: int) -> Any:
     return ConcurrentFutureSampler(pool, client_max_jobs=2 * workers, batch_size=1)
 
 
-def _close(sampler: Any) -> None:
-    pool = getattr(sampler, "client", None)
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
+@contextmanager
+def _closing(sampler: Any) -> Iterator[None]:
+    """Shut the sampler's worker processes down however the run ends (an interrupt included)."""
+    try:
+        yield
+    finally:
+        pool = getattr(sampler, "client", None)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _timedelta(seconds: float) -> Any:

@@ -1,9 +1,438 @@
-"""Command-line commands of the exploration layer (registered on the main `defection` app)."""
+"""Command-line commands of the exploration layer (registered on the main `defection` app): `sensitivity`
+(Sobol'/Morris), `optimize` (robust cheapest package or Pareto front, Optuna on Dask, resumable) and `discover`
+(PRIM scenario discovery). Each stores its results as a run (kinds 'sensitivity', 'optimize', 'discover').
+
+`defection.cli` imports this module at its end, so the helpers from it are imported when a command runs.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import numpy as np
 import typer
 
+if TYPE_CHECKING:
+    from distributed import Client
+    from rich.progress import Progress
 
+    from defection.explore.spec import Factor, Spec
+    from defection.results import RunMeta
+    from defection.scenario import Scenario
+
+SpecArg = Annotated[Path, typer.Argument(help="Exploration spec (TOML): experiment, uncertainties, levers, outcomes.")]
+DbOpt = Annotated[Path, typer.Option("--db", help="Results database (DuckDB file).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout instead of tables.")]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=0, max=512, help="Local Dask worker processes (one "
+                                         "thread each); 0 or 1 evaluates serially in this process.")]
+SchedulerOpt = Annotated[str | None, typer.Option("--scheduler", help="Address of a running Dask scheduler "
+                                                  "(tcp://host:8786) to evaluate on instead.", show_default=False)]
+DB_DEFAULT = Path("defection.duckdb")
+
+
+# ----------------------------------------------------------------------------- shared helpers
+def _cli() -> Any:
+    from defection import cli
+
+    return cli
+
+
+def _fail(message: str) -> NoReturn:
+    """A clean error (exit 2); the message is shown literally (no Rich markup: specs use [[levers]])."""
+    from rich.markup import escape
+
+    _cli().fail(escape(message))
+
+
+def _load(path: Path) -> tuple[Spec, Scenario]:
+    from defection.explore.spec import load_spec
+    from defection.scenario import ScenarioError
+
+    try:
+        return load_spec(path)
+    except ScenarioError as e:  # SpecError too; also a bad base scenario
+        _fail(e.render())
+
+
+def _meta(kind: str, spec: Spec, base: Scenario, options: dict[str, Any]) -> RunMeta:
+    from defection.engine import library_versions, package_version
+    from defection.results import RunMeta
+
+    ex = spec.experiment
+    text = json.dumps({"spec": spec.model_dump(mode="json"), "options": options,
+                       "base_scenario": json.loads(base.canonical_json())}, sort_keys=True)
+    return RunMeta(kind=kind, scenario_name=ex.name, scenario_hash=spec.content_hash(), scenario_json=text,
+                   seed=ex.seed, agents=ex.agents, represented=base.force.soldiers, days=ex.days,
+                   replicates=ex.replicates, package_version=package_version(), library_versions=library_versions())
+
+
+@contextmanager
+def _evaluator(workers: int, scheduler: str | None) -> Iterator[Client | None]:
+    """The Dask client (or None: serial); a scheduler that cannot be reached is a clean error."""
+    from defection.explore.optimize import dask_client
+
+    with ExitStack() as stack:
+        try:
+            client = stack.enter_context(dask_client(workers, scheduler))
+        except (OSError, TimeoutError, ValueError) as e:
+            _fail(f"--scheduler {scheduler}: cannot connect ({type(e).__name__}: {e})" if scheduler else
+                        f"cannot start {workers} local Dask workers ({type(e).__name__}: {e})")
+        yield client
+
+
+def _progress(label: str, as_json: bool) -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    err = _cli().err
+    return Progress(TextColumn(f"[bold]{label}[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, disable=as_json and not err.is_terminal, transient=as_json)
+
+
+def _changes(factors: list[Factor], units: np.ndarray) -> list[dict[str, Any]]:
+    return [{f.path: f.value(float(u)) for f, u in zip(factors, row, strict=True)} for row in units]
+
+
+def _check_outcome(name: str, option: str) -> None:
+    from defection.analysis import OUTCOMES
+
+    if name not in OUTCOMES:
+        _fail(f"{option} {name!r} is not an outcome; allowed: {', '.join(OUTCOMES)}")
+
+
+def _emit(payload: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(payload, default=_cli()._json_default) + "\n")
+
+
+def _fmt(name: str, v: Any) -> str:
+    return _cli()._fmt(name, v)
+
+
+def _summary_frame(summary: dict[str, dict[str, float | None]]) -> Any:
+    import pandas as pd
+
+    rows = [{"outcome": k, **{s: (np.nan if v.get(s) is None else v[s]) for s in ("median", "p05", "p95", "mean")}}
+            for k, v in summary.items()]
+    return pd.DataFrame(rows, columns=["outcome", "median", "p05", "p95", "mean"])
+
+
+# ----------------------------------------------------------------------------- sensitivity
+def sensitivity_command(spec_path: Path, method: str | None, outcomes: list[str] | None, plot: Path | None,
+                        db: Path, as_json: bool, workers: int, scheduler: str | None) -> None:
+    from defection.explore import sensitivity as sa
+    from defection.explore.design import base_json, salib_problem, settings, unit_design
+    from defection.explore.optimize import evaluate
+
+    cli = _cli()
+    spec, base = _load(spec_path)
+    names = list(dict.fromkeys(outcomes or [o.name for o in spec.outcomes]))
+    try:
+        m = sa.check_method(spec, method, names)
+    except ValueError as e:
+        _fail(f"{spec_path}: {e}")
+    if plot is not None and not plot.parent.exists():
+        _fail(f"--plot {plot}: folder {plot.parent} does not exist")
+    X = unit_design(spec)
+    points = _changes(spec.factors, X)
+    problem = salib_problem(spec)
+    options = {"method": m, "outcomes": names, "points": len(points)}
+    with _evaluator(workers, scheduler) as client, \
+            cli.recorded(db, _meta("sensitivity", spec, base, options), "sensitivity") as (store, run_id):
+        start = time.perf_counter()
+        with _progress("simulating design points", as_json) as bar:
+            task = bar.add_task("points", total=len(points))
+            rows = evaluate(points, base_json(base), settings(spec), names, client,
+                            progress=lambda done, total: bar.update(task, completed=done))
+        Y = {n: sa.outputs_from_rows(rows, n) for n in names}
+        tables = {n: sa.indices(m, problem, X, Y[n], seed=spec.experiment.seed) for n in names}
+        if plot is not None:
+            sa.plot_indices(tables, m, plot, f"{spec.experiment.name}: {m} indices ({len(points)} points)")
+        wall = time.perf_counter() - start
+        result = {"spec": spec.experiment.name, "method": m, "points": len(points), "factors": problem["names"],
+                  "outcomes": names, "indices": {n: sa.to_records(t) for n, t in tables.items()},
+                  "plot": None if plot is None else str(plot), "wall_seconds": wall}
+        store.complete_artifacts(run_id, {"sensitivity": result}, sa.outcome_summary(Y), wall)
+    if as_json:
+        _emit({"run_id": run_id, **result})
+        return
+    from rich.table import Table
+
+    for n, t in tables.items():
+        table = Table(title=f"{spec.experiment.name}: {m} indices of {n}_mean ({len(points)} points, "
+                            f"95% bootstrap intervals)", title_justify="left")
+        cols = ("S1", "ST") if m == "sobol" else ("mu_star", "sigma")
+        for col in ("rank", "factor", *cols):
+            table.add_column(col, justify="left" if col == "factor" else "right")
+        for r in t.to_dict("records"):
+            cells = [_index_cell(r, c) for c in cols]
+            table.add_row(str(r["rank"]), r["factor"], *cells)
+        cli.out.print(table)
+        if np.ptp(Y[n]) == 0:
+            cli.out.print(f"[yellow]{n} does not vary over the design (always {_fmt(n, float(Y[n][0]))})[/]")
+    if plot is not None:
+        cli.out.print(f"chart: {plot}")
+    cli.out.print(f"stored as run [bold]{run_id}[/] in {db} ({wall:.1f} s)")
+
+
+def _index_cell(row: dict[str, Any], col: str) -> str:
+    v, conf = row[col], row.get(col + "_conf")
+    if v is None or not np.isfinite(v):
+        return "–"
+    return f"{v:.3g}" if conf is None or not np.isfinite(conf) else f"{v:.3g} ± {conf:.2g}"
+
+
+# ----------------------------------------------------------------------------- optimize
+def optimize_command(spec_path: Path, target_outcome: str, target: float | None, probability: float, trials: int,
+                     batch: int, sampler: str | None, storage: Path | None, robust_worlds: int | None, db: Path,
+                     as_json: bool, workers: int, scheduler: str | None) -> None:
+    from defection.analysis import OPEN_ENDED
+    from defection.explore import optimize as opt
+    from defection.explore.design import base_json, settings
+
+    cli = _cli()
+    spec, base = _load(spec_path)
+    _check_outcome(target_outcome, "--target-outcome")
+    if target_outcome in OPEN_ENDED:
+        _fail(f"--target-outcome {target_outcome} can be 'never' (infinite); choose a finite outcome such as "
+                 "defected_share")
+    levers, fixed = opt.decision_levers(spec)
+    if not levers:
+        _fail(f"{spec_path}: optimize needs at least one [[levers]] factor with a range or several values "
+                 "(the decision variables)")
+    mode = "target" if target is not None else "pareto"
+    sampler = sampler or ("tpe" if mode == "target" else "nsga2")
+    if sampler not in opt.SAMPLERS:
+        _fail(f"--sampler {sampler!r}: choose one of {', '.join(opt.SAMPLERS)}")
+    if storage is not None and not storage.parent.exists():
+        _fail(f"--storage {storage}: folder {storage.parent} does not exist")
+    above = not any(o.name == target_outcome and o.direction == "min" for o in spec.outcomes)
+    problem = opt.Problem(mode, opt.Target(target_outcome, 0.0 if target is None else float(target), probability,
+                                           above), spec.experiment.days)
+    k = robust_worlds or spec.experiment.samples
+    spec_worlds = opt.worlds(spec, k)
+    name = opt.study_name(spec, problem, len(spec_worlds), base.content_hash())
+    try:
+        study = opt.open_study(name, problem, sampler, spec.experiment.seed, None if storage is None else str(storage),
+                               population=max(4, min(50, trials // 4)))
+    except Exception as e:  # a file that is not an Optuna journal, a study posed differently
+        _fail(f"--storage {storage}: cannot open study {name!r} ({type(e).__name__}: {e})")
+    outcomes = list(dict.fromkeys([opt.COST, target_outcome, opt.DAYS, *(o.name for o in spec.outcomes)]))
+    options = {"mode": mode, "target": problem.target.__dict__ if mode == "target" else None, "trials": trials,
+               "batch": batch, "sampler": sampler, "worlds": len(spec_worlds), "study": name,
+               "storage": None if storage is None else str(storage), "fixed_levers": fixed}
+    with _evaluator(workers, scheduler) as client, \
+            cli.recorded(db, _meta("optimize", spec, base, options), "optimisation") as (store, run_id):
+        start = time.perf_counter()
+        with _progress(f"optimising ({mode}, {sampler})", as_json) as bar:
+            task = bar.add_task("trials", total=trials)
+            score = opt.simulation_scorer(problem, spec_worlds, fixed, base_json(base), settings(spec), outcomes,
+                                          client)
+            counts = opt.optimise(study, levers, score, trials, batch,
+                                  on_batch=lambda done, total: bar.update(task, completed=done))
+        found = opt.results(study, problem)
+        wall = time.perf_counter() - start
+        result = {"spec": spec.experiment.name, "study": name, "storage": options["storage"], "mode": mode,
+                  "sampler": sampler, "target": options["target"], "worlds": len(spec_worlds),
+                  "replicates": spec.experiment.replicates, "fixed_levers": fixed, **counts,
+                  "failed": found["failed"], "best": _slim(found["best"]), "closest": _slim(found["closest"]),
+                  "pareto": [_slim(r) for r in found["pareto"]], "wall_seconds": wall}
+        best = found["best"]
+        store.complete_artifacts(run_id, {"optimize": result, "trials": found["trials"]},
+                                 _summary_frame(best["summary"]) if best else None, wall)
+    if as_json:
+        _emit({"run_id": run_id, **result})
+        return
+    _print_optimize(result, run_id, db)
+
+
+def _slim(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if row is None else {k: v for k, v in row.items() if k != "summary"}
+
+
+def _print_optimize(result: dict[str, Any], run_id: str, db: Path) -> None:
+    from rich.table import Table
+
+    cli = _cli()
+    head = (f"study {result['study']}: {result['complete']} trials ({result['reused']} reused, "
+            f"{result['evaluated']} evaluated now, {result['failed']} failed), {result['worlds']} worlds × "
+            f"{result['replicates']} replicates")
+    cli.out.print(head)
+    rows = [result["best"]] if result["mode"] == "target" else result["pareto"]
+    if result["mode"] == "target":
+        t = result["target"]
+        goal = f"{t['outcome']} {'≥' if t['above'] else '≤'} {t['value']:g} with probability ≥ {t['probability']:g}"
+        if result["best"] is None:
+            cli.out.print(f"[yellow]no package reached {goal}[/]; the closest:")
+            rows = [result["closest"]] if result["closest"] else []
+        title = f"cheapest package with {goal}"
+    else:
+        title = f"Pareto front ({len(rows)} packages): cost, defections, days to target"
+    table = Table(title=title, title_justify="left")
+    table.add_column("trial", justify="right")
+    table.add_column("package", overflow="fold")
+    metric_names = list(rows[0]["metrics"]) if rows else []
+    for m in metric_names:
+        table.add_column(m, justify="right")
+    for r in rows:
+        pkg = "\n".join(f"{k} = {_fmt(k, v) if isinstance(v, float) else v}" for k, v in r["package"].items())
+        table.add_row(str(r["trial"]), pkg, *(_fmt(m, r["metrics"][m]) if m != "probability" else
+                                               f"{r['metrics'][m]:.2f}" for m in metric_names))
+    cli.out.print(table)
+    cli.out.print(f"stored as run [bold]{run_id}[/] in {db} ({result['wall_seconds']:.1f} s)")
+
+
+# ----------------------------------------------------------------------------- discover
+def discover_command(spec_path: Path, outcome: str, threshold: float, below: bool, density: float, boxes: int,
+                     db: Path, as_json: bool, workers: int, scheduler: str | None) -> None:
+    import pandas as pd
+
+    from defection.explore import discover as disc
+    from defection.explore.design import base_json, settings, unit_design
+    from defection.explore.optimize import evaluate
+    from defection.explore.sensitivity import outcome_summary, outputs_from_rows
+
+    cli = _cli()
+    spec, base = _load(spec_path)
+    _check_outcome(outcome, "--outcome")
+    try:
+        uspec = disc.uncertainty_spec(spec)
+    except ValueError as e:
+        _fail(f"{spec_path}: {e}")
+    fixed = disc.fixed_levers(spec)
+    cases = _changes(uspec.factors, unit_design(uspec))
+    x = pd.DataFrame(cases, columns=[f.path for f in uspec.factors])
+    points = [{**row, **fixed} for row in cases]
+    options = {"outcome": outcome, "threshold": threshold, "below": below, "density_threshold": density,
+               "boxes": boxes, "fixed_levers": fixed, "cases": len(points)}
+    with _evaluator(workers, scheduler) as client, \
+            cli.recorded(db, _meta("discover", spec, base, options), "scenario discovery") as (store, run_id):
+        start = time.perf_counter()
+        with _progress("simulating cases", as_json) as bar:
+            task = bar.add_task("cases", total=len(points))
+            rows = evaluate(points, base_json(base), settings(spec), [outcome], client,
+                            progress=lambda done, total: bar.update(task, completed=done))
+        y_values = outputs_from_rows(rows, outcome)
+        y = disc.cases_of_interest(y_values, threshold, below)
+        found = disc.prim_boxes(x, y, density_threshold=density, max_boxes=boxes)
+        wall = time.perf_counter() - start
+        result = {"spec": spec.experiment.name, "outcome": outcome, "threshold": threshold,
+                  "direction": "below" if below else "above", "cases": len(points),
+                  "cases_of_interest": int(y.sum()), "fixed_levers": fixed, "density_threshold": density,
+                  "boxes": found, "wall_seconds": wall}
+        table = x.assign(**{f"{outcome}_mean": y_values, "of_interest": y})
+        store.complete_artifacts(run_id, {"discover": result, "cases": json.loads(table.to_json(orient="records"))},
+                                 outcome_summary({outcome: y_values[np.isfinite(y_values)]})
+                                 if np.isfinite(y_values).any() else None, wall)
+    if as_json:
+        _emit({"run_id": run_id, **{k: v for k, v in result.items() if k != "boxes"},
+               "boxes": [{k: v for k, v in b.items() if k != "trajectory"} for b in found]})
+        return
+    _print_discover(result, run_id, db)
+
+
+def _print_discover(result: dict[str, Any], run_id: str, db: Path) -> None:
+    from rich.table import Table
+
+    cli = _cli()
+    sign = "<" if result["direction"] == "below" else ">"
+    cli.out.print(f"{result['cases_of_interest']} of {result['cases']} cases have {result['outcome']} "
+                  f"{sign} {result['threshold']:g}")
+    if not result["boxes"]:
+        cli.out.print("[yellow]PRIM found no box reaching the density threshold[/]" if result["cases_of_interest"]
+                      else "[yellow]no cases of interest: nothing to discover[/]")
+    for k, b in enumerate(result["boxes"], start=1):
+        table = Table(title=f"box {k}: coverage {b['coverage']:.2f}, density {b['density']:.2f}, mass {b['mass']:.2f}"
+                            f" (trajectory point {b['chosen']})", title_justify="left")
+        for col in ("uncertainty", "limits", "quasi-p"):
+            table.add_column(col)
+        for name, lim in b["restricted"].items():
+            if "values" in lim:
+                text = "{" + ", ".join(map(str, lim["values"])) + "}"
+            else:
+                lo = "" if lim["low"] is None else f"{_fmt(name, lim['low'])} ≤ "
+                hi = "" if lim["high"] is None else f" ≤ {_fmt(name, lim['high'])}"
+                text = f"{lo}x{hi}"
+            qp = ", ".join(f"{p:.2g}" for p in lim.get("qp", []) if p is not None)
+            table.add_row(name, text, qp)
+        cli.out.print(table)
+    cli.out.print(f"stored as run [bold]{run_id}[/] in {db} ({result['wall_seconds']:.1f} s)")
+
+
+# ----------------------------------------------------------------------------- registration
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the main app."""
+
+    @app.command()
+    def sensitivity(
+        spec: SpecArg,
+        method: Annotated[str | None, typer.Option("--method", help="sobol | morris (must match the spec's "
+                                                   "sampler; default: the sampler).", show_default=False)] = None,
+        outcome: Annotated[list[str] | None, typer.Option("--outcome", help="Outcome to analyse (repeatable; "
+                                                          "default: the spec's outcomes).", show_default=False)] = None,
+        plot: Annotated[Path | None, typer.Option("--plot", help="Write a bar chart of the indices (PNG).",
+                                                  show_default=False)] = None,
+        db: DbOpt = DB_DEFAULT,
+        as_json: JsonOpt = False,
+        workers: WorkersOpt = 0,
+        scheduler: SchedulerOpt = None,
+    ) -> None:
+        """Global sensitivity of the spec's outcomes: Sobol' first-order and total indices (sampler 'sobol') or
+        Morris screening (sampler 'morris'), with bootstrap confidence intervals."""
+        sensitivity_command(spec, method, outcome, plot, db, as_json, workers, scheduler)
+
+    @app.command()
+    def optimize(
+        spec: SpecArg,
+        target_outcome: Annotated[str, typer.Option("--target-outcome", help="Outcome the target is on (and the "
+                                                    "'defections' objective of the Pareto front).")] = "defected_share",
+        target: Annotated[float | None, typer.Option("--target", help="Find the cheapest package reaching this "
+                                                     "value (≥, or ≤ if the spec lists the outcome with direction "
+                                                     "'min'); without it: the Pareto front.",
+                                                     show_default=False)] = None,
+        probability: Annotated[float, typer.Option("--probability", min=0.0, max=1.0, help="Required share of "
+                                                   "worlds × replicates reaching the target.")] = 0.8,
+        trials: Annotated[int, typer.Option("--trials", min=1, max=100_000, help="Complete trials the study "
+                                            "should hold (earlier ones in --storage count).")] = 32,
+        batch: Annotated[int, typer.Option("--batch", min=1, max=1024, help="Trials asked and evaluated "
+                                           "together.")] = 4,
+        sampler: Annotated[str | None, typer.Option("--sampler", help="nsga2 | tpe (default: tpe for a target, "
+                                                    "nsga2 for the Pareto front).", show_default=False)] = None,
+        storage: Annotated[Path | None, typer.Option("--storage", help="Optuna journal file: a killed or "
+                                                     "extended optimisation resumes from it.",
+                                                     show_default=False)] = None,
+        robust_worlds: Annotated[int | None, typer.Option("--robust-worlds", min=1, max=10_000, help="Uncertain "
+                                                          "worlds every package is scored in (default: the spec's "
+                                                          "samples).", show_default=False)] = None,
+        db: DbOpt = DB_DEFAULT,
+        as_json: JsonOpt = False,
+        workers: WorkersOpt = 0,
+        scheduler: SchedulerOpt = None,
+    ) -> None:
+        """Optimise the spec's levers across a fixed ensemble of uncertain worlds: the cheapest package reaching a
+        target with a given probability, or the Pareto front of cost, defections and time to effect."""
+        optimize_command(spec, target_outcome, target, probability, trials, batch, sampler, storage, robust_worlds,
+                         db, as_json, workers, scheduler)
+
+    @app.command()
+    def discover(
+        spec: SpecArg,
+        outcome: Annotated[str, typer.Option("--outcome", help="Outcome that defines the cases of interest.")],
+        threshold: Annotated[float, typer.Option("--threshold", help="Threshold on the outcome's mean.")],
+        below: Annotated[bool, typer.Option("--below/--above", help="Cases of interest: outcome below (default) "
+                                            "or above the threshold.")] = True,
+        density: Annotated[float, typer.Option("--density-threshold", min=0.0, max=1.0, help="PRIM's density "
+                                               "threshold for a box.")] = 0.8,
+        boxes: Annotated[int, typer.Option("--boxes", min=1, max=20, help="Boxes to find at most.")] = 1,
+        db: DbOpt = DB_DEFAULT,
+        as_json: JsonOpt = False,
+        workers: WorkersOpt = 0,
+        scheduler: SchedulerOpt = None,
+    ) -> None:
+        """Scenario discovery (PRIM): the regions of the uncertainty space where the outcome is below (or above) a
+        threshold, as boxes with coverage and density."""
+        discover_command(spec, outcome, threshold, below, density, boxes, db, as_json, workers, scheduler)
