@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.console import Console
@@ -86,16 +86,27 @@ def recorded(db: Path, meta: RunMeta, what: str = "run") -> Iterator[tuple[Resul
     try:
         yield store, run_id
     except (KeyboardInterrupt, _Terminated):
-        store.mark_run(run_id, "interrupted", "interrupted (SIGINT/SIGTERM) before completion")
+        _mark(store, run_id, "interrupted", "interrupted (SIGINT/SIGTERM) before completion")
         err.print(f"[yellow]interrupted:[/] {what} {run_id} recorded as interrupted; nothing partial was stored.")
         raise typer.Exit(130) from None
     except typer.Exit:
         raise
     except Exception as e:  # a bug or resource failure: record it, no traceback for the user
-        store.mark_run(run_id, "failed", f"{type(e).__name__}: {e}")
+        _mark(store, run_id, "failed", f"{type(e).__name__}: {e}")
         fail(f"{what} {run_id} failed: {type(e).__name__}: {e}", code=1)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _mark(store: ResultsDB, run_id: str, status: Literal["failed", "interrupted"], error: str) -> None:
+    """Mark a run that did not complete; if even that is impossible (the database file was removed or is
+    unreadable), say so instead of raising."""
+    from defection.results import ResultsError, RunNotFound
+
+    try:
+        store.mark_run(run_id, status, error)
+    except (ResultsError, RunNotFound, ValueError) as e:
+        err.print(f"[yellow]warning:[/] could not record run {run_id} as {status}: {e}")
 
 
 def _fmt(name: str, v: float | None) -> str:
