@@ -71,8 +71,10 @@ HOMOGENEOUS = {
     "preferences__moral_cost_median_usd": 50_000.0, "preferences__threshold_mean": -0.4,
     "offer__cash_usd": 100_000.0,
 }
-# no programme: plain surrender (eq. 12 with c = 0, unguided crossing), shifted back to a moderate hazard
-NO_PROGRAMME = {"offer__cash_usd": 0.0, "preferences__threshold_mean": -1.0, "preferences__logit_scale": 0.25}
+# no programme (it opens after the horizon): plain surrender (eq. 12 with c = 0, unguided crossing),
+# shifted back to a moderate hazard
+NO_PROGRAMME = {"offer__cash_usd": 0.0, "offer__start_day": 3650, "preferences__threshold_mean": -1.0,
+                "preferences__logit_scale": 0.25}
 
 
 def world(**overrides: object) -> Scenario:
@@ -103,7 +105,7 @@ def closed_form(sc: Scenario) -> Prediction:
     """The daily probability that a serving soldier of the homogeneous world decides to leave."""
     f, pr, cb, cr, rg, of, cd = sc.force, sc.preferences, sc.combat, sc.crossing, sc.regime, sc.offer, sc.credibility
     ty = getattr(f.types, TYPE)
-    aware = of.cash_usd > 0 and of.start_day == 0 and sc.information.initial_aware_share == 1.0
+    aware = of.start_day == 0 and sc.information.initial_aware_share == 1.0  # the programme is open from day 0
     beta, r, eta = pr.present_bias, pr.discount_rate, pr.crra
     d_year, d_day = 1 / (1 + r), (1 + r) ** (-1 / 365)
     wealth, vsl = pr.income_usd_year, ty.vsl_median_usd
@@ -168,7 +170,7 @@ def simulated(overrides: tuple[tuple[str, object], ...]) -> Measurement:
     pred = closed_form(sc)
     res = simulate(sc, replicates=1, days=DAYS, agents=AGENTS, seed=SEED)
     daily = res.daily.sort_values("day")
-    aware = sc.offer.cash_usd > 0
+    aware = sc.offer.start_day == 0
     decisions = daily["contacts" if aware else "attempts"].to_numpy()
     if aware:  # aware soldiers never cross on their own: every attempt is an extraction from the queue
         assert (daily["attempts"] == daily["extracted"]).all()
