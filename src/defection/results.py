@@ -52,7 +52,14 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS outcomes (
         run_id VARCHAR, outcome VARCHAR, median DOUBLE, p05 DOUBLE, p95 DOUBLE, mean DOUBLE)""",
     """CREATE TABLE IF NOT EXISTS artifacts (run_id VARCHAR, name VARCHAR, payload VARCHAR)""",
+    # sweeps (`defection sweep`): one row per planned experiment, and its outcome summaries in long form
+    """CREATE TABLE IF NOT EXISTS experiments (
+        run_id VARCHAR, experiment BIGINT, status VARCHAR, error VARCHAR, params_json VARCHAR,
+        wall_seconds DOUBLE)""",
+    """CREATE TABLE IF NOT EXISTS experiment_outcomes (
+        run_id VARCHAR, experiment BIGINT, outcome VARCHAR, mean DOUBLE, median DOUBLE, p05 DOUBLE, p95 DOUBLE)""",
 ]
+SWEEP_STATS = ("mean", "median", "p05", "p95")
 
 
 class ResultsError(Exception):
@@ -245,6 +252,72 @@ class ResultsDB:
                 con.execute("INSERT INTO artifacts VALUES (?, ?, ?)", [run_id, name, json.dumps(payload)])
             con.execute("UPDATE runs SET status = 'complete', finished_at = ?, wall_seconds = ?, error = NULL "
                         "WHERE run_id = ?", [_now(), float(wall_seconds), run_id])
+
+    def complete_sweep(self, run_id: str, parts: list[str | Path], outcomes: list[str], planned: int,
+                       artifacts: dict[str, Any], wall_seconds: float = 0.0) -> dict[str, int]:
+        """Ingest a sweep's Parquet parts (see `defection.explore.sweep.part_schema`) into `experiments` and
+        `experiment_outcomes`, store the spread of each outcome across the experiments in `outcomes` (as
+        'sweep:<outcome>': median, p05 and p95 of the per-experiment medians, mean of the means), the artifacts
+        and the counts, and mark the run complete, all in one transaction. The parts must hold each of the
+        `planned` experiments exactly once, else nothing is stored. DuckDB reads the parts itself, so memory
+        does not grow with the number of experiments. Returns {planned, done, ok, failed}."""
+        if self._status(run_id) == "complete":
+            raise ValueError(f"run '{run_id}' is already complete; its results cannot be replaced")
+        if not parts:
+            raise ValueError(f"sweep {run_id} has no result parts to ingest")
+        files = "[" + ", ".join(f"'{_sql_path(Path(p))}'" for p in parts) + "]"
+        with self._transaction() as con:
+            con.execute(f"CREATE TEMP VIEW sweep_parts AS SELECT * FROM read_parquet({files})")
+            try:
+                rows, distinct, lo, hi, ok, failed = con.execute(
+                    "SELECT count(*), count(DISTINCT experiment), min(experiment), max(experiment), "
+                    "count(*) FILTER (WHERE status = 'ok'), count(*) FILTER (WHERE status <> 'ok') "
+                    "FROM sweep_parts").fetchone()  # type: ignore[misc]
+                if rows != planned or distinct != planned or lo != 0 or hi != planned - 1:
+                    raise ValueError(f"sweep {run_id}: the parts hold {rows} rows for {distinct} distinct experiments "
+                                     f"(ids {lo}–{hi}), not each of the {planned} planned experiments once")
+                con.execute("INSERT INTO experiments (run_id, experiment, status, error, params_json, wall_seconds) "
+                            "SELECT $rid, experiment, status, error, params_json, wall_seconds FROM sweep_parts "
+                            "ORDER BY experiment", {"rid": run_id})
+                for name in outcomes:
+                    cols = ", ".join(f'"{name}_{s}"' for s in SWEEP_STATS)
+                    con.execute("INSERT INTO experiment_outcomes (run_id, experiment, outcome, mean, median, p05, "
+                                f"p95) SELECT $rid, experiment, $name, {cols} FROM sweep_parts WHERE status = 'ok' "
+                                "ORDER BY experiment", {"rid": run_id, "name": name})
+                    con.execute(
+                        "INSERT INTO outcomes (run_id, outcome, median, p05, p95, mean) "
+                        f"SELECT $rid, $label, quantile_cont(\"{name}_median\", 0.5), "
+                        f"quantile_cont(\"{name}_median\", 0.05), quantile_cont(\"{name}_median\", 0.95), "
+                        f"avg(\"{name}_mean\") FROM sweep_parts WHERE status = 'ok' HAVING count(*) > 0",
+                        {"rid": run_id, "label": f"sweep:{name}"})
+            finally:
+                con.execute("DROP VIEW IF EXISTS sweep_parts")
+            counts = {"planned": int(planned), "done": int(rows), "ok": int(ok), "failed": int(failed)}
+            for name, payload in {**artifacts, "counts": counts}.items():
+                con.execute("INSERT INTO artifacts VALUES (?, ?, ?)", [run_id, name, json.dumps(payload)])
+            con.execute("UPDATE runs SET status = 'complete', finished_at = ?, wall_seconds = ?, error = NULL "
+                        "WHERE run_id = ?", [_now(), float(wall_seconds), run_id])
+        return counts
+
+    def experiments(self, run_id: str, params: bool = True) -> pd.DataFrame:
+        """A sweep's experiments, one row each in experiment order: experiment, status, error, wall_seconds, one
+        column per parameter (from params_json; with params=True) and `<outcome>_<mean|median|p05|p95>`."""
+        rid = self.resolve(run_id)
+        with self._connect() as con:
+            base = con.execute("SELECT experiment, status, error, params_json, wall_seconds FROM experiments "
+                               "WHERE run_id = ? ORDER BY experiment", [rid]).df()
+            long = con.execute("SELECT experiment, outcome, mean, median, p05, p95 FROM experiment_outcomes "
+                               "WHERE run_id = ?", [rid]).df()
+        if params and not base.empty:
+            values = pd.DataFrame([json.loads(t) for t in base["params_json"]], index=base.index)
+            base = pd.concat([base, values], axis=1)
+        if long.empty:
+            return base
+        wide = long.pivot(index="experiment", columns="outcome", values=list(SWEEP_STATS))
+        names = _ordered(list(long["outcome"].unique()))
+        wide.columns = [f"{o}_{s}" for s, o in wide.columns]
+        wide = wide[[f"{o}_{s}" for o in names for s in SWEEP_STATS]]
+        return base.merge(wide, left_on="experiment", right_index=True, how="left")
 
     def latest(self, kind: str) -> str | None:
         """The id of the newest complete run of a kind (e.g. 'calibration'), or None."""

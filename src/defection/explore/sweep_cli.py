@@ -1,9 +1,198 @@
-"""Command-line commands of the exploration layer (registered on the main `defection` app)."""
+"""`defection sweep`: run a spec's experiments on Dask, stream results to Parquet, store them in DuckDB.
+
+Registered on the main `defection` app by `defection.cli`; names from `defection.cli` are imported inside the
+command, because `defection.cli` imports this module while it is being set up.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
 import typer
+
+CPUS = max(1, os.cpu_count() or 1)
+DESIGN_ARTIFACT_ROWS = 100_000  # a larger design is stored by reference to its Parquet file (and in `experiments`)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the main app."""
+    app.command("sweep")(sweep)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # KeyboardInterrupt, not an Exception: a task running in this process must not swallow it as a failed point
+    raise KeyboardInterrupt
+
+
+def sweep(
+    spec_file: Annotated[Path, typer.Argument(help="Spec TOML file: [experiment], [[uncertainties]], [[levers]], "
+                                              "[[outcomes]].", show_default=False)],
+    workers: Annotated[int | None, typer.Option("--workers", "-w", min=0, max=4096,
+                                                help="Local Dask worker processes, one thread each (default: "
+                                                f"one per CPU, here {CPUS}); 0 runs the experiments serially "
+                                                "in this process.", show_default=False)] = None,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="Address of a running Dask scheduler "
+                                                  "(e.g. tcp://10.0.0.5:8786) whose workers run the "
+                                                  "experiments instead of a local cluster.",
+                                                  show_default=False)] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for the plan and the Parquet "
+                                                 "result parts (default: sweeps/<experiment name>).",
+                                                 show_default=False)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted sweep in --out: run only "
+                                         "the experiments not yet in its parts.")] = False,
+    batch: Annotated[int | None, typer.Option("--batch", min=1, max=1000, help="Experiments per Dask task "
+                                              "(default: enough tasks for 8 per worker, at most 8 experiments "
+                                              "each).", show_default=False)] = None,
+    flush_every: Annotated[int, typer.Option("--flush-every", min=1, help="Write a Parquet part every N "
+                                             "finished experiments…")] = 32,
+    flush_seconds: Annotated[float, typer.Option("--flush-seconds", min=0.0, help="…or every S seconds, "
+                                                 "whichever comes first.")] = 5.0,
+    db: Annotated[Path, typer.Option("--db", help="Results database (DuckDB file).")] = Path("defection.duckdb"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout instead of "
+                                          "tables.")] = False,
+) -> None:
+    """Run every experiment of a spec (its design over uncertainties and levers, each with its replicates under
+    common random numbers) on Dask; stream results to Parquet parts in --out and store them in the database as
+    a run of kind 'sweep' (tables `experiments` and `experiment_outcomes`)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from defection.cli import err, fail, recorded
+    from defection.engine import library_versions, package_version
+    from defection.explore.sweep import SweepError, SweepFolder, executor_for, load_plan, run_sweep
+    from defection.results import RunMeta
+    from defection.scenario import ScenarioError
+
+    t_start = time.perf_counter()
+    if scheduler is not None and workers is not None:
+        fail("--workers and --scheduler: give one (--workers starts a local cluster; with --scheduler the "
+             "cluster's workers run the experiments)")
+    if scheduler is not None and not scheduler.strip():
+        fail("--scheduler: give an address such as tcp://127.0.0.1:8786")
+    try:
+        plan = load_plan(spec_file)
+    except ScenarioError as e:  # SpecError included
+        fail(e.render())
+    ex = plan.spec.experiment
+    folder = SweepFolder(out_dir if out_dir is not None else Path("sweeps") / ex.name)
+    executor = executor_for(CPUS if workers is None else workers, scheduler, batch)
+    meta = RunMeta(kind="sweep", scenario_name=ex.name, scenario_hash=plan.spec_hash,
+                   scenario_json=plan.base.canonical_json(), seed=ex.seed, agents=ex.agents,
+                   represented=plan.base.force.soldiers, days=ex.days, replicates=ex.replicates,
+                   package_version=package_version(), library_versions=library_versions())
+    show_progress = not as_json or err.is_terminal
+    try:
+        with folder.lock(resume):
+            done = folder.prepare(plan, resume)
+            with recorded(db, meta, "sweep") as (store, run_id):
+                previous = signal.signal(signal.SIGTERM, _interrupt)
+                try:
+                    progress = Progress(TextColumn("[bold]sweep[/]"), BarColumn(), MofNCompleteColumn(),
+                                        TextColumn("experiments, {task.fields[failed]} failed"),
+                                        TimeElapsedColumn(), TimeRemainingColumn(), console=err,
+                                        disable=not show_progress, transient=as_json)
+                    with progress:
+                        task = progress.add_task("sweep", total=plan.planned, completed=int(done.sum()), failed=0)
+                        failed = 0
+
+                        def tick(experiment: int, result: dict[str, Any]) -> None:
+                            nonlocal failed
+                            failed += result.get("status") != "ok"
+                            progress.update(task, advance=1, failed=failed)
+
+                        try:
+                            stats = run_sweep(plan, folder, done, executor, flush_every, flush_seconds, tick)
+                        except SweepError as e:  # e.g. the scheduler cannot be reached
+                            store.mark_run(run_id, "failed", str(e))
+                            fail(f"sweep {run_id} failed: {e}")
+                    artifacts = {
+                        "spec": plan.spec.model_dump(mode="json"),
+                        "design": (plan.design.to_dict(orient="split", index=False)
+                                   if plan.planned <= DESIGN_ARTIFACT_ROWS else
+                                   {"rows": plan.planned, "file": str(folder.path / "design.parquet")}),
+                        "sweep": {"out": str(folder.path), "parts": str(folder.parts_dir / "part-*.parquet"),
+                                  "spec_hash": plan.spec_hash, "executor": stats.executor,
+                                  "resumed": stats.resumed, "ran": stats.ran,
+                                  "startup_seconds": stats.startup_seconds,
+                                  "compute_seconds": stats.compute_seconds},
+                    }
+                    wall = time.perf_counter() - t_start
+                    counts = store.complete_sweep(run_id, stats.parts, plan.outcomes, plan.planned, artifacts, wall)
+                finally:
+                    signal.signal(signal.SIGTERM, previous)
+            summary = store.outcomes(run_id)
+    except SweepError as e:
+        fail(str(e))
+    from defection.explore.sweep import failures
+
+    failed_rows = failures(stats.parts, limit=10)
+    sims = stats.ran * ex.replicates
+    payload = {
+        "run_id": run_id, "name": ex.name, "spec_hash": plan.spec_hash, "out": str(folder.path),
+        "parts": str(folder.parts_dir / "part-*.parquet"), "design": str(folder.path / "design.parquet"),
+        **counts, "resumed": stats.resumed, "ran": stats.ran, "executor": stats.executor or "none (nothing to run)",
+        "wall_seconds": round(time.perf_counter() - t_start, 3), "startup_seconds": round(stats.startup_seconds, 3),
+        "compute_seconds": round(stats.compute_seconds, 3),
+        "simulations_per_minute": round(60.0 * sims / stats.compute_seconds, 1) if stats.ran else None,
+        "summary": {r["outcome"].removeprefix("sweep:"): {k: r[k] for k in ("median", "p05", "p95", "mean")}
+                    for r in summary.to_dict("records") if r["outcome"].startswith("sweep:")},
+        "failures": failed_rows,
+        "tables": {"experiments": f"experiments WHERE run_id = '{run_id}'",
+                   "experiment_outcomes": f"experiment_outcomes WHERE run_id = '{run_id}'"},
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(_finite(payload)) + "\n")
+        return
+    _print_report(payload, db)
+
+
+def _finite(o: Any) -> Any:
+    """JSON-safe: non-finite floats become null."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_finite(v) for v in o]
+    return o
+
+
+def _print_report(p: dict[str, Any], db: Path) -> None:
+    from rich.table import Table
+
+    from defection.cli import _fmt, out
+
+    rate = f", {p['simulations_per_minute']:,.0f} simulations/min" if p["simulations_per_minute"] else ""
+    out.print(f"sweep [bold]{p['name']}[/]: {p['planned']:,} experiments planned, {p['ok']:,} ok, "
+              f"[{'red' if p['failed'] else 'green'}]{p['failed']:,} failed[/] ({p['resumed']:,} from an earlier "
+              f"run, {p['ran']:,} run now on {p['executor']}{rate})", highlight=False)
+    if p["summary"]:
+        table = Table(title="across the experiments (per-experiment medians)", title_justify="left")
+        for col in ("outcome", "median", "5% – 95%"):
+            table.add_column(col, justify="left" if col == "outcome" else "right")
+        for name, s in p["summary"].items():
+            table.add_row(name, _fmt(name, s["median"]), f"{_fmt(name, s['p05'])} – {_fmt(name, s['p95'])}")
+        out.print(table)
+    if p["failures"]:
+        table = Table(title=f"failed experiments (first {len(p['failures'])} of {p['failed']})", title_justify="left")
+        for col in ("experiment", "error", "parameters"):
+            table.add_column(col, overflow="fold")
+        for f in p["failures"]:
+            table.add_row(str(f["experiment"]), f["error"] or "", json.dumps(f["params"]))
+        out.print(table)
+    out.print(f"parts: {p['parts']}; stored as run [bold]{p['run_id']}[/] in {db} "
+              f"(tables experiments, experiment_outcomes; {p['wall_seconds']:.1f} s)", highlight=False)
