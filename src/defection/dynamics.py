@@ -82,9 +82,11 @@ COUNT_SERIES = {
     "killed_in_action": C_KILLED, "wounded": C_WOUNDED, "replaced": C_REPLACED,
     **{f"arrived_{name}": C_ARRIVED_TYPE + k for k, name in enumerate(TYPE_NAMES)},
 }
+STRENGTH_QUANTILES = (10, 25, 50, 75, 90)
+"""Percentiles of company strength (eq. 22, present over establishment) recorded every day."""
 SERIES = (
     "offer_usd", "programme_open", "serving", "queued", "aware", *COUNT_SERIES, "fraud_claimants", "fraud_paid",
-    "credibility", "strength_share", "units_ineffective_share",
+    "credibility", "strength_share", "units_ineffective_share", *(f"unit_strength_p{q}" for q in STRENGTH_QUANTILES),
     "programme_cost", "programme_cost_pv", *(f"cost_{c}_pv" for c in PROGRAMME_COMPONENTS),
     "regime_cost", *(f"regime_{c}" for c in REGIME_COMPONENTS), *LEVER_NAMES,
 )
@@ -333,6 +335,9 @@ def run_replicate(sc: Scenario, p0: EngineParams, rep: int, n_agents: int,
         row[COL["credibility"]] = cred
         row[COL["strength_share"]] = present_now / (n * w)
         row[COL["units_ineffective_share"]] = ineffective
+        strengths = np.percentile(census[:, 0] / p.company_size, STRENGTH_QUANTILES)
+        for q, v in zip(STRENGTH_QUANTILES, strengths, strict=True):
+            row[COL[f"unit_strength_p{q}"]] = v
         row[COL["programme_cost"]] = nominal
         row[COL["programme_cost_pv"]] = sum(v[1] for v in costs.values())
         for comp in PROGRAMME_COMPONENTS:

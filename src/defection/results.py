@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from defection.scenario import Scenario
 
 DEFAULT_DB = "defection.duckdb"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: daily unit_strength_p10…p90
 STATUSES = ("running", "complete", "failed", "interrupted")
 LOCK_WAIT_SECONDS = 10.0
 
