@@ -32,6 +32,7 @@ from defection.scenario import (
     Scenario,
     ScenarioError,
     default_scenario,
+    problems_from_file_errors,
     scenario_from_dict,
 )
 
@@ -134,20 +135,7 @@ def case_from_dict(data: dict[str, Any], source: str, calibrated: tuple[str, ...
     try:
         cf = CaseFile.model_validate(data)
     except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
-            value = e.get("input", _MISSING)
-            msg = e["msg"]
-            if e["type"] == "value_error":
-                msg = str(e.get("ctx", {}).get("error", msg))
-                value = value if not isinstance(value, dict) else _MISSING
-            elif e["type"] == "missing":
-                msg, value = "required field is missing", _MISSING
-            elif e["type"] == "extra_forbidden":
-                msg = "unknown key"
-            problems.append(Problem(path or "(top level)", value, msg))
-        raise CaseError(source, problems) from None
+        raise CaseError(source, problems_from_file_errors(err)) from None
     problems = [Problem(f"scenario.{path}", _MISSING, "is estimated by calibration and shared across cases; "
                         "a case may not set it") for path in _leaf_paths(cf.scenario) if path in calibrated]
     if problems:

@@ -496,6 +496,18 @@ def _calibration_meta(kind: str, cases: list[Any], settings: dict[str, Any]) -> 
         library_versions=library_versions())
 
 
+def _abc_settings(particles: int, generations: int, workers: int, seed: int, max_minutes: float) -> dict[str, Any]:
+    """The ABC-SMC settings shared by `calibrate` and `backtest` (and stored with their runs)."""
+    return {"particles": particles, "generations": generations, "workers": workers, "seed": seed,
+            "max_seconds": 60.0 * max_minutes}
+
+
+def _check_folder(option: str, path: Path) -> None:
+    """Fail before any work if an output file's folder does not exist."""
+    if not path.parent.exists():
+        fail(f"{option} {path}: folder {path.parent} does not exist")
+
+
 @app.command()
 def calibrate(
     folder: CasesOpt = None,
@@ -516,10 +528,8 @@ def calibrate(
     from defection.calibration import calibrate as run_calibration
 
     cases = _cases(folder, case)
-    if not output.parent.exists():
-        fail(f"--output {output}: folder {output.parent} does not exist")
-    settings = {"particles": particles, "generations": generations, "workers": workers, "seed": seed,
-                "max_seconds": 60.0 * max_minutes}
+    _check_folder("--output", output)
+    settings = _abc_settings(particles, generations, workers, seed, max_minutes)
     with recorded(db, _calibration_meta("calibration", cases, settings), "calibration") as (store, run_id):
         with err.status("calibrating…") as status:
             cal = run_calibration(cases, check_draws=check_draws, progress=lambda m: status.update(f"ABC-SMC {m}"),
@@ -595,10 +605,8 @@ def backtest(
     cases = _cases(folder, case)
     if len(cases) < 2:
         fail("a backtest needs at least two cases")
-    if not plot.parent.exists():
-        fail(f"--plot {plot}: folder {plot.parent} does not exist")
-    settings = {"particles": particles, "generations": generations, "workers": workers, "seed": seed,
-                "max_seconds": 60.0 * max_minutes}
+    _check_folder("--plot", plot)
+    settings = _abc_settings(particles, generations, workers, seed, max_minutes)
     with recorded(db, _calibration_meta("backtest", cases, settings), "backtest") as (store, run_id):
         with err.status("backtesting…") as status:
             bt = run_backtest(cases, draws=draws, progress=lambda m: status.update(m), **settings)

@@ -706,6 +706,26 @@ def problems_from_validation(err: ValidationError) -> list[Problem]:
     return out
 
 
+def problems_from_file_errors(err: ValidationError, top: str = "(top level)",
+                              keep_dict_values: bool = True) -> list[Problem]:
+    """Problems for a file that is not a scenario (a case file, an exploration spec): path in TOML form
+    (`levers[1].low`), the offending value, and pydantic's message made plain."""
+    problems = []
+    for e in err.errors():
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
+        value = e.get("input", _MISSING)
+        msg = e["msg"]
+        if e["type"] == "value_error":
+            msg = str(e.get("ctx", {}).get("error", msg))
+            value = value if keep_dict_values and not isinstance(value, dict) else _MISSING
+        elif e["type"] == "missing":
+            msg, value = "required field is missing", _MISSING
+        elif e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        problems.append(Problem(path or top, value, msg))
+    return problems
+
+
 # ---------------------------------------------------------------------------------------------
 # Loading and writing
 def default_scenario() -> Scenario:

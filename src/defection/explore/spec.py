@@ -54,6 +54,7 @@ from defection.scenario import (
     ScenarioError,
     iter_params,
     load_scenario,
+    problems_from_file_errors,
 )
 
 SAMPLERS = ("lhs", "sobol", "morris", "factorial")
@@ -182,20 +183,7 @@ def spec_from_dict(data: dict[str, Any], source: str = "<spec>") -> Spec:
     try:
         return Spec.model_validate(data)
     except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
-            value = e.get("input", _MISSING)
-            msg = e["msg"]
-            if e["type"] == "value_error":
-                msg = str(e.get("ctx", {}).get("error", msg))
-                value = _MISSING
-            elif e["type"] == "missing":
-                msg, value = "required field is missing", _MISSING
-            elif e["type"] == "extra_forbidden":
-                msg = "unknown key"
-            problems.append(Problem(path or "(spec)", value, msg))
-        raise SpecError(source, problems) from None
+        raise SpecError(source, problems_from_file_errors(err, "(spec)", keep_dict_values=False)) from None
 
 
 def load_spec(path: str | Path) -> tuple[Spec, Scenario]:
