@@ -18,7 +18,7 @@ def test_examples_exist() -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_example_spec_is_valid_and_has_a_design(path: Path) -> None:
-    spec, base = load_spec(path)
+    spec, _ = load_spec(path)
     assert spec.uncertainties and spec.levers and spec.outcomes
     points = design(spec)
     assert len(points) >= spec.experiment.samples
