@@ -151,11 +151,17 @@ def run(
     db: DbOpt = Path("defection.duckdb"),
     as_json: JsonOpt = False,
     posterior: PosteriorOpt = None,
+    report: Annotated[Path | None, typer.Option("--report", help="After storing the run, write its "
+                                                "self-contained HTML report to this file.",
+                                                show_default=False)] = None,
 ) -> None:
     """Simulate a scenario, print median and 90% interval of each outcome, and store the run."""
     from defection.engine import simulate
     from defection.results import RunMeta
 
+    if report is not None and (not report.parent.exists() or report.is_dir()):
+        fail(f"--report {report}: " + (f"folder {report.parent} does not exist" if not report.parent.exists()
+                                       else "is a folder; give a file name such as report.html"))
     base = _load(scenario)
     source = str(scenario) if scenario else "<command line>"
     try:
@@ -176,6 +182,8 @@ def run(
             result = simulate(sc, progress=lambda done, total: progress.update(task, completed=done))
         result.run_id = run_id
         store.complete_run(run_id, result)
+    if report is not None:
+        _write_report(store, run_id, report)
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict()) + "\n")
         return
@@ -183,6 +191,18 @@ def run(
              f"{result.days} days, {result.replicates} replicates, seed {result.seed}")
     out.print(outcome_table(result.outcomes().to_dict("records"), title))
     out.print(f"stored as run [bold]{run_id}[/] in {db} ({result.wall_seconds:.1f} s)")
+    if report is not None:
+        out.print(f"report: {report}", highlight=False)
+
+
+def _write_report(store: ResultsDB, run_id: str, path: Path) -> None:
+    """Write a stored run's HTML report; a failure is a clean error (the run itself stays stored)."""
+    from defection.report import ReportError, render_report
+
+    try:
+        path.write_text(render_report(store, run_id), encoding="utf-8")
+    except (ReportError, OSError) as e:
+        fail(f"run {run_id} is stored, but its report could not be written to {path}: {e}", code=1)
 
 
 # ----------------------------------------------------------------------------- scenarios
@@ -650,14 +670,20 @@ def bench(
     out.print(table)
 
 
-def _register_exploration() -> None:
+def _register_commands() -> None:
+    """Commands that live beside their concept: exploration (sweep, sensitivity, optimize, discover), reports
+    (report, compare) and the dashboard (serve)."""
     from defection.explore import search_cli, sweep_cli
+    from defection.report import cli as report_cli
+    from defection.web import cli as web_cli
 
     sweep_cli.register(app)
     search_cli.register(app)
+    report_cli.register(app)
+    web_cli.register(app)
 
 
-_register_exploration()
+_register_commands()
 
 
 def main() -> None:

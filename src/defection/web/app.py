@@ -1,0 +1,457 @@
+"""The dashboard's web application (FastAPI): pages, a JSON API, limits and error handling.
+
+`create_app(db_path)` builds an application with no global state: the results database, the job queue and the
+limits live on `app.state`. Pages are plain server-rendered HTML with one small script and one stylesheet,
+both package data; nothing is loaded from elsewhere.
+
+Limits: request bodies over `max_body_bytes` get 413; unknown fields, fields that name a file, values that are
+not plain numbers/text/booleans, invalid scenarios (the CLI's messages), jobs over `max_agent_days` agent-days
+and malformed run or job ids get 4xx with a message; a full queue gets 429. Run ids are checked against the id
+format before the database is touched. No request ever reads or writes a path taken from the request.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio.to_thread
+import pandas as pd
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from defection.results import ResultsDB, ResultsError, RunNotFound
+from defection.scenario import ScenarioError
+from defection.web import form, pages
+from defection.web.jobs import JOB_ID_PATTERN, JobQueue, JobTarget, QueueFull, job_cost, run_job
+
+log = logging.getLogger("defection.web")
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_QUEUE = 8
+MAX_AGENT_DAYS = 2_000_000_000  # ≈ 2 minutes at ~18M agent-days/s on 2 cores; the default scenario is 0.72e9
+MAX_COMPARE = 8
+REPORT_CACHE = 16
+RUN_ID = re.compile(r"r[0-9a-f]{1,10}")
+JOB_ID = re.compile(JOB_ID_PATTERN)
+STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
+
+# Dashboard pages: only our own script and stylesheet. Reports (self-contained, inline Plotly) may run inline
+# scripts but still load nothing from anywhere.
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+            "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+REPORT_CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
+              "img-src data: blob:; font-src data:; connect-src 'none'; form-action 'none'; base-uri 'none'; "
+              "frame-ancestors 'none'")
+
+
+class ApiError(Exception):
+    """A request the server refuses: status and message."""
+
+    def __init__(self, status: int, detail: str, **extra: Any):
+        self.status = status
+        self.detail = detail
+        self.extra = extra
+        super().__init__(detail)
+
+
+class ChangesBody(BaseModel):
+    """Body of POST /api/validate and /api/jobs: dotted field paths (see GET /api/schema) → values."""
+
+    model_config = ConfigDict(extra="forbid")
+    changes: dict[str, Any] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------- middleware
+class BodyLimit:
+    """Refuse request bodies over `max_bytes` with 413, by Content-Length or by counting a streamed body, and
+    API requests with a body that is not declared application/json with 415 (so a cross-site form cannot post)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        if scope["method"] in ("POST", "PUT", "PATCH") and scope["path"].startswith("/api/"):
+            ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            if ctype != b"application/json":
+                shown = ctype.decode("latin-1")[:60] or "no content type"
+                await self._refuse(send, 415, f"send the request body as application/json, not {shown}")
+                return
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                await self._refuse(send, 400, "invalid Content-Length header")
+                return
+            if declared > self.max_bytes:
+                await self._too_large(send, declared)
+                return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                await self._too_large(send, None)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send: Send, declared: int | None) -> None:
+        size = f"{declared} bytes" if declared is not None else f"more than {self.max_bytes} bytes"
+        await self._refuse(send, 413, f"request body too large: {size}; the limit is {self.max_bytes} bytes")
+
+    @staticmethod
+    async def _refuse(send: Send, status: int, detail: str) -> None:
+        response = JSONResponse({"detail": detail}, status_code=status, headers={"Connection": "close"})
+        await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _shown(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def check_run_id(text: str) -> str:
+    """A run id or prefix of one ('r' + up to 10 hex digits), else ApiError 400. Checked before any lookup."""
+    if not RUN_ID.fullmatch(text):
+        raise ApiError(400, f"invalid run id {_shown(text)}: a run id is 'r' followed by 10 hex digits "
+                       "(a unique prefix is enough)")
+    return text
+
+
+def check_job_id(text: str) -> str:
+    if not JOB_ID.fullmatch(text):
+        raise ApiError(400, f"invalid job id {_shown(text)}: a job id is 'j' followed by 10 hex digits")
+    return text
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/NaT/NA → None, timestamps → ISO text, numpy scalars → Python."""
+    if value is None or (not isinstance(value, str | bytes | list | dict | tuple) and pd.isna(value)):
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        value = value.item()
+    return form.finite_or_none(value)
+
+
+def _validation_message(err: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+    """FastAPI's validation errors in plain words, naming each field."""
+    items = []
+    for e in err.errors():
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
+        name = ".".join(loc) or "(body)"
+        kind = e.get("type", "")
+        if kind == "extra_forbidden":
+            text = f"unknown field '{name}'"
+        elif kind == "missing":
+            text = f"missing field '{name}'"
+        elif kind == "json_invalid":
+            name = "(body)"
+            text = f"request body is not valid JSON: {e.get('ctx', {}).get('error', e.get('msg'))}"
+        elif kind == "model_attributes_type" or (name == "(body)" and kind.endswith("_type")):
+            text = "request body must be a JSON object"
+        else:
+            text = f"{name}: {e.get('msg')}"
+        items.append({"field": name, "message": text})
+    return "; ".join(i["message"] for i in items) or "invalid request", items
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", "")
+
+
+def _error(request: Request, status: int, detail: str, **extra: Any) -> Response:
+    headers = {"Cache-Control": "no-store"}
+    if _wants_json(request):
+        return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
+    return HTMLResponse(pages.error_page(status, detail), status_code=status,
+                        headers={**headers, "Content-Security-Policy": PAGE_CSP})
+
+
+def _html(body: str, csp: str = PAGE_CSP) -> HTMLResponse:
+    return HTMLResponse(body, headers={"Content-Security-Policy": csp, "Cache-Control": "no-store"})
+
+
+# ---------------------------------------------------------------------------------------------- the app
+def create_app(db_path: str | Path, *, max_body_bytes: int = MAX_BODY_BYTES, max_queue: int = MAX_QUEUE,
+               max_agent_days: int = MAX_AGENT_DAYS, allowed_hosts: list[str] | None = None,
+               job_target: JobTarget = run_job, start_worker: bool = True) -> FastAPI:
+    """The dashboard for the results database at `db_path` (created if missing; its folder must exist).
+
+    `allowed_hosts`: Host header values accepted (DNS-rebinding guard); default localhost names only.
+    `job_target`: the function each job process runs (see `defection.web.jobs.run_job`).
+    `start_worker=False` leaves the queue unserved (jobs stay queued), for tests."""
+    db = ResultsDB(db_path)
+    db_lock = threading.RLock()
+    queue = JobQueue(db.path, max_queue=max_queue, target=job_target, db_lock=db_lock)
+    static = {name: (resources.files("defection.web") / "static" / name).read_bytes() for name in STATIC}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if start_worker:
+            queue.start()
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(queue.shutdown)
+
+    app = FastAPI(title="defection-lab dashboard", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None, redirect_slashes=False)
+    app.state.db = db
+    app.state.db_lock = db_lock
+    app.state.queue = queue
+    app.state.limits = {"max_body_bytes": max_body_bytes, "max_queue": max_queue, "max_agent_days": max_agent_days,
+                        "max_compare": MAX_COMPARE}
+    reports: OrderedDict[tuple[str, ...], str] = OrderedDict()
+    render_lock = threading.Lock()
+
+    app.add_middleware(TrustedHostMiddleware,
+                       allowed_hosts=allowed_hosts or ["127.0.0.1", "localhost", "::1", "[::1]"])
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
+
+    # -- errors ------------------------------------------------------------------------------------------
+    @app.exception_handler(ApiError)
+    async def on_api_error(request: Request, exc: ApiError) -> Response:
+        return _error(request, exc.status, exc.detail, **exc.extra)
+
+    @app.exception_handler(form.FormError)
+    async def on_form_error(request: Request, exc: form.FormError) -> Response:
+        return _error(request, exc.status, exc.detail, field=exc.field, problems=[])
+
+    @app.exception_handler(ScenarioError)
+    async def on_scenario_error(request: Request, exc: ScenarioError) -> Response:
+        return _error(request, 422, exc.render(), problems=[form.problem_json(p) for p in exc.problems])
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> Response:
+        detail, items = _validation_message(exc)
+        status = 400 if any("not valid JSON" in i["message"] or "must be a JSON object" in i["message"]
+                            for i in items) else 422
+        return _error(request, status, detail, errors=items)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = exc.detail if isinstance(exc.detail, str) else "request refused"
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no such page: {request.url.path[:200]}"
+        elif exc.status_code == 405:
+            detail = f"method {request.method} is not allowed on {request.url.path[:200]}"
+        return _error(request, exc.status_code, detail)
+
+    @app.exception_handler(RunNotFound)
+    async def on_not_found(request: Request, exc: RunNotFound) -> Response:
+        return _error(request, 404, str(exc))
+
+    @app.exception_handler(ResultsError)
+    async def on_results_error(request: Request, exc: ResultsError) -> Response:
+        log.error("results database: %s", exc)
+        return _error(request, 503, f"the results database is not available: {exc}")
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _error(request, 500, "internal error; the details are in the server's log")
+
+    # -- data --------------------------------------------------------------------------------------------
+    def runs_rows(limit: int | None = None) -> list[dict[str, Any]]:
+        with db_lock:
+            df = db.list_runs(limit=limit)
+        rows = df.to_dict("records")
+        return [{k: _json_safe(v) for k, v in r.items()} for r in rows]
+
+    def get_run(run_id: str) -> dict[str, Any]:
+        with db_lock:
+            return db.get_run(check_run_id(run_id))
+
+    def validated(body: ChangesBody) -> Any:
+        sc = form.scenario_for(body.changes)
+        if sc.simulation.posterior:  # cannot happen through the form; refuse rather than read a file
+            raise ApiError(422, "simulation.posterior cannot be set from the dashboard", field="simulation.posterior")
+        cost = job_cost(sc)
+        if cost > max_agent_days:
+            raise ApiError(422, f"job too large: {cost:,} agent-days (simulation.agents × simulation.days × "
+                           f"simulation.replicates{' × regime candidates' if cost != _plain(sc) else ''}); this "
+                           f"dashboard runs at most {max_agent_days:,}. Use fewer agents, days or replicates, or "
+                           "`defection run` on the command line", field="simulation.agents", agent_days=cost)
+        return sc
+
+    def report_html(key: tuple[str, ...], render: Any, cacheable: bool) -> str:
+        with render_lock:
+            if key in reports:
+                reports.move_to_end(key)
+                return reports[key]
+            with db_lock:
+                text = render()
+            if cacheable:
+                reports[key] = text
+                while len(reports) > REPORT_CACHE:
+                    reports.popitem(last=False)
+            return text
+
+    # -- pages -------------------------------------------------------------------------------------------
+    @app.get("/", response_class=HTMLResponse)
+    def runs_page() -> Response:
+        return _html(pages.runs_page(runs_rows(), app.state.limits))
+
+    @app.get("/new", response_class=HTMLResponse)
+    def new_page() -> Response:
+        return _html(pages.new_run_page(app.state.limits))
+
+    @app.get("/jobs/{job_id}", response_class=HTMLResponse)
+    def job_page(job_id: str) -> Response:
+        job = queue.get(check_job_id(job_id))
+        if job is None:
+            raise ApiError(404, f"no job {job_id} on this server (jobs are forgotten when it restarts)")
+        return _html(pages.job_page(job.id))
+
+    @app.get("/runs/{run_id}", response_class=HTMLResponse)
+    def report_page(run_id: str) -> Response:
+        from defection.report import ReportError, render_report
+
+        run = get_run(run_id)
+        rid = run["run_id"]
+        try:
+            text = report_html((rid,), lambda: render_report(db, rid), run["status"] == "complete")
+        except ReportError as e:
+            raise ApiError(409, f"run {rid} ({run['status']}, kind {run['kind']}) has no report: {e}") from None
+        return _html(text, REPORT_CSP)
+
+    @app.get("/compare", response_class=HTMLResponse)
+    def compare_page(run: Annotated[list[str] | None, Query()] = None) -> Response:
+        from defection.report import ReportError, render_compare
+
+        ids = [check_run_id(r) for r in (run or [])]
+        if len(ids) < 2:
+            raise ApiError(400, "select at least two runs to compare")
+        if len(ids) > MAX_COMPARE:
+            raise ApiError(400, f"at most {MAX_COMPARE} runs can be compared at once, not {len(ids)}")
+        infos = [get_run(r) for r in ids]
+        full = [i["run_id"] for i in infos]
+        if len(set(full)) < len(full):
+            raise ApiError(400, "the same run is selected twice; select different runs")
+        complete = all(i["status"] == "complete" for i in infos)
+        try:
+            text = report_html(("compare", *full), lambda: render_compare(db, full), complete)
+        except ReportError as e:
+            raise ApiError(409, f"these runs cannot be compared: {e}") from None
+        return _html(text, REPORT_CSP)
+
+    @app.get("/static/{name}")
+    def static_file(name: str) -> Response:
+        if name not in STATIC:
+            raise ApiError(404, f"no such file: {_shown(name)}")
+        return Response(static[name], media_type=STATIC[name], headers={"Cache-Control": "no-cache"})
+
+    # -- API ---------------------------------------------------------------------------------------------
+    @app.get("/api/health")
+    def health() -> dict[str, Any]:
+        return {"ok": True, "limits": app.state.limits}
+
+    @app.get("/api/runs")
+    def api_runs(limit: Annotated[int, Query(ge=1, le=10_000)] = 500) -> dict[str, Any]:
+        return {"runs": runs_rows(limit)}
+
+    @app.get("/api/runs/{run_id}")
+    def api_run(run_id: str) -> dict[str, Any]:
+        import json
+
+        info = get_run(run_id)
+        out = {k: _json_safe(v) for k, v in info.items() if k not in ("scenario_json", "library_versions")}
+        out["library_versions"] = info["library_versions"]
+        out["scenario"] = json.loads(info["scenario_json"] or "{}")
+        if info["status"] == "complete":
+            with db_lock:
+                rows = db.outcomes(info["run_id"]).to_dict("records")
+            out["outcomes"] = {r["outcome"]: {k: _json_safe(r[k]) for k in ("median", "p05", "p95", "mean")}
+                               for r in rows}
+        return out
+
+    @app.get("/api/schema")
+    def api_schema() -> dict[str, Any]:
+        return {"groups": [{"key": k, "title": t, "fields": [f.to_json() for f in fs]} for k, t, fs in form.groups()],
+                "limits": app.state.limits}
+
+    @app.post("/api/validate")
+    def api_validate(body: ChangesBody) -> dict[str, Any]:
+        sc = validated(body)
+        return {"ok": True, "agent_days": job_cost(sc), "max_agent_days": max_agent_days}
+
+    @app.post("/api/jobs", status_code=202)
+    def api_submit(body: ChangesBody) -> dict[str, Any]:
+        sc = validated(body)
+        try:
+            job = queue.submit(sc)
+        except QueueFull as e:
+            raise ApiError(429, str(e)) from None
+        return {**job.to_json(queue.position(job)), "url": f"/jobs/{job.id}"}
+
+    @app.get("/api/jobs")
+    def api_jobs() -> dict[str, Any]:
+        return {"jobs": [j.to_json(pos) for j, pos in queue.jobs()]}
+
+    @app.get("/api/jobs/{job_id}")
+    def api_job(job_id: str) -> dict[str, Any]:
+        job = queue.get(check_job_id(job_id))
+        if job is None:
+            raise ApiError(404, f"no job {job_id} on this server (jobs are forgotten when it restarts)")
+        return job.to_json(queue.position(job))
+
+    @app.delete("/api/jobs/{job_id}")
+    def api_cancel(job_id: str) -> dict[str, Any]:
+        job = queue.get(check_job_id(job_id))
+        if job is None:
+            raise ApiError(404, f"no job {job_id} on this server")
+        if not queue.cancel(job.id):
+            raise ApiError(409, f"job {job.id} is {job.status}; only a queued job can be cancelled")
+        return job.to_json()
+
+    return app
+
+
+def _plain(sc: Any) -> int:
+    sim = sc.simulation
+    return sim.agents * sim.days * sim.replicates

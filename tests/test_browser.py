@@ -1,0 +1,274 @@
+"""The dashboard and the HTML report in a real browser: Debian's headless chromium, driven by Playwright.
+
+`python -m defection serve` runs in a subprocess on a free port. The tests create a run through the form and
+watch it finish, open its report and check that the figures are drawn, compare two runs, check that an invalid
+value shows the CLI's message, and open a report written to a file with no network request at all.
+
+Set DEFECTION_SCREENSHOTS=DIR to save dashboard-runs.png, dashboard-new-run.png, dashboard-progress.png,
+report.png and compare.png (1280×800) into DIR. Skipped when /usr/bin/chromium is missing, unless CI is set:
+there a missing browser is a failure (`make browser` installs it). `playwright install` is never used.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import ROOT, cli
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+VIEWPORT = {"width": 1280, "height": 800}
+SMALL = {"simulation.agents": 3000, "simulation.days": 120, "simulation.replicates": 3}
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"),
+                       reason="/usr/bin/chromium not found (`apt-get install chromium`, or `make browser` as root); "
+                       "browser tests are skipped outside CI"),
+]
+
+# Every plot on the page: its traces, the points they hold, and what Plotly drew for them.
+FIGURES_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => ({
+  id: d.id,
+  traces: (d.data || []).length,
+  points: (d.data || []).map(t => Math.max((t.x || []).length, (t.y || []).length, (t.values || []).length)),
+  svgs: d.querySelectorAll('.main-svg').length,
+  drawn: d.querySelectorAll('.trace').length,
+}))"""
+
+
+def screenshot(page: Any, name: str, full_page: bool = False) -> None:
+    folder = os.environ.get("DEFECTION_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / name), full_page=full_page)
+
+
+@dataclass
+class Server:
+    url: str
+    db: Path
+    runs: list[str]
+    folder: Path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    from defection.engine import simulate
+    from defection.results import ResultsDB
+    from defection.scenario import default_scenario, with_changes
+
+    folder = tmp_path_factory.mktemp("browser")
+    db = folder / "runs.duckdb"
+    store = ResultsDB(db)
+    runs = [store.store(simulate(with_changes(default_scenario(), {**SMALL, "meta.name": "proposal-100k"}))),
+            store.store(simulate(with_changes(default_scenario(), {**SMALL, "offer.cash_usd": 10_000_000.0,
+                                                                    "meta.name": "cash-10m"})))]
+    log = folder / "serve.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "defection", "serve", "--port", "0", "--db", str(db)],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline = time.monotonic() + 60
+        m = None
+        while m is None:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the server did not start: " + log.read_text()
+            m = re.search(r"http://127\.0\.0\.1:(\d+)/", log.read_text())
+            time.sleep(0.1)
+        yield Server(f"http://127.0.0.1:{m.group(1)}", db, runs, folder)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in log.read_text(), log.read_text()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.fail("CI is set but /usr/bin/chromium is missing: the browser tests must run in CI (`make browser`)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@dataclass
+class Tab:
+    page: Any
+    errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+    def foreign(self, *allowed: str) -> list[str]:
+        """Requests to anywhere but the allowed prefixes (and data:, about:, blob:)."""
+        ok = (*allowed, "data:", "about:", "blob:")
+        return [u for u in self.requests if not u.startswith(ok)]
+
+
+@pytest.fixture
+def tab(browser: Any) -> Iterator[Tab]:
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    t = Tab(page)
+    page.on("console", lambda m: t.errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: t.errors.append(str(e)))
+    page.on("request", lambda r: t.requests.append(r.url))
+    try:
+        yield t
+    finally:
+        context.close()
+
+
+def check_figures(page: Any, at_least: int) -> list[dict[str, Any]]:
+    """Wait for the plots and check each has traces with points, drawn as SVG."""
+    page.wait_for_selector(".js-plotly-plot .main-svg")
+    page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot').length >= {at_least}")
+    figures = page.evaluate(FIGURES_JS)
+    assert len(figures) >= at_least, figures
+    for f in figures:
+        assert f["traces"] > 0 and f["svgs"] > 0 and f["drawn"] > 0, f
+        assert max(f["points"]) > 0, f
+    return figures
+
+
+def test_create_a_run_through_the_form(server: Server, tab: Tab) -> None:
+    page = tab.page
+    page.goto(server.url + "/new")
+    for name, value in {"simulation.agents": "5000", "simulation.days": "365", "simulation.replicates": "2",
+                        "offer.cash_usd": "250000", "meta.name": "from-the-form"}.items():
+        page.fill(f'[name="{name}"]', value)
+    page.uncheck('[name="offer.education"]')
+    page.locator("#estimate").filter(has_text="Valid. 3,650,000 agent-days").wait_for()
+    assert page.inner_text("#changed-count") == "5 fields changed"  # days 365 is the default
+    page.click("#submit")
+    page.wait_for_url(re.compile(r"/jobs/j[0-9a-f]{10}$"))
+    page.locator("#job-status").filter(has_text=re.compile("queued|running|complete")).wait_for()
+    assert "5,000 agents × 365 days × 2 replicates" in page.inner_text("#job-size")
+    try:  # catch the bar part-way (the job may be too quick for that)
+        page.wait_for_function("() => { const v = +document.querySelector('.bar').getAttribute('aria-valuenow');"
+                               " return v >= 10 && v <= 95; }", timeout=20_000)
+        assert re.search(r"of 730 replicate-days simulated", page.inner_text("#job-progress"))
+        screenshot(page, "dashboard-progress.png")
+    except Exception as e:  # playwright's TimeoutError
+        if "Timeout" not in type(e).__name__:
+            raise
+    page.locator("#job-done").wait_for(state="visible", timeout=120_000)
+    assert page.inner_text("#job-status") == "complete"
+    assert page.get_attribute(".bar", "aria-valuenow") == "100"
+    page.click("#report-link")
+    page.wait_for_url(re.compile(r"/runs/r[0-9a-f]{10}$"))
+    run_id = page.url.rsplit("/", 1)[1]
+    check_figures(page, at_least=3)
+    text = page.inner_text("body")
+    assert run_id in text and "from-the-form" in text and "offer.cash_usd" in text
+    page.locator(".js-plotly-plot").first.evaluate("e => e.closest('section').scrollIntoView()")
+    screenshot(page, "report.png")
+    assert tab.errors == []
+    assert tab.foreign(server.url) == []
+
+    from defection.results import ResultsDB
+
+    run = ResultsDB(server.db).get_run(run_id)
+    assert run["status"] == "complete" and run["scenario_name"] == "from-the-form"
+    assert (run["days"], run["replicates"]) == (365, 2)
+
+
+def test_compare_two_runs(server: Server, tab: Tab) -> None:
+    page = tab.page
+    page.goto(server.url + "/")
+    for rid in server.runs:
+        assert page.locator(f'tr[data-run-id="{rid}"] .badge').inner_text() == "complete"
+    button = page.locator("#compare-button")
+    assert button.is_disabled()
+    page.check(f'input[name="run"][value="{server.runs[0]}"]')
+    assert button.is_disabled()
+    page.check(f'input[name="run"][value="{server.runs[1]}"]')
+    assert button.is_enabled() and button.inner_text() == "Compare selected (2)"
+    screenshot(page, "dashboard-runs.png")
+    button.click()
+    page.wait_for_url(f"{server.url}/compare?run={server.runs[0]}&run={server.runs[1]}")  # oldest first
+    check_figures(page, at_least=2)
+    text = page.inner_text("body")
+    assert all(rid in text for rid in server.runs) and "cash-10m" in text
+    screenshot(page, "compare.png", full_page=True)
+    assert tab.errors == []
+    assert tab.foreign(server.url) == []
+
+
+def test_invalid_values_show_the_cli_message(server: Server, tab: Tab) -> None:
+    from defection.scenario import ScenarioError, default_scenario, with_changes
+
+    def expected(path: str, value: Any) -> str:
+        with pytest.raises(ScenarioError) as e:
+            with_changes(default_scenario(), {path: value})
+        return str(e.value.problems[0])
+
+    page = tab.page
+    page.goto(server.url + "/new")
+    page.fill('[name="simulation.days"]', "5000")
+    days = page.locator('.error[data-for="simulation.days"]')
+    days.wait_for(state="visible")
+    assert days.inner_text() == expected("simulation.days", 5000)
+    cli_run = cli("run", "--days", "5000", "--db", str(server.folder / "never.duckdb"))
+    assert cli_run.returncode == 2 and f"  - {days.inner_text()}" in cli_run.stderr.splitlines()
+    page.fill('[name="offer.cash_usd"]', "lots")
+    cash = page.locator('.error[data-for="offer.cash_usd"]')
+    cash.wait_for(state="visible")
+    assert cash.inner_text() == expected("offer.cash_usd", "lots")
+    assert page.get_attribute('[name="offer.cash_usd"]', "class") == "invalid"
+    assert "2 problems" in page.inner_text("#estimate")
+    # a scenario-wide problem has no field of its own: it is shown above the form
+    page.fill('[name="simulation.days"]', "20")
+    page.fill('[name="offer.cash_usd"]', "100000")
+    page.fill('[name="simulation.agents"]', "50")
+    page.locator("#form-errors").wait_for(state="visible")
+    assert page.inner_text("#form-errors") == expected("simulation.agents", 50)
+    page.fill('[name="simulation.agents"]', "99000")
+    page.fill('[name="offer.cash_usd"]', "-5")
+    cash.filter(has_text="out of range").wait_for()
+    assert cash.inner_text() == expected("offer.cash_usd", -5)
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, "dashboard-new-run.png")
+    jobs_before = page.request.get(server.url + "/api/jobs").json()["jobs"]
+    page.click("#submit")
+    page.wait_for_timeout(500)
+    assert page.url.endswith("/new") and cash.inner_text() == expected("offer.cash_usd", -5)
+    assert page.request.get(server.url + "/api/jobs").json()["jobs"] == jobs_before
+    refused = "Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)"
+    assert tab.errors and [e for e in tab.errors if e != refused] == []  # chromium logs each 422 answer
+    assert tab.foreign(server.url) == []
+
+
+def test_report_file_opens_offline(server: Server, tab: Tab, tmp_path: Path) -> None:
+    from defection.report import render_report
+    from defection.results import ResultsDB
+
+    target = tmp_path / "report.html"
+    target.write_text(render_report(ResultsDB(server.db), server.runs[1]), encoding="utf-8")
+    page = tab.page
+    page.goto(target.as_uri())
+    check_figures(page, at_least=3)
+    assert server.runs[1] in page.inner_text("body")
+    page.wait_for_timeout(500)  # anything loaded late would show up here
+    assert [u for u in tab.requests if not u.startswith(("file:", "data:", "about:", "blob:"))] == []
+    assert tab.errors == []

@@ -1,0 +1,474 @@
+"""The dashboard server (`defection serve`): limits, refusals, messages, concurrency and the job queue.
+
+Most tests use Starlette's TestClient; the concurrency and raw-path tests use a real uvicorn on 127.0.0.1 (a free
+port, in a thread of this process); the shutdown test runs `python -m defection serve` in a subprocess.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from defection.engine import simulate
+from defection.results import ResultsDB, RunMeta
+from defection.scenario import ScenarioError, default_scenario, with_changes
+from defection.web import form
+from defection.web.app import create_app
+
+from .conftest import ROOT, cli
+
+TINY = {"simulation.agents": 2000, "simulation.days": 20, "simulation.replicates": 2}
+BASE = "http://127.0.0.1"
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A database with two complete tiny runs and one failed run."""
+    folder = tmp_path_factory.mktemp("web")
+    db = ResultsDB(folder / "runs.duckdb")
+    a = db.store(simulate(with_changes(default_scenario(), TINY)))
+    b = db.store(simulate(with_changes(default_scenario(), {**TINY, "offer.cash_usd": 1e6, "meta.name": "rich"})))
+    failed = db.begin_run(RunMeta.from_scenario(with_changes(default_scenario(), TINY)))
+    db.mark_run(failed, "failed", "RuntimeError: made to fail")
+    return {"folder": folder, "db": db.path, "complete": [a, b], "failed": failed}
+
+
+@pytest.fixture
+def client(stored: dict[str, Any]) -> Iterator[TestClient]:
+    with TestClient(create_app(stored["db"], start_worker=False), base_url=BASE) as c:
+        yield c
+
+
+class LiveServer:
+    """uvicorn serving an app on 127.0.0.1 on a free port, in a thread of this process."""
+
+    def __init__(self, app: Any):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(20)
+        self.sock.close()
+
+    def raw(self, method: str, path: str, body: bytes | None = None,
+            headers: dict[str, str] | None = None) -> tuple[int, str]:
+        """A request sent exactly as written (no client-side normalisation of the path)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            return r.status, r.read().decode("utf-8", "replace")
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def live(stored: dict[str, Any]) -> Iterator[LiveServer]:
+    with LiveServer(create_app(stored["db"], start_worker=False)) as server:
+        yield server
+
+
+def cli_problems(changes: dict[str, Any]) -> list[str]:
+    """The problem lines the CLI prints for these changes to the default scenario."""
+    try:
+        with_changes(default_scenario(), changes, source="<cli>")
+    except ScenarioError as e:
+        return [str(p) for p in e.problems]
+    raise AssertionError(f"{changes} is valid")
+
+
+# ---------------------------------------------------------------------------------------------- limits
+def test_oversized_body_is_refused_with_413(stored: dict[str, Any]) -> None:
+    app = create_app(stored["db"], max_body_bytes=2000, start_worker=False)
+    with TestClient(app, base_url=BASE) as c:
+        big = {"changes": {"meta.description": "x" * 5000}}
+        r = c.post("/api/validate", json=big)
+        assert r.status_code == 413
+        assert "too large" in r.json()["detail"] and "2000 bytes" in r.json()["detail"]
+        # a streamed body without Content-Length is counted as it arrives
+        r = c.post("/api/jobs", content=iter([b'{"changes": {"meta.name": "', b"y" * 3000, b'"}}']),
+                   headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "too large" in r.json()["detail"]
+        assert c.get("/api/jobs").json()["jobs"] == []
+        # just under the limit is fine
+        assert c.post("/api/validate", json={"changes": {"meta.description": "x" * 1500}}).status_code == 200
+
+
+def test_unknown_and_malformed_fields_are_named(client: TestClient) -> None:
+    cases = {
+        "changez": {"changez": {}},
+        "offer.bogus": {"changes": {"offer.bogus": 1}},
+        "offer": {"changes": {"offer": {"cash_usd": 1}}},
+        "offer.cash_usd.x": {"changes": {"offer.cash_usd.x": 1}},
+        "information.channels[7].name": {"changes": {"information.channels[7].name": "tv"}},
+    }
+    for name, body in cases.items():
+        for url in ("/api/validate", "/api/jobs"):
+            r = client.post(url, json=body)
+            assert 400 <= r.status_code < 500, (name, r.status_code)
+            assert f"'{name}'" in r.json()["detail"], (name, r.json())
+    r = client.post("/api/validate", json={"changes": {"offer.cash_usd": [1, 2]}})
+    assert r.status_code == 422 and "offer.cash_usd" in r.json()["detail"]
+    r = client.post("/api/validate", json={"changes": {"offer.cash_usd": None}})
+    assert r.status_code == 422 and "offer.cash_usd" in r.json()["detail"]
+    for raw in (b'{"changes": ', b"[1, 2]", b'"text"', b'{"changes": {"offer.cash_usd": 1e999999}}', b"[" * 50_000,
+                b'{"changes": {"simulation.days": 1' + b"0" * 5000 + b"}}", b"\xff\xfe{}"):
+        r = client.post("/api/validate", content=raw, headers={"content-type": "application/json"})
+        assert 400 <= r.status_code < 500, raw
+        assert r.json()["detail"]
+    form_post = {"content-type": "application/x-www-form-urlencoded"}
+    r = client.post("/api/validate", content=b"changes=1", headers=form_post)
+    assert r.status_code == 415 and "application/json" in r.json()["detail"]
+    assert client.get("/api/jobs").json()["jobs"] == []
+
+
+def test_path_like_inputs_are_refused_without_touching_files_or_db(
+        live: LiveServer, stored: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    looked_up: list[str] = []
+    for name in ("resolve", "get_run"):
+        original = getattr(ResultsDB, name)
+
+        def spy(self: ResultsDB, run_id: str, *a: Any, _original: Any = original, **k: Any) -> Any:
+            looked_up.append(run_id)
+            return _original(self, run_id, *a, **k)
+
+        monkeypatch.setattr(ResultsDB, name, spy)
+    opened: list[str] = []
+    recording = threading.Event()
+
+    def audit(event: str, args: tuple[Any, ...]) -> None:
+        if event == "open" and recording.is_set() and args and isinstance(args[0], str | bytes):
+            opened.append(os.fsdecode(args[0]))
+
+    sys.addaudithook(audit)  # cannot be removed; it records only while `recording` is set
+    before = sorted(p.name for p in stored["folder"].iterdir())
+    gets = ["/runs/../../etc/passwd", "/runs/..%2F..%2Fetc%2Fpasswd", "/runs/%2e%2e%2f", "/runs/%2e%2e",
+            "/api/runs/%2e%2e%2f", "/api/runs/%2e%2e", "/api/runs/..%252F..%252Fetc%252Fpasswd",
+            "/api/runs/r1234%2F..", "/api/runs/R0123456789a", "/compare?run=../../etc/passwd&run=%2e%2e%2f",
+            "/compare?run=" + stored["complete"][0] + "&run=%2Fetc%2Fpasswd", "/static/..%2F..%2Fapp.py",
+            "/static/%2e%2e%2fapp.py", "/jobs/..%2F..%2Fetc%2Fpasswd", "/api/jobs/%2e%2e"]
+    recording.set()
+    try:
+        for path in gets:
+            status, text = live.raw("GET", path)
+            assert 400 <= status < 500, (path, status, text)
+            assert "root:" not in text and "Traceback" not in text
+        for url in ("/api/validate", "/api/jobs"):
+            for value in ("/etc/passwd", "../../etc/passwd", ""):
+                body = json.dumps({"changes": {"simulation.posterior": value}}).encode()
+                status, text = live.raw("POST", url, body, {"content-type": "application/json"})
+                assert status == 422, (url, value, status)
+                assert "simulation.posterior" in json.loads(text)["detail"]
+    finally:
+        recording.clear()
+    assert not [p for p in opened if "passwd" in p or "app.py" in p], opened
+    assert all(re.fullmatch(r"r[0-9a-f]{1,10}", r) for r in looked_up), looked_up
+    assert sorted(p.name for p in stored["folder"].iterdir()) == before
+    assert live.raw("GET", "/api/jobs")[1] == '{"jobs":[]}'
+    assert "simulation.posterior" not in {f.path for f in form.FIELDS}
+
+
+def test_values_are_data_never_code(client: TestClient, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    payloads = [f"__import__('os').system('touch {marker}')", f"{{{{ open('{marker}', 'w') }}}}",
+                "1e5; import os", "lambda: 1"]
+    for value in payloads:
+        for path in ("offer.cash_usd", "simulation.days", "offer.schedule.rule"):
+            r = client.post("/api/validate", json={"changes": {path: value}})
+            assert r.status_code == 422
+            assert [p["text"] for p in r.json()["problems"]] == cli_problems({path: value})
+    # text fields keep the text as text (and pages escape it)
+    r = client.post("/api/validate", json={"changes": {"meta.name": "<script>alert(1)</script>"}})
+    assert r.status_code == 200
+    assert not marker.exists()
+
+
+def test_invalid_values_get_the_cli_messages(client: TestClient) -> None:
+    cases = [{"offer.cash_usd": "abc"}, {"offer.cash_usd": -5}, {"simulation.days": 5000},
+             {"simulation.days": 20.5}, {"simulation.mode": "x"}, {"offer.education": "maybe"},
+             {"simulation.agents": 10}, {"offer.schedule.rule": "deadline"},
+             {"force.types.contract.share": 0.9}, {"offer.cash_usd": -1, "simulation.replicates": 0}]
+    for changes in cases:
+        for url in ("/api/validate", "/api/jobs"):
+            r = client.post(url, json={"changes": changes})
+            assert r.status_code == 422, (changes, r.status_code)
+            data = r.json()
+            expected = cli_problems(changes)
+            assert [p["text"] for p in data["problems"]] == expected
+            assert data["detail"].splitlines()[1:] == [f"  - {line}" for line in expected]
+    r = client.post("/api/validate", content=b'{"changes": {"offer.cash_usd": NaN}}',
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert r.json()["problems"][0]["text"] == cli_problems({"offer.cash_usd": float("nan")})[0]
+    # a field's problem is attached to the field; a scenario-wide one is not
+    data = client.post("/api/validate", json={"changes": {"information.channels[1].daily_reach": 2}}).json()
+    assert data["problems"][0]["field"] == "information.channels[1].daily_reach"
+    data = client.post("/api/validate", json={"changes": {"simulation.agents": 10}}).json()
+    assert data["problems"][0]["field"] is None
+    assert client.get("/api/jobs").json()["jobs"] == []
+
+
+def test_cli_prints_the_same_problem(client: TestClient, tmp_path: Path) -> None:
+    r = cli("run", "--days", "5000", "--db", str(tmp_path / "x.duckdb"))
+    assert r.returncode == 2
+    web = client.post("/api/validate", json={"changes": {"simulation.days": 5000}}).json()["problems"][0]["text"]
+    assert f"  - {web}" in r.stderr.splitlines()
+
+
+def test_job_size_and_queue_limits(stored: dict[str, Any]) -> None:
+    app = create_app(stored["db"], max_queue=2, max_agent_days=1_000_000, start_worker=False)
+    with TestClient(app, base_url=BASE) as c:
+        r = c.post("/api/validate", json={"changes": {"simulation.agents": 20_000, "simulation.days": 100}})
+        assert r.status_code == 422 and "job too large" in r.json()["detail"]
+        assert "1,000,000" in r.json()["detail"]
+        r = c.post("/api/jobs", json={"changes": {}})  # the default scenario: 722M agent-days
+        assert r.status_code == 422 and "job too large" in r.json()["detail"]
+        first = c.post("/api/jobs", json={"changes": TINY})
+        assert first.status_code == 202 and first.json()["position"] == 1
+        second = c.post("/api/jobs", json={"changes": TINY})
+        assert second.status_code == 202 and second.json()["position"] == 2
+        r = c.post("/api/jobs", json={"changes": TINY})
+        assert r.status_code == 429 and "queue is full" in r.json()["detail"]
+        # a queued job can be cancelled, which frees a place
+        assert c.delete(f"/api/jobs/{first.json()['job_id']}").json()["status"] == "cancelled"
+        assert c.get(f"/api/jobs/{second.json()['job_id']}").json()["position"] == 1
+        assert c.post("/api/jobs", json={"changes": TINY}).status_code == 202
+        assert c.get("/api/jobs/j0000000000").status_code == 404
+        assert c.get("/api/jobs/nope").status_code == 400
+    assert len(ResultsDB(stored["db"]).list_runs()) == 3  # nothing ran: the worker was not started
+
+
+def test_unexpected_errors_do_not_leak(stored: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(changes: dict[str, Any]) -> None:
+        raise ZeroDivisionError("secret internals")
+
+    monkeypatch.setattr(form, "scenario_for", broken)
+    with TestClient(create_app(stored["db"], start_worker=False), base_url=BASE,
+                    raise_server_exceptions=False) as c:
+        r = c.post("/api/validate", json={"changes": {}})
+        assert r.status_code == 500
+        assert r.json() == {"detail": "internal error; the details are in the server's log"}
+        r = c.get("/api/runs", headers={"host": "evil.example"})
+        assert r.status_code == 400  # DNS-rebinding guard: unknown Host header
+
+
+def test_pages_and_reads(client: TestClient, stored: dict[str, Any]) -> None:
+    a, b = stored["complete"]
+    page = client.get("/", headers={"accept": "text/html"})
+    assert page.status_code == 200 and "default-src 'none'" in page.headers["content-security-policy"]
+    for rid in (a, b, stored["failed"]):
+        assert rid in page.text
+    assert f'href="/runs/{a}"' in page.text and f'value="{a}"' in page.text
+    assert f'value="{stored["failed"]}"' not in page.text  # only complete runs can be compared
+    assert "http://" not in page.text and "https://" not in page.text
+    new = client.get("/new").text
+    for f in form.FIELDS:
+        assert f'name="{f.path}"' in new
+    assert 'name="simulation.posterior"' not in new
+    cash = new[new.index('data-path="offer.cash_usd"'):]
+    cash = cash[:cash.index("</tr>")]
+    assert ">USD<" in cash and "[0.0, 100000000.0]" in cash and "100000.0" in cash and "proposal" in cash
+    runs = client.get("/api/runs").json()["runs"]
+    assert {r["run_id"] for r in runs} == {a, b, stored["failed"]}
+    assert next(r for r in runs if r["run_id"] == stored["failed"])["wall_seconds"] is None
+    info = client.get(f"/api/runs/{a[:6]}").json()
+    assert info["run_id"] == a and info["scenario"]["simulation"]["days"] == 20
+    assert "defected" in info["outcomes"]
+    assert client.get("/api/runs/rffffffffff").status_code == 404
+    report = client.get(f"/runs/{a}")
+    assert report.status_code == 200 and a in report.text and "Traceback" not in report.text
+    assert client.get(f"/runs/{stored['failed']}").status_code == 409
+    assert client.get(f"/compare?run={a}&run={b}").status_code == 200
+    assert client.get(f"/compare?run={a}").status_code == 400
+    assert client.get(f"/compare?run={a}&run={a}").status_code == 400
+    assert client.get(f"/compare?run={a}&run={stored['failed']}").status_code == 409
+    err = client.get("/runs/zzz", headers={"accept": "text/html"})
+    assert err.status_code == 400 and "<pre class=\"error-detail\">" in err.text
+    schema = client.get("/api/schema").json()
+    assert schema["groups"][0]["key"] == "common" and schema["groups"][1]["key"] == "simulation"
+    assert client.get("/static/app.js").status_code == 200 and client.get("/static/nope.js").status_code == 404
+
+
+def test_fifty_concurrent_requests(live: LiveServer, stored: dict[str, Any]) -> None:
+    a, b = stored["complete"]
+    expected_ids = {a, b, stored["failed"]}
+    bad = {"offer.cash_usd": -5}
+    bad_text = cli_problems(bad)
+
+    def one(k: int) -> str:
+        kind = k % 6
+        with httpx.Client(base_url=live.url, timeout=120) as h:
+            if kind == 0:
+                r = h.get("/api/runs")
+                assert r.status_code == 200 and {x["run_id"] for x in r.json()["runs"]} == expected_ids
+            elif kind == 1:
+                r = h.post("/api/validate", json={"changes": {"offer.cash_usd": 1000 * k, **TINY}})
+                assert r.status_code == 200 and r.json()["ok"] is True and r.json()["agent_days"] == 80_000
+            elif kind == 2:
+                r = h.post("/api/validate", json={"changes": bad})
+                assert r.status_code == 422 and [p["text"] for p in r.json()["problems"]] == bad_text
+            elif kind == 3:
+                rid = (a, b)[k % 2]
+                r = h.get(f"/runs/{rid}")
+                assert r.status_code == 200 and rid in r.text and r.text.rstrip().endswith("</html>")
+            elif kind == 4:
+                r = h.get("/", headers={"accept": "text/html"})
+                assert r.status_code == 200 and all(rid in r.text for rid in expected_ids)
+            else:
+                r = h.get(f"/api/runs/{b}")
+                assert r.status_code == 200 and r.json()["scenario"]["offer"]["cash_usd"] == 1e6
+        return f"{kind}:{r.status_code}"
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        results = list(pool.map(one, range(50)))
+    assert len(results) == 50
+    assert time.perf_counter() - t0 < 120
+
+
+# ---------------------------------------------------------------------------------------------- jobs
+def wait_for(c: TestClient, job_id: str, timeout: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = c.get(f"/api/jobs/{job_id}").json()
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.25)
+    raise AssertionError(f"job {job_id} did not finish in {timeout} s")
+
+
+@pytest.mark.slow
+def test_jobs_run_in_background_one_after_another(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.duckdb"
+    with TestClient(create_app(db), base_url=BASE) as c:
+        t0 = time.perf_counter()
+        first = c.post("/api/jobs", json={"changes": {**TINY, "meta.name": "first"}})
+        second = c.post("/api/jobs", json={"changes": {**TINY, "meta.name": "second", "offer.cash_usd": 0}})
+        assert time.perf_counter() - t0 < 5, "submitting must not wait for a simulation"
+        assert first.status_code == second.status_code == 202
+        j2 = c.get(f"/api/jobs/{second.json()['job_id']}").json()
+        assert j2["status"] == "queued" and j2["position"] == 1  # behind the first
+        seen_running = False
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not seen_running:
+            j1 = c.get(f"/api/jobs/{first.json()['job_id']}").json()
+            seen_running = j1["status"] == "running" and j1["run_id"] is not None
+            time.sleep(0.05)
+        assert seen_running
+        listed = {r["run_id"]: r["status"] for r in c.get("/api/runs").json()["runs"]}
+        assert listed.get(j1["run_id"]) in ("running", "complete")  # in the database while it runs
+        done1 = wait_for(c, first.json()["job_id"])
+        done2 = wait_for(c, second.json()["job_id"])
+        for done in (done1, done2):
+            assert done["status"] == "complete", done
+            assert done["done"] == done["total"] == 40 and done["report_url"] == f"/runs/{done['run_id']}"
+        assert done2["started_at"] >= done1["finished_at"]
+    store = ResultsDB(db)
+    runs = store.list_runs().set_index("run_id")
+    for done, name in ((done1, "first"), (done2, "second")):
+        row = runs.loc[done["run_id"]]
+        assert row["status"] == "complete" and row["scenario_name"] == name
+        assert (row["days"], row["replicates"]) == (20, 2)
+        assert len(store.daily(done["run_id"])) == 40 and "defected" in set(store.outcomes(done["run_id"])["outcome"])
+    assert len(runs) == 2
+
+
+def failing_job(db_path: str, run_id: str, scenario_json: str, conn: Any) -> None:
+    """A job process that fails (used through `create_app(job_target=...)`)."""
+    from defection.web.jobs import run_job
+
+    scenario = json.loads(scenario_json)
+    if scenario["meta"]["name"] == "dies":
+        os._exit(3)
+    if scenario["meta"]["name"] == "raises":
+        conn.send(("progress", 1, 40))
+        conn.send(("error", "RuntimeError: the simulation blew up"))
+        raise SystemExit(1)
+    run_job(db_path, run_id, scenario_json, conn)
+
+
+@pytest.mark.slow
+def test_failed_jobs_are_marked_failed(tmp_path: Path) -> None:
+    db = tmp_path / "fail.duckdb"
+    with TestClient(create_app(db, job_target=failing_job), base_url=BASE) as c:
+        ids = [c.post("/api/jobs", json={"changes": {**TINY, "meta.name": name}}).json()["job_id"]
+               for name in ("raises", "dies", "fine")]
+        raised, died, fine = (wait_for(c, i) for i in ids)
+    assert raised["status"] == "failed" and raised["error"] == "RuntimeError: the simulation blew up"
+    assert died["status"] == "failed" and "exited with code 3" in died["error"]
+    assert fine["status"] == "complete"  # the worker goes on after failures
+    store = ResultsDB(db)
+    for job in (raised, died):
+        run = store.get_run(job["run_id"])
+        assert run["status"] == "failed" and run["error"] == job["error"]
+        assert store.daily(job["run_id"]).empty and store.outcomes(job["run_id"]).empty  # nothing partial
+    assert store.get_run(fine["run_id"])["status"] == "complete"
+
+
+@pytest.mark.slow
+def test_serve_stops_cleanly_and_records_the_interrupted_run(tmp_path: Path) -> None:
+    db = tmp_path / "serve.duckdb"
+    proc = subprocess.Popen([sys.executable, "-m", "defection", "serve", "--port", "0", "--db", str(db)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        line = proc.stderr.readline()  # type: ignore[union-attr]
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert m, line
+        url = f"http://127.0.0.1:{m.group(1)}"
+        with httpx.Client(base_url=url, timeout=30) as h:
+            big = {"simulation.agents": 3000, "simulation.days": 365, "simulation.replicates": 6}
+            job = h.post("/api/jobs", json={"changes": big}).json()
+            queued = h.post("/api/jobs", json={"changes": TINY}).json()
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                state = h.get(f"/api/jobs/{job['job_id']}").json()
+                if state["status"] == "running" and state["done"] > 0:
+                    break
+                time.sleep(0.2)
+            assert state["status"] == "running" and state["done"] > 0, state
+            assert queued["status"] == "queued"
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole process group, job process included
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "dashboard stopped" in err
+    runs = ResultsDB(db).list_runs()
+    assert len(runs) == 1  # the queued job never started, so it was never recorded
+    run = ResultsDB(db).get_run(state["run_id"])
+    assert run["status"] == "interrupted" and "stopped before the run completed" in run["error"]
+    assert ResultsDB(db).daily(state["run_id"]).empty
