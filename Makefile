@@ -18,7 +18,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/defection run
+	$(BIN)/defection run --report report.html
 
 # The browser tests (and PNG export) drive Debian's chromium, /usr/bin/chromium. Installed here when it is
 # missing and we may (root with apt-get, as in CI); otherwise those tests are skipped outside CI.

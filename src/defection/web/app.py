@@ -204,6 +204,11 @@ def _error(request: Request, status: int, detail: str, **extra: Any) -> Response
                         headers={**headers, "Content-Security-Policy": PAGE_CSP})
 
 
+def _with_back_link(report: str) -> str:
+    """A report (a standalone document) shown inside the dashboard, with a way back to the runs."""
+    return report.replace("<body>", '<body><p style="margin:0 0 1rem"><a href="/">&larr; all runs</a></p>', 1)
+
+
 def _html(body: str, csp: str = PAGE_CSP) -> HTMLResponse:
     return HTMLResponse(body, headers={"Content-Security-Policy": csp, "Cache-Control": "no-store"})
 
@@ -358,7 +363,7 @@ def create_app(db_path: str | Path, *, max_body_bytes: int = MAX_BODY_BYTES, max
             text = report_html((rid,), lambda: render_report(db, rid), run["status"] == "complete")
         except ReportError as e:
             raise ApiError(409, f"run {rid} ({run['status']}, kind {run['kind']}) has no report: {e}") from None
-        return _html(text, REPORT_CSP)
+        return _html(_with_back_link(text), REPORT_CSP)
 
     @app.get("/compare", response_class=HTMLResponse)
     def compare_page(run: Annotated[list[str] | None, Query()] = None) -> Response:
@@ -378,7 +383,7 @@ def create_app(db_path: str | Path, *, max_body_bytes: int = MAX_BODY_BYTES, max
             text = report_html(("compare", *full), lambda: render_compare(db, full), complete)
         except ReportError as e:
             raise ApiError(409, f"these runs cannot be compared: {e}") from None
-        return _html(text, REPORT_CSP)
+        return _html(_with_back_link(text), REPORT_CSP)
 
     @app.get("/static/{name}")
     def static_file(name: str) -> Response:
