@@ -82,6 +82,7 @@ font-variant-numeric:tabular-nums;white-space:nowrap}
 [title]{text-decoration:underline dotted #adb5bd}figure{margin:1.5rem 0}.plot{width:100%;min-height:300px}
 .scroll{overflow-x:auto}figcaption{color:#495057;font-size:.9rem}.note{color:#495057}.error{color:#842029;background:#f8d7da;padding:.5rem}
 .verdict{font-weight:600}footer{margin-top:3rem;color:#868e96;font-size:.8rem}
+#compare-table{font-size:.82rem}#compare-table td.num{white-space:normal}
 """
 
 BOOT = ("(function(){var cfg=%s;var s=document.querySelectorAll('script[type=\"application/json\"][data-figure]');"
