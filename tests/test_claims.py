@@ -38,7 +38,16 @@ def test_claims_command_reports_every_claim(tmp_path: Path) -> None:
     runs = stored.list_runs()
     assert runs.iloc[0]["kind"] == "claims" and runs.iloc[0]["status"] == "complete"
     assert stored.artifact(payload["run_id"], "claims")["claims"][0]["number"] == 1
-    text = cli("claims", *SMALL, "--db", str(db))
+    # the stored claims run has a report with the claims table and every verdict
+    html = tmp_path / "claims.html"
+    r = cli("report", payload["run_id"], "--db", str(db), "-o", str(html))
+    assert r.returncode == 0, r.stderr
+    page = html.read_text(encoding="utf-8")
+    assert 'id="claims"' in page
+    for c in claims:
+        assert c["verdict"] in page
+    # the human-readable table (a smaller run: only the layout is checked here)
+    text = cli("claims", "--agents", "990", "--days", "60", "--replicates", "2", "--seed", "3", "--db", str(db))
     assert text.returncode == 0 and "Claim 6" in text.stdout and "median (90% interval)" in text.stdout
 
 
