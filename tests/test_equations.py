@@ -140,3 +140,19 @@ def test_one_soldier_hand_computed() -> None:
         one([1], np.int8), one([0.0]), one([0], np.int8))
     assert u_succ == pytest.approx(-70_000 - 10_000 - 0.3 * 0.5 * 0.3 * 62_500)
     assert u_stay == pytest.approx(annuity * (-95.0))
+
+
+def test_strength_percentile_matches_numpy_and_a_hand_computed_case() -> None:
+    from defection.dynamics import strength_percentile
+
+    # companies of 10 with 4, 6, 8 and 10 present: strengths .4 .6 .8 1; the median is halfway between .6 and .8
+    present = np.array([10, 4, 8, 6], dtype=np.int32)
+    assert strength_percentile(present, 10, 50.0) == pytest.approx(0.7)
+    assert strength_percentile(present, 10, 0.0) == pytest.approx(0.4)
+    assert strength_percentile(present, 10, 100.0) == pytest.approx(1.0)
+    rng = np.random.default_rng(7)
+    for _ in range(100):
+        cs = int(rng.integers(1, 120))
+        x = rng.integers(0, cs + 1, size=int(rng.integers(1, 60))).astype(np.int32)
+        for q in (10.0, 25.0, 50.0, 75.0, 90.0):
+            assert strength_percentile(x, cs, q) == pytest.approx(float(np.percentile(x / cs, q)), abs=1e-12)

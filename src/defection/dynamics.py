@@ -156,6 +156,29 @@ def strength_ratio(serving: int, establishment: int) -> float:
 
 
 @njit(cache=True)
+def strength_percentile(present: np.ndarray, establishment: int, q: float) -> float:
+    """The q-th percentile of company strength (eq. 22) across companies, interpolated linearly between order
+    statistics as `numpy.percentile` does; a counting sort, since strengths are present counts 0…establishment."""
+    counts = np.zeros(establishment + 1, dtype=np.int64)
+    for c in range(present.size):
+        counts[min(max(present[c], 0), establishment)] += 1
+    pos = q / 100.0 * (present.size - 1)
+    lo = int(np.floor(pos))
+    frac = pos - lo
+    seen, value_lo, value_hi = 0, -1, -1
+    for v in range(establishment + 1):
+        seen += counts[v]
+        if value_lo < 0 and seen > lo:
+            value_lo = v
+        if seen > lo + 1 or (seen > lo and frac == 0.0):
+            value_hi = v
+            break
+    if value_hi < 0:
+        value_hi = value_lo
+    return (value_lo + frac * (value_hi - value_lo)) / establishment
+
+
+@njit(cache=True)
 def unit_summary(p: EngineParams, census: np.ndarray, evidence_pos: np.ndarray, evidence_neg: np.ndarray,
                  public_pos: float, public_neg: float, counts: np.ndarray, totals: np.ndarray) -> tuple[float, float]:
     """Serial sums in company order (deterministic): counter totals, mean credibility and the share of
@@ -335,9 +358,8 @@ def run_replicate(sc: Scenario, p0: EngineParams, rep: int, n_agents: int,
         row[COL["credibility"]] = cred
         row[COL["strength_share"]] = present_now / (n * w)
         row[COL["units_ineffective_share"]] = ineffective
-        strengths = np.percentile(census[:, 0] / p.company_size, STRENGTH_QUANTILES)
-        for q, v in zip(STRENGTH_QUANTILES, strengths, strict=True):
-            row[COL[f"unit_strength_p{q}"]] = v
+        for q in STRENGTH_QUANTILES:
+            row[COL[f"unit_strength_p{q}"]] = strength_percentile(census[:, 0], p.company_size, q)
         row[COL["programme_cost"]] = nominal
         row[COL["programme_cost_pv"]] = sum(v[1] for v in costs.values())
         for comp in PROGRAMME_COMPONENTS:
