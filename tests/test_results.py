@@ -268,3 +268,38 @@ def test_connection_not_held_between_calls(db: ResultsDB, result: RunResult) -> 
                           check=True)
     assert proc.stdout.strip() == "complete"
     assert db.get_run(run_id)["status"] == "complete"
+
+
+def test_a_schema_2_database_is_upgraded_in_place(tmp_path: Path, result: RunResult) -> None:
+    import duckdb
+
+    from defection.report import render_report
+
+    path = tmp_path / "old.duckdb"
+    old_run = ResultsDB(path).store(result)
+    new_cols = [c for c in SERIES if c.startswith("unit_strength_")]
+    assert new_cols
+    with duckdb.connect(str(path)) as con:  # make it look like a file written by schema 2
+        for c in new_cols:
+            con.execute(f"ALTER TABLE daily DROP COLUMN {c}")
+        con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    db = ResultsDB(path)
+    with duckdb.connect(str(path)) as con:
+        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+    old = db.daily(old_run)
+    assert len(old) == len(result.daily) and old[new_cols].isna().all().all()
+    assert np.allclose(old["arrived"], result.daily["arrived"])  # the old data are intact
+    new_run = db.store(result)
+    assert np.allclose(db.daily(new_run)[new_cols], result.daily[new_cols])
+    assert "fig-defections" in render_report(db, old_run)  # an old run still has a report
+
+
+def test_an_unknown_schema_version_is_refused(tmp_path: Path) -> None:
+    import duckdb
+
+    path = tmp_path / "future.duckdb"
+    ResultsDB(path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(ResultsError, match="schema version 99"):
+        ResultsDB(path)

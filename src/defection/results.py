@@ -62,6 +62,19 @@ _SCHEMA = [
 SWEEP_STATS = ("mean", "median", "p05", "p95")
 
 
+def upgrade_2_to_3(con: duckdb.DuckDBPyConnection) -> None:
+    """Schema 2 → 3: add the daily series that schema 2 lacked (the company-strength percentiles), NULL for
+    the runs already stored, in one transaction."""
+    have = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                      "WHERE table_name = 'daily'").fetchall()}
+    con.execute("BEGIN TRANSACTION")
+    for name in SERIES:
+        if name not in have:
+            con.execute(f"ALTER TABLE daily ADD COLUMN {name} DOUBLE")
+    con.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    con.execute("COMMIT")
+
+
 class ResultsError(Exception):
     """The results database cannot be opened or used."""
 
@@ -152,6 +165,8 @@ class ResultsDB:
             row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
                 con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            elif int(row[0]) == 2 and SCHEMA_VERSION == 3:
+                upgrade_2_to_3(con)
             elif int(row[0]) != SCHEMA_VERSION:
                 raise ResultsError(f"results database {self.path} has schema version {row[0]}; this version of "
                                    f"defection-lab uses {SCHEMA_VERSION}. Use a new file with --db")
