@@ -153,6 +153,18 @@ def test_unknown_and_malformed_fields_are_named(client: TestClient) -> None:
     assert client.get("/api/jobs").json()["jobs"] == []
 
 
+def test_unknown_query_parameters_are_refused(client: TestClient, stored: dict[str, Any]) -> None:
+    a, b = stored["complete"][:2]
+    r = client.get("/api/runs?limit=5&file=/etc/passwd", headers={"accept": "application/json"})
+    assert r.status_code == 400 and "unknown query parameter 'file'" in r.json()["detail"]
+    assert "allowed here: limit" in r.json()["detail"]
+    r = client.get(f"/compare?run={a}&run={b}&db=other.duckdb")
+    assert r.status_code == 400 and "unknown query parameter" in r.text and "db" in r.text
+    assert client.get("/?debug=1").status_code == 400
+    assert client.get("/api/runs?limit=5").status_code == 200  # the known ones still work
+    assert client.get(f"/compare?run={a}&run={b}").status_code == 200
+
+
 def test_path_like_inputs_are_refused_without_touching_files_or_db(
         live: LiveServer, stored: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     looked_up: list[str] = []

@@ -42,6 +42,8 @@ log = logging.getLogger("defection.web")
 MAX_BODY_BYTES = 64 * 1024
 MAX_QUEUE = 8
 MAX_AGENT_DAYS = 2_000_000_000  # ≈ 2 minutes at ~18M agent-days/s on 2 cores; the default scenario is 0.72e9
+QUERY_PARAMS = {"/compare": {"run"}, "/api/runs": {"limit"}}
+"""The query parameters each path takes; any other is refused (400)."""
 MAX_COMPARE = 8
 REPORT_CACHE = 16
 RUN_ID = re.compile(r"r[0-9a-f]{1,10}")
@@ -252,7 +254,13 @@ def create_app(db_path: str | Path, *, max_body_bytes: int = MAX_BODY_BYTES, max
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
-        response = await call_next(request)
+        unknown = sorted(set(request.query_params) - QUERY_PARAMS.get(request.url.path, set()))
+        if unknown:  # like unknown body fields: refused, not silently ignored
+            allowed = ", ".join(sorted(QUERY_PARAMS.get(request.url.path, set()))) or "none"
+            response = _error(request, 400, f"unknown query parameter {_shown(', '.join(unknown))} on "
+                              f"{_shown(request.url.path)}; allowed here: {allowed}")
+        else:
+            response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
