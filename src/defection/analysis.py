@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -136,3 +137,14 @@ def interval_table(per_replicate: pd.DataFrame) -> pd.DataFrame:
 def json_number(v: float) -> float | None:
     """A float for JSON: ±∞ and NaN become null."""
     return float(v) if math.isfinite(v) else None
+
+
+def json_safe(o: Any) -> Any:
+    """A JSON-ready copy of nested dicts, lists and tuples in which ±∞ and NaN floats become null."""
+    if isinstance(o, float):
+        return json_number(o)
+    if isinstance(o, dict):
+        return {k: json_safe(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [json_safe(v) for v in o]
+    return o

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from defection.analysis import json_safe
 from defection.explore.design import run_point
 from defection.explore.spec import Factor, Spec
 
@@ -345,7 +346,7 @@ def optimise(study: optuna.Study, levers: list[Factor], score: Scorer, trials: i
                 study.tell(trial, state=TrialState.FAIL)
                 continue
             for key, value in {**s.attrs, "constraint": s.constraint}.items():
-                trial.set_user_attr(key, _jsonable(value))
+                trial.set_user_attr(key, json_safe(value))
             if not _legacy_constraints():
                 for i, c in enumerate(s.constraint):
                     trial.set_constraint(f"c{i}", c)
@@ -356,16 +357,6 @@ def optimise(study: optuna.Study, levers: list[Factor], score: Scorer, trials: i
         if on_batch is not None:
             on_batch(complete(), trials)
     return {"reused": reused, "evaluated": evaluated, "complete": complete()}
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_jsonable(x) for x in v]
-    return v
 
 
 # ----------------------------------------------------------------------------- results

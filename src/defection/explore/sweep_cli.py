@@ -7,7 +7,6 @@ command, because `defection.cli` imports this module while it is being set up.
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import sys
@@ -137,6 +136,7 @@ def sweep(
             summary = store.outcomes(run_id)
     except SweepError as e:
         fail(str(e))
+    from defection.analysis import json_safe
     from defection.explore.sweep import failures
 
     failed_rows = failures(stats.parts, limit=10)
@@ -155,20 +155,9 @@ def sweep(
                    "experiment_outcomes": f"experiment_outcomes WHERE run_id = '{run_id}'"},
     }
     if as_json:
-        sys.stdout.write(json.dumps(_finite(payload)) + "\n")
+        sys.stdout.write(json.dumps(json_safe(payload)) + "\n")
         return
     _print_report(payload, db)
-
-
-def _finite(o: Any) -> Any:
-    """JSON-safe: non-finite floats become null."""
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {k: _finite(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_finite(v) for v in o]
-    return o
 
 
 def _print_report(p: dict[str, Any], db: Path) -> None:
