@@ -157,10 +157,7 @@ def compare_table(cmp: Comparison) -> Table:
     from rich.table import Table
     from rich.text import Text
 
-    from defection.report.format import fmt_interval, fmt_signed, fmt_value
-
-    ids = cmp.run_ids
-    letters = run_letters(len(ids))
+    letters = run_letters(len(cmp.runs))
     legend = "; ".join(f"{x} = {r['run_id']} ({r.get('scenario_name') or r.get('kind')}, seed {r.get('seed')})"
                        for x, r in zip(letters, cmp.runs, strict=True))
     table = Table(title="Outcomes: median [90% interval]; differences from A", title_justify="left",
@@ -172,17 +169,5 @@ def compare_table(cmp: Comparison) -> Table:
         table.add_column(f"{x} − A ({'paired' if d.paired else 'unpaired'})", justify="right")
         table.add_column(f"P({x} > A)", justify="right")
     for name in cmp.outcome_names():
-        cells = [name]
-        for k in range(len(ids)):
-            iv = cmp.interval(k, name)
-            cells.append("–" if iv is None else
-                         f"{fmt_value(name, iv['median'])} [{fmt_interval(name, iv['p05'], iv['p95'])}]")
-        for k in range(len(cmp.differences)):
-            dv = cmp.difference(k, name)
-            if dv is None or not dv["n"]:
-                cells += ["–", "–"]
-            else:
-                cells += [f"{fmt_signed(name, dv['median'])} [{fmt_signed(name, dv['p05'])}, "
-                          f"{fmt_signed(name, dv['p95'])}]", f"{100 * dv['share_b_greater']:.0f}%"]
-        table.add_row(*(Text(c) for c in cells))
+        table.add_row(*(Text(c) for c in [name, *cmp.row_texts(name)]))
     return table

@@ -3,14 +3,15 @@ first (paired where the runs share random numbers; see `defection.report.compare
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from defection.analysis import json_safe
 from defection.report.compare import differences
 from defection.report.errors import ReportError
+from defection.report.format import fmt_interval, fmt_signed, fmt_value
 from defection.report.store import complete_run
 
 if TYPE_CHECKING:
@@ -62,6 +63,24 @@ class Comparison:
         rows = table[table["outcome"] == outcome]
         return None if rows.empty else rows.iloc[0].to_dict()
 
+    def row_texts(self, name: str) -> list[str]:
+        """The comparison table's cells for one outcome, as text: median [90% interval] of each run, then for
+        each other run its difference from the first [90% interval] and the share of replicates where it is
+        larger ('–' where there is nothing to show)."""
+        cells = []
+        for k in range(len(self.runs)):
+            iv = self.interval(k, name)
+            cells.append("–" if iv is None else
+                         f"{fmt_value(name, iv['median'])} [{fmt_interval(name, iv['p05'], iv['p95'])}]")
+        for k in range(len(self.differences)):
+            dv = self.difference(k, name)
+            if dv is None or not dv["n"]:
+                cells += ["–", "–"]
+            else:
+                cells += [f"{fmt_signed(name, dv['median'])} [{fmt_signed(name, dv['p05'])}, "
+                          f"{fmt_signed(name, dv['p95'])}]", f"{100 * dv['share_b_greater']:.0f}%"]
+        return cells
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: runs, outcomes per run, and differences from the first run (non-finite numbers as None)."""
         keys = ("run_id", "kind", "scenario_name", "scenario_hash", "seed", "agents", "represented", "days",
@@ -69,21 +88,15 @@ class Comparison:
         return {
             "runs": [{k: r.get(k) for k in keys} for r in self.runs],
             "reference": self.run_ids[0],
-            "outcomes": {name: {rid: _clean(self.interval(k, name)) for k, rid in enumerate(self.run_ids)}
+            "outcomes": {name: {rid: json_safe(self.interval(k, name)) for k, rid in enumerate(self.run_ids)}
                          for name in self.outcome_names()},
             "differences": [{"run_id": d.run_id, "minus": self.run_ids[0], "paired": d.paired,
                              "explanation": d.explanation,
-                             "outcomes": {r["outcome"]: _clean({k: r[k] for k in ("n", "median", "p05", "p95",
+                             "outcomes": {r["outcome"]: json_safe({k: r[k] for k in ("n", "median", "p05", "p95",
                                                                                    "share_b_greater")})
                                           for r in d.table.to_dict("records")}}
                             for d in self.differences],
         }
-
-
-def _clean(d: dict[str, Any] | None) -> dict[str, Any] | None:
-    if d is None:
-        return None
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
 
 
 def load_comparison(db: ResultsDB, run_ids: list[str]) -> Comparison:

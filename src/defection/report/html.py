@@ -21,7 +21,7 @@ from defection.report import figures as rf
 from defection.report.changes import Change, changed_parameters, scenario_of, shown
 from defection.report.comparison import Comparison, load_comparison
 from defection.report.errors import ReportError
-from defection.report.format import fmt_interval, fmt_signed, fmt_value
+from defection.report.format import fmt_interval, fmt_value
 from defection.report.store import complete_run
 
 if TYPE_CHECKING:
@@ -400,22 +400,9 @@ def _compare_table(cmp: Comparison) -> str:
     for d in cmp.differences:
         kind = "paired" if d.paired else "unpaired"
         headers += [f"{d.run_id} − {ids[0]} ({kind}): median [90%]", f"P({d.run_id} > {ids[0]})"]
-    rows = []
-    for name in cmp.outcome_names():
-        cells = [cell(name, OUTCOMES.get(name) or None)]
-        for k in range(len(ids)):
-            iv = cmp.interval(k, name)
-            cells.append(cell("–" if iv is None else f"{fmt_value(name, iv['median'])} "
-                              f"[{fmt_interval(name, iv['p05'], iv['p95'])}]", numeric=True))
-        for k in range(len(cmp.differences)):
-            dv = cmp.difference(k, name)
-            if dv is None or not dv["n"]:
-                cells += [cell("–", numeric=True), cell("–", numeric=True)]
-                continue
-            cells += [cell(f"{fmt_signed(name, dv['median'])} [{fmt_signed(name, dv['p05'])}, "
-                           f"{fmt_signed(name, dv['p95'])}]", numeric=True),
-                      cell(f"{100 * dv['share_b_greater']:.0f}%", numeric=True)]
-        rows.append(f"<tr>{''.join(cells)}</tr>")
+    rows = [f"<tr>{cell(name, OUTCOMES.get(name) or None)}"
+            f"{''.join(cell(text, numeric=True) for text in cmp.row_texts(name))}</tr>"
+            for name in cmp.outcome_names()]
     return table(headers, rows, "compare-table")
 
 
