@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from defection.analysis import json_safe
 from defection.results import ResultsDB, ResultsError, RunNotFound
 from defection.scenario import ScenarioError
 from defection.web import form, pages
@@ -169,7 +170,7 @@ def _json_safe(value: Any) -> Any:
         return value.isoformat()
     if hasattr(value, "item"):
         value = value.item()
-    return form.finite_or_none(value)
+    return json_safe(value)
 
 
 def _validation_message(err: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:

@@ -10,7 +10,6 @@ is refused, and a value is only ever handed to pydantic as data (never evaluated
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
@@ -226,13 +225,6 @@ def problem_json(p: Problem) -> dict[str, Any]:
     """A problem for the browser: the field it belongs to (if one), and the CLI's text of it."""
     field = next((f.path for f in FIELDS if f.loc == p.path), None)
     return {"path": p.path, "field": field, "message": p.message, "text": str(p)}
-
-
-def finite_or_none(v: Any) -> Any:
-    """NaN and infinities as None (JSON has no such numbers)."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 __all__ = ["FIELDS", "FIELD_BY_PATH", "SOURCE", "FormError", "FormField", "ScenarioError", "check_changes",
