@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from defection.results import ResultsDB
 from defection.scenario import Scenario, default_scenario, scenario_from_dict
+from defection.store import ResultsDB
 
 ROOT = Path(__file__).resolve().parents[1]
 

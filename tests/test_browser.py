@@ -66,8 +66,8 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     from defection.engine import simulate
-    from defection.results import ResultsDB
     from defection.scenario import default_scenario, with_changes
+    from defection.store import ResultsDB
 
     folder = tmp_path_factory.mktemp("browser")
     db = folder / "runs.duckdb"
@@ -186,7 +186,7 @@ def test_create_a_run_through_the_form(server: Server, tab: Tab) -> None:
     assert tab.errors == []
     assert tab.foreign(server.url) == []
 
-    from defection.results import ResultsDB
+    from defection.store import ResultsDB
 
     run = ResultsDB(server.db).get_run(run_id)
     assert run["status"] == "complete" and run["scenario_name"] == "from-the-form"
@@ -261,7 +261,7 @@ def test_invalid_values_show_the_cli_message(server: Server, tab: Tab) -> None:
 
 def test_report_file_opens_offline(server: Server, tab: Tab, tmp_path: Path) -> None:
     from defection.report import render_report
-    from defection.results import ResultsDB
+    from defection.store import ResultsDB
 
     target = tmp_path / "report.html"
     target.write_text(render_report(ResultsDB(server.db), server.runs[1]), encoding="utf-8")

@@ -15,16 +15,12 @@ import numpy as np
 import pytest
 
 from defection import simulate
-from defection.calibration import (
-    CALIBRATED,
-    Posterior,
-    PosteriorError,
-    calibrate,
-    case_run,
-    weighted_quantiles,
-)
-from defection.cases import Case, CaseError, load_case, load_cases
+from defection.calibrate.abc import calibrate, case_run
+from defection.calibrate.cases import Case, CaseError, load_case, load_cases
+from defection.model.rng import posterior_particle
 from defection.scenario import ScenarioError, load_scenario
+from defection.scenario.posterior import Posterior, PosteriorError, weighted_quantiles
+from defection.scenario.ranges import CALIBRATED
 
 from .conftest import cli, scenario, wait_for_running
 
@@ -148,11 +144,11 @@ def test_posterior_round_trips_and_draws_by_weight(tmp_path: Path) -> None:
     path = post.save(tmp_path / "p.json")
     back = Posterior.load(path)
     assert back.parameters == post.parameters and np.allclose(back.samples, post.samples)
-    assert {back.draw_index(7, r) for r in range(50)} == {1}  # only the particle with weight
+    assert {posterior_particle(back, 7, r) for r in range(50)} == {1}  # only the particle with weight
     even = posterior([1e5, 2e5, 4e5])
-    draws = [even.draw_index(7, r) for r in range(3_000)]
+    draws = [posterior_particle(even, 7, r) for r in range(3_000)]
     assert all(abs(draws.count(k) / 3_000 - 1 / 3) < 0.04 for k in range(3))
-    assert draws == [even.draw_index(7, r) for r in range(3_000)]  # a pure function of (seed, replicate)
+    assert draws == [posterior_particle(even, 7, r) for r in range(3_000)]  # a pure function of (seed, replicate)
 
 
 def test_weighted_quantiles_by_hand() -> None:
@@ -211,7 +207,7 @@ def test_posterior_draws_widen_intervals_and_keep_common_random_numbers() -> Non
     assert np.array_equal(again.per_replicate["defected_share"], spread.per_replicate["defected_share"])
     # replicate r with the posterior equals a plain run with particle k(r)'s values
     r = 3
-    k = wide.draw_index(11, r)
+    k = posterior_particle(wide, 11, r)
     plain = simulate(wide.apply(sc, k), **settings)
     assert plain.per_replicate["defected_share"].iloc[r] == spread.per_replicate["defected_share"].iloc[r]
 
@@ -322,7 +318,7 @@ def test_a_claims_variant_that_sets_a_calibrated_parameter_keeps_its_value() -> 
 
 def test_two_observations_of_one_outcome_both_count(tmp_path: Path) -> None:
     """A case may observe the same outcome from two sources; each is a separate term of the distance (eq. 40)."""
-    from defection.calibration import CaseModel
+    from defection.calibrate.abc import CaseModel
 
     path = write_case(tmp_path, days=10, agents=990)
     path.write_text(path.read_text().replace('outcome = "caught_share"', 'outcome = "defected_share"'))

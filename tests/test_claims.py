@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from defection.claims import Lab, claim_mass_defection, claim_threats_help, patch
-from defection.results import ResultsDB
+from defection.store import ResultsDB
 
 from .conftest import cli, scenario
 

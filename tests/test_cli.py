@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from defection.analysis import OUTCOMES
-from defection.results import ResultsDB
+from defection.model.outcomes import OUTCOMES
+from defection.store import ResultsDB
 
 from .conftest import ROOT, cli, wait_for_running
 

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from defection import decision as d
-from defection.information import awareness_hazard
-from defection.parameters import engine_params, external_reach
+from defection.model import decision as d
+from defection.model.information import awareness_hazard
+from defection.model.parameters import engine_params, external_reach
 
 from .conftest import scenario
 
@@ -143,7 +143,7 @@ def test_one_soldier_hand_computed() -> None:
 
 
 def test_strength_percentile_matches_numpy_and_a_hand_computed_case() -> None:
-    from defection.dynamics import strength_percentile
+    from defection.model.dynamics import strength_percentile
 
     # companies of 10 with 4, 6, 8 and 10 present: strengths .4 .6 .8 1; the median is halfway between .6 and .8
     present = np.array([10, 4, 8, 6], dtype=np.int32)

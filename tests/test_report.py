@@ -19,14 +19,14 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from defection.cli import app
+from defection.cli.app import app
 from defection.engine import simulate
 from defection.explore.spec import spec_from_dict
 from defection.explore.sweep import part_schema
 from defection.report import ReportError, render_compare, render_report, report_figures
 from defection.report.compare import paired_differences, pairing, unpaired_differences
-from defection.results import ResultsDB, RunMeta, RunNotFound
 from defection.scenario import default_scenario
+from defection.store import ResultsDB, RunMeta, RunNotFound
 from tests.conftest import scenario
 
 EVIL = '<script>alert("x")</script> & co'

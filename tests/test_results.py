@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 import defection
-from defection.analysis import OUTCOMES
-from defection.dynamics import SERIES
 from defection.engine import RunResult
-from defection.results import DEFAULT_DB, ResultsDB, ResultsError, RunMeta, RunNotFound
+from defection.model.dynamics import SERIES
+from defection.model.outcomes import OUTCOMES
+from defection.store import DEFAULT_DB, ResultsDB, ResultsError, RunMeta, RunNotFound
 
 REPLICATES, DAYS = 2, 5
 

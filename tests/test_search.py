@@ -15,14 +15,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from defection.cli import app
+from defection.cli.app import app
 from defection.explore import discover as disc
 from defection.explore import optimize as opt
 from defection.explore.design import base_json, run_point, salib_problem, unit_design
 from defection.explore.sensitivity import check_method, indices
 from defection.explore.spec import spec_from_dict
-from defection.results import ResultsDB
 from defection.scenario import default_scenario
+from defection.store import ResultsDB
 
 from .conftest import cli
 

@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from defection.cli import app
+from defection.cli.app import app
 from defection.explore.sweep import SweepFolder, load_plan
-from defection.results import ResultsDB
+from defection.store import ResultsDB
 
 from .conftest import cli
 

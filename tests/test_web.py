@@ -27,8 +27,8 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from defection.engine import simulate
-from defection.results import ResultsDB, RunMeta
 from defection.scenario import ScenarioError, default_scenario, with_changes
+from defection.store import ResultsDB, RunMeta
 from defection.web import form
 from defection.web.app import create_app
 

@@ -1,3 +1,3 @@
-from defection.cli import main
+from defection.cli.app import main
 
 main()

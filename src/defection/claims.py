@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from defection.calibration import Posterior
 from defection.engine import RunResult, simulate
 from defection.scenario import Scenario, iter_params, with_changes
+from defection.scenario.posterior import Posterior
 
 _RANGES = {p.path: (p.lo, p.hi) for p in iter_params()}
 MASS_SHARE = 0.10  # Lyall [S8]: mass desertion is ≥10% of the fielded force

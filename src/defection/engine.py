@@ -12,13 +12,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from defection.analysis import interval_table, json_number, replicate_outcomes
-from defection.calibration import Posterior
-from defection.dynamics import PHASES, SERIES, run_replicate
-from defection.parameters import engine_params
-from defection.population import simulated_agents
-from defection.regime import Levers, candidate_levers
+from defection.analysis import interval_table, json_number
+from defection.model.dynamics import PHASES, SERIES, run_replicate
+from defection.model.outcomes import replicate_outcomes
+from defection.model.parameters import engine_params
+from defection.model.population import simulated_agents
+from defection.model.regime import Levers, candidate_levers
+from defection.model.rng import posterior_particle
 from defection.scenario import Scenario, default_scenario, with_overrides
+from defection.scenario.posterior import Posterior
 
 LIBRARIES = ("numpy", "numba", "llvmlite", "pydantic", "duckdb", "pandas", "pyarrow", "typer", "rich")
 
@@ -95,14 +97,14 @@ def _replicates(sc: Scenario, n_agents: int, fixed: Levers | None, tick: Callabl
                 phases: dict[str, float], posterior: Posterior | None = None) -> list[np.ndarray]:
     """Every replicate's daily series under one regime policy (adaptive/static rules, or fixed levers).
 
-    With a posterior, replicate r runs with the calibrated parameters of particle `posterior.draw_index(seed, r)`.
+    With a posterior, replicate r runs with the calibrated parameters of particle `posterior_particle(posterior, seed, r)`.
     """
     p = engine_params(sc)
     out = []
     for rep in range(sc.simulation.replicates):
         sc_rep = sc
         if posterior is not None:
-            sc_rep = posterior.apply(sc, posterior.draw_index(sc.simulation.seed, rep))
+            sc_rep = posterior.apply(sc, posterior_particle(posterior, sc.simulation.seed, rep))
             p = engine_params(sc_rep)
         res = run_replicate(sc_rep, p, rep, n_agents, on_day=tick, fixed_levers=fixed)
         for k, v in res.phase_seconds.items():

@@ -198,7 +198,8 @@ def score_package(results: list[dict[str, Any]], problem: Problem) -> Scored:
 
 
 def _summary(name: str, v: np.ndarray) -> dict[str, float | None]:
-    from defection.analysis import OPEN_ENDED, quantiles
+    from defection.analysis import quantiles
+    from defection.model.outcomes import OPEN_ENDED
 
     med, lo, hi, mean = quantiles(v, name in OPEN_ENDED)
     stats = {"median": med, "p05": lo, "p95": hi, "mean": mean}
@@ -293,7 +294,7 @@ def _owner() -> str:
 
 def _stale(trial: optuna.trial.FrozenTrial) -> bool:
     """A running trial whose process (on this host) has gone: it was asked but never told."""
-    from defection.results import pid_alive
+    from defection.store import pid_alive
 
     owner = trial.user_attrs.get("owner")
     if owner is None:

@@ -16,8 +16,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from defection.analysis import OPEN_ENDED, OUTCOMES
 from defection.explore.spec import Spec
+from defection.model.outcomes import OPEN_ENDED, OUTCOMES
 
 Method = Literal["sobol", "morris"]
 METHODS: tuple[Method, ...] = ("sobol", "morris")

@@ -46,16 +46,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from defection.analysis import OUTCOMES
-from defection.scenario import (
-    _MISSING,
-    Problem,
-    Scenario,
-    ScenarioError,
-    iter_params,
-    load_scenario,
-    problems_from_file_errors,
-)
+from defection.model.outcomes import OUTCOMES
+from defection.scenario import Problem, Scenario, ScenarioError, iter_params, load_scenario, problems_from_file_errors
+from defection.scenario.errors import _MISSING
 
 SAMPLERS = ("lhs", "sobol", "morris", "factorial")
 _REGISTRY = {p.path: p for p in iter_params()}

@@ -273,7 +273,7 @@ class SweepFolder:
                 fd = os.open(f, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 host, _, pid = f.read_text(encoding="utf-8").strip().partition(" ")
-                from defection.results import pid_alive
+                from defection.store import pid_alive
 
                 if host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
                     f.unlink(missing_ok=True)

@@ -15,7 +15,7 @@ from defection.report.format import fmt_interval, fmt_signed, fmt_value
 from defection.report.store import complete_run
 
 if TYPE_CHECKING:
-    from defection.results import ResultsDB
+    from defection.store import ResultsDB
 
 
 @dataclass

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 
-from defection.analysis import OUTCOMES
-from defection.economics import budget_total
+from defection.model.economics import budget_total
+from defection.model.outcomes import OUTCOMES
 from defection.report import explore_figures as ef
 from defection.report import figures as rf
 from defection.report.changes import Change, changed_parameters, scenario_of, shown
@@ -25,7 +25,7 @@ from defection.report.format import fmt_interval, fmt_value
 from defection.report.store import complete_run
 
 if TYPE_CHECKING:
-    from defection.results import ResultsDB
+    from defection.store import ResultsDB
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 SIMULATION_KINDS = ("run", "claims")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from defection.dynamics import COUNT_SERIES
+from defection.model.dynamics import COUNT_SERIES
 
 BAND_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 """The quantiles across replicates drawn by every time-series figure: 90% band, 50% band, median."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from defection.report.errors import ReportError
 
 if TYPE_CHECKING:
-    from defection.results import ResultsDB
+    from defection.store import ResultsDB
 
 
 def complete_run(db: ResultsDB, run_id: str) -> dict[str, Any]:

@@ -33,8 +33,8 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from defection.analysis import json_safe
-from defection.results import ResultsDB, ResultsError, RunNotFound
 from defection.scenario import ScenarioError
+from defection.store import ResultsDB, ResultsError, RunNotFound
 from defection.web import form, pages
 from defection.web.jobs import JOB_ID_PATTERN, JobQueue, JobTarget, QueueFull, job_cost, run_job
 

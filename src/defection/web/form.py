@@ -16,14 +16,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel
 
-from defection.scenario import (
-    Problem,
-    Scenario,
-    ScenarioError,
-    default_scenario,
-    iter_params,
-    scenario_from_dict,
-)
+from defection.scenario import Problem, Scenario, ScenarioError, default_scenario, iter_params, scenario_from_dict
 
 SOURCE = "<dashboard form>"
 PATH_FIELDS = frozenset({"simulation.posterior"})  # fields that name a file: never offered, always refused

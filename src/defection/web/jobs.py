@@ -86,7 +86,7 @@ def run_job(db_path: str, run_id: str, scenario_json: str, conn: Connection) -> 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the server decides
     try:
         from defection.engine import simulate
-        from defection.results import ResultsDB
+        from defection.store import ResultsDB
 
         sc = Scenario.model_validate_json(scenario_json)
         last = 0.0
@@ -216,7 +216,7 @@ class JobQueue:
 
     def _finish(self, job: Job, status: JobStatus, error: str | None = None) -> None:
         """Record the outcome on the job and, for a run that did not complete, in the database."""
-        from defection.results import ResultsDB, ResultsError, RunNotFound
+        from defection.store import ResultsDB, ResultsError, RunNotFound
 
         if job.run_id is not None and status in ("failed", "interrupted"):
             try:
@@ -232,7 +232,7 @@ class JobQueue:
                 job.done = job.total
 
     def _run(self, job: Job) -> None:
-        from defection.results import ResultsDB, ResultsError, RunMeta
+        from defection.store import ResultsDB, ResultsError, RunMeta
 
         try:
             meta = RunMeta.from_scenario(job.scenario)

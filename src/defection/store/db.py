@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import duckdb
 import pandas as pd
 
-from defection.analysis import OUTCOMES
-from defection.dynamics import SERIES
+from defection.model.dynamics import SERIES
+from defection.model.outcomes import OUTCOMES
 
 if TYPE_CHECKING:
     from defection.engine import RunResult

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from defection import rng
-from defection.parameters import EngineParams
+from defection.model import rng
+from defection.model.parameters import EngineParams
 
 # Soldier status codes (model-reference §2.1). SERVING and QUEUED (waiting for extraction by the programme)
 # are present in the unit; every other status has left it.

@@ -1,7 +1,6 @@
 """`defection serve`: the local web dashboard (see docs/dashboard.md).
 
-Registered on the main `defection` app by `defection.cli`; names from `defection.cli` are imported inside the
-command, because `defection.cli` imports this module while it is being set up.
+Registered on the main `defection` app by `defection.cli.app`.
 """
 
 from __future__ import annotations
@@ -53,8 +52,8 @@ def serve(
 
     import uvicorn
 
-    from defection.cli import err, fail
-    from defection.results import ResultsError
+    from defection.cli.console import err, fail
+    from defection.store import ResultsError
     from defection.web.app import create_app
 
     hosts = ["127.0.0.1", "localhost", "::1", "[::1]"]

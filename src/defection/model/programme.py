@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from defection import rng
-from defection.decision import HORIZONS, crossing_death_probability
-from defection.parameters import EngineParams
-from defection.population import (
+from defection.model import rng
+from defection.model.decision import HORIZONS, crossing_death_probability
+from defection.model.parameters import EngineParams
+from defection.model.population import (
     ARRIVED,
     C_ARRIVED,
     C_ARRIVED_PROGRAMME,

@@ -25,9 +25,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from defection.analysis import OUTCOMES
+from defection.model.outcomes import OUTCOMES
 from defection.scenario import (
-    _MISSING,
     Problem,
     Scenario,
     ScenarioError,
@@ -35,6 +34,7 @@ from defection.scenario import (
     problems_from_file_errors,
     scenario_from_dict,
 )
+from defection.scenario.errors import _MISSING
 
 # Floor on the log-scale tolerance by the reliability tag of history.md: [S] sourced, [S2] secondary,
 # [D] derived from sourced figures, [M] unverified. A factor of e^0.25 ≈ 1.3 is the best any source gets.
@@ -152,7 +152,7 @@ def case_from_dict(data: dict[str, Any], source: str, calibrated: tuple[str, ...
 def load_case(path: str | Path, calibrated: tuple[str, ...] | None = None) -> Case:
     """Load and validate one case file."""
     if calibrated is None:
-        from defection.calibration import CALIBRATED
+        from defection.scenario.ranges import CALIBRATED
 
         calibrated = tuple(u.path for u in CALIBRATED)
     p = Path(path)

@@ -12,9 +12,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from defection import rng
-from defection.parameters import EngineParams
-from defection.population import (
+from defection.model import rng
+from defection.model.parameters import EngineParams
+from defection.model.population import (
     ARRIVED,
     C_ARRIVED,
     C_ARRIVED_TYPE,

@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from defection import rng
-from defection.parameters import EngineParams
-from defection.population import C_ARRIVED, C_DETECTED_WAITING, C_KILLED_X, SERVING
+from defection.model import rng
+from defection.model.parameters import EngineParams
+from defection.model.population import C_ARRIVED, C_DETECTED_WAITING, C_KILLED_X, SERVING
 
 
 @njit(cache=True, inline="always")

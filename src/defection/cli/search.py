@@ -2,7 +2,7 @@
 (Sobol'/Morris), `optimize` (robust cheapest package or Pareto front, Optuna on Dask, resumable) and `discover`
 (PRIM scenario discovery). Each stores its results as a run (kinds 'sensitivity', 'optimize', 'discover').
 
-`defection.cli` imports this module at its end, so the helpers from it are imported when a command runs.
+Shared helpers come from `defection.cli.console`.
 """
 
 from __future__ import annotations
@@ -18,13 +18,15 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import numpy as np
 import typer
 
+from defection.cli import console
+
 if TYPE_CHECKING:
     from distributed import Client
     from rich.progress import Progress
 
     from defection.explore.spec import Factor, Spec
-    from defection.results import RunMeta
     from defection.scenario import Scenario
+    from defection.store import RunMeta
 
 SpecArg = Annotated[Path, typer.Argument(help="Exploration spec (TOML): experiment, uncertainties, levers, outcomes.")]
 DbOpt = Annotated[Path, typer.Option("--db", help="Results database (DuckDB file).")]
@@ -37,17 +39,11 @@ DB_DEFAULT = Path("defection.duckdb")
 
 
 # ----------------------------------------------------------------------------- shared helpers
-def _cli() -> Any:
-    from defection import cli
-
-    return cli
-
-
 def _fail(message: str) -> NoReturn:
     """A clean error (exit 2); the message is shown literally (no Rich markup: specs use [[levers]])."""
     from rich.markup import escape
 
-    _cli().fail(escape(message))
+    console.fail(escape(message))
 
 
 def _load(path: Path) -> tuple[Spec, Scenario]:
@@ -62,7 +58,7 @@ def _load(path: Path) -> tuple[Spec, Scenario]:
 
 def _meta(kind: str, spec: Spec, base: Scenario, options: dict[str, Any]) -> RunMeta:
     from defection.engine import library_versions, package_version
-    from defection.results import RunMeta
+    from defection.store import RunMeta
 
     ex = spec.experiment
     text = json.dumps({"spec": spec.model_dump(mode="json"), "options": options,
@@ -89,7 +85,7 @@ def _evaluator(workers: int, scheduler: str | None) -> Iterator[Client | None]:
 def _progress(label: str, as_json: bool) -> Progress:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    err = _cli().err
+    err = console.err
     return Progress(TextColumn(f"[bold]{label}[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=err, disable=as_json and not err.is_terminal, transient=as_json)
 
@@ -99,18 +95,18 @@ def _changes(factors: list[Factor], units: np.ndarray) -> list[dict[str, Any]]:
 
 
 def _check_outcome(name: str, option: str) -> None:
-    from defection.analysis import OUTCOMES
+    from defection.model.outcomes import OUTCOMES
 
     if name not in OUTCOMES:
         _fail(f"{option} {name!r} is not an outcome; allowed: {', '.join(OUTCOMES)}")
 
 
 def _emit(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, default=_cli()._json_default) + "\n")
+    sys.stdout.write(json.dumps(payload, default=console.json_default) + "\n")
 
 
 def _fmt(name: str, v: Any) -> str:
-    return _cli()._fmt(name, v)
+    return console.fmt(name, v)
 
 
 def _summary_frame(summary: dict[str, dict[str, float | None]]) -> Any:
@@ -128,7 +124,6 @@ def sensitivity_command(spec_path: Path, method: str | None, outcomes: list[str]
     from defection.explore.design import base_json, salib_problem, settings, unit_design
     from defection.explore.optimize import evaluate
 
-    cli = _cli()
     spec, base = _load(spec_path)
     names = list(dict.fromkeys(outcomes or [o.name for o in spec.outcomes]))
     try:
@@ -142,7 +137,7 @@ def sensitivity_command(spec_path: Path, method: str | None, outcomes: list[str]
     problem = salib_problem(spec)
     options = {"method": m, "outcomes": names, "points": len(points)}
     with _evaluator(workers, scheduler) as client, \
-            cli.recorded(db, _meta("sensitivity", spec, base, options), "sensitivity") as (store, run_id):
+            console.recorded(db, _meta("sensitivity", spec, base, options), "sensitivity") as (store, run_id):
         start = time.perf_counter()
         with _progress("simulating design points", as_json) as bar:
             task = bar.add_task("points", total=len(points))
@@ -171,12 +166,12 @@ def sensitivity_command(spec_path: Path, method: str | None, outcomes: list[str]
         for r in t.to_dict("records"):
             cells = [_index_cell(r, c) for c in cols]
             table.add_row(str(r["rank"]), r["factor"], *cells)
-        cli.out.print(table)
+        console.out.print(table)
         if np.ptp(Y[n]) == 0:
-            cli.out.print(f"[yellow]{n} does not vary over the design (always {_fmt(n, float(Y[n][0]))})[/]")
+            console.out.print(f"[yellow]{n} does not vary over the design (always {_fmt(n, float(Y[n][0]))})[/]")
     if plot is not None:
-        cli.out.print(f"chart: {plot}")
-    cli.out.print(f"stored as run [bold]{run_id}[/] in {db} ({wall:.1f} s)")
+        console.out.print(f"chart: {plot}")
+    console.out.print(f"stored as run [bold]{run_id}[/] in {db} ({wall:.1f} s)")
 
 
 def _index_cell(row: dict[str, Any], col: str) -> str:
@@ -190,11 +185,10 @@ def _index_cell(row: dict[str, Any], col: str) -> str:
 def optimize_command(spec_path: Path, target_outcome: str, target: float | None, probability: float, trials: int,
                      batch: int, sampler: str | None, storage: Path | None, robust_worlds: int | None, db: Path,
                      as_json: bool, workers: int, scheduler: str | None) -> None:
-    from defection.analysis import OPEN_ENDED
     from defection.explore import optimize as opt
     from defection.explore.design import base_json, settings
+    from defection.model.outcomes import OPEN_ENDED
 
-    cli = _cli()
     spec, base = _load(spec_path)
     _check_outcome(target_outcome, "--target-outcome")
     if target_outcome in OPEN_ENDED:
@@ -226,7 +220,7 @@ def optimize_command(spec_path: Path, target_outcome: str, target: float | None,
                "batch": batch, "sampler": sampler, "worlds": len(spec_worlds), "study": name,
                "storage": None if storage is None else str(storage), "fixed_levers": fixed}
     with _evaluator(workers, scheduler) as client, \
-            cli.recorded(db, _meta("optimize", spec, base, options), "optimisation") as (store, run_id):
+            console.recorded(db, _meta("optimize", spec, base, options), "optimisation") as (store, run_id):
         start = time.perf_counter()
         with _progress(f"optimising ({mode}, {sampler})", as_json) as bar:
             task = bar.add_task("trials", total=trials)
@@ -257,17 +251,16 @@ def _slim(row: dict[str, Any] | None) -> dict[str, Any] | None:
 def _print_optimize(result: dict[str, Any], run_id: str, db: Path) -> None:
     from rich.table import Table
 
-    cli = _cli()
     head = (f"study {result['study']}: {result['complete']} trials ({result['reused']} reused, "
             f"{result['evaluated']} evaluated now, {result['failed']} failed), {result['worlds']} worlds × "
             f"{result['replicates']} replicates")
-    cli.out.print(head)
+    console.out.print(head)
     rows = [result["best"]] if result["mode"] == "target" else result["pareto"]
     if result["mode"] == "target":
         t = result["target"]
         goal = f"{t['outcome']} {'≥' if t['above'] else '≤'} {t['value']:g} with probability ≥ {t['probability']:g}"
         if result["best"] is None:
-            cli.out.print(f"[yellow]no package reached {goal}[/]; the closest:")
+            console.out.print(f"[yellow]no package reached {goal}[/]; the closest:")
             rows = [result["closest"]] if result["closest"] else []
         title = f"cheapest package with {goal}"
     else:
@@ -282,8 +275,8 @@ def _print_optimize(result: dict[str, Any], run_id: str, db: Path) -> None:
         pkg = "\n".join(f"{k} = {_fmt(k, v) if isinstance(v, float) else v}" for k, v in r["package"].items())
         table.add_row(str(r["trial"]), pkg, *(_fmt(m, r["metrics"][m]) if m != "probability" else
                                                f"{r['metrics'][m]:.2f}" for m in metric_names))
-    cli.out.print(table)
-    cli.out.print(f"stored as run [bold]{run_id}[/] in {db} ({result['wall_seconds']:.1f} s)")
+    console.out.print(table)
+    console.out.print(f"stored as run [bold]{run_id}[/] in {db} ({result['wall_seconds']:.1f} s)")
 
 
 # ----------------------------------------------------------------------------- discover
@@ -296,7 +289,6 @@ def discover_command(spec_path: Path, outcome: str, threshold: float, below: boo
     from defection.explore.optimize import evaluate
     from defection.explore.sensitivity import outcome_summary, outputs_from_rows
 
-    cli = _cli()
     spec, base = _load(spec_path)
     _check_outcome(outcome, "--outcome")
     try:
@@ -310,7 +302,7 @@ def discover_command(spec_path: Path, outcome: str, threshold: float, below: boo
     options = {"outcome": outcome, "threshold": threshold, "below": below, "density_threshold": density,
                "boxes": boxes, "fixed_levers": fixed, "cases": len(points)}
     with _evaluator(workers, scheduler) as client, \
-            cli.recorded(db, _meta("discover", spec, base, options), "scenario discovery") as (store, run_id):
+            console.recorded(db, _meta("discover", spec, base, options), "scenario discovery") as (store, run_id):
         start = time.perf_counter()
         with _progress("simulating cases", as_json) as bar:
             task = bar.add_task("cases", total=len(points))
@@ -338,12 +330,11 @@ def discover_command(spec_path: Path, outcome: str, threshold: float, below: boo
 def _print_discover(result: dict[str, Any], run_id: str, db: Path) -> None:
     from rich.table import Table
 
-    cli = _cli()
     sign = "<" if result["direction"] == "below" else ">"
-    cli.out.print(f"{result['cases_of_interest']} of {result['cases']} cases have {result['outcome']} "
+    console.out.print(f"{result['cases_of_interest']} of {result['cases']} cases have {result['outcome']} "
                   f"{sign} {result['threshold']:g}")
     if not result["boxes"]:
-        cli.out.print("[yellow]PRIM found no box reaching the density threshold[/]" if result["cases_of_interest"]
+        console.out.print("[yellow]PRIM found no box reaching the density threshold[/]" if result["cases_of_interest"]
                       else "[yellow]no cases of interest: nothing to discover[/]")
     for k, b in enumerate(result["boxes"], start=1):
         table = Table(title=f"box {k}: coverage {b['coverage']:.2f}, density {b['density']:.2f}, mass {b['mass']:.2f}"
@@ -359,8 +350,8 @@ def _print_discover(result: dict[str, Any], run_id: str, db: Path) -> None:
                 text = f"{lo}x{hi}"
             qp = ", ".join(f"{p:.2g}" for p in lim.get("qp", []) if p is not None)
             table.add_row(name, text, qp)
-        cli.out.print(table)
-    cli.out.print(f"stored as run [bold]{run_id}[/] in {db} ({result['wall_seconds']:.1f} s)")
+        console.out.print(table)
+    console.out.print(f"stored as run [bold]{run_id}[/] in {db} ({result['wall_seconds']:.1f} s)")
 
 
 # ----------------------------------------------------------------------------- registration

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 from scipy.stats import qmc
 
-from defection.parameters import EngineParams, reach_with_blocking
+from defection.model.parameters import EngineParams, reach_with_blocking
 from defection.scenario import Scenario
 
 LEVER_NAMES = ("monitors", "blocking", "propaganda", "family_reprisal", "execution", "sentence", "infiltration",

@@ -11,9 +11,13 @@ is exactly the SplitMix64 sequence started at that key.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit
+
+if TYPE_CHECKING:
+    from defection.scenario.posterior import Posterior
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -31,7 +35,7 @@ POP_NETWORK, POP_COMPANY_TYPE, POP_COMPANY_CLASS, POP_REWIRE, POP_MIXED_TYPE = 8
 AWARENESS, OPPORTUNITY, SHOCK, REVEAL = 20, 22, 23, 24
 CATCH, CROSSING, EXECUTION, ATTRITION, REPLACEMENT = 25, 26, 27, 28, 29
 QUEUE_DETECTION, SCREENING, EVENTS = 30, 31, 32
-POSTERIOR = 40  # which posterior particle a replicate uses (calibration.Posterior.draw_index)
+POSTERIOR = 40  # which posterior particle a replicate uses (posterior_particle)
 
 
 @njit(cache=True, inline="always")
@@ -77,3 +81,8 @@ def logistic(key: np.uint64, agent: int, scale: float) -> float:
 def keyed_uniform(seed: int, replicate: int, day: int, stream: int, agent: int) -> float:
     """One U(0,1) draw for a full key, callable from Python (the 64-bit key stays inside compiled code)."""
     return uniform(stream_key(seed, replicate, day, stream), agent)
+
+
+def posterior_particle(posterior: Posterior, seed: int, replicate: int) -> int:
+    """The posterior particle replicate `replicate` uses: weighted, from a counter-based uniform (eq. 41)."""
+    return posterior.particle_at(keyed_uniform(seed, replicate, -2, POSTERIOR, 0))

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit, prange
 
-from defection import rng
-from defection.decision import credibility, death_hazard, decide, decide_threshold
-from defection.economics import (
+from defection.model import rng
+from defection.model.decision import credibility, death_hazard, decide, decide_threshold
+from defection.model.economics import (
     PROGRAMME_COMPONENTS,
     REGIME_COMPONENTS,
     ProgrammeFlows,
@@ -28,9 +28,9 @@ from defection.economics import (
     programme_costs,
     regime_costs,
 )
-from defection.information import spread_awareness, update_company_signals
-from defection.parameters import MODE_THRESHOLD, EngineParams
-from defection.population import (
+from defection.model.information import spread_awareness, update_company_signals
+from defection.model.parameters import MODE_THRESHOLD, EngineParams
+from defection.model.population import (
     C_ARRIVED,
     C_ARRIVED_PROGRAMME,
     C_ARRIVED_TYPE,
@@ -58,7 +58,7 @@ from defection.population import (
     soldier_keys,
     synthesise,
 )
-from defection.programme import (
+from defection.model.programme import (
     ProgrammeState,
     apply_events,
     compact,
@@ -70,7 +70,7 @@ from defection.programme import (
     undetected,
     update_offer,
 )
-from defection.regime import LEVER_NAMES, Levers, adaptive_update, apply_levers, exit_ratio, initial_levers
+from defection.model.regime import LEVER_NAMES, Levers, adaptive_update, apply_levers, exit_ratio, initial_levers
 from defection.scenario import TYPE_NAMES, Scenario
 
 PHASES = ("exogenous", "programme", "regime", "information", "decision", "extraction", "attrition", "units",

@@ -1,7 +1,6 @@
 """`defection report` and `defection compare`: self-contained HTML reports, PNG figures and run comparison.
 
-Registered on the main `defection` app by `defection.cli`; names from `defection.cli` (and plotly) are imported
-inside the commands, because `defection.cli` imports this module while it is being set up.
+Registered on the main `defection` app by `defection.cli.app`.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from defection.report.comparison import Comparison
-    from defection.results import ResultsDB
+    from defection.store import ResultsDB
 
 DbOpt = Annotated[Path, typer.Option("--db", help="Results database (DuckDB file).")]
 PngOpt = Annotated[Path | None, typer.Option("--png", help="Also write every figure as a PNG into this folder "
@@ -35,13 +34,13 @@ def _fail(message: str) -> NoReturn:
     """A clean error (exit 2, no traceback); the message is shown literally (no Rich markup)."""
     from rich.markup import escape
 
-    from defection.cli import fail
+    from defection.cli.console import fail
 
     fail(escape(message))
 
 
 def _open(db: Path) -> ResultsDB:
-    from defection.cli import _store
+    from defection.cli.console import open_store as _store
 
     return _store(db)
 
@@ -84,7 +83,7 @@ def report(
     outcomes with 90% intervals, changed parameters and the figures of its kind. Prints the file's path."""
     from defection.report.errors import ReportError
     from defection.report.html import report_with_figures
-    from defection.results import ResultsError, RunNotFound
+    from defection.store import ResultsError, RunNotFound
 
     _check_targets(output, png)
     store = _open(db)
@@ -115,7 +114,7 @@ def compare(
     the first, paired replicate by replicate where the runs share seed and replicates (common random numbers)."""
     from defection.report.comparison import load_comparison
     from defection.report.errors import ReportError
-    from defection.results import ResultsError, RunNotFound
+    from defection.store import ResultsError, RunNotFound
 
     if len(runs) < 2:
         _fail("compare needs at least two run ids")
@@ -137,7 +136,7 @@ def compare(
         payload = {**cmp.to_dict(), "html": None if output is None else str(output), "png": [str(p) for p in pngs]}
         sys.stdout.write(json.dumps(payload, default=str) + "\n")
         return
-    from defection.cli import out
+    from defection.cli.console import out
 
     out.print(compare_table(cmp))
     for x, d in zip(run_letters(len(cmp.runs))[1:], cmp.differences, strict=True):

@@ -1,7 +1,6 @@
 """`defection sweep`: run a spec's experiments on Dask, stream results to Parquet, store them in DuckDB.
 
-Registered on the main `defection` app by `defection.cli`; names from `defection.cli` are imported inside the
-command, because `defection.cli` imports this module while it is being set up.
+Registered on the main `defection` app by `defection.cli.app`.
 """
 
 from __future__ import annotations
@@ -70,11 +69,11 @@ def sweep(
         TimeRemainingColumn,
     )
 
-    from defection.cli import err, fail, recorded
+    from defection.cli.console import err, fail, recorded
     from defection.engine import library_versions, package_version
     from defection.explore.sweep import SweepError, SweepFolder, executor_for, load_plan, run_sweep
-    from defection.results import RunMeta
     from defection.scenario import ScenarioError
+    from defection.store import RunMeta
 
     t_start = time.perf_counter()
     if scheduler is not None and workers is not None:
@@ -163,7 +162,8 @@ def sweep(
 def _print_report(p: dict[str, Any], db: Path) -> None:
     from rich.table import Table
 
-    from defection.cli import _fmt, out
+    from defection.cli.console import fmt as _fmt
+    from defection.cli.console import out
 
     rate = f", {p['simulations_per_minute']:,.0f} simulations/min" if p["simulations_per_minute"] else ""
     out.print(f"sweep [bold]{p['name']}[/]: {p['planned']:,} experiments planned, {p['ok']:,} ok, "

@@ -1,0 +1,154 @@
+"""`defection run`, `init`, `check` and `params`: simulate a scenario and work with scenario files."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from defection.scenario import (
+    ScenarioError,
+    iter_params,
+    registry_markdown,
+    scenario_to_toml,
+    with_overrides,
+    with_posterior,
+)
+
+if TYPE_CHECKING:
+    from defection.store import ResultsDB
+from defection.cli.console import (
+    DbOpt,
+    JsonOpt,
+    PosteriorOpt,
+    ScenarioArg,
+    err,
+    fail,
+    load_or_fail,
+    out,
+    outcome_table,
+    recorded,
+)
+
+# ----------------------------------------------------------------------------- run
+
+
+def run(
+    scenario: ScenarioArg = None,
+    replicates: Annotated[int | None, typer.Option("--replicates", "-r", help="Replicates.")] = None,
+    days: Annotated[int | None, typer.Option("--days", "-d", help="Days to simulate.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", "-s", help="Master seed.")] = None,
+    agents: Annotated[int | None, typer.Option("--agents", "-k", help="Simulated agents (whole companies).")] = None,
+    db: DbOpt = Path("defection.duckdb"),
+    as_json: JsonOpt = False,
+    posterior: PosteriorOpt = None,
+    report: Annotated[Path | None, typer.Option("--report", help="After storing the run, write its "
+                                                "self-contained HTML report to this file.",
+                                                show_default=False)] = None,
+) -> None:
+    """Simulate a scenario, print median and 90% interval of each outcome, and store the run."""
+    from defection.engine import simulate
+    from defection.store import RunMeta
+
+    if report is not None and (not report.parent.exists() or report.is_dir()):
+        fail(f"--report {report}: " + (f"folder {report.parent} does not exist" if not report.parent.exists()
+                                       else "is a folder; give a file name such as report.html"))
+    base = load_or_fail(scenario)
+    source = str(scenario) if scenario else "<command line>"
+    try:
+        sc = with_overrides(base, source=f"{source} (with command-line options)", replicates=replicates, days=days,
+                            seed=seed, agents=agents)
+        if posterior is not None:
+            sc = with_posterior(sc, posterior, "--posterior")
+    except ScenarioError as e:
+        fail(e.render())
+    sim = sc.simulation
+    show_progress = not as_json or err.is_terminal
+    progress = Progress(TextColumn("[bold]simulating[/]"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("replicate-days"), TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=err, disable=not show_progress, transient=as_json)
+    with recorded(db, RunMeta.from_scenario(sc)) as (store, run_id):
+        with progress:
+            task = progress.add_task("run", total=sim.days * sim.replicates)
+            result = simulate(sc, progress=lambda done, total: progress.update(task, completed=done))
+        result.run_id = run_id
+        store.complete_run(run_id, result)
+    if report is not None:
+        _write_report(store, run_id, report)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+        return
+    title = (f"{sc.meta.name}: {result.agents:,} agents for {result.represented:,} soldiers, "
+             f"{result.days} days, {result.replicates} replicates, seed {result.seed}")
+    out.print(outcome_table(result.outcomes().to_dict("records"), title))
+    out.print(f"stored as run [bold]{run_id}[/] in {db} ({result.wall_seconds:.1f} s)")
+    if report is not None:
+        out.print(f"report: {report}", highlight=False)
+
+
+def _write_report(store: ResultsDB, run_id: str, path: Path) -> None:
+    """Write a stored run's HTML report; a failure is a clean error (the run itself stays stored)."""
+    from defection.report import ReportError, render_report
+
+    try:
+        path.write_text(render_report(store, run_id), encoding="utf-8")
+    except (ReportError, OSError) as e:
+        fail(f"run {run_id} is stored, but its report could not be written to {path}: {e}", code=1)
+
+
+# ----------------------------------------------------------------------------- scenarios
+
+
+def init(path: Annotated[Path, typer.Argument(help="Where to write the scenario TOML.")],
+         force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
+    """Write the default scenario as a commented TOML file to start from."""
+    if path.exists() and not force:
+        fail(f"{path} exists; pass --force to overwrite it")
+    if not path.parent.exists():
+        fail(f"{path.parent} does not exist")
+    path.write_text(scenario_to_toml(), encoding="utf-8")
+    out.print(f"wrote {path}: every parameter with unit, range and source. Check it with `defection check {path}`.")
+
+
+
+def check(path: Annotated[Path, typer.Argument(help="Scenario TOML file.")]) -> None:
+    """Validate a scenario and say what is wrong."""
+    sc = load_or_fail(path)
+    out.print(f"[green]ok[/] {path}: scenario '{sc.meta.name}', hash {sc.content_hash()}")
+
+
+
+def params(as_json: JsonOpt = False,
+           markdown: Annotated[bool, typer.Option("--markdown", help="Print docs/parameters.md.")] = False) -> None:
+    """Every parameter with unit, default, range and source."""
+    if markdown:
+        sys.stdout.write(registry_markdown())
+        return
+    rows = [
+        {"path": p.path, "unit": p.unit, "default": p.default, "min": p.lo, "max": p.hi, "source": p.source,
+         "description": p.description}
+        for p in iter_params()
+    ]
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    table = Table(title=f"{len(rows)} parameters", show_lines=False)
+    for col in ("parameter", "default", "unit", "range", "source"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        rng = "" if r["min"] is None else f"[{r['min']}, {r['max']}]"
+        table.add_row(r["path"], str(r["default"]), r["unit"], rng, r["source"])
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the `defection` app."""
+    app.command()(run)
+    app.command()(init)
+    app.command()(check)
+    app.command()(params)

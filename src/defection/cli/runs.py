@@ -1,0 +1,95 @@
+"""`defection runs list|show|export`: browse and export stored runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+if TYPE_CHECKING:
+    pass
+from defection.cli.console import DbOpt, JsonOpt, fail, open_store, out, outcome_table
+
+runs_app = typer.Typer(no_args_is_help=True, help="Browse and export stored runs.")
+
+
+@runs_app.command("list")
+def runs_list(db: DbOpt = Path("defection.duckdb"), as_json: JsonOpt = False) -> None:
+    """Stored runs, newest first."""
+    from defection.store import ResultsError
+
+    try:
+        df = open_store(db).list_runs()
+    except ResultsError as e:
+        fail(str(e))
+    if as_json:
+        sys.stdout.write(df.to_json(orient="records", date_format="iso") + "\n")
+        return
+    table = Table(title=f"{len(df)} runs in {db}")
+    for col in ("run_id", "status", "created (UTC)", "scenario", "agents", "days × reps"):
+        table.add_column(col, no_wrap=col != "scenario", min_width=12 if col == "scenario" else None)
+    for r in df.itertuples():
+        colour = {"complete": "green", "running": "cyan", "failed": "red", "interrupted": "yellow"}.get(r.status, "")
+        table.add_row(r.run_id, f"[{colour}]{r.status}[/]", str(r.created_at)[:16], r.scenario_name,
+                      f"{r.agents:,}", f"{r.days} × {r.replicates}")
+    out.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
+              db: DbOpt = Path("defection.duckdb"), as_json: JsonOpt = False) -> None:
+    """One run: its settings, versions and outcomes."""
+    from defection.store import ResultsError, RunNotFound
+
+    store = open_store(db)
+    try:
+        info = store.get_run(run_id)
+        rows = store.outcomes(info["run_id"]).to_dict("records") if info["status"] == "complete" else []
+    except (RunNotFound, ResultsError) as e:
+        fail(str(e))
+    if as_json:
+        payload = {k: (str(v) if k.endswith("_at") else v) for k, v in info.items() if k != "scenario_json"}
+        payload["scenario"] = json.loads(info["scenario_json"])
+        payload["outcomes"] = {r["outcome"]: {"median": r["median"], "p05": r["p05"], "p95": r["p95"]} for r in rows}
+        sys.stdout.write(json.dumps(payload, default=str) + "\n")
+        return
+    meta = Table(show_header=False, title=f"run {info['run_id']}", title_justify="left")
+    for key in ("status", "kind", "scenario_name", "scenario_hash", "seed", "agents", "represented", "days",
+                "replicates", "created_at", "finished_at", "wall_seconds", "package_version", "error"):
+        meta.add_row(key, str(info.get(key)))
+    meta.add_row("libraries", ", ".join(f"{k} {v}" for k, v in info["library_versions"].items()))
+    out.print(meta)
+    if rows:
+        out.print(outcome_table(rows, "outcomes"))
+    else:
+        out.print(f"[yellow]no outcomes: the run is {info['status']}[/]")
+
+
+@runs_app.command("export")
+def runs_export(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="parquet or csv.")] = "parquet",
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write into.")] = Path("export"),
+    db: DbOpt = Path("defection.duckdb"),
+) -> None:
+    """Write a run's daily series, per-replicate outcomes, intervals and settings as Parquet or CSV files."""
+    from defection.store import ResultsError, RunNotFound
+
+    if fmt not in ("parquet", "csv"):
+        fail(f"--format = {fmt!r}: allowed values are 'parquet' and 'csv'")
+    store = open_store(db)
+    try:
+        files = store.export(store.get_run(run_id)["run_id"], fmt, output)  # type: ignore[arg-type]
+    except (RunNotFound, ResultsError, ValueError) as e:
+        fail(str(e))
+    for f in files:
+        out.print(f"wrote {f}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the `defection` app."""
+    app.add_typer(runs_app, name="runs")

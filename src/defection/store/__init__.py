@@ -1,0 +1,5 @@
+"""The results store: runs, daily series and outcomes in an embedded DuckDB file, with Parquet export."""
+
+from defection.store.db import DEFAULT_DB, ResultsDB, ResultsError, RunMeta, RunNotFound, pid_alive
+
+__all__ = ["DEFAULT_DB", "ResultsDB", "ResultsError", "RunMeta", "RunNotFound", "pid_alive"]
