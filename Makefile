@@ -31,13 +31,15 @@ browser:
 	    echo "chromium not found: 'apt-get install chromium' to run the browser tests (skipped outside CI)"; \
 	  fi; }
 
-test: $(STAMP) browser
-	$(BIN)/ruff check src tests benchmarks
+test: lint browser
 	$(BIN)/python -m pytest -q
 
+# Style, formatting, types and the layer rules (pyproject.toml [tool.importlinter]); `make test` runs it first.
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/defection bench --agents 1000000 --days 100

@@ -23,12 +23,37 @@ def main() -> None:
     for agents in args.agents:
         for threads in args.threads:
             env = {**os.environ, "NUMBA_NUM_THREADS": str(threads)}
-            cmd = [sys.executable, "-m", "defection", "bench", "--agents", str(agents), "--days", str(args.days),
-                   "--repeats", str(args.repeats), "--json"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "defection",
+                "bench",
+                "--agents",
+                str(agents),
+                "--days",
+                str(args.days),
+                "--repeats",
+                str(args.repeats),
+                "--json",
+            ]
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
             report = json.loads(proc.stdout)
-            print(json.dumps({k: report[k] for k in ("agents", "days", "threads", "seconds_median",
-                                                      "agent_days_per_s", "phase_seconds", "machine")}))
+            print(
+                json.dumps(
+                    {
+                        k: report[k]
+                        for k in (
+                            "agents",
+                            "days",
+                            "threads",
+                            "seconds_median",
+                            "agent_days_per_s",
+                            "phase_seconds",
+                            "machine",
+                        )
+                    }
+                )
+            )
 
 
 if __name__ == "__main__":

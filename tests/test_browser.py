@@ -26,16 +26,25 @@ import pytest
 from .conftest import ROOT, cli
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 VIEWPORT = {"width": 1280, "height": 800}
 SMALL = {"simulation.agents": 3000, "simulation.days": 120, "simulation.replicates": 3}
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"),
-                       reason="/usr/bin/chromium not found (`apt-get install chromium`, or `make browser` as root); "
-                       "browser tests are skipped outside CI"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists() and not os.environ.get("CI"),
+        reason="/usr/bin/chromium not found (`apt-get install chromium`, or `make browser` as root); "
+        "browser tests are skipped outside CI",
+    ),
 ]
 
 # Every plot on the page: its traces, the points they hold, and what Plotly drew for them.
@@ -72,13 +81,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("browser")
     db = folder / "runs.duckdb"
     store = ResultsDB(db)
-    runs = [store.store(simulate(with_changes(default_scenario(), {**SMALL, "meta.name": "proposal-100k"}))),
-            store.store(simulate(with_changes(default_scenario(), {**SMALL, "offer.cash_usd": 10_000_000.0,
-                                                                    "meta.name": "cash-10m"})))]
+    runs = [
+        store.store(simulate(with_changes(default_scenario(), {**SMALL, "meta.name": "proposal-100k"}))),
+        store.store(
+            simulate(
+                with_changes(default_scenario(), {**SMALL, "offer.cash_usd": 10_000_000.0, "meta.name": "cash-10m"})
+            )
+        ),
+    ]
     log = folder / "serve.log"
     with log.open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "defection", "serve", "--port", "0", "--db", str(db)],
-                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "defection", "serve", "--port", "0", "--db", str(db)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     try:
         deadline = time.monotonic() + 60
         m = None
@@ -154,8 +172,13 @@ def check_figures(page: Any, at_least: int) -> list[dict[str, Any]]:
 def test_create_a_run_through_the_form(server: Server, tab: Tab) -> None:
     page = tab.page
     page.goto(server.url + "/new")
-    for name, value in {"simulation.agents": "5000", "simulation.days": "365", "simulation.replicates": "2",
-                        "offer.cash_usd": "250000", "meta.name": "from-the-form"}.items():
+    for name, value in {
+        "simulation.agents": "5000",
+        "simulation.days": "365",
+        "simulation.replicates": "2",
+        "offer.cash_usd": "250000",
+        "meta.name": "from-the-form",
+    }.items():
         page.fill(f'[name="{name}"]', value)
     page.uncheck('[name="offer.education"]')
     page.locator("#estimate").filter(has_text="Valid. 3,650,000 agent-days").wait_for()
@@ -165,8 +188,11 @@ def test_create_a_run_through_the_form(server: Server, tab: Tab) -> None:
     page.locator("#job-status").filter(has_text=re.compile("queued|running|complete")).wait_for()
     assert "5,000 agents × 365 days × 2 replicates" in page.inner_text("#job-size")
     try:  # catch the bar part-way (the job may be too quick for that)
-        page.wait_for_function("() => { const v = +document.querySelector('.bar').getAttribute('aria-valuenow');"
-                               " return v >= 10 && v <= 95; }", timeout=20_000)
+        page.wait_for_function(
+            "() => { const v = +document.querySelector('.bar').getAttribute('aria-valuenow');"
+            " return v >= 10 && v <= 95; }",
+            timeout=20_000,
+        )
         assert re.search(r"of 730 replicate-days simulated", page.inner_text("#job-progress"))
         screenshot(page, "dashboard-progress.png")
     except Exception as e:  # playwright's TimeoutError

@@ -57,8 +57,14 @@ mode = "static"
 """
 
 
-def write_case(folder: Path, case_id: str = "synth", defected: float = 0.01, caught: float = 0.01,
-               days: int = 120, agents: int = 2_970) -> Path:
+def write_case(
+    folder: Path,
+    case_id: str = "synth",
+    defected: float = 0.01,
+    caught: float = 0.01,
+    days: int = 120,
+    agents: int = 2_970,
+) -> Path:
     path = folder / f"{case_id}.toml"
     path.write_text(SYNTH.format(id=case_id, defected=defected, caught=caught, days=days, agents=agents))
     return path
@@ -67,8 +73,16 @@ def write_case(folder: Path, case_id: str = "synth", defected: float = 0.01, cau
 # ----------------------------------------------------------------------------- the shipped library
 def test_the_shipped_library_loads_and_covers_the_issue_cases() -> None:
     ids = {c.id for c in load_cases()}
-    for expected in ("chieu-hoi-1966", "chieu-hoi-1969-70", "gulf-1991", "colombia-2002-2015", "colombia-2007-08",
-                     "us-civil-war-usct", "ukraine-hotline-2022-24", "russia-awol-2022-25"):
+    for expected in (
+        "chieu-hoi-1966",
+        "chieu-hoi-1969-70",
+        "gulf-1991",
+        "colombia-2002-2015",
+        "colombia-2007-08",
+        "us-civil-war-usct",
+        "ukraine-hotline-2022-24",
+        "russia-awol-2022-25",
+    ):
         assert expected in ids
     for c in load_cases():
         assert c.meta.sources and all(o.value > 0 and o.tolerance > 0 for o in c.observed)
@@ -97,20 +111,30 @@ def test_every_number_in_a_case_file_has_a_comment() -> None:
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (lambda s: s.replace('[[observed]]\noutcome = "defected_share"\nvalue = 0.01\ntolerance = 0.25\ntag = "S"\n',
-                             "").replace('[[observed]]\noutcome = "caught_share"\nvalue = 0.01\ntolerance = 0.25\n'
-                                         'tag = "S"\n', ""),
-         "observed: required field is missing"),
-        (lambda s: s.replace("tolerance = 0.25", "tolerance = 0.0", 1),
-         "observed[0].tolerance = 0.0: Input should be greater than 0"),
+        (
+            lambda s: s.replace(
+                '[[observed]]\noutcome = "defected_share"\nvalue = 0.01\ntolerance = 0.25\ntag = "S"\n', ""
+            ).replace('[[observed]]\noutcome = "caught_share"\nvalue = 0.01\ntolerance = 0.25\ntag = "S"\n', ""),
+            "observed: required field is missing",
+        ),
+        (
+            lambda s: s.replace("tolerance = 0.25", "tolerance = 0.0", 1),
+            "observed[0].tolerance = 0.0: Input should be greater than 0",
+        ),
         (lambda s: s.replace("tolerance = 0.25", "tolerance = -1", 1), "observed[0].tolerance = -1"),
-        (lambda s: s.replace("tolerance = 0.25\ntag = \"S\"", "tolerance = 0.3\ntag = \"M\"", 1),
-         "tolerance = 0.3 is below 0.75, the floor for a [M] source"),
-        (lambda s: s.replace('outcome = "defected_share"', 'outcome = "defected"', 1),
-         "observed[0].outcome = 'defected': not a share outcome"),
+        (
+            lambda s: s.replace('tolerance = 0.25\ntag = "S"', 'tolerance = 0.3\ntag = "M"', 1),
+            "tolerance = 0.3 is below 0.75, the floor for a [M] source",
+        ),
+        (
+            lambda s: s.replace('outcome = "defected_share"', 'outcome = "defected"', 1),
+            "observed[0].outcome = 'defected': not a share outcome",
+        ),
         (lambda s: s.replace("value = 0.01", "value = 0", 1), "observed[0].value = 0"),
-        (lambda s: s + "\n[scenario.preferences]\nlogit_scale = 0.5\n",
-         "scenario.preferences.logit_scale: is estimated by calibration"),
+        (
+            lambda s: s + "\n[scenario.preferences]\nlogit_scale = 0.5\n",
+            "scenario.preferences.logit_scale: is estimated by calibration",
+        ),
         (lambda s: s + "\n[scenario.force]\nsoldiers = -5\n", "scenario.force.soldiers = -5: out of range"),
         (lambda s: s.replace("[case]", "[case]\ncolour = 'red'"), "case.colour = 'red': unknown key"),
         (lambda s: s.replace("period =", "period = = "), "malformed TOML"),
@@ -152,20 +176,29 @@ def test_posterior_round_trips_and_draws_by_weight(tmp_path: Path) -> None:
 
 
 def test_weighted_quantiles_by_hand() -> None:
-    assert weighted_quantiles(np.array([3.0, 1.0, 2.0]), np.array([0.2, 0.5, 0.3]), (0.5, 0.05, 0.95)) == [1.0, 1.0,
-                                                                                                          3.0]
+    assert weighted_quantiles(np.array([3.0, 1.0, 2.0]), np.array([0.2, 0.5, 0.3]), (0.5, 0.05, 0.95)) == [
+        1.0,
+        1.0,
+        3.0,
+    ]
 
 
 @pytest.mark.parametrize(
     ("payload", "expected"),
     [
         ({"format": "x"}, "format = 'x': expected 'defection-posterior/1'"),
-        ({"format": "defection-posterior/1", "parameters": ["offer.cash_usd"], "samples": [[1.0]], "weights": [1.0]},
-         "parameters = 'offer.cash_usd': not a calibrated parameter"),
-        ({"format": "defection-posterior/1", "parameters": [MORAL.path], "samples": [[1.0, 2.0]], "weights": [1.0]},
-         "samples = 'shape (1, 2)'"),
-        ({"format": "defection-posterior/1", "parameters": [MORAL.path], "samples": [[1.0]], "weights": [-1.0]},
-         "weights"),
+        (
+            {"format": "defection-posterior/1", "parameters": ["offer.cash_usd"], "samples": [[1.0]], "weights": [1.0]},
+            "parameters = 'offer.cash_usd': not a calibrated parameter",
+        ),
+        (
+            {"format": "defection-posterior/1", "parameters": [MORAL.path], "samples": [[1.0, 2.0]], "weights": [1.0]},
+            "samples = 'shape (1, 2)'",
+        ),
+        (
+            {"format": "defection-posterior/1", "parameters": [MORAL.path], "samples": [[1.0]], "weights": [-1.0]},
+            "weights",
+        ),
     ],
 )
 def test_bad_posterior_files_are_rejected(tmp_path: Path, payload: dict, expected: str) -> None:
@@ -239,8 +272,7 @@ def test_calibration_recovers_known_parameters_on_a_synthetic_case(tmp_path: Pat
     runs = [case_run(case, truth, seed) for seed in range(5)]
     observed = {o: float(np.median([r[o].iloc[0] for r in runs])) for o in ("defected_share", "caught_share")}
     case = synthetic(observed["defected_share"], observed["caught_share"])
-    cal = calibrate([case], parameters=[MORAL, CROSSING], particles=40, generations=4, workers=2, seed=3,
-                    check_draws=6)
+    cal = calibrate([case], parameters=[MORAL, CROSSING], particles=40, generations=4, workers=2, seed=3, check_draws=6)
     summary = cal.posterior.summary().set_index("parameter")
     for u in (MORAL, CROSSING):
         assert summary.loc[u.path, "p05"] <= truth[u.path] <= summary.loc[u.path, "p95"], summary.loc[u.path]
@@ -263,8 +295,24 @@ def test_calibrate_and_backtest_commands(tmp_path: Path) -> None:
     write_case(folder, "beta", defected=0.01, caught=0.02, days=60, agents=1_980)
     db = tmp_path / "r.duckdb"
     post_file = tmp_path / "post.json"
-    r = cli("calibrate", "--cases", str(folder), "--particles", "8", "--generations", "2", "--workers", "1",
-            "--check-draws", "3", "-o", str(post_file), "--db", str(db), "--json")
+    r = cli(
+        "calibrate",
+        "--cases",
+        str(folder),
+        "--particles",
+        "8",
+        "--generations",
+        "2",
+        "--workers",
+        "1",
+        "--check-draws",
+        "3",
+        "-o",
+        str(post_file),
+        "--db",
+        str(db),
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     cal = json.loads(r.stdout)
     assert cal["cases"] == ["alpha", "beta"] and len(cal["parameters"]) == len(CALIBRATED)
@@ -282,12 +330,32 @@ def test_calibrate_and_backtest_commands(tmp_path: Path) -> None:
     assert json.loads(r.stdout)["posterior_hash"] == Posterior.load(post_file).content_hash()
     # backtest: one row per held-out observation, coverage and error, a PNG
     plot = tmp_path / "bt.png"
-    r = cli("backtest", "--cases", str(folder), "--particles", "6", "--generations", "1", "--workers", "1",
-            "--draws", "3", "--plot", str(plot), "--db", str(db), "--json")
+    r = cli(
+        "backtest",
+        "--cases",
+        str(folder),
+        "--particles",
+        "6",
+        "--generations",
+        "1",
+        "--workers",
+        "1",
+        "--draws",
+        "3",
+        "--plot",
+        str(plot),
+        "--db",
+        str(db),
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     bt = json.loads(r.stdout)
-    assert [(c["case"], c["outcome"]) for c in bt["cases"]] == [("alpha", "defected_share"), ("alpha", "caught_share"),
-                                                                ("beta", "defected_share"), ("beta", "caught_share")]
+    assert [(c["case"], c["outcome"]) for c in bt["cases"]] == [
+        ("alpha", "defected_share"),
+        ("alpha", "caught_share"),
+        ("beta", "defected_share"),
+        ("beta", "caught_share"),
+    ]
     for c in bt["cases"]:
         assert c["p05"] <= c["median"] <= c["p95"]
         assert c["inside"] == (c["p05"] <= c["observed"] <= c["p95"])
@@ -334,9 +402,29 @@ def test_an_interrupted_calibration_is_recorded_and_writes_no_posterior(tmp_path
     folder.mkdir()
     write_case(folder, days=60, agents=990)
     db, post_file = tmp_path / "r.duckdb", tmp_path / "post.json"
-    proc = subprocess.Popen([sys.executable, "-m", "defection", "calibrate", "--cases", str(folder), "--particles",
-                             "5000", "--generations", "20", "--workers", "2", "-o", str(post_file), "--db", str(db)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "defection",
+            "calibrate",
+            "--cases",
+            str(folder),
+            "--particles",
+            "5000",
+            "--generations",
+            "20",
+            "--workers",
+            "2",
+            "-o",
+            str(post_file),
+            "--db",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     run_id = wait_for_running(db, proc)
     time.sleep(3.0)  # into the sampling
     os.kill(proc.pid, sig)

@@ -56,9 +56,15 @@ def test_verdict_follows_the_evidence() -> None:
     settings = {"replicates": 4, "days": 150, "agents": 4_950, "seed": 2}
     proposal = claim_mass_defection(Lab(scenario(), **settings))
     assert proposal.verdict == "not supported"
-    tipping = scenario(offer__cash_usd=1e7, regime__monitors_per_soldier=0.0, regime__response__mode="static",
-                       programme__extraction_capacity_per_day=1e5, credibility__prior_alpha=9.0,
-                       credibility__prior_beta=1.0, information__initial_aware_share=1.0)
+    tipping = scenario(
+        offer__cash_usd=1e7,
+        regime__monitors_per_soldier=0.0,
+        regime__response__mode="static",
+        programme__extraction_capacity_per_day=1e5,
+        credibility__prior_alpha=9.0,
+        credibility__prior_beta=1.0,
+        information__initial_aware_share=1.0,
+    )
     tipped = claim_mass_defection(Lab(tipping, **settings))
     assert tipped.verdict in ("supported", "depends") and tipped.numbers[0].median >= 0.10
     assert tipped.numbers[1].p05 > 0  # the paired uplift over no offer is positive
@@ -66,9 +72,15 @@ def test_verdict_follows_the_evidence() -> None:
 
 def test_threat_certainty_matters_more_than_severity() -> None:
     """Deterrence through certainty (Nagin [D2]): ×10 certainty beats ×2 severity at equal simulation noise."""
-    sc = scenario(credibility__prior_alpha=9.0, credibility__prior_beta=1.0, information__initial_aware_share=1.0,
-                  offer__threat__prosecution_probability=0.02, regime__response__mode="static",
-                  programme__extraction_capacity_per_day=5000.0, preferences__moral_cost_median_usd=100_000.0)
+    sc = scenario(
+        credibility__prior_alpha=9.0,
+        credibility__prior_beta=1.0,
+        information__initial_aware_share=1.0,
+        offer__threat__prosecution_probability=0.02,
+        regime__response__mode="static",
+        programme__extraction_capacity_per_day=5000.0,
+        preferences__moral_cost_median_usd=100_000.0,
+    )
     result = claim_threats_help(Lab(sc, replicates=6, days=120, agents=9_900, seed=5))
     effect, certainty, severity = result.numbers
     assert certainty.median > severity.median

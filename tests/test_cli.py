@@ -18,8 +18,14 @@ from defection.store import ResultsDB
 from .conftest import ROOT, cli, wait_for_running
 
 REQUIRED_KEYS = {"run_id", "scenario_hash", "seed", "agents", "represented", "days", "replicates", "outcomes"}
-REQUIRED_OUTCOMES = {"defected", "attempts", "caught", "killed_crossing", "strength_remaining_share",
-                     "units_ineffective_share"}
+REQUIRED_OUTCOMES = {
+    "defected",
+    "attempts",
+    "caught",
+    "killed_crossing",
+    "strength_remaining_share",
+    "units_ineffective_share",
+}
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +92,25 @@ def test_bench_json_reports_throughput() -> None:
 
 def _start_long_run(db: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "defection", "run", "--days", "3650", "--replicates", "200", "--agents", "49500",
-         "--db", str(db)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "defection",
+            "run",
+            "--days",
+            "3650",
+            "--replicates",
+            "200",
+            "--agents",
+            "49500",
+            "--db",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
 
 
 @pytest.mark.slow

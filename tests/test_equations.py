@@ -51,8 +51,9 @@ def test_cash_value_present_bias_and_deferral() -> None:
     # all deferred two years: β·δ²·U(B) = 0.85 / 1.44 · U
     assert d.cash_value(100_000.0, 0.0, 2.0, 1, 9_700.0, 0.5, 0.85, 0.2) == pytest.approx(0.85 / 1.44 * u)
     # deferral never adds value
-    assert d.cash_value(1e5, 0.2, 2.0, 3, 9_700.0, 0.5, 0.85, 0.2) < d.cash_value(1e5, 0.8, 2.0, 3, 9_700.0, 0.5,
-                                                                                  0.85, 0.2)
+    assert d.cash_value(1e5, 0.2, 2.0, 3, 9_700.0, 0.5, 0.85, 0.2) < d.cash_value(
+        1e5, 0.8, 2.0, 3, 9_700.0, 0.5, 0.85, 0.2
+    )
 
 
 def test_asylum_value_undiscounted() -> None:
@@ -93,35 +94,74 @@ def test_awareness_hazard_and_reach() -> None:
     assert awareness_hazard(0.01, 0.2, 0.0) == pytest.approx(0.01)
     assert awareness_hazard(0.0, 0.2, 0.5) == pytest.approx(0.1)
     assert awareness_hazard(0.01, 0.2, 0.5) == pytest.approx(1 - 0.99 * 0.9)
-    sc = scenario(information__channels=[{"name": "a", "daily_reach": 0.1, "coverage": 0.5, "blocked": 0.2},
-                                         {"name": "b", "daily_reach": 0.05}])
+    sc = scenario(
+        information__channels=[
+            {"name": "a", "daily_reach": 0.1, "coverage": 0.5, "blocked": 0.2},
+            {"name": "b", "daily_reach": 0.05},
+        ]
+    )
     assert external_reach(sc) == pytest.approx(1 - (1 - 0.04) * (1 - 0.05))
 
 
 def test_one_soldier_hand_computed() -> None:
     """All the terms of eq. 12–14 for one soldier, with r = 0 and η = 0 so they can be done by hand."""
     sc = scenario(
-        preferences__discount_rate=0.0, preferences__present_bias=1.0, preferences__crra=0.0,
-        preferences__cohesion_cost_usd=20_000.0, preferences__utility_scale_usd=100_000.0,
-        combat__death_hazard=1e-4, combat__intensity=1.0, combat__pay_usd_month=0.0,
-        combat__death_benefit_usd=100_000.0, combat__family_benefit_weight=0.5,
+        preferences__discount_rate=0.0,
+        preferences__present_bias=1.0,
+        preferences__crra=0.0,
+        preferences__cohesion_cost_usd=20_000.0,
+        preferences__utility_scale_usd=100_000.0,
+        combat__death_hazard=1e-4,
+        combat__intensity=1.0,
+        combat__pay_usd_month=0.0,
+        combat__death_benefit_usd=100_000.0,
+        combat__family_benefit_weight=0.5,
         combat__remaining_exposure_days=365.0,
-        regime__sentence_years=5.0, regime__prison_year_cost_vsly=0.5, regime__execution_probability=0.1,
-        regime__sentence_served_share=0.3, regime__penal_death_risk=0.2, regime__family_reprisal_usd=10_000.0,
-        regime__exchange_return_probability=0.3, regime__prosecution_if_returned=0.5,
+        regime__sentence_years=5.0,
+        regime__prison_year_cost_vsly=0.5,
+        regime__execution_probability=0.1,
+        regime__sentence_served_share=0.3,
+        regime__penal_death_risk=0.2,
+        regime__family_reprisal_usd=10_000.0,
+        regime__exchange_return_probability=0.3,
+        regime__prosecution_if_returned=0.5,
         regime__assassination_risk=0.002,
-        offer__cash_usd=100_000.0, offer__share_on_arrival=0.5, offer__deferred_delay_years=2.0,
-        offer__deferred_instalments=1, offer__asylum_probability=0.4, offer__resettled_income_usd_year=25_000.0,
-        offer__education=True, offer__education_premium_usd_year=5_000.0, offer__exile_cost_usd=50_000.0,
-        offer__working_life_years=10, offer__trip_value_usd=5_000.0, offer__family_extraction_probability=0.0,
-        offer__protection=0.5, offer__threat__prosecution_probability=0.01, offer__threat__sentence_years=10.0,
-        offer__threat__amnesty_for_defectors=True, information__offer_noise_log_sd=0.0,
+        offer__cash_usd=100_000.0,
+        offer__share_on_arrival=0.5,
+        offer__deferred_delay_years=2.0,
+        offer__deferred_instalments=1,
+        offer__asylum_probability=0.4,
+        offer__resettled_income_usd_year=25_000.0,
+        offer__education=True,
+        offer__education_premium_usd_year=5_000.0,
+        offer__exile_cost_usd=50_000.0,
+        offer__working_life_years=10,
+        offer__trip_value_usd=5_000.0,
+        offer__family_extraction_probability=0.0,
+        offer__protection=0.5,
+        offer__threat__prosecution_probability=0.01,
+        offer__threat__sentence_years=10.0,
+        offer__threat__amnesty_for_defectors=True,
+        information__offer_noise_log_sd=0.0,
     )
     p = engine_params(sc)
     one = np.array
     v_succ, v_caught, v_killed, v_stay, perceived, cash, hazard = d._soldier_terms(
-        0, True, 100_000.0, 0.5, 0.0, 1.0, 1.0, p, one([1e6]), one([10_000.0]), one([50_000.0]),
-        one([1], np.int8), one([0.0]), one([0], np.int8))
+        0,
+        True,
+        100_000.0,
+        0.5,
+        0.0,
+        1.0,
+        1.0,
+        p,
+        one([1e6]),
+        one([10_000.0]),
+        one([50_000.0]),
+        one([1], np.int8),
+        one([0.0]),
+        one([0], np.int8),
+    )
     # VSLY = 1e6/40 = 25,000; cost(5 y) = 5·0.5·25,000 = 62,500; cost(10 y) = 125,000
     # package = 0.5·(100,000 + 0.4·(10·20,000 − 50,000) + 5,000) = 82,500
     # moral = 50,000 + 20,000·1·1 = 70,000; family = 10,000; return = 0.8·0.3·0.5·0.3·62,500 = 2,250
@@ -136,8 +176,21 @@ def test_one_soldier_hand_computed() -> None:
     assert v_stay == pytest.approx(annuity * (-95.0) - 1_250.0)
     # the same soldier unaware of the offer: no package, no threat, no asylum shield against return
     u_succ, _, _, u_stay, _, _, _ = d._soldier_terms(
-        0, False, 100_000.0, 0.5, 0.0, 1.0, 1.0, p, one([1e6]), one([10_000.0]), one([50_000.0]),
-        one([1], np.int8), one([0.0]), one([0], np.int8))
+        0,
+        False,
+        100_000.0,
+        0.5,
+        0.0,
+        1.0,
+        1.0,
+        p,
+        one([1e6]),
+        one([10_000.0]),
+        one([50_000.0]),
+        one([1], np.int8),
+        one([0.0]),
+        one([0], np.int8),
+    )
     assert u_succ == pytest.approx(-70_000 - 10_000 - 0.3 * 0.5 * 0.3 * 62_500)
     assert u_stay == pytest.approx(annuity * (-95.0))
 

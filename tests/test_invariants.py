@@ -27,9 +27,15 @@ def _series(result) -> np.ndarray:
 
 def test_conservation_of_soldiers() -> None:
     """Establishment = present + everyone who left − replacements, every day of every replicate."""
-    sc = scenario(combat__death_hazard=2e-3, combat__replacement_rate=0.05, crossing__catch_base=0.2,
-                  preferences__moral_cost_median_usd=20_000.0, combat__opportunity_line=0.05,
-                  information__initial_aware_share=0.5, programme__extraction_capacity_per_day=200.0)
+    sc = scenario(
+        combat__death_hazard=2e-3,
+        combat__replacement_rate=0.05,
+        crossing__catch_base=0.2,
+        preferences__moral_cost_median_usd=20_000.0,
+        combat__opportunity_line=0.05,
+        information__initial_aware_share=0.5,
+        programme__extraction_capacity_per_day=200.0,
+    )
     res = simulate(sc, **SMALL)
     daily = res.daily
     for col in ("arrived", "arrived_programme", "caught", "detected_waiting", "replaced", "contacts"):
@@ -77,8 +83,15 @@ def test_identical_across_thread_counts() -> None:
     out = {}
     for n in ("1", "2"):
         env = {**os.environ, "NUMBA_NUM_THREADS": n}
-        proc = subprocess.run([sys.executable, "-c", _THREAD_SCRIPT], capture_output=True, text=True, env=env,
-                              cwd=ROOT, timeout=600, check=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", _THREAD_SCRIPT],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=600,
+            check=True,
+        )
         out[n] = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["1"]["threads"] == 1 and out["2"]["threads"] == 2
     assert out["1"]["hash"] == out["2"]["hash"]
@@ -128,8 +141,12 @@ def test_more_monitoring_does_not_raise_defections() -> None:
 
 def test_zero_awareness_nobody_responds_to_the_offer() -> None:
     """With no channel reach, no word of mouth and nobody aware on day 0, the offer changes nothing."""
-    unheard = scenario(information__channels=[], information__peer_imitation=0.0,
-                       information__initial_aware_share=0.0, offer__cash_usd=1e7)
+    unheard = scenario(
+        information__channels=[],
+        information__peer_imitation=0.0,
+        information__initial_aware_share=0.0,
+        offer__cash_usd=1e7,
+    )
     a = simulate(unheard, **SMALL)
     b = simulate(no_offer(), **SMALL)
     assert a.daily["aware"].sum() == 0

@@ -50,31 +50,54 @@ REL_TOL = 0.05  # and in relative error
 TYPE = "mobilised"
 HOMOGENEOUS = {
     # one type, one exposure class
-    **{f"force__types__{name}__share": float(name == TYPE)
-       for name in ("contract", "mobilised", "convict", "conscript", "officer")},
-    "force__rear_share": 0.0, "force__line_share": 1.0, "force__assault_share": 0.0,
+    **{
+        f"force__types__{name}__share": float(name == TYPE)
+        for name in ("contract", "mobilised", "convict", "conscript", "officer")
+    },
+    "force__rear_share": 0.0,
+    "force__line_share": 1.0,
+    "force__assault_share": 0.0,
     "force__soldiers": AGENTS,
     # no heterogeneity
-    "preferences__vsl_log_sd": 0.0, "preferences__income_log_sd": 0.0, "preferences__moral_cost_log_sd": 0.0,
-    "preferences__threshold_sd": 0.0, "preferences__has_family_share": 1.0, "information__offer_noise_log_sd": 0.0,
+    "preferences__vsl_log_sd": 0.0,
+    "preferences__income_log_sd": 0.0,
+    "preferences__moral_cost_log_sd": 0.0,
+    "preferences__threshold_sd": 0.0,
+    "preferences__has_family_share": 1.0,
+    "information__offer_noise_log_sd": 0.0,
     # no social terms
-    "preferences__peer_weight": 0.0, "preferences__precedent_weight": 0.0, "preferences__cohesion_cost_usd": 0.0,
+    "preferences__peer_weight": 0.0,
+    "preferences__precedent_weight": 0.0,
+    "preferences__cohesion_cost_usd": 0.0,
     "preferences__reveal_probability": 0.0,
     # fixed credibility, static regime, no replacements, everyone aware on day 0
-    "credibility__prior_alpha": 3.0, "credibility__prior_beta": 1.0, "credibility__weight_arrival": 0.0,
-    "credibility__weight_killed": 0.0, "programme__weight_caught_waiting": 0.0, "programme__events": [],
-    "regime__response__mode": "static", "combat__replacement_rate": 0.0, "information__initial_aware_share": 1.0,
+    "credibility__prior_alpha": 3.0,
+    "credibility__prior_beta": 1.0,
+    "credibility__weight_arrival": 0.0,
+    "credibility__weight_killed": 0.0,
+    "programme__weight_caught_waiting": 0.0,
+    "programme__events": [],
+    "regime__response__mode": "static",
+    "combat__replacement_rate": 0.0,
+    "information__initial_aware_share": 1.0,
     # the queue: no detection while waiting, and room to extract everyone the next day
-    "programme__queue_detection_per_day": 0.0, "programme__extraction_capacity_per_day": 1e5,
+    "programme__queue_detection_per_day": 0.0,
+    "programme__extraction_capacity_per_day": 1e5,
     # a moderate hazard: z/σ ≈ −4, a squad opportunity on a quarter of days
-    "combat__opportunity_line": 0.25, "regime__monitors_per_soldier": 0.02,
-    "preferences__moral_cost_median_usd": 50_000.0, "preferences__threshold_mean": -0.4,
+    "combat__opportunity_line": 0.25,
+    "regime__monitors_per_soldier": 0.02,
+    "preferences__moral_cost_median_usd": 50_000.0,
+    "preferences__threshold_mean": -0.4,
     "offer__cash_usd": 100_000.0,
 }
 # no programme (it opens after the horizon): plain surrender (eq. 12 with c = 0, unguided crossing),
 # shifted back to a moderate hazard
-NO_PROGRAMME = {"offer__cash_usd": 0.0, "offer__start_day": 3650, "preferences__threshold_mean": -1.0,
-                "preferences__logit_scale": 0.25}
+NO_PROGRAMME = {
+    "offer__cash_usd": 0.0,
+    "offer__start_day": 3650,
+    "preferences__threshold_mean": -1.0,
+    "preferences__logit_scale": 0.25,
+}
 
 
 def world(**overrides: object) -> Scenario:
@@ -122,29 +145,54 @@ def closed_form(sc: Scenario) -> Prediction:
         cash, now, n_pay = of.cash_usd, of.share_on_arrival, of.deferred_instalments  # eq. 25: no noise
         value_cash = utility(now * cash, wealth, eta) + beta * sum(  # eq. 4
             d_year ** (of.deferred_delay_years + k) * utility((1 - now) * cash / n_pay, wealth, eta)
-            for k in range(n_pay))
+            for k in range(n_pay)
+        )
         education = of.education_premium_usd_year if of.education else 0.0
-        value_asylum = beta * annuity(d_year, of.working_life_years) * (  # eq. 6
-            of.resettled_income_usd_year + education - wealth) - of.exile_cost_usd
-        package = c * (value_cash + of.asylum_probability * value_asylum  # eq. 5
-                       + utility(of.trip_value_usd, wealth, eta))
+        value_asylum = (
+            beta
+            * annuity(d_year, of.working_life_years)
+            * (  # eq. 6
+                of.resettled_income_usd_year + education - wealth
+            )
+            - of.exile_cost_usd
+        )
+        package = c * (
+            value_cash
+            + of.asylum_probability * value_asylum  # eq. 5
+            + utility(of.trip_value_usd, wealth, eta)
+        )
     asylum_p = of.asylum_probability if aware else 0.0
     moral = pr.moral_cost_median_usd * ty.moral_cost_multiplier  # eq. 12a with μ = 0
     family = rg.family_reprisal_usd * (1 - c * (of.family_extraction_probability if aware else 0.0))
-    returned = (1 - c * asylum_p) * rg.exchange_return_probability * rg.prosecution_if_returned \
-        * rg.sentence_served_share * prison(rg.sentence_years)
+    returned = (
+        (1 - c * asylum_p)
+        * rg.exchange_return_probability
+        * rg.prosecution_if_returned
+        * rg.sentence_served_share
+        * prison(rg.sentence_years)
+    )
     threat_defector = (0.0 if of.threat.amnesty_for_defectors else 1.0) * threat
     assassination = c * asylum_p * rg.assassination_risk * (1 - of.protection) * vsl
     v_success = package - moral - family - returned - threat_defector - assassination  # eq. 12
-    v_caught = -(rg.execution_probability * vsl + (1 - rg.execution_probability)  # eq. 13
-                 * (rg.sentence_served_share * prison(rg.sentence_years) + rg.penal_death_risk * vsl))
+    v_caught = -(
+        rg.execution_probability * vsl
+        + (1 - rg.execution_probability)  # eq. 13
+        * (rg.sentence_served_share * prison(rg.sentence_years) + rg.penal_death_risk * vsl)
+    )
     v_killed = -vsl
     pay_day = cb.pay_usd_month * 12 / 365
-    v_stay = beta * annuity(d_day * (1 - p_kill), cb.remaining_exposure_days) * (  # eq. 7
-        pay_day - p_kill * (vsl - cb.family_benefit_weight * cb.death_benefit_usd)) - threat
+    v_stay = (
+        beta
+        * annuity(d_day * (1 - p_kill), cb.remaining_exposure_days)
+        * (  # eq. 7
+            pay_day - p_kill * (vsl - cb.family_benefit_weight * cb.death_benefit_usd)
+        )
+        - threat
+    )
     monitors = rg.monitors_per_soldier  # line class: multiplier 1
-    p_catch = cr.catch_base + (1 - cr.catch_base) * (1 - math.exp(-cr.arrest_constant * monitors
-                                                                    * cr.monitor_vision))  # eq. 9, D = 0
+    p_catch = cr.catch_base + (1 - cr.catch_base) * (
+        1 - math.exp(-cr.arrest_constant * monitors * cr.monitor_vision)
+    )  # eq. 9, D = 0
     p_cross = cr.killed_crossing_base * cb.intensity  # eq. 10
     if aware:  # guided extraction (eq. 34): lower crossing risk; detection while waiting is off
         p_cross *= sc.programme.extraction_crossing_risk
@@ -184,8 +232,9 @@ def simulated(overrides: tuple[tuple[str, object], ...]) -> Measurement:
     p, lam, n_sq = pred.p_opp, pred.willing, sc.force.squad_size
     var_per_soldier = p * lam * (1 - lam) + p * (1 - p) * n_sq * lam**2
     total = float(able.sum())
-    return Measurement(float(decisions.sum()) / total, math.sqrt(var_per_soldier * total) / total,
-                       float(decisions.sum()), total)
+    return Measurement(
+        float(decisions.sum()) / total, math.sqrt(var_per_soldier * total) / total, float(decisions.sum()), total
+    )
 
 
 def measure(**overrides: object) -> Measurement:
@@ -197,7 +246,8 @@ def assert_docks(sim: Measurement, pred: Prediction) -> None:
     error = sim.hazard - pred.hazard
     assert abs(error) < SIGMAS * sim.se, (
         f"simulated hazard {sim.hazard:.6f}/day vs closed form {pred.hazard:.6f}/day: "
-        f"{error / sim.se:+.1f} standard errors ({sim.decisions:.0f} decisions in {sim.soldier_days:.0f} soldier-days)")
+        f"{error / sim.se:+.1f} standard errors ({sim.decisions:.0f} decisions in {sim.soldier_days:.0f} soldier-days)"
+    )
     assert abs(error) < REL_TOL * pred.hazard
 
 

@@ -15,10 +15,15 @@ from defection.scenario import ScenarioError, load_scenario
 from .conftest import cli, scenario
 
 # A world where money matters: soldiers believe the offer, know of it, and face modest moral costs.
-SALIENT = dict(credibility__prior_alpha=18.0, credibility__prior_beta=2.0,
-               preferences__moral_cost_median_usd=60_000.0, information__initial_aware_share=1.0,
-               regime__response__mode="static", offer__cash_usd=200_000.0,
-               programme__extraction_capacity_per_day=5000.0)
+SALIENT = dict(
+    credibility__prior_alpha=18.0,
+    credibility__prior_beta=2.0,
+    preferences__moral_cost_median_usd=60_000.0,
+    information__initial_aware_share=1.0,
+    regime__response__mode="static",
+    offer__cash_usd=200_000.0,
+    programme__extraction_capacity_per_day=5000.0,
+)
 RUN = {"replicates": 6, "days": 90, "agents": 19_800, "seed": 4}
 
 
@@ -93,8 +98,9 @@ def test_cost_identities() -> None:
 def test_regime_pay_rise_scales_with_force_programme_cost_with_defectors() -> None:
     kw = dict(SALIENT, regime__response__mode="adaptive", regime__response__strength_floor=1.0)
     small = simulate(scenario(**kw), **RUN)
-    big = simulate(scenario(**dict(kw, force__soldiers=1_400_000, programme__extraction_capacity_per_day=10_000.0)),
-                   **RUN)
+    big = simulate(
+        scenario(**dict(kw, force__soldiers=1_400_000, programme__extraction_capacity_per_day=10_000.0)), **RUN
+    )
     # identical simulation, each agent standing for twice as many soldiers
     assert np.allclose(big.per_replicate["defected_share"], small.per_replicate["defected_share"])
     d = small.daily
@@ -102,6 +108,7 @@ def test_regime_pay_rise_scales_with_force_programme_cost_with_defectors() -> No
     assert (rise_per_day > 0).any()
     assert np.allclose(d["regime_pay_rise"], d["serving"] * rise_per_day)  # paid to every soldier present
     assert big.daily["regime_pay_rise"].sum() == pytest.approx(2 * d["regime_pay_rise"].sum())
+
     # the programme pays per defector: apart from running its channels (a cost per day), its cost per genuine
     # defector does not depend on the size of the force
     def per_defector(res) -> np.ndarray:
@@ -117,8 +124,9 @@ def test_best_response_never_worse_for_the_regime_than_adaptive() -> None:
     adaptive = simulate(scenario(**dict(kw, regime__response__mode="adaptive")), **run)
     best = simulate(scenario(**dict(kw, regime__response__mode="best_response")), **run)
     assert best.regime_choice is not None and len(best.regime_choice["candidate_losses_usd"]) == 5
-    assert best.regime_choice["candidate_losses_usd"][0] == pytest.approx(adaptive.per_replicate["regime_loss_usd"]
-                                                                           .mean())
+    assert best.regime_choice["candidate_losses_usd"][0] == pytest.approx(
+        adaptive.per_replicate["regime_loss_usd"].mean()
+    )
     assert best.per_replicate["regime_loss_usd"].mean() <= adaptive.per_replicate["regime_loss_usd"].mean()
     assert "regime_best_response" in best.to_dict()
 
@@ -155,8 +163,9 @@ def test_budget_cap_closes_the_programme() -> None:
 
 
 def test_adaptive_offer_sweetens_until_target() -> None:
-    kw = dict(SALIENT, offer__schedule__rule="adaptive", offer__schedule__growth_per_step=0.5,
-              offer__schedule__step_days=15)
+    kw = dict(
+        SALIENT, offer__schedule__rule="adaptive", offer__schedule__growth_per_step=0.5, offer__schedule__step_days=15
+    )
     unreachable = simulate(scenario(**kw, offer__schedule__target_share_per_month=0.9), **RUN)
     reached = simulate(scenario(**kw, offer__schedule__target_share_per_month=1e-6), **RUN)
     assert unreachable.per_replicate["offer_final_usd"].min() == pytest.approx(200_000.0 * 1.5**5)
@@ -168,8 +177,9 @@ def test_credibility_event_hurts_after_it_happens() -> None:
     hit = simulate(scenario(**SALIENT, programme__events=event), **RUN)
     calm = simulate(scenario(**SALIENT), **RUN)
     before = hit.daily["day"] < 30
-    pd.testing.assert_frame_equal(hit.daily.loc[before, ["arrived", "credibility"]],
-                                  calm.daily.loc[before, ["arrived", "credibility"]])
+    pd.testing.assert_frame_equal(
+        hit.daily.loc[before, ["arrived", "credibility"]], calm.daily.loc[before, ["arrived", "credibility"]]
+    )
     day31 = hit.daily["day"] == 31
     assert (hit.daily.loc[day31, "credibility"].to_numpy() < calm.daily.loc[day31, "credibility"].to_numpy()).all()
     assert hit.per_replicate["defected"].median() < calm.per_replicate["defected"].median()
@@ -178,31 +188,48 @@ def test_credibility_event_hurts_after_it_happens() -> None:
 def test_fraud_grows_with_the_bounty() -> None:
     small = simulate(scenario(**SALIENT), **RUN)
     big = simulate(scenario(**dict(SALIENT, offer__cash_usd=800_000.0)), **RUN)
-    per_defector = [r.per_replicate["fraud_claimants"].sum() / r.per_replicate["paid_defectors"].sum()
-                    for r in (small, big)]
+    per_defector = [
+        r.per_replicate["fraud_claimants"].sum() / r.per_replicate["paid_defectors"].sum() for r in (small, big)
+    ]
     assert per_defector[1] > 1.9 * per_defector[0]  # ∝ (cash / $100k)^0.5: ×2 for 4× the cash
     assert (small.per_replicate["fraud_losses_usd"] > 0).all()
 
 
 BAD = [
-    ("negative growth with a target", "[offer.schedule]\nrule = 'adaptive'\ngrowth_per_step = -0.1\n",
-     ["offer", "growth_per_step = -0.1", "positive growth"]),
-    ("deadline before start", "[offer]\nstart_day = 30\n[offer.schedule]\nrule = 'deadline'\ndeadline_day = 10\n",
-     ["deadline_day = 10", "start_day = 30"]),
-    ("budget cap below first payment", "[offer.schedule]\nbudget_cap_usd = 5000.0\n",
-     ["budget_cap_usd = 5000", "below the first payment", "cash_usd = 100000"]),
+    (
+        "negative growth with a target",
+        "[offer.schedule]\nrule = 'adaptive'\ngrowth_per_step = -0.1\n",
+        ["offer", "growth_per_step = -0.1", "positive growth"],
+    ),
+    (
+        "deadline before start",
+        "[offer]\nstart_day = 30\n[offer.schedule]\nrule = 'deadline'\ndeadline_day = 10\n",
+        ["deadline_day = 10", "start_day = 30"],
+    ),
+    (
+        "budget cap below first payment",
+        "[offer.schedule]\nbudget_cap_usd = 5000.0\n",
+        ["budget_cap_usd = 5000", "below the first payment", "cash_usd = 100000"],
+    ),
     ("unknown rule", "[offer.schedule]\nrule = 'sometimes'\n", ["offer.schedule.rule", "'sometimes'", "flat"]),
-    ("regime lever out of range", "[regime.response]\nmax_blocking = 1.5\n",
-     ["regime.response.max_blocking", "1.5", "[0.0, 1.0]"]),
-    ("regime response negative", "[regime.response]\nmonitor_response = -1\n",
-     ["regime.response.monitor_response", "[0.0, 10.0]"]),
+    (
+        "regime lever out of range",
+        "[regime.response]\nmax_blocking = 1.5\n",
+        ["regime.response.max_blocking", "1.5", "[0.0, 1.0]"],
+    ),
+    (
+        "regime response negative",
+        "[regime.response]\nmonitor_response = -1\n",
+        ["regime.response.monitor_response", "[0.0, 10.0]"],
+    ),
     ("regime mode", "[regime.response]\nmode = 'nice'\n", ["regime.response.mode", "'nice'", "best_response"]),
 ]
 
 
 @pytest.mark.parametrize(("label", "text", "needles"), BAD, ids=[b[0] for b in BAD])
-def test_inconsistent_schedules_and_levers_are_rejected(tmp_path: Path, label: str, text: str,
-                                                       needles: list[str]) -> None:
+def test_inconsistent_schedules_and_levers_are_rejected(
+    tmp_path: Path, label: str, text: str, needles: list[str]
+) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(ScenarioError) as info:

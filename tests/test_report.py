@@ -31,19 +31,48 @@ from tests.conftest import scenario
 
 EVIL = '<script>alert("x")</script> & co'
 RUN_FIGURES = {"defections", "funnel", "offer", "levers", "cost", "unit-strength", "units-ineffective"}
-SPEC = {"experiment": {"name": "t", "sampler": "sobol", "samples": 8, "replicates": 2, "days": 20, "agents": 990},
-        "uncertainties": [{"path": "regime.monitors_per_soldier", "low": 0.02, "high": 0.1}],
-        "levers": [{"path": "offer.cash_usd", "low": 0.0, "high": 1_000_000.0}],
-        "outcomes": [{"name": "defected_share", "direction": "max"}]}
-CLAIMS = {"settings": {"replicates": 3}, "simulations": 12, "claims": [
-    {"number": 1, "claim": "Mass <defection>", "test": "paired runs", "verdict": "not supported", "reason": "too few",
-     "numbers": [{"name": "defected share", "median": 0.01, "p05": 0.005, "p95": 0.02, "unit": ""}],
-     "deciding": [], "alternative": None},
-    {"number": 2, "claim": "It is affordable", "test": "cost", "verdict": "supported", "reason": "cheap",
-     "numbers": [{"name": "cost", "median": 2e9, "p05": 1e9, "p95": 3e9, "unit": "USD"}], "deciding": [],
-     "alternative": None},
-    {"number": 3, "claim": "Threats work", "test": "threat", "verdict": "depends on credibility.prior_alpha",
-     "reason": "within noise", "numbers": [], "deciding": [], "alternative": None}]}
+SPEC = {
+    "experiment": {"name": "t", "sampler": "sobol", "samples": 8, "replicates": 2, "days": 20, "agents": 990},
+    "uncertainties": [{"path": "regime.monitors_per_soldier", "low": 0.02, "high": 0.1}],
+    "levers": [{"path": "offer.cash_usd", "low": 0.0, "high": 1_000_000.0}],
+    "outcomes": [{"name": "defected_share", "direction": "max"}],
+}
+CLAIMS = {
+    "settings": {"replicates": 3},
+    "simulations": 12,
+    "claims": [
+        {
+            "number": 1,
+            "claim": "Mass <defection>",
+            "test": "paired runs",
+            "verdict": "not supported",
+            "reason": "too few",
+            "numbers": [{"name": "defected share", "median": 0.01, "p05": 0.005, "p95": 0.02, "unit": ""}],
+            "deciding": [],
+            "alternative": None,
+        },
+        {
+            "number": 2,
+            "claim": "It is affordable",
+            "test": "cost",
+            "verdict": "supported",
+            "reason": "cheap",
+            "numbers": [{"name": "cost", "median": 2e9, "p05": 1e9, "p95": 3e9, "unit": "USD"}],
+            "deciding": [],
+            "alternative": None,
+        },
+        {
+            "number": 3,
+            "claim": "Threats work",
+            "test": "threat",
+            "verdict": "depends on credibility.prior_alpha",
+            "reason": "within noise",
+            "numbers": [],
+            "deciding": [],
+            "alternative": None,
+        },
+    ],
+}
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -52,8 +81,18 @@ def _explore_run(db: ResultsDB, kind: str, artifacts: dict[str, Any], options: d
     spec = spec_from_dict(SPEC, "<test>").model_dump(mode="json")
     base = json.loads(scenario(offer__cash_usd=50_000.0).canonical_json())
     text = json.dumps({"spec": spec, "options": options or {}, "base_scenario": base}, sort_keys=True)
-    rid = db.begin_run(RunMeta(kind=kind, scenario_name="t", scenario_json=text, seed=1, agents=990,
-                               represented=700_000, days=20, replicates=2))
+    rid = db.begin_run(
+        RunMeta(
+            kind=kind,
+            scenario_name="t",
+            scenario_json=text,
+            seed=1,
+            agents=990,
+            represented=700_000,
+            days=20,
+            replicates=2,
+        )
+    )
     outcomes = pd.DataFrame([{"outcome": "defected_share", "median": 0.01, "p05": 0.001, "p95": 0.05, "mean": 0.02}])
     db.complete_artifacts(rid, artifacts, outcomes, 1.0)
     return rid
@@ -62,45 +101,128 @@ def _explore_run(db: ResultsDB, kind: str, artifacts: dict[str, Any], options: d
 def _sweep_run(db: ResultsDB, folder: Path) -> str:
     """A complete sweep of 6 experiments over two parameters, ingested from a synthetic Parquet part."""
     spec = spec_from_dict({**SPEC, "experiment": {**SPEC["experiment"], "sampler": "lhs"}}, "<t>")
-    rid = db.begin_run(RunMeta(kind="sweep", scenario_name="t", scenario_json=default_scenario().canonical_json(),
-                               seed=1, agents=990, represented=700_000, days=20, replicates=2))
+    rid = db.begin_run(
+        RunMeta(
+            kind="sweep",
+            scenario_name="t",
+            scenario_json=default_scenario().canonical_json(),
+            seed=1,
+            agents=990,
+            represented=700_000,
+            days=20,
+            replicates=2,
+        )
+    )
     cash = [0.0, 2e5, 4e5, 6e5, 8e5, 1e6]
     mon = [0.1, 0.02, 0.08, 0.04, 0.06, 0.03]
-    rows = {"experiment": list(range(6)), "status": ["ok"] * 6, "error": [None] * 6, "traceback": [None] * 6,
-            "params_json": [json.dumps({"offer.cash_usd": c, "regime.monitors_per_soldier": m})
-                            for c, m in zip(cash, mon, strict=True)], "wall_seconds": [0.1] * 6}
+    rows = {
+        "experiment": list(range(6)),
+        "status": ["ok"] * 6,
+        "error": [None] * 6,
+        "traceback": [None] * 6,
+        "params_json": [
+            json.dumps({"offer.cash_usd": c, "regime.monitors_per_soldier": m}) for c, m in zip(cash, mon, strict=True)
+        ],
+        "wall_seconds": [0.1] * 6,
+    }
     med = [c / 1e8 for c in cash]
-    rows |= {"defected_share_mean": med, "defected_share_median": med,
-             "defected_share_p05": [v / 2 for v in med], "defected_share_p95": [v * 2 for v in med]}
+    rows |= {
+        "defected_share_mean": med,
+        "defected_share_median": med,
+        "defected_share_p05": [v / 2 for v in med],
+        "defected_share_p95": [v * 2 for v in med],
+    }
     part = folder / "part-0.parquet"
     pq.write_table(pa.Table.from_pydict(rows, schema=part_schema(["defected_share"])), part)
     db.complete_sweep(rid, [part], ["defected_share"], 6, {"spec": spec.model_dump(mode="json")})
     return rid
 
 
-SENSITIVITY = {"spec": "t", "method": "sobol", "points": 24,
-               "factors": ["regime.monitors_per_soldier", "offer.cash_usd"], "outcomes": ["defected_share"],
-               "plot": None, "wall_seconds": 1.0,
-               "indices": {"defected_share": [
-                   {"rank": 1, "factor": "offer.cash_usd", "S1": 0.6, "S1_conf": 0.05, "ST": 0.7, "ST_conf": 0.06},
-                   {"rank": 2, "factor": "regime.monitors_per_soldier", "S1": 0.2, "S1_conf": 0.03, "ST": 0.3,
-                    "ST_conf": None}]}}
-TRIALS = [{"trial": k, "package": {"offer.cash_usd": c}, "feasible": True, "summary": {},
-           "metrics": {"programme_cost_usd": cost, "defected_share": d, "days_to_target": 100.0 + k}}
-          for k, (c, cost, d) in enumerate([(1e5, 1e6, 0.01), (2e5, 3e6, 0.008), (5e5, 5e6, 0.03), (9e5, 9e6, 0.02)])]
-OPTIMIZE = {"spec": "t", "study": "t.pareto.x", "storage": None, "mode": "pareto", "sampler": "nsga2", "target": None,
-            "worlds": 2, "replicates": 2, "fixed_levers": {}, "reused": 0, "evaluated": 4, "complete": 4, "failed": 0,
-            "best": None, "closest": None, "wall_seconds": 1.0,
-            "pareto": [{k: v for k, v in TRIALS[i].items() if k != "summary"} for i in (0, 2)]}
-DISCOVER = {"spec": "t", "outcome": "defected_share", "threshold": 0.01, "direction": "below", "cases": 10,
-            "cases_of_interest": 4, "fixed_levers": {}, "density_threshold": 0.8, "wall_seconds": 1.0,
-            "boxes": [{"coverage": 0.75, "density": 0.9, "mass": 0.3, "n": 3, "chosen": 2,
-                       "restricted": {"regime.monitors_per_soldier": {"low": 0.06, "high": None, "qp": [0.01, None]}},
-                       "trajectory": [{"coverage": 1.0, "density": 0.4, "mass": 1.0, "res_dim": 0.0},
-                                      {"coverage": 0.9, "density": 0.6, "mass": 0.6, "res_dim": 1.0},
-                                      {"coverage": 0.75, "density": 0.9, "mass": 0.3, "res_dim": 1.0}]}]}
-CASES = [{"regime.monitors_per_soldier": 0.02 + 0.008 * k, "defected_share_mean": 0.02 - 0.002 * k,
-          "of_interest": 0.02 - 0.002 * k < 0.01} for k in range(10)]
+SENSITIVITY = {
+    "spec": "t",
+    "method": "sobol",
+    "points": 24,
+    "factors": ["regime.monitors_per_soldier", "offer.cash_usd"],
+    "outcomes": ["defected_share"],
+    "plot": None,
+    "wall_seconds": 1.0,
+    "indices": {
+        "defected_share": [
+            {"rank": 1, "factor": "offer.cash_usd", "S1": 0.6, "S1_conf": 0.05, "ST": 0.7, "ST_conf": 0.06},
+            {
+                "rank": 2,
+                "factor": "regime.monitors_per_soldier",
+                "S1": 0.2,
+                "S1_conf": 0.03,
+                "ST": 0.3,
+                "ST_conf": None,
+            },
+        ]
+    },
+}
+TRIALS = [
+    {
+        "trial": k,
+        "package": {"offer.cash_usd": c},
+        "feasible": True,
+        "summary": {},
+        "metrics": {"programme_cost_usd": cost, "defected_share": d, "days_to_target": 100.0 + k},
+    }
+    for k, (c, cost, d) in enumerate([(1e5, 1e6, 0.01), (2e5, 3e6, 0.008), (5e5, 5e6, 0.03), (9e5, 9e6, 0.02)])
+]
+OPTIMIZE = {
+    "spec": "t",
+    "study": "t.pareto.x",
+    "storage": None,
+    "mode": "pareto",
+    "sampler": "nsga2",
+    "target": None,
+    "worlds": 2,
+    "replicates": 2,
+    "fixed_levers": {},
+    "reused": 0,
+    "evaluated": 4,
+    "complete": 4,
+    "failed": 0,
+    "best": None,
+    "closest": None,
+    "wall_seconds": 1.0,
+    "pareto": [{k: v for k, v in TRIALS[i].items() if k != "summary"} for i in (0, 2)],
+}
+DISCOVER = {
+    "spec": "t",
+    "outcome": "defected_share",
+    "threshold": 0.01,
+    "direction": "below",
+    "cases": 10,
+    "cases_of_interest": 4,
+    "fixed_levers": {},
+    "density_threshold": 0.8,
+    "wall_seconds": 1.0,
+    "boxes": [
+        {
+            "coverage": 0.75,
+            "density": 0.9,
+            "mass": 0.3,
+            "n": 3,
+            "chosen": 2,
+            "restricted": {"regime.monitors_per_soldier": {"low": 0.06, "high": None, "qp": [0.01, None]}},
+            "trajectory": [
+                {"coverage": 1.0, "density": 0.4, "mass": 1.0, "res_dim": 0.0},
+                {"coverage": 0.9, "density": 0.6, "mass": 0.6, "res_dim": 1.0},
+                {"coverage": 0.75, "density": 0.9, "mass": 0.3, "res_dim": 1.0},
+            ],
+        }
+    ],
+}
+CASES = [
+    {
+        "regime.monitors_per_soldier": 0.02 + 0.008 * k,
+        "defected_share_mean": 0.02 - 0.002 * k,
+        "of_interest": 0.02 - 0.002 * k < 0.01,
+    }
+    for k in range(10)
+]
 
 
 @pytest.fixture(scope="module")
@@ -109,14 +231,16 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[ResultsDB, dict[str
     db = ResultsDB(tmp / "r.duckdb")
     small = {"replicates": 3, "days": 20, "agents": 5000}
     res_a = simulate(scenario(meta__name=EVIL, offer__cash_usd=250_000.0), **small)
-    ids = {"a": db.store(res_a),
-           "b": db.store(simulate(scenario(offer__cash_usd=2_000_000.0), **small)),
-           "c": db.store(simulate(scenario(simulation__seed=7), **small)),
-           "claims": db.store(res_a, kind="claims", artifacts={"claims": CLAIMS}),
-           "sensitivity": _explore_run(db, "sensitivity", {"sensitivity": SENSITIVITY}, {"method": "sobol"}),
-           "optimize": _explore_run(db, "optimize", {"optimize": OPTIMIZE, "trials": TRIALS}),
-           "discover": _explore_run(db, "discover", {"discover": DISCOVER, "cases": CASES}),
-           "sweep": _sweep_run(db, tmp)}
+    ids = {
+        "a": db.store(res_a),
+        "b": db.store(simulate(scenario(offer__cash_usd=2_000_000.0), **small)),
+        "c": db.store(simulate(scenario(simulation__seed=7), **small)),
+        "claims": db.store(res_a, kind="claims", artifacts={"claims": CLAIMS}),
+        "sensitivity": _explore_run(db, "sensitivity", {"sensitivity": SENSITIVITY}, {"method": "sobol"}),
+        "optimize": _explore_run(db, "optimize", {"optimize": OPTIMIZE, "trials": TRIALS}),
+        "discover": _explore_run(db, "discover", {"discover": DISCOVER, "cases": CASES}),
+        "sweep": _sweep_run(db, tmp),
+    }
     failed = db.begin_run(RunMeta(kind="run", scenario_name="broken"))
     db.mark_run(failed, "failed", "RuntimeError: boom")
     ids["failed"] = failed
@@ -168,7 +292,7 @@ def test_run_report_is_self_contained_with_every_figure(store: tuple[ResultsDB, 
     assert html.count(get_plotlyjs()[:300]) == 1  # plotly.js inlined exactly once
     assert not [u for u in links.urls if re.match(r"\s*(https?:)?//", u)], links.urls
     assert "<script src" not in html.lower() and "<link" not in html.lower()
-    assert "mathjax" not in html[html.index("</head>"):].lower()
+    assert "mathjax" not in html[html.index("</head>") :].lower()
     assert '"displaylogo": false' in html and '"responsive": true' in html
     assert html.count("Plotly.newPlot") == 1  # one loop draws every figure
 
@@ -184,7 +308,7 @@ def test_report_escapes_user_text(store: tuple[ResultsDB, dict[str, str]]) -> No
 def test_changed_parameters_are_listed_with_unit_and_source(store: tuple[ResultsDB, dict[str, str]]) -> None:
     db, ids = store
     html = render_report(db, ids["a"])
-    section = html[html.index('id="scenario"'):html.index("</section>", html.index('id="scenario"'))]
+    section = html[html.index('id="scenario"') : html.index("</section>", html.index('id="scenario"'))]
     rows = re.findall(r'<tr class="param">(.*?)</tr>', section, re.S)
     by_path = {re.search(r"<td[^>]*>([^<]*)</td>", r).group(1): r for r in rows}
     assert set(by_path) == {"offer.cash_usd", "simulation.days", "simulation.replicates", "simulation.agents"}
@@ -244,15 +368,14 @@ def test_incomplete_run_is_refused(store: tuple[ResultsDB, dict[str, str]], whic
 def test_claims_report_has_the_coloured_claims_table(store: tuple[ResultsDB, dict[str, str]]) -> None:
     db, ids = store
     html = render_report(db, ids["claims"])
-    table = html[html.index('id="claims-table"'):html.index("</table>", html.index('id="claims-table"'))]
+    table = html[html.index('id="claims-table"') : html.index("</table>", html.index('id="claims-table"'))]
     assert '<td class="verdict" style="background:#f8d7da">not supported</td>' in table
     assert '<td class="verdict" style="background:#d4edda">supported</td>' in table
     assert '<td class="verdict" style="background:#fff3cd">depends on credibility.prior_alpha</td>' in table
     assert "Mass &lt;defection&gt;" in table and "$2.00bn ($1.00bn – $3.00bn)" in table
     assert "fig-defections" in html  # the proposal's own run is reported too
     figs = report_figures(db, ids["claims"])
-    assert "claims" in figs and list(figs["claims"].data[0].cells.values[2]) == [c["verdict"] for c in
-                                                                                  CLAIMS["claims"]]
+    assert "claims" in figs and list(figs["claims"].data[0].cells.values[2]) == [c["verdict"] for c in CLAIMS["claims"]]
     assert figs["claims"].data[0].cells.values[1][0] == "Mass &lt;defection&gt;"  # plotly renders some HTML
 
 
@@ -264,15 +387,16 @@ def test_sensitivity_report_has_index_bars(store: tuple[ResultsDB, dict[str, str
     assert s1["y"] == ["regime.monitors_per_soldier", "offer.cash_usd"]  # most influential drawn on top
     assert s1["x"] == [0.2, 0.6] and s1["error_x"]["array"] == [0.03, 0.05] and st["x"] == [0.3, 0.7]
     assert 'id="factors"' in html and "regime.monitors_per_soldier" in html
-    assert "offer.cash_usd" in html[html.index('id="changes"'):]  # the spec's base scenario changed the offer
+    assert "offer.cash_usd" in html[html.index('id="changes"') :]  # the spec's base scenario changed the offer
     assert "fig-defections" not in html
 
 
 def test_morris_bars_show_mu_star_and_sigma() -> None:
     from defection.report.explore_figures import sensitivity_bars
 
-    fig = sensitivity_bars([{"rank": 1, "factor": "a", "mu_star": 2.0, "mu_star_conf": 0.5, "mu": 1.0, "sigma": 3.0}],
-                           "morris", "defected")
+    fig = sensitivity_bars(
+        [{"rank": 1, "factor": "a", "mu_star": 2.0, "mu_star_conf": 0.5, "mu": 1.0, "sigma": 3.0}], "morris", "defected"
+    )
     assert [t.name for t in fig.data] == ["mu* (mean |elementary effect|)", "sigma (interactions)"]
     assert list(fig.data[0].x) == [2.0] and list(fig.data[1].x) == [3.0]
 
@@ -295,9 +419,10 @@ def test_discover_report_has_prim_boxes(store: tuple[ResultsDB, dict[str, str]])
     lo, hi = 0.02, 0.02 + 0.008 * 9  # the range the cases sampled
     assert box["y"] == ["regime.monitors_per_soldier"]
     assert box["base"][0] == pytest.approx((0.06 - lo) / (hi - lo)) and box["x"][0] == pytest.approx(
-        (hi - 0.06) / (hi - lo))
+        (hi - 0.06) / (hi - lo)
+    )
     assert trace(figs["fig-prim-trajectory"], "box 1 chosen")["x"] == [0.75]
-    table = html[html.index('id="prim-table"'):]
+    table = html[html.index('id="prim-table"') :]
     assert "0.75" in table and "0.90" in table and "0.06 ≤ regime.monitors_per_soldier" in table
 
 
@@ -313,14 +438,27 @@ def test_sweep_report_has_scatter_matrix_and_outcome_panels(store: tuple[Results
 
 def test_calibration_and_backtest_reports(store: tuple[ResultsDB, dict[str, str]]) -> None:
     db, _ = store
-    check = [{"case": "<case>", "outcome": "defected_share", "observed": 0.01, "median": 0.02, "p05": 0.005,
-              "p95": 0.05, "inside": True, "abs_log_error": 0.69}]
-    params = [{"parameter": "information.bass_p", "prior_lo": 0.0, "prior_hi": 2.0, "median": 1.0, "p05": 0.5,
-               "p95": 1.5}]
+    check = [
+        {
+            "case": "<case>",
+            "outcome": "defected_share",
+            "observed": 0.01,
+            "median": 0.02,
+            "p05": 0.005,
+            "p95": 0.05,
+            "inside": True,
+            "abs_log_error": 0.69,
+        }
+    ]
+    params = [
+        {"parameter": "information.bass_p", "prior_lo": 0.0, "prior_hi": 2.0, "median": 1.0, "p05": 0.5, "p95": 1.5}
+    ]
     text = json.dumps({"cases": ["<case>"], "settings": {"particles": 8, "seed": 1}})
     figs = {}
-    for kind, artifacts in (("calibration", {"calibration": {"parameters": params, "check": check}}),
-                            ("backtest", {"backtest": {"cases": check}})):
+    for kind, artifacts in (
+        ("calibration", {"calibration": {"parameters": params, "check": check}}),
+        ("backtest", {"backtest": {"cases": check}}),
+    ):
         rid = db.begin_run(RunMeta(kind=kind, scenario_name="1 cases", scenario_json=text, seed=1))
         db.complete_artifacts(rid, artifacts)
         html = render_report(db, rid)
@@ -371,7 +509,7 @@ def test_compare_document(store: tuple[ResultsDB, dict[str, str]]) -> None:
     links = parsed(html)
     assert {"compare-table", "fig-compare-defections", "fig-compare-cost", "fig-compare-differences"} <= links.ids
     assert not [u for u in links.urls if re.match(r"\s*(https?:)?//", u)]
-    notes = html[html.index('id="pairing"'):html.index("</ul>", html.index('id="pairing"'))]
+    notes = html[html.index('id="pairing"') : html.index("</ul>", html.index('id="pairing"'))]
     assert f"{ids['b']} − {ids['a']}: paired" in notes and f"{ids['c']} − {ids['a']}: not paired" in notes
     reps_a, reps_b = db.replicate_outcomes(ids["a"]), db.replicate_outcomes(ids["b"])
     diffs = (reps_b.set_index("replicate")["defected"] - reps_a.set_index("replicate")["defected"]).tolist()
@@ -400,16 +538,20 @@ def test_cli_report_writes_the_html(store: tuple[ResultsDB, dict[str, str]], tmp
     assert r.exit_code == 0 and "fig-defections" in (tmp_cwd / "x.html").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("args, message", [
-    (("report", "nope"), "run 'nope' not found"),
-    (("report", "{failed}"), "is failed (RuntimeError: boom), not complete"),
-    (("report", "{a}", "-o", "missing/x.html"), "folder missing does not exist"),
-    (("compare", "{a}"), "at least two run ids"),
-    (("compare", "{a}", "nope"), "run 'nope' not found"),
-    (("compare", "{a}", "{running}"), "is running"),
-])
-def test_cli_errors_are_clean(store: tuple[ResultsDB, dict[str, str]], tmp_cwd: Path, args: tuple[str, ...],
-                              message: str) -> None:
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("report", "nope"), "run 'nope' not found"),
+        (("report", "{failed}"), "is failed (RuntimeError: boom), not complete"),
+        (("report", "{a}", "-o", "missing/x.html"), "folder missing does not exist"),
+        (("compare", "{a}"), "at least two run ids"),
+        (("compare", "{a}", "nope"), "run 'nope' not found"),
+        (("compare", "{a}", "{running}"), "is running"),
+    ],
+)
+def test_cli_errors_are_clean(
+    store: tuple[ResultsDB, dict[str, str]], tmp_cwd: Path, args: tuple[str, ...], message: str
+) -> None:
     db, ids = store
     r = _invoke(*(a.format(**ids) for a in args), "--db", db.path)
     assert r.exit_code == 2, (r.stdout, r.stderr)
@@ -436,13 +578,15 @@ def test_cli_compare_json_and_html(store: tuple[ResultsDB, dict[str, str]], tmp_
     assert first["outcomes"]["attempts"]["median"] == pytest.approx(float(np.median(diffs)))
     assert first["outcomes"]["attempts"]["share_b_greater"] == pytest.approx(float(np.mean(diffs > 0)))
     assert payload["outcomes"]["defected"][ids["b"]]["median"] == pytest.approx(
-        db.outcomes(ids["b"]).set_index("outcome").loc["defected", "median"])
+        db.outcomes(ids["b"]).set_index("outcome").loc["defected", "median"]
+    )
     r = _invoke("compare", ids["a"], ids["b"], "--db", db.path)
     assert r.exit_code == 0 and "B − A: paired" in r.stdout and "defected" in r.stdout
 
 
-def test_png_without_a_browser_is_a_clean_error(store: tuple[ResultsDB, dict[str, str]], tmp_cwd: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_png_without_a_browser_is_a_clean_error(
+    store: tuple[ResultsDB, dict[str, str]], tmp_cwd: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from defection.report import png
 
     db, ids = store
@@ -466,8 +610,10 @@ def test_run_writes_its_report(tmp_cwd: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not Path("/usr/bin/chromium").exists() and not os.environ.get("CI"),
-                    reason="PNG export needs Chromium (/usr/bin/chromium); required in CI")
+@pytest.mark.skipif(
+    not Path("/usr/bin/chromium").exists() and not os.environ.get("CI"),
+    reason="PNG export needs Chromium (/usr/bin/chromium); required in CI",
+)
 def test_png_export(store: tuple[ResultsDB, dict[str, str]], tmp_cwd: Path) -> None:
     db, ids = store
     r = _invoke("report", ids["a"], "--db", db.path, "--png", "figs")

@@ -64,8 +64,19 @@ def test_schema_is_idempotent(tmp_path: Path) -> None:
     db = ResultsDB(path)
     assert db.list_runs().empty
     assert list(db.list_runs().columns) == [
-        "run_id", "kind", "status", "created_at", "scenario_name", "scenario_hash", "seed", "agents",
-        "represented", "days", "replicates", "wall_seconds"]
+        "run_id",
+        "kind",
+        "status",
+        "created_at",
+        "scenario_name",
+        "scenario_hash",
+        "seed",
+        "agents",
+        "represented",
+        "days",
+        "replicates",
+        "wall_seconds",
+    ]
 
 
 def test_round_trip(db: ResultsDB, result: RunResult) -> None:
@@ -95,8 +106,7 @@ def test_round_trip(db: ResultsDB, result: RunResult) -> None:
 
     wide = db.replicate_outcomes(run_id)
     assert list(wide.columns) == ["replicate", *OUTCOMES]
-    np.testing.assert_allclose(wide[list(OUTCOMES)].to_numpy(),
-                               result.per_replicate[list(OUTCOMES)].to_numpy())
+    np.testing.assert_allclose(wide[list(OUTCOMES)].to_numpy(), result.per_replicate[list(OUTCOMES)].to_numpy())
     assert _count(db, "replicate_outcomes", run_id) == REPLICATES * len(OUTCOMES)
 
     run = db.get_run(run_id)
@@ -145,8 +155,9 @@ def test_mark_run(db: ResultsDB, result: RunResult) -> None:
         db.mark_run(run_id, "complete")  # type: ignore[arg-type]
 
 
-def test_complete_run_is_atomic_when_a_later_insert_fails(db: ResultsDB, result: RunResult,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_complete_run_is_atomic_when_a_later_insert_fails(
+    db: ResultsDB, result: RunResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run_id = db.begin_run(_meta(result))
 
     def broken_outcomes(self: RunResult) -> pd.DataFrame:
@@ -199,8 +210,7 @@ def test_export(db: ResultsDB, result: RunResult, tmp_path: Path, fmt: str) -> N
     db.export(run_id, fmt, out)  # exporting again overwrites in place
 
 
-def test_export_rejects_file_target_and_bad_format(db: ResultsDB, result: RunResult,
-                                                   tmp_path: Path) -> None:
+def test_export_rejects_file_target_and_bad_format(db: ResultsDB, result: RunResult, tmp_path: Path) -> None:
     run_id = _complete(db, result)
     target = tmp_path / "afile"
     target.write_text("x")
@@ -262,10 +272,11 @@ def test_store_helper(db: ResultsDB, result: RunResult) -> None:
 
 def test_connection_not_held_between_calls(db: ResultsDB, result: RunResult) -> None:
     run_id = _complete(db, result)
-    code = ("import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
-            "print(c.execute('select status from runs').fetchone()[0])")
-    proc = subprocess.run([sys.executable, "-c", code, str(db.path)], capture_output=True, text=True,
-                          check=True)
+    code = (
+        "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+        "print(c.execute('select status from runs').fetchone()[0])"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(db.path)], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "complete"
     assert db.get_run(run_id)["status"] == "complete"
 

@@ -47,7 +47,8 @@ def test_parameters_doc_is_current() -> None:
     from .conftest import ROOT
 
     assert (ROOT / "docs" / "parameters.md").read_text(encoding="utf-8") == registry_markdown(), (
-        "docs/parameters.md is stale: run `defection params --markdown > docs/parameters.md`")
+        "docs/parameters.md is stale: run `defection params --markdown > docs/parameters.md`"
+    )
 
 
 def test_init_writes_a_file_that_checks(tmp_path: Path) -> None:
@@ -77,11 +78,17 @@ BAD = [
     ("zero size", "[force]\nsquad_size = 0\n", ["force.squad_size", "0", "[2, 30]"]),
     ("shares", "[force.types.contract]\nshare = 0.9\n", ["force.types", "sum to 1", "1.33"]),
     ("class shares", "[force]\nrear_share = 0.5\n", ["force", "sum to 1"]),
-    ("more agents than soldiers", "[force]\nsoldiers = 1000\n[simulation]\nagents = 5000\n",
-     ["simulation.agents", "5000", "force.soldiers"]),
+    (
+        "more agents than soldiers",
+        "[force]\nsoldiers = 1000\n[simulation]\nagents = 5000\n",
+        ["simulation.agents", "5000", "force.soldiers"],
+    ),
     ("malformed", "[offer\ncash_usd = 5\n", ["malformed TOML", "line 1"]),
-    ("channel", "[[information.channels]]\nname='x'\ndaily_reach = 2\n",
-     ["information.channels.0.daily_reach", "[0.0, 1.0]"]),
+    (
+        "channel",
+        "[[information.channels]]\nname='x'\ndaily_reach = 2\n",
+        ["information.channels.0.daily_reach", "[0.0, 1.0]"],
+    ),
 ]
 
 

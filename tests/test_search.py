@@ -27,9 +27,11 @@ from defection.store import ResultsDB
 from .conftest import cli
 
 # three numeric parameters standing in for x1, x2, x3 (their unit positions are what the tests use)
-ISHIGAMI_FACTORS = [{"path": "offer.asylum_probability", "low": 0.0, "high": 1.0},
-                    {"path": "regime.monitors_per_soldier", "low": 0.0, "high": 1.0},
-                    {"path": "preferences.moral_cost_median_usd", "low": 0.0, "high": 1e6}]
+ISHIGAMI_FACTORS = [
+    {"path": "offer.asylum_probability", "low": 0.0, "high": 1.0},
+    {"path": "regime.monitors_per_soldier", "low": 0.0, "high": 1.0},
+    {"path": "preferences.moral_cost_median_usd", "low": 0.0, "high": 1e6},
+]
 
 
 def ishigami(u: np.ndarray, a: float = 7.0, b: float = 0.1) -> np.ndarray:
@@ -38,8 +40,13 @@ def ishigami(u: np.ndarray, a: float = 7.0, b: float = 0.1) -> np.ndarray:
 
 
 def _spec(sampler: str, samples: int, seed: int = 1, **extra: Any) -> Any:
-    return spec_from_dict({"experiment": {"name": "t", "sampler": sampler, "samples": samples, "seed": seed},
-                           "uncertainties": ISHIGAMI_FACTORS, **extra})
+    return spec_from_dict(
+        {
+            "experiment": {"name": "t", "sampler": sampler, "samples": samples, "seed": seed},
+            "uncertainties": ISHIGAMI_FACTORS,
+            **extra,
+        }
+    )
 
 
 # ----------------------------------------------------------------------------- sensitivity
@@ -84,9 +91,11 @@ def test_constant_output_has_no_sobol_indices() -> None:
 
 
 # ----------------------------------------------------------------------------- optimisation
-LEVERS = [{"path": "offer.asylum_probability", "low": 0.0, "high": 1.0},
-          {"path": "regime.monitors_per_soldier", "low": 0.0, "high": 1.0},
-          {"path": "offer.education", "values": [True, False]}]
+LEVERS = [
+    {"path": "offer.asylum_probability", "low": 0.0, "high": 1.0},
+    {"path": "regime.monitors_per_soldier", "low": 0.0, "high": 1.0},
+    {"path": "offer.education", "values": [True, False]},
+]
 
 
 def _lever_spec() -> Any:
@@ -186,21 +195,25 @@ def test_journal_resume_reuses_finished_trials(tmp_path: Path) -> None:
 
 def test_scoring_pools_worlds_and_replicates() -> None:
     ok = {"status": "ok", "error": None}
-    worlds = [{**ok, "values": {opt.COST: [10.0, 30.0], "defected_share": [0.2, 0.05], opt.DAYS: [5.0, np.nan]}},
-              {**ok, "values": {opt.COST: [20.0, 20.0], "defected_share": [0.1, 0.12], opt.DAYS: [9.0, 8.0]}}]
+    worlds = [
+        {**ok, "values": {opt.COST: [10.0, 30.0], "defected_share": [0.2, 0.05], opt.DAYS: [5.0, np.nan]}},
+        {**ok, "values": {opt.COST: [20.0, 20.0], "defected_share": [0.1, 0.12], opt.DAYS: [9.0, 8.0]}},
+    ]
     s = opt.score_package(worlds, opt.Problem("target", opt.Target(value=0.1, probability=0.8), days=30))
     assert s.values == [20.0]
     assert s.attrs["metrics"]["probability"] == pytest.approx(0.75)  # 3 of 4 world-replicates reach 10%
     assert s.constraint == [pytest.approx(0.05)]  # infeasible: 0.8 - 0.75 > 0
     assert s.attrs["metrics"][opt.DAYS] == pytest.approx((5 + 31 + 9 + 8) / 4)  # never = horizon + 1
-    failed = opt.score_package([worlds[0], {"status": "failed", "error": "boom"}],
-                               opt.Problem("target", opt.Target(), days=30))
+    failed = opt.score_package(
+        [worlds[0], {"status": "failed", "error": "boom"}], opt.Problem("target", opt.Target(), days=30)
+    )
     assert failed.values is None and "boom" in (failed.error or "")
 
 
 def test_worlds_are_a_fixed_seeded_ensemble() -> None:
-    spec = spec_from_dict({"experiment": {"name": "w", "seed": 5}, "uncertainties": ISHIGAMI_FACTORS[:2],
-                           "levers": LEVERS[2:]})
+    spec = spec_from_dict(
+        {"experiment": {"name": "w", "seed": 5}, "uncertainties": ISHIGAMI_FACTORS[:2], "levers": LEVERS[2:]}
+    )
     a, b = opt.worlds(spec, 6), opt.worlds(spec, 6)
     assert a == b and len(a) == 6 and set(a[0]) == {f["path"] for f in ISHIGAMI_FACTORS[:2]}
     column = sorted(w["offer.asylum_probability"] for w in a)  # LHS: one point per sixth of the range
@@ -219,8 +232,10 @@ def test_evaluate_on_dask_matches_serial() -> None:
     strip = [{k: v for k, v in r.items() if k != "wall_seconds"} for r in serial]
     assert strip == [{k: v for k, v in r.items() if k != "wall_seconds"} for r in parallel]
     assert all(r["status"] == "ok" for r in serial)
-    assert serial[0] == {**run_point(bj, points[0], settings, ["defected_share", "aware_share"]),
-                         "wall_seconds": serial[0]["wall_seconds"]}
+    assert serial[0] == {
+        **run_point(bj, points[0], settings, ["defected_share", "aware_share"]),
+        "wall_seconds": serial[0]["wall_seconds"],
+    }
 
 
 # ----------------------------------------------------------------------------- scenario discovery
@@ -241,12 +256,17 @@ def test_prim_recovers_a_known_box() -> None:
 
 def test_discovery_inputs() -> None:
     assert disc.prim_boxes(pd.DataFrame({"a": [0.1, 0.2]}), np.array([False, False])) == []
-    np.testing.assert_array_equal(disc.cases_of_interest(np.array([0.1, 0.3, np.nan]), 0.2),
-                                  [True, False, False])
-    np.testing.assert_array_equal(disc.cases_of_interest(np.array([0.1, 0.3, np.inf]), 0.2, below=False),
-                                  [False, True, True])
-    spec = spec_from_dict({"experiment": {"name": "d"}, "uncertainties": ISHIGAMI_FACTORS[:1],
-                           "levers": [{"path": "offer.cash_usd", "values": [5e6]}, LEVERS[1]]})
+    np.testing.assert_array_equal(disc.cases_of_interest(np.array([0.1, 0.3, np.nan]), 0.2), [True, False, False])
+    np.testing.assert_array_equal(
+        disc.cases_of_interest(np.array([0.1, 0.3, np.inf]), 0.2, below=False), [False, True, True]
+    )
+    spec = spec_from_dict(
+        {
+            "experiment": {"name": "d"},
+            "uncertainties": ISHIGAMI_FACTORS[:1],
+            "levers": [{"path": "offer.cash_usd", "values": [5e6]}, LEVERS[1]],
+        }
+    )
     assert disc.fixed_levers(spec) == {"offer.cash_usd": 5e6}
     assert disc.uncertainty_spec(spec).levers == []
     with pytest.raises(ValueError, match="uncertainties"):
@@ -275,12 +295,15 @@ name = "defected_share"
 direction = "max"
 """
 CASH_RANGE = '\n[[levers]]\npath = "offer.cash_usd"\nlow = 1_000_000.0\nhigh = 100_000_000.0\nlog = true\n'
-CASH_FIXED = '\n[[levers]]\npath = "offer.cash_usd"\nvalues = [20_000_000.0]\n[[uncertainties]]\n' \
-             'path = "regime.monitors_per_soldier"\nlow = 0.0\nhigh = 0.2\n'
+CASH_FIXED = (
+    '\n[[levers]]\npath = "offer.cash_usd"\nvalues = [20_000_000.0]\n[[uncertainties]]\n'
+    'path = "regime.monitors_per_soldier"\nlow = 0.0\nhigh = 0.2\n'
+)
 
 
-def _write(tmp_path: Path, name: str, sampler: str = "lhs", samples: int = 4, replicates: int = 1,
-           extra: str = CASH_RANGE) -> Path:
+def _write(
+    tmp_path: Path, name: str, sampler: str = "lhs", samples: int = 4, replicates: int = 1, extra: str = CASH_RANGE
+) -> Path:
     path = tmp_path / f"{name}.toml"
     path.write_text(TINY.format(name=name, sampler=sampler, samples=samples, replicates=replicates, extra=extra))
     return path
@@ -307,8 +330,7 @@ def test_sensitivity_command(tmp_path: Path) -> None:
     assert payload["method"] == "sobol" and payload["points"] == 4 * (2 + 2)
     assert payload["factors"] == ["preferences.moral_cost_median_usd", "offer.cash_usd"]
     rows = payload["indices"]["defected_share"]
-    assert [r["rank"] for r in rows] == [1, 2] and set(rows[0]) == {"rank", "factor", "S1", "S1_conf", "ST",
-                                                                      "ST_conf"}
+    assert [r["rank"] for r in rows] == [1, 2] and set(rows[0]) == {"rank", "factor", "S1", "S1_conf", "ST", "ST_conf"}
     assert png.stat().st_size > 1000
     store = _stored(db, payload["run_id"], "sensitivity")
     assert store.artifact(payload["run_id"], "sensitivity")["indices"] == payload["indices"]
@@ -317,10 +339,20 @@ def test_sensitivity_command(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_optimize_command_resumes_from_journal(tmp_path: Path) -> None:
-    spec, db, journal = _write(tmp_path, "tiny-opt", replicates=2, samples=2), tmp_path / "r.duckdb", \
-        tmp_path / "j.log"
-    common = ("--target", "0.0005", "--probability", "0.5", "--storage", str(journal), "--db", str(db), "--json",
-              "--batch", "2")
+    spec, db, journal = _write(tmp_path, "tiny-opt", replicates=2, samples=2), tmp_path / "r.duckdb", tmp_path / "j.log"
+    common = (
+        "--target",
+        "0.0005",
+        "--probability",
+        "0.5",
+        "--storage",
+        str(journal),
+        "--db",
+        str(db),
+        "--json",
+        "--batch",
+        "2",
+    )
     first = _json(cli("optimize", str(spec), "--trials", "2", *common))
     assert first["mode"] == "target" and first["sampler"] == "tpe" and first["worlds"] == 2
     assert (first["reused"], first["evaluated"], first["complete"]) == (0, 2, 2)
@@ -343,8 +375,9 @@ def test_optimize_command_resumes_from_journal(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_discover_command(tmp_path: Path) -> None:
     spec, db = _write(tmp_path, "tiny-discover", samples=10, extra=CASH_FIXED), tmp_path / "r.duckdb"
-    payload = _json(cli("discover", str(spec), "--outcome", "defected_share", "--threshold", "0.0005",
-                        "--db", str(db), "--json"))
+    payload = _json(
+        cli("discover", str(spec), "--outcome", "defected_share", "--threshold", "0.0005", "--db", str(db), "--json")
+    )
     assert payload["cases"] == 10 and payload["direction"] == "below"
     assert payload["fixed_levers"] == {"offer.cash_usd": 20_000_000.0}
     assert 0 <= payload["cases_of_interest"] <= 10
@@ -355,22 +388,35 @@ def test_discover_command(tmp_path: Path) -> None:
     assert len(store.artifact(payload["run_id"], "cases")) == 10
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("sensitivity", "{lhs}"), "sampler is 'sobol' or 'morris'"),
-    (("sensitivity", "{sobol}", "--method", "morris"), "--method morris needs"),
-    (("sensitivity", "{sobol}", "--outcome", "nonsense"), "'nonsense' is unknown"),
-    (("optimize", "{lhs}", "--target-outcome", "nonsense", "--target", "0.1"), "not an outcome"),
-    (("optimize", "{nolevers}", "--target", "0.1"), "at least one [[levers]]"),
-    (("optimize", "{lhs}", "--sampler", "cmaes"), "choose one of nsga2, tpe"),
-    (("discover", "{lhs}", "--outcome", "nonsense", "--threshold", "0.1"), "not an outcome"),
-    (("discover", "{lhs}", "--outcome", "defected_share", "--threshold", "ten"), "Invalid value for '--threshold'"),
-    (("discover", "{missing}", "--outcome", "defected_share", "--threshold", "0.1"), "file not found"),
-    (("optimize", "{bad}",), "invalid spec"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("sensitivity", "{lhs}"), "sampler is 'sobol' or 'morris'"),
+        (("sensitivity", "{sobol}", "--method", "morris"), "--method morris needs"),
+        (("sensitivity", "{sobol}", "--outcome", "nonsense"), "'nonsense' is unknown"),
+        (("optimize", "{lhs}", "--target-outcome", "nonsense", "--target", "0.1"), "not an outcome"),
+        (("optimize", "{nolevers}", "--target", "0.1"), "at least one [[levers]]"),
+        (("optimize", "{lhs}", "--sampler", "cmaes"), "choose one of nsga2, tpe"),
+        (("discover", "{lhs}", "--outcome", "nonsense", "--threshold", "0.1"), "not an outcome"),
+        (("discover", "{lhs}", "--outcome", "defected_share", "--threshold", "ten"), "Invalid value for '--threshold'"),
+        (("discover", "{missing}", "--outcome", "defected_share", "--threshold", "0.1"), "file not found"),
+        (
+            (
+                "optimize",
+                "{bad}",
+            ),
+            "invalid spec",
+        ),
+    ],
+)
 def test_bad_input_is_a_clean_error(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
-    files = {"lhs": _write(tmp_path, "lhs"), "sobol": _write(tmp_path, "sobol", "sobol"),
-             "nolevers": _write(tmp_path, "nolevers", extra=""), "missing": tmp_path / "missing.toml",
-             "bad": tmp_path / "bad.toml"}
+    files = {
+        "lhs": _write(tmp_path, "lhs"),
+        "sobol": _write(tmp_path, "sobol", "sobol"),
+        "nolevers": _write(tmp_path, "nolevers", extra=""),
+        "missing": tmp_path / "missing.toml",
+        "bad": tmp_path / "bad.toml",
+    }
     files["bad"].write_text('[experiment]\nname = "x"\nsamples = -1\n')
     db = tmp_path / "r.duckdb"
     argv = [*(a.format(**{k: str(v) for k, v in files.items()}) for a in args), "--db", str(db)]

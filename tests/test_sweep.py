@@ -60,8 +60,9 @@ name = "caught_share"
 PLANNED = 40
 
 
-def write_spec(folder: Path, name: str = "spec.toml", sampler: str = "lhs", samples: int = PLANNED,
-               extra: str = "") -> Path:
+def write_spec(
+    folder: Path, name: str = "spec.toml", sampler: str = "lhs", samples: int = PLANNED, extra: str = ""
+) -> Path:
     path = folder / name
     path.write_text(SPEC.format(sampler=sampler, samples=samples) + extra, encoding="utf-8")
     return path
@@ -112,8 +113,12 @@ def test_serial_sweep_records_every_experiment_and_failures(reference: dict) -> 
     db = ResultsDB(reference["db"])
     run = db.get_run(p["run_id"])
     assert run["kind"] == "sweep" and run["status"] == "complete"
-    assert db.artifact(p["run_id"], "counts") == {"planned": PLANNED, "done": PLANNED, "ok": p["ok"],
-                                                   "failed": p["failed"]}
+    assert db.artifact(p["run_id"], "counts") == {
+        "planned": PLANNED,
+        "done": PLANNED,
+        "ok": p["ok"],
+        "failed": p["failed"],
+    }
     assert db.artifact(p["run_id"], "spec")["experiment"]["name"] == "tiny-sweep"
     assert len(db.artifact(p["run_id"], "design")["data"]) == PLANNED
     assert set(db.outcomes(p["run_id"])["outcome"]) == {"sweep:defected_share", "sweep:caught_share"}
@@ -123,11 +128,21 @@ def test_serial_sweep_records_every_experiment_and_failures(reference: dict) -> 
 @pytest.mark.slow
 def test_local_cluster_equals_serial(reference: dict, tmp_path: Path) -> None:
     db = tmp_path / "local.duckdb"
-    p = sweep_json(reference["spec"], "--workers", "2", "--out", tmp_path / "local", "--db", db,
-                   "--flush-every", "3", "--batch", "3")
+    p = sweep_json(
+        reference["spec"],
+        "--workers",
+        "2",
+        "--out",
+        tmp_path / "local",
+        "--db",
+        db,
+        "--flush-every",
+        "3",
+        "--batch",
+        "3",
+    )
     assert "LocalCluster (2" in p["executor"]
-    assert (p["planned"], p["ok"], p["failed"]) == (PLANNED, reference["payload"]["ok"],
-                                                    reference["payload"]["failed"])
+    assert (p["planned"], p["ok"], p["failed"]) == (PLANNED, reference["payload"]["ok"], reference["payload"]["failed"])
     pd.testing.assert_frame_equal(table(db, p["run_id"]), reference["table"], check_exact=True)
 
 
@@ -141,20 +156,37 @@ def dask_cluster(tmp_path: Path):
     procs: list[subprocess.Popen] = []
 
     def start(*args: str) -> None:
-        procs.append(subprocess.Popen([dask, *args], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                      cwd=tmp_path, start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [dask, *args], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True
+            )
+        )
 
     try:
-        start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file",
-              str(scheduler_file))
+        start(
+            "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)
+        )
         deadline = time.monotonic() + 120
         while not scheduler_file.exists():
             assert time.monotonic() < deadline and procs[0].poll() is None, "scheduler did not start"
             time.sleep(0.2)
         address = json.loads(scheduler_file.read_text())["address"]
         for k in range(2):
-            start("worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--host", "127.0.0.1",
-                  "--name", f"w{k}", "--local-directory", str(tmp_path / f"w{k}"))
+            start(
+                "worker",
+                address,
+                "--nthreads",
+                "1",
+                "--nworkers",
+                "1",
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+                "--name",
+                f"w{k}",
+                "--local-directory",
+                str(tmp_path / f"w{k}"),
+            )
         from dask.distributed import Client
 
         with Client(address, timeout="60s", set_as_default=False) as client:
@@ -184,8 +216,22 @@ def test_real_scheduler_equals_serial(reference: dict, dask_cluster: str, tmp_pa
 @pytest.mark.slow
 def test_resume_after_sigkill_equals_uninterrupted_run(reference: dict, tmp_path: Path) -> None:
     db, out = tmp_path / "resume.duckdb", tmp_path / "resume"
-    cmd = [sys.executable, "-m", "defection", "sweep", str(reference["spec"]), "--workers", "2", "--out", str(out),
-           "--db", str(db), "--flush-every", "1", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "defection",
+        "sweep",
+        str(reference["spec"]),
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+        "--db",
+        str(db),
+        "--flush-every",
+        "1",
+        "--json",
+    ]
     with (tmp_path / "killed.err").open("w") as errlog:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errlog, start_new_session=True)
     try:
@@ -224,16 +270,31 @@ def test_resume_after_sigkill_equals_uninterrupted_run(reference: dict, tmp_path
 
 
 BAD_SPECS = [
-    ("unknown parameter", ('path = "regime.monitors_per_soldier"', 'path = "regime.monitors_per_soldeir"'),
-     ["uncertainties[0]", "regime.monitors_per_soldeir", "not a scenario parameter"]),
-    ("low above high", ("low = 10_000.0\nhigh = 10_000_000.0", "low = 10_000_000.0\nhigh = 10_000.0"),
-     ["levers[0]", "must be below high"]),
-    ("lever not a parameter", ('path = "offer.schedule.rule"', 'path = "offer.schedule.flavour"'),
-     ["levers[1]", "offer.schedule.flavour", "not a scenario parameter"]),
-    ("categorical with sobol", ('sampler = "lhs"', 'sampler = "sobol"'),
-     ["sobol", "categorical", "offer.schedule.rule"]),
-    ("value not allowed", ('values = ["flat", "ratchet_topup"]', 'values = ["flat", "ratchet-top-up"]'),
-     ["levers[1].values[1]", "ratchet-top-up", "offer.schedule.rule"]),
+    (
+        "unknown parameter",
+        ('path = "regime.monitors_per_soldier"', 'path = "regime.monitors_per_soldeir"'),
+        ["uncertainties[0]", "regime.monitors_per_soldeir", "not a scenario parameter"],
+    ),
+    (
+        "low above high",
+        ("low = 10_000.0\nhigh = 10_000_000.0", "low = 10_000_000.0\nhigh = 10_000.0"),
+        ["levers[0]", "must be below high"],
+    ),
+    (
+        "lever not a parameter",
+        ('path = "offer.schedule.rule"', 'path = "offer.schedule.flavour"'),
+        ["levers[1]", "offer.schedule.flavour", "not a scenario parameter"],
+    ),
+    (
+        "categorical with sobol",
+        ('sampler = "lhs"', 'sampler = "sobol"'),
+        ["sobol", "categorical", "offer.schedule.rule"],
+    ),
+    (
+        "value not allowed",
+        ('values = ["flat", "ratchet_topup"]', 'values = ["flat", "ratchet-top-up"]'),
+        ["levers[1].values[1]", "ratchet-top-up", "offer.schedule.rule"],
+    ),
     ("unknown outcome", ('name = "caught_share"', 'name = "caught_fraction"'), ["outcomes[1]", "caught_fraction"]),
     ("agents below one company", ("agents = 990", "agents = 50"), ["experiment", "smaller than one company"]),
     ("design too large", ('sampler = "lhs"', 'sampler = "factorial"'), ["experiment.samples", "at most"]),
@@ -248,8 +309,7 @@ def _invoke(*args: str | Path) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize(("case", "edit", "expected"), BAD_SPECS, ids=[c[0] for c in BAD_SPECS])
-def test_invalid_spec_is_a_clean_error(case: str, edit: tuple[str, str], expected: list[str],
-                                       tmp_path: Path) -> None:
+def test_invalid_spec_is_a_clean_error(case: str, edit: tuple[str, str], expected: list[str], tmp_path: Path) -> None:
     text = SPEC.format(sampler="lhs", samples=40000 if case == "design too large" else 8)
     assert edit[0] in text
     spec = tmp_path / "bad.toml"

@@ -81,8 +81,9 @@ class LiveServer:
         self.thread.join(20)
         self.sock.close()
 
-    def raw(self, method: str, path: str, body: bytes | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, str]:
+    def raw(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, str]:
         """A request sent exactly as written (no client-side normalisation of the path)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
@@ -117,8 +118,11 @@ def test_oversized_body_is_refused_with_413(stored: dict[str, Any]) -> None:
         assert r.status_code == 413
         assert "too large" in r.json()["detail"] and "2000 bytes" in r.json()["detail"]
         # a streamed body without Content-Length is counted as it arrives
-        r = c.post("/api/jobs", content=iter([b'{"changes": {"meta.name": "', b"y" * 3000, b'"}}']),
-                   headers={"content-type": "application/json"})
+        r = c.post(
+            "/api/jobs",
+            content=iter([b'{"changes": {"meta.name": "', b"y" * 3000, b'"}}']),
+            headers={"content-type": "application/json"},
+        )
         assert r.status_code == 413 and "too large" in r.json()["detail"]
         assert c.get("/api/jobs").json()["jobs"] == []
         # just under the limit is fine
@@ -142,8 +146,15 @@ def test_unknown_and_malformed_fields_are_named(client: TestClient) -> None:
     assert r.status_code == 422 and "offer.cash_usd" in r.json()["detail"]
     r = client.post("/api/validate", json={"changes": {"offer.cash_usd": None}})
     assert r.status_code == 422 and "offer.cash_usd" in r.json()["detail"]
-    for raw in (b'{"changes": ', b"[1, 2]", b'"text"', b'{"changes": {"offer.cash_usd": 1e999999}}', b"[" * 50_000,
-                b'{"changes": {"simulation.days": 1' + b"0" * 5000 + b"}}", b"\xff\xfe{}"):
+    for raw in (
+        b'{"changes": ',
+        b"[1, 2]",
+        b'"text"',
+        b'{"changes": {"offer.cash_usd": 1e999999}}',
+        b"[" * 50_000,
+        b'{"changes": {"simulation.days": 1' + b"0" * 5000 + b"}}",
+        b"\xff\xfe{}",
+    ):
         r = client.post("/api/validate", content=raw, headers={"content-type": "application/json"})
         assert 400 <= r.status_code < 500, raw
         assert r.json()["detail"]
@@ -166,7 +177,8 @@ def test_unknown_query_parameters_are_refused(client: TestClient, stored: dict[s
 
 
 def test_path_like_inputs_are_refused_without_touching_files_or_db(
-        live: LiveServer, stored: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    live: LiveServer, stored: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     looked_up: list[str] = []
     for name in ("resolve", "get_run"):
         original = getattr(ResultsDB, name)
@@ -185,11 +197,23 @@ def test_path_like_inputs_are_refused_without_touching_files_or_db(
 
     sys.addaudithook(audit)  # cannot be removed; it records only while `recording` is set
     before = sorted(p.name for p in stored["folder"].iterdir())
-    gets = ["/runs/../../etc/passwd", "/runs/..%2F..%2Fetc%2Fpasswd", "/runs/%2e%2e%2f", "/runs/%2e%2e",
-            "/api/runs/%2e%2e%2f", "/api/runs/%2e%2e", "/api/runs/..%252F..%252Fetc%252Fpasswd",
-            "/api/runs/r1234%2F..", "/api/runs/R0123456789a", "/compare?run=../../etc/passwd&run=%2e%2e%2f",
-            "/compare?run=" + stored["complete"][0] + "&run=%2Fetc%2Fpasswd", "/static/..%2F..%2Fapp.py",
-            "/static/%2e%2e%2fapp.py", "/jobs/..%2F..%2Fetc%2Fpasswd", "/api/jobs/%2e%2e"]
+    gets = [
+        "/runs/../../etc/passwd",
+        "/runs/..%2F..%2Fetc%2Fpasswd",
+        "/runs/%2e%2e%2f",
+        "/runs/%2e%2e",
+        "/api/runs/%2e%2e%2f",
+        "/api/runs/%2e%2e",
+        "/api/runs/..%252F..%252Fetc%252Fpasswd",
+        "/api/runs/r1234%2F..",
+        "/api/runs/R0123456789a",
+        "/compare?run=../../etc/passwd&run=%2e%2e%2f",
+        "/compare?run=" + stored["complete"][0] + "&run=%2Fetc%2Fpasswd",
+        "/static/..%2F..%2Fapp.py",
+        "/static/%2e%2e%2fapp.py",
+        "/jobs/..%2F..%2Fetc%2Fpasswd",
+        "/api/jobs/%2e%2e",
+    ]
     recording.set()
     try:
         for path in gets:
@@ -213,8 +237,12 @@ def test_path_like_inputs_are_refused_without_touching_files_or_db(
 
 def test_values_are_data_never_code(client: TestClient, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
-    payloads = [f"__import__('os').system('touch {marker}')", f"{{{{ open('{marker}', 'w') }}}}",
-                "1e5; import os", "lambda: 1"]
+    payloads = [
+        f"__import__('os').system('touch {marker}')",
+        f"{{{{ open('{marker}', 'w') }}}}",
+        "1e5; import os",
+        "lambda: 1",
+    ]
     for value in payloads:
         for path in ("offer.cash_usd", "simulation.days", "offer.schedule.rule"):
             r = client.post("/api/validate", json={"changes": {path: value}})
@@ -227,10 +255,18 @@ def test_values_are_data_never_code(client: TestClient, tmp_path: Path) -> None:
 
 
 def test_invalid_values_get_the_cli_messages(client: TestClient) -> None:
-    cases = [{"offer.cash_usd": "abc"}, {"offer.cash_usd": -5}, {"simulation.days": 5000},
-             {"simulation.days": 20.5}, {"simulation.mode": "x"}, {"offer.education": "maybe"},
-             {"simulation.agents": 10}, {"offer.schedule.rule": "deadline"},
-             {"force.types.contract.share": 0.9}, {"offer.cash_usd": -1, "simulation.replicates": 0}]
+    cases = [
+        {"offer.cash_usd": "abc"},
+        {"offer.cash_usd": -5},
+        {"simulation.days": 5000},
+        {"simulation.days": 20.5},
+        {"simulation.mode": "x"},
+        {"offer.education": "maybe"},
+        {"simulation.agents": 10},
+        {"offer.schedule.rule": "deadline"},
+        {"force.types.contract.share": 0.9},
+        {"offer.cash_usd": -1, "simulation.replicates": 0},
+    ]
     for changes in cases:
         for url in ("/api/validate", "/api/jobs"):
             r = client.post(url, json={"changes": changes})
@@ -239,8 +275,9 @@ def test_invalid_values_get_the_cli_messages(client: TestClient) -> None:
             expected = cli_problems(changes)
             assert [p["text"] for p in data["problems"]] == expected
             assert data["detail"].splitlines()[1:] == [f"  - {line}" for line in expected]
-    r = client.post("/api/validate", content=b'{"changes": {"offer.cash_usd": NaN}}',
-                    headers={"content-type": "application/json"})
+    r = client.post(
+        "/api/validate", content=b'{"changes": {"offer.cash_usd": NaN}}', headers={"content-type": "application/json"}
+    )
     assert r.status_code == 422
     assert r.json()["problems"][0]["text"] == cli_problems({"offer.cash_usd": float("nan")})[0]
     # a field's problem is attached to the field; a scenario-wide one is not
@@ -286,8 +323,7 @@ def test_unexpected_errors_do_not_leak(stored: dict[str, Any], monkeypatch: pyte
         raise ZeroDivisionError("secret internals")
 
     monkeypatch.setattr(form, "scenario_for", broken)
-    with TestClient(create_app(stored["db"], start_worker=False), base_url=BASE,
-                    raise_server_exceptions=False) as c:
+    with TestClient(create_app(stored["db"], start_worker=False), base_url=BASE, raise_server_exceptions=False) as c:
         r = c.post("/api/validate", json={"changes": {}})
         assert r.status_code == 500
         assert r.json() == {"detail": "internal error; the details are in the server's log"}
@@ -308,8 +344,8 @@ def test_pages_and_reads(client: TestClient, stored: dict[str, Any]) -> None:
     for f in form.FIELDS:
         assert f'name="{f.path}"' in new
     assert 'name="simulation.posterior"' not in new
-    cash = new[new.index('data-path="offer.cash_usd"'):]
-    cash = cash[:cash.index("</tr>")]
+    cash = new[new.index('data-path="offer.cash_usd"') :]
+    cash = cash[: cash.index("</tr>")]
     assert ">USD<" in cash and "[0.0, 100000000.0]" in cash and "100000.0" in cash and "proposal" in cash
     runs = client.get("/api/runs").json()["runs"]
     assert {r["run_id"] for r in runs} == {a, b, stored["failed"]}
@@ -326,7 +362,7 @@ def test_pages_and_reads(client: TestClient, stored: dict[str, Any]) -> None:
     assert client.get(f"/compare?run={a}&run={a}").status_code == 400
     assert client.get(f"/compare?run={a}&run={stored['failed']}").status_code == 409
     err = client.get("/runs/zzz", headers={"accept": "text/html"})
-    assert err.status_code == 400 and "<pre class=\"error-detail\">" in err.text
+    assert err.status_code == 400 and '<pre class="error-detail">' in err.text
     schema = client.get("/api/schema").json()
     assert schema["groups"][0]["key"] == "common" and schema["groups"][1]["key"] == "simulation"
     assert client.get("/static/app.js").status_code == 200 and client.get("/static/nope.js").status_code == 404
@@ -434,8 +470,10 @@ def failing_job(db_path: str, run_id: str, scenario_json: str, conn: Any) -> Non
 def test_failed_jobs_are_marked_failed(tmp_path: Path) -> None:
     db = tmp_path / "fail.duckdb"
     with TestClient(create_app(db, job_target=failing_job), base_url=BASE) as c:
-        ids = [c.post("/api/jobs", json={"changes": {**TINY, "meta.name": name}}).json()["job_id"]
-               for name in ("raises", "dies", "fine")]
+        ids = [
+            c.post("/api/jobs", json={"changes": {**TINY, "meta.name": name}}).json()["job_id"]
+            for name in ("raises", "dies", "fine")
+        ]
         raised, died, fine = (wait_for(c, i) for i in ids)
     assert raised["status"] == "failed" and raised["error"] == "RuntimeError: the simulation blew up"
     assert died["status"] == "failed" and "exited with code 3" in died["error"]
@@ -451,9 +489,14 @@ def test_failed_jobs_are_marked_failed(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_serve_stops_cleanly_and_records_the_interrupted_run(tmp_path: Path) -> None:
     db = tmp_path / "serve.duckdb"
-    proc = subprocess.Popen([sys.executable, "-m", "defection", "serve", "--port", "0", "--db", str(db)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "defection", "serve", "--port", "0", "--db", str(db)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         line = proc.stderr.readline()  # type: ignore[union-attr]
         m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)

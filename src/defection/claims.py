@@ -60,22 +60,38 @@ def patch(sc: Scenario, changes: dict[str, Any]) -> Scenario:
     return with_changes(sc, changes, "<claims>")
 
 
-NO_OFFER = {"offer.cash_usd": 0.0, "offer.asylum_probability": 0.0, "offer.trip_value_usd": 0.0,
-            "offer.education": False, "offer.threat.prosecution_probability": 0.0, "information.channels": []}
+NO_OFFER = {
+    "offer.cash_usd": 0.0,
+    "offer.asylum_probability": 0.0,
+    "offer.trip_value_usd": 0.0,
+    "offer.education": False,
+    "offer.threat.prosecution_probability": 0.0,
+    "information.channels": [],
+}
 
 # Programme designs tried as alternatives to a failing claim (each a scenario patch).
 ALTERNATIVES: dict[str, tuple[str, dict[str, Any]]] = {
     "group surrender procedure": (
         "safe-conduct protocol for whole squads (1991 leaflets [H7b]): squads coordinate more and guided crossings "
-        "are safer", {"preferences.reveal_probability": 0.6, "programme.extraction_crossing_risk": 0.2}),
-    "all cash on arrival": ("pay the whole sum on arrival instead of half after the war",
-                            {"offer.share_on_arrival": 1.0}),
-    "family extraction": ("bring families out first, as for Kuzminov [H6]",
-                          {"offer.family_extraction_probability": 0.7}),
-    "ten times the extraction capacity": ("process ten times as many surrenders a day",
-                                          {"programme.extraction_capacity_per_day": "x10"}),
-    "credibility first": ("publicised, verifiable resettlements before scaling up (prior belief 0.75)",
-                          {"credibility.prior_alpha": 6.0, "credibility.prior_beta": 2.0}),
+        "are safer",
+        {"preferences.reveal_probability": 0.6, "programme.extraction_crossing_risk": 0.2},
+    ),
+    "all cash on arrival": (
+        "pay the whole sum on arrival instead of half after the war",
+        {"offer.share_on_arrival": 1.0},
+    ),
+    "family extraction": (
+        "bring families out first, as for Kuzminov [H6]",
+        {"offer.family_extraction_probability": 0.7},
+    ),
+    "ten times the extraction capacity": (
+        "process ten times as many surrenders a day",
+        {"programme.extraction_capacity_per_day": "x10"},
+    ),
+    "credibility first": (
+        "publicised, verifiable resettlements before scaling up (prior belief 0.75)",
+        {"credibility.prior_alpha": 6.0, "credibility.prior_beta": 2.0},
+    ),
 }
 
 # Uncertain parameters moved to their plausible low/high ends to find what decides a verdict.
@@ -92,8 +108,16 @@ SENSITIVE: dict[str, tuple[float, float]] = {
 class Lab:
     """Runs and caches simulations of scenario variants with common settings and seeds."""
 
-    def __init__(self, base: Scenario, replicates: int, days: int, agents: int, seed: int,
-                 progress: Callable[[str], None] | None = None, posterior: Posterior | None = None):
+    def __init__(
+        self,
+        base: Scenario,
+        replicates: int,
+        days: int,
+        agents: int,
+        seed: int,
+        progress: Callable[[str], None] | None = None,
+        posterior: Posterior | None = None,
+    ):
         self.base = base
         self.settings = {"replicates": replicates, "days": days, "agents": agents, "seed": seed}
         self.progress = progress
@@ -148,22 +172,36 @@ def deciding_parameters(lab: Lab, metric: Callable[[Lab, dict[str, Any]], float]
     rows = []
     for path, (lo, hi) in SENSITIVE.items():
         m_lo, m_hi = metric(lab, {path: lo}), metric(lab, {path: hi})
-        rows.append({"parameter": path, "low": lo, "high": hi, "metric_at_low": m_lo, "metric_at_high": m_hi,
-                     "swing": abs(m_hi - m_lo)})
+        rows.append(
+            {
+                "parameter": path,
+                "low": lo,
+                "high": hi,
+                "metric_at_low": m_lo,
+                "metric_at_high": m_hi,
+                "swing": abs(m_hi - m_lo),
+            }
+        )
     rows.sort(key=lambda r: -r["swing"])
     return [r for r in rows[:k] if r["swing"] > 0]  # a parameter that moves nothing decides nothing
 
 
-def best_alternative(lab: Lab, metric: Callable[[Lab, dict[str, Any]], float], baseline: float,
-                     larger_is_better: bool = True) -> dict[str, Any]:
+def best_alternative(
+    lab: Lab, metric: Callable[[Lab, dict[str, Any]], float], baseline: float, larger_is_better: bool = True
+) -> dict[str, Any]:
     scored = []
     for name, (what, changes) in ALTERNATIVES.items():
         value = metric(lab, changes)
         scored.append((value if larger_is_better else -value, name, what, value))
     scored.sort(reverse=True)
     _, name, what, value = scored[0]
-    return {"name": name, "description": what, "metric": value, "proposal_metric": baseline,
-            "all": {n: v for _, n, _, v in scored}}
+    return {
+        "name": name,
+        "description": what,
+        "metric": value,
+        "proposal_metric": baseline,
+        "all": {n: v for _, n, _, v in scored},
+    }
 
 
 def _median(lab: Lab, changes: dict[str, Any], outcome: str) -> float:
@@ -174,8 +212,9 @@ def _median(lab: Lab, changes: dict[str, Any], outcome: str) -> float:
 def claim_mass_defection(lab: Lab) -> ClaimResult:
     prop, none = lab.run({}), lab.run(NO_OFFER, "no offer")
     share = _interval("defected share of force", per_rep(prop, "defected_share"))
-    uplift = _interval("defected share, offer − no offer (paired)",
-                       per_rep(prop, "defected_share") - per_rep(none, "defected_share"))
+    uplift = _interval(
+        "defected share, offer − no offer (paired)", per_rep(prop, "defected_share") - per_rep(none, "defected_share")
+    )
     conscripts = _interval("defected share of conscripts", per_rep(prop, "defected_share_conscript"))
     p_mass = float(np.mean(per_rep(prop, "defected_share") >= MASS_SHARE))
     verdict, reason = verdict_from_interval(share, MASS_SHARE, "defected share")
@@ -183,11 +222,16 @@ def claim_mass_defection(lab: Lab) -> ClaimResult:
         verdict, reason = "depends", reason + "; but conscripts defect less than the force as a whole"
     metric = lambda lab_, ch: _median(lab_, ch, "defected_share")  # noqa: E731
     return ClaimResult(
-        1, "$100k plus a trip induces mass defection, especially among young conscripts.",
+        1,
+        "$100k plus a trip induces mass defection, especially among young conscripts.",
         f"Simulate the proposal and the same world with no offer; mass defection = ≥{MASS_SHARE:.0%} of the force "
         f"(Lyall [S8]) within the horizon. Share of replicates reaching it: {p_mass:.0%}.",
-        [share, uplift, conscripts], verdict, reason, deciding_parameters(lab, metric),
-        best_alternative(lab, metric, share.median))
+        [share, uplift, conscripts],
+        verdict,
+        reason,
+        deciding_parameters(lab, metric),
+        best_alternative(lab, metric, share.median),
+    )
 
 
 def claim_raise_until_it_works(lab: Lab) -> ClaimResult:
@@ -195,24 +239,35 @@ def claim_raise_until_it_works(lab: Lab) -> ClaimResult:
     horizon_months = sc.simulation.days / 30.0
     target = MASS_SHARE / max(1.0, horizon_months)
     budget = sum(s.amount_usd for s in sc.programme.budget_sources)
-    raising = {"offer.schedule.rule": "adaptive", "offer.schedule.growth_per_step": 0.5,
-               "offer.schedule.step_days": 30, "offer.schedule.target_share_per_month": target,
-               "offer.schedule.budget_cap_usd": budget}
+    raising = {
+        "offer.schedule.rule": "adaptive",
+        "offer.schedule.growth_per_step": 0.5,
+        "offer.schedule.step_days": 30,
+        "offer.schedule.target_share_per_month": target,
+        "offer.schedule.budget_cap_usd": budget,
+    }
     adaptive = lab.run(raising, "raise 50%/month until target")
     topup = lab.run({**raising, "offer.schedule.rule": "ratchet_topup"}, "raise 50%/month with top-up")
     share = _interval("defected share, sweeten-until-target", per_rep(adaptive, "defected_share"))
     offer = _interval("final offer", per_rep(adaptive, "offer_max_usd"), "USD")
     cost = _interval("programme cost", per_rep(adaptive, "programme_cost_usd"), "USD")
-    early = _interval("defected share by day 30, announced raises − top-up clause (paired)",
-                      _cum_share(adaptive, 30) - _cum_share(topup, 30))
+    early = _interval(
+        "defected share by day 30, announced raises − top-up clause (paired)",
+        _cum_share(adaptive, 30) - _cum_share(topup, 30),
+    )
     verdict, reason = verdict_from_interval(share, MASS_SHARE, "defected share")
     metric = lambda lab_, ch: _median(lab_, {**raising, **ch}, "defected_share")  # noqa: E731
     return ClaimResult(
-        2, "If the first package fails, raising it until mass defections happen works.",
+        2,
+        "If the first package fails, raising it until mass defections happen works.",
         f"Raise the cash by 50% every 30 days while fewer than {target:.2%} of the force defect per month, capped by "
         f"the budget sources (${budget:,.0f}); compare early defections with a retroactive top-up clause.",
-        [share, offer, cost, early], verdict, reason, deciding_parameters(lab, metric),
-        best_alternative(lab, metric, share.median))
+        [share, offer, cost, early],
+        verdict,
+        reason,
+        deciding_parameters(lab, metric),
+        best_alternative(lab, metric, share.median),
+    )
 
 
 def _cum_share(res: RunResult, day: int) -> np.ndarray:
@@ -221,11 +276,17 @@ def _cum_share(res: RunResult, day: int) -> np.ndarray:
 
 
 def claim_few_defections_stop_the_army(lab: Lab) -> ClaimResult:
-    levels = {"offer $100k": {}, "offer $1M": {"offer.cash_usd": 1e6},
-              "offer $10M, capacity ×100": {"offer.cash_usd": 1e7, "programme.extraction_capacity_per_day": "x100"},
-              "offer $10M, capacity ×100, no monitors": {"offer.cash_usd": 1e7, "regime.monitors_per_soldier": 0.0,
-                                                         "regime.response.mode": "static",
-                                                         "programme.extraction_capacity_per_day": "x100"}}
+    levels = {
+        "offer $100k": {},
+        "offer $1M": {"offer.cash_usd": 1e6},
+        "offer $10M, capacity ×100": {"offer.cash_usd": 1e7, "programme.extraction_capacity_per_day": "x100"},
+        "offer $10M, capacity ×100, no monitors": {
+            "offer.cash_usd": 1e7,
+            "regime.monitors_per_soldier": 0.0,
+            "regime.response.mode": "static",
+            "programme.extraction_capacity_per_day": "x100",
+        },
+    }
     pairs = []
     numbers = []
     for label, ch in levels.items():
@@ -236,22 +297,40 @@ def claim_few_defections_stop_the_army(lab: Lab) -> ClaimResult:
         numbers.append(_interval(f"{label}: defected share", d))
     stopped = [d for d, u, _ in pairs if u >= STOPPED_UNITS]
     if stopped and min(stopped) <= MASS_SHARE:
-        verdict, reason = "supported", (f"{min(stopped):.1%} defections left ≥{STOPPED_UNITS:.0%} of companies "
-                                        "combat-ineffective")
+        verdict, reason = (
+            "supported",
+            (f"{min(stopped):.1%} defections left ≥{STOPPED_UNITS:.0%} of companies combat-ineffective"),
+        )
     elif stopped:
-        verdict, reason = "not supported", (f"it took {min(stopped):.1%} of the force defecting to leave "
-                                            f"≥{STOPPED_UNITS:.0%} of companies combat-ineffective")
+        verdict, reason = (
+            "not supported",
+            (
+                f"it took {min(stopped):.1%} of the force defecting to leave "
+                f"≥{STOPPED_UNITS:.0%} of companies combat-ineffective"
+            ),
+        )
     else:
         most = max(pairs)
-        verdict, reason = "not supported", (f"even {most[0]:.1%} defections ({most[2]}) left only {most[1]:.1%} of "
-                                            f"companies combat-ineffective at worst (replacements refill units)")
+        verdict, reason = (
+            "not supported",
+            (
+                f"even {most[0]:.1%} defections ({most[2]}) left only {most[1]:.1%} of "
+                f"companies combat-ineffective at worst (replacements refill units)"
+            ),
+        )
     metric = lambda lab_, ch: _median(lab_, ch, "units_ineffective_peak_share")  # noqa: E731
     return ClaimResult(
-        3, "It won't take many defections to stop the army in its tracks.",
+        3,
+        "It won't take many defections to stop the army in its tracks.",
         f"Push defections up with larger offers and capacity and record the peak share of companies below the "
         f"combat-ineffective threshold (θ_CE = {lab.base.units.combat_ineffective_threshold}); 'stopped' = "
         f"≥{STOPPED_UNITS:.0%} of companies (assumption).",
-        numbers, verdict, reason, deciding_parameters(lab, metric), None)
+        numbers,
+        verdict,
+        reason,
+        deciding_parameters(lab, metric),
+        None,
+    )
 
 
 def claim_cheap_and_paid_by_frozen_assets(lab: Lab) -> ClaimResult:
@@ -267,23 +346,36 @@ def claim_cheap_and_paid_by_frozen_assets(lab: Lab) -> ClaimResult:
     n_per = _interval("cost per paid defector, excluding channel running costs", per_defector, "USD")
     n_total = _interval("cost of absorbing 300,000 defectors", total_300k, "USD")
     n_share = _interval("…as a share of the budget sources", total_300k / budget)
-    n_fraud = _interval("share of payments lost to fraud",
-                        (d["cost_fraud_pv"].sum() / d["programme_cost_pv"].sum()).to_numpy())
+    n_fraud = _interval(
+        "share of payments lost to fraud", (d["cost_fraud_pv"].sum() / d["programme_cost_pv"].sum()).to_numpy()
+    )
     if n_share.p95 <= 0.10:
         verdict, reason = "supported", f"300,000 defectors cost ≤{n_share.p95:.1%} of the budget sources"
     elif n_share.p05 > 1.0:
         verdict, reason = "not supported", "300,000 defectors cost more than the budget sources"
     else:
-        verdict, reason = "depends", (f"300,000 defectors cost {n_share.median:.1%} of the budget sources "
-                                      "(90% interval " f"{n_share.p05:.1%}–{n_share.p95:.1%}); the assets are "
-                                      "immobilised, not available: their use is a political decision")
+        verdict, reason = (
+            "depends",
+            (
+                f"300,000 defectors cost {n_share.median:.1%} of the budget sources "
+                "(90% interval "
+                f"{n_share.p05:.1%}–{n_share.p95:.1%}); the assets are "
+                "immobilised, not available: their use is a political decision"
+            ),
+        )
     metric = lambda lab_, ch: _median(lab_, ch, "cost_per_genuine_defector_usd")  # noqa: E731
     return ClaimResult(
-        4, "Absorbing a few hundred thousand defectors costs little, and frozen Russian money can pay for it.",
+        4,
+        "Absorbing a few hundred thousand defectors costs little, and frozen Russian money can pay for it.",
         "Programme cost per paid defector (cash now and deferred, trip, resettlement, education, protection, POW "
         "upkeep, screening, extraction, fraud; present value) scaled to 300,000 defectors, against the budget "
-        f"sources (${budget:,.0f}).", [n_per, n_total, n_share, n_fraud], verdict, reason,
-        deciding_parameters(lab, metric), None)
+        f"sources (${budget:,.0f}).",
+        [n_per, n_total, n_share, n_fraud],
+        verdict,
+        reason,
+        deciding_parameters(lab, metric),
+        None,
+    )
 
 
 def claim_threats_help(lab: Lab) -> ClaimResult:
@@ -299,18 +391,33 @@ def claim_threats_help(lab: Lab) -> ClaimResult:
     if effect.p05 > 0 and relative >= 0.05:
         verdict, reason = "supported", f"the threat adds {relative:.1%} defections"
     elif effect.p95 <= 0 or abs(relative) < 0.05:
-        verdict, reason = "not supported", (f"the threat changes defections by {relative:+.1%} (weak certainty: "
-                                            "deterrence works through certainty, Nagin [D2])")
+        verdict, reason = (
+            "not supported",
+            (
+                f"the threat changes defections by {relative:+.1%} (weak certainty: "
+                "deterrence works through certainty, Nagin [D2])"
+            ),
+        )
     else:
         verdict, reason = "depends", f"the threat changes defections by {relative:+.1%}, within noise"
-    metric = lambda lab_, ch: (_median(lab_, ch, "defected")  # noqa: E731
-                               - _median(lab_, {**ch, "offer.threat.prosecution_probability": 0.0}, "defected"))
+
+    def metric(lab_: Lab, ch: dict[str, Any]) -> float:
+        return _median(lab_, ch, "defected") - _median(
+            lab_, {**ch, "offer.threat.prosecution_probability": 0.0}, "defected"
+        )
+
     return ClaimResult(
-        5, "Threatening those who stay with war-crimes charges helps.",
+        5,
+        "Threatening those who stay with war-crimes charges helps.",
         "Paired runs with and without the threat to stayers (perceived prosecution probability "
         f"{lab.base.offer.threat.prosecution_probability:g}, {lab.base.offer.threat.sentence_years:g} years), and with "
-        "certainty ×10 or severity ×2.", [effect, cert, sev], verdict, reason, deciding_parameters(lab, metric),
-        best_alternative(lab, lambda lab_, ch: _median(lab_, ch, "defected"), float(np.median(base))))
+        "certainty ×10 or severity ×2.",
+        [effect, cert, sev],
+        verdict,
+        reason,
+        deciding_parameters(lab, metric),
+        best_alternative(lab, lambda lab_, ch: _median(lab_, ch, "defected"), float(np.median(base))),
+    )
 
 
 def claim_asylum_and_education_matter(lab: Lab) -> ClaimResult:
@@ -318,8 +425,9 @@ def claim_asylum_and_education_matter(lab: Lab) -> ClaimResult:
     cash_only = lab.run({"offer.asylum_probability": 0.0, "offer.education": False}, "cash only")
     no_cash = lab.run({"offer.cash_usd": 0.0, "offer.trip_value_usd": 0.0}, "asylum and education, no cash")
     f = per_rep(full, "defected_share")
-    from_noncash = _interval("defected share added by asylum + education (paired)", f - per_rep(cash_only,
-                                                                                                "defected_share"))
+    from_noncash = _interval(
+        "defected share added by asylum + education (paired)", f - per_rep(cash_only, "defected_share")
+    )
     from_cash = _interval("defected share added by cash + trip (paired)", f - per_rep(no_cash, "defected_share"))
     share = _interval("defected share, full package", f)
     if from_noncash.p05 > 0 and from_noncash.median > from_cash.median:
@@ -328,17 +436,32 @@ def claim_asylum_and_education_matter(lab: Lab) -> ClaimResult:
         verdict, reason = "not supported", "the cash adds more than asylum and education"
     else:
         verdict, reason = "depends", "neither part of the package clearly adds more than the other"
-    metric = lambda lab_, ch: (_median(lab_, ch, "defected_share")  # noqa: E731
-                               - _median(lab_, {**ch, "offer.asylum_probability": 0.0, "offer.education": False},
-                                         "defected_share"))
+
+    def metric(lab_: Lab, ch: dict[str, Any]) -> float:
+        return _median(lab_, ch, "defected_share") - _median(
+            lab_, {**ch, "offer.asylum_probability": 0.0, "offer.education": False}, "defected_share"
+        )
+
     return ClaimResult(
-        6, "Asylum and a Western education are what make the offer work.",
+        6,
+        "Asylum and a Western education are what make the offer work.",
         "Paired runs of the full package, cash only (no asylum, no education), and asylum + education without cash.",
-        [share, from_noncash, from_cash], verdict, reason, deciding_parameters(lab, metric), None)
+        [share, from_noncash, from_cash],
+        verdict,
+        reason,
+        deciding_parameters(lab, metric),
+        None,
+    )
 
 
-CLAIMS = (claim_mass_defection, claim_raise_until_it_works, claim_few_defections_stop_the_army,
-          claim_cheap_and_paid_by_frozen_assets, claim_threats_help, claim_asylum_and_education_matter)
+CLAIMS = (
+    claim_mass_defection,
+    claim_raise_until_it_works,
+    claim_few_defections_stop_the_army,
+    claim_cheap_and_paid_by_frozen_assets,
+    claim_threats_help,
+    claim_asylum_and_education_matter,
+)
 
 
 @dataclass
@@ -349,12 +472,22 @@ class ClaimsReport:
     proposal: RunResult
 
     def to_dict(self) -> dict[str, Any]:
-        return {"settings": self.settings, "simulations": self.simulations,
-                "claims": [c.to_dict() for c in self.claims]}
+        return {
+            "settings": self.settings,
+            "simulations": self.simulations,
+            "claims": [c.to_dict() for c in self.claims],
+        }
 
 
-def run_claims(base: Scenario, replicates: int, days: int, agents: int, seed: int,
-               progress: Callable[[str], None] | None = None, posterior: Posterior | None = None) -> ClaimsReport:
+def run_claims(
+    base: Scenario,
+    replicates: int,
+    days: int,
+    agents: int,
+    seed: int,
+    progress: Callable[[str], None] | None = None,
+    posterior: Posterior | None = None,
+) -> ClaimsReport:
     """Test all six claims of the proposal against `base` (the proposal scenario). With a posterior, every
     replicate draws calibrated parameters, so intervals include parameter uncertainty."""
     lab = Lab(base, replicates, days, agents, seed, progress, posterior)

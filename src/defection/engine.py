@@ -93,11 +93,18 @@ class RunResult:
         }
 
 
-def _replicates(sc: Scenario, n_agents: int, fixed: Levers | None, tick: Callable[[int], None],
-                phases: dict[str, float], posterior: Posterior | None = None) -> list[np.ndarray]:
+def _replicates(
+    sc: Scenario,
+    n_agents: int,
+    fixed: Levers | None,
+    tick: Callable[[int], None],
+    phases: dict[str, float],
+    posterior: Posterior | None = None,
+) -> list[np.ndarray]:
     """Every replicate's daily series under one regime policy (adaptive/static rules, or fixed levers).
 
-    With a posterior, replicate r runs with the calibrated parameters of particle `posterior_particle(posterior, seed, r)`.
+    With a posterior, replicate r runs with the calibrated parameters of particle
+    `posterior_particle(posterior, seed, r)`.
     """
     p = engine_params(sc)
     out = []
@@ -113,9 +120,16 @@ def _replicates(sc: Scenario, n_agents: int, fixed: Levers | None, tick: Callabl
     return out
 
 
-def simulate(scenario: Scenario | None = None, *, replicates: int | None = None, days: int | None = None,
-             seed: int | None = None, agents: int | None = None,
-             posterior: Posterior | None = None, progress: Callable[[int, int], None] | None = None) -> RunResult:
+def simulate(
+    scenario: Scenario | None = None,
+    *,
+    replicates: int | None = None,
+    days: int | None = None,
+    seed: int | None = None,
+    agents: int | None = None,
+    posterior: Posterior | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunResult:
     """Run every replicate of a scenario. Keyword arguments override `scenario.simulation`.
 
     `posterior` (or the file named by `scenario.simulation.posterior`) gives each replicate its own draw of the
@@ -124,8 +138,7 @@ def simulate(scenario: Scenario | None = None, *, replicates: int | None = None,
     `progress(done_days, total_days)` is called after every simulated day. In best-response mode the regime's
     candidate policies are simulated on the same seeds and the one with the lowest mean loss is kept (eq. 32).
     """
-    sc = with_overrides(scenario or default_scenario(), replicates=replicates, days=days, seed=seed,
-                        agents=agents)
+    sc = with_overrides(scenario or default_scenario(), replicates=replicates, days=days, seed=seed, agents=agents)
     sim, rr = sc.simulation, sc.regime.response
     if posterior is None and sim.posterior:
         posterior = Posterior.load(sim.posterior)
@@ -155,8 +168,12 @@ def simulate(scenario: Scenario | None = None, *, replicates: int | None = None,
         if best is None or loss < best[0]:
             best = (loss, dailies)
             if best_response:
-                choice = {"candidate": k, "policy": "adaptive rules" if cand is None else "fixed levers",
-                          "levers": None if cand is None else cand.as_dict(), "mean_loss_usd": loss}
+                choice = {
+                    "candidate": k,
+                    "policy": "adaptive rules" if cand is None else "fixed levers",
+                    "levers": None if cand is None else cand.as_dict(),
+                    "mean_loss_usd": loss,
+                }
     assert best is not None
     if choice is not None:
         choice["candidate_losses_usd"] = losses

@@ -46,12 +46,19 @@ def observation_key(case: Case, k: int) -> str:
     return f"{case.id}:{k}:{case.observed[k].outcome}"
 
 
-def case_run(case: Case, changes: dict[str, float], seed: int, replicates: int = 1, agents: int | None = None,
-             posterior: Posterior | None = None) -> pd.DataFrame:
+def case_run(
+    case: Case,
+    changes: dict[str, float],
+    seed: int,
+    replicates: int = 1,
+    agents: int | None = None,
+    posterior: Posterior | None = None,
+) -> pd.DataFrame:
     """Per-replicate outcomes of one case with calibrated parameters set to `changes`."""
     sc = with_changes(case.scenario, changes, case.path) if changes else case.scenario
-    res = simulate(sc, replicates=replicates, seed=seed, agents=agents or case.meta.calibration_agents,
-                   posterior=posterior)
+    res = simulate(
+        sc, replicates=replicates, seed=seed, agents=agents or case.meta.calibration_agents, posterior=posterior
+    )
     out = res.per_replicate.copy()
     out.attrs["agents"] = res.agents
     return out
@@ -60,8 +67,10 @@ def case_run(case: Case, changes: dict[str, float], seed: int, replicates: int =
 def standardised_errors(case: Case, row: pd.Series, agents: int) -> dict[str, float]:
     """Eq. 40: (log simulated − log observed)/tolerance for each observation of a case."""
     floor = log_floor(agents)
-    return {observation_key(case, k): log_error(float(row[o.outcome]), o.value, floor) / o.tolerance
-            for k, o in enumerate(case.observed)}
+    return {
+        observation_key(case, k): log_error(float(row[o.outcome]), o.value, floor) / o.tolerance
+        for k, o in enumerate(case.observed)
+    }
 
 
 class CaseModel:
@@ -122,10 +131,19 @@ class _ProgressHandler(logging.Handler):
             self.progress(msg)
 
 
-def calibrate(cases: Sequence[Case], *, parameters: Sequence[Range] = CALIBRATED, particles: int = 64,
-              generations: int = 6, workers: int = 1, seed: int = 1, min_epsilon: float = 0.0,
-              max_seconds: float | None = None, check_draws: int = 0,
-              progress: Callable[[str], None] | None = None) -> Calibration:
+def calibrate(
+    cases: Sequence[Case],
+    *,
+    parameters: Sequence[Range] = CALIBRATED,
+    particles: int = 64,
+    generations: int = 6,
+    workers: int = 1,
+    seed: int = 1,
+    min_epsilon: float = 0.0,
+    max_seconds: float | None = None,
+    check_draws: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> Calibration:
     """ABC-SMC (pyABC) over the calibrated parameters, shared across `cases` (eq. 40–41).
 
     `workers` > 1 evaluates particles in that many processes, each simulating single-threaded. Stops after
@@ -137,8 +155,9 @@ def calibrate(cases: Sequence[Case], *, parameters: Sequence[Range] = CALIBRATED
         raise ValueError("calibration needs at least one case")
     start = time.perf_counter()
     parameters = list(parameters)
-    prior = pyabc.Distribution(**{u.key: pyabc.RV("uniform", u.prior_bounds[0], u.prior_bounds[1] - u.prior_bounds[0])
-                                  for u in parameters})
+    prior = pyabc.Distribution(
+        **{u.key: pyabc.RV("uniform", u.prior_bounds[0], u.prior_bounds[1] - u.prior_bounds[0]) for u in parameters}
+    )
     model = CaseModel(cases, parameters)
     sampler = _sampler(workers)
     observed = {observation_key(c, k): 0.0 for c in cases for k in range(len(c.observed))}
@@ -151,12 +170,21 @@ def calibrate(cases: Sequence[Case], *, parameters: Sequence[Range] = CALIBRATED
     # A proposal kernel twice Silverman's width: with nine parameters the default width let one particle take
     # most of the weight (effective sample size ≈1 of 64 in a full-library run); doubling it kept 3× the ESS for
     # about 10% more simulations in a three-case trial (docs/calibration.md).
-    abc = pyabc.ABCSMC(model, prior, pyabc.PNormDistance(p=2), population_size=particles, sampler=sampler,
-                       transitions=pyabc.MultivariateNormalTransition(scaling=KERNEL_SCALING))
+    abc = pyabc.ABCSMC(
+        model,
+        prior,
+        pyabc.PNormDistance(p=2),
+        population_size=particles,
+        sampler=sampler,
+        transitions=pyabc.MultivariateNormalTransition(scaling=KERNEL_SCALING),
+    )
     with tempfile.TemporaryDirectory(prefix="defection-abc-") as tmp, _closing(sampler):
         abc.new("sqlite:///" + os.path.join(tmp, "abc.db"), observed)
-        history = abc.run(minimum_epsilon=min_epsilon, max_nr_populations=generations,
-                          max_walltime=None if max_seconds is None else _timedelta(max_seconds))
+        history = abc.run(
+            minimum_epsilon=min_epsilon,
+            max_nr_populations=generations,
+            max_walltime=None if max_seconds is None else _timedelta(max_seconds),
+        )
         df, w = history.get_distribution(m=0)
         pops = history.get_all_populations()
         pops = pops[pops["t"] >= 0].copy()
@@ -165,14 +193,24 @@ def calibrate(cases: Sequence[Case], *, parameters: Sequence[Range] = CALIBRATED
     abc_log.handlers, abc_log.level, abc_log.propagate = saved
     pops = pops.rename(columns={"samples": "simulations"})[["t", "epsilon", "simulations", "particles", "ess"]]
     samples = np.column_stack([[u.to_model(x) for x in df[u.key].to_numpy()] for u in parameters])
-    settings = {"particles": particles, "generations": generations, "workers": workers, "seed": seed,
-                "min_epsilon": min_epsilon, "max_seconds": max_seconds}
-    meta = {"created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "method": f"ABC-SMC (pyabc {pyabc.__version__})", "cases": [c.id for c in cases],
-            "observations": list(observed), "final_epsilon": float(pops["epsilon"].iloc[-1]),
-            "effective_sample_size": float(pops["ess"].iloc[-1]),
-            "settings": settings, "priors": {u.path: {"lo": u.lo, "hi": u.hi, "log": u.log, "why": u.why}
-                                             for u in parameters}}
+    settings = {
+        "particles": particles,
+        "generations": generations,
+        "workers": workers,
+        "seed": seed,
+        "min_epsilon": min_epsilon,
+        "max_seconds": max_seconds,
+    }
+    meta = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "method": f"ABC-SMC (pyabc {pyabc.__version__})",
+        "cases": [c.id for c in cases],
+        "observations": list(observed),
+        "final_epsilon": float(pops["epsilon"].iloc[-1]),
+        "effective_sample_size": float(pops["ess"].iloc[-1]),
+        "settings": settings,
+        "priors": {u.path: {"lo": u.lo, "hi": u.hi, "log": u.log, "why": u.why} for u in parameters},
+    }
     post = Posterior(tuple(u.path for u in parameters), samples, np.asarray(w, float), meta)
     result = Calibration(post, pops.reset_index(drop=True), simulations, 0.0, [c.id for c in cases], settings)
     if check_draws > 0:
@@ -194,8 +232,9 @@ def _sampler(workers: int) -> Any:
 
     if workers <= 1:
         return SingleCoreSampler()
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_single_thread)
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_single_thread
+    )
     return ConcurrentFutureSampler(pool, client_max_jobs=2 * workers, batch_size=1)
 
 
@@ -225,10 +264,18 @@ def predictive_check(cases: Sequence[Case], posterior: Posterior, draws: int, se
             v = runs[o.outcome].to_numpy(dtype=float)
             lo, med, hi = (float(np.quantile(v, q)) for q in (0.05, 0.5, 0.95))
             floor = log_floor(runs.attrs["agents"])
-            rows.append({"case": case.id, "outcome": o.outcome, "observed": o.value, "tolerance": o.tolerance,
-                         "tag": o.tag, "median": med, "p05": lo, "p95": hi,
-                         "inside": bool(lo <= o.value <= hi),
-                         "abs_log_error": abs(log_error(med, o.value, floor))})
+            rows.append(
+                {
+                    "case": case.id,
+                    "outcome": o.outcome,
+                    "observed": o.value,
+                    "tolerance": o.tolerance,
+                    "tag": o.tag,
+                    "median": med,
+                    "p05": lo,
+                    "p95": hi,
+                    "inside": bool(lo <= o.value <= hi),
+                    "abs_log_error": abs(log_error(med, o.value, floor)),
+                }
+            )
     return pd.DataFrame(rows)
-
-

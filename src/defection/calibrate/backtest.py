@@ -38,13 +38,20 @@ class Backtest:
         return float(self.rows["abs_log_error"].median())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"coverage": self.coverage, "median_abs_log_error": self.median_abs_log_error,
-                "interval": 0.9, "settings": self.settings, "wall_seconds": self.wall_seconds,
-                "cases": self.rows.to_dict("records"), "posteriors": self.posteriors}
+        return {
+            "coverage": self.coverage,
+            "median_abs_log_error": self.median_abs_log_error,
+            "interval": 0.9,
+            "settings": self.settings,
+            "wall_seconds": self.wall_seconds,
+            "cases": self.rows.to_dict("records"),
+            "posteriors": self.posteriors,
+        }
 
 
-def backtest(cases: Sequence[Case], *, draws: int = 40, progress: Callable[[str], None] | None = None,
-             **settings: Any) -> Backtest:
+def backtest(
+    cases: Sequence[Case], *, draws: int = 40, progress: Callable[[str], None] | None = None, **settings: Any
+) -> Backtest:
     """Leave one case out: calibrate on the rest (same `settings` as `calibrate`), predict the one left out
     with `draws` posterior draws, repeat for every case."""
     if len(cases) < 2:
@@ -59,9 +66,11 @@ def backtest(cases: Sequence[Case], *, draws: int = 40, progress: Callable[[str]
         if progress is not None:
             progress(f"case {k + 1}/{len(cases)}: predicting {held.id}")
         frames.append(predictive_check([held], cal.posterior, draws, int(settings.get("seed", 1))))
-        posteriors[held.id] = {"simulations": cal.simulations,
-                               "final_epsilon": cal.posterior.meta.get("final_epsilon"),
-                               "parameters": cal.posterior.summary().to_dict("records")}
+        posteriors[held.id] = {
+            "simulations": cal.simulations,
+            "final_epsilon": cal.posterior.meta.get("final_epsilon"),
+            "parameters": cal.posterior.summary().to_dict("records"),
+        }
     rows = pd.concat(frames, ignore_index=True)
     return Backtest(rows, {"draws": draws, **settings}, time.perf_counter() - start, posteriors)
 
@@ -83,17 +92,24 @@ def backtest_plot(bt: Backtest, path: str | Path) -> Path:
     med = r["median"].clip(lower=floor)
     err = np.vstack([med - r["p05"].clip(lower=floor), r["p95"].clip(lower=floor) - med])
     for i in range(len(r)):
-        ax.errorbar(r["observed"].iloc[i], med.iloc[i], yerr=err[:, i:i + 1], fmt="o", color=colours[i], capsize=3)
-        ax.annotate(f"{r['case'].iloc[i]}\n{r['outcome'].iloc[i]}", (r["observed"].iloc[i], med.iloc[i]),
-                    textcoords="offset points", xytext=(6, 4), fontsize=7)
+        ax.errorbar(r["observed"].iloc[i], med.iloc[i], yerr=err[:, i : i + 1], fmt="o", color=colours[i], capsize=3)
+        ax.annotate(
+            f"{r['case'].iloc[i]}\n{r['outcome'].iloc[i]}",
+            (r["observed"].iloc[i], med.iloc[i]),
+            textcoords="offset points",
+            xytext=(6, 4),
+            fontsize=7,
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.set_xlabel("observed (share of force over the case's horizon)")
     ax.set_ylabel("predicted median and 90% interval")
-    ax.set_title(f"Leave-one-case-out backtest: coverage {bt.coverage:.0%}, "
-                 f"median |log error| {bt.median_abs_log_error:.2f}", fontsize=10)
+    ax.set_title(
+        f"Leave-one-case-out backtest: coverage {bt.coverage:.0%}, median |log error| {bt.median_abs_log_error:.2f}",
+        fontsize=10,
+    )
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     target = Path(path)

@@ -40,8 +40,11 @@ from defection.scenario.errors import _MISSING
 # [D] derived from sourced figures, [M] unverified. A factor of e^0.25 ≈ 1.3 is the best any source gets.
 TAG_MIN_TOLERANCE = {"S": 0.25, "S2": 0.5, "D": 0.4, "M": 0.75}
 # Observations are shares of the force, so one number compares across force sizes and agent counts.
-SHARE_OUTCOMES = tuple(name for name in OUTCOMES if name.startswith("defected_share") or name in (
-    "caught_share", "defected_programme_share"))
+SHARE_OUTCOMES = tuple(
+    name
+    for name in OUTCOMES
+    if name.startswith("defected_share") or name in ("caught_share", "defected_programme_share")
+)
 
 
 class _Strict(BaseModel):
@@ -54,8 +57,9 @@ class CaseMeta(_Strict):
     period: str
     description: str = ""
     sources: list[str] = Field(min_length=1)
-    calibration_agents: int = Field(9_900, ge=99, le=2_000_000,
-                                    description="Agents simulated for this case during calibration.")
+    calibration_agents: int = Field(
+        9_900, ge=99, le=2_000_000, description="Agents simulated for this case during calibration."
+    )
 
 
 class Observation(_Strict):
@@ -136,8 +140,13 @@ def case_from_dict(data: dict[str, Any], source: str, calibrated: tuple[str, ...
         cf = CaseFile.model_validate(data)
     except ValidationError as err:
         raise CaseError(source, problems_from_file_errors(err)) from None
-    problems = [Problem(f"scenario.{path}", _MISSING, "is estimated by calibration and shared across cases; "
-                        "a case may not set it") for path in _leaf_paths(cf.scenario) if path in calibrated]
+    problems = [
+        Problem(
+            f"scenario.{path}", _MISSING, "is estimated by calibration and shared across cases; a case may not set it"
+        )
+        for path in _leaf_paths(cf.scenario)
+        if path in calibrated
+    ]
     if problems:
         raise CaseError(source, problems)
     merged = _deep_merge(default_scenario().model_dump(mode="json"), cf.scenario)
@@ -157,8 +166,7 @@ def load_case(path: str | Path, calibrated: tuple[str, ...] | None = None) -> Ca
         calibrated = tuple(u.path for u in CALIBRATED)
     p = Path(path)
     if not p.is_file():
-        raise CaseError(str(p), [Problem("(file)", _MISSING, "file not found" if not p.exists()
-                                         else "is not a file")])
+        raise CaseError(str(p), [Problem("(file)", _MISSING, "file not found" if not p.exists() else "is not a file")])
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
@@ -184,8 +192,9 @@ def load_cases(folder: str | Path | None = None, only: list[str] | None = None) 
     if only:
         unknown = [i for i in only if i not in ids]
         if unknown:
-            raise CaseError(str(root), [Problem("--case", u, "no such case; known: " + ", ".join(ids))
-                                        for u in unknown])
+            raise CaseError(
+                str(root), [Problem("--case", u, "no such case; known: " + ", ".join(ids)) for u in unknown]
+            )
         cases = [c for c in cases if c.id in only]
     if not cases:
         raise CaseError(str(root), [Problem("(folder)", _MISSING, "no case files (*.toml) found")])

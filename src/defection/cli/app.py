@@ -6,8 +6,12 @@ import typer
 
 from defection.cli import bench, calibrate, claims, report, run, runs, search, sweep, web
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="defection-lab: test offers that would make soldiers of an invading army defect.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="defection-lab: test offers that would make soldiers of an invading army defect.",
+)
 for group in (run, runs, claims, calibrate, bench, sweep, search, report, web):
     group.register(app)
 

@@ -85,8 +85,9 @@ def bench(
     if as_json:
         sys.stdout.write(json.dumps(report) + "\n")
         return
-    table = Table(title=f"defection bench: {report['agents']:,} agents × {days} days, median of {repeats}",
-                  show_header=False)
+    table = Table(
+        title=f"defection bench: {report['agents']:,} agents × {days} days, median of {repeats}", show_header=False
+    )
     table.add_row("agent-days per second", f"{report['agent_days_per_s']:.3g}")
     table.add_row("seconds per repeat (median)", f"{report['seconds_median']:.3f}")
     table.add_row("numba threads", str(report["threads"]))

@@ -19,10 +19,13 @@ from defection.cli.console import DbOpt, JsonOpt, check_folder, err, fail, json_
 
 # ----------------------------------------------------------------------------- cases, calibrate, backtest
 cases_app = typer.Typer(no_args_is_help=True, help="The historical case library used for calibration.")
-CasesOpt = Annotated[Path | None, typer.Option("--cases", help="Folder of case files (default: the shipped "
-                                               "library).", show_default=False)]
-CaseOpt = Annotated[list[str] | None, typer.Option("--case", help="Use only this case (repeatable).",
-                                                   show_default=False)]
+CasesOpt = Annotated[
+    Path | None,
+    typer.Option("--cases", help="Folder of case files (default: the shipped library).", show_default=False),
+]
+CaseOpt = Annotated[
+    list[str] | None, typer.Option("--case", help="Use only this case (repeatable).", show_default=False)
+]
 ParticlesOpt = Annotated[int, typer.Option("--particles", min=4, max=100_000, help="ABC-SMC population size.")]
 GenerationsOpt = Annotated[int, typer.Option("--generations", min=1, max=100, help="ABC-SMC generations (at most).")]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, max=512, help="Processes that simulate particles.")]
@@ -42,10 +45,20 @@ def _cases(folder: Path | None, only: list[str] | None = None) -> list[Any]:
 def cases_list(folder: CasesOpt = None, as_json: JsonOpt = False) -> None:
     """The cases, their observed outcomes and tolerances."""
     cases = _cases(folder)
-    rows = [{"id": c.id, "title": c.meta.title, "period": c.meta.period, "soldiers": c.scenario.force.soldiers,
-             "days": c.scenario.simulation.days, "agents": c.meta.calibration_agents,
-             "observed": [o.model_dump() for o in c.observed], "sources": c.meta.sources, "file": c.path}
-            for c in cases]
+    rows = [
+        {
+            "id": c.id,
+            "title": c.meta.title,
+            "period": c.meta.period,
+            "soldiers": c.scenario.force.soldiers,
+            "days": c.scenario.simulation.days,
+            "agents": c.meta.calibration_agents,
+            "observed": [o.model_dump() for o in c.observed],
+            "sources": c.meta.sources,
+            "file": c.path,
+        }
+        for c in cases
+    ]
     if as_json:
         sys.stdout.write(json.dumps(rows) + "\n")
         return
@@ -81,17 +94,27 @@ def _calibration_meta(kind: str, cases: list[Any], settings: dict[str, Any]) -> 
 
     spec = {"cases": [c.id for c in cases], "settings": settings}
     text = json.dumps(spec, sort_keys=True)
-    return RunMeta(kind=kind, scenario_name=f"{len(cases)} cases", scenario_hash=hashlib.sha256(
-        text.encode()).hexdigest()[:16], scenario_json=text, seed=int(settings["seed"]),
-        replicates=int(settings["particles"]), package_version=package_version(),
-        library_versions=library_versions())
+    return RunMeta(
+        kind=kind,
+        scenario_name=f"{len(cases)} cases",
+        scenario_hash=hashlib.sha256(text.encode()).hexdigest()[:16],
+        scenario_json=text,
+        seed=int(settings["seed"]),
+        replicates=int(settings["particles"]),
+        package_version=package_version(),
+        library_versions=library_versions(),
+    )
 
 
 def _abc_settings(particles: int, generations: int, workers: int, seed: int, max_minutes: float) -> dict[str, Any]:
     """The ABC-SMC settings shared by `calibrate` and `backtest` (and stored with their runs)."""
-    return {"particles": particles, "generations": generations, "workers": workers, "seed": seed,
-            "max_seconds": 60.0 * max_minutes}
-
+    return {
+        "particles": particles,
+        "generations": generations,
+        "workers": workers,
+        "seed": seed,
+        "max_seconds": 60.0 * max_minutes,
+    }
 
 
 def calibrate(
@@ -102,8 +125,9 @@ def calibrate(
     workers: WorkersOpt = CPUS,
     seed: Annotated[int, typer.Option("--seed", "-s", help="Seed of the ABC sampler.")] = 1,
     max_minutes: Annotated[float, typer.Option("--max-minutes", min=0.1, help="Stop after this long.")] = 25.0,
-    check_draws: Annotated[int, typer.Option("--check-draws", min=0, help="Posterior predictive draws per case "
-                                             "(0 = no check).")] = 24,
+    check_draws: Annotated[
+        int, typer.Option("--check-draws", min=0, help="Posterior predictive draws per case (0 = no check).")
+    ] = 24,
     output: Annotated[Path, typer.Option("--output", "-o", help="Posterior file to write.")] = Path("posterior.json"),
     db: DbOpt = Path("defection.duckdb"),
     as_json: JsonOpt = False,
@@ -117,43 +141,73 @@ def calibrate(
     settings = _abc_settings(particles, generations, workers, seed, max_minutes)
     with recorded(db, _calibration_meta("calibration", cases, settings), "calibration") as (store, run_id):
         with err.status("calibrating…") as status:
-            cal = run_calibration(cases, check_draws=check_draws, progress=lambda m: status.update(f"ABC-SMC {m}"),
-                                  **settings)
+            cal = run_calibration(
+                cases, check_draws=check_draws, progress=lambda m: status.update(f"ABC-SMC {m}"), **settings
+            )
         cal.posterior.meta["run_id"] = run_id
         cal.posterior.save(output)
-        store.complete_artifacts(run_id, {"posterior": cal.posterior.to_dict(), "calibration": cal.to_dict()},
-                                 _calibration_outcomes(cal), cal.wall_seconds)
+        store.complete_artifacts(
+            run_id,
+            {"posterior": cal.posterior.to_dict(), "calibration": cal.to_dict()},
+            _calibration_outcomes(cal),
+            cal.wall_seconds,
+        )
     payload = {"run_id": run_id, "posterior_file": str(output), **cal.to_dict()}
     if as_json:
         sys.stdout.write(json.dumps(payload, default=json_default) + "\n")
         return
     meta = cal.posterior.meta
-    table = Table(title=f"Posterior over {len(cases)} cases ({cal.simulations:,} simulations, "
-                        f"{cal.wall_seconds:.0f} s, final ε {meta['final_epsilon']:.3g}, effective sample size "
-                        f"{meta['effective_sample_size']:.1f} of {particles})", title_justify="left")
+    table = Table(
+        title=f"Posterior over {len(cases)} cases ({cal.simulations:,} simulations, "
+        f"{cal.wall_seconds:.0f} s, final ε {meta['final_epsilon']:.3g}, effective sample size "
+        f"{meta['effective_sample_size']:.1f} of {particles})",
+        title_justify="left",
+    )
     for col in ("parameter", "prior range", "median", "90% interval"):
         table.add_column(col, justify="left" if col == "parameter" else "right")
     for r in payload["parameters"]:
-        table.add_row(r["parameter"], f"{r['prior_lo']:.3g} – {r['prior_hi']:.3g}", f"{r['median']:.3g}",
-                      f"{r['p05']:.3g} – {r['p95']:.3g}")
+        table.add_row(
+            r["parameter"],
+            f"{r['prior_lo']:.3g} – {r['prior_hi']:.3g}",
+            f"{r['median']:.3g}",
+            f"{r['p05']:.3g} – {r['p95']:.3g}",
+        )
     out.print(table)
     if cal.check is not None:
         out.print(_check_table(cal.check.to_dict("records"), "Posterior predictive check (in sample)"))
     if meta["effective_sample_size"] < particles / 5:
-        out.print(f"[yellow]warning:[/] the posterior's effective sample size is {meta['effective_sample_size']:.1f} "
-                  f"of {particles} particles: a few particles carry most of the weight, so the intervals understate "
-                  "parameter uncertainty. More particles (--particles) help.")
+        out.print(
+            f"[yellow]warning:[/] the posterior's effective sample size is {meta['effective_sample_size']:.1f} "
+            f"of {particles} particles: a few particles carry most of the weight, so the intervals understate "
+            "parameter uncertainty. More particles (--particles) help."
+        )
     out.print(f"wrote {output}; stored as run [bold]{run_id}[/] in {db}")
 
 
 def _calibration_outcomes(cal: Any) -> Any:
     import pandas as pd
 
-    rows = [{"outcome": f"param:{r['parameter']}", "median": r["median"], "p05": r["p05"], "p95": r["p95"],
-             "mean": math.nan} for r in cal.posterior.summary().to_dict("records")]
+    rows = [
+        {
+            "outcome": f"param:{r['parameter']}",
+            "median": r["median"],
+            "p05": r["p05"],
+            "p95": r["p95"],
+            "mean": math.nan,
+        }
+        for r in cal.posterior.summary().to_dict("records")
+    ]
     if cal.check is not None:
-        rows += [{"outcome": f"check:{r['case']}:{r['outcome']}", "median": r["median"], "p05": r["p05"],
-                  "p95": r["p95"], "mean": r["observed"]} for r in cal.check.to_dict("records")]
+        rows += [
+            {
+                "outcome": f"check:{r['case']}:{r['outcome']}",
+                "median": r["median"],
+                "p05": r["p05"],
+                "p95": r["p95"],
+                "mean": r["observed"],
+            }
+            for r in cal.check.to_dict("records")
+        ]
     return pd.DataFrame(rows)
 
 
@@ -162,11 +216,16 @@ def _check_table(rows: list[dict[str, Any]], title: str) -> Table:
     for col in ("case", "outcome", "observed", "predicted median", "90% interval", "inside", "|log error|"):
         table.add_column(col, justify="left" if col in ("case", "outcome") else "right")
     for r in rows:
-        table.add_row(r["case"], r["outcome"], f"{100 * r['observed']:.3g}%", f"{100 * r['median']:.3g}%",
-                      f"{100 * r['p05']:.3g}% – {100 * r['p95']:.3g}%", "yes" if r["inside"] else "[red]no[/]",
-                      f"{r['abs_log_error']:.2f}")
+        table.add_row(
+            r["case"],
+            r["outcome"],
+            f"{100 * r['observed']:.3g}%",
+            f"{100 * r['median']:.3g}%",
+            f"{100 * r['p05']:.3g}% – {100 * r['p95']:.3g}%",
+            "yes" if r["inside"] else "[red]no[/]",
+            f"{r['abs_log_error']:.2f}",
+        )
     return table
-
 
 
 def backtest(
@@ -203,8 +262,10 @@ def backtest(
         sys.stdout.write(json.dumps(payload, default=json_default) + "\n")
         return
     out.print(_check_table(bt.rows.to_dict("records"), "Leave-one-case-out predictions (out of sample)"))
-    out.print(f"coverage of the 90% intervals: [bold]{bt.coverage:.0%}[/] of {len(bt.rows)}; median |log error| "
-              f"{bt.median_abs_log_error:.2f}; plot {plot}; stored as run [bold]{run_id}[/] in {db}")
+    out.print(
+        f"coverage of the 90% intervals: [bold]{bt.coverage:.0%}[/] of {len(bt.rows)}; median |log error| "
+        f"{bt.median_abs_log_error:.2f}; plot {plot}; stored as run [bold]{run_id}[/] in {db}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -49,7 +49,6 @@ def _money_or_share(n: dict[str, Any]) -> str:
     return f"{f(n['median'])}  ({f(n['p05'])} – {f(n['p95'])})"
 
 
-
 def claims(
     scenario: ScenarioArg = None,
     replicates: Annotated[int, typer.Option("--replicates", "-r", help="Replicates per variant.")] = 12,
@@ -59,8 +58,9 @@ def claims(
     db: DbOpt = Path("defection.duckdb"),
     as_json: JsonOpt = False,
     posterior: PosteriorOpt = None,
-    no_posterior: Annotated[bool, typer.Option("--no-posterior", help="Ignore stored calibrations: use the "
-                                               "scenario's parameter values.")] = False,
+    no_posterior: Annotated[
+        bool, typer.Option("--no-posterior", help="Ignore stored calibrations: use the scenario's parameter values.")
+    ] = False,
 ) -> None:
     """Test each claim of the proposal on the simulator: numbers with 90% intervals, a verdict, the parameters
     that decide it, and the best alternative design for a failing claim."""
@@ -69,15 +69,21 @@ def claims(
 
     base = load_or_fail(scenario)
     try:
-        sc = with_overrides(base, source="claims options", replicates=replicates, days=days, agents=agents,
-                            seed=seed)
+        sc = with_overrides(base, source="claims options", replicates=replicates, days=days, agents=agents, seed=seed)
     except ScenarioError as e:
         fail(e.render())
     post, post_source = _claims_posterior(sc, posterior, no_posterior, db)
     with recorded(db, RunMeta.from_scenario(sc, kind="claims"), "claims run") as (store, run_id):
         with err.status("testing the claims…") as status:
-            report = run_claims(sc, replicates, days, sc.simulation.agents, sc.simulation.seed,
-                                progress=lambda label: status.update(f"simulating: {label}"), posterior=post)
+            report = run_claims(
+                sc,
+                replicates,
+                days,
+                sc.simulation.agents,
+                sc.simulation.seed,
+                progress=lambda label: status.update(f"simulating: {label}"),
+                posterior=post,
+            )
         report.settings["posterior"] = post_source
         report.proposal.run_id = run_id
         store.complete_run(run_id, report.proposal, artifacts={"claims": report.to_dict()})
@@ -87,8 +93,13 @@ def claims(
         return
     for c in payload["claims"]:
         style = VERDICT_STYLE.get(c["verdict"], "bold yellow")
-        table = Table(title=f"Claim {c['number']}: {c['claim']}", title_justify="left", show_header=True,
-                      caption=f"[{style}]{c['verdict']}[/]: {c['reason']}", caption_justify="left")
+        table = Table(
+            title=f"Claim {c['number']}: {c['claim']}",
+            title_justify="left",
+            show_header=True,
+            caption=f"[{style}]{c['verdict']}[/]: {c['reason']}",
+            caption_justify="left",
+        )
         table.add_column("quantity")
         table.add_column("median (90% interval)", justify="right")
         for n in c["numbers"]:
@@ -98,20 +109,28 @@ def claims(
         if not c["deciding"]:
             out.print("[dim]decided by:[/] none of the tested parameters moves it", highlight=False)
         else:
-            parts = [f"{d['parameter']} ({d['low']:g} → {d['high']:g}: {d['metric_at_low']:.3g} → "
-                     f"{d['metric_at_high']:.3g})" for d in c["deciding"]]
+            parts = [
+                f"{d['parameter']} ({d['low']:g} → {d['high']:g}: {d['metric_at_low']:.3g} → {d['metric_at_high']:.3g})"
+                for d in c["deciding"]
+            ]
             out.print("[dim]decided by:[/] " + "; ".join(parts), highlight=False)
         alt = c["alternative"]
         if alt and c["verdict"] != "supported":
-            out.print(f"[dim]best alternative:[/] {alt['name']} — {alt['description']} "
-                      f"({alt['proposal_metric']:.3g} → {alt['metric']:.3g})", highlight=False)
+            out.print(
+                f"[dim]best alternative:[/] {alt['name']} — {alt['description']} "
+                f"({alt['proposal_metric']:.3g} → {alt['metric']:.3g})",
+                highlight=False,
+            )
         out.print()
-    out.print(f"{payload['simulations']} simulations × {replicates} replicates; "
-              f"parameters: {post_source}; stored as run [bold]{run_id}[/] in {db}")
+    out.print(
+        f"{payload['simulations']} simulations × {replicates} replicates; "
+        f"parameters: {post_source}; stored as run [bold]{run_id}[/] in {db}"
+    )
 
 
-def _claims_posterior(sc: Scenario, posterior: Path | None, no_posterior: bool,
-                      db: Path) -> tuple[Posterior | None, str]:
+def _claims_posterior(
+    sc: Scenario, posterior: Path | None, no_posterior: bool, db: Path
+) -> tuple[Posterior | None, str]:
     """The posterior `claims` uses: --posterior, else the scenario's, else the newest calibration in the
     database (unless --no-posterior)."""
     from defection.scenario.posterior import Posterior, PosteriorError

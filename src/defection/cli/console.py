@@ -26,13 +26,19 @@ if TYPE_CHECKING:
 out = Console()
 err = Console(stderr=True)
 
-ScenarioArg = Annotated[Path | None, typer.Argument(help="Scenario TOML file (default: the embedded proposal).",
-                                                    show_default=False)]
+ScenarioArg = Annotated[
+    Path | None, typer.Argument(help="Scenario TOML file (default: the embedded proposal).", show_default=False)
+]
 DbOpt = Annotated[Path, typer.Option("--db", help="Results database (DuckDB file).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout instead of tables.")]
-PosteriorOpt = Annotated[Path | None, typer.Option("--posterior", help="Posterior file from `defection calibrate`: "
-                                                   "each replicate draws its calibrated parameters from it.",
-                                                   show_default=False)]
+PosteriorOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--posterior",
+        help="Posterior file from `defection calibrate`: each replicate draws its calibrated parameters from it.",
+        show_default=False,
+    ),
+]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

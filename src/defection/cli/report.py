@@ -20,8 +20,14 @@ if TYPE_CHECKING:
     from defection.store import ResultsDB
 
 DbOpt = Annotated[Path, typer.Option("--db", help="Results database (DuckDB file).")]
-PngOpt = Annotated[Path | None, typer.Option("--png", help="Also write every figure as a PNG into this folder "
-                                             "(needs Chrome or Chromium).", show_default=False)]
+PngOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--png",
+        help="Also write every figure as a PNG into this folder (needs Chrome or Chromium).",
+        show_default=False,
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -74,8 +80,10 @@ def _write_pngs(figures: dict[str, go.Figure], folder: Path) -> list[Path]:
 
 def report(
     run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="HTML file to write (default: "
-                                                "report-<run id>.html).", show_default=False)] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="HTML file to write (default: report-<run id>.html).", show_default=False),
+    ] = None,
     png: PngOpt = None,
     db: DbOpt = Path("defection.duckdb"),
 ) -> None:
@@ -101,14 +109,24 @@ def report(
 
 
 def compare(
-    runs: Annotated[list[str], typer.Argument(help="Two or more run ids (unique prefixes are enough); the first is "
-                                              "the reference the others are compared with.")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the comparison as a "
-                                                "self-contained HTML file.", show_default=False)] = None,
+    runs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Two or more run ids (unique prefixes are enough); the first is "
+            "the reference the others are compared with."
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Also write the comparison as a self-contained HTML file.", show_default=False
+        ),
+    ] = None,
     png: PngOpt = None,
     db: DbOpt = Path("defection.duckdb"),
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout instead of a "
-                                          "table.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object to stdout instead of a table.")
+    ] = False,
 ) -> None:
     """Compare runs side by side: each outcome's median and 90% interval per run, and each run's difference from
     the first, paired replicate by replicate where the runs share seed and replicates (common random numbers)."""
@@ -157,10 +175,16 @@ def compare_table(cmp: Comparison) -> Table:
     from rich.text import Text
 
     letters = run_letters(len(cmp.runs))
-    legend = "; ".join(f"{x} = {r['run_id']} ({r.get('scenario_name') or r.get('kind')}, seed {r.get('seed')})"
-                       for x, r in zip(letters, cmp.runs, strict=True))
-    table = Table(title="Outcomes: median [90% interval]; differences from A", title_justify="left",
-                  caption=legend, caption_justify="left")
+    legend = "; ".join(
+        f"{x} = {r['run_id']} ({r.get('scenario_name') or r.get('kind')}, seed {r.get('seed')})"
+        for x, r in zip(letters, cmp.runs, strict=True)
+    )
+    table = Table(
+        title="Outcomes: median [90% interval]; differences from A",
+        title_justify="left",
+        caption=legend,
+        caption_justify="left",
+    )
     table.add_column("outcome", no_wrap=True)
     for x in letters:
         table.add_column(x, justify="right")

@@ -47,31 +47,56 @@ def run(
     db: DbOpt = Path("defection.duckdb"),
     as_json: JsonOpt = False,
     posterior: PosteriorOpt = None,
-    report: Annotated[Path | None, typer.Option("--report", help="After storing the run, write its "
-                                                "self-contained HTML report to this file.",
-                                                show_default=False)] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="After storing the run, write its self-contained HTML report to this file.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Simulate a scenario, print median and 90% interval of each outcome, and store the run."""
     from defection.engine import simulate
     from defection.store import RunMeta
 
     if report is not None and (not report.parent.exists() or report.is_dir()):
-        fail(f"--report {report}: " + (f"folder {report.parent} does not exist" if not report.parent.exists()
-                                       else "is a folder; give a file name such as report.html"))
+        fail(
+            f"--report {report}: "
+            + (
+                f"folder {report.parent} does not exist"
+                if not report.parent.exists()
+                else "is a folder; give a file name such as report.html"
+            )
+        )
     base = load_or_fail(scenario)
     source = str(scenario) if scenario else "<command line>"
     try:
-        sc = with_overrides(base, source=f"{source} (with command-line options)", replicates=replicates, days=days,
-                            seed=seed, agents=agents)
+        sc = with_overrides(
+            base,
+            source=f"{source} (with command-line options)",
+            replicates=replicates,
+            days=days,
+            seed=seed,
+            agents=agents,
+        )
         if posterior is not None:
             sc = with_posterior(sc, posterior, "--posterior")
     except ScenarioError as e:
         fail(e.render())
     sim = sc.simulation
     show_progress = not as_json or err.is_terminal
-    progress = Progress(TextColumn("[bold]simulating[/]"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("replicate-days"), TimeElapsedColumn(), TimeRemainingColumn(),
-                        console=err, disable=not show_progress, transient=as_json)
+    progress = Progress(
+        TextColumn("[bold]simulating[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("replicate-days"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not show_progress,
+        transient=as_json,
+    )
     with recorded(db, RunMeta.from_scenario(sc)) as (store, run_id):
         with progress:
             task = progress.add_task("run", total=sim.days * sim.replicates)
@@ -83,8 +108,10 @@ def run(
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict()) + "\n")
         return
-    title = (f"{sc.meta.name}: {result.agents:,} agents for {result.represented:,} soldiers, "
-             f"{result.days} days, {result.replicates} replicates, seed {result.seed}")
+    title = (
+        f"{sc.meta.name}: {result.agents:,} agents for {result.represented:,} soldiers, "
+        f"{result.days} days, {result.replicates} replicates, seed {result.seed}"
+    )
     out.print(outcome_table(result.outcomes().to_dict("records"), title))
     out.print(f"stored as run [bold]{run_id}[/] in {db} ({result.wall_seconds:.1f} s)")
     if report is not None:
@@ -104,8 +131,10 @@ def _write_report(store: ResultsDB, run_id: str, path: Path) -> None:
 # ----------------------------------------------------------------------------- scenarios
 
 
-def init(path: Annotated[Path, typer.Argument(help="Where to write the scenario TOML.")],
-         force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the scenario TOML.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
     """Write the default scenario as a commented TOML file to start from."""
     if path.exists() and not force:
         fail(f"{path} exists; pass --force to overwrite it")
@@ -115,23 +144,30 @@ def init(path: Annotated[Path, typer.Argument(help="Where to write the scenario 
     out.print(f"wrote {path}: every parameter with unit, range and source. Check it with `defection check {path}`.")
 
 
-
 def check(path: Annotated[Path, typer.Argument(help="Scenario TOML file.")]) -> None:
     """Validate a scenario and say what is wrong."""
     sc = load_or_fail(path)
     out.print(f"[green]ok[/] {path}: scenario '{sc.meta.name}', hash {sc.content_hash()}")
 
 
-
-def params(as_json: JsonOpt = False,
-           markdown: Annotated[bool, typer.Option("--markdown", help="Print docs/parameters.md.")] = False) -> None:
+def params(
+    as_json: JsonOpt = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print docs/parameters.md.")] = False,
+) -> None:
     """Every parameter with unit, default, range and source."""
     if markdown:
         sys.stdout.write(registry_markdown())
         return
     rows = [
-        {"path": p.path, "unit": p.unit, "default": p.default, "min": p.lo, "max": p.hi, "source": p.source,
-         "description": p.description}
+        {
+            "path": p.path,
+            "unit": p.unit,
+            "default": p.default,
+            "min": p.lo,
+            "max": p.hi,
+            "source": p.source,
+            "description": p.description,
+        }
         for p in iter_params()
     ]
     if as_json:

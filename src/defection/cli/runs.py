@@ -34,14 +34,23 @@ def runs_list(db: DbOpt = Path("defection.duckdb"), as_json: JsonOpt = False) ->
         table.add_column(col, no_wrap=col != "scenario", min_width=12 if col == "scenario" else None)
     for r in df.itertuples():
         colour = {"complete": "green", "running": "cyan", "failed": "red", "interrupted": "yellow"}.get(r.status, "")
-        table.add_row(r.run_id, f"[{colour}]{r.status}[/]", str(r.created_at)[:16], r.scenario_name,
-                      f"{r.agents:,}", f"{r.days} × {r.replicates}")
+        table.add_row(
+            r.run_id,
+            f"[{colour}]{r.status}[/]",
+            str(r.created_at)[:16],
+            r.scenario_name,
+            f"{r.agents:,}",
+            f"{r.days} × {r.replicates}",
+        )
     out.print(table)
 
 
 @runs_app.command("show")
-def runs_show(run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
-              db: DbOpt = Path("defection.duckdb"), as_json: JsonOpt = False) -> None:
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
+    db: DbOpt = Path("defection.duckdb"),
+    as_json: JsonOpt = False,
+) -> None:
     """One run: its settings, versions and outcomes."""
     from defection.store import ResultsError, RunNotFound
 
@@ -58,8 +67,22 @@ def runs_show(run_id: Annotated[str, typer.Argument(help="Run id (a unique prefi
         sys.stdout.write(json.dumps(payload, default=str) + "\n")
         return
     meta = Table(show_header=False, title=f"run {info['run_id']}", title_justify="left")
-    for key in ("status", "kind", "scenario_name", "scenario_hash", "seed", "agents", "represented", "days",
-                "replicates", "created_at", "finished_at", "wall_seconds", "package_version", "error"):
+    for key in (
+        "status",
+        "kind",
+        "scenario_name",
+        "scenario_hash",
+        "seed",
+        "agents",
+        "represented",
+        "days",
+        "replicates",
+        "created_at",
+        "finished_at",
+        "wall_seconds",
+        "package_version",
+        "error",
+    ):
         meta.add_row(key, str(info.get(key)))
     meta.add_row("libraries", ", ".join(f"{k} {v}" for k, v in info["library_versions"].items()))
     out.print(meta)

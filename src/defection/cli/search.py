@@ -31,10 +31,23 @@ if TYPE_CHECKING:
 SpecArg = Annotated[Path, typer.Argument(help="Exploration spec (TOML): experiment, uncertainties, levers, outcomes.")]
 DbOpt = Annotated[Path, typer.Option("--db", help="Results database (DuckDB file).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout instead of tables.")]
-WorkersOpt = Annotated[int, typer.Option("--workers", min=0, max=512, help="Local Dask worker processes (one "
-                                         "thread each); 0 or 1 evaluates serially in this process.")]
-SchedulerOpt = Annotated[str | None, typer.Option("--scheduler", help="Address of a running Dask scheduler "
-                                                  "(tcp://host:8786) to evaluate on instead.", show_default=False)]
+WorkersOpt = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        min=0,
+        max=512,
+        help="Local Dask worker processes (one thread each); 0 or 1 evaluates serially in this process.",
+    ),
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Address of a running Dask scheduler (tcp://host:8786) to evaluate on instead.",
+        show_default=False,
+    ),
+]
 DB_DEFAULT = Path("defection.duckdb")
 
 
@@ -61,11 +74,23 @@ def _meta(kind: str, spec: Spec, base: Scenario, options: dict[str, Any]) -> Run
     from defection.store import RunMeta
 
     ex = spec.experiment
-    text = json.dumps({"spec": spec.model_dump(mode="json"), "options": options,
-                       "base_scenario": json.loads(base.canonical_json())}, sort_keys=True)
-    return RunMeta(kind=kind, scenario_name=ex.name, scenario_hash=spec.content_hash(), scenario_json=text,
-                   seed=ex.seed, agents=ex.agents, represented=base.force.soldiers, days=ex.days,
-                   replicates=ex.replicates, package_version=package_version(), library_versions=library_versions())
+    text = json.dumps(
+        {"spec": spec.model_dump(mode="json"), "options": options, "base_scenario": json.loads(base.canonical_json())},
+        sort_keys=True,
+    )
+    return RunMeta(
+        kind=kind,
+        scenario_name=ex.name,
+        scenario_hash=spec.content_hash(),
+        scenario_json=text,
+        seed=ex.seed,
+        agents=ex.agents,
+        represented=base.force.soldiers,
+        days=ex.days,
+        replicates=ex.replicates,
+        package_version=package_version(),
+        library_versions=library_versions(),
+    )
 
 
 @contextmanager
@@ -77,8 +102,11 @@ def _evaluator(workers: int, scheduler: str | None) -> Iterator[Client | None]:
         try:
             client = stack.enter_context(dask_client(workers, scheduler))
         except (OSError, TimeoutError, ValueError) as e:
-            _fail(f"--scheduler {scheduler}: cannot connect ({type(e).__name__}: {e})" if scheduler else
-                        f"cannot start {workers} local Dask workers ({type(e).__name__}: {e})")
+            _fail(
+                f"--scheduler {scheduler}: cannot connect ({type(e).__name__}: {e})"
+                if scheduler
+                else f"cannot start {workers} local Dask workers ({type(e).__name__}: {e})"
+            )
         yield client
 
 
@@ -86,8 +114,15 @@ def _progress(label: str, as_json: bool) -> Progress:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     err = console.err
-    return Progress(TextColumn(f"[bold]{label}[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, disable=as_json and not err.is_terminal, transient=as_json)
+    return Progress(
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=as_json and not err.is_terminal,
+        transient=as_json,
+    )
 
 
 def _changes(factors: list[Factor], units: np.ndarray) -> list[dict[str, Any]]:
@@ -112,14 +147,24 @@ def _fmt(name: str, v: Any) -> str:
 def _summary_frame(summary: dict[str, dict[str, float | None]]) -> Any:
     import pandas as pd
 
-    rows = [{"outcome": k, **{s: (np.nan if v.get(s) is None else v[s]) for s in ("median", "p05", "p95", "mean")}}
-            for k, v in summary.items()]
+    rows = [
+        {"outcome": k, **{s: (np.nan if v.get(s) is None else v[s]) for s in ("median", "p05", "p95", "mean")}}
+        for k, v in summary.items()
+    ]
     return pd.DataFrame(rows, columns=["outcome", "median", "p05", "p95", "mean"])
 
 
 # ----------------------------------------------------------------------------- sensitivity
-def sensitivity_command(spec_path: Path, method: str | None, outcomes: list[str] | None, plot: Path | None,
-                        db: Path, as_json: bool, workers: int, scheduler: str | None) -> None:
+def sensitivity_command(
+    spec_path: Path,
+    method: str | None,
+    outcomes: list[str] | None,
+    plot: Path | None,
+    db: Path,
+    as_json: bool,
+    workers: int,
+    scheduler: str | None,
+) -> None:
     from defection.explore import sensitivity as sa
     from defection.explore.design import base_json, salib_problem, settings, unit_design
     from defection.explore.optimize import evaluate
@@ -136,21 +181,36 @@ def sensitivity_command(spec_path: Path, method: str | None, outcomes: list[str]
     points = _changes(spec.factors, X)
     problem = salib_problem(spec)
     options = {"method": m, "outcomes": names, "points": len(points)}
-    with _evaluator(workers, scheduler) as client, \
-            console.recorded(db, _meta("sensitivity", spec, base, options), "sensitivity") as (store, run_id):
+    with (
+        _evaluator(workers, scheduler) as client,
+        console.recorded(db, _meta("sensitivity", spec, base, options), "sensitivity") as (store, run_id),
+    ):
         start = time.perf_counter()
         with _progress("simulating design points", as_json) as bar:
             task = bar.add_task("points", total=len(points))
-            rows = evaluate(points, base_json(base), settings(spec), names, client,
-                            progress=lambda done, total: bar.update(task, completed=done))
+            rows = evaluate(
+                points,
+                base_json(base),
+                settings(spec),
+                names,
+                client,
+                progress=lambda done, total: bar.update(task, completed=done),
+            )
         Y = {n: sa.outputs_from_rows(rows, n) for n in names}
         tables = {n: sa.indices(m, problem, X, Y[n], seed=spec.experiment.seed) for n in names}
         if plot is not None:
             sa.plot_indices(tables, m, plot, f"{spec.experiment.name}: {m} indices ({len(points)} points)")
         wall = time.perf_counter() - start
-        result = {"spec": spec.experiment.name, "method": m, "points": len(points), "factors": problem["names"],
-                  "outcomes": names, "indices": {n: sa.to_records(t) for n, t in tables.items()},
-                  "plot": None if plot is None else str(plot), "wall_seconds": wall}
+        result = {
+            "spec": spec.experiment.name,
+            "method": m,
+            "points": len(points),
+            "factors": problem["names"],
+            "outcomes": names,
+            "indices": {n: sa.to_records(t) for n, t in tables.items()},
+            "plot": None if plot is None else str(plot),
+            "wall_seconds": wall,
+        }
         store.complete_artifacts(run_id, {"sensitivity": result}, sa.outcome_summary(Y), wall)
     if as_json:
         _emit({"run_id": run_id, **result})
@@ -158,8 +218,10 @@ def sensitivity_command(spec_path: Path, method: str | None, outcomes: list[str]
     from rich.table import Table
 
     for n, t in tables.items():
-        table = Table(title=f"{spec.experiment.name}: {m} indices of {n}_mean ({len(points)} points, "
-                            f"95% bootstrap intervals)", title_justify="left")
+        table = Table(
+            title=f"{spec.experiment.name}: {m} indices of {n}_mean ({len(points)} points, 95% bootstrap intervals)",
+            title_justify="left",
+        )
         cols = ("S1", "ST") if m == "sobol" else ("mu_star", "sigma")
         for col in ("rank", "factor", *cols):
             table.add_column(col, justify="left" if col == "factor" else "right")
@@ -182,9 +244,21 @@ def _index_cell(row: dict[str, Any], col: str) -> str:
 
 
 # ----------------------------------------------------------------------------- optimize
-def optimize_command(spec_path: Path, target_outcome: str, target: float | None, probability: float, trials: int,
-                     batch: int, sampler: str | None, storage: Path | None, robust_worlds: int | None, db: Path,
-                     as_json: bool, workers: int, scheduler: str | None) -> None:
+def optimize_command(
+    spec_path: Path,
+    target_outcome: str,
+    target: float | None,
+    probability: float,
+    trials: int,
+    batch: int,
+    sampler: str | None,
+    storage: Path | None,
+    robust_worlds: int | None,
+    db: Path,
+    as_json: bool,
+    workers: int,
+    scheduler: str | None,
+) -> None:
     from defection.explore import optimize as opt
     from defection.explore.design import base_json, settings
     from defection.model.outcomes import OPEN_ENDED
@@ -192,12 +266,16 @@ def optimize_command(spec_path: Path, target_outcome: str, target: float | None,
     spec, base = _load(spec_path)
     _check_outcome(target_outcome, "--target-outcome")
     if target_outcome in OPEN_ENDED:
-        _fail(f"--target-outcome {target_outcome} can be 'never' (infinite); choose a finite outcome such as "
-                 "defected_share")
+        _fail(
+            f"--target-outcome {target_outcome} can be 'never' (infinite); choose a finite outcome such as "
+            "defected_share"
+        )
     levers, fixed = opt.decision_levers(spec)
     if not levers:
-        _fail(f"{spec_path}: optimize needs at least one [[levers]] factor with a range or several values "
-                 "(the decision variables)")
+        _fail(
+            f"{spec_path}: optimize needs at least one [[levers]] factor with a range or several values "
+            "(the decision variables)"
+        )
     mode = "target" if target is not None else "pareto"
     sampler = sampler or ("tpe" if mode == "target" else "nsga2")
     if sampler not in opt.SAMPLERS:
@@ -205,39 +283,76 @@ def optimize_command(spec_path: Path, target_outcome: str, target: float | None,
     if storage is not None and not storage.parent.exists():
         _fail(f"--storage {storage}: folder {storage.parent} does not exist")
     above = not any(o.name == target_outcome and o.direction == "min" for o in spec.outcomes)
-    problem = opt.Problem(mode, opt.Target(target_outcome, 0.0 if target is None else float(target), probability,
-                                           above), spec.experiment.days)
+    problem = opt.Problem(
+        mode,
+        opt.Target(target_outcome, 0.0 if target is None else float(target), probability, above),
+        spec.experiment.days,
+    )
     k = robust_worlds or spec.experiment.samples
     spec_worlds = opt.worlds(spec, k)
     name = opt.study_name(spec, problem, len(spec_worlds), base.content_hash())
     try:
-        study = opt.open_study(name, problem, sampler, spec.experiment.seed, None if storage is None else str(storage),
-                               population=max(4, min(50, trials // 4)))
+        study = opt.open_study(
+            name,
+            problem,
+            sampler,
+            spec.experiment.seed,
+            None if storage is None else str(storage),
+            population=max(4, min(50, trials // 4)),
+        )
     except Exception as e:  # a file that is not an Optuna journal, a study posed differently
         _fail(f"--storage {storage}: cannot open study {name!r} ({type(e).__name__}: {e})")
     outcomes = list(dict.fromkeys([opt.COST, target_outcome, opt.DAYS, *(o.name for o in spec.outcomes)]))
-    options = {"mode": mode, "target": problem.target.__dict__ if mode == "target" else None, "trials": trials,
-               "batch": batch, "sampler": sampler, "worlds": len(spec_worlds), "study": name,
-               "storage": None if storage is None else str(storage), "fixed_levers": fixed}
-    with _evaluator(workers, scheduler) as client, \
-            console.recorded(db, _meta("optimize", spec, base, options), "optimisation") as (store, run_id):
+    options = {
+        "mode": mode,
+        "target": problem.target.__dict__ if mode == "target" else None,
+        "trials": trials,
+        "batch": batch,
+        "sampler": sampler,
+        "worlds": len(spec_worlds),
+        "study": name,
+        "storage": None if storage is None else str(storage),
+        "fixed_levers": fixed,
+    }
+    with (
+        _evaluator(workers, scheduler) as client,
+        console.recorded(db, _meta("optimize", spec, base, options), "optimisation") as (store, run_id),
+    ):
         start = time.perf_counter()
         with _progress(f"optimising ({mode}, {sampler})", as_json) as bar:
             task = bar.add_task("trials", total=trials)
-            score = opt.simulation_scorer(problem, spec_worlds, fixed, base_json(base), settings(spec), outcomes,
-                                          client)
-            counts = opt.optimise(study, levers, score, trials, batch,
-                                  on_batch=lambda done, total: bar.update(task, completed=done))
+            score = opt.simulation_scorer(
+                problem, spec_worlds, fixed, base_json(base), settings(spec), outcomes, client
+            )
+            counts = opt.optimise(
+                study, levers, score, trials, batch, on_batch=lambda done, total: bar.update(task, completed=done)
+            )
         found = opt.results(study, problem)
         wall = time.perf_counter() - start
-        result = {"spec": spec.experiment.name, "study": name, "storage": options["storage"], "mode": mode,
-                  "sampler": sampler, "target": options["target"], "worlds": len(spec_worlds),
-                  "replicates": spec.experiment.replicates, "fixed_levers": fixed, **counts,
-                  "failed": found["failed"], "best": _slim(found["best"]), "closest": _slim(found["closest"]),
-                  "pareto": [_slim(r) for r in found["pareto"]], "wall_seconds": wall}
+        result = {
+            "spec": spec.experiment.name,
+            "study": name,
+            "storage": options["storage"],
+            "mode": mode,
+            "sampler": sampler,
+            "target": options["target"],
+            "worlds": len(spec_worlds),
+            "replicates": spec.experiment.replicates,
+            "fixed_levers": fixed,
+            **counts,
+            "failed": found["failed"],
+            "best": _slim(found["best"]),
+            "closest": _slim(found["closest"]),
+            "pareto": [_slim(r) for r in found["pareto"]],
+            "wall_seconds": wall,
+        }
         best = found["best"]
-        store.complete_artifacts(run_id, {"optimize": result, "trials": found["trials"]},
-                                 _summary_frame(best["summary"]) if best else None, wall)
+        store.complete_artifacts(
+            run_id,
+            {"optimize": result, "trials": found["trials"]},
+            _summary_frame(best["summary"]) if best else None,
+            wall,
+        )
     if as_json:
         _emit({"run_id": run_id, **result})
         return
@@ -251,9 +366,11 @@ def _slim(row: dict[str, Any] | None) -> dict[str, Any] | None:
 def _print_optimize(result: dict[str, Any], run_id: str, db: Path) -> None:
     from rich.table import Table
 
-    head = (f"study {result['study']}: {result['complete']} trials ({result['reused']} reused, "
-            f"{result['evaluated']} evaluated now, {result['failed']} failed), {result['worlds']} worlds × "
-            f"{result['replicates']} replicates")
+    head = (
+        f"study {result['study']}: {result['complete']} trials ({result['reused']} reused, "
+        f"{result['evaluated']} evaluated now, {result['failed']} failed), {result['worlds']} worlds × "
+        f"{result['replicates']} replicates"
+    )
     console.out.print(head)
     rows = [result["best"]] if result["mode"] == "target" else result["pareto"]
     if result["mode"] == "target":
@@ -273,15 +390,28 @@ def _print_optimize(result: dict[str, Any], run_id: str, db: Path) -> None:
         table.add_column(m, justify="right")
     for r in rows:
         pkg = "\n".join(f"{k} = {_fmt(k, v) if isinstance(v, float) else v}" for k, v in r["package"].items())
-        table.add_row(str(r["trial"]), pkg, *(_fmt(m, r["metrics"][m]) if m != "probability" else
-                                               f"{r['metrics'][m]:.2f}" for m in metric_names))
+        table.add_row(
+            str(r["trial"]),
+            pkg,
+            *(_fmt(m, r["metrics"][m]) if m != "probability" else f"{r['metrics'][m]:.2f}" for m in metric_names),
+        )
     console.out.print(table)
     console.out.print(f"stored as run [bold]{run_id}[/] in {db} ({result['wall_seconds']:.1f} s)")
 
 
 # ----------------------------------------------------------------------------- discover
-def discover_command(spec_path: Path, outcome: str, threshold: float, below: bool, density: float, boxes: int,
-                     db: Path, as_json: bool, workers: int, scheduler: str | None) -> None:
+def discover_command(
+    spec_path: Path,
+    outcome: str,
+    threshold: float,
+    below: bool,
+    density: float,
+    boxes: int,
+    db: Path,
+    as_json: bool,
+    workers: int,
+    scheduler: str | None,
+) -> None:
     import pandas as pd
 
     from defection.explore import discover as disc
@@ -299,30 +429,61 @@ def discover_command(spec_path: Path, outcome: str, threshold: float, below: boo
     cases = _changes(uspec.factors, unit_design(uspec))
     x = pd.DataFrame(cases, columns=[f.path for f in uspec.factors])
     points = [{**row, **fixed} for row in cases]
-    options = {"outcome": outcome, "threshold": threshold, "below": below, "density_threshold": density,
-               "boxes": boxes, "fixed_levers": fixed, "cases": len(points)}
-    with _evaluator(workers, scheduler) as client, \
-            console.recorded(db, _meta("discover", spec, base, options), "scenario discovery") as (store, run_id):
+    options = {
+        "outcome": outcome,
+        "threshold": threshold,
+        "below": below,
+        "density_threshold": density,
+        "boxes": boxes,
+        "fixed_levers": fixed,
+        "cases": len(points),
+    }
+    with (
+        _evaluator(workers, scheduler) as client,
+        console.recorded(db, _meta("discover", spec, base, options), "scenario discovery") as (store, run_id),
+    ):
         start = time.perf_counter()
         with _progress("simulating cases", as_json) as bar:
             task = bar.add_task("cases", total=len(points))
-            rows = evaluate(points, base_json(base), settings(spec), [outcome], client,
-                            progress=lambda done, total: bar.update(task, completed=done))
+            rows = evaluate(
+                points,
+                base_json(base),
+                settings(spec),
+                [outcome],
+                client,
+                progress=lambda done, total: bar.update(task, completed=done),
+            )
         y_values = outputs_from_rows(rows, outcome)
         y = disc.cases_of_interest(y_values, threshold, below)
         found = disc.prim_boxes(x, y, density_threshold=density, max_boxes=boxes)
         wall = time.perf_counter() - start
-        result = {"spec": spec.experiment.name, "outcome": outcome, "threshold": threshold,
-                  "direction": "below" if below else "above", "cases": len(points),
-                  "cases_of_interest": int(y.sum()), "fixed_levers": fixed, "density_threshold": density,
-                  "boxes": found, "wall_seconds": wall}
+        result = {
+            "spec": spec.experiment.name,
+            "outcome": outcome,
+            "threshold": threshold,
+            "direction": "below" if below else "above",
+            "cases": len(points),
+            "cases_of_interest": int(y.sum()),
+            "fixed_levers": fixed,
+            "density_threshold": density,
+            "boxes": found,
+            "wall_seconds": wall,
+        }
         table = x.assign(**{f"{outcome}_mean": y_values, "of_interest": y})
-        store.complete_artifacts(run_id, {"discover": result, "cases": json.loads(table.to_json(orient="records"))},
-                                 outcome_summary({outcome: y_values[np.isfinite(y_values)]})
-                                 if np.isfinite(y_values).any() else None, wall)
+        store.complete_artifacts(
+            run_id,
+            {"discover": result, "cases": json.loads(table.to_json(orient="records"))},
+            outcome_summary({outcome: y_values[np.isfinite(y_values)]}) if np.isfinite(y_values).any() else None,
+            wall,
+        )
     if as_json:
-        _emit({"run_id": run_id, **{k: v for k, v in result.items() if k != "boxes"},
-               "boxes": [{k: v for k, v in b.items() if k != "trajectory"} for b in found]})
+        _emit(
+            {
+                "run_id": run_id,
+                **{k: v for k, v in result.items() if k != "boxes"},
+                "boxes": [{k: v for k, v in b.items() if k != "trajectory"} for b in found],
+            }
+        )
         return
     _print_discover(result, run_id, db)
 
@@ -331,14 +492,22 @@ def _print_discover(result: dict[str, Any], run_id: str, db: Path) -> None:
     from rich.table import Table
 
     sign = "<" if result["direction"] == "below" else ">"
-    console.out.print(f"{result['cases_of_interest']} of {result['cases']} cases have {result['outcome']} "
-                  f"{sign} {result['threshold']:g}")
+    console.out.print(
+        f"{result['cases_of_interest']} of {result['cases']} cases have {result['outcome']} "
+        f"{sign} {result['threshold']:g}"
+    )
     if not result["boxes"]:
-        console.out.print("[yellow]PRIM found no box reaching the density threshold[/]" if result["cases_of_interest"]
-                      else "[yellow]no cases of interest: nothing to discover[/]")
+        console.out.print(
+            "[yellow]PRIM found no box reaching the density threshold[/]"
+            if result["cases_of_interest"]
+            else "[yellow]no cases of interest: nothing to discover[/]"
+        )
     for k, b in enumerate(result["boxes"], start=1):
-        table = Table(title=f"box {k}: coverage {b['coverage']:.2f}, density {b['density']:.2f}, mass {b['mass']:.2f}"
-                            f" (trajectory point {b['chosen']})", title_justify="left")
+        table = Table(
+            title=f"box {k}: coverage {b['coverage']:.2f}, density {b['density']:.2f}, mass {b['mass']:.2f}"
+            f" (trajectory point {b['chosen']})",
+            title_justify="left",
+        )
         for col in ("uncertainty", "limits", "quasi-p"):
             table.add_column(col)
         for name, lim in b["restricted"].items():
@@ -361,12 +530,23 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def sensitivity(
         spec: SpecArg,
-        method: Annotated[str | None, typer.Option("--method", help="sobol | morris (must match the spec's "
-                                                   "sampler; default: the sampler).", show_default=False)] = None,
-        outcome: Annotated[list[str] | None, typer.Option("--outcome", help="Outcome to analyse (repeatable; "
-                                                          "default: the spec's outcomes).", show_default=False)] = None,
-        plot: Annotated[Path | None, typer.Option("--plot", help="Write a bar chart of the indices (PNG).",
-                                                  show_default=False)] = None,
+        method: Annotated[
+            str | None,
+            typer.Option(
+                "--method",
+                help="sobol | morris (must match the spec's sampler; default: the sampler).",
+                show_default=False,
+            ),
+        ] = None,
+        outcome: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--outcome", help="Outcome to analyse (repeatable; default: the spec's outcomes).", show_default=False
+            ),
+        ] = None,
+        plot: Annotated[
+            Path | None, typer.Option("--plot", help="Write a bar chart of the indices (PNG).", show_default=False)
+        ] = None,
         db: DbOpt = DB_DEFAULT,
         as_json: JsonOpt = False,
         workers: WorkersOpt = 0,
@@ -379,26 +559,67 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def optimize(
         spec: SpecArg,
-        target_outcome: Annotated[str, typer.Option("--target-outcome", help="Outcome the target is on (and the "
-                                                    "'defections' objective of the Pareto front).")] = "defected_share",
-        target: Annotated[float | None, typer.Option("--target", help="Find the cheapest package reaching this "
-                                                     "value (≥, or ≤ if the spec lists the outcome with direction "
-                                                     "'min'); without it: the Pareto front.",
-                                                     show_default=False)] = None,
-        probability: Annotated[float, typer.Option("--probability", min=0.0, max=1.0, help="Required share of "
-                                                   "worlds × replicates reaching the target.")] = 0.8,
-        trials: Annotated[int, typer.Option("--trials", min=1, max=100_000, help="Complete trials the study "
-                                            "should hold (earlier ones in --storage count).")] = 32,
-        batch: Annotated[int, typer.Option("--batch", min=1, max=1024, help="Trials asked and evaluated "
-                                           "together.")] = 4,
-        sampler: Annotated[str | None, typer.Option("--sampler", help="nsga2 | tpe (default: tpe for a target, "
-                                                    "nsga2 for the Pareto front).", show_default=False)] = None,
-        storage: Annotated[Path | None, typer.Option("--storage", help="Optuna journal file: a killed or "
-                                                     "extended optimisation resumes from it.",
-                                                     show_default=False)] = None,
-        robust_worlds: Annotated[int | None, typer.Option("--robust-worlds", min=1, max=10_000, help="Uncertain "
-                                                          "worlds every package is scored in (default: the spec's "
-                                                          "samples).", show_default=False)] = None,
+        target_outcome: Annotated[
+            str,
+            typer.Option(
+                "--target-outcome",
+                help="Outcome the target is on (and the 'defections' objective of the Pareto front).",
+            ),
+        ] = "defected_share",
+        target: Annotated[
+            float | None,
+            typer.Option(
+                "--target",
+                help="Find the cheapest package reaching this "
+                "value (≥, or ≤ if the spec lists the outcome with direction "
+                "'min'); without it: the Pareto front.",
+                show_default=False,
+            ),
+        ] = None,
+        probability: Annotated[
+            float,
+            typer.Option(
+                "--probability", min=0.0, max=1.0, help="Required share of worlds × replicates reaching the target."
+            ),
+        ] = 0.8,
+        trials: Annotated[
+            int,
+            typer.Option(
+                "--trials",
+                min=1,
+                max=100_000,
+                help="Complete trials the study should hold (earlier ones in --storage count).",
+            ),
+        ] = 32,
+        batch: Annotated[
+            int, typer.Option("--batch", min=1, max=1024, help="Trials asked and evaluated together.")
+        ] = 4,
+        sampler: Annotated[
+            str | None,
+            typer.Option(
+                "--sampler",
+                help="nsga2 | tpe (default: tpe for a target, nsga2 for the Pareto front).",
+                show_default=False,
+            ),
+        ] = None,
+        storage: Annotated[
+            Path | None,
+            typer.Option(
+                "--storage",
+                help="Optuna journal file: a killed or extended optimisation resumes from it.",
+                show_default=False,
+            ),
+        ] = None,
+        robust_worlds: Annotated[
+            int | None,
+            typer.Option(
+                "--robust-worlds",
+                min=1,
+                max=10_000,
+                help="Uncertain worlds every package is scored in (default: the spec's samples).",
+                show_default=False,
+            ),
+        ] = None,
         db: DbOpt = DB_DEFAULT,
         as_json: JsonOpt = False,
         workers: WorkersOpt = 0,
@@ -406,18 +627,34 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Optimise the spec's levers across a fixed ensemble of uncertain worlds: the cheapest package reaching a
         target with a given probability, or the Pareto front of cost, defections and time to effect."""
-        optimize_command(spec, target_outcome, target, probability, trials, batch, sampler, storage, robust_worlds,
-                         db, as_json, workers, scheduler)
+        optimize_command(
+            spec,
+            target_outcome,
+            target,
+            probability,
+            trials,
+            batch,
+            sampler,
+            storage,
+            robust_worlds,
+            db,
+            as_json,
+            workers,
+            scheduler,
+        )
 
     @app.command()
     def discover(
         spec: SpecArg,
         outcome: Annotated[str, typer.Option("--outcome", help="Outcome that defines the cases of interest.")],
         threshold: Annotated[float, typer.Option("--threshold", help="Threshold on the outcome's mean.")],
-        below: Annotated[bool, typer.Option("--below/--above", help="Cases of interest: outcome below (default) "
-                                            "or above the threshold.")] = True,
-        density: Annotated[float, typer.Option("--density-threshold", min=0.0, max=1.0, help="PRIM's density "
-                                               "threshold for a box.")] = 0.8,
+        below: Annotated[
+            bool,
+            typer.Option("--below/--above", help="Cases of interest: outcome below (default) or above the threshold."),
+        ] = True,
+        density: Annotated[
+            float, typer.Option("--density-threshold", min=0.0, max=1.0, help="PRIM's density threshold for a box.")
+        ] = 0.8,
         boxes: Annotated[int, typer.Option("--boxes", min=1, max=20, help="Boxes to find at most.")] = 1,
         db: DbOpt = DB_DEFAULT,
         as_json: JsonOpt = False,

@@ -31,31 +31,68 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def sweep(
-    spec_file: Annotated[Path, typer.Argument(help="Spec TOML file: [experiment], [[uncertainties]], [[levers]], "
-                                              "[[outcomes]].", show_default=False)],
-    workers: Annotated[int | None, typer.Option("--workers", "-w", min=0, max=4096,
-                                                help="Local Dask worker processes, one thread each (default: "
-                                                f"one per CPU, here {CPUS}); 0 runs the experiments serially "
-                                                "in this process.", show_default=False)] = None,
-    scheduler: Annotated[str | None, typer.Option("--scheduler", help="Address of a running Dask scheduler "
-                                                  "(e.g. tcp://10.0.0.5:8786) whose workers run the "
-                                                  "experiments instead of a local cluster.",
-                                                  show_default=False)] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for the plan and the Parquet "
-                                                 "result parts (default: sweeps/<experiment name>).",
-                                                 show_default=False)] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted sweep in --out: run only "
-                                         "the experiments not yet in its parts.")] = False,
-    batch: Annotated[int | None, typer.Option("--batch", min=1, max=1000, help="Experiments per Dask task "
-                                              "(default: enough tasks for 8 per worker, at most 8 experiments "
-                                              "each).", show_default=False)] = None,
-    flush_every: Annotated[int, typer.Option("--flush-every", min=1, help="Write a Parquet part every N "
-                                             "finished experiments…")] = 32,
-    flush_seconds: Annotated[float, typer.Option("--flush-seconds", min=0.0, help="…or every S seconds, "
-                                                 "whichever comes first.")] = 5.0,
+    spec_file: Annotated[
+        Path,
+        typer.Argument(
+            help="Spec TOML file: [experiment], [[uncertainties]], [[levers]], [[outcomes]].", show_default=False
+        ),
+    ],
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            "-w",
+            min=0,
+            max=4096,
+            help="Local Dask worker processes, one thread each (default: "
+            f"one per CPU, here {CPUS}); 0 runs the experiments serially "
+            "in this process.",
+            show_default=False,
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Address of a running Dask scheduler "
+            "(e.g. tcp://10.0.0.5:8786) whose workers run the "
+            "experiments instead of a local cluster.",
+            show_default=False,
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for the plan and the Parquet result parts (default: sweeps/<experiment name>).",
+            show_default=False,
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Continue the interrupted sweep in --out: run only the experiments not yet in its parts."
+        ),
+    ] = False,
+    batch: Annotated[
+        int | None,
+        typer.Option(
+            "--batch",
+            min=1,
+            max=1000,
+            help="Experiments per Dask task (default: enough tasks for 8 per worker, at most 8 experiments each).",
+            show_default=False,
+        ),
+    ] = None,
+    flush_every: Annotated[
+        int, typer.Option("--flush-every", min=1, help="Write a Parquet part every N finished experiments…")
+    ] = 32,
+    flush_seconds: Annotated[
+        float, typer.Option("--flush-seconds", min=0.0, help="…or every S seconds, whichever comes first.")
+    ] = 5.0,
     db: Annotated[Path, typer.Option("--db", help="Results database (DuckDB file).")] = Path("defection.duckdb"),
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout instead of "
-                                          "tables.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout instead of tables.")] = False,
 ) -> None:
     """Run every experiment of a spec (its design over uncertainties and levers, each with its replicates under
     common random numbers) on Dask; stream results to Parquet parts in --out and store them in the database as
@@ -77,8 +114,10 @@ def sweep(
 
     t_start = time.perf_counter()
     if scheduler is not None and workers is not None:
-        fail("--workers and --scheduler: give one (--workers starts a local cluster; with --scheduler the "
-             "cluster's workers run the experiments)")
+        fail(
+            "--workers and --scheduler: give one (--workers starts a local cluster; with --scheduler the "
+            "cluster's workers run the experiments)"
+        )
     if scheduler is not None and not scheduler.strip():
         fail("--scheduler: give an address such as tcp://127.0.0.1:8786")
     try:
@@ -88,10 +127,19 @@ def sweep(
     ex = plan.spec.experiment
     folder = SweepFolder(out_dir if out_dir is not None else Path("sweeps") / ex.name)
     executor = executor_for(CPUS if workers is None else workers, scheduler, batch)
-    meta = RunMeta(kind="sweep", scenario_name=ex.name, scenario_hash=plan.spec_hash,
-                   scenario_json=plan.base.canonical_json(), seed=ex.seed, agents=ex.agents,
-                   represented=plan.base.force.soldiers, days=ex.days, replicates=ex.replicates,
-                   package_version=package_version(), library_versions=library_versions())
+    meta = RunMeta(
+        kind="sweep",
+        scenario_name=ex.name,
+        scenario_hash=plan.spec_hash,
+        scenario_json=plan.base.canonical_json(),
+        seed=ex.seed,
+        agents=ex.agents,
+        represented=plan.base.force.soldiers,
+        days=ex.days,
+        replicates=ex.replicates,
+        package_version=package_version(),
+        library_versions=library_versions(),
+    )
     show_progress = not as_json or err.is_terminal
     try:
         with folder.lock(resume):
@@ -99,10 +147,17 @@ def sweep(
             with recorded(db, meta, "sweep") as (store, run_id):
                 previous = signal.signal(signal.SIGTERM, _interrupt)
                 try:
-                    progress = Progress(TextColumn("[bold]sweep[/]"), BarColumn(), MofNCompleteColumn(),
-                                        TextColumn("experiments, {task.fields[failed]} failed"),
-                                        TimeElapsedColumn(), TimeRemainingColumn(), console=err,
-                                        disable=not show_progress, transient=as_json)
+                    progress = Progress(
+                        TextColumn("[bold]sweep[/]"),
+                        BarColumn(),
+                        MofNCompleteColumn(),
+                        TextColumn("experiments, {task.fields[failed]} failed"),
+                        TimeElapsedColumn(),
+                        TimeRemainingColumn(),
+                        console=err,
+                        disable=not show_progress,
+                        transient=as_json,
+                    )
                     with progress:
                         task = progress.add_task("sweep", total=plan.planned, completed=int(done.sum()), failed=0)
                         failed = 0
@@ -119,14 +174,21 @@ def sweep(
                             fail(f"sweep {run_id} failed: {e}")
                     artifacts = {
                         "spec": plan.spec.model_dump(mode="json"),
-                        "design": (plan.design.to_dict(orient="split", index=False)
-                                   if plan.planned <= DESIGN_ARTIFACT_ROWS else
-                                   {"rows": plan.planned, "file": str(folder.path / "design.parquet")}),
-                        "sweep": {"out": str(folder.path), "parts": str(folder.parts_dir / "part-*.parquet"),
-                                  "spec_hash": plan.spec_hash, "executor": stats.executor,
-                                  "resumed": stats.resumed, "ran": stats.ran,
-                                  "startup_seconds": stats.startup_seconds,
-                                  "compute_seconds": stats.compute_seconds},
+                        "design": (
+                            plan.design.to_dict(orient="split", index=False)
+                            if plan.planned <= DESIGN_ARTIFACT_ROWS
+                            else {"rows": plan.planned, "file": str(folder.path / "design.parquet")}
+                        ),
+                        "sweep": {
+                            "out": str(folder.path),
+                            "parts": str(folder.parts_dir / "part-*.parquet"),
+                            "spec_hash": plan.spec_hash,
+                            "executor": stats.executor,
+                            "resumed": stats.resumed,
+                            "ran": stats.ran,
+                            "startup_seconds": stats.startup_seconds,
+                            "compute_seconds": stats.compute_seconds,
+                        },
                     }
                     wall = time.perf_counter() - t_start
                     counts = store.complete_sweep(run_id, stats.parts, plan.outcomes, plan.planned, artifacts, wall)
@@ -141,17 +203,30 @@ def sweep(
     failed_rows = failures(stats.parts, limit=10)
     sims = stats.ran * ex.replicates
     payload = {
-        "run_id": run_id, "name": ex.name, "spec_hash": plan.spec_hash, "out": str(folder.path),
-        "parts": str(folder.parts_dir / "part-*.parquet"), "design": str(folder.path / "design.parquet"),
-        **counts, "resumed": stats.resumed, "ran": stats.ran, "executor": stats.executor or "none (nothing to run)",
-        "wall_seconds": round(time.perf_counter() - t_start, 3), "startup_seconds": round(stats.startup_seconds, 3),
+        "run_id": run_id,
+        "name": ex.name,
+        "spec_hash": plan.spec_hash,
+        "out": str(folder.path),
+        "parts": str(folder.parts_dir / "part-*.parquet"),
+        "design": str(folder.path / "design.parquet"),
+        **counts,
+        "resumed": stats.resumed,
+        "ran": stats.ran,
+        "executor": stats.executor or "none (nothing to run)",
+        "wall_seconds": round(time.perf_counter() - t_start, 3),
+        "startup_seconds": round(stats.startup_seconds, 3),
         "compute_seconds": round(stats.compute_seconds, 3),
         "simulations_per_minute": round(60.0 * sims / stats.compute_seconds, 1) if stats.ran else None,
-        "summary": {r["outcome"].removeprefix("sweep:"): {k: r[k] for k in ("median", "p05", "p95", "mean")}
-                    for r in summary.to_dict("records") if r["outcome"].startswith("sweep:")},
+        "summary": {
+            r["outcome"].removeprefix("sweep:"): {k: r[k] for k in ("median", "p05", "p95", "mean")}
+            for r in summary.to_dict("records")
+            if r["outcome"].startswith("sweep:")
+        },
         "failures": failed_rows,
-        "tables": {"experiments": f"experiments WHERE run_id = '{run_id}'",
-                   "experiment_outcomes": f"experiment_outcomes WHERE run_id = '{run_id}'"},
+        "tables": {
+            "experiments": f"experiments WHERE run_id = '{run_id}'",
+            "experiment_outcomes": f"experiment_outcomes WHERE run_id = '{run_id}'",
+        },
     }
     if as_json:
         sys.stdout.write(json.dumps(json_safe(payload)) + "\n")
@@ -166,9 +241,12 @@ def _print_report(p: dict[str, Any], db: Path) -> None:
     from defection.cli.console import out
 
     rate = f", {p['simulations_per_minute']:,.0f} simulations/min" if p["simulations_per_minute"] else ""
-    out.print(f"sweep [bold]{p['name']}[/]: {p['planned']:,} experiments planned, {p['ok']:,} ok, "
-              f"[{'red' if p['failed'] else 'green'}]{p['failed']:,} failed[/] ({p['resumed']:,} from an earlier "
-              f"run, {p['ran']:,} run now on {p['executor']}{rate})", highlight=False)
+    out.print(
+        f"sweep [bold]{p['name']}[/]: {p['planned']:,} experiments planned, {p['ok']:,} ok, "
+        f"[{'red' if p['failed'] else 'green'}]{p['failed']:,} failed[/] ({p['resumed']:,} from an earlier "
+        f"run, {p['ran']:,} run now on {p['executor']}{rate})",
+        highlight=False,
+    )
     if p["summary"]:
         table = Table(title="across the experiments (per-experiment medians)", title_justify="left")
         for col in ("outcome", "median", "5% – 95%"):
@@ -183,5 +261,8 @@ def _print_report(p: dict[str, Any], db: Path) -> None:
         for f in p["failures"]:
             table.add_row(str(f["experiment"]), f["error"] or "", json.dumps(f["params"]))
         out.print(table)
-    out.print(f"parts: {p['parts']}; stored as run [bold]{p['run_id']}[/] in {db} "
-              f"(tables experiments, experiment_outcomes; {p['wall_seconds']:.1f} s)", highlight=False)
+    out.print(
+        f"parts: {p['parts']}; stored as run [bold]{p['run_id']}[/] in {db} "
+        f"(tables experiments, experiment_outcomes; {p['wall_seconds']:.1f} s)",
+        highlight=False,
+    )

@@ -35,16 +35,27 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on. The default serves this machine only; "
-                                      "anything else exposes the dashboard (and its job queue) to your network.")]
-    = "127.0.0.1",
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help="Address to listen on. The default serves this machine only; "
+            "anything else exposes the dashboard (and its job queue) to your network.",
+        ),
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on.")] = 8050,
-    db: Annotated[Path, typer.Option("--db", help="Results database (DuckDB file); created if missing.")]
-    = Path("defection.duckdb"),
-    max_agent_days: Annotated[int, typer.Option("--max-agent-days", min=1, help="Largest job accepted: agents × "
-                                                "days × replicates (× regime candidates).")] = 2_000_000_000,
-    max_queue: Annotated[int, typer.Option("--max-queue", min=1, max=1000, help="Jobs that may wait in the "
-                                           "queue.")] = 8,
+    db: Annotated[Path, typer.Option("--db", help="Results database (DuckDB file); created if missing.")] = Path(
+        "defection.duckdb"
+    ),
+    max_agent_days: Annotated[
+        int,
+        typer.Option(
+            "--max-agent-days", min=1, help="Largest job accepted: agents × days × replicates (× regime candidates)."
+        ),
+    ] = 2_000_000_000,
+    max_queue: Annotated[
+        int, typer.Option("--max-queue", min=1, max=1000, help="Jobs that may wait in the queue.")
+    ] = 8,
 ) -> None:
     """Serve the dashboard: browse and compare runs, open reports, and create runs from a form (simulated in a
     background worker, one at a time). Ctrl-C stops it; a run in progress is recorded as interrupted."""
@@ -59,8 +70,11 @@ def serve(
     hosts = ["127.0.0.1", "localhost", "::1", "[::1]"]
     if host in ("0.0.0.0", "::"):
         hosts = ["*"]
-        err.print(f"[yellow]warning:[/] listening on {host}: every machine that can reach this one can use the "
-                  "dashboard and queue simulations", highlight=False)
+        err.print(
+            f"[yellow]warning:[/] listening on {host}: every machine that can reach this one can use the "
+            "dashboard and queue simulations",
+            highlight=False,
+        )
     elif host not in hosts:
         hosts.append(host)
     try:
@@ -73,8 +87,11 @@ def serve(
         fail(f"cannot listen on {host}:{port}: {e.strerror or e}; pass another --port")
     shown = f"[{host}]" if ":" in host else host
     actual = sock.getsockname()[1]
-    err.print(f"dashboard at [bold]http://{shown}:{actual}/[/] (database {db}); Ctrl-C to stop", highlight=False,
-              soft_wrap=True)
+    err.print(
+        f"dashboard at [bold]http://{shown}:{actual}/[/] (database {db}); Ctrl-C to stop",
+        highlight=False,
+        soft_wrap=True,
+    )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5, access_log=False)
     server = uvicorn.Server(config)

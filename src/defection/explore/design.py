@@ -25,8 +25,11 @@ from defection.scenario import Scenario, scenario_from_dict, with_changes
 
 def salib_problem(spec: Spec) -> dict[str, Any]:
     """The SALib problem for the spec's factors, in the unit cube (factors map u ∈ [0, 1] to values)."""
-    return {"num_vars": len(spec.factors), "names": [f.path for f in spec.factors],
-            "bounds": [[0.0, 1.0]] * len(spec.factors)}
+    return {
+        "num_vars": len(spec.factors),
+        "names": [f.path for f in spec.factors],
+        "bounds": [[0.0, 1.0]] * len(spec.factors),
+    }
 
 
 def unit_design(spec: Spec) -> np.ndarray:
@@ -46,8 +49,11 @@ def unit_design(spec: Spec) -> np.ndarray:
     axes = []
     for f in spec.factors:
         n = len(f.values) if f.values is not None else ex.samples
-        axes.append([(k + 0.5) / n for k in range(n)] if f.values is not None else
-                    ([0.5] if n == 1 else [k / (n - 1) for k in range(n)]))
+        axes.append(
+            [(k + 0.5) / n for k in range(n)]
+            if f.values is not None
+            else ([0.5] if n == 1 else [k / (n - 1) for k in range(n)])
+        )
     return np.array(list(itertools.product(*axes)), dtype=float)
 
 
@@ -65,8 +71,13 @@ def settings(spec: Spec) -> dict[str, int]:
     return {"replicates": ex.replicates, "days": ex.days, "agents": ex.agents, "seed": ex.seed}
 
 
-def run_point(base_json: str, changes: dict[str, Any], run_settings: dict[str, int], outcomes: list[str],
-              single_thread: bool = True) -> dict[str, Any]:
+def run_point(
+    base_json: str,
+    changes: dict[str, Any],
+    run_settings: dict[str, int],
+    outcomes: list[str],
+    single_thread: bool = True,
+) -> dict[str, Any]:
     """Simulate one design point; return {status, error, <outcome>_mean/_median/_p05/_p95}. Never raises: a
     failure is returned with its error so one bad point cannot stop a sweep."""
     try:
@@ -88,8 +99,7 @@ def run_point(base_json: str, changes: dict[str, Any], run_settings: dict[str, i
             row[f"{name}_p95"] = float(np.quantile(v, 0.95))
         return row
     except Exception as e:  # recorded, not raised
-        return {"status": "failed", "error": f"{type(e).__name__}: {e}",
-                "traceback": traceback.format_exc(limit=5)}
+        return {"status": "failed", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=5)}
 
 
 def _loads(text: str) -> dict[str, Any]:

@@ -43,8 +43,14 @@ def cases_of_interest(values: np.ndarray, threshold: float, below: bool = True) 
         return (v < threshold) if below else (v > threshold)
 
 
-def prim_boxes(x: pd.DataFrame, y: np.ndarray, density_threshold: float = DENSITY_THRESHOLD, max_boxes: int = 1,
-               peel_alpha: float = 0.05, mass_min: float = 0.05) -> list[dict[str, Any]]:
+def prim_boxes(
+    x: pd.DataFrame,
+    y: np.ndarray,
+    density_threshold: float = DENSITY_THRESHOLD,
+    max_boxes: int = 1,
+    peel_alpha: float = 0.05,
+    mass_min: float = 0.05,
+) -> list[dict[str, Any]]:
     """Up to `max_boxes` PRIM boxes (stopping at the first that does not reach the density threshold), each at its
     chosen trajectory point: {coverage, density, mass, restricted: {factor: limits}, qp, trajectory, chosen}."""
     y = np.asarray(y, dtype=bool)
@@ -71,8 +77,11 @@ def _prim_frame(x: pd.DataFrame) -> pd.DataFrame:
     out = {}
     for col in x.columns:
         s = x[col]
-        out[col] = s.astype(float) if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) \
+        out[col] = (
+            s.astype(float)
+            if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
             else s.astype(str).astype("category")
+        )
     return pd.DataFrame(out, index=x.index)
 
 
@@ -100,16 +109,22 @@ def describe_box(box: Any, box_init: pd.DataFrame, density_threshold: float) -> 
             if lo != init_lo:
                 restricted[col] = {"values": sorted(lo, key=str)}
         elif lo > init_lo or hi < init_hi:
-            restricted[col] = {"low": float(lo) if lo > init_lo else None,
-                               "high": float(hi) if hi < init_hi else None}
+            restricted[col] = {"low": float(lo) if lo > init_lo else None, "high": float(hi) if hi < init_hi else None}
     for col, p in qp.items():
         if col in restricted:
             restricted[col]["qp"] = [_finite(v) for v in p]
     row = traj.iloc[i]
-    return {"coverage": float(row["coverage"]), "density": float(row["density"]), "mass": float(row["mass"]),
-            "n": int(row["n"]), "chosen": i, "restricted": restricted,
-            "trajectory": [{k: float(r[k]) for k in ("coverage", "density", "mass", "res_dim")}
-                           for _, r in traj.iterrows()]}
+    return {
+        "coverage": float(row["coverage"]),
+        "density": float(row["density"]),
+        "mass": float(row["mass"]),
+        "n": int(row["n"]),
+        "chosen": i,
+        "restricted": restricted,
+        "trajectory": [
+            {k: float(r[k]) for k in ("coverage", "density", "mass", "res_dim")} for _, r in traj.iterrows()
+        ],
+    }
 
 
 def _finite(v: Any) -> float | None:

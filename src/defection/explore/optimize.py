@@ -66,16 +66,26 @@ def dask_client(workers: int = 0, scheduler: str | None = None) -> Iterator[Clie
     elif workers > 1:
         from distributed import Client, LocalCluster
 
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                          silence_logs=40) as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             yield client
     else:
         yield None
 
 
-def evaluate(points: Sequence[dict[str, Any]], base_json: str, settings: dict[str, int], outcomes: list[str],
-             client: Client | None = None, task: Task = run_point, progress: Progress | None = None
-             ) -> list[dict[str, Any]]:
+def evaluate(
+    points: Sequence[dict[str, Any]],
+    base_json: str,
+    settings: dict[str, int],
+    outcomes: list[str],
+    client: Client | None = None,
+    task: Task = run_point,
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
     """`task(base_json, changes, settings, outcomes)` for every point, in the points' order: serially here (the
     simulation may use every core) or on the Dask client (one thread per task)."""
     n = len(points)
@@ -96,8 +106,13 @@ def evaluate(points: Sequence[dict[str, Any]], base_json: str, settings: dict[st
     return client.gather(futures)
 
 
-def run_replicates(base_json: str, changes: dict[str, Any], run_settings: dict[str, int], outcomes: list[str],
-                   single_thread: bool = True) -> dict[str, Any]:
+def run_replicates(
+    base_json: str,
+    changes: dict[str, Any],
+    run_settings: dict[str, int],
+    outcomes: list[str],
+    single_thread: bool = True,
+) -> dict[str, Any]:
     """Like `design.run_point`, but return every replicate's value of each outcome ({status, error, values:
     {outcome: [...]}}), as the probability of reaching a target needs them. Never raises."""
     try:
@@ -138,8 +153,11 @@ class Problem:
 
     @property
     def directions(self) -> list[str]:
-        return ["minimize"] if self.mode == "target" else ["minimize", "maximize" if self.target.above
-                                                           else "minimize", "minimize"]
+        return (
+            ["minimize"]
+            if self.mode == "target"
+            else ["minimize", "maximize" if self.target.above else "minimize", "minimize"]
+        )
 
     @property
     def objectives(self) -> list[str]:
@@ -182,13 +200,18 @@ def score_package(results: list[dict[str, Any]], problem: Problem) -> Scored:
     failed = [r for r in results if r.get("status") != "ok"]
     if failed:
         return Scored(None, error=f"{len(failed)} of {len(results)} worlds failed; first: {failed[0].get('error')}")
-    pooled = {name: np.concatenate([np.asarray(r["values"][name], dtype=float) for r in results])
-              for name in results[0]["values"]}
+    pooled = {
+        name: np.concatenate([np.asarray(r["values"][name], dtype=float) for r in results])
+        for name in results[0]["values"]
+    }
     t = problem.target
     reached = float(np.mean(t.reached(pooled[t.outcome])))
     days = np.where(np.isfinite(pooled[DAYS]), pooled[DAYS], problem.days + 1.0)
-    metrics = {COST: float(np.mean(pooled[COST])), t.outcome: float(np.mean(pooled[t.outcome])),
-               DAYS: float(np.mean(days))}
+    metrics = {
+        COST: float(np.mean(pooled[COST])),
+        t.outcome: float(np.mean(pooled[t.outcome])),
+        DAYS: float(np.mean(days)),
+    }
     if problem.mode == "target":
         metrics["probability"] = reached
     values = [metrics[name] for name in problem.objectives]
@@ -206,16 +229,23 @@ def _summary(name: str, v: np.ndarray) -> dict[str, float | None]:
     return {k: (x if math.isfinite(x) else None) for k, x in stats.items()}
 
 
-def simulation_scorer(problem: Problem, spec_worlds: list[dict[str, Any]], fixed: dict[str, Any], base_json: str,
-                      settings: dict[str, int], outcomes: list[str], client: Client | None = None,
-                      progress: Progress | None = None) -> Scorer:
+def simulation_scorer(
+    problem: Problem,
+    spec_worlds: list[dict[str, Any]],
+    fixed: dict[str, Any],
+    base_json: str,
+    settings: dict[str, int],
+    outcomes: list[str],
+    client: Client | None = None,
+    progress: Progress | None = None,
+) -> Scorer:
     """Score a batch of packages by simulating each in every world (one Dask batch for all of them)."""
     k = len(spec_worlds)
 
     def score(packages: list[dict[str, Any]]) -> list[Scored]:
         points = [{**world, **fixed, **pkg} for pkg in packages for world in spec_worlds]
         rows = evaluate(points, base_json, settings, outcomes, client, task=run_replicates, progress=progress)
-        return [score_package(rows[i * k:(i + 1) * k], problem) for i in range(len(packages))]
+        return [score_package(rows[i * k : (i + 1) * k], problem) for i in range(len(packages))]
 
     return score
 
@@ -224,8 +254,16 @@ def simulation_scorer(problem: Problem, spec_worlds: list[dict[str, Any]], fixed
 def study_name(spec: Spec, problem: Problem, k: int, base_hash: str) -> str:
     """A name that is the same whenever the same problem is posed (so a journal resumes it) and differs when the
     spec, the base scenario, the target or the worlds change."""
-    key = json.dumps({"spec": spec.content_hash(), "base": base_hash, "mode": problem.mode, "worlds": k,
-                      "target": problem.target.__dict__}, sort_keys=True)
+    key = json.dumps(
+        {
+            "spec": spec.content_hash(),
+            "base": base_hash,
+            "mode": problem.mode,
+            "worlds": k,
+            "target": problem.target.__dict__,
+        },
+        sort_keys=True,
+    )
     return f"{spec.experiment.name}.{problem.mode}.{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
@@ -251,8 +289,9 @@ def make_sampler(name: str, seed: int, constrained: bool, population: int = 50) 
     return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=cf, population_size=population)
 
 
-def open_study(name: str, problem: Problem, sampler: str, seed: int, storage: str | None = None,
-               population: int = 50) -> optuna.Study:
+def open_study(
+    name: str, problem: Problem, sampler: str, seed: int, storage: str | None = None, population: int = 50
+) -> optuna.Study:
     """Create or load the study. The sampler's seed moves on with the number of trials already stored, so a
     resumed study does not ask again for the packages its first run asked for."""
     import optuna
@@ -268,8 +307,9 @@ def open_study(name: str, problem: Problem, sampler: str, seed: int, storage: st
         except KeyError:
             existing = 0
     smp = make_sampler(sampler, seed + existing, problem.mode == "target", population)
-    return optuna.create_study(study_name=name, storage=store, directions=problem.directions, sampler=smp,
-                               load_if_exists=True)
+    return optuna.create_study(
+        study_name=name, storage=store, directions=problem.directions, sampler=smp, load_if_exists=True
+    )
 
 
 def suggest(trial: optuna.trial.BaseTrial, levers: list[Factor]) -> dict[str, Any]:
@@ -321,8 +361,14 @@ def _reclaim(study: optuna.Study, levers: list[Factor]) -> list[tuple[optuna.Tri
     return out
 
 
-def optimise(study: optuna.Study, levers: list[Factor], score: Scorer, trials: int, batch: int = 4,
-             on_batch: Callable[[int, int], None] | None = None) -> dict[str, int]:
+def optimise(
+    study: optuna.Study,
+    levers: list[Factor],
+    score: Scorer,
+    trials: int,
+    batch: int = 4,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> dict[str, int]:
     """Run the study until it holds `trials` complete trials: ask a batch, score its packages together, tell the
     results. Returns how many trials were reused (already complete) and how many evaluated now."""
     from optuna.trial import TrialState
@@ -362,9 +408,13 @@ def optimise(study: optuna.Study, levers: list[Factor], score: Scorer, trials: i
 
 # ----------------------------------------------------------------------------- results
 def trial_row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    return {"trial": t.number, "package": dict(t.params), "metrics": t.user_attrs.get("metrics", {}),
-            "feasible": all(c <= 0 for c in (t.user_attrs.get("constraint") or [])),
-            "summary": t.user_attrs.get("summary", {})}
+    return {
+        "trial": t.number,
+        "package": dict(t.params),
+        "metrics": t.user_attrs.get("metrics", {}),
+        "feasible": all(c <= 0 for c in (t.user_attrs.get("constraint") or [])),
+        "summary": t.user_attrs.get("summary", {}),
+    }
 
 
 def results(study: optuna.Study, problem: Problem) -> dict[str, Any]:
@@ -384,5 +434,10 @@ def results(study: optuna.Study, problem: Problem) -> dict[str, Any]:
         closest = None
         front = [trial_row(t) for t in study.best_trials] if done else []
         front.sort(key=lambda r: r["metrics"][COST])
-    return {"best": best, "closest": closest if best is None else None, "pareto": front, "trials": rows,
-            "failed": len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))}
+    return {
+        "best": best,
+        "closest": closest if best is None else None,
+        "pareto": front,
+        "trials": rows,
+        "failed": len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))),
+    }

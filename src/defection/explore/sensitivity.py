@@ -33,11 +33,15 @@ def check_method(spec: Spec, method: str | None, outcomes: list[str]) -> Method:
     if method is not None and method not in METHODS:
         raise ValueError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
     if sampler not in METHODS:
-        raise ValueError(f"sensitivity needs a spec whose sampler is 'sobol' or 'morris'; "
-                         f"{spec.experiment.name!r} has sampler = {sampler!r} (set [experiment] sampler)")
+        raise ValueError(
+            f"sensitivity needs a spec whose sampler is 'sobol' or 'morris'; "
+            f"{spec.experiment.name!r} has sampler = {sampler!r} (set [experiment] sampler)"
+        )
     if method is not None and method != sampler:
-        raise ValueError(f"--method {method} needs [experiment] sampler = '{method}', but the spec's sampler is "
-                         f"'{sampler}' (its design is {sampler} points, not {method} points)")
+        raise ValueError(
+            f"--method {method} needs [experiment] sampler = '{method}', but the spec's sampler is "
+            f"'{sampler}' (its design is {sampler} points, not {method} points)"
+        )
     if sampler == "sobol" and spec.experiment.samples < 2:
         raise ValueError("a Sobol' analysis needs samples >= 2 (a power of two, e.g. 64)")
     if sampler == "morris" and spec.experiment.samples < 2:
@@ -46,41 +50,77 @@ def check_method(spec: Spec, method: str | None, outcomes: list[str]) -> Method:
         if name not in OUTCOMES:
             raise ValueError(f"outcome {name!r} is unknown; allowed: {', '.join(OUTCOMES)}")
         if name in OPEN_ENDED:
-            raise ValueError(f"outcome {name!r} can be 'never' (infinite); {sampler} indices need a finite "
-                             "outcome at every design point")
+            raise ValueError(
+                f"outcome {name!r} can be 'never' (infinite); {sampler} indices need a finite "
+                "outcome at every design point"
+            )
     return sampler  # type: ignore[return-value]
 
 
-def sobol_indices(problem: dict[str, Any], X: np.ndarray, Y: np.ndarray, seed: int | None = None,
-                  num_resamples: int = NUM_RESAMPLES, conf_level: float = CONF_LEVEL) -> pd.DataFrame:
+def sobol_indices(
+    problem: dict[str, Any],
+    X: np.ndarray,
+    Y: np.ndarray,
+    seed: int | None = None,
+    num_resamples: int = NUM_RESAMPLES,
+    conf_level: float = CONF_LEVEL,
+) -> pd.DataFrame:
     """First-order (S1) and total (ST) Sobol' indices with bootstrap half-widths (`*_conf`) for a Saltelli
     sample X (without second-order columns) and outputs Y; one row per factor. X is not used by the
     estimator, only checked against Y."""
     from SALib.analyze import sobol
 
     y = _outputs(X, Y)
-    res = sobol.analyze(problem, y, calc_second_order=False, num_resamples=num_resamples, conf_level=conf_level,
-                        seed=seed)
-    return pd.DataFrame({"factor": problem["names"], "S1": res["S1"], "S1_conf": res["S1_conf"],
-                         "ST": res["ST"], "ST_conf": res["ST_conf"]})
+    res = sobol.analyze(
+        problem, y, calc_second_order=False, num_resamples=num_resamples, conf_level=conf_level, seed=seed
+    )
+    return pd.DataFrame(
+        {
+            "factor": problem["names"],
+            "S1": res["S1"],
+            "S1_conf": res["S1_conf"],
+            "ST": res["ST"],
+            "ST_conf": res["ST_conf"],
+        }
+    )
 
 
-def morris_indices(problem: dict[str, Any], X: np.ndarray, Y: np.ndarray, seed: int | None = None,
-                   num_resamples: int = NUM_RESAMPLES, conf_level: float = CONF_LEVEL) -> pd.DataFrame:
+def morris_indices(
+    problem: dict[str, Any],
+    X: np.ndarray,
+    Y: np.ndarray,
+    seed: int | None = None,
+    num_resamples: int = NUM_RESAMPLES,
+    conf_level: float = CONF_LEVEL,
+) -> pd.DataFrame:
     """Morris screening: mean absolute elementary effect (mu_star) with its bootstrap half-width, the mean
     (mu) and the standard deviation (sigma) of the effects; one row per factor."""
     from SALib.analyze import morris
 
     y = _outputs(X, Y)
-    res = morris.analyze(problem, np.asarray(X, dtype=float), y, num_resamples=num_resamples,
-                         conf_level=conf_level, num_levels=MORRIS_LEVELS, seed=seed)
-    return pd.DataFrame({"factor": problem["names"], "mu_star": np.asarray(res["mu_star"], dtype=float),
-                         "mu_star_conf": np.asarray(res["mu_star_conf"], dtype=float),
-                         "mu": np.asarray(res["mu"], dtype=float), "sigma": np.asarray(res["sigma"], dtype=float)})
+    res = morris.analyze(
+        problem,
+        np.asarray(X, dtype=float),
+        y,
+        num_resamples=num_resamples,
+        conf_level=conf_level,
+        num_levels=MORRIS_LEVELS,
+        seed=seed,
+    )
+    return pd.DataFrame(
+        {
+            "factor": problem["names"],
+            "mu_star": np.asarray(res["mu_star"], dtype=float),
+            "mu_star_conf": np.asarray(res["mu_star_conf"], dtype=float),
+            "mu": np.asarray(res["mu"], dtype=float),
+            "sigma": np.asarray(res["sigma"], dtype=float),
+        }
+    )
 
 
-def indices(method: Method, problem: dict[str, Any], X: np.ndarray, Y: np.ndarray,
-            seed: int | None = None) -> pd.DataFrame:
+def indices(
+    method: Method, problem: dict[str, Any], X: np.ndarray, Y: np.ndarray, seed: int | None = None
+) -> pd.DataFrame:
     """The method's indices, ranked (most influential first: by ST for Sobol', mu* for Morris). An output that
     does not vary over the design has no Sobol' indices (NaN) and zero Morris effects."""
     key = "ST" if method == "sobol" else "mu_star"
@@ -154,13 +194,29 @@ def to_records(table: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as plain dicts (JSON: non-finite numbers become None)."""
     rows = []
     for rec in table.to_dict("records"):
-        rows.append({k: (None if isinstance(v, float) and not np.isfinite(v) else
-                         (int(v) if isinstance(v, np.integer) else v)) for k, v in rec.items()})
+        rows.append(
+            {
+                k: (
+                    None
+                    if isinstance(v, float) and not np.isfinite(v)
+                    else (int(v) if isinstance(v, np.integer) else v)
+                )
+                for k, v in rec.items()
+            }
+        )
     return rows
 
 
 def outcome_summary(Y: dict[str, np.ndarray]) -> pd.DataFrame:
     """Median, 90% range and mean of each outcome over the design points (the stored outcomes table)."""
-    rows = [{"outcome": name, "median": float(np.median(y)), "p05": float(np.quantile(y, 0.05)),
-             "p95": float(np.quantile(y, 0.95)), "mean": float(np.mean(y))} for name, y in Y.items()]
+    rows = [
+        {
+            "outcome": name,
+            "median": float(np.median(y)),
+            "p05": float(np.quantile(y, 0.05)),
+            "p95": float(np.quantile(y, 0.95)),
+            "mean": float(np.mean(y)),
+        }
+        for name, y in Y.items()
+    ]
     return pd.DataFrame(rows, columns=["outcome", "median", "p05", "p95", "mean"])

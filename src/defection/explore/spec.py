@@ -85,8 +85,10 @@ class Factor(_Strict):
         if self.low >= self.high:
             raise ValueError(f"low = {self.low:g} must be below high = {self.high:g}")
         if (info.lo is not None and self.low < info.lo) or (info.hi is not None and self.high > info.hi):
-            raise ValueError(f"range [{self.low:g}, {self.high:g}] leaves the parameter's allowed range "
-                             f"[{info.lo}, {info.hi}] {info.unit}")
+            raise ValueError(
+                f"range [{self.low:g}, {self.high:g}] leaves the parameter's allowed range "
+                f"[{info.lo}, {info.hi}] {info.unit}"
+            )
         if self.log and self.low <= 0:
             raise ValueError(f"log = true needs low > 0, not {self.low:g}")
         return self
@@ -152,8 +154,10 @@ class Spec(_Strict):
             raise ValueError(f"parameters listed twice: {', '.join(dupes)}")
         if self.experiment.sampler in ("sobol", "morris") and any(f.categorical for f in factors):
             bad = next(f.path for f in factors if f.categorical)
-            raise ValueError(f"sampler '{self.experiment.sampler}' cannot take the categorical factor {bad}; "
-                             "use 'lhs' or 'factorial', or give it a numeric range")
+            raise ValueError(
+                f"sampler '{self.experiment.sampler}' cannot take the categorical factor {bad}; "
+                "use 'lhs' or 'factorial', or give it a numeric range"
+            )
         return self
 
     @property

@@ -127,19 +127,33 @@ def check_spec(spec: Spec, base: Scenario, source: str = "<spec>") -> None:
     problems: list[Problem] = []
     n = design_size(spec)
     if n > MAX_EXPERIMENTS:
-        problems.append(Problem("experiment.samples", spec.experiment.samples,
-                                f"the {spec.experiment.sampler} design would have {n:,} experiments; at most "
-                                f"{MAX_EXPERIMENTS:,} are allowed"))
+        problems.append(
+            Problem(
+                "experiment.samples",
+                spec.experiment.samples,
+                f"the {spec.experiment.sampler} design would have {n:,} experiments; at most "
+                f"{MAX_EXPERIMENTS:,} are allowed",
+            )
+        )
     ex = spec.experiment
     try:
         with_overrides(base, source, replicates=ex.replicates, days=ex.days, seed=ex.seed, agents=ex.agents)
     except ScenarioError as e:
-        problems += [Problem(p.path.replace("simulation.", "experiment.") if p.path.startswith("simulation.")
-                             else "experiment", p.value, p.message) for p in e.problems]
+        problems += [
+            Problem(
+                p.path.replace("simulation.", "experiment.") if p.path.startswith("simulation.") else "experiment",
+                p.value,
+                p.message,
+            )
+            for p in e.problems
+        ]
     for group in ("uncertainties", "levers"):
         for k, f in enumerate(getattr(spec, group)):
-            tried = ([("values", j, v) for j, v in enumerate(f.values)] if f.values is not None
-                     else [("low", None, f.value(0.0)), ("high", None, f.value(1.0))])
+            tried = (
+                [("values", j, v) for j, v in enumerate(f.values)]
+                if f.values is not None
+                else [("low", None, f.value(0.0)), ("high", None, f.value(1.0))]
+            )
             for key, j, v in tried:
                 try:
                     with_changes(base, {f.path: v}, source)
@@ -166,9 +180,17 @@ def load_plan(path: str | Path) -> Plan:
 # ----------------------------------------------------------------------------- the folder
 def part_schema(outcomes: list[str]) -> pa.Schema:
     """Columns of every part file: one row per finished experiment."""
-    return pa.schema([("experiment", pa.int64()), ("status", pa.string()), ("error", pa.string()),
-                      ("traceback", pa.string()), ("params_json", pa.string()), ("wall_seconds", pa.float64()),
-                      *[(f"{o}_{s}", pa.float64()) for o in outcomes for s in STATS]])
+    return pa.schema(
+        [
+            ("experiment", pa.int64()),
+            ("status", pa.string()),
+            ("error", pa.string()),
+            ("traceback", pa.string()),
+            ("params_json", pa.string()),
+            ("wall_seconds", pa.float64()),
+            *[(f"{o}_{s}", pa.float64()) for o in outcomes for s in STATS],
+        ]
+    )
 
 
 class SweepFolder:
@@ -200,9 +222,11 @@ class SweepFolder:
         if not resume:
             if existing is not None:
                 done = self.done_mask(plan.planned, strict=False).sum()
-                raise SweepError(f"--out {self.path} already holds the sweep '{existing.get('name')}' "
-                                 f"({done} of {existing.get('planned')} experiments done); pass --resume to "
-                                 "continue it, or choose another --out folder")
+                raise SweepError(
+                    f"--out {self.path} already holds the sweep '{existing.get('name')}' "
+                    f"({done} of {existing.get('planned')} experiments done); pass --resume to "
+                    "continue it, or choose another --out folder"
+                )
             if any(p.name != LOCK_FILE for p in self.path.iterdir()):
                 raise SweepError(f"--out {self.path} exists and is not an empty folder; choose another --out")
             self.parts_dir.mkdir(exist_ok=True)
@@ -210,16 +234,20 @@ class SweepFolder:
             _atomic_parquet(plan.design, self.path / DESIGN_FILE)
             return np.zeros(plan.planned, dtype=bool)
         if existing is None:
-            raise SweepError(f"--resume: {self.path} holds no sweep to resume (no {PLAN_FILE}); run without "
-                             "--resume to start one")
+            raise SweepError(
+                f"--resume: {self.path} holds no sweep to resume (no {PLAN_FILE}); run without --resume to start one"
+            )
         if existing.get("spec_hash") != plan.spec_hash:
             raise SweepError(
                 f"--resume: the spec changed. {self.path} was planned from spec '{existing.get('name')}' with hash "
                 f"{existing.get('spec_hash')}, but {plan.source} (with its base scenario) hashes to "
-                f"{plan.spec_hash}. Resume with the original spec, or start the new one in another --out folder")
+                f"{plan.spec_hash}. Resume with the original spec, or start the new one in another --out folder"
+            )
         if int(existing.get("planned", -1)) != plan.planned:  # same hash, different design: another version
-            raise SweepError(f"--resume: {self.path} planned {existing.get('planned')} experiments but this spec "
-                             f"plans {plan.planned}; start the sweep in another --out folder")
+            raise SweepError(
+                f"--resume: {self.path} planned {existing.get('planned')} experiments but this spec "
+                f"plans {plan.planned}; start the sweep in another --out folder"
+            )
         self.parts_dir.mkdir(exist_ok=True)
         for tmp in self.parts_dir.glob(".part-*.tmp"):  # a part a killed driver never finished
             tmp.unlink(missing_ok=True)
@@ -248,9 +276,16 @@ class SweepFolder:
         return max(numbers, default=-1) + 1
 
     def _write_plan(self, plan: Plan) -> None:
-        doc = {"format": FORMAT_VERSION, "name": plan.spec.experiment.name, "spec_hash": plan.spec_hash,
-               "spec": plan.spec.model_dump(mode="json"), "base_scenario_hash": plan.base.content_hash(),
-               "planned": plan.planned, "outcomes": plan.outcomes, "source": plan.source}
+        doc = {
+            "format": FORMAT_VERSION,
+            "name": plan.spec.experiment.name,
+            "spec_hash": plan.spec_hash,
+            "spec": plan.spec.model_dump(mode="json"),
+            "base_scenario_hash": plan.base.content_hash(),
+            "planned": plan.planned,
+            "outcomes": plan.outcomes,
+            "source": plan.source,
+        }
         _atomic_text(json.dumps(doc, indent=2) + "\n", self.path / PLAN_FILE)
 
     @contextlib.contextmanager
@@ -260,8 +295,9 @@ class SweepFolder:
         if self.path.exists() and not self.path.is_dir():
             raise SweepError(f"--out {self.path} exists and is not a folder; choose another --out")
         if resume and not (self.path / PLAN_FILE).is_file():
-            raise SweepError(f"--resume: {self.path} holds no sweep to resume (no {PLAN_FILE}); run without "
-                             "--resume to start one")
+            raise SweepError(
+                f"--resume: {self.path} holds no sweep to resume (no {PLAN_FILE}); run without --resume to start one"
+            )
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -278,8 +314,10 @@ class SweepFolder:
                 if host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
                     f.unlink(missing_ok=True)
                     continue
-                raise SweepError(f"{self.path} is in use by another sweep (process {pid} on {host}); wait for "
-                                 f"it to end, or delete {f} if that process is gone") from None
+                raise SweepError(
+                    f"{self.path} is in use by another sweep (process {pid} on {host}); wait for "
+                    f"it to end, or delete {f} if that process is gone"
+                ) from None
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(me)
             break
@@ -319,8 +357,11 @@ class PartWriter:
 
     def add(self, experiment: int, changes: dict[str, Any], result: dict[str, Any]) -> None:
         row = {k: result.get(k) for k in self.schema.names if k in result}
-        row.update(experiment=experiment, params_json=json.dumps(changes, sort_keys=True),
-                   status=result.get("status", "failed"))
+        row.update(
+            experiment=experiment,
+            params_json=json.dumps(changes, sort_keys=True),
+            status=result.get("status", "failed"),
+        )
         if row["status"] != "ok" and not row.get("error"):
             row["error"] = "unknown error"
         if not self.buffer:
@@ -356,8 +397,13 @@ def warm_up(base: str, run_settings: dict[str, int]) -> bool:
     return run_point(base, {}, tiny, [])["status"] == "ok"
 
 
-def run_points(base: str, batch: list[dict[str, Any]], run_settings: dict[str, int], outcomes: list[str],
-               task: Callable[..., dict[str, Any]] = run_point) -> list[dict[str, Any]]:
+def run_points(
+    base: str,
+    batch: list[dict[str, Any]],
+    run_settings: dict[str, int],
+    outcomes: list[str],
+    task: Callable[..., dict[str, Any]] = run_point,
+) -> list[dict[str, Any]]:
     """One Dask task: a few experiments in a row (pure, so a batch rerun after a worker died gives the same
     results). Batching amortises the scheduler's per-task cost over simulations that take tens of ms."""
     return [task(base, changes, run_settings, outcomes) for changes in batch]
@@ -397,9 +443,15 @@ class DaskExecutor:
     and a task that raises is retried twice, then its experiments are recorded as failed. `task` is the
     function each experiment runs (`run_point`; tests substitute one that kills its worker)."""
 
-    def __init__(self, workers: int = 2, scheduler: str | None = None, window: int | None = None,
-                 connect_timeout: float = 20.0, task: Callable[..., dict[str, Any]] = run_point,
-                 batch: int | None = None):
+    def __init__(
+        self,
+        workers: int = 2,
+        scheduler: str | None = None,
+        window: int | None = None,
+        connect_timeout: float = 20.0,
+        task: Callable[..., dict[str, Any]] = run_point,
+        batch: int | None = None,
+    ):
         self.task = task
         self.batch = batch
         self.n_workers = workers
@@ -423,28 +475,40 @@ class DaskExecutor:
         try:
             if self.scheduler:
                 try:
-                    self.client = Client(self.scheduler, timeout=f"{self.connect_timeout}s",
-                                         set_as_default=False)
+                    self.client = Client(self.scheduler, timeout=f"{self.connect_timeout}s", set_as_default=False)
                 except (OSError, TimeoutError, ValueError) as e:
-                    raise SweepError(f"--scheduler {self.scheduler}: cannot reach a Dask scheduler there ({e})") \
-                        from None
+                    raise SweepError(
+                        f"--scheduler {self.scheduler}: cannot reach a Dask scheduler there ({e})"
+                    ) from None
                 try:
                     self.client.wait_for_workers(1, timeout=self.connect_timeout)
                 except (TimeoutError, OSError):
-                    raise SweepError(f"--scheduler {self.scheduler}: the scheduler has no workers (waited "
-                                     f"{self.connect_timeout:g} s); start some with `dask worker "
-                                     f"{self.scheduler} --nthreads 1`") from None
+                    raise SweepError(
+                        f"--scheduler {self.scheduler}: the scheduler has no workers (waited "
+                        f"{self.connect_timeout:g} s); start some with `dask worker "
+                        f"{self.scheduler} --nthreads 1`"
+                    ) from None
                 self.workers = sum(self.client.nthreads().values())
                 self.description = f"Dask scheduler {self.scheduler} ({self.workers} worker threads)"
             else:
-                env = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-                       "MKL_NUM_THREADS": "1"}
+                env = {
+                    "NUMBA_NUM_THREADS": "1",
+                    "OMP_NUM_THREADS": "1",
+                    "OPENBLAS_NUM_THREADS": "1",
+                    "MKL_NUM_THREADS": "1",
+                }
                 # no statistical profiler in the workers: its thread takes the GIL every 10 ms, which slows the
                 # simulation measurably when the CPUs are busy; and no "Port 8787 is already in use" warning
                 with dask.config.set({"distributed.worker.profile.enabled": False}), warnings.catch_warnings():
                     warnings.filterwarnings("ignore", message=".*already in use.*", category=UserWarning)
-                    self.cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
-                                                dashboard_address=None, silence_logs=logging.ERROR, env=env)
+                    self.cluster = LocalCluster(
+                        n_workers=self.n_workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                        silence_logs=logging.ERROR,
+                        env=env,
+                    )
                 self.client = Client(self.cluster, set_as_default=False)
                 self.workers = self.n_workers
                 self.description = f"Dask LocalCluster ({self.n_workers} single-threaded worker processes)"
@@ -484,9 +548,17 @@ class DaskExecutor:
             batch = list(itertools.islice(queue, size))
             if not batch:
                 return False
-            fut = self.client.submit(run_points, base, [c for _, c in batch], run_settings, outcomes, self.task,
-                                     retries=2, pure=False,
-                                     key=f"run_points-{tag}-{batch[0][0]}-{os.urandom(4).hex()}")
+            fut = self.client.submit(
+                run_points,
+                base,
+                [c for _, c in batch],
+                run_settings,
+                outcomes,
+                self.task,
+                retries=2,
+                pure=False,
+                key=f"run_points-{tag}-{batch[0][0]}-{os.urandom(4).hex()}",
+            )
             inflight[fut.key] = (batch, fut)
             done.add(fut)
             return True
@@ -503,8 +575,10 @@ class DaskExecutor:
                     exc = fut.exception()
                     results = [{"status": "failed", "error": f"{type(exc).__name__}: {exc}"}] * len(batch)
                 else:  # cancelled or lost: the cluster failed, not the experiment; stop, and let --resume rerun it
-                    raise SweepError(f"Dask reports experiments {[e for e, _ in batch]} as {fut.status} (was the "
-                                     "scheduler lost?); the finished experiments are saved: continue with --resume")
+                    raise SweepError(
+                        f"Dask reports experiments {[e for e, _ in batch]} as {fut.status} (was the "
+                        "scheduler lost?); the finished experiments are saved: continue with --resume"
+                    )
                 fut.release()
                 for (experiment, changes), result in zip(batch, results, strict=True):
                     yield experiment, changes, result
@@ -527,18 +601,24 @@ def executor_for(workers: int, scheduler: str | None, batch: int | None = None) 
 @dataclass
 class SweepStats:
     planned: int
-    resumed: int = 0          # experiments already in the parts when this invocation started
-    ran: int = 0              # experiments this invocation ran
+    resumed: int = 0  # experiments already in the parts when this invocation started
+    ran: int = 0  # experiments this invocation ran
     failed_here: int = 0
-    startup_seconds: float = 0.0   # starting the executor (a LocalCluster, or connecting to a scheduler)
-    compute_seconds: float = 0.0   # from the first submitted experiment to the last result
+    startup_seconds: float = 0.0  # starting the executor (a LocalCluster, or connecting to a scheduler)
+    compute_seconds: float = 0.0  # from the first submitted experiment to the last result
     executor: str = ""
     parts: list[str] = field(default_factory=list)
 
 
-def run_sweep(plan: Plan, folder: SweepFolder, done: np.ndarray, executor: SerialExecutor | DaskExecutor,
-              flush_every: int = 32, flush_seconds: float = 5.0,
-              on_result: Callable[[int, dict[str, Any]], None] | None = None) -> SweepStats:
+def run_sweep(
+    plan: Plan,
+    folder: SweepFolder,
+    done: np.ndarray,
+    executor: SerialExecutor | DaskExecutor,
+    flush_every: int = 32,
+    flush_seconds: float = 5.0,
+    on_result: Callable[[int, dict[str, Any]], None] | None = None,
+) -> SweepStats:
     """Run the planned experiments not marked in `done` (from `folder.prepare`), streaming results to new parts
     of the (locked) folder; the executor is started only if there is something to run. On any exception (an
     interrupt included) the buffered results are written first, so a resume loses nothing that finished."""
@@ -572,8 +652,15 @@ def run_sweep(plan: Plan, folder: SweepFolder, done: np.ndarray, executor: Seria
     return stats
 
 
-def sweep(plan: Plan, out: str | Path, workers: int = 0, scheduler: str | None = None, resume: bool = False,
-          flush_every: int = 32, flush_seconds: float = 5.0) -> SweepStats:
+def sweep(
+    plan: Plan,
+    out: str | Path,
+    workers: int = 0,
+    scheduler: str | None = None,
+    resume: bool = False,
+    flush_every: int = 32,
+    flush_seconds: float = 5.0,
+) -> SweepStats:
     """The Python API: run (or resume) a sweep into folder `out` without a results database."""
     folder = SweepFolder(out)
     with folder.lock(resume):
@@ -589,6 +676,9 @@ def failures(parts: list[str], limit: int = 10) -> list[dict[str, Any]]:
         return []
     files = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts) + "]"
     with duckdb.connect() as con:
-        rows = con.execute(f"SELECT experiment, error, params_json FROM read_parquet({files}) WHERE status <> 'ok' "
-                           "ORDER BY experiment LIMIT ?", [int(limit)]).fetchall()
+        rows = con.execute(
+            f"SELECT experiment, error, params_json FROM read_parquet({files}) WHERE status <> 'ok' "
+            "ORDER BY experiment LIMIT ?",
+            [int(limit)],
+        ).fetchall()
     return [{"experiment": int(e), "error": err, "params": json.loads(p)} for e, err, p in rows]

@@ -67,8 +67,16 @@ def daily_discount(rate_annual: float) -> float:
 
 
 @njit(cache=True)
-def cash_value(cash: float, share_now: float, delay_years: float, instalments: int, wealth: float,
-               eta: float, present_bias: float, rate: float) -> float:
+def cash_value(
+    cash: float,
+    share_now: float,
+    delay_years: float,
+    instalments: int,
+    wealth: float,
+    eta: float,
+    present_bias: float,
+    rate: float,
+) -> float:
     """Eq. 4: R = U(φ·B) + β Σ_{τ<T_pay} δ^{T_post+τ} U((1−φ)·B/T_pay), δ = 1/(1+r) per year."""
     now = crra_utility(share_now * cash, wealth, eta)
     later_each = crra_utility((1.0 - share_now) * cash / instalments, wealth, eta)
@@ -80,16 +88,17 @@ def cash_value(cash: float, share_now: float, delay_years: float, instalments: i
 
 
 @njit(cache=True, inline="always")
-def asylum_value(income_west: float, income_home: float, present_bias: float, rate: float,
-                 working_years: float, exile_cost: float) -> float:
+def asylum_value(
+    income_west: float, income_home: float, present_bias: float, rate: float, working_years: float, exile_cost: float
+) -> float:
     """Eq. 6: A = β Σ_{τ=1}^{T_life} δ^τ (Y_West − Y_RU) − E."""
-    return present_bias * annuity_factor(1.0 / (1.0 + rate), working_years) * (income_west - income_home) \
-        - exile_cost
+    return present_bias * annuity_factor(1.0 / (1.0 + rate), working_years) * (income_west - income_home) - exile_cost
 
 
 @njit(cache=True, inline="always")
-def offer_value(credibility: float, cash_val: float, asylum_probability: float, asylum_val: float,
-                trip_utility: float) -> float:
+def offer_value(
+    credibility: float, cash_val: float, asylum_probability: float, asylum_val: float, trip_utility: float
+) -> float:
     """Eq. 5: value of the package if it is believed, c·(R + π_asy·A + U(trip))."""
     return credibility * (cash_val + asylum_probability * asylum_val + trip_utility)
 
@@ -101,15 +110,23 @@ def value_of_life_year(vsl: float, rate: float) -> float:
 
 
 @njit(cache=True, inline="always")
-def prison_cost(years: float, vsly: float, year_cost_share: float, present_bias: float,
-                rate: float) -> float:
+def prison_cost(years: float, vsly: float, year_cost_share: float, present_bias: float, rate: float) -> float:
     """Eq. 13b: cost(J) = β Σ_{τ=1}^{J} δ^τ · κ · VSLY — concave in J, so certainty beats severity."""
     return present_bias * annuity_factor(1.0 / (1.0 + rate), years) * year_cost_share * vsly
 
 
 @njit(cache=True, inline="always")
-def stay_value(hazard: float, vsl: float, pay_day: float, death_benefit: float, family_weight: float,
-               days: float, present_bias: float, rate: float, threat_cost: float) -> float:
+def stay_value(
+    hazard: float,
+    vsl: float,
+    pay_day: float,
+    death_benefit: float,
+    family_weight: float,
+    days: float,
+    present_bias: float,
+    rate: float,
+    threat_cost: float,
+) -> float:
     """Eq. 7: V_stay = β Σ_{τ=1}^{T} [δ(1−p^K)]^τ [w − p^K (VSL − ω D_death)] − C_w (survival-weighted)."""
     flow = pay_day - hazard * (vsl - family_weight * death_benefit)
     survive = daily_discount(rate) * (1.0 - hazard)
@@ -117,8 +134,7 @@ def stay_value(hazard: float, vsl: float, pay_day: float, death_benefit: float, 
 
 
 @njit(cache=True, inline="always")
-def catch_probability(catch_base: float, arrest_k: float, monitors: float, vision: float,
-                      co_defectors: float) -> float:
+def catch_probability(catch_base: float, arrest_k: float, monitors: float, vision: float, co_defectors: float) -> float:
     """Eq. 9: p^c = p^c_0 + (1 − p^c_0)(1 − exp(−k · M·V / (1 + D)))."""
     return catch_base + (1.0 - catch_base) * (1.0 - math.exp(-arrest_k * monitors * vision / (1.0 + co_defectors)))
 
@@ -130,8 +146,7 @@ def crossing_death_probability(base: float, intensity: float) -> float:
 
 
 @njit(cache=True, inline="always")
-def caught_value(vsl: float, execution: float, served_share: float, prison: float,
-                 penal_death: float) -> float:
+def caught_value(vsl: float, execution: float, served_share: float, prison: float, penal_death: float) -> float:
     """Eq. 13: V_caught = −[π_exec·VSL + (1 − π_exec)(s·cost(J) + Δp_penal·VSL)]."""
     return -(execution * vsl + (1.0 - execution) * (served_share * prison + penal_death * vsl))
 
@@ -143,15 +158,17 @@ def moral_cost(m0: float, cohesion_cost: float, cohesion: float, share_defected:
 
 
 @njit(cache=True, inline="always")
-def success_value(package: float, moral: float, family_cost: float, return_cost: float,
-                  threat_cost: float, assassination_cost: float) -> float:
+def success_value(
+    package: float, moral: float, family_cost: float, return_cost: float, threat_cost: float, assassination_cost: float
+) -> float:
     """Eq. 12: V_succ = c·(R + π_asy A + U(trip)) − m_i − F_i − X_i − C_w^def − C_assn."""
     return package - moral - family_cost - return_cost - threat_cost - assassination_cost
 
 
 @njit(cache=True, inline="always")
-def net_gain(p_catch: float, p_cross_death: float, v_success: float, v_caught: float, v_killed: float,
-             v_stay: float) -> float:
+def net_gain(
+    p_catch: float, p_cross_death: float, v_success: float, v_caught: float, v_killed: float, v_stay: float
+) -> float:
     """Eq. 14: Δ = q·V_succ + p^c·V_caught + (1 − p^c)·p^x·V_killed − V_stay, q = (1−p^c)(1−p^x)."""
     q = (1.0 - p_catch) * (1.0 - p_cross_death)
     return q * v_success + p_catch * v_caught + (1.0 - p_catch) * p_cross_death * v_killed - v_stay
@@ -170,8 +187,16 @@ def reveal_probability(r0: float, sensitivity: float, monitors: float) -> float:
 
 
 @njit(cache=True, inline="always")
-def attempt_propensity(delta: float, option: float, scale_usd: float, threshold: float, peer: float,
-                       precedent: float, peer_weight: float, precedent_weight: float) -> float:
+def attempt_propensity(
+    delta: float,
+    option: float,
+    scale_usd: float,
+    threshold: float,
+    peer: float,
+    precedent: float,
+    peer_weight: float,
+    precedent_weight: float,
+) -> float:
     """Eq. 17: z = (Δ − OV)/V0 − τ_i + φ·peer + ψ·prec_u; attempt iff z + ε > 0, ε ~ Logistic(σ)."""
     return (delta - option) / scale_usd - threshold + peer_weight * peer + precedent_weight * precedent
 
@@ -212,10 +237,22 @@ def expected_offer(perceived: float, credibility_: float, ratio: float) -> float
 
 
 @njit(cache=True)
-def _soldier_terms(i: int, aware: bool, offer: float, cred: float, share_def: float, cohesion: float,
-                   exposure: float, p: EngineParams, vsl: np.ndarray, income: np.ndarray,
-                   moral: np.ndarray, family: np.ndarray, offer_noise: np.ndarray,
-                   soldier_type: np.ndarray) -> tuple[float, float, float, float, float, float, float]:
+def _soldier_terms(
+    i: int,
+    aware: bool,
+    offer: float,
+    cred: float,
+    share_def: float,
+    cohesion: float,
+    exposure: float,
+    p: EngineParams,
+    vsl: np.ndarray,
+    income: np.ndarray,
+    moral: np.ndarray,
+    family: np.ndarray,
+    offer_noise: np.ndarray,
+    soldier_type: np.ndarray,
+) -> tuple[float, float, float, float, float, float, float]:
     """(V_succ, V_caught, V_killed, V_stay, perceived offer B̂, cash value R, hazard p^K) of soldier i today."""
     v = vsl[i]
     r = p.discount_rate
@@ -234,10 +271,10 @@ def _soldier_terms(i: int, aware: bool, offer: float, cred: float, share_def: fl
         c = cred
         threat = p.threat_probability * prison_cost(p.threat_years, vsly, p.prison_year_vsly, beta, r)
         perceived = offer * math.exp(p.offer_noise * offer_noise[i] - 0.5 * p.offer_noise**2)
-        cash = cash_value(perceived, p.share_now, p.deferred_delay, p.deferred_instalments, income[i],
-                          p.crra, beta, r)
-        asylum = asylum_value(p.resettled_income + p.education_premium, income[i], beta, r,
-                              p.working_life, p.exile_cost)
+        cash = cash_value(perceived, p.share_now, p.deferred_delay, p.deferred_instalments, income[i], p.crra, beta, r)
+        asylum = asylum_value(
+            p.resettled_income + p.education_premium, income[i], beta, r, p.working_life, p.exile_cost
+        )
         trip = crra_utility(p.trip_value, income[i], p.crra)
         asylum_p = p.asylum_probability
         extraction = p.family_extraction
@@ -249,17 +286,34 @@ def _soldier_terms(i: int, aware: bool, offer: float, cred: float, share_def: fl
     assn = c * asylum_p * p.assassination_risk * (1.0 - p.protection) * v
     v_succ = success_value(package, m, fam, ret, def_threat, assn)
     v_caught = caught_value(v, p.execution_probability, p.served_share, prison, p.penal_death_risk)
-    v_stay = stay_value(hz, v, p.pay_day, p.death_benefit, p.family_benefit_weight, p.remaining_days, beta, r,
-                        threat)
+    v_stay = stay_value(hz, v, p.pay_day, p.death_benefit, p.family_benefit_weight, p.remaining_days, beta, r, threat)
     return v_succ, v_caught, -v, v_stay, perceived, cash, hz
 
 
 @njit(cache=True)
-def _option_value(i: int, delta_now: float, q_now: float, cred: float, perceived: float, cash_now: float,
-                  hazard: float, share_def: float, cohesion: float, exposure: float, p: EngineParams,
-                  horizon_ratio: np.ndarray, horizon_open: np.ndarray, p_catch_plain: float, p_cross: float,
-                  vsl: np.ndarray, income: np.ndarray, moral: np.ndarray, family: np.ndarray,
-                  offer_noise: np.ndarray, soldier_type: np.ndarray) -> float:
+def _option_value(
+    i: int,
+    delta_now: float,
+    q_now: float,
+    cred: float,
+    perceived: float,
+    cash_now: float,
+    hazard: float,
+    share_def: float,
+    cohesion: float,
+    exposure: float,
+    p: EngineParams,
+    horizon_ratio: np.ndarray,
+    horizon_open: np.ndarray,
+    p_catch_plain: float,
+    p_cross: float,
+    vsl: np.ndarray,
+    income: np.ndarray,
+    moral: np.ndarray,
+    family: np.ndarray,
+    offer_noise: np.ndarray,
+    soldier_type: np.ndarray,
+) -> float:
     """Eq. 19: the best gain from waiting k ∈ {1, 7, 30, 90} days instead of acting now."""
     ov = 0.0
     delta_closed = 1e300
@@ -270,13 +324,35 @@ def _option_value(i: int, delta_now: float, q_now: float, cred: float, perceived
             if horizon_ratio[h] == 1.0:
                 continue  # same offer later: waiting only loses (δ_k < 1)
             b_k = expected_offer(perceived, cred, horizon_ratio[h])
-            cash_k = cash_value(b_k, p.share_now, p.deferred_delay, p.deferred_instalments, income[i], p.crra,
-                                p.present_bias, p.discount_rate)
+            cash_k = cash_value(
+                b_k,
+                p.share_now,
+                p.deferred_delay,
+                p.deferred_instalments,
+                income[i],
+                p.crra,
+                p.present_bias,
+                p.discount_rate,
+            )
             delta_k = delta_now + q_now * cred * (cash_k - cash_now)
         else:  # the programme will be closed by then: only plain surrender remains
             if delta_closed == 1e300:
-                vs, vc, vk, vst, _, _, _ = _soldier_terms(i, False, 0.0, 0.0, share_def, cohesion, exposure, p,
-                                                          vsl, income, moral, family, offer_noise, soldier_type)
+                vs, vc, vk, vst, _, _, _ = _soldier_terms(
+                    i,
+                    False,
+                    0.0,
+                    0.0,
+                    share_def,
+                    cohesion,
+                    exposure,
+                    p,
+                    vsl,
+                    income,
+                    moral,
+                    family,
+                    offer_noise,
+                    soldier_type,
+                )
                 delta_closed = net_gain(p_catch_plain, p_cross, vs, vc, vk, vst)
             delta_k = delta_closed
         ov = max(ov, option_value(delta_now, delta_k, disc))
@@ -284,13 +360,40 @@ def _option_value(i: int, delta_now: float, q_now: float, cred: float, perceived
 
 
 @njit(cache=True, parallel=True)
-def decide(t: int, seed: int, rep: int, p: EngineParams, offer: float, offer_open: bool, public_pos: float,
-           public_neg: float, horizon_ratio: np.ndarray, horizon_open: np.ndarray, topup: bool, wait_days: float,
-           status: np.ndarray, left_day: np.ndarray, soldier_type: np.ndarray, vsl: np.ndarray,
-           income: np.ndarray, moral: np.ndarray, threshold: np.ndarray, family: np.ndarray,
-           offer_noise: np.ndarray, aware_day: np.ndarray, neighbours: np.ndarray, company_class: np.ndarray,
-           cohesion: np.ndarray, precedent: np.ndarray, evidence_pos: np.ndarray, evidence_neg: np.ndarray,
-           defected: np.ndarray, queue_day: np.ndarray, attempt_catch: np.ndarray, counts: np.ndarray) -> None:
+def decide(
+    t: int,
+    seed: int,
+    rep: int,
+    p: EngineParams,
+    offer: float,
+    offer_open: bool,
+    public_pos: float,
+    public_neg: float,
+    horizon_ratio: np.ndarray,
+    horizon_open: np.ndarray,
+    topup: bool,
+    wait_days: float,
+    status: np.ndarray,
+    left_day: np.ndarray,
+    soldier_type: np.ndarray,
+    vsl: np.ndarray,
+    income: np.ndarray,
+    moral: np.ndarray,
+    threshold: np.ndarray,
+    family: np.ndarray,
+    offer_noise: np.ndarray,
+    aware_day: np.ndarray,
+    neighbours: np.ndarray,
+    company_class: np.ndarray,
+    cohesion: np.ndarray,
+    precedent: np.ndarray,
+    evidence_pos: np.ndarray,
+    evidence_neg: np.ndarray,
+    defected: np.ndarray,
+    queue_day: np.ndarray,
+    attempt_catch: np.ndarray,
+    counts: np.ndarray,
+) -> None:
     """Phases 6–9: opportunity (eq. 15), evaluation (eq. 14, 19), squad cascade (eq. 18), and either a
     direct crossing (soldiers who do not know the offer) or joining the programme's queue (those who do).
     """
@@ -345,17 +448,50 @@ def decide(t: int, seed: int, rep: int, p: EngineParams, offer: float, offer_ope
                 aware = offer_open and aware_day[i] <= t
                 guided[j] = aware
                 v_s[j], v_c[j], v_k[j], v_st[j], perceived, cash_now, hz = _soldier_terms(
-                    i, aware, offer, cred, share_def, cohesion[c], exposure, p, vsl, income, moral, family,
-                    offer_noise, soldier_type)
+                    i,
+                    aware,
+                    offer,
+                    cred,
+                    share_def,
+                    cohesion[c],
+                    exposure,
+                    p,
+                    vsl,
+                    income,
+                    moral,
+                    family,
+                    offer_noise,
+                    soldier_type,
+                )
                 if aware and not topup:
                     pc0 = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, 0.0)
                     pc0 = 1.0 - (1.0 - pc0) * (1.0 - p_wait)
                     delta_now = net_gain(pc0, p_cross_guided, v_s[j], v_c[j], v_k[j], v_st[j])
                     q_now = (1.0 - pc0) * (1.0 - p_cross_guided)
                     pc_plain = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, 0.0)
-                    ov[j] = _option_value(i, delta_now, q_now, cred, perceived, cash_now, hz, share_def, cohesion[c],
-                                          exposure, p, horizon_ratio, horizon_open, pc_plain, p_cross, vsl, income,
-                                          moral, family, offer_noise, soldier_type)
+                    ov[j] = _option_value(
+                        i,
+                        delta_now,
+                        q_now,
+                        cred,
+                        perceived,
+                        cash_now,
+                        hz,
+                        share_def,
+                        cohesion[c],
+                        exposure,
+                        p,
+                        horizon_ratio,
+                        horizon_open,
+                        pc_plain,
+                        p_cross,
+                        vsl,
+                        income,
+                        moral,
+                        family,
+                        offer_noise,
+                        soldier_type,
+                    )
                 n_def = 0
                 for d in range(neighbours.shape[1]):
                     nb = neighbours[i, d]
@@ -388,8 +524,16 @@ def decide(t: int, seed: int, rep: int, p: EngineParams, offer: float, offer_ope
                         px = p_cross_guided
                     delta = net_gain(pc, px, v_s[j], v_c[j], v_k[j], v_st[j])
                     peer_sq = d_known / ss if d_known >= p.cc_contacts else 0.0
-                    z = attempt_propensity(delta, ov[j], p.utility_scale, thr[j], peer_net[j] + peer_sq,
-                                           precedent[c], p.peer_weight, p.precedent_weight)
+                    z = attempt_propensity(
+                        delta,
+                        ov[j],
+                        p.utility_scale,
+                        thr[j],
+                        peer_net[j] + peer_sq,
+                        precedent[c],
+                        p.peer_weight,
+                        p.precedent_weight,
+                    )
                     if z + eps[j] > 0.0:
                         willing[j] = True
                         changed = True
@@ -429,8 +573,16 @@ def decide(t: int, seed: int, rep: int, p: EngineParams, offer: float, offer_ope
 
 
 @njit(cache=True, parallel=True)
-def decide_threshold(t: int, share_prev: float, status: np.ndarray, left_day: np.ndarray,
-                     threshold: np.ndarray, soldier_type: np.ndarray, company_size: int, counts: np.ndarray) -> None:
+def decide_threshold(
+    t: int,
+    share_prev: float,
+    status: np.ndarray,
+    left_day: np.ndarray,
+    threshold: np.ndarray,
+    soldier_type: np.ndarray,
+    company_size: int,
+    counts: np.ndarray,
+) -> None:
     """Eq. 20, threshold-only mode (Granovetter 1978): act iff the share already acting ≥ τ_i.
 
     Everyone has an opportunity every day and every attempt succeeds, so the daily map is

@@ -73,33 +73,81 @@ from defection.model.programme import (
 from defection.model.regime import LEVER_NAMES, Levers, adaptive_update, apply_levers, exit_ratio, initial_levers
 from defection.scenario import TYPE_NAMES, Scenario
 
-PHASES = ("exogenous", "programme", "regime", "information", "decision", "extraction", "attrition", "units",
-          "economics", "record")
+PHASES = (
+    "exogenous",
+    "programme",
+    "regime",
+    "information",
+    "decision",
+    "extraction",
+    "attrition",
+    "units",
+    "economics",
+    "record",
+)
 COUNT_SERIES = {
-    "contacts": C_CONTACTS, "attempts": C_ATTEMPTS, "arrived": C_ARRIVED, "arrived_programme": C_ARRIVED_PROGRAMME,
-    "paid": C_PAID, "rejected": C_REJECTED, "extracted": C_EXTRACTED, "caught": C_CAUGHT,
-    "detected_waiting": C_DETECTED_WAITING, "executed": C_EXECUTED, "killed_crossing": C_KILLED_X,
-    "killed_in_action": C_KILLED, "wounded": C_WOUNDED, "replaced": C_REPLACED,
+    "contacts": C_CONTACTS,
+    "attempts": C_ATTEMPTS,
+    "arrived": C_ARRIVED,
+    "arrived_programme": C_ARRIVED_PROGRAMME,
+    "paid": C_PAID,
+    "rejected": C_REJECTED,
+    "extracted": C_EXTRACTED,
+    "caught": C_CAUGHT,
+    "detected_waiting": C_DETECTED_WAITING,
+    "executed": C_EXECUTED,
+    "killed_crossing": C_KILLED_X,
+    "killed_in_action": C_KILLED,
+    "wounded": C_WOUNDED,
+    "replaced": C_REPLACED,
     **{f"arrived_{name}": C_ARRIVED_TYPE + k for k, name in enumerate(TYPE_NAMES)},
 }
 STRENGTH_QUANTILES = (10, 25, 50, 75, 90)
 """Percentiles of company strength (eq. 22, present over establishment) recorded every day."""
 SERIES = (
-    "offer_usd", "programme_open", "serving", "queued", "aware", *COUNT_SERIES, "fraud_claimants", "fraud_paid",
-    "credibility", "strength_share", "units_ineffective_share", *(f"unit_strength_p{q}" for q in STRENGTH_QUANTILES),
-    "programme_cost", "programme_cost_pv", *(f"cost_{c}_pv" for c in PROGRAMME_COMPONENTS),
-    "regime_cost", *(f"regime_{c}" for c in REGIME_COMPONENTS), *LEVER_NAMES,
+    "offer_usd",
+    "programme_open",
+    "serving",
+    "queued",
+    "aware",
+    *COUNT_SERIES,
+    "fraud_claimants",
+    "fraud_paid",
+    "credibility",
+    "strength_share",
+    "units_ineffective_share",
+    *(f"unit_strength_p{q}" for q in STRENGTH_QUANTILES),
+    "programme_cost",
+    "programme_cost_pv",
+    *(f"cost_{c}_pv" for c in PROGRAMME_COMPONENTS),
+    "regime_cost",
+    *(f"regime_{c}" for c in REGIME_COMPONENTS),
+    *LEVER_NAMES,
 )
 COL = {name: k for k, name in enumerate(SERIES)}
 """Daily series. Counts are in represented soldiers (agents × soldiers per agent); money in USD."""
 
 
 @njit(cache=True, parallel=True)
-def attrition_and_replacement(t: int, seed: int, rep: int, p: EngineParams, status: np.ndarray,
-                              left_day: np.ndarray, soldier_type: np.ndarray, vsl: np.ndarray,
-                              income: np.ndarray, moral: np.ndarray, threshold: np.ndarray,
-                              family: np.ndarray, offer_noise: np.ndarray, aware_day: np.ndarray,
-                              company_type: np.ndarray, company_class: np.ndarray, counts: np.ndarray) -> None:
+def attrition_and_replacement(
+    t: int,
+    seed: int,
+    rep: int,
+    p: EngineParams,
+    status: np.ndarray,
+    left_day: np.ndarray,
+    soldier_type: np.ndarray,
+    vsl: np.ndarray,
+    income: np.ndarray,
+    moral: np.ndarray,
+    threshold: np.ndarray,
+    family: np.ndarray,
+    offer_noise: np.ndarray,
+    aware_day: np.ndarray,
+    company_type: np.ndarray,
+    company_class: np.ndarray,
+    counts: np.ndarray,
+) -> None:
     """Phase 10: deaths and wounds at the eq. 1 hazard (queued soldiers too: they are still in the line);
     vacant slots refilled at the rate of eq. 21."""
     cs = p.company_size
@@ -121,8 +169,9 @@ def attrition_and_replacement(t: int, seed: int, rep: int, p: EngineParams, stat
                     left_day[i] = t
                     counts[c, C_WOUNDED] += 1
             elif left_day[i] < t and rng.uniform(k_rep, i) < p.replacement_rate:
-                draw_soldier(i, company_type[c], keys, p, soldier_type, vsl, income, moral, threshold, family,
-                             offer_noise)
+                draw_soldier(
+                    i, company_type[c], keys, p, soldier_type, vsl, income, moral, threshold, family, offer_noise
+                )
                 status[i] = SERVING
                 left_day[i] = NEVER
                 aware_day[i] = NEVER
@@ -179,8 +228,16 @@ def strength_percentile(present: np.ndarray, establishment: int, q: float) -> fl
 
 
 @njit(cache=True)
-def unit_summary(p: EngineParams, census: np.ndarray, evidence_pos: np.ndarray, evidence_neg: np.ndarray,
-                 public_pos: float, public_neg: float, counts: np.ndarray, totals: np.ndarray) -> tuple[float, float]:
+def unit_summary(
+    p: EngineParams,
+    census: np.ndarray,
+    evidence_pos: np.ndarray,
+    evidence_neg: np.ndarray,
+    public_pos: float,
+    public_neg: float,
+    counts: np.ndarray,
+    totals: np.ndarray,
+) -> tuple[float, float]:
     """Serial sums in company order (deterministic): counter totals, mean credibility and the share of
     combat-ineffective companies (eq. 22)."""
     cs = p.company_size
@@ -195,8 +252,9 @@ def unit_summary(p: EngineParams, census: np.ndarray, evidence_pos: np.ndarray, 
         n_present += census[c, 0]
         if strength_ratio(census[c, 0], cs) < p.ineffective_threshold:
             n_ineff += 1
-        cred_sum += census[c, 0] * credibility(p.prior_alpha, p.prior_beta, evidence_pos[c] + public_pos,
-                                               evidence_neg[c] + public_neg)
+        cred_sum += census[c, 0] * credibility(
+            p.prior_alpha, p.prior_beta, evidence_pos[c] + public_pos, evidence_neg[c] + public_neg
+        )
     cred = cred_sum / n_present if n_present > 0 else np.nan
     return cred, n_ineff / n_comp
 
@@ -231,8 +289,14 @@ def _window_mean(daily: np.ndarray, col: int, start: int, stop: int) -> float:
     return float(daily[start:stop, col].mean()) if stop > start else 0.0
 
 
-def run_replicate(sc: Scenario, p0: EngineParams, rep: int, n_agents: int,
-                  on_day: Callable[[int], None] | None = None, fixed_levers: Levers | None = None) -> ReplicateOutput:
+def run_replicate(
+    sc: Scenario,
+    p0: EngineParams,
+    rep: int,
+    n_agents: int,
+    on_day: Callable[[int], None] | None = None,
+    fixed_levers: Levers | None = None,
+) -> ReplicateOutput:
     """Simulate one replicate. `fixed_levers` pins the regime's levers (best-response candidates)."""
     sim, pg, rr = sc.simulation, sc.programme, sc.regime.response
     seed, days = sim.seed, sim.days
@@ -260,12 +324,23 @@ def run_replicate(sc: Scenario, p0: EngineParams, rep: int, n_agents: int,
         timer.lap("exogenous")
         # 2. programme: offer B(t), expectations, public credibility events, extraction capacity
         step = sc.offer.schedule.step_days
-        recent = _window_sum(daily, COL["arrived"], t - step, t) / max(1.0, _window_mean(
-            daily, COL["serving"], t - step, t)) * 30.0 / step
+        recent = (
+            _window_sum(daily, COL["arrived"], t - step, t)
+            / max(1.0, _window_mean(daily, COL["serving"], t - step, t))
+            * 30.0
+            / step
+        )
         rise = update_offer(sc, prog, t, recent)
         ratio, still_open = horizon_expectations(sc, prog, t)
-        apply_events(sc, prog, t, seed, rep, p.memory,
-                     unannounced_raise=rise > 0 and sc.offer.schedule.rule == "unannounced_escalation")
+        apply_events(
+            sc,
+            prog,
+            t,
+            seed,
+            rep,
+            p.memory,
+            unannounced_raise=rise > 0 and sc.offer.schedule.rule == "unannounced_escalation",
+        )
         prog.public_neg += levers.propaganda * rr.state_media_trust
         slots = extraction_slots(prog, pg.extraction_capacity_per_day, w)
         queued_now = float(census[:, 1].sum()) if t > 0 else 0.0
@@ -277,8 +352,9 @@ def run_replicate(sc: Scenario, p0: EngineParams, rep: int, n_agents: int,
             lo, hi = t - rr.observation_delay_days - rr.update_days, t - rr.observation_delay_days
             if hi > 0:
                 exits = _window_sum(daily, COL["arrived"], lo, hi)  # soldiers lost to the other side
-                ratio_d = exit_ratio(exits, _window_mean(daily, COL["serving"], lo, hi), hi - max(0, lo),
-                                     rr.target_exit_share_per_month)
+                ratio_d = exit_ratio(
+                    exits, _window_mean(daily, COL["serving"], lo, hi), hi - max(0, lo), rr.target_exit_share_per_month
+                )
                 levers = adaptive_update(sc, levers, ratio_d, float(daily[t - 1, COL["strength_share"]]))
                 p = apply_levers(p0, sc, levers)
         timer.lap("regime")
@@ -288,36 +364,97 @@ def run_replicate(sc: Scenario, p0: EngineParams, rep: int, n_agents: int,
         timer.lap("information")
         # 6-9. opportunity, decision, squad coordination; direct crossings or contacts with the programme
         if threshold_mode:
-            decide_threshold(t, arrived_total / n, pop.status, pop.left_day, pop.threshold, pop.soldier_type,
-                             p.company_size, counts)
+            decide_threshold(
+                t, arrived_total / n, pop.status, pop.left_day, pop.threshold, pop.soldier_type, p.company_size, counts
+            )
         else:
-            decide(t, seed, rep, p, prog.offer, prog.open, prog.public_pos, prog.public_neg, ratio, still_open,
-                   sc.offer.schedule.rule == "ratchet_topup", wait_days, pop.status, pop.left_day, pop.soldier_type,
-                   pop.vsl, pop.income, pop.moral, pop.threshold, pop.family, pop.offer_noise, pop.aware_day,
-                   pop.neighbours, pop.company_class, pop.cohesion, pop.precedent, pop.evidence_pos,
-                   pop.evidence_neg, pop.defected, pop.queue_day, pop.attempt_catch, counts)
+            decide(
+                t,
+                seed,
+                rep,
+                p,
+                prog.offer,
+                prog.open,
+                prog.public_pos,
+                prog.public_neg,
+                ratio,
+                still_open,
+                sc.offer.schedule.rule == "ratchet_topup",
+                wait_days,
+                pop.status,
+                pop.left_day,
+                pop.soldier_type,
+                pop.vsl,
+                pop.income,
+                pop.moral,
+                pop.threshold,
+                pop.family,
+                pop.offer_noise,
+                pop.aware_day,
+                pop.neighbours,
+                pop.company_class,
+                pop.cohesion,
+                pop.precedent,
+                pop.evidence_pos,
+                pop.evidence_neg,
+                pop.defected,
+                pop.queue_day,
+                pop.attempt_catch,
+                counts,
+            )
         timer.lap("decision")
         # 9b. the programme's queue: detection while waiting, extraction, screening (eq. 34-35)
         if not threshold_mode:
-            tail = enqueue(t, p.company_size, counts, C_CONTACTS, pop.queue_day, pop.status, queue, queue_entry,
-                           tail)
-            head = serve_queue(t, seed, rep, p, slots, pg.screening_specificity, head, tail, queue, queue_entry,
-                               pop.status, pop.left_day, pop.queue_day, pop.attempt_catch, pop.soldier_type,
-                               counts)
+            tail = enqueue(t, p.company_size, counts, C_CONTACTS, pop.queue_day, pop.status, queue, queue_entry, tail)
+            head = serve_queue(
+                t,
+                seed,
+                rep,
+                p,
+                slots,
+                pg.screening_specificity,
+                head,
+                tail,
+                queue,
+                queue_entry,
+                pop.status,
+                pop.left_day,
+                pop.queue_day,
+                pop.attempt_catch,
+                pop.soldier_type,
+                counts,
+            )
             if tail - head > 0.9 * queue.size or head > queue.size:
                 head, tail = compact(head, tail, queue, queue_entry, pop.status, pop.queue_day)
         timer.lap("extraction")
         # 10. attrition and replacement
         if not threshold_mode:
-            attrition_and_replacement(t, seed, rep, p, pop.status, pop.left_day, pop.soldier_type, pop.vsl,
-                                      pop.income, pop.moral, pop.threshold, pop.family, pop.offer_noise,
-                                      pop.aware_day, pop.company_type, pop.company_class, counts)
+            attrition_and_replacement(
+                t,
+                seed,
+                rep,
+                p,
+                pop.status,
+                pop.left_day,
+                pop.soldier_type,
+                pop.vsl,
+                pop.income,
+                pop.moral,
+                pop.threshold,
+                pop.family,
+                pop.offer_noise,
+                pop.aware_day,
+                pop.company_type,
+                pop.company_class,
+                counts,
+            )
         timer.lap("attrition")
         # 11-12. unit state, precedent and credibility evidence
         update_company_signals(p, counts, pop.precedent, pop.evidence_pos, pop.evidence_neg, pop.defected)
         company_census(t, p, pop.status, pop.aware_day, census)
-        cred, ineffective = unit_summary(p, census, pop.evidence_pos, pop.evidence_neg, prog.public_pos,
-                                         prog.public_neg, counts, totals)
+        cred, ineffective = unit_summary(
+            p, census, pop.evidence_pos, pop.evidence_neg, prog.public_pos, prog.public_neg, counts, totals
+        )
         timer.lap("units")
         # economics: programme and regime costs committed today (eq. 33, 36)
         row = daily[t]
@@ -326,13 +463,22 @@ def run_replicate(sc: Scenario, p0: EngineParams, rep: int, n_agents: int,
         genuine = (totals[C_PAID] + totals[C_REJECTED]) * w
         fraud = impersonators(genuine, prog.last_offer, pg.impersonators_per_defector, pg.impersonation_elasticity)
         fraud += genuine * levers.infiltration
-        fraud += genuine * (1.0 - sc.offer.asylum_probability) * sc.regime.exchange_return_probability \
-            * pg.recycled_share
+        fraud += (
+            genuine * (1.0 - sc.offer.asylum_probability) * sc.regime.exchange_return_probability * pg.recycled_share
+        )
         fraud_paid = undetected(fraud, pg.screening_sensitivity)
         topup = rise if sc.offer.schedule.rule == "ratchet_topup" else 0.0
-        flows = ProgrammeFlows(paid=totals[C_PAID] * w, extracted=totals[C_EXTRACTED] * w, genuine_claimants=genuine,
-                               fraud_claimants=fraud, fraud_paid=fraud_paid, offer=prog.last_offer,
-                               topup_per_defector=topup, already_paid=prog.paid_total, open=prog.open)
+        flows = ProgrammeFlows(
+            paid=totals[C_PAID] * w,
+            extracted=totals[C_EXTRACTED] * w,
+            genuine_claimants=genuine,
+            fraud_claimants=fraud,
+            fraud_paid=fraud_paid,
+            offer=prog.last_offer,
+            topup_per_defector=topup,
+            already_paid=prog.paid_total,
+            open=prog.open,
+        )
         costs = programme_costs(sc, t, flows) if not threshold_mode else {}
         prog.paid_total += flows.paid
         nominal = sum(v[0] for v in costs.values())
@@ -341,11 +487,17 @@ def run_replicate(sc: Scenario, p0: EngineParams, rep: int, n_agents: int,
         if cap > 0 and prog.committed_cost >= cap:
             prog.closed_by_budget = True
         present_now = float(census[:, 0].sum()) * w
-        rcost = regime_costs(sc, RegimeLeverCost(
-            serving=present_now, pay_rise_usd_day=(levers.pay_usd_month - levers0.pay_usd_month) * 12.0 / 365.0,
-            extra_monitors_per_soldier=levers.monitors - levers0.monitors,
-            pay_usd_day=levers.pay_usd_month * 12.0 / 365.0, blocking=levers.blocking,
-            propaganda=levers.propaganda))
+        rcost = regime_costs(
+            sc,
+            RegimeLeverCost(
+                serving=present_now,
+                pay_rise_usd_day=(levers.pay_usd_month - levers0.pay_usd_month) * 12.0 / 365.0,
+                extra_monitors_per_soldier=levers.monitors - levers0.monitors,
+                pay_usd_day=levers.pay_usd_month * 12.0 / 365.0,
+                blocking=levers.blocking,
+                propaganda=levers.propaganda,
+            ),
+        )
         timer.lap("economics")
         # 13. record
         row[COL["offer_usd"]] = prog.offer

@@ -12,8 +12,18 @@ from dataclasses import dataclass
 from defection.scenario import Scenario
 
 PROGRAMME_COMPONENTS = (
-    "cash_now", "cash_deferred", "topup", "trip", "resettlement", "education", "protection", "pow_upkeep",
-    "screening", "extraction", "communications", "fraud",
+    "cash_now",
+    "cash_deferred",
+    "topup",
+    "trip",
+    "resettlement",
+    "education",
+    "protection",
+    "pow_upkeep",
+    "screening",
+    "extraction",
+    "communications",
+    "fraud",
 )
 REGIME_COMPONENTS = ("pay_rise", "monitors", "blocking", "propaganda")
 
@@ -52,8 +62,10 @@ def programme_costs(sc: Scenario, day: int, f: ProgrammeFlows) -> dict[str, tupl
     resettled = f.paid * of.asylum_probability
     held = f.paid * (1.0 - of.asylum_probability)
     deferred = (1.0 - of.share_on_arrival) * f.offer * f.paid
-    deferred_pv = sum(deferred / of.deferred_instalments * discount_factor(rho, now + of.deferred_delay_years + k)
-                      for k in range(of.deferred_instalments))
+    deferred_pv = sum(
+        deferred / of.deferred_instalments * discount_factor(rho, now + of.deferred_delay_years + k)
+        for k in range(of.deferred_instalments)
+    )
     edu_years = pg.education_years if of.education else 0
 
     def flow(per_year: float, persons: float, years: int) -> tuple[float, float]:

@@ -36,9 +36,17 @@ def decayed_precedent(precedent: float, decay: float, new_share: float) -> float
 
 
 @njit(cache=True, parallel=True)
-def spread_awareness(t: int, seed: int, rep: int, p: EngineParams, offer_on: bool, status: np.ndarray,
-                     aware_day: np.ndarray, neighbours: np.ndarray,
-                     n_comp: int) -> None:
+def spread_awareness(
+    t: int,
+    seed: int,
+    rep: int,
+    p: EngineParams,
+    offer_on: bool,
+    status: np.ndarray,
+    aware_day: np.ndarray,
+    neighbours: np.ndarray,
+    n_comp: int,
+) -> None:
     """Phase 4: unaware serving soldiers learn of the offer with the hazard of eq. 23."""
     if not offer_on:
         return
@@ -59,8 +67,14 @@ def spread_awareness(t: int, seed: int, rep: int, p: EngineParams, offer_on: boo
 
 
 @njit(cache=True)
-def update_company_signals(p: EngineParams, counts: np.ndarray, precedent: np.ndarray,
-                           evidence_pos: np.ndarray, evidence_neg: np.ndarray, defected: np.ndarray) -> None:
+def update_company_signals(
+    p: EngineParams,
+    counts: np.ndarray,
+    precedent: np.ndarray,
+    evidence_pos: np.ndarray,
+    evidence_neg: np.ndarray,
+    defected: np.ndarray,
+) -> None:
     """Phase 12: precedent (eq. 24) and credibility evidence (eq. 26) from today's outcomes: comrades who got
     across are positive evidence; comrades killed while surrendering or detected while waiting for the
     programme are negative evidence."""

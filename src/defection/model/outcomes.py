@@ -109,5 +109,3 @@ def replicate_outcomes(daily: np.ndarray, sc: Scenario) -> dict[str, float]:
         share = sc.force.types.ordered()[k][1].share
         out[f"defected_share_{name}"] = tot[COL[f"arrived_{name}"]] / (n * share) if share > 0 else 0.0
     return {k: float(v) for k, v in out.items()}
-
-

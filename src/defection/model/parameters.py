@@ -120,8 +120,10 @@ class EngineParams(NamedTuple):
 def channel_effective(sc: Scenario) -> np.ndarray:
     """ρ_k·(1 − b_k)·x_k for every channel, ρ_k scaled by the calibrated reach multiplier (capped at 1)."""
     m = sc.information.reach_multiplier
-    return np.array([min(1.0, m * ch.daily_reach) * (1.0 - ch.blocked) * ch.coverage
-                     for ch in sc.information.channels], dtype=np.float64)
+    return np.array(
+        [min(1.0, m * ch.daily_reach) * (1.0 - ch.blocked) * ch.coverage for ch in sc.information.channels],
+        dtype=np.float64,
+    )
 
 
 def external_reach(sc: Scenario, regime_blocking: float = 0.0) -> float:
@@ -150,8 +152,8 @@ def engine_params(sc: Scenario) -> EngineParams:
         type_moral=np.array([t.moral_cost_multiplier for t in types]),
         class_share=np.array([f.rear_share, f.line_share, f.assault_share]),
         type_class_weight=np.array([[t.rear_affinity, 1.0, t.assault_affinity] for t in types]),
-        class_monitors=rg.monitors_per_soldier * np.array([rg.rear_monitor_multiplier, 1.0,
-                                                           rg.assault_monitor_multiplier]),
+        class_monitors=rg.monitors_per_soldier
+        * np.array([rg.rear_monitor_multiplier, 1.0, rg.assault_monitor_multiplier]),
         class_exposure=np.array([f.rear_exposure, f.line_exposure, f.assault_exposure]),
         class_opportunity=np.array([cb.opportunity_rear, cb.opportunity_line, cb.opportunity_assault]),
         degree=inf.network_degree,
@@ -228,4 +230,3 @@ def engine_params(sc: Scenario) -> EngineParams:
         weight_caught_waiting=sc.programme.weight_caught_waiting,
         ineffective_threshold=sc.units.combat_ineffective_threshold,
     )
-

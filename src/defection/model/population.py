@@ -23,8 +23,21 @@ SERVING, ARRIVED, CAUGHT, EXECUTED, KILLED_CROSSING, KILLED, WOUNDED, QUEUED = 0
 NEVER = np.int32(2**31 - 1)
 
 # Daily per-company counters (columns of the `counts` array every phase adds to).
-(C_ATTEMPTS, C_ARRIVED, C_CAUGHT, C_EXECUTED, C_KILLED_X, C_KILLED, C_WOUNDED, C_REPLACED, C_CONTACTS,
- C_DETECTED_WAITING, C_ARRIVED_PROGRAMME, C_PAID, C_REJECTED) = range(13)
+(
+    C_ATTEMPTS,
+    C_ARRIVED,
+    C_CAUGHT,
+    C_EXECUTED,
+    C_KILLED_X,
+    C_KILLED,
+    C_WOUNDED,
+    C_REPLACED,
+    C_CONTACTS,
+    C_DETECTED_WAITING,
+    C_ARRIVED_PROGRAMME,
+    C_PAID,
+    C_REJECTED,
+) = range(13)
 C_ARRIVED_TYPE = 13  # + type index (5 types)
 C_EXTRACTED = 18
 N_COUNTERS = 19
@@ -96,16 +109,36 @@ def company_exposure_class(u: float, dominant: int, p: EngineParams) -> int:
 def soldier_keys(seed: int, rep: int, day: int) -> np.ndarray:
     """The stream keys of every soldier attribute for soldiers arriving on `day` (computed once a day)."""
     keys = np.empty(8, np.uint64)
-    for k, stream in enumerate((rng.POP_TYPE, rng.POP_VSL, rng.POP_INCOME, rng.POP_MORAL, rng.POP_THRESHOLD,
-                                rng.POP_FAMILY, rng.POP_NOISE, rng.POP_MIXED_TYPE)):
+    for k, stream in enumerate(
+        (
+            rng.POP_TYPE,
+            rng.POP_VSL,
+            rng.POP_INCOME,
+            rng.POP_MORAL,
+            rng.POP_THRESHOLD,
+            rng.POP_FAMILY,
+            rng.POP_NOISE,
+            rng.POP_MIXED_TYPE,
+        )
+    ):
         keys[k] = rng.stream_key(seed, rep, day, stream)
     return keys
 
 
 @njit(cache=True)
-def draw_soldier(i: int, dominant: int, keys: np.ndarray, p: EngineParams, soldier_type: np.ndarray,
-                 vsl: np.ndarray, income: np.ndarray, moral: np.ndarray, threshold: np.ndarray,
-                 family: np.ndarray, offer_noise: np.ndarray) -> None:
+def draw_soldier(
+    i: int,
+    dominant: int,
+    keys: np.ndarray,
+    p: EngineParams,
+    soldier_type: np.ndarray,
+    vsl: np.ndarray,
+    income: np.ndarray,
+    moral: np.ndarray,
+    threshold: np.ndarray,
+    family: np.ndarray,
+    offer_noise: np.ndarray,
+) -> None:
     """Draw the attributes of the soldier in slot i (eq. 8 and §2.1); `keys` from soldier_keys."""
     t = dominant if rng.uniform(keys[0], i) < p.homogeneity else categorical(rng.uniform(keys[7], i), p.type_share)
     soldier_type[i] = t
@@ -118,11 +151,24 @@ def draw_soldier(i: int, dominant: int, keys: np.ndarray, p: EngineParams, soldi
 
 
 @njit(cache=True, parallel=True)
-def _synthesise(n_comp: int, seed: int, rep: int, p: EngineParams,
-                soldier_type: np.ndarray, vsl: np.ndarray, income: np.ndarray, moral: np.ndarray,
-                threshold: np.ndarray, family: np.ndarray, offer_noise: np.ndarray,
-                aware_day: np.ndarray, neighbours: np.ndarray,
-                company_type: np.ndarray, company_class: np.ndarray, cohesion: np.ndarray) -> None:
+def _synthesise(
+    n_comp: int,
+    seed: int,
+    rep: int,
+    p: EngineParams,
+    soldier_type: np.ndarray,
+    vsl: np.ndarray,
+    income: np.ndarray,
+    moral: np.ndarray,
+    threshold: np.ndarray,
+    family: np.ndarray,
+    offer_noise: np.ndarray,
+    aware_day: np.ndarray,
+    neighbours: np.ndarray,
+    company_type: np.ndarray,
+    company_class: np.ndarray,
+    cohesion: np.ndarray,
+) -> None:
     cs = p.company_size
     k_ct = rng.stream_key(seed, rep, -1, rng.POP_COMPANY_TYPE)
     k_cc = rng.stream_key(seed, rep, -1, rng.POP_COMPANY_CLASS)
@@ -182,9 +228,24 @@ def synthesise(n_agents: int, seed: int, rep: int, p: EngineParams) -> Populatio
         evidence_neg=np.zeros(n_comp),
         defected=np.zeros(n_comp, np.int64),
     )
-    _synthesise(n_comp, seed, rep, p, pop.soldier_type, pop.vsl, pop.income, pop.moral, pop.threshold,
-                pop.family, pop.offer_noise, pop.aware_day, pop.neighbours,
-                pop.company_type, pop.company_class, pop.cohesion)
+    _synthesise(
+        n_comp,
+        seed,
+        rep,
+        p,
+        pop.soldier_type,
+        pop.vsl,
+        pop.income,
+        pop.moral,
+        pop.threshold,
+        pop.family,
+        pop.offer_noise,
+        pop.aware_day,
+        pop.neighbours,
+        pop.company_type,
+        pop.company_class,
+        pop.cohesion,
+    )
     return pop
 
 

@@ -60,8 +60,9 @@ def window_open(sc: Scenario, t: int) -> bool:
     return t >= sc.offer.start_day and not (sch.rule == "deadline" and t > sch.deadline_day)
 
 
-def adaptive_raise(offer: float, growth: float, ceiling: float, recent_share_per_month: float, target: float,
-                   capped: bool) -> float:
+def adaptive_raise(
+    offer: float, growth: float, ceiling: float, recent_share_per_month: float, target: float, capped: bool
+) -> float:
     """Eq. 27b: 'sweeten until target': raise by g each step while defections are below target."""
     if capped or recent_share_per_month >= target:
         return offer
@@ -102,8 +103,14 @@ def update_offer(sc: Scenario, st: ProgrammeState, t: int, recent_share_per_mont
         elif t == of.start_day or st.offer == 0.0:
             new = of.cash_usd
         elif (t - of.start_day) % sch.step_days == 0:
-            new = adaptive_raise(st.offer, sch.growth_per_step, sch.max_cash_usd, recent_share_per_month,
-                                 sch.target_share_per_month, st.closed_by_budget)
+            new = adaptive_raise(
+                st.offer,
+                sch.growth_per_step,
+                sch.max_cash_usd,
+                recent_share_per_month,
+                sch.target_share_per_month,
+                st.closed_by_budget,
+            )
         else:
             new = st.offer
     else:
@@ -149,8 +156,9 @@ def horizon_expectations(sc: Scenario, st: ProgrammeState, t: int) -> tuple[np.n
     return ratio, open_
 
 
-def apply_events(sc: Scenario, st: ProgrammeState, t: int, seed: int, rep: int, memory: float,
-                 unannounced_raise: bool) -> None:
+def apply_events(
+    sc: Scenario, st: ProgrammeState, t: int, seed: int, rep: int, memory: float, unannounced_raise: bool
+) -> None:
     """Eq. 26c: public evidence decays with λ_c; scheduled/random events and unannounced raises add to it."""
     st.public_pos *= memory
     st.public_neg *= memory
@@ -176,8 +184,17 @@ def extraction_slots(st: ProgrammeState, capacity_per_day: float, weight: float)
 
 # ----------------------------------------------------------------------------- the queue
 @njit(cache=True)
-def enqueue(t: int, company_size: int, counts: np.ndarray, contacts_col: int, queue_day: np.ndarray,
-            status: np.ndarray, queue: np.ndarray, queue_entry: np.ndarray, tail: int) -> int:
+def enqueue(
+    t: int,
+    company_size: int,
+    counts: np.ndarray,
+    contacts_col: int,
+    queue_day: np.ndarray,
+    status: np.ndarray,
+    queue: np.ndarray,
+    queue_entry: np.ndarray,
+    tail: int,
+) -> int:
     """Append today's new contacts to the FIFO ring buffer in slot order; returns the new tail."""
     size = queue.size
     for c in range(counts.shape[0]):
@@ -192,10 +209,24 @@ def enqueue(t: int, company_size: int, counts: np.ndarray, contacts_col: int, qu
 
 
 @njit(cache=True)
-def serve_queue(t: int, seed: int, rep: int, p: EngineParams, slots: int, specificity: float, head: int,
-                tail: int, queue: np.ndarray, queue_entry: np.ndarray, status: np.ndarray, left_day: np.ndarray,
-                queue_day: np.ndarray, attempt_catch: np.ndarray, soldier_type: np.ndarray,
-                counts: np.ndarray) -> int:
+def serve_queue(
+    t: int,
+    seed: int,
+    rep: int,
+    p: EngineParams,
+    slots: int,
+    specificity: float,
+    head: int,
+    tail: int,
+    queue: np.ndarray,
+    queue_entry: np.ndarray,
+    status: np.ndarray,
+    left_day: np.ndarray,
+    queue_day: np.ndarray,
+    attempt_catch: np.ndarray,
+    soldier_type: np.ndarray,
+    counts: np.ndarray,
+) -> int:
     """Eq. 34–35: detection while waiting, then first-in-first-out extraction of up to `slots` soldiers,
     crossing and screening. Returns the new head of the queue."""
     cs = p.company_size
@@ -252,8 +283,9 @@ def serve_queue(t: int, seed: int, rep: int, p: EngineParams, slots: int, specif
 
 
 @njit(cache=True)
-def live_head(head: int, tail: int, queue: np.ndarray, queue_entry: np.ndarray, status: np.ndarray,
-              queue_day: np.ndarray) -> int:
+def live_head(
+    head: int, tail: int, queue: np.ndarray, queue_entry: np.ndarray, status: np.ndarray, queue_day: np.ndarray
+) -> int:
     """Advance the head past entries that are no longer waiting."""
     size = queue.size
     while head < tail:
@@ -265,8 +297,9 @@ def live_head(head: int, tail: int, queue: np.ndarray, queue_entry: np.ndarray, 
 
 
 @njit(cache=True)
-def compact(head: int, tail: int, queue: np.ndarray, queue_entry: np.ndarray, status: np.ndarray,
-            queue_day: np.ndarray) -> tuple[int, int]:
+def compact(
+    head: int, tail: int, queue: np.ndarray, queue_entry: np.ndarray, status: np.ndarray, queue_day: np.ndarray
+) -> tuple[int, int]:
     """Drop stale entries so the ring buffer never overflows; keeps the order. Returns (head, tail)."""
     size = queue.size
     keep = 0
@@ -285,8 +318,9 @@ def compact(head: int, tail: int, queue: np.ndarray, queue_entry: np.ndarray, st
 
 
 @njit(cache=True)
-def queue_length(head: int, tail: int, queue: np.ndarray, queue_entry: np.ndarray, status: np.ndarray,
-                 queue_day: np.ndarray) -> int:
+def queue_length(
+    head: int, tail: int, queue: np.ndarray, queue_entry: np.ndarray, status: np.ndarray, queue_day: np.ndarray
+) -> int:
     """Soldiers still waiting."""
     size = queue.size
     n = 0

@@ -15,8 +15,16 @@ from scipy.stats import qmc
 from defection.model.parameters import EngineParams, reach_with_blocking
 from defection.scenario import Scenario
 
-LEVER_NAMES = ("monitors", "blocking", "propaganda", "family_reprisal", "execution", "sentence", "infiltration",
-               "pay_usd_month")
+LEVER_NAMES = (
+    "monitors",
+    "blocking",
+    "propaganda",
+    "family_reprisal",
+    "execution",
+    "sentence",
+    "infiltration",
+    "pay_usd_month",
+)
 
 
 @dataclass(frozen=True)
@@ -36,9 +44,16 @@ class Levers:
 
 def initial_levers(sc: Scenario) -> Levers:
     rg = sc.regime
-    return Levers(monitors=rg.monitors_per_soldier, blocking=0.0, propaganda=0.0,
-                  family_reprisal=rg.family_reprisal_usd, execution=rg.execution_probability,
-                  sentence=rg.sentence_years, infiltration=0.0, pay_usd_month=sc.combat.pay_usd_month)
+    return Levers(
+        monitors=rg.monitors_per_soldier,
+        blocking=0.0,
+        propaganda=0.0,
+        family_reprisal=rg.family_reprisal_usd,
+        execution=rg.execution_probability,
+        sentence=rg.sentence_years,
+        infiltration=0.0,
+        pay_usd_month=sc.combat.pay_usd_month,
+    )
 
 
 def apply_levers(p: EngineParams, sc: Scenario, lv: Levers) -> EngineParams:
@@ -76,7 +91,8 @@ def adaptive_update(sc: Scenario, lv: Levers, ratio: float, strength_share: floa
         monitors=max(lv.monitors, monitors),
         blocking=min(r.max_blocking, lv.blocking + r.blocking_response * excess),
         propaganda=min(r.max_propaganda, lv.propaganda + r.propaganda_response * excess),
-        family_reprisal=max(lv.family_reprisal, r.family_reprisal_on_usd) if ratio > r.family_trigger
+        family_reprisal=max(lv.family_reprisal, r.family_reprisal_on_usd)
+        if ratio > r.family_trigger
         else lv.family_reprisal,
         execution=max(lv.execution, r.execution_on) if ratio > r.execution_trigger else lv.execution,
         sentence=max(lv.sentence, r.sentence_on_years) if ratio > r.sentence_trigger else lv.sentence,
@@ -90,11 +106,21 @@ def candidate_levers(sc: Scenario, n: int, seed: int) -> list[Levers]:
     (from where the regime starts to the ceiling its adaptive rules may reach)."""
     r = sc.regime.response
     base = initial_levers(sc)
-    lo = np.array([base.monitors, 0.0, 0.0, base.family_reprisal, base.execution, base.sentence, 0.0,
-                   base.pay_usd_month])
-    hi = np.array([max(base.monitors, r.max_monitors_per_soldier), r.max_blocking, r.max_propaganda,
-                   max(base.family_reprisal, r.family_reprisal_on_usd), max(base.execution, r.execution_on),
-                   max(base.sentence, r.sentence_on_years), r.infiltration_share, base.pay_usd_month * 1.5])
+    lo = np.array(
+        [base.monitors, 0.0, 0.0, base.family_reprisal, base.execution, base.sentence, 0.0, base.pay_usd_month]
+    )
+    hi = np.array(
+        [
+            max(base.monitors, r.max_monitors_per_soldier),
+            r.max_blocking,
+            r.max_propaganda,
+            max(base.family_reprisal, r.family_reprisal_on_usd),
+            max(base.execution, r.execution_on),
+            max(base.sentence, r.sentence_on_years),
+            r.infiltration_share,
+            base.pay_usd_month * 1.5,
+        ]
+    )
     span = np.where(hi > lo, hi - lo, 0.0)
     unit = qmc.LatinHypercube(d=lo.size, seed=seed).random(n)
     points = lo + unit * span

@@ -18,20 +18,27 @@ import pandas as pd
 DIFF_COLUMNS = ["outcome", "paired", "n", "median", "p05", "p95", "share_b_greater"]
 
 
-def pairing(run_a: dict[str, Any], run_b: dict[str, Any], reps_a: pd.DataFrame,
-            reps_b: pd.DataFrame) -> tuple[bool, str]:
+def pairing(
+    run_a: dict[str, Any], run_b: dict[str, Any], reps_a: pd.DataFrame, reps_b: pd.DataFrame
+) -> tuple[bool, str]:
     """Whether replicate r of run B can be paired with replicate r of run A (same seed, same replicates), and
     why (or why not)."""
     if reps_a.empty or reps_b.empty or "replicate" not in reps_a or "replicate" not in reps_b:
         return False, "not paired: one of the runs has no per-replicate outcomes"
     if run_a.get("seed") != run_b.get("seed"):
-        return False, (f"not paired: the runs have different seeds ({run_a.get('seed')} and {run_b.get('seed')}); "
-                       "intervals are unpaired (all pairs of replicates)")
+        return False, (
+            f"not paired: the runs have different seeds ({run_a.get('seed')} and {run_b.get('seed')}); "
+            "intervals are unpaired (all pairs of replicates)"
+        )
     if sorted(reps_a["replicate"]) != sorted(reps_b["replicate"]):
-        return False, (f"not paired: the runs have different replicates ({len(reps_a)} and {len(reps_b)}); "
-                       "intervals are unpaired (all pairs of replicates)")
-    return True, (f"paired: same seed ({run_a.get('seed')}) and the same {len(reps_a)} replicates, so replicate r "
-                  "of each run used common random numbers")
+        return False, (
+            f"not paired: the runs have different replicates ({len(reps_a)} and {len(reps_b)}); "
+            "intervals are unpaired (all pairs of replicates)"
+        )
+    return True, (
+        f"paired: same seed ({run_a.get('seed')}) and the same {len(reps_a)} replicates, so replicate r "
+        "of each run used common random numbers"
+    )
 
 
 def common_outcomes(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
@@ -41,19 +48,33 @@ def common_outcomes(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
 
 def _stats(outcome: str, paired: bool, diffs: np.ndarray, greater: np.ndarray) -> dict[str, Any]:
     if diffs.size == 0:
-        return {"outcome": outcome, "paired": paired, "n": 0, "median": np.nan, "p05": np.nan, "p95": np.nan,
-                "share_b_greater": np.nan}
-    return {"outcome": outcome, "paired": paired, "n": int(diffs.size), "median": float(np.median(diffs)),
-            "p05": float(np.quantile(diffs, 0.05)), "p95": float(np.quantile(diffs, 0.95)),
-            "share_b_greater": float(np.mean(greater))}
+        return {
+            "outcome": outcome,
+            "paired": paired,
+            "n": 0,
+            "median": np.nan,
+            "p05": np.nan,
+            "p95": np.nan,
+            "share_b_greater": np.nan,
+        }
+    return {
+        "outcome": outcome,
+        "paired": paired,
+        "n": int(diffs.size),
+        "median": float(np.median(diffs)),
+        "p05": float(np.quantile(diffs, 0.05)),
+        "p95": float(np.quantile(diffs, 0.95)),
+        "share_b_greater": float(np.mean(greater)),
+    }
 
 
 def paired_differences(a: pd.DataFrame, b: pd.DataFrame, outcomes: list[str] | None = None) -> pd.DataFrame:
     """Per outcome: median, p05 and p95 of B_r − A_r over the replicates r both runs have, and the share of them
     with B_r > A_r. `a` and `b` are per-replicate frames (replicate and one column per outcome)."""
     names = outcomes if outcomes is not None else common_outcomes(a, b)
-    joined = a[["replicate", *names]].merge(b[["replicate", *names]], on="replicate", how="inner",
-                                            suffixes=("_a", "_b"))
+    joined = a[["replicate", *names]].merge(
+        b[["replicate", *names]], on="replicate", how="inner", suffixes=("_a", "_b")
+    )
     rows = []
     for name in names:
         va = joined[f"{name}_a"].to_numpy(dtype=float)
@@ -77,8 +98,9 @@ def unpaired_differences(a: pd.DataFrame, b: pd.DataFrame, outcomes: list[str] |
     return pd.DataFrame(rows, columns=DIFF_COLUMNS)
 
 
-def differences(run_a: dict[str, Any], run_b: dict[str, Any], reps_a: pd.DataFrame,
-                reps_b: pd.DataFrame) -> tuple[pd.DataFrame, bool, str]:
+def differences(
+    run_a: dict[str, Any], run_b: dict[str, Any], reps_a: pd.DataFrame, reps_b: pd.DataFrame
+) -> tuple[pd.DataFrame, bool, str]:
     """B − A for every common outcome: paired when the runs share seed and replicates, else unpaired; returns
     (table, paired, explanation)."""
     paired, why = pairing(run_a, run_b, reps_a, reps_b)

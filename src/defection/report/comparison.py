@@ -70,32 +70,53 @@ class Comparison:
         cells = []
         for k in range(len(self.runs)):
             iv = self.interval(k, name)
-            cells.append("–" if iv is None else
-                         f"{fmt_value(name, iv['median'])} [{fmt_interval(name, iv['p05'], iv['p95'])}]")
+            cells.append(
+                "–" if iv is None else f"{fmt_value(name, iv['median'])} [{fmt_interval(name, iv['p05'], iv['p95'])}]"
+            )
         for k in range(len(self.differences)):
             dv = self.difference(k, name)
             if dv is None or not dv["n"]:
                 cells += ["–", "–"]
             else:
-                cells += [f"{fmt_signed(name, dv['median'])} [{fmt_signed(name, dv['p05'])}, "
-                          f"{fmt_signed(name, dv['p95'])}]", f"{100 * dv['share_b_greater']:.0f}%"]
+                cells += [
+                    f"{fmt_signed(name, dv['median'])} [{fmt_signed(name, dv['p05'])}, {fmt_signed(name, dv['p95'])}]",
+                    f"{100 * dv['share_b_greater']:.0f}%",
+                ]
         return cells
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: runs, outcomes per run, and differences from the first run (non-finite numbers as None)."""
-        keys = ("run_id", "kind", "scenario_name", "scenario_hash", "seed", "agents", "represented", "days",
-                "replicates")
+        keys = (
+            "run_id",
+            "kind",
+            "scenario_name",
+            "scenario_hash",
+            "seed",
+            "agents",
+            "represented",
+            "days",
+            "replicates",
+        )
         return {
             "runs": [{k: r.get(k) for k in keys} for r in self.runs],
             "reference": self.run_ids[0],
-            "outcomes": {name: {rid: json_safe(self.interval(k, name)) for k, rid in enumerate(self.run_ids)}
-                         for name in self.outcome_names()},
-            "differences": [{"run_id": d.run_id, "minus": self.run_ids[0], "paired": d.paired,
-                             "explanation": d.explanation,
-                             "outcomes": {r["outcome"]: json_safe({k: r[k] for k in ("n", "median", "p05", "p95",
-                                                                                   "share_b_greater")})
-                                          for r in d.table.to_dict("records")}}
-                            for d in self.differences],
+            "outcomes": {
+                name: {rid: json_safe(self.interval(k, name)) for k, rid in enumerate(self.run_ids)}
+                for name in self.outcome_names()
+            },
+            "differences": [
+                {
+                    "run_id": d.run_id,
+                    "minus": self.run_ids[0],
+                    "paired": d.paired,
+                    "explanation": d.explanation,
+                    "outcomes": {
+                        r["outcome"]: json_safe({k: r[k] for k in ("n", "median", "p05", "p95", "share_b_greater")})
+                        for r in d.table.to_dict("records")
+                    },
+                }
+                for d in self.differences
+            ],
         }
 
 

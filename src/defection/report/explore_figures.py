@@ -44,11 +44,19 @@ def sensitivity_bars(records: list[dict[str, Any]], method: str, outcome: str) -
     for key, label, colour in pairs:
         conf = col(key + "_conf")
         error = {"type": "data", "array": conf, "visible": True} if any(c is not None for c in conf) else None
-        traces.append(go.Bar(x=col(key), y=factors, orientation="h", name=label, marker_color=colour,
-                             error_x=error, hovertemplate=f"%{{y}}: {key} %{{x:.3g}}<extra></extra>"))
+        traces.append(
+            go.Bar(
+                x=col(key),
+                y=factors,
+                orientation="h",
+                name=label,
+                marker_color=colour,
+                error_x=error,
+                hovertemplate=f"%{{y}}: {key} %{{x:.3g}}<extra></extra>",
+            )
+        )
     fig = go.Figure(traces)
-    _titled(fig, f"Sensitivity of {outcome} ({method})", barmode="group",
-            height=max(300, 40 * len(factors) + 160))
+    _titled(fig, f"Sensitivity of {outcome} ({method})", barmode="group", height=max(300, 40 * len(factors) + 160))
     fig.update_xaxes(title_text=xlabel)
     return fig
 
@@ -82,30 +90,74 @@ def pareto_front(result: dict[str, Any], trials: list[dict[str, Any]]) -> go.Fig
     fig = go.Figure()
     if target_mode:
         feasible = [bool(t.get("feasible")) for t in ok]
-        fig.add_trace(go.Scatter(x=x, y=y, mode="markers", name="trials", hovertext=hover, hoverinfo="text+x+y",
-                                 marker={"color": [BLUE if f else GREY for f in feasible], "size": 8}))
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                mode="markers",
+                name="trials",
+                hovertext=hover,
+                hoverinfo="text+x+y",
+                marker={"color": [BLUE if f else GREY for f in feasible], "size": 8},
+            )
+        )
         best = result.get("best")
         if best:
-            fig.add_trace(go.Scatter(x=[best["metrics"][COST]], y=[best["metrics"].get("probability")],
-                                     mode="markers", name="cheapest package reaching the target",
-                                     marker={"color": RED, "size": 14, "symbol": "star"}))
+            fig.add_trace(
+                go.Scatter(
+                    x=[best["metrics"][COST]],
+                    y=[best["metrics"].get("probability")],
+                    mode="markers",
+                    name="cheapest package reaching the target",
+                    marker={"color": RED, "size": 14, "symbol": "star"},
+                )
+            )
         required = (result.get("target") or {}).get("probability")
         if required is not None and x:
-            fig.add_trace(go.Scatter(x=[min(x), max(x)], y=[required, required], mode="lines",
-                                     name="required probability", line={"color": RED, "dash": "dash"}))
+            fig.add_trace(
+                go.Scatter(
+                    x=[min(x), max(x)],
+                    y=[required, required],
+                    mode="lines",
+                    name="required probability",
+                    line={"color": RED, "dash": "dash"},
+                )
+            )
         ylabel = f"probability of reaching the target on {goal}"
     else:
         front = {r["trial"] for r in result.get("pareto", [])}
         days = [t["metrics"].get(DAYS) for t in ok]
-        fig.add_trace(go.Scatter(x=x, y=y, mode="markers", name="trials", hovertext=hover, hoverinfo="text+x+y",
-                                 marker={"color": GREY, "size": 6, "opacity": 0.5}))
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                mode="markers",
+                name="trials",
+                hovertext=hover,
+                hoverinfo="text+x+y",
+                marker={"color": GREY, "size": 6, "opacity": 0.5},
+            )
+        )
         on = [k for k, t in enumerate(ok) if t["trial"] in front]
         order = sorted(on, key=lambda k: x[k])
-        fig.add_trace(go.Scatter(x=[x[k] for k in order], y=[y[k] for k in order], mode="lines+markers",
-                                 name="Pareto front", hovertext=[hover[k] for k in order], hoverinfo="text+x+y",
-                                 marker={"size": 11, "color": [days[k] for k in order], "colorscale": "Viridis",
-                                         "showscale": True, "colorbar": {"title": {"text": "days to target"}}},
-                                 line={"color": rgba(BLUE, 0.5)}))
+        fig.add_trace(
+            go.Scatter(
+                x=[x[k] for k in order],
+                y=[y[k] for k in order],
+                mode="lines+markers",
+                name="Pareto front",
+                hovertext=[hover[k] for k in order],
+                hoverinfo="text+x+y",
+                marker={
+                    "size": 11,
+                    "color": [days[k] for k in order],
+                    "colorscale": "Viridis",
+                    "showscale": True,
+                    "colorbar": {"title": {"text": "days to target"}},
+                },
+                line={"color": rgba(BLUE, 0.5)},
+            )
+        )
         ylabel = f"{goal} (mean over worlds × replicates)"
     _titled(fig, "Optimisation: cost against effect" + ("" if target_mode else " (Pareto front)"))
     fig.update_xaxes(title_text="programme cost, USD (mean, present value)")
@@ -126,8 +178,16 @@ def box_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
                 lo = "" if lim.get("low") is None else f"{fmt_value(name, lim['low'])} ≤ "
                 hi = "" if lim.get("high") is None else f" ≤ {fmt_value(name, lim['high'])}"
                 limits.append(f"{lo}{name}{hi}")
-        rows.append({"box": k, "coverage": b["coverage"], "density": b["density"], "mass": b["mass"],
-                     "cases": b.get("n"), "limits": limits})
+        rows.append(
+            {
+                "box": k,
+                "coverage": b["coverage"],
+                "density": b["density"],
+                "mass": b["mass"],
+                "cases": b.get("n"),
+                "limits": limits,
+            }
+        )
     return rows
 
 
@@ -148,13 +208,29 @@ def prim_box_limits(result: dict[str, Any], cases: list[dict[str, Any]]) -> go.F
             names.append(name)
             base.append((lo - lo_all) / span)
             length.append((hi - lo) / span)
-            hover.append(f"box {k}: {fmt_value(name, lo)} ≤ {name} ≤ {fmt_value(name, hi)}"
-                         f"<br>sampled: {fmt_value(name, lo_all)} – {fmt_value(name, hi_all)}")
-        fig.add_trace(go.Bar(y=names, x=length, base=base, orientation="h", name=f"box {k}", hovertext=hover,
-                             hoverinfo="text", marker_color=rgba([BLUE, ORANGE, RED][(k - 1) % 3], 0.7)))
+            hover.append(
+                f"box {k}: {fmt_value(name, lo)} ≤ {name} ≤ {fmt_value(name, hi)}"
+                f"<br>sampled: {fmt_value(name, lo_all)} – {fmt_value(name, hi_all)}"
+            )
+        fig.add_trace(
+            go.Bar(
+                y=names,
+                x=length,
+                base=base,
+                orientation="h",
+                name=f"box {k}",
+                hovertext=hover,
+                hoverinfo="text",
+                marker_color=rgba([BLUE, ORANGE, RED][(k - 1) % 3], 0.7),
+            )
+        )
     sign = "<" if result.get("direction") == "below" else ">"
-    _titled(fig, f"PRIM boxes: where {result.get('outcome')} {sign} {result.get('threshold')}", barmode="group",
-            height=max(300, 60 * sum(len(b.get("restricted", {})) for b in result.get("boxes", [])) + 160))
+    _titled(
+        fig,
+        f"PRIM boxes: where {result.get('outcome')} {sign} {result.get('threshold')}",
+        barmode="group",
+        height=max(300, 60 * sum(len(b.get("restricted", {})) for b in result.get("boxes", [])) + 160),
+    )
     fig.update_xaxes(title_text="position within the sampled range (0 = lowest, 1 = highest)", range=[0, 1])
     return fig
 
@@ -164,17 +240,37 @@ def prim_trajectory(result: dict[str, Any]) -> go.Figure:
     fig = go.Figure()
     for k, b in enumerate(result.get("boxes", []), start=1):
         traj = b.get("trajectory", [])
-        fig.add_trace(go.Scatter(x=[t["coverage"] for t in traj], y=[t["density"] for t in traj],
-                                 mode="lines+markers", name=f"box {k} trajectory",
-                                 customdata=[[t["mass"], t["res_dim"]] for t in traj],
-                                 hovertemplate="coverage %{x:.2f}, density %{y:.2f}, mass %{customdata[0]:.2f}, "
-                                               "%{customdata[1]} dimensions<extra></extra>"))
-        fig.add_trace(go.Scatter(x=[b["coverage"]], y=[b["density"]], mode="markers", name=f"box {k} chosen",
-                                 marker={"size": 14, "symbol": "star", "color": RED}))
+        fig.add_trace(
+            go.Scatter(
+                x=[t["coverage"] for t in traj],
+                y=[t["density"] for t in traj],
+                mode="lines+markers",
+                name=f"box {k} trajectory",
+                customdata=[[t["mass"], t["res_dim"]] for t in traj],
+                hovertemplate="coverage %{x:.2f}, density %{y:.2f}, mass %{customdata[0]:.2f}, "
+                "%{customdata[1]} dimensions<extra></extra>",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[b["coverage"]],
+                y=[b["density"]],
+                mode="markers",
+                name=f"box {k} chosen",
+                marker={"size": 14, "symbol": "star", "color": RED},
+            )
+        )
     threshold = result.get("density_threshold")
     if threshold is not None:
-        fig.add_trace(go.Scatter(x=[0, 1], y=[threshold, threshold], mode="lines", name="density threshold",
-                                 line={"color": GREY, "dash": "dash"}))
+        fig.add_trace(
+            go.Scatter(
+                x=[0, 1],
+                y=[threshold, threshold],
+                mode="lines",
+                name="density threshold",
+                line={"color": GREY, "dash": "dash"},
+            )
+        )
     _titled(fig, "PRIM peeling trajectory")
     fig.update_xaxes(title_text="coverage", range=[0, 1.02])
     fig.update_yaxes(title_text="density", range=[0, 1.02])
@@ -212,12 +308,19 @@ def sweep_matrix(experiments: pd.DataFrame, parameters: list[str], outcomes: lis
     ok = experiments[experiments["status"] == "ok"] if "status" in experiments else experiments
     dims = [{"label": p, "values": _numeric(ok[p]).tolist()} for p in parameters]
     dims += [{"label": f"{o} (median)", "values": ok[f"{o}_median"].tolist()} for o in outcomes]
-    fig = go.Figure(go.Splom(dimensions=dims, showupperhalf=False, diagonal_visible=False,
-                             text=[f"experiment {e}" for e in ok.get("experiment", range(len(ok)))],
-                             marker={"size": 5, "color": BLUE, "opacity": 0.6}))
+    fig = go.Figure(
+        go.Splom(
+            dimensions=dims,
+            showupperhalf=False,
+            diagonal_visible=False,
+            text=[f"experiment {e}" for e in ok.get("experiment", range(len(ok)))],
+            marker={"size": 5, "color": BLUE, "opacity": 0.6},
+        )
+    )
     n = len(dims)
-    return _titled(fig, "Sweep: parameters and outcomes (one point per experiment)", height=max(400, 150 * n),
-                   width=None)
+    return _titled(
+        fig, "Sweep: parameters and outcomes (one point per experiment)", height=max(400, 150 * n), width=None
+    )
 
 
 def sweep_outcome_vs_parameters(experiments: pd.DataFrame, parameters: list[str], outcome: str) -> go.Figure:
@@ -229,15 +332,28 @@ def sweep_outcome_vs_parameters(experiments: pd.DataFrame, parameters: list[str]
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=parameters)
     med = ok[f"{outcome}_median"]
     for k, p in enumerate(parameters):
-        fig.add_trace(go.Scatter(
-            x=_numeric(ok[p]).tolist(), y=med.tolist(), mode="markers", name=p, showlegend=False,
-            marker={"color": BLUE, "size": 6, "opacity": 0.7},
-            error_y={"type": "data", "symmetric": False, "array": (ok[f"{outcome}_p95"] - med).tolist(),
-                     "arrayminus": (med - ok[f"{outcome}_p05"]).tolist(), "thickness": 0.8, "color": GREY},
-            hovertemplate=f"{p} = %{{x:.4~g}}<br>{outcome}: %{{y:.4~g}}<extra></extra>"),
-            row=k // cols + 1, col=k % cols + 1)
-    return _titled(fig, f"Sweep: {outcome} (median, 90% of replicates) against each parameter",
-                   height=300 * rows + 100)
+        fig.add_trace(
+            go.Scatter(
+                x=_numeric(ok[p]).tolist(),
+                y=med.tolist(),
+                mode="markers",
+                name=p,
+                showlegend=False,
+                marker={"color": BLUE, "size": 6, "opacity": 0.7},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": (ok[f"{outcome}_p95"] - med).tolist(),
+                    "arrayminus": (med - ok[f"{outcome}_p05"]).tolist(),
+                    "thickness": 0.8,
+                    "color": GREY,
+                },
+                hovertemplate=f"{p} = %{{x:.4~g}}<br>{outcome}: %{{y:.4~g}}<extra></extra>",
+            ),
+            row=k // cols + 1,
+            col=k % cols + 1,
+        )
+    return _titled(fig, f"Sweep: {outcome} (median, 90% of replicates) against each parameter", height=300 * rows + 100)
 
 
 # ----------------------------------------------------------------------------- calibration and backtest
@@ -255,13 +371,27 @@ def posterior_intervals(parameters: list[dict[str, Any]]) -> go.Figure:
         mid.append(pos(p["median"]))
         lo.append(pos(p["median"]) - pos(p["p05"]))
         hi.append(pos(p["p95"]) - pos(p["median"]))
-        hover.append(f"{p['parameter']}: {p['median']:.3g} (90%: {p['p05']:.3g} – {p['p95']:.3g}; "
-                     f"prior {p['prior_lo']:.3g} – {p['prior_hi']:.3g})")
-    fig = go.Figure(go.Scatter(x=mid, y=names, mode="markers", hovertext=hover, hoverinfo="text",
-                               marker={"size": 10, "color": BLUE}, name="posterior median",
-                               error_x={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo}))
-    _titled(fig, "Posterior of the calibrated parameters (median, 90% interval) within the prior range",
-            height=max(300, 40 * len(names) + 160))
+        hover.append(
+            f"{p['parameter']}: {p['median']:.3g} (90%: {p['p05']:.3g} – {p['p95']:.3g}; "
+            f"prior {p['prior_lo']:.3g} – {p['prior_hi']:.3g})"
+        )
+    fig = go.Figure(
+        go.Scatter(
+            x=mid,
+            y=names,
+            mode="markers",
+            hovertext=hover,
+            hoverinfo="text",
+            marker={"size": 10, "color": BLUE},
+            name="posterior median",
+            error_x={"type": "data", "symmetric": False, "array": hi, "arrayminus": lo},
+        )
+    )
+    _titled(
+        fig,
+        "Posterior of the calibrated parameters (median, 90% interval) within the prior range",
+        height=max(300, 40 * len(names) + 160),
+    )
     fig.update_xaxes(title_text="position within the prior range", range=[-0.02, 1.02])
     return fig
 
@@ -273,20 +403,34 @@ def predicted_vs_observed(rows: list[dict[str, Any]], title: str) -> go.Figure:
     if frame.empty:
         return _titled(go.Figure(), title)
     inside = frame.get("inside", pd.Series([True] * len(frame))).astype(bool)
-    fig = go.Figure(go.Scatter(
-        x=frame["observed"].tolist(), y=frame["median"].tolist(), mode="markers", name="cases",
-        text=[escape(f"{c}: {o}") for c, o in zip(frame["case"], frame["outcome"], strict=True)],
-        marker={"size": 10, "color": [BLUE if i else RED for i in inside]},
-        error_y={"type": "data", "symmetric": False, "array": (frame["p95"] - frame["median"]).tolist(),
-                 "arrayminus": (frame["median"] - frame["p05"]).tolist()},
-        hovertemplate="%{text}<br>observed %{x:.3g}, predicted %{y:.3g}<extra></extra>"))
-    values = np.concatenate([frame["observed"].to_numpy(float), frame["p05"].to_numpy(float),
-                             frame["p95"].to_numpy(float)])
+    fig = go.Figure(
+        go.Scatter(
+            x=frame["observed"].tolist(),
+            y=frame["median"].tolist(),
+            mode="markers",
+            name="cases",
+            text=[escape(f"{c}: {o}") for c, o in zip(frame["case"], frame["outcome"], strict=True)],
+            marker={"size": 10, "color": [BLUE if i else RED for i in inside]},
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": (frame["p95"] - frame["median"]).tolist(),
+                "arrayminus": (frame["median"] - frame["p05"]).tolist(),
+            },
+            hovertemplate="%{text}<br>observed %{x:.3g}, predicted %{y:.3g}<extra></extra>",
+        )
+    )
+    values = np.concatenate(
+        [frame["observed"].to_numpy(float), frame["p05"].to_numpy(float), frame["p95"].to_numpy(float)]
+    )
     values = values[np.isfinite(values) & (values > 0)]
     if values.size:
         lo, hi = float(values.min()) / 2, float(values.max()) * 2
-        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="predicted = observed",
-                                 line={"color": GREY, "dash": "dash"}))
+        fig.add_trace(
+            go.Scatter(
+                x=[lo, hi], y=[lo, hi], mode="lines", name="predicted = observed", line={"color": GREY, "dash": "dash"}
+            )
+        )
     _titled(fig, title)
     fig.update_xaxes(type="log", title_text="observed (share of the force)")
     fig.update_yaxes(type="log", title_text="predicted (share of the force)")

@@ -21,12 +21,24 @@ from defection.report.series import bands, median_across, replicate_peaks, repli
 
 BLUE, ORANGE, GREEN, RED, PURPLE, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#7f7f7f"
 PALETTE = (BLUE, ORANGE, GREEN, RED, PURPLE, "#8c564b", "#e377c2", "#17becf", "#bcbd22", GREY)
-LAYOUT: dict[str, Any] = {"template": "plotly_white", "height": 420, "margin": {"l": 70, "r": 30, "t": 60, "b": 50},
-                          "hovermode": "x unified", "font": {"family": "system-ui, sans-serif", "size": 12}}
+LAYOUT: dict[str, Any] = {
+    "template": "plotly_white",
+    "height": 420,
+    "margin": {"l": 70, "r": 30, "t": 60, "b": 50},
+    "hovermode": "x unified",
+    "font": {"family": "system-ui, sans-serif", "size": 12},
+}
 
-LEVER_UNITS = {"monitors": "monitors per soldier", "blocking": "share of channels blocked",
-               "propaganda": "negative evidence per day", "family_reprisal": "USD", "execution": "probability",
-               "sentence": "years", "infiltration": "infiltrators per defector", "pay_usd_month": "USD/month"}
+LEVER_UNITS = {
+    "monitors": "monitors per soldier",
+    "blocking": "share of channels blocked",
+    "propaganda": "negative evidence per day",
+    "family_reprisal": "USD",
+    "execution": "probability",
+    "sentence": "years",
+    "infiltration": "infiltrators per defector",
+    "pay_usd_month": "USD/month",
+}
 
 FUNNEL_STAGES = (
     ("aware (peak, serving)", "aware", "peak"),
@@ -45,7 +57,7 @@ DEPENDS_COLOUR = "#fff3cd"
 
 def rgba(colour: str, alpha: float) -> str:
     """A '#rrggbb' colour as an 'rgba(…)' string with the given opacity."""
-    r, g, b = (int(colour[k:k + 2], 16) for k in (1, 3, 5))
+    r, g, b = (int(colour[k : k + 2], 16) for k in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
 
 
@@ -54,34 +66,63 @@ def verdict_colour(verdict: str) -> str:
     return VERDICT_COLOURS.get(verdict, DEPENDS_COLOUR)
 
 
-def band_trace(x: list[float], lo: list[float], hi: list[float], colour: str, name: str, alpha: float,
-               group: str, showlegend: bool = True) -> go.Scatter:
+def band_trace(
+    x: list[float],
+    lo: list[float],
+    hi: list[float],
+    colour: str,
+    name: str,
+    alpha: float,
+    group: str,
+    showlegend: bool = True,
+) -> go.Scatter:
     """A filled band between two curves, as one closed polygon (no hover)."""
-    return go.Scatter(x=x + x[::-1], y=hi + lo[::-1], fill="toself", fillcolor=rgba(colour, alpha),
-                      line={"width": 0}, hoverinfo="skip", name=name, legendgroup=group, showlegend=showlegend)
+    return go.Scatter(
+        x=x + x[::-1],
+        y=hi + lo[::-1],
+        fill="toself",
+        fillcolor=rgba(colour, alpha),
+        line={"width": 0},
+        hoverinfo="skip",
+        name=name,
+        legendgroup=group,
+        showlegend=showlegend,
+    )
 
 
-def median_trace(b: pd.DataFrame, colour: str, name: str, group: str, showlegend: bool = True,
-                 dash: str | None = None) -> go.Scatter:
+def median_trace(
+    b: pd.DataFrame, colour: str, name: str, group: str, showlegend: bool = True, dash: str | None = None
+) -> go.Scatter:
     """The median line of a band frame, with the 50% and 90% intervals in its hover text."""
     custom = np.column_stack([b[c].to_numpy(dtype=float) for c in ("p05", "p25", "p75", "p95")]).tolist()
-    return go.Scatter(x=b["day"].tolist(), y=b["p50"].tolist(), mode="lines", name=name, legendgroup=group,
-                      showlegend=showlegend, line={"color": colour, "width": 2, "dash": dash}, customdata=custom,
-                      hovertemplate=(f"{name}: %{{y:,.4~g}}<br>50%: %{{customdata[1]:,.4~g}} – "
-                                     "%{customdata[2]:,.4~g}<br>90%: %{customdata[0]:,.4~g} – "
-                                     "%{customdata[3]:,.4~g}<extra></extra>"))
+    return go.Scatter(
+        x=b["day"].tolist(),
+        y=b["p50"].tolist(),
+        mode="lines",
+        name=name,
+        legendgroup=group,
+        showlegend=showlegend,
+        line={"color": colour, "width": 2, "dash": dash},
+        customdata=custom,
+        hovertemplate=(
+            f"{name}: %{{y:,.4~g}}<br>50%: %{{customdata[1]:,.4~g}} – "
+            "%{customdata[2]:,.4~g}<br>90%: %{customdata[0]:,.4~g} – "
+            "%{customdata[3]:,.4~g}<extra></extra>"
+        ),
+    )
 
 
-def banded_traces(b: pd.DataFrame, colour: str, name: str, group: str | None = None,
-                  showlegend: bool = True) -> list[go.Scatter]:
+def banded_traces(
+    b: pd.DataFrame, colour: str, name: str, group: str | None = None, showlegend: bool = True
+) -> list[go.Scatter]:
     """90% band, 50% band and median line of one series."""
     g = group or name
     x = b["day"].tolist()
-    return [band_trace(x, b["p05"].tolist(), b["p95"].tolist(), colour, f"{name}: 90% of replicates", 0.15, g,
-                       showlegend),
-            band_trace(x, b["p25"].tolist(), b["p75"].tolist(), colour, f"{name}: 50% of replicates", 0.3, g,
-                       showlegend),
-            median_trace(b, colour, f"{name}: median", g, showlegend)]
+    return [
+        band_trace(x, b["p05"].tolist(), b["p95"].tolist(), colour, f"{name}: 90% of replicates", 0.15, g, showlegend),
+        band_trace(x, b["p25"].tolist(), b["p75"].tolist(), colour, f"{name}: 50% of replicates", 0.3, g, showlegend),
+        median_trace(b, colour, f"{name}: median", g, showlegend),
+    ]
 
 
 def _layout(fig: go.Figure, title: str, xaxis: str, yaxis: str, **extra: Any) -> go.Figure:
@@ -111,19 +152,40 @@ def funnel(daily: pd.DataFrame) -> go.Figure:
     f = funnel_values(daily)
     med = f["median"].to_numpy(dtype=float)
     colours = [GREY, PURPLE, ORANGE, RED, RED, BLUE, GREEN]
-    hover = [f"{r.stage}: {fmt_value('count', r.median)} (90%: {fmt_interval('count', r.p05, r.p95)})"
-             for r in f.itertuples()]
+    hover = [
+        f"{r.stage}: {fmt_value('count', r.median)} (90%: {fmt_interval('count', r.p05, r.p95)})"
+        for r in f.itertuples()
+    ]
     labels = [f"{r.stage}: {fmt_value('count', r.median)}" for r in f.itertuples()]
-    trace = go.Bar(x=med.tolist(), y=labels, customdata=f["series"].tolist(), orientation="h",
-                   marker_color=colours, hovertext=hover,
-                   hoverinfo="text", name="median",
-                   error_x={"type": "data", "symmetric": False, "array": (f["p95"] - f["median"]).tolist(),
-                            "arrayminus": (f["median"] - f["p05"]).tolist(), "color": "#444", "thickness": 1})
+    trace = go.Bar(
+        x=med.tolist(),
+        y=labels,
+        customdata=f["series"].tolist(),
+        orientation="h",
+        marker_color=colours,
+        hovertext=hover,
+        hoverinfo="text",
+        name="median",
+        error_x={
+            "type": "data",
+            "symmetric": False,
+            "array": (f["p95"] - f["median"]).tolist(),
+            "arrayminus": (f["median"] - f["p05"]).tolist(),
+            "color": "#444",
+            "thickness": 1,
+        },
+    )
     fig = go.Figure(trace)
     positive = med[med > 0]
     log = positive.size > 0 and positive.max() / max(positive.min(), 1e-9) > 100
-    _layout(fig, "From awareness to payment (whole run; bars: median, whiskers: 90% interval)",
-            "represented soldiers" + (" (log scale)" if log else ""), "", hovermode="closest", showlegend=False)
+    _layout(
+        fig,
+        "From awareness to payment (whole run; bars: median, whiskers: 90% interval)",
+        "represented soldiers" + (" (log scale)" if log else ""),
+        "",
+        hovermode="closest",
+        showlegend=False,
+    )
     fig.update_yaxes(autorange="reversed")
     if log:
         fig.update_xaxes(type="log")
@@ -147,8 +209,10 @@ def levers_over_time(daily: pd.DataFrame, levers: tuple[str, ...] = LEVER_NAMES)
     for k, name in enumerate(levers):
         for trace in banded_traces(bands(daily, name), PALETTE[k % len(PALETTE)], name, showlegend=False):
             fig.add_trace(trace, row=k // cols + 1, col=k % cols + 1)
-    fig.update_layout(**{**LAYOUT, "height": 220 * rows + 80, "showlegend": False},
-                      title={"text": "The regime's levers over time (median, 50% and 90% bands)"})
+    fig.update_layout(
+        **{**LAYOUT, "height": 220 * rows + 80, "showlegend": False},
+        title={"text": "The regime's levers over time (median, 50% and 90% bands)"},
+    )
     fig.update_xaxes(title_text="day", row=rows)
     fig.update_yaxes(rangemode="tozero")
     return fig
@@ -161,13 +225,21 @@ def cost_against_budget(daily: pd.DataFrame, budget_usd: float) -> go.Figure:
     days = b["day"].tolist()
     log = False
     if budget_usd > 0 and days:
-        fig.add_trace(go.Scatter(x=[days[0], days[-1]], y=[budget_usd, budget_usd], mode="lines", name="budget",
-                                 line={"color": RED, "dash": "dash"},
-                                 hovertemplate=f"budget: {fmt_value('usd', budget_usd)}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=[days[0], days[-1]],
+                y=[budget_usd, budget_usd],
+                mode="lines",
+                name="budget",
+                line={"color": RED, "dash": "dash"},
+                hovertemplate=f"budget: {fmt_value('usd', budget_usd)}<extra></extra>",
+            )
+        )
         top = float(b["p95"].max()) if len(b) else 0.0
         log = top < budget_usd / 100
-    _layout(fig, "Programme cost against the budget", "day",
-            "USD, present value at day 0" + (" (log scale)" if log else ""))
+    _layout(
+        fig, "Programme cost against the budget", "day", "USD, present value at day 0" + (" (log scale)" if log else "")
+    )
     if log:
         fig.update_yaxes(type="log")
     return fig
@@ -179,14 +251,28 @@ def unit_strength(daily: pd.DataFrame) -> go.Figure:
     q = {p: median_across(daily, f"unit_strength_p{p}")["median"].tolist() for p in (10, 25, 50, 75, 90)}
     days = median_across(daily, "unit_strength_p50")["day"].tolist()
     whole = median_across(daily, "strength_share")["median"].tolist()
-    fig = go.Figure([
-        band_trace(days, q[10], q[90], BLUE, "companies p10–p90", 0.15, "p10"),
-        band_trace(days, q[25], q[75], BLUE, "companies p25–p75", 0.3, "p25"),
-        go.Scatter(x=days, y=q[50], mode="lines", name="median company", line={"color": BLUE, "width": 2},
-                   hovertemplate="median company: %{y:.1%}<extra></extra>"),
-        go.Scatter(x=days, y=whole, mode="lines", name="whole force", line={"color": GREY, "dash": "dot"},
-                   hovertemplate="whole force: %{y:.1%}<extra></extra>"),
-    ])
+    fig = go.Figure(
+        [
+            band_trace(days, q[10], q[90], BLUE, "companies p10–p90", 0.15, "p10"),
+            band_trace(days, q[25], q[75], BLUE, "companies p25–p75", 0.3, "p25"),
+            go.Scatter(
+                x=days,
+                y=q[50],
+                mode="lines",
+                name="median company",
+                line={"color": BLUE, "width": 2},
+                hovertemplate="median company: %{y:.1%}<extra></extra>",
+            ),
+            go.Scatter(
+                x=days,
+                y=whole,
+                mode="lines",
+                name="whole force",
+                line={"color": GREY, "dash": "dot"},
+                hovertemplate="whole force: %{y:.1%}<extra></extra>",
+            ),
+        ]
+    )
     _layout(fig, "Strength of companies over time", "day", "present over establishment")
     fig.update_yaxes(tickformat=".0%")
     return fig
@@ -204,19 +290,41 @@ def claims_table(claims: dict[str, Any]) -> go.Figure:
     """The proposal's claims with their verdicts (a table; the verdict cell coloured by verdict). Text from the
     artifact is HTML-escaped, since plotly renders a subset of HTML in table cells."""
     rows = claims.get("claims", [])
-    numbers = ["<br>".join(escape(f"{n['name']}: {fmt_value(n['name'] + n.get('unit', '').lower(), n['median'])} "
-                                  f"({fmt_interval(n['name'] + n.get('unit', '').lower(), n['p05'], n['p95'])})")
-                           for n in c.get("numbers", [])) for c in rows]
+    numbers = [
+        "<br>".join(
+            escape(
+                f"{n['name']}: {fmt_value(n['name'] + n.get('unit', '').lower(), n['median'])} "
+                f"({fmt_interval(n['name'] + n.get('unit', '').lower(), n['p05'], n['p95'])})"
+            )
+            for n in c.get("numbers", [])
+        )
+        for c in rows
+    ]
     verdicts = [c.get("verdict", "") for c in rows]
     white = ["white"] * len(rows)
-    cells = [[str(c.get("number", "")) for c in rows], [escape(c.get("claim", "")) for c in rows],
-             [escape(v) for v in verdicts], [escape(c.get("reason", "")) for c in rows], numbers]
-    fig = go.Figure(go.Table(
-        columnwidth=[30, 260, 110, 260, 320],
-        header={"values": ["#", "claim", "verdict", "reason", "numbers (median, 90% interval)"],
-                "fill_color": "#e9ecef", "align": "left"},
-        cells={"values": cells, "align": "left", "height": 28,
-               "fill_color": [white, white, [verdict_colour(v) for v in verdicts], white, white]}))
+    cells = [
+        [str(c.get("number", "")) for c in rows],
+        [escape(c.get("claim", "")) for c in rows],
+        [escape(v) for v in verdicts],
+        [escape(c.get("reason", "")) for c in rows],
+        numbers,
+    ]
+    fig = go.Figure(
+        go.Table(
+            columnwidth=[30, 260, 110, 260, 320],
+            header={
+                "values": ["#", "claim", "verdict", "reason", "numbers (median, 90% interval)"],
+                "fill_color": "#e9ecef",
+                "align": "left",
+            },
+            cells={
+                "values": cells,
+                "align": "left",
+                "height": 28,
+                "fill_color": [white, white, [verdict_colour(v) for v in verdicts], white, white],
+            },
+        )
+    )
     fig.update_layout(**{**LAYOUT, "height": 160 + 110 * len(rows)}, title={"text": "The proposal's claims"})
     return fig
 
@@ -228,22 +336,33 @@ def series_compared(dailies: dict[str, pd.DataFrame], column: str, title: str, y
     for k, (label, daily) in enumerate(dailies.items()):
         b = bands(daily, column, cumulative=True)
         colour = PALETTE[k % len(PALETTE)]
-        fig.add_trace(band_trace(b["day"].tolist(), b["p05"].tolist(), b["p95"].tolist(), colour,
-                                 f"{label}: 90% of replicates", 0.15, label))
+        fig.add_trace(
+            band_trace(
+                b["day"].tolist(),
+                b["p05"].tolist(),
+                b["p95"].tolist(),
+                colour,
+                f"{label}: 90% of replicates",
+                0.15,
+                label,
+            )
+        )
         fig.add_trace(median_trace(b, colour, f"{label}: median", label))
     return _layout(fig, title, "day", ylabel)
 
 
 def defections_compared(dailies: dict[str, pd.DataFrame]) -> go.Figure:
     """Cumulative defections of several runs overlaid (median and 90% band of each)."""
-    return series_compared(dailies, "arrived", "Defections over time (cumulative)",
-                           "soldiers who reached the other side")
+    return series_compared(
+        dailies, "arrived", "Defections over time (cumulative)", "soldiers who reached the other side"
+    )
 
 
 def cost_compared(dailies: dict[str, pd.DataFrame]) -> go.Figure:
     """Cumulative programme cost (present value) of several runs overlaid (median and 90% band of each)."""
-    return series_compared(dailies, "programme_cost_pv", "Programme cost over time (cumulative)",
-                           "USD, present value at day 0")
+    return series_compared(
+        dailies, "programme_cost_pv", "Programme cost over time (cumulative)", "USD, present value at day 0"
+    )
 
 
 def differences_by_replicate(diffs: dict[str, list[float]], outcome: str) -> go.Figure:
@@ -251,10 +370,24 @@ def differences_by_replicate(diffs: dict[str, list[float]], outcome: str) -> go.
     spread; 0 (no difference) dashed."""
     fig = go.Figure()
     for k, (label, values) in enumerate(diffs.items()):
-        fig.add_trace(go.Box(y=values, name=label, boxpoints="all", jitter=0.3, pointpos=0,
-                             marker_color=PALETTE[(k + 1) % len(PALETTE)],
-                             hovertemplate=f"{label}: %{{y:,.4~g}}<extra></extra>"))
+        fig.add_trace(
+            go.Box(
+                y=values,
+                name=label,
+                boxpoints="all",
+                jitter=0.3,
+                pointpos=0,
+                marker_color=PALETTE[(k + 1) % len(PALETTE)],
+                hovertemplate=f"{label}: %{{y:,.4~g}}<extra></extra>",
+            )
+        )
     fig.add_hline(y=0, line_dash="dash", line_color=GREY)
-    _layout(fig, f"Paired differences of {outcome}, one point per replicate", "", f"{outcome}, run − reference",
-            hovermode="closest", showlegend=False)
+    _layout(
+        fig,
+        f"Paired differences of {outcome}, one point per replicate",
+        "",
+        f"{outcome}, run − reference",
+        hovermode="closest",
+        showlegend=False,
+    )
     return fig

@@ -32,44 +32,43 @@ SIMULATION_KINDS = ("run", "claims")
 
 CAPTIONS = {
     "defections": "Soldiers who reached the other side, cumulated over days. Line: median across replicates; "
-                  "dark band: the middle 50% of replicates (p25–p75); light band: 90% (p05–p95).",
+    "dark band: the middle 50% of replicates (p25–p75); light band: 90% (p05–p95).",
     "funnel": "Totals over the whole run. Aware is the largest number of serving soldiers who knew the offer on any "
-              "day; the rest are cumulative counts. Bars: median across replicates; whiskers: 90% interval. Caught "
-              "includes those caught while waiting for extraction and those executed.",
+    "day; the rest are cumulative counts. Bars: median across replicates; whiskers: 90% interval. Caught "
+    "includes those caught while waiting for extraction and those executed.",
     "offer": "The cash offer on each day (0 while the programme is closed). Median and bands across replicates.",
     "levers": "The regime's counter-measures on each day (they only tighten). Median and bands across replicates.",
     "cost": "Cumulative programme cost as a present value at day 0 (what `programme_cost_usd` reports at the end), "
-            "against the total of the budget sources (dashed). A log scale is used when the cost stays under 1% of "
-            "the budget.",
+    "against the total of the budget sources (dashed). A log scale is used when the cost stays under 1% of "
+    "the budget.",
     "unit-strength": "Company strength (soldiers present over establishment). Bands: the spread across companies "
-                     "(p10–p90 light, p25–p75 dark), line: the median company; each is the median across "
-                     "replicates. Dotted: the force as a whole.",
+    "(p10–p90 light, p25–p75 dark), line: the median company; each is the median across "
+    "replicates. Dotted: the force as a whole.",
     "units-ineffective": "Share of companies below the combat-ineffective threshold on each day. Median and bands "
-                         "across replicates.",
+    "across replicates.",
     "claims": "The proposal's claims, each tested with paired simulations; verdict colour: green supported, red not "
-              "supported, amber depends.",
+    "supported, amber depends.",
     "pareto": "Every optimisation trial's mean cost against the outcome it pursued.",
-    "prim-boxes": "The limits of each PRIM box on the uncertainties it restricts, within the range the design "
-                  "sampled.",
+    "prim-boxes": "The limits of each PRIM box on the uncertainties it restricts, within the range the design sampled.",
     "prim-trajectory": "Coverage (share of all cases of interest inside the box) against density (share of the box's "
-                       "cases that are of interest) as PRIM peels; the star is the box reported.",
+    "cases that are of interest) as PRIM peels; the star is the box reported.",
     "sweep-matrix": "Each experiment's parameters and median outcomes (over its replicates).",
     "posterior": "Posterior medians and 90% intervals of the calibrated parameters, placed within their prior ranges.",
     "predictive-check": "Posterior predictive check (in sample): predicted median and 90% interval against the "
-                        "observed value; red: the observation falls outside the interval.",
+    "observed value; red: the observation falls outside the interval.",
     "backtest": "Leave-one-case-out predictions (out of sample) against the observed values; red: outside the 90% "
-                "interval.",
+    "interval.",
     "compare-defections": "Each run's median (line) and 90% band of replicates.",
     "compare-cost": "Each run's median (line) and 90% band of replicates, present value at day 0.",
     "compare-differences": "Each dot is one replicate's paired difference (run − reference) under common random "
-                           "numbers; the box spans the middle 50%.",
+    "numbers; the box spans the middle 50%.",
 }
 CAPTION_PREFIXES = {
     "sensitivity-": "Bars: the index of each factor; error bars: 95% bootstrap interval. S1 is the share of the "
-                    "outcome's variance a factor explains alone, ST including its interactions (Morris: mu* the mean "
-                    "absolute elementary effect, sigma their spread).",
+    "outcome's variance a factor explains alone, ST including its interactions (Morris: mu* the mean "
+    "absolute elementary effect, sigma their spread).",
     "sweep-outcome-": "Each point is an experiment: the outcome's median over its replicates, with error bars from "
-                      "the 5th to the 95th percentile of the replicates.",
+    "the 5th to the 95th percentile of the replicates.",
 }
 
 CSS = """
@@ -85,9 +84,11 @@ font-variant-numeric:tabular-nums;white-space:nowrap}
 #compare-table{font-size:.82rem}#compare-table td.num{white-space:normal}
 """
 
-BOOT = ("(function(){var cfg=%s;var s=document.querySelectorAll('script[type=\"application/json\"][data-figure]');"
-        "for(var i=0;i<s.length;i++){var f=JSON.parse(s[i].textContent);"
-        "Plotly.newPlot(document.getElementById(s[i].getAttribute('data-figure')),f.data,f.layout,cfg);}})();")
+BOOT = (
+    "(function(){var cfg=%s;var s=document.querySelectorAll('script[type=\"application/json\"][data-figure]');"
+    "for(var i=0;i<s.length;i++){var f=JSON.parse(s[i].textContent);"
+    "Plotly.newPlot(document.getElementById(s[i].getAttribute('data-figure')),f.data,f.layout,cfg);}})();"
+)
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -108,9 +109,12 @@ def figure_block(key: str, fig: go.Figure) -> str:
     fid = f"fig-{key}"
     data = script_json(fig.to_json(validate=False, engine="json"))
     cap = caption(key)
-    return (f'<figure><div id="{escape(fid)}" class="plot"></div>'
-            f'<script type="application/json" data-figure="{escape(fid)}">{data}</script>'
-            + (f"<figcaption>{escape(cap)}</figcaption>" if cap else "") + "</figure>")
+    return (
+        f'<figure><div id="{escape(fid)}" class="plot"></div>'
+        f'<script type="application/json" data-figure="{escape(fid)}">{data}</script>'
+        + (f"<figcaption>{escape(cap)}</figcaption>" if cap else "")
+        + "</figure>"
+    )
 
 
 def cell(text: Any, title: str | None = None, numeric: bool = False) -> str:
@@ -123,8 +127,9 @@ def table(headers: list[str], rows: list[str], element_id: str | None = None) ->
     """A table from escaped header names and pre-rendered rows of cells."""
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     ident = f' id="{escape(element_id)}"' if element_id else ""
-    return (f'<div class="scroll"><table{ident}><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
-            "</table></div>")
+    return (
+        f'<div class="scroll"><table{ident}><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+    )
 
 
 def page(title: str, body: str) -> str:
@@ -135,12 +140,14 @@ def page(title: str, body: str) -> str:
 
     js = get_plotlyjs().replace("</script", "<\\/script")
     boot = BOOT % json.dumps(PLOTLY_CONFIG)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{escape(title)}</title><style>{CSS}</style>"
-            f'<script type="text/javascript">{js}</script></head>\n<body>{body}'
-            f"<footer>defection-lab {escape(package_version())}: model outputs under stated assumptions, "
-            f"not forecasts.</footer><script>{boot}</script></body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{CSS}</style>"
+        f'<script type="text/javascript">{js}</script></head>\n<body>{body}'
+        f"<footer>defection-lab {escape(package_version())}: model outputs under stated assumptions, "
+        f"not forecasts.</footer><script>{boot}</script></body></html>\n"
+    )
 
 
 # ----------------------------------------------------------------------------- sections
@@ -148,17 +155,28 @@ def header_section(run: dict[str, Any], description: str = "") -> str:
     """The run's identity and settings."""
     libs = ", ".join(f"{k} {v}" for k, v in (run.get("library_versions") or {}).items())
     agents = f"{run.get('agents') or 0:,} agents for {run.get('represented') or 0:,} soldiers"
-    rows = [("run id", run["run_id"]), ("kind", run.get("kind")), ("status", run.get("status")),
-            ("scenario", run.get("scenario_name")), ("scenario hash", run.get("scenario_hash")),
-            ("seed", run.get("seed")), ("agents", agents), ("days", run.get("days")),
-            ("replicates", run.get("replicates")), ("created (UTC)", run.get("created_at")),
-            ("finished (UTC)", run.get("finished_at")),
-            ("wall time", f"{run['wall_seconds']:.1f} s" if run.get("wall_seconds") is not None else "–"),
-            ("defection-lab", run.get("package_version")), ("libraries", libs)]
+    rows = [
+        ("run id", run["run_id"]),
+        ("kind", run.get("kind")),
+        ("status", run.get("status")),
+        ("scenario", run.get("scenario_name")),
+        ("scenario hash", run.get("scenario_hash")),
+        ("seed", run.get("seed")),
+        ("agents", agents),
+        ("days", run.get("days")),
+        ("replicates", run.get("replicates")),
+        ("created (UTC)", run.get("created_at")),
+        ("finished (UTC)", run.get("finished_at")),
+        ("wall time", f"{run['wall_seconds']:.1f} s" if run.get("wall_seconds") is not None else "–"),
+        ("defection-lab", run.get("package_version")),
+        ("libraries", libs),
+    ]
     body = "".join(f"<tr><th>{escape(k)}</th>{cell('–' if v is None or v == '' else v)}</tr>" for k, v in rows)
     desc = f'<p class="note">{escape(description)}</p>' if description else ""
-    return (f"<header><h1>{escape(str(run.get('scenario_name') or run['run_id']))}: {escape(str(run.get('kind')))} "
-            f"{escape(run['run_id'])}</h1>{desc}<table id=\"run\">{body}</table></header>")
+    return (
+        f"<header><h1>{escape(str(run.get('scenario_name') or run['run_id']))}: {escape(str(run.get('kind')))} "
+        f'{escape(run["run_id"])}</h1>{desc}<table id="run">{body}</table></header>'
+    )
 
 
 def outcomes_section(outcomes: Any) -> str:
@@ -169,23 +187,30 @@ def outcomes_section(outcomes: Any) -> str:
     for r in outcomes.to_dict("records"):
         name = r["outcome"]
         meaning = OUTCOMES.get(name.split(":", 1)[-1] if name.startswith("sweep:") else name, "")
-        rows.append(f"<tr>{cell(name, meaning or None)}{cell(fmt_value(name, r['median']), numeric=True)}"
-                    f"{cell(fmt_interval(name, r['p05'], r['p95']), numeric=True)}{cell(meaning)}</tr>")
-    return ('<section id="outcomes"><h2>Outcomes</h2><p class="note">Median across replicates and the 90% interval '
-            "(5th–95th percentile).</p>" + table(["outcome", "median", "90% interval", "meaning"], rows) +
-            "</section>")
+        rows.append(
+            f"<tr>{cell(name, meaning or None)}{cell(fmt_value(name, r['median']), numeric=True)}"
+            f"{cell(fmt_interval(name, r['p05'], r['p95']), numeric=True)}{cell(meaning)}</tr>"
+        )
+    return (
+        '<section id="outcomes"><h2>Outcomes</h2><p class="note">Median across replicates and the 90% interval '
+        "(5th–95th percentile).</p>" + table(["outcome", "median", "90% interval", "meaning"], rows) + "</section>"
+    )
 
 
-def changes_section(changes: list[Change] | None, title: str = "Scenario: parameters changed from the defaults",
-                    suffix: str = "") -> str:
+def changes_section(
+    changes: list[Change] | None, title: str = "Scenario: parameters changed from the defaults", suffix: str = ""
+) -> str:
     """The parameters that differ from the default scenario, each with unit and source (hover on the value)."""
     head = f'<section id="scenario{escape(suffix)}"><h2>{escape(title)}</h2>'
     if changes is None:
         return head + '<p class="note">This run has no scenario of its own.</p></section>'
     if not changes:
         return head + '<p class="note">None: the run used the default scenario.</p></section>'
-    rows = [f'<tr class="param">{cell(c.path, c.description or None)}{cell(shown(c.value), c.source, True)}'
-            f"{cell(shown(c.default), numeric=True)}{cell(c.unit)}{cell(c.source)}</tr>" for c in changes]
+    rows = [
+        f'<tr class="param">{cell(c.path, c.description or None)}{cell(shown(c.value), c.source, True)}'
+        f"{cell(shown(c.default), numeric=True)}{cell(c.unit)}{cell(c.source)}</tr>"
+        for c in changes
+    ]
     return head + table(["parameter", "value", "default", "unit", "source"], rows, f"changes{suffix}") + "</section>"
 
 
@@ -200,49 +225,78 @@ def spec_section(spec: dict[str, Any] | None, options: dict[str, Any] | None = N
     for role in ("uncertainties", "levers"):
         for f in spec.get(role, []):
             info = registry.get(f["path"])
-            rng = (", ".join(map(str, f["values"])) if f.get("values") is not None
-                   else f"{f.get('low')} – {f.get('high')}" + (" (log)" if f.get("log") else ""))
-            rows.append(f"<tr>{cell(role[:-1] if role == 'levers' else 'uncertainty')}"
-                        f"{cell(f['path'], info.source if info else None)}{cell(rng)}"
-                        f"{cell(info.unit if info else '')}</tr>")
+            rng = (
+                ", ".join(map(str, f["values"]))
+                if f.get("values") is not None
+                else f"{f.get('low')} – {f.get('high')}" + (" (log)" if f.get("log") else "")
+            )
+            rows.append(
+                f"<tr>{cell(role[:-1] if role == 'levers' else 'uncertainty')}"
+                f"{cell(f['path'], info.source if info else None)}{cell(rng)}"
+                f"{cell(info.unit if info else '')}</tr>"
+            )
     outcomes = ", ".join(o["name"] for o in spec.get("outcomes", []))
     ex = spec.get("experiment", {})
-    note = (f"sampler {ex.get('sampler')}, {ex.get('samples')} samples × {ex.get('replicates')} replicates, "
-            f"{ex.get('days')} days, {ex.get('agents')} agents; outcomes: {outcomes}")
+    note = (
+        f"sampler {ex.get('sampler')}, {ex.get('samples')} samples × {ex.get('replicates')} replicates, "
+        f"{ex.get('days')} days, {ex.get('agents')} agents; outcomes: {outcomes}"
+    )
     opts = "" if not options else f'<p class="note">options: {escape(json.dumps(options, default=str))}</p>'
-    return ('<section id="spec"><h2>Exploration spec</h2>' + f'<p class="note">{escape(note)}</p>' +
-            table(["role", "parameter", "range or values", "unit"], rows, "factors") + opts + "</section>")
+    return (
+        '<section id="spec"><h2>Exploration spec</h2>'
+        + f'<p class="note">{escape(note)}</p>'
+        + table(["role", "parameter", "range or values", "unit"], rows, "factors")
+        + opts
+        + "</section>"
+    )
 
 
 def claims_section(claims: dict[str, Any]) -> str:
     """The claims with verdict (coloured), reason and numbers."""
     rows = []
     for c in claims.get("claims", []):
-        numbers = "; ".join(f"{n['name']}: {fmt_value(n['name'] + n.get('unit', '').lower(), n['median'])} "
-                            f"({fmt_interval(n['name'] + n.get('unit', '').lower(), n['p05'], n['p95'])})"
-                            for n in c.get("numbers", []))
+        numbers = "; ".join(
+            f"{n['name']}: {fmt_value(n['name'] + n.get('unit', '').lower(), n['median'])} "
+            f"({fmt_interval(n['name'] + n.get('unit', '').lower(), n['p05'], n['p95'])})"
+            for n in c.get("numbers", [])
+        )
         colour = rf.verdict_colour(c.get("verdict", ""))
-        rows.append(f"<tr>{cell(c.get('number', ''))}{cell(c.get('claim', ''), c.get('test') or None)}"
-                    f'<td class="verdict" style="background:{colour}">{escape(c.get("verdict", ""))}</td>'
-                    f"{cell(c.get('reason', ''))}{cell(numbers)}</tr>")
+        rows.append(
+            f"<tr>{cell(c.get('number', ''))}{cell(c.get('claim', ''), c.get('test') or None)}"
+            f'<td class="verdict" style="background:{colour}">{escape(c.get("verdict", ""))}</td>'
+            f"{cell(c.get('reason', ''))}{cell(numbers)}</tr>"
+        )
     settings = claims.get("settings", {})
     note = f"{claims.get('simulations', '?')} simulations; settings: {json.dumps(settings, default=str)}"
-    return ('<section id="claims"><h2>The proposal\'s claims</h2>' + f'<p class="note">{escape(note)}</p>' +
-            table(["#", "claim", "verdict", "reason", "numbers (median, 90% interval)"], rows, "claims-table")
-            + "</section>")
+    return (
+        '<section id="claims"><h2>The proposal\'s claims</h2>'
+        + f'<p class="note">{escape(note)}</p>'
+        + table(["#", "claim", "verdict", "reason", "numbers (median, 90% interval)"], rows, "claims-table")
+        + "</section>"
+    )
 
 
 def boxes_section(result: dict[str, Any]) -> str:
     """PRIM boxes with coverage, density, mass and limits."""
-    rows = ["<tr>" + cell(b["box"]) + "".join(cell(format(b[k], ".2f"), numeric=True)
-                                            for k in ("coverage", "density", "mass"))
-            + cell("–" if b["cases"] is None else b["cases"], numeric=True) + cell("; ".join(b["limits"])) + "</tr>"
-            for b in ef.box_rows(result)]
+    rows = [
+        "<tr>"
+        + cell(b["box"])
+        + "".join(cell(format(b[k], ".2f"), numeric=True) for k in ("coverage", "density", "mass"))
+        + cell("–" if b["cases"] is None else b["cases"], numeric=True)
+        + cell("; ".join(b["limits"]))
+        + "</tr>"
+        for b in ef.box_rows(result)
+    ]
     sign = "below" if result.get("direction") == "below" else "above"
-    note = (f"{result.get('cases_of_interest')} of {result.get('cases')} cases have {result.get('outcome')} "
-            f"{sign} {result.get('threshold')}; density threshold {result.get('density_threshold')}.")
-    body = table(["box", "coverage", "density", "mass", "cases", "limits"], rows, "prim-table") if rows else \
-        '<p class="note">PRIM found no box reaching the density threshold.</p>'
+    note = (
+        f"{result.get('cases_of_interest')} of {result.get('cases')} cases have {result.get('outcome')} "
+        f"{sign} {result.get('threshold')}; density threshold {result.get('density_threshold')}."
+    )
+    body = (
+        table(["box", "coverage", "density", "mass", "cases", "limits"], rows, "prim-table")
+        if rows
+        else '<p class="note">PRIM found no box reaching the density threshold.</p>'
+    )
     return f'<section id="prim"><h2>Scenario discovery (PRIM)</h2><p class="note">{escape(note)}</p>{body}</section>'
 
 
@@ -251,17 +305,26 @@ def packages_section(result: dict[str, Any]) -> str:
     if result.get("mode") == "target":
         picked = [result["best"]] if result.get("best") else ([result["closest"]] if result.get("closest") else [])
         t = result.get("target") or {}
-        title = (f"Cheapest package with {t.get('outcome')} {'≥' if t.get('above', True) else '≤'} {t.get('value')} "
-                 f"with probability ≥ {t.get('probability')}" + ("" if result.get("best") else
-                                                                 " — none reached it; the closest"))
+        title = (
+            f"Cheapest package with {t.get('outcome')} {'≥' if t.get('above', True) else '≤'} {t.get('value')} "
+            f"with probability ≥ {t.get('probability')}"
+            + ("" if result.get("best") else " — none reached it; the closest")
+        )
     else:
         picked = result.get("pareto", [])
         title = f"Pareto front ({len(picked)} packages)"
     names = list(picked[0]["metrics"]) if picked else []
-    rows = [f"<tr>{cell(p['trial'])}{cell('; '.join(f'{k} = {v}' for k, v in p['package'].items()))}"
-            + "".join(cell(fmt_value(m, p["metrics"].get(m)), numeric=True) for m in names) + "</tr>" for p in picked]
-    return (f'<section id="packages"><h2>{escape(title)}</h2>' +
-            table(["trial", "package", *names], rows, "packages-table") + "</section>")
+    rows = [
+        f"<tr>{cell(p['trial'])}{cell('; '.join(f'{k} = {v}' for k, v in p['package'].items()))}"
+        + "".join(cell(fmt_value(m, p["metrics"].get(m)), numeric=True) for m in names)
+        + "</tr>"
+        for p in picked
+    ]
+    return (
+        f'<section id="packages"><h2>{escape(title)}</h2>'
+        + table(["trial", "package", *names], rows, "packages-table")
+        + "</section>"
+    )
 
 
 # ----------------------------------------------------------------------------- figures by kind
@@ -269,17 +332,28 @@ def simulation_figures(daily: Any, budget_usd: float) -> dict[str, go.Figure]:
     """The figures of a simulation's daily series."""
     if daily is None or daily.empty:
         return {}
-    return {"defections": rf.defections_over_time(daily), "funnel": rf.funnel(daily),
-            "offer": rf.offer_over_time(daily), "levers": rf.levers_over_time(daily),
-            "cost": rf.cost_against_budget(daily, budget_usd), "unit-strength": rf.unit_strength(daily),
-            "units-ineffective": rf.units_ineffective(daily)}
+    return {
+        "defections": rf.defections_over_time(daily),
+        "funnel": rf.funnel(daily),
+        "offer": rf.offer_over_time(daily),
+        "levers": rf.levers_over_time(daily),
+        "cost": rf.cost_against_budget(daily, budget_usd),
+        "unit-strength": rf.unit_strength(daily),
+        "units-ineffective": rf.units_ineffective(daily),
+    }
 
 
 def _figures(db: ResultsDB, run: dict[str, Any]) -> dict[str, go.Figure]:
     rid, kind = run["run_id"], run.get("kind")
     figs: dict[str, go.Figure] = {}
-    if kind in SIMULATION_KINDS or kind not in ("sweep", "sensitivity", "optimize", "discover", "calibration",
-                                                "backtest"):
+    if kind in SIMULATION_KINDS or kind not in (
+        "sweep",
+        "sensitivity",
+        "optimize",
+        "discover",
+        "calibration",
+        "backtest",
+    ):
         sc = scenario_of(run)
         figs.update(simulation_figures(db.daily(rid), budget_total(sc) if sc is not None else 0.0))
     if kind == "claims" and (claims := db.artifact(rid, "claims")):
@@ -334,8 +408,10 @@ def _kind_sections(db: ResultsDB, run: dict[str, Any]) -> str:
     elif kind in ("calibration", "backtest"):
         cases = ", ".join(map(str, data.get("cases", [])))
         settings = json.dumps(data.get("settings", {}), default=str)
-        out = (f'<section id="cases"><h2>Cases and settings</h2><p class="note">cases: {escape(cases)}</p>'
-               f'<p class="note">settings: {escape(settings)}</p></section>')
+        out = (
+            f'<section id="cases"><h2>Cases and settings</h2><p class="note">cases: {escape(cases)}</p>'
+            f'<p class="note">settings: {escape(settings)}</p></section>'
+        )
     else:
         out = ""
     if kind == "claims" and (claims := db.artifact(rid, "claims")):
@@ -360,8 +436,12 @@ def report_with_figures(db: ResultsDB, run_id: str) -> tuple[str, dict[str, go.F
     sc = scenario_of(run)
     figs = _figures(db, run)
     html_figs = {k: v for k, v in figs.items() if k != "claims"}  # the claims are an HTML table instead
-    body = (header_section(run, sc.meta.description if sc is not None else "") + outcomes_section(db.outcomes(rid))
-            + changes_section(changed_parameters(sc) if sc is not None else None) + _kind_sections(db, run))
+    body = (
+        header_section(run, sc.meta.description if sc is not None else "")
+        + outcomes_section(db.outcomes(rid))
+        + changes_section(changed_parameters(sc) if sc is not None else None)
+        + _kind_sections(db, run)
+    )
     if html_figs:
         body += '<section id="figures"><h2>Figures</h2>' + "".join(figure_block(k, f) for k, f in html_figs.items())
         body += "</section>"
@@ -386,8 +466,11 @@ def compare_figures(db: ResultsDB, cmp: Comparison) -> dict[str, go.Figure]:
     diffs = {}
     for d, reps in zip(cmp.differences, cmp.replicates[1:], strict=True):
         if d.paired and "defected" in ref and "defected" in reps:
-            joined = ref.set_index("replicate")["defected"].to_frame("a").join(
-                reps.set_index("replicate")["defected"].to_frame("b"), how="inner")
+            joined = (
+                ref.set_index("replicate")["defected"]
+                .to_frame("a")
+                .join(reps.set_index("replicate")["defected"].to_frame("b"), how="inner")
+            )
             diffs[d.run_id] = (joined["b"] - joined["a"]).to_numpy(dtype=float).tolist()
     if diffs:
         figs["compare-differences"] = rf.differences_by_replicate(diffs, "defected")
@@ -400,9 +483,11 @@ def _compare_table(cmp: Comparison) -> str:
     for d in cmp.differences:
         kind = "paired" if d.paired else "unpaired"
         headers += [f"{d.run_id} − {ids[0]} ({kind}): median [90%]", f"P({d.run_id} > {ids[0]})"]
-    rows = [f"<tr>{cell(name, OUTCOMES.get(name) or None)}"
-            f"{''.join(cell(text, numeric=True) for text in cmp.row_texts(name))}</tr>"
-            for name in cmp.outcome_names()]
+    rows = [
+        f"<tr>{cell(name, OUTCOMES.get(name) or None)}"
+        f"{''.join(cell(text, numeric=True) for text in cmp.row_texts(name))}</tr>"
+        for name in cmp.outcome_names()
+    ]
     return table(headers, rows, "compare-table")
 
 
@@ -417,18 +502,25 @@ def compare_with_figures(db: ResultsDB, cmp: Comparison) -> tuple[str, dict[str,
     """The comparison's HTML document and its figures, computed once."""
     keys = ("run_id", "kind", "scenario_name", "seed", "agents", "represented", "days", "replicates", "created_at")
     runs_rows = [f"<tr>{''.join(cell('–' if r.get(k) is None else r.get(k)) for k in keys)}</tr>" for r in cmp.runs]
-    notes = "".join(f"<li>{escape(d.run_id)} − {escape(cmp.run_ids[0])}: {escape(d.explanation)}</li>"
-                    for d in cmp.differences)
-    body = (f"<header><h1>Comparison of {len(cmp.runs)} runs</h1>"
-            + table(list(keys), runs_rows, "runs") + "</header>"
-            + '<section id="outcomes"><h2>Outcomes side by side</h2><p class="note">Each run: median across '
-              "replicates [90% interval]. Differences are taken from the first run (the reference).</p>"
-            + f"<ul class=\"note\" id=\"pairing\">{notes}</ul>" + _compare_table(cmp) + "</section>")
+    notes = "".join(
+        f"<li>{escape(d.run_id)} − {escape(cmp.run_ids[0])}: {escape(d.explanation)}</li>" for d in cmp.differences
+    )
+    body = (
+        f"<header><h1>Comparison of {len(cmp.runs)} runs</h1>"
+        + table(list(keys), runs_rows, "runs")
+        + "</header>"
+        + '<section id="outcomes"><h2>Outcomes side by side</h2><p class="note">Each run: median across '
+        "replicates [90% interval]. Differences are taken from the first run (the reference).</p>"
+        + f'<ul class="note" id="pairing">{notes}</ul>'
+        + _compare_table(cmp)
+        + "</section>"
+    )
     for r in cmp.runs:
         sc = scenario_of(r)
         if sc is not None:
-            body += changes_section(changed_parameters(sc), f"Run {r['run_id']}: parameters changed from the "
-                                    "defaults", f"-{r['run_id']}")
+            body += changes_section(
+                changed_parameters(sc), f"Run {r['run_id']}: parameters changed from the defaults", f"-{r['run_id']}"
+            )
     figs = compare_figures(db, cmp)
     if figs:
         body += '<section id="figures"><h2>Figures</h2>' + "".join(figure_block(k, f) for k, f in figs.items())
@@ -436,5 +528,12 @@ def compare_with_figures(db: ResultsDB, cmp: Comparison) -> tuple[str, dict[str,
     return page(f"defection-lab comparison: {', '.join(cmp.run_ids)}", body), figs
 
 
-__all__ = ["ReportError", "compare_figures", "compare_with_figures", "render_compare", "render_report",
-           "report_figures", "report_with_figures"]
+__all__ = [
+    "ReportError",
+    "compare_figures",
+    "compare_with_figures",
+    "render_compare",
+    "render_report",
+    "report_figures",
+    "report_with_figures",
+]

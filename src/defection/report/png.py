@@ -9,8 +9,10 @@ import plotly.graph_objects as go
 from defection.report.errors import ReportError
 
 PNG_WIDTH = 1100
-NO_CHROME = ("PNG export needs Chrome or Chromium and none was found; install it (Debian/Ubuntu: "
-             "`apt-get install chromium`; or `plotly_get_chrome`) or set BROWSER_PATH to its executable")
+NO_CHROME = (
+    "PNG export needs Chrome or Chromium and none was found; install it (Debian/Ubuntu: "
+    "`apt-get install chromium`; or `plotly_get_chrome`) or set BROWSER_PATH to its executable"
+)
 
 
 def find_chrome() -> str | None:

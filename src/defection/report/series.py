@@ -10,8 +10,13 @@ from defection.model.dynamics import COUNT_SERIES
 BAND_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 """The quantiles across replicates drawn by every time-series figure: 90% band, 50% band, median."""
 
-FLOW_SERIES = frozenset(COUNT_SERIES) | {"fraud_claimants", "fraud_paid", "programme_cost", "programme_cost_pv",
-                                          "regime_cost"}
+FLOW_SERIES = frozenset(COUNT_SERIES) | {
+    "fraud_claimants",
+    "fraud_paid",
+    "programme_cost",
+    "programme_cost_pv",
+    "regime_cost",
+}
 """Series that are daily flows (summed over days): the engine's daily counters, fraud and costs; the rest are
 stocks or states (read on a day)."""
 

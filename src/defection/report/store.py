@@ -16,6 +16,7 @@ def complete_run(db: ResultsDB, run_id: str) -> dict[str, Any]:
     run = db.get_run(run_id)
     if run["status"] != "complete":
         why = f" ({run['error']})" if run.get("error") else ""
-        raise ReportError(f"run {run['run_id']} is {run['status']}{why}, not complete; only a complete run has a "
-                          "report")
+        raise ReportError(
+            f"run {run['run_id']} is {run['status']}{why}, not complete; only a complete run has a report"
+        )
     return run

@@ -107,8 +107,9 @@ def problems_from_validation(err: ValidationError) -> list[Problem]:
     return out
 
 
-def problems_from_file_errors(err: ValidationError, top: str = "(top level)",
-                              keep_dict_values: bool = True) -> list[Problem]:
+def problems_from_file_errors(
+    err: ValidationError, top: str = "(top level)", keep_dict_values: bool = True
+) -> list[Problem]:
     """Problems for a file that is not a scenario (a case file, an exploration spec): path in TOML form
     (`levers[1].low`), the offending value, and pydantic's message made plain."""
     problems = []
@@ -125,5 +126,3 @@ def problems_from_file_errors(err: ValidationError, top: str = "(top level)",
             msg = "unknown key"
         problems.append(Problem(path or top, value, msg))
     return problems
-
-

@@ -46,8 +46,9 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
     return sc
 
 
-def with_posterior(sc: Scenario, posterior: str | Path, source: str = "<command line>",
-                   base: Path | None = None) -> Scenario:
+def with_posterior(
+    sc: Scenario, posterior: str | Path, source: str = "<command line>", base: Path | None = None
+) -> Scenario:
     """The scenario with `simulation.posterior` set to a checked, absolute path of a posterior file (a relative
     path is taken from `base`, the scenario file's folder)."""
     from defection.scenario.posterior import Posterior, PosteriorError
@@ -82,5 +83,3 @@ def with_overrides(sc: Scenario, source: str = "<command line>", **simulation: A
         if value is not None:
             data["simulation"][key] = value
     return scenario_from_dict(data, source)
-
-

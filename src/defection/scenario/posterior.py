@@ -74,13 +74,26 @@ class Posterior:
         for j, path in enumerate(self.parameters):
             med, lo, hi = weighted_quantiles(self.samples[:, j], self.weights, (0.5, 0.05, 0.95))
             u = priors.get(path)
-            rows.append({"parameter": path, "median": med, "p05": lo, "p95": hi,
-                         "prior_lo": u.lo if u else math.nan, "prior_hi": u.hi if u else math.nan})
+            rows.append(
+                {
+                    "parameter": path,
+                    "median": med,
+                    "p05": lo,
+                    "p95": hi,
+                    "prior_lo": u.lo if u else math.nan,
+                    "prior_hi": u.hi if u else math.nan,
+                }
+            )
         return pd.DataFrame(rows)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": POSTERIOR_FORMAT, "parameters": list(self.parameters),
-                "samples": self.samples.tolist(), "weights": self.weights.tolist(), "meta": self.meta}
+        return {
+            "format": POSTERIOR_FORMAT,
+            "parameters": list(self.parameters),
+            "samples": self.samples.tolist(),
+            "weights": self.weights.tolist(),
+            "meta": self.meta,
+        }
 
     def content_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
@@ -99,15 +112,26 @@ class Posterior:
     def from_dict(cls, data: Any, source: str = "<posterior>") -> Posterior:
         problems: list[Problem] = []
         if not isinstance(data, dict) or data.get("format") != POSTERIOR_FORMAT:
-            raise PosteriorError(source, [Problem("format", data.get("format") if isinstance(data, dict) else data,
-                                                  f"expected '{POSTERIOR_FORMAT}'")])
+            raise PosteriorError(
+                source,
+                [
+                    Problem(
+                        "format",
+                        data.get("format") if isinstance(data, dict) else data,
+                        f"expected '{POSTERIOR_FORMAT}'",
+                    )
+                ],
+            )
         params = data.get("parameters")
         known = {u.path for u in CALIBRATED}
         if not isinstance(params, list) or not params:
             problems.append(Problem("parameters", params, "expected a non-empty list of scenario paths"))
         else:
-            problems += [Problem("parameters", p, "not a calibrated parameter; known: " + ", ".join(sorted(known)))
-                         for p in params if p not in known]
+            problems += [
+                Problem("parameters", p, "not a calibrated parameter; known: " + ", ".join(sorted(known)))
+                for p in params
+                if p not in known
+            ]
         try:
             samples = np.asarray(data.get("samples"), dtype=float)
             weights = np.asarray(data.get("weights"), dtype=float)
@@ -116,11 +140,17 @@ class Posterior:
             problems.append(Problem("samples", "…", "expected numbers"))
         if not problems:
             if samples.ndim != 2 or samples.shape[1] != len(params) or samples.shape[0] == 0:
-                problems.append(Problem("samples", f"shape {samples.shape}",
-                                        f"expected (particles, {len(params)}) numbers"))
+                problems.append(
+                    Problem("samples", f"shape {samples.shape}", f"expected (particles, {len(params)}) numbers")
+                )
             elif weights.shape != (samples.shape[0],) or not np.all(weights >= 0) or weights.sum() <= 0:
-                problems.append(Problem("weights", f"shape {weights.shape}",
-                                        f"expected {samples.shape[0]} non-negative weights with a positive sum"))
+                problems.append(
+                    Problem(
+                        "weights",
+                        f"shape {weights.shape}",
+                        f"expected {samples.shape[0]} non-negative weights with a positive sum",
+                    )
+                )
             elif not np.all(np.isfinite(samples)):
                 problems.append(Problem("samples", "non-finite", "every sample must be a finite number"))
         if problems:
@@ -151,5 +181,3 @@ def weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: Sequence[flo
     v, w = np.asarray(values, float)[order], np.asarray(weights, float)[order]
     cdf = np.cumsum(w) / w.sum()
     return [float(v[min(int(np.searchsorted(cdf, q, side="left")), v.size - 1)]) for q in qs]
-
-

@@ -25,8 +25,9 @@ class ParamInfo:
     description: str
 
 
-def iter_params(model: type[BaseModel] = Scenario, prefix: str = "",
-                instance: BaseModel | None = None) -> Iterator[ParamInfo]:
+def iter_params(
+    model: type[BaseModel] = Scenario, prefix: str = "", instance: BaseModel | None = None
+) -> Iterator[ParamInfo]:
     """Every leaf parameter of the schema, in declaration order, with its metadata."""
     inst = instance if instance is not None else model()
     for name, info in model.model_fields.items():
@@ -54,8 +55,9 @@ def iter_params(model: type[BaseModel] = Scenario, prefix: str = "",
                 parent_doc = SoldierTypes.model_fields[tname].description
             if parent_doc:
                 source = parent_doc
-        yield ParamInfo(path, extra.get("unit", ""), value, extra.get("lo"), extra.get("hi"), source,
-                        info.description or "")
+        yield ParamInfo(
+            path, extra.get("unit", ""), value, extra.get("lo"), extra.get("hi"), source, info.description or ""
+        )
 
 
 def _list_item_model(annotation: Any) -> type[BaseModel] | None:

@@ -34,8 +34,20 @@ SCHEMA_VERSION = 3  # 3: daily unit_strength_p10…p90
 STATUSES = ("running", "complete", "failed", "interrupted")
 LOCK_WAIT_SECONDS = 10.0
 
-LIST_COLUMNS = ("run_id", "kind", "status", "created_at", "scenario_name", "scenario_hash", "seed", "agents",
-                "represented", "days", "replicates", "wall_seconds")
+LIST_COLUMNS = (
+    "run_id",
+    "kind",
+    "status",
+    "created_at",
+    "scenario_name",
+    "scenario_hash",
+    "seed",
+    "agents",
+    "represented",
+    "days",
+    "replicates",
+    "wall_seconds",
+)
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
@@ -46,7 +58,8 @@ _SCHEMA = [
         package_version VARCHAR, library_versions VARCHAR, host VARCHAR, pid INTEGER,
         wall_seconds DOUBLE, error VARCHAR)""",
     "CREATE TABLE IF NOT EXISTS daily (run_id VARCHAR, replicate INTEGER, day INTEGER, "
-    + ", ".join(f"{name} DOUBLE" for name in SERIES) + ")",
+    + ", ".join(f"{name} DOUBLE" for name in SERIES)
+    + ")",
     """CREATE TABLE IF NOT EXISTS replicate_outcomes (
         run_id VARCHAR, replicate INTEGER, outcome VARCHAR, value DOUBLE)""",
     """CREATE TABLE IF NOT EXISTS outcomes (
@@ -65,8 +78,10 @@ SWEEP_STATS = ("mean", "median", "p05", "p95")
 def upgrade_2_to_3(con: duckdb.DuckDBPyConnection) -> None:
     """Schema 2 → 3: add the daily series that schema 2 lacked (the company-strength percentiles), NULL for
     the runs already stored, in one transaction."""
-    have = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
-                                      "WHERE table_name = 'daily'").fetchall()}
+    have = {
+        r[0]
+        for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'daily'").fetchall()
+    }
     con.execute("BEGIN TRANSACTION")
     for name in SERIES:
         if name not in have:
@@ -85,8 +100,7 @@ class RunNotFound(KeyError):
     def __init__(self, run_id: str, db_path: Path | str = DEFAULT_DB, detail: str | None = None):
         self.run_id = run_id
         self.db_path = str(db_path)
-        self.message = detail or (f"run '{run_id}' not found in {self.db_path}; "
-                                  "see `defection runs list`")
+        self.message = detail or (f"run '{run_id}' not found in {self.db_path}; see `defection runs list`")
         super().__init__(run_id)
 
     def __str__(self) -> str:
@@ -115,10 +129,19 @@ class RunMeta:
         from defection.engine import library_versions, package_version
 
         sim = scenario.simulation
-        return cls(kind=kind, scenario_name=scenario.meta.name, scenario_hash=scenario.content_hash(),
-                   scenario_json=scenario.canonical_json(), seed=sim.seed, agents=sim.agents,
-                   represented=scenario.force.soldiers, days=sim.days, replicates=sim.replicates,
-                   package_version=package_version(), library_versions=library_versions())
+        return cls(
+            kind=kind,
+            scenario_name=scenario.meta.name,
+            scenario_hash=scenario.content_hash(),
+            scenario_json=scenario.canonical_json(),
+            seed=sim.seed,
+            agents=sim.agents,
+            represented=scenario.force.soldiers,
+            days=sim.days,
+            replicates=sim.replicates,
+            package_version=package_version(),
+            library_versions=library_versions(),
+        )
 
 
 def new_run_id() -> str:
@@ -155,8 +178,7 @@ class ResultsDB:
     def __init__(self, path: str | Path = DEFAULT_DB):
         self.path = Path(path)
         if not self.path.parent.exists():
-            raise ResultsError(f"cannot open results database {self.path}: directory "
-                               f"{self.path.parent} does not exist")
+            raise ResultsError(f"cannot open results database {self.path}: directory {self.path.parent} does not exist")
         if self.path.is_dir():
             raise ResultsError(f"cannot open results database {self.path}: it is a directory")
         with self._connect() as con:
@@ -168,8 +190,10 @@ class ResultsDB:
             elif int(row[0]) == 2 and SCHEMA_VERSION == 3:
                 upgrade_2_to_3(con)
             elif int(row[0]) != SCHEMA_VERSION:
-                raise ResultsError(f"results database {self.path} has schema version {row[0]}; this version of "
-                                   f"defection-lab uses {SCHEMA_VERSION}. Use a new file with --db")
+                raise ResultsError(
+                    f"results database {self.path} has schema version {row[0]}; this version of "
+                    f"defection-lab uses {SCHEMA_VERSION}. Use a new file with --db"
+                )
 
     # -- connections -------------------------------------------------------------------------------
 
@@ -215,9 +239,23 @@ class ResultsDB:
                 "scenario_json, seed, agents, represented, days, replicates, package_version, "
                 "library_versions, host, pid) "
                 "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [run_id, meta.kind, _now(), meta.scenario_name, meta.scenario_hash, meta.scenario_json,
-                 meta.seed, meta.agents, meta.represented, meta.days, meta.replicates, meta.package_version,
-                 json.dumps(meta.library_versions, sort_keys=True), socket.gethostname(), os.getpid()],
+                [
+                    run_id,
+                    meta.kind,
+                    _now(),
+                    meta.scenario_name,
+                    meta.scenario_hash,
+                    meta.scenario_json,
+                    meta.seed,
+                    meta.agents,
+                    meta.represented,
+                    meta.days,
+                    meta.replicates,
+                    meta.package_version,
+                    json.dumps(meta.library_versions, sort_keys=True),
+                    socket.gethostname(),
+                    os.getpid(),
+                ],
             )
         return run_id
 
@@ -235,25 +273,43 @@ class ResultsDB:
         series = ", ".join(SERIES)
         with self._transaction() as con:
             con.register("daily_df", daily)
-            con.execute(f"INSERT INTO daily (run_id, replicate, day, {series}) "
-                        f"SELECT $rid, replicate, day, {series} FROM daily_df", {"rid": run_id})
+            con.execute(
+                f"INSERT INTO daily (run_id, replicate, day, {series}) "
+                f"SELECT $rid, replicate, day, {series} FROM daily_df",
+                {"rid": run_id},
+            )
             con.register("rep_df", long)
-            con.execute("INSERT INTO replicate_outcomes (run_id, replicate, outcome, value) "
-                        "SELECT $rid, replicate, outcome, value FROM rep_df", {"rid": run_id})
+            con.execute(
+                "INSERT INTO replicate_outcomes (run_id, replicate, outcome, value) "
+                "SELECT $rid, replicate, outcome, value FROM rep_df",
+                {"rid": run_id},
+            )
             con.register("out_df", table)
-            con.execute("INSERT INTO outcomes (run_id, outcome, median, p05, p95, mean) "
-                        "SELECT $rid, outcome, median, p05, p95, mean FROM out_df", {"rid": run_id})
+            con.execute(
+                "INSERT INTO outcomes (run_id, outcome, median, p05, p95, mean) "
+                "SELECT $rid, outcome, median, p05, p95, mean FROM out_df",
+                {"rid": run_id},
+            )
             for name, payload in (artifacts or {}).items():
                 con.execute("INSERT INTO artifacts VALUES (?, ?, ?)", [run_id, name, json.dumps(payload)])
             con.execute(
                 "UPDATE runs SET status = 'complete', finished_at = ?, wall_seconds = ?, error = NULL, "
                 "seed = ?, agents = ?, represented = ?, days = ?, replicates = ? WHERE run_id = ?",
-                [_now(), float(result.wall_seconds), int(result.seed), int(result.agents),
-                 int(result.represented), int(result.days), int(result.replicates), run_id],
+                [
+                    _now(),
+                    float(result.wall_seconds),
+                    int(result.seed),
+                    int(result.agents),
+                    int(result.represented),
+                    int(result.days),
+                    int(result.replicates),
+                    run_id,
+                ],
             )
 
-    def complete_artifacts(self, run_id: str, artifacts: dict[str, Any], outcomes: pd.DataFrame | None = None,
-                           wall_seconds: float = 0.0) -> None:
+    def complete_artifacts(
+        self, run_id: str, artifacts: dict[str, Any], outcomes: pd.DataFrame | None = None, wall_seconds: float = 0.0
+    ) -> None:
         """Complete a run that produced named JSON artifacts (a calibration, a backtest) rather than daily series,
         with an optional outcomes table (outcome, median, p05, p95, mean), all in one transaction."""
         if self._status(run_id) == "complete":
@@ -261,15 +317,27 @@ class ResultsDB:
         with self._transaction() as con:
             if outcomes is not None and not outcomes.empty:
                 con.register("out_df", outcomes[["outcome", "median", "p05", "p95", "mean"]])
-                con.execute("INSERT INTO outcomes (run_id, outcome, median, p05, p95, mean) "
-                            "SELECT $rid, outcome, median, p05, p95, mean FROM out_df", {"rid": run_id})
+                con.execute(
+                    "INSERT INTO outcomes (run_id, outcome, median, p05, p95, mean) "
+                    "SELECT $rid, outcome, median, p05, p95, mean FROM out_df",
+                    {"rid": run_id},
+                )
             for name, payload in artifacts.items():
                 con.execute("INSERT INTO artifacts VALUES (?, ?, ?)", [run_id, name, json.dumps(payload)])
-            con.execute("UPDATE runs SET status = 'complete', finished_at = ?, wall_seconds = ?, error = NULL "
-                        "WHERE run_id = ?", [_now(), float(wall_seconds), run_id])
+            con.execute(
+                "UPDATE runs SET status = 'complete', finished_at = ?, wall_seconds = ?, error = NULL WHERE run_id = ?",
+                [_now(), float(wall_seconds), run_id],
+            )
 
-    def complete_sweep(self, run_id: str, parts: list[str | Path], outcomes: list[str], planned: int,
-                       artifacts: dict[str, Any], wall_seconds: float = 0.0) -> dict[str, int]:
+    def complete_sweep(
+        self,
+        run_id: str,
+        parts: list[str | Path],
+        outcomes: list[str],
+        planned: int,
+        artifacts: dict[str, Any],
+        wall_seconds: float = 0.0,
+    ) -> dict[str, int]:
         """Ingest a sweep's Parquet parts (see `defection.explore.sweep.part_schema`) into `experiments` and
         `experiment_outcomes`, store the spread of each outcome across the experiments in `outcomes` (as
         'sweep:<outcome>': median, p05 and p95 of the per-experiment medians, mean of the means), the artifacts
@@ -287,31 +355,43 @@ class ResultsDB:
                 rows, distinct, lo, hi, ok, failed = con.execute(
                     "SELECT count(*), count(DISTINCT experiment), min(experiment), max(experiment), "
                     "count(*) FILTER (WHERE status = 'ok'), count(*) FILTER (WHERE status <> 'ok') "
-                    "FROM sweep_parts").fetchone()  # type: ignore[misc]
+                    "FROM sweep_parts"
+                ).fetchone()  # type: ignore[misc]
                 if rows != planned or distinct != planned or lo != 0 or hi != planned - 1:
-                    raise ValueError(f"sweep {run_id}: the parts hold {rows} rows for {distinct} distinct experiments "
-                                     f"(ids {lo}–{hi}), not each of the {planned} planned experiments once")
-                con.execute("INSERT INTO experiments (run_id, experiment, status, error, params_json, wall_seconds) "
-                            "SELECT $rid, experiment, status, error, params_json, wall_seconds FROM sweep_parts "
-                            "ORDER BY experiment", {"rid": run_id})
+                    raise ValueError(
+                        f"sweep {run_id}: the parts hold {rows} rows for {distinct} distinct experiments "
+                        f"(ids {lo}–{hi}), not each of the {planned} planned experiments once"
+                    )
+                con.execute(
+                    "INSERT INTO experiments (run_id, experiment, status, error, params_json, wall_seconds) "
+                    "SELECT $rid, experiment, status, error, params_json, wall_seconds FROM sweep_parts "
+                    "ORDER BY experiment",
+                    {"rid": run_id},
+                )
                 for name in outcomes:
                     cols = ", ".join(f'"{name}_{s}"' for s in SWEEP_STATS)
-                    con.execute("INSERT INTO experiment_outcomes (run_id, experiment, outcome, mean, median, p05, "
-                                f"p95) SELECT $rid, experiment, $name, {cols} FROM sweep_parts WHERE status = 'ok' "
-                                "ORDER BY experiment", {"rid": run_id, "name": name})
+                    con.execute(
+                        "INSERT INTO experiment_outcomes (run_id, experiment, outcome, mean, median, p05, "
+                        f"p95) SELECT $rid, experiment, $name, {cols} FROM sweep_parts WHERE status = 'ok' "
+                        "ORDER BY experiment",
+                        {"rid": run_id, "name": name},
+                    )
                     con.execute(
                         "INSERT INTO outcomes (run_id, outcome, median, p05, p95, mean) "
-                        f"SELECT $rid, $label, quantile_cont(\"{name}_median\", 0.5), "
-                        f"quantile_cont(\"{name}_median\", 0.05), quantile_cont(\"{name}_median\", 0.95), "
+                        f'SELECT $rid, $label, quantile_cont("{name}_median", 0.5), '
+                        f'quantile_cont("{name}_median", 0.05), quantile_cont("{name}_median", 0.95), '
                         f"avg(\"{name}_mean\") FROM sweep_parts WHERE status = 'ok' HAVING count(*) > 0",
-                        {"rid": run_id, "label": f"sweep:{name}"})
+                        {"rid": run_id, "label": f"sweep:{name}"},
+                    )
             finally:
                 con.execute("DROP VIEW IF EXISTS sweep_parts")
             counts = {"planned": int(planned), "done": int(rows), "ok": int(ok), "failed": int(failed)}
             for name, payload in {**artifacts, "counts": counts}.items():
                 con.execute("INSERT INTO artifacts VALUES (?, ?, ?)", [run_id, name, json.dumps(payload)])
-            con.execute("UPDATE runs SET status = 'complete', finished_at = ?, wall_seconds = ?, error = NULL "
-                        "WHERE run_id = ?", [_now(), float(wall_seconds), run_id])
+            con.execute(
+                "UPDATE runs SET status = 'complete', finished_at = ?, wall_seconds = ?, error = NULL WHERE run_id = ?",
+                [_now(), float(wall_seconds), run_id],
+            )
         return counts
 
     def experiments(self, run_id: str, params: bool = True) -> pd.DataFrame:
@@ -319,10 +399,14 @@ class ResultsDB:
         column per parameter (from params_json; with params=True) and `<outcome>_<mean|median|p05|p95>`."""
         rid = self.resolve(run_id)
         with self._connect() as con:
-            base = con.execute("SELECT experiment, status, error, params_json, wall_seconds FROM experiments "
-                               "WHERE run_id = ? ORDER BY experiment", [rid]).df()
-            long = con.execute("SELECT experiment, outcome, mean, median, p05, p95 FROM experiment_outcomes "
-                               "WHERE run_id = ?", [rid]).df()
+            base = con.execute(
+                "SELECT experiment, status, error, params_json, wall_seconds FROM experiments "
+                "WHERE run_id = ? ORDER BY experiment",
+                [rid],
+            ).df()
+            long = con.execute(
+                "SELECT experiment, outcome, mean, median, p05, p95 FROM experiment_outcomes WHERE run_id = ?", [rid]
+            ).df()
         if params and not base.empty:
             values = pd.DataFrame([json.loads(t) for t in base["params_json"]], index=base.index)
             base = pd.concat([base, values], axis=1)
@@ -337,8 +421,11 @@ class ResultsDB:
     def latest(self, kind: str) -> str | None:
         """The id of the newest complete run of a kind (e.g. 'calibration'), or None."""
         with self._connect() as con:
-            row = con.execute("SELECT run_id FROM runs WHERE kind = ? AND status = 'complete' "
-                              "ORDER BY finished_at DESC, run_id LIMIT 1", [kind]).fetchone()
+            row = con.execute(
+                "SELECT run_id FROM runs WHERE kind = ? AND status = 'complete' "
+                "ORDER BY finished_at DESC, run_id LIMIT 1",
+                [kind],
+            ).fetchone()
         return None if row is None else str(row[0])
 
     def store(self, result: RunResult, kind: str = "run", artifacts: dict[str, Any] | None = None) -> str:
@@ -351,28 +438,31 @@ class ResultsDB:
             raise
         return run_id
 
-    def mark_run(self, run_id: str, status: Literal["failed", "interrupted"],
-                 error: str | None = None) -> None:
+    def mark_run(self, run_id: str, status: Literal["failed", "interrupted"], error: str | None = None) -> None:
         """Mark a run that did not complete as 'failed' or 'interrupted'."""
         if status not in ("failed", "interrupted"):
             raise ValueError(f"status must be 'failed' or 'interrupted', not {status!r}")
         if self._status(run_id) == "complete":
             raise ValueError(f"run '{run_id}' is complete; it cannot be marked {status}")
         with self._connect() as con:
-            con.execute("UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?",
-                        [status, error, _now(), run_id])
+            con.execute(
+                "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?",
+                [status, error, _now(), run_id],
+            )
 
     def reconcile(self) -> list[str]:
         """Mark 'running' rows of this host whose process is gone as 'interrupted'; return their ids."""
         host = socket.gethostname()
         with self._connect() as con:
-            rows = con.execute("SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?",
-                               [host]).fetchall()
+            rows = con.execute("SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", [host]).fetchall()
             stale = [rid for rid, pid in rows if pid is None or not pid_alive(int(pid))]
             for rid in stale:
-                con.execute("UPDATE runs SET status = 'interrupted', finished_at = ?, "
-                            "error = coalesce(error, 'process ended before the run completed') "
-                            "WHERE run_id = ? AND status = 'running'", [_now(), rid])
+                con.execute(
+                    "UPDATE runs SET status = 'interrupted', finished_at = ?, "
+                    "error = coalesce(error, 'process ended before the run completed') "
+                    "WHERE run_id = ? AND status = 'running'",
+                    [_now(), rid],
+                )
         return stale
 
     # -- reading -----------------------------------------------------------------------------------
@@ -391,8 +481,9 @@ class ResultsDB:
     def resolve(self, run_id: str) -> str:
         """The full id of a run given its id or a unique prefix."""
         with self._connect() as con:
-            rows = con.execute("SELECT run_id FROM runs WHERE starts_with(run_id, ?) ORDER BY run_id",
-                               [run_id]).fetchall()
+            rows = con.execute(
+                "SELECT run_id FROM runs WHERE starts_with(run_id, ?) ORDER BY run_id", [run_id]
+            ).fetchall()
         ids = [r[0] for r in rows]
         if run_id in ids:
             return run_id
@@ -400,9 +491,11 @@ class ResultsDB:
             return ids[0]
         if len(ids) > 1 and run_id:
             shown = ", ".join(ids[:5]) + (", …" if len(ids) > 5 else "")
-            raise RunNotFound(run_id, self.path,
-                              f"run id prefix '{run_id}' is ambiguous in {self.path}: matches {shown}; "
-                              "give more characters")
+            raise RunNotFound(
+                run_id,
+                self.path,
+                f"run id prefix '{run_id}' is ambiguous in {self.path}: matches {shown}; give more characters",
+            )
         raise RunNotFound(run_id, self.path)
 
     def get_run(self, run_id: str) -> dict[str, Any]:
@@ -423,15 +516,15 @@ class ResultsDB:
         """Daily series: replicate, day and one column per series."""
         rid = self.resolve(run_id)
         with self._connect() as con:
-            return con.execute(f"SELECT replicate, day, {', '.join(SERIES)} FROM daily WHERE run_id = ? "
-                               "ORDER BY replicate, day", [rid]).df()
+            return con.execute(
+                f"SELECT replicate, day, {', '.join(SERIES)} FROM daily WHERE run_id = ? ORDER BY replicate, day", [rid]
+            ).df()
 
     def replicate_outcomes(self, run_id: str) -> pd.DataFrame:
         """Per-replicate outcomes, wide: replicate and one column per outcome."""
         rid = self.resolve(run_id)
         with self._connect() as con:
-            long = con.execute("SELECT replicate, outcome, value FROM replicate_outcomes WHERE run_id = ?",
-                               [rid]).df()
+            long = con.execute("SELECT replicate, outcome, value FROM replicate_outcomes WHERE run_id = ?", [rid]).df()
         if long.empty:
             return pd.DataFrame({"replicate": pd.Series(dtype="int32")})
         wide = long.pivot(index="replicate", columns="outcome", values="value")
@@ -450,8 +543,7 @@ class ResultsDB:
         """Median, p05, p95 and mean of every outcome across replicates."""
         rid = self.resolve(run_id)
         with self._connect() as con:
-            df = con.execute("SELECT outcome, median, p05, p95, mean FROM outcomes WHERE run_id = ?",
-                             [rid]).df()
+            df = con.execute("SELECT outcome, median, p05, p95, mean FROM outcomes WHERE run_id = ?", [rid]).df()
         order = {name: k for k, name in enumerate(_ordered(list(df["outcome"])))}
         return df.sort_values("outcome", key=lambda s: s.map(order)).reset_index(drop=True)
 
@@ -474,8 +566,7 @@ class ResultsDB:
         run = self.get_run(run_id)
         rid = run["run_id"]
         if run["status"] != "complete":
-            raise ValueError(f"run '{rid}' is {run['status']}, not complete; only complete runs can be "
-                             "exported")
+            raise ValueError(f"run '{rid}' is {run['status']}, not complete; only complete runs can be exported")
         out.mkdir(parents=True, exist_ok=True)
         options = "(FORMAT parquet)" if fmt == "parquet" else "(FORMAT csv, HEADER)"
         tables = {

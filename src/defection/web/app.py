@@ -53,11 +53,15 @@ STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; ch
 
 # Dashboard pages: only our own script and stylesheet. Reports (self-contained, inline Plotly) may run inline
 # scripts but still load nothing from anywhere.
-PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-            "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-REPORT_CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
-              "img-src data: blob:; font-src data:; connect-src 'none'; form-action 'none'; base-uri 'none'; "
-              "frame-ancestors 'none'")
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+REPORT_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
+    "img-src data: blob:; font-src data:; connect-src 'none'; form-action 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
 
 
 class ApiError(Exception):
@@ -151,8 +155,9 @@ def _shown(text: str, limit: int = 40) -> str:
 def check_run_id(text: str) -> str:
     """A run id or prefix of one ('r' + up to 10 hex digits), else ApiError 400. Checked before any lookup."""
     if not RUN_ID.fullmatch(text):
-        raise ApiError(400, f"invalid run id {_shown(text)}: a run id is 'r' followed by 10 hex digits "
-                       "(a unique prefix is enough)")
+        raise ApiError(
+            400, f"invalid run id {_shown(text)}: a run id is 'r' followed by 10 hex digits (a unique prefix is enough)"
+        )
     return text
 
 
@@ -203,8 +208,9 @@ def _error(request: Request, status: int, detail: str, **extra: Any) -> Response
     headers = {"Cache-Control": "no-store"}
     if _wants_json(request):
         return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
-    return HTMLResponse(pages.error_page(status, detail), status_code=status,
-                        headers={**headers, "Content-Security-Policy": PAGE_CSP})
+    return HTMLResponse(
+        pages.error_page(status, detail), status_code=status, headers={**headers, "Content-Security-Policy": PAGE_CSP}
+    )
 
 
 def _with_back_link(report: str) -> str:
@@ -217,9 +223,16 @@ def _html(body: str, csp: str = PAGE_CSP) -> HTMLResponse:
 
 
 # ---------------------------------------------------------------------------------------------- the app
-def create_app(db_path: str | Path, *, max_body_bytes: int = MAX_BODY_BYTES, max_queue: int = MAX_QUEUE,
-               max_agent_days: int = MAX_AGENT_DAYS, allowed_hosts: list[str] | None = None,
-               job_target: JobTarget = run_job, start_worker: bool = True) -> FastAPI:
+def create_app(
+    db_path: str | Path,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_queue: int = MAX_QUEUE,
+    max_agent_days: int = MAX_AGENT_DAYS,
+    allowed_hosts: list[str] | None = None,
+    job_target: JobTarget = run_job,
+    start_worker: bool = True,
+) -> FastAPI:
     """The dashboard for the results database at `db_path` (created if missing; its folder must exist).
 
     `allowed_hosts`: Host header values accepted (DNS-rebinding guard); default localhost names only.
@@ -239,18 +252,27 @@ def create_app(db_path: str | Path, *, max_body_bytes: int = MAX_BODY_BYTES, max
         finally:
             await anyio.to_thread.run_sync(queue.shutdown)
 
-    app = FastAPI(title="defection-lab dashboard", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None, redirect_slashes=False)
+    app = FastAPI(
+        title="defection-lab dashboard",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        redirect_slashes=False,
+    )
     app.state.db = db
     app.state.db_lock = db_lock
     app.state.queue = queue
-    app.state.limits = {"max_body_bytes": max_body_bytes, "max_queue": max_queue, "max_agent_days": max_agent_days,
-                        "max_compare": MAX_COMPARE}
+    app.state.limits = {
+        "max_body_bytes": max_body_bytes,
+        "max_queue": max_queue,
+        "max_agent_days": max_agent_days,
+        "max_compare": MAX_COMPARE,
+    }
     reports: OrderedDict[tuple[str, ...], str] = OrderedDict()
     render_lock = threading.Lock()
 
-    app.add_middleware(TrustedHostMiddleware,
-                       allowed_hosts=allowed_hosts or ["127.0.0.1", "localhost", "::1", "[::1]"])
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or ["127.0.0.1", "localhost", "::1", "[::1]"])
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
 
     @app.middleware("http")
@@ -258,8 +280,12 @@ def create_app(db_path: str | Path, *, max_body_bytes: int = MAX_BODY_BYTES, max
         unknown = sorted(set(request.query_params) - QUERY_PARAMS.get(request.url.path, set()))
         if unknown:  # like unknown body fields: refused, not silently ignored
             allowed = ", ".join(sorted(QUERY_PARAMS.get(request.url.path, set()))) or "none"
-            response = _error(request, 400, f"unknown query parameter {_shown(', '.join(unknown))} on "
-                              f"{_shown(request.url.path)}; allowed here: {allowed}")
+            response = _error(
+                request,
+                400,
+                f"unknown query parameter {_shown(', '.join(unknown))} on "
+                f"{_shown(request.url.path)}; allowed here: {allowed}",
+            )
         else:
             response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -283,8 +309,11 @@ def create_app(db_path: str | Path, *, max_body_bytes: int = MAX_BODY_BYTES, max
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> Response:
         detail, items = _validation_message(exc)
-        status = 400 if any("not valid JSON" in i["message"] or "must be a JSON object" in i["message"]
-                            for i in items) else 422
+        status = (
+            400
+            if any("not valid JSON" in i["message"] or "must be a JSON object" in i["message"] for i in items)
+            else 422
+        )
         return _error(request, status, detail, errors=items)
 
     @app.exception_handler(StarletteHTTPException)
@@ -327,10 +356,15 @@ def create_app(db_path: str | Path, *, max_body_bytes: int = MAX_BODY_BYTES, max
             raise ApiError(422, "simulation.posterior cannot be set from the dashboard", field="simulation.posterior")
         cost = job_cost(sc)
         if cost > max_agent_days:
-            raise ApiError(422, f"job too large: {cost:,} agent-days (simulation.agents × simulation.days × "
-                           f"simulation.replicates{' × regime candidates' if cost != _plain(sc) else ''}); this "
-                           f"dashboard runs at most {max_agent_days:,}. Use fewer agents, days or replicates, or "
-                           "`defection run` on the command line", field="simulation.agents", agent_days=cost)
+            raise ApiError(
+                422,
+                f"job too large: {cost:,} agent-days (simulation.agents × simulation.days × "
+                f"simulation.replicates{' × regime candidates' if cost != _plain(sc) else ''}); this "
+                f"dashboard runs at most {max_agent_days:,}. Use fewer agents, days or replicates, or "
+                "`defection run` on the command line",
+                field="simulation.agents",
+                agent_days=cost,
+            )
         return sc
 
     def report_html(key: tuple[str, ...], render: Any, cacheable: bool) -> str:
@@ -420,14 +454,17 @@ def create_app(db_path: str | Path, *, max_body_bytes: int = MAX_BODY_BYTES, max
         if info["status"] == "complete":
             with db_lock:
                 rows = db.outcomes(info["run_id"]).to_dict("records")
-            out["outcomes"] = {r["outcome"]: {k: _json_safe(r[k]) for k in ("median", "p05", "p95", "mean")}
-                               for r in rows}
+            out["outcomes"] = {
+                r["outcome"]: {k: _json_safe(r[k]) for k in ("median", "p05", "p95", "mean")} for r in rows
+            }
         return out
 
     @app.get("/api/schema")
     def api_schema() -> dict[str, Any]:
-        return {"groups": [{"key": k, "title": t, "fields": [f.to_json() for f in fs]} for k, t, fs in form.groups()],
-                "limits": app.state.limits}
+        return {
+            "groups": [{"key": k, "title": t, "fields": [f.to_json() for f in fs]} for k, t, fs in form.groups()],
+            "limits": app.state.limits,
+        }
 
     @app.post("/api/validate")
     def api_validate(body: ChangesBody) -> dict[str, Any]:

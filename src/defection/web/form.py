@@ -23,12 +23,29 @@ PATH_FIELDS = frozenset({"simulation.posterior"})  # fields that name a file: ne
 MAX_TEXT = 2000  # characters in a text field (meta.name, meta.description, channel names)
 
 # The levers people change first, shown at the top of the form in this order, then the simulation settings.
-COMMON = ("offer.cash_usd", "offer.share_on_arrival", "offer.asylum_probability", "offer.education",
-          "offer.family_extraction_probability", "offer.protection", "offer.threat.prosecution_probability",
-          "offer.schedule.rule", "offer.schedule.growth_per_step", "regime.monitors_per_soldier",
-          "regime.response.mode", "information.reach_multiplier")
-SIMULATION = ("simulation.agents", "simulation.days", "simulation.replicates", "simulation.seed", "simulation.mode",
-              "meta.name", "meta.description")
+COMMON = (
+    "offer.cash_usd",
+    "offer.share_on_arrival",
+    "offer.asylum_probability",
+    "offer.education",
+    "offer.family_extraction_probability",
+    "offer.protection",
+    "offer.threat.prosecution_probability",
+    "offer.schedule.rule",
+    "offer.schedule.growth_per_step",
+    "regime.monitors_per_soldier",
+    "regime.response.mode",
+    "information.reach_multiplier",
+)
+SIMULATION = (
+    "simulation.agents",
+    "simulation.days",
+    "simulation.replicates",
+    "simulation.seed",
+    "simulation.mode",
+    "meta.name",
+    "meta.description",
+)
 
 GROUP_TITLES = {
     "common": "Common levers",
@@ -93,9 +110,20 @@ class FormField:
         return shown(self.default)
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "group": self.group, "label": self.label, "kind": self.kind,
-                "default": self.default, "unit": self.unit, "lo": self.lo, "hi": self.hi, "range": self.range_text,
-                "source": self.source, "doc": self.doc, "choices": list(self.choices)}
+        return {
+            "path": self.path,
+            "group": self.group,
+            "label": self.label,
+            "kind": self.kind,
+            "default": self.default,
+            "unit": self.unit,
+            "lo": self.lo,
+            "hi": self.hi,
+            "range": self.range_text,
+            "source": self.source,
+            "doc": self.doc,
+            "choices": list(self.choices),
+        }
 
 
 def shown(value: Any) -> str:
@@ -151,17 +179,30 @@ def _build_fields() -> tuple[FormField, ...]:
         group = top if top in GROUP_TITLES else "simulation"
         label = info.path.split(".", 1)[1] if "." in info.path else info.path
         kind, choices = _kind(info.path, _annotation(info.path))
-        fields[info.path] = FormField(info.path, group, label, kind, info.default, info.unit, info.lo, info.hi,
-                                      info.source, info.description, choices)
+        fields[info.path] = FormField(
+            info.path,
+            group,
+            label,
+            kind,
+            info.default,
+            info.unit,
+            info.lo,
+            info.hi,
+            info.source,
+            info.description,
+            choices,
+        )
     out: list[FormField] = []
     for path in COMMON:
         f = fields.pop(path)
-        out.append(FormField(f.path, "common", f.path, f.kind, f.default, f.unit, f.lo, f.hi, f.source, f.doc,
-                             f.choices))
+        out.append(
+            FormField(f.path, "common", f.path, f.kind, f.default, f.unit, f.lo, f.hi, f.source, f.doc, f.choices)
+        )
     for path in SIMULATION:
         f = fields.pop(path)
-        out.append(FormField(f.path, "simulation", f.path, f.kind, f.default, f.unit, f.lo, f.hi, f.source, f.doc,
-                             f.choices))
+        out.append(
+            FormField(f.path, "simulation", f.path, f.kind, f.default, f.unit, f.lo, f.hi, f.source, f.doc, f.choices)
+        )
     for group in GROUP_TITLES:
         out.extend(f for f in fields.values() if f.group == group)
     return tuple(out)
@@ -173,29 +214,40 @@ FIELD_BY_PATH: dict[str, FormField] = {f.path: f for f in FIELDS}
 
 def groups() -> list[tuple[str, str, list[FormField]]]:
     """(key, title, fields) of every group, in form order."""
-    return [(key, title, [f for f in FIELDS if f.group == key]) for key, title in GROUP_TITLES.items()
-            if any(f.group == key for f in FIELDS)]
+    return [
+        (key, title, [f for f in FIELDS if f.group == key])
+        for key, title in GROUP_TITLES.items()
+        if any(f.group == key for f in FIELDS)
+    ]
 
 
 def check_changes(changes: dict[str, Any]) -> None:
     """Refuse field names that the form does not offer and values that are not plain scalars (FormError)."""
     for path, value in changes.items():
         if path in PATH_FIELDS:
-            raise FormError(422, f"field '{path}' names a file and cannot be set from the dashboard; use "
-                            "`defection run --posterior FILE` on the command line", field=path)
+            raise FormError(
+                422,
+                f"field '{path}' names a file and cannot be set from the dashboard; use "
+                "`defection run --posterior FILE` on the command line",
+                field=path,
+            )
         if path not in FIELD_BY_PATH:
             shown_path = path if len(path) <= 100 and path.isprintable() else repr(path[:100]) + "…"
-            raise FormError(422, f"unknown field '{shown_path}'; see GET /api/schema for the fields of the form",
-                            field=path)
+            raise FormError(
+                422, f"unknown field '{shown_path}'; see GET /api/schema for the fields of the form", field=path
+            )
         if isinstance(value, bool | int | str):
             if isinstance(value, str) and len(value) > MAX_TEXT:
-                raise FormError(422, f"field '{path}': text of {len(value)} characters; at most {MAX_TEXT}",
-                                field=path)
+                raise FormError(422, f"field '{path}': text of {len(value)} characters; at most {MAX_TEXT}", field=path)
             continue
         if isinstance(value, float):
             continue
-        raise FormError(422, f"field '{path}': value must be a number, text or true/false, not "
-                        f"{'null' if value is None else type(value).__name__}", field=path)
+        raise FormError(
+            422,
+            f"field '{path}': value must be a number, text or true/false, not "
+            f"{'null' if value is None else type(value).__name__}",
+            field=path,
+        )
 
 
 def scenario_for(changes: dict[str, Any], base: Scenario | None = None) -> Scenario:
@@ -220,5 +272,15 @@ def problem_json(p: Problem) -> dict[str, Any]:
     return {"path": p.path, "field": field, "message": p.message, "text": str(p)}
 
 
-__all__ = ["FIELDS", "FIELD_BY_PATH", "SOURCE", "FormError", "FormField", "ScenarioError", "check_changes",
-           "groups", "problem_json", "scenario_for"]
+__all__ = [
+    "FIELDS",
+    "FIELD_BY_PATH",
+    "SOURCE",
+    "FormError",
+    "FormField",
+    "ScenarioError",
+    "check_changes",
+    "groups",
+    "problem_json",
+    "scenario_for",
+]

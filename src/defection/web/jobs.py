@@ -68,12 +68,22 @@ class Job:
     def to_json(self, position: int | None = None) -> dict[str, Any]:
         sim = self.scenario.simulation
         return {
-            "job_id": self.id, "status": self.status, "run_id": self.run_id, "scenario_name": self.scenario.meta.name,
-            "agents": sim.agents, "days": sim.days, "replicates": sim.replicates, "agent_days": self.cost,
-            "done": self.done, "total": self.total,
+            "job_id": self.id,
+            "status": self.status,
+            "run_id": self.run_id,
+            "scenario_name": self.scenario.meta.name,
+            "agents": sim.agents,
+            "days": sim.days,
+            "replicates": sim.replicates,
+            "agent_days": self.cost,
+            "done": self.done,
+            "total": self.total,
             "fraction": (self.done / self.total) if self.total else (1.0 if self.status == "complete" else 0.0),
-            "position": position, "error": self.error, "submitted_at": self.submitted_at,
-            "started_at": self.started_at, "finished_at": self.finished_at,
+            "position": position,
+            "error": self.error,
+            "submitted_at": self.submitted_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
             "report_url": f"/runs/{self.run_id}" if self.status == "complete" and self.run_id else None,
         }
 
@@ -116,8 +126,15 @@ JobTarget = Callable[[str, str, str, Connection], None]
 class JobQueue:
     """A FIFO of jobs served by one worker thread; each job runs in a fresh process made by `start_method`."""
 
-    def __init__(self, db_path: str | Path, *, max_queue: int = 8, target: JobTarget = run_job,
-                 start_method: str = "spawn", db_lock: Any = None):
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        max_queue: int = 8,
+        target: JobTarget = run_job,
+        start_method: str = "spawn",
+        db_lock: Any = None,
+    ):
         self.db_path = Path(db_path)
         self.max_queue = max_queue
         self.target = target
@@ -144,8 +161,12 @@ class JobQueue:
                 raise QueueFull("the server is shutting down")
             if len(self._pending) >= self.max_queue:
                 raise QueueFull(f"the queue is full ({self.max_queue} jobs waiting); wait for one to finish")
-            job = Job(id="j" + uuid.uuid4().hex[:10], scenario=scenario, cost=job_cost(scenario),
-                      total=scenario.simulation.days * scenario.simulation.replicates)
+            job = Job(
+                id="j" + uuid.uuid4().hex[:10],
+                scenario=scenario,
+                cost=job_cost(scenario),
+                total=scenario.simulation.days * scenario.simulation.replicates,
+            )
             self._jobs[job.id] = job
             self._pending.append(job)
             self._forget_old()
@@ -194,7 +215,7 @@ class JobQueue:
 
     def _forget_old(self) -> None:
         finished = [j for j in self._jobs.values() if j.status in FINISHED]
-        for j in finished[:max(0, len(finished) - KEEP_FINISHED)]:
+        for j in finished[: max(0, len(finished) - KEEP_FINISHED)]:
             del self._jobs[j.id]
 
     # -- the worker thread ---------------------------------------------------------------------------
@@ -243,8 +264,12 @@ class JobQueue:
             return
         job.run_id = run_id
         receiver, sender = self._ctx.Pipe(duplex=False)
-        proc = self._ctx.Process(target=self.target, name=f"defection-job-{job.id}", daemon=True,
-                                 args=(str(self.db_path), run_id, job.scenario.canonical_json(), sender))
+        proc = self._ctx.Process(
+            target=self.target,
+            name=f"defection-job-{job.id}",
+            daemon=True,
+            args=(str(self.db_path), run_id, job.scenario.canonical_json(), sender),
+        )
         proc.start()
         sender.close()
         self._proc = proc
@@ -277,8 +302,9 @@ class JobQueue:
         if done and proc.exitcode == 0:
             self._finish(job, "complete")
         else:
-            self._finish(job, "failed", error or f"the job process exited with code {proc.exitcode} before the "
-                         "run completed")
+            self._finish(
+                job, "failed", error or f"the job process exited with code {proc.exitcode} before the run completed"
+            )
 
     @staticmethod
     def _stop_process(proc: Any) -> None:

@@ -35,7 +35,7 @@ def layout(title: str, page: str, body: str) -> str:
 </head>
 <body data-page="{_e(page)}">
 <header class="top"><a class="brand" href="/">defection-lab</a>
-<nav><a href="/"{_here(page, 'runs')}>Runs</a><a href="/new"{_here(page, 'new')}>New run</a></nav>
+<nav><a href="/"{_here(page, "runs")}>Runs</a><a href="/new"{_here(page, "new")}>New run</a></nav>
 </header>
 <main>
 {body}
@@ -64,9 +64,12 @@ def runs_page(rows: list[dict[str, Any]], limits: dict[str, Any]) -> str:
         body_rows = []
         for r in rows:
             rid, status = _e(r["run_id"]), str(r["status"])
-            link = (f'<a href="/runs/{rid}" class="run-link">{rid}</a>' if status == "complete" else rid)
-            box = (f'<input type="checkbox" name="run" value="{rid}" aria-label="select {rid} for comparison">'
-                   if status == "complete" else "")
+            link = f'<a href="/runs/{rid}" class="run-link">{rid}</a>' if status == "complete" else rid
+            box = (
+                f'<input type="checkbox" name="run" value="{rid}" aria-label="select {rid} for comparison">'
+                if status == "complete"
+                else ""
+            )
             created = _e(str(r["created_at"] or "")[:16].replace("T", " "))
             body_rows.append(
                 f'<tr data-run-id="{rid}" data-status="{_e(status)}"><td class="sel">{box}</td>'
@@ -74,11 +77,12 @@ def runs_page(rows: list[dict[str, Any]], limits: dict[str, Any]) -> str:
                 f'<td><span class="badge {STATUS_CLASS.get(status, "")}">{_e(status)}</span></td>'
                 f'<td>{_e(r["kind"])}</td><td class="name">{_e(r["scenario_name"])}</td><td class="num">{created}</td>'
                 f'<td class="num">{_count(r["agents"])}</td><td class="num">{_count(r["days"])} × '
-                f'{_count(r["replicates"])}</td><td class="num">{_seconds(r["wall_seconds"])}</td></tr>')
+                f'{_count(r["replicates"])}</td><td class="num">{_seconds(r["wall_seconds"])}</td></tr>'
+            )
         table = f"""<form id="compare-form" method="get" action="/compare">
 <div class="toolbar"><button type="submit" id="compare-button" disabled>Compare selected</button>
 <span class="hint" id="compare-hint">Tick two or more complete runs to compare them
-(at most {limits['max_compare']}).</span></div>
+(at most {limits["max_compare"]}).</span></div>
 <table class="runs">
 <thead><tr><th class="sel"></th><th>run</th><th>status</th><th>kind</th><th>scenario</th>
 <th class="num">created (UTC)</th><th class="num">agents</th>
@@ -90,37 +94,47 @@ def runs_page(rows: list[dict[str, Any]], limits: dict[str, Any]) -> str:
 </form>"""
     else:
         table = '<p class="empty">No runs in this database yet. <a href="/new">Create one</a>.</p>'
-    return layout("Runs", "runs", f"""<div class="head"><h1>Runs</h1><a class="button" href="/new">New run</a></div>
+    return layout(
+        "Runs",
+        "runs",
+        f"""<div class="head"><h1>Runs</h1><a class="button" href="/new">New run</a></div>
 <section id="jobs" class="jobs" hidden><h2>Jobs on this server</h2><table class="jobs-table"><thead><tr><th>job</th>
 <th>status</th><th>scenario</th><th>progress</th><th></th></tr></thead><tbody></tbody></table></section>
-<p class="sub">{len(rows)} run{'s' if len(rows) != 1 else ''}, newest first. Open a complete run for its report.</p>
-{table}""")
+<p class="sub">{len(rows)} run{"s" if len(rows) != 1 else ""}, newest first. Open a complete run for its report.</p>
+{table}""",
+    )
 
 
 def _field_row(f: form.FormField) -> str:
     path = _e(f.path)
-    common = (f'name="{path}" id="f-{path}" data-kind="{f.kind}" data-default="{_e(f.default_text)}" '
-              f'aria-describedby="e-{path}"')
+    common = (
+        f'name="{path}" id="f-{path}" data-kind="{f.kind}" data-default="{_e(f.default_text)}" '
+        f'aria-describedby="e-{path}"'
+    )
     if f.kind == "bool":
         checked = " checked" if f.default else ""
         control = f'<input type="checkbox" {common}{checked}>'
     elif f.kind == "choice":
-        opts = "".join(f'<option value="{_e(c)}"{" selected" if c == f.default else ""}>{_e(c)}</option>'
-                       for c in f.choices)
+        opts = "".join(
+            f'<option value="{_e(c)}"{" selected" if c == f.default else ""}>{_e(c)}</option>' for c in f.choices
+        )
         control = f"<select {common}>{opts}</select>"
     elif f.kind == "text":
         control = f'<textarea {common} rows="2" maxlength="{form.MAX_TEXT}">{_e(f.default)}</textarea>'
     else:
         mode = ' inputmode="decimal"' if f.kind in ("int", "float") else ""
-        control = (f'<input type="text" {common} value="{_e(f.default_text)}"{mode} autocomplete="off" '
-                   f'spellcheck="false">')
-    return (f'<tr class="field" data-path="{path}"><th scope="row"><label for="f-{path}" title="{_e(f.doc)}">'
-            f'{_e(f.label)}</label><div class="doc">{_e(f.doc)}</div></th><td class="value">{control}</td>'
-            f'<td class="unit">{_e(f.unit)}</td><td class="range">{_e(f.range_text)}</td>'
-            f'<td class="default">{_e(f.default_text if f.kind != "text" else "(see text)")}</td>'
-            f'<td class="source">{_e(f.source)}</td></tr>\n'
-            f'<tr class="error-row" hidden><td colspan="6"><div class="error" id="e-{path}" data-for="{path}" '
-            f'role="alert"></div></td></tr>')
+        control = (
+            f'<input type="text" {common} value="{_e(f.default_text)}"{mode} autocomplete="off" spellcheck="false">'
+        )
+    return (
+        f'<tr class="field" data-path="{path}"><th scope="row"><label for="f-{path}" title="{_e(f.doc)}">'
+        f'{_e(f.label)}</label><div class="doc">{_e(f.doc)}</div></th><td class="value">{control}</td>'
+        f'<td class="unit">{_e(f.unit)}</td><td class="range">{_e(f.range_text)}</td>'
+        f'<td class="default">{_e(f.default_text if f.kind != "text" else "(see text)")}</td>'
+        f'<td class="source">{_e(f.source)}</td></tr>\n'
+        f'<tr class="error-row" hidden><td colspan="6"><div class="error" id="e-{path}" data-for="{path}" '
+        f'role="alert"></div></td></tr>'
+    )
 
 
 def new_run_page(limits: dict[str, Any]) -> str:
@@ -136,11 +150,14 @@ def new_run_page(limits: dict[str, Any]) -> str:
 </tbody></table>
 </details>""")
     max_days = f"{limits['max_agent_days']:,}"
-    return layout("New run", "new", f"""<div class="head"><h1>New run</h1></div>
+    return layout(
+        "New run",
+        "new",
+        f"""<div class="head"><h1>New run</h1></div>
 <p class="sub">Every field starts at the default scenario's value (the proposal); only the fields you change are
 sent. Values are checked as you type, by the same rules and with the same messages as <code>defection run</code> and
 <code>defection check</code>. The run is queued and simulated in the background; this server runs jobs of at most
-{max_days} agent-days (agents × days × replicates) and queues at most {limits['max_queue']}.</p>
+{max_days} agent-days (agents × days × replicates) and queues at most {limits["max_queue"]}.</p>
 <form id="new-run" novalidate>
 <div id="summary" class="summary" role="status"><span id="estimate"></span></div>
 <div id="form-errors" class="form-errors" role="alert" hidden></div>
@@ -148,12 +165,16 @@ sent. Values are checked as you type, by the same rules and with the same messag
 <div class="submit-bar"><button type="submit" id="submit">Run simulation</button>
 <button type="button" id="reset" class="secondary">Reset to defaults</button>
 <span class="hint" id="changed-count">no changes: the default scenario</span></div>
-</form>""")
+</form>""",
+    )
 
 
 def job_page(job_id: str) -> str:
     jid = _e(job_id)
-    return layout(f"Job {job_id}", "job", f"""<div class="head"><h1>Job <span class="mono">{jid}</span></h1></div>
+    return layout(
+        f"Job {job_id}",
+        "job",
+        f"""<div class="head"><h1>Job <span class="mono">{jid}</span></h1></div>
 <section id="job" class="job" data-job-id="{jid}">
 <p class="status-line"><span class="badge" id="job-status">…</span> <span id="job-name"></span>
 <span id="job-size" class="hint"></span></p>
@@ -163,10 +184,15 @@ def job_page(job_id: str) -> str:
 <p id="job-error" class="error" hidden></p>
 <p id="job-done" hidden><a class="button" id="report-link" href="#">Open the report</a>
 <a href="/">All runs</a></p>
-</section>""")
+</section>""",
+    )
 
 
 def error_page(status: int, detail: str) -> str:
-    return layout(f"Error {status}", "error", f"""<div class="head"><h1>Error {status}</h1></div>
+    return layout(
+        f"Error {status}",
+        "error",
+        f"""<div class="head"><h1>Error {status}</h1></div>
 <pre class="error-detail">{_e(detail)}</pre>
-<p><a href="/">Back to the runs</a></p>""")
+<p><a href="/">Back to the runs</a></p>""",
+    )
