@@ -1,0 +1,45 @@
+"""Bit-identity: a fixed-seed run reproduces, exactly, what the code produced before the package was re-laid-out.
+
+The golden file was written by the pre-refactor code (commit 71f8823) from
+``defection run --agents 20000 --days 60 --replicates 3 --seed 1 --json``: the printed object (less its run id) and
+the SHA-256 of every daily series stored in the database. A refactoring must leave both unchanged to the last bit;
+a deliberate model change regenerates the file with ``DEFECTION_UPDATE_GOLDEN=1`` and says why in its commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from defection.store import ResultsDB
+from tests.conftest import cli
+
+GOLDEN = Path(__file__).parent / "golden" / "bit_identity_run.json"
+
+
+def sha256(values: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(values, dtype=np.float64).tobytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_fixed_seed_run_is_bit_identical_to_golden(tmp_path: Path) -> None:
+    db = tmp_path / "g.duckdb"
+    args = ("run", "--agents", "20000", "--days", "60", "--replicates", "3", "--seed", "1", "--json", "--db", str(db))
+    proc = cli(*args, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    printed = json.loads(proc.stdout)
+    run_id = printed.pop("run_id")
+    daily = ResultsDB(db).daily(run_id)
+    now = {"run": printed, "daily_sha256": {c: sha256(daily[c].to_numpy(dtype=np.float64)) for c in daily.columns}}
+    if os.environ.get("DEFECTION_UPDATE_GOLDEN") == "1":
+        GOLDEN.write_text(json.dumps(now, indent=1, sort_keys=True) + "\n")
+    stored = json.loads(GOLDEN.read_text())
+    assert now["run"] == stored["run"]  # exact: floats survive JSON's repr round trip
+    assert now["daily_sha256"].keys() == stored["daily_sha256"].keys()
+    changed = [c for c, h in stored["daily_sha256"].items() if now["daily_sha256"][c] != h]
+    assert not changed, f"daily series changed: {changed}"
