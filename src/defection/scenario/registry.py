@@ -77,7 +77,7 @@ def registry_markdown() -> str:
     lines = [
         "# Parameters",
         "",
-        "Generated from `src/defection/scenario.py` (the parameter registry) by "
+        "Generated from `src/defection/scenario/schema.py` (the parameter registry) by "
         "`defection params --markdown > docs/parameters.md`; do not edit by hand. A test fails if it is stale.",
         "",
         "| parameter | default | unit | range | source | meaning |",
