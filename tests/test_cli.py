@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from defection.model.outcomes import OUTCOMES
+from defection.model.outputs import OUTCOMES
 from defection.store import ResultsDB
 
 from .conftest import ROOT, cli, wait_for_running

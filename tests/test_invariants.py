@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from defection import simulate
-from defection.model.dynamics import SERIES
+from defection.model.outputs import SERIES
 
 from .conftest import ROOT, no_offer, scenario
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from defection import simulate
-from defection.model.economics import PROGRAMME_COMPONENTS
+from defection.model.outputs import PROGRAMME_COMPONENTS
 from defection.scenario import ScenarioError, load_scenario
 
 from .conftest import cli, scenario

@@ -13,8 +13,7 @@ import pytest
 
 import defection
 from defection.engine import RunResult
-from defection.model.dynamics import SERIES
-from defection.model.outcomes import OUTCOMES
+from defection.model.outputs import OUTCOMES, SERIES
 from defection.store import DEFAULT_DB, ResultsDB, ResultsError, RunMeta, RunNotFound
 
 REPLICATES, DAYS = 2, 5

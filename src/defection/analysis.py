@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from defection.model.outcomes import OPEN_ENDED, OUTCOMES
+from defection.model.outputs import OPEN_ENDED, OUTCOMES
 
 
 def quantiles(values: np.ndarray, open_ended: bool) -> tuple[float, float, float, float]:

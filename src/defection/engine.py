@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from defection.analysis import interval_table, json_number
-from defection.model.dynamics import PHASES, SERIES, run_replicate
+from defection.model.dynamics import PHASES, run_replicate
 from defection.model.outcomes import replicate_outcomes
+from defection.model.outputs import SERIES
 from defection.model.parameters import engine_params
 from defection.model.population import simulated_agents
 from defection.model.regime import Levers, candidate_levers

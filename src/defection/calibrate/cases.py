@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from defection.model.outcomes import OUTCOMES
+from defection.model.outputs import OUTCOMES
 from defection.scenario import (
     Problem,
     Scenario,

@@ -114,7 +114,7 @@ def fmt(name: str, v: float | None) -> str:
 
 
 def outcome_table(rows: list[dict[str, Any]], title: str) -> Table:
-    from defection.model.outcomes import OUTCOMES
+    from defection.model.outputs import OUTCOMES
 
     table = Table(title=title, title_justify="left")
     table.add_column("outcome", no_wrap=True)

@@ -130,7 +130,7 @@ def _changes(factors: list[Factor], units: np.ndarray) -> list[dict[str, Any]]:
 
 
 def _check_outcome(name: str, option: str) -> None:
-    from defection.model.outcomes import OUTCOMES
+    from defection.model.outputs import OUTCOMES
 
     if name not in OUTCOMES:
         _fail(f"{option} {name!r} is not an outcome; allowed: {', '.join(OUTCOMES)}")
@@ -261,7 +261,7 @@ def optimize_command(
 ) -> None:
     from defection.explore import optimize as opt
     from defection.explore.design import base_json, settings
-    from defection.model.outcomes import OPEN_ENDED
+    from defection.model.outputs import OPEN_ENDED
 
     spec, base = _load(spec_path)
     _check_outcome(target_outcome, "--target-outcome")

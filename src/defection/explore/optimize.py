@@ -222,7 +222,7 @@ def score_package(results: list[dict[str, Any]], problem: Problem) -> Scored:
 
 def _summary(name: str, v: np.ndarray) -> dict[str, float | None]:
     from defection.analysis import quantiles
-    from defection.model.outcomes import OPEN_ENDED
+    from defection.model.outputs import OPEN_ENDED
 
     med, lo, hi, mean = quantiles(v, name in OPEN_ENDED)
     stats = {"median": med, "p05": lo, "p95": hi, "mean": mean}

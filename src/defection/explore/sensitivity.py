@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from defection.explore.spec import Spec
-from defection.model.outcomes import OPEN_ENDED, OUTCOMES
+from defection.model.outputs import OPEN_ENDED, OUTCOMES
 
 Method = Literal["sobol", "morris"]
 METHODS: tuple[Method, ...] = ("sobol", "morris")

@@ -46,7 +46,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from defection.model.outcomes import OUTCOMES
+from defection.model.outputs import OUTCOMES
 from defection.scenario import Problem, Scenario, ScenarioError, iter_params, load_scenario, problems_from_file_errors
 from defection.scenario.errors import _MISSING
 

@@ -13,8 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from defection.model import rng
-from defection.model.parameters import EngineParams
-from defection.model.population import (
+from defection.model.outputs import (
     ARRIVED,
     C_ARRIVED,
     C_ARRIVED_TYPE,
@@ -29,6 +28,7 @@ from defection.model.population import (
     QUEUED,
     SERVING,
 )
+from defection.model.parameters import EngineParams
 
 LIFE_YEARS_FOR_VSLY = 40.0  # remaining life used to annuitise VSL into a life-year value (assumption)
 

@@ -20,38 +20,31 @@ from numba import njit, prange
 
 from defection.model import rng
 from defection.model.decision import credibility, death_hazard, decide, decide_threshold
-from defection.model.economics import (
-    PROGRAMME_COMPONENTS,
-    REGIME_COMPONENTS,
-    ProgrammeFlows,
-    RegimeLeverCost,
-    programme_costs,
-    regime_costs,
-)
+from defection.model.economics import ProgrammeFlows, RegimeLeverCost, programme_costs, regime_costs
 from defection.model.information import spread_awareness, update_company_signals
-from defection.model.parameters import MODE_THRESHOLD, EngineParams
-from defection.model.population import (
+from defection.model.outputs import (
     C_ARRIVED,
-    C_ARRIVED_PROGRAMME,
-    C_ARRIVED_TYPE,
-    C_ATTEMPTS,
-    C_CAUGHT,
     C_CONTACTS,
-    C_DETECTED_WAITING,
-    C_EXECUTED,
     C_EXTRACTED,
     C_KILLED,
-    C_KILLED_X,
     C_PAID,
     C_REJECTED,
     C_REPLACED,
     C_WOUNDED,
+    COL,
+    COUNT_SERIES,
     KILLED,
     N_COUNTERS,
-    NEVER,
+    PROGRAMME_COMPONENTS,
     QUEUED,
+    SERIES,
     SERVING,
+    STRENGTH_QUANTILES,
     WOUNDED,
+)
+from defection.model.parameters import MODE_THRESHOLD, EngineParams
+from defection.model.population import (
+    NEVER,
     Population,
     draw_soldier,
     present,
@@ -70,8 +63,8 @@ from defection.model.programme import (
     undetected,
     update_offer,
 )
-from defection.model.regime import LEVER_NAMES, Levers, adaptive_update, apply_levers, exit_ratio, initial_levers
-from defection.scenario import TYPE_NAMES, Scenario
+from defection.model.regime import Levers, adaptive_update, apply_levers, exit_ratio, initial_levers
+from defection.scenario import Scenario
 
 PHASES = (
     "exogenous",
@@ -85,47 +78,6 @@ PHASES = (
     "economics",
     "record",
 )
-COUNT_SERIES = {
-    "contacts": C_CONTACTS,
-    "attempts": C_ATTEMPTS,
-    "arrived": C_ARRIVED,
-    "arrived_programme": C_ARRIVED_PROGRAMME,
-    "paid": C_PAID,
-    "rejected": C_REJECTED,
-    "extracted": C_EXTRACTED,
-    "caught": C_CAUGHT,
-    "detected_waiting": C_DETECTED_WAITING,
-    "executed": C_EXECUTED,
-    "killed_crossing": C_KILLED_X,
-    "killed_in_action": C_KILLED,
-    "wounded": C_WOUNDED,
-    "replaced": C_REPLACED,
-    **{f"arrived_{name}": C_ARRIVED_TYPE + k for k, name in enumerate(TYPE_NAMES)},
-}
-STRENGTH_QUANTILES = (10, 25, 50, 75, 90)
-"""Percentiles of company strength (eq. 22, present over establishment) recorded every day."""
-SERIES = (
-    "offer_usd",
-    "programme_open",
-    "serving",
-    "queued",
-    "aware",
-    *COUNT_SERIES,
-    "fraud_claimants",
-    "fraud_paid",
-    "credibility",
-    "strength_share",
-    "units_ineffective_share",
-    *(f"unit_strength_p{q}" for q in STRENGTH_QUANTILES),
-    "programme_cost",
-    "programme_cost_pv",
-    *(f"cost_{c}_pv" for c in PROGRAMME_COMPONENTS),
-    "regime_cost",
-    *(f"regime_{c}" for c in REGIME_COMPONENTS),
-    *LEVER_NAMES,
-)
-COL = {name: k for k, name in enumerate(SERIES)}
-"""Daily series. Counts are in represented soldiers (agents × soldiers per agent); money in USD."""
 
 
 @njit(cache=True, parallel=True)

@@ -9,23 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from defection.model.outputs import PROGRAMME_COMPONENTS
 from defection.scenario import Scenario
-
-PROGRAMME_COMPONENTS = (
-    "cash_now",
-    "cash_deferred",
-    "topup",
-    "trip",
-    "resettlement",
-    "education",
-    "protection",
-    "pow_upkeep",
-    "screening",
-    "extraction",
-    "communications",
-    "fraud",
-)
-REGIME_COMPONENTS = ("pay_rise", "monitors", "blocking", "propaganda")
 
 
 def discount_factor(rate: float, years: float) -> float:

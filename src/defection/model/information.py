@@ -13,8 +13,8 @@ import numpy as np
 from numba import njit, prange
 
 from defection.model import rng
+from defection.model.outputs import C_ARRIVED, C_DETECTED_WAITING, C_KILLED_X, SERVING
 from defection.model.parameters import EngineParams
-from defection.model.population import C_ARRIVED, C_DETECTED_WAITING, C_KILLED_X, SERVING
 
 
 @njit(cache=True, inline="always")

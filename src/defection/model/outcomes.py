@@ -1,4 +1,8 @@
-"""The outcomes of one replicate, computed from its daily series (docs/model.md §7)."""
+"""The outcomes of one replicate, computed from its daily series (docs/model.md §Outcomes).
+
+The outcomes are declared (names, descriptions, which are open-ended) in ``model.outputs``; this module computes
+them.
+"""
 
 from __future__ import annotations
 
@@ -6,49 +10,9 @@ import math
 
 import numpy as np
 
-from defection.model.dynamics import COL
 from defection.model.economics import budget_total, regime_loss
+from defection.model.outputs import COL, DERIVED_OUTCOMES
 from defection.scenario import TYPE_NAMES, Scenario
-
-OUTCOMES = {
-    "defected": "Soldiers who reached the other side (represented force).",
-    "defected_share": "Defected as a share of the initial force.",
-    "attempts": "Crossings attempted (directly, or extracted by the programme).",
-    "contacts": "Soldiers who contacted the programme and joined its queue.",
-    "defected_programme_share": "Share of the initial force that arrived through the programme's extraction.",
-    "caught": "Caught by their own side (crossing or while waiting), executions included.",
-    "caught_share": "Caught as a share of the initial force (a detected-exit flow, e.g. desertion prosecutions).",
-    "detected_waiting": "Caught while waiting for extraction.",
-    "executed": "Caught and summarily executed.",
-    "killed_crossing": "Killed while crossing.",
-    "queued_final": "Still waiting for extraction on the last day.",
-    "paid_defectors": "Genuine defectors verified and paid.",
-    "rejected": "Genuine defectors rejected by screening (not paid).",
-    "fraud_claimants": "Impersonators, infiltrators and repeat claimants screened.",
-    "fraud_paid": "Fraudulent claimants who passed screening and were paid.",
-    "killed_in_action": "Soldiers killed in combat.",
-    "wounded": "Soldiers evacuated wounded.",
-    "replaced": "Replacements who arrived in depleted companies.",
-    "aware_share": "Share of serving soldiers who know the offer, final day.",
-    "credibility": "Mean believed probability that promises are kept, final day.",
-    "strength_remaining_share": "Soldiers present over establishment, final day.",
-    "units_ineffective_share": "Share of companies below the combat-ineffective threshold, final day.",
-    "units_ineffective_peak_share": "Largest daily share of combat-ineffective companies.",
-    "offer_final_usd": "Cash offer on the last day (0 if the programme closed).",
-    "offer_max_usd": "Highest cash offer during the run.",
-    "days_to_target": "First day the defected share reached programme.target_share (none: not reached).",
-    "programme_cost_usd": "Programme cost, present value at day 0 (USD).",
-    "programme_cost_nominal_usd": "Programme cost, undiscounted (USD).",
-    "cost_per_genuine_defector_usd": "Programme cost (present value) per paid genuine defector.",
-    "fraud_losses_usd": "Payments to fraudulent claimants, present value.",
-    "budget_share": "Programme cost as a share of the budget sources.",
-    "regime_cost_usd": "What the regime's counter-measures cost it (USD).",
-    "regime_loss_usd": "The regime's loss: soldier value × defectors + counter-measure cost (eq. 32).",
-    "monitors_final": "Monitors per soldier on the last day.",
-    "pay_final_usd_month": "Soldier pay on the last day (USD/month).",
-    **{f"defected_share_{t}": f"Share of {t} soldiers who defected." for t in TYPE_NAMES},
-}
-OPEN_ENDED = {"days_to_target", "cost_per_genuine_defector_usd"}  # 'never' is +inf, shown as none
 
 
 def first_day_reaching(cumulative: np.ndarray, level: float) -> float:
@@ -58,7 +22,8 @@ def first_day_reaching(cumulative: np.ndarray, level: float) -> float:
 
 
 def replicate_outcomes(daily: np.ndarray, sc: Scenario) -> dict[str, float]:
-    """The outcomes of one replicate from its daily series (counts already in represented soldiers)."""
+    """The outcomes of one replicate from its daily series (counts already in represented soldiers), in the
+    order of ``outputs.OUTCOMES``: the built-in ones, then those added with ``outputs.add_outcome``."""
     n = sc.force.soldiers
     tot = daily.sum(axis=0)
     last = daily[-1]
@@ -108,4 +73,6 @@ def replicate_outcomes(daily: np.ndarray, sc: Scenario) -> dict[str, float]:
     for k, name in enumerate(TYPE_NAMES):
         share = sc.force.types.ordered()[k][1].share
         out[f"defected_share_{name}"] = tot[COL[f"arrived_{name}"]] / (n * share) if share > 0 else 0.0
+    for name, derive in DERIVED_OUTCOMES.items():
+        out[name] = derive(daily, sc)
     return {k: float(v) for k, v in out.items()}

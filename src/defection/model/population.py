@@ -15,32 +15,10 @@ import numpy as np
 from numba import njit, prange
 
 from defection.model import rng
+from defection.model.outputs import QUEUED, SERVING
 from defection.model.parameters import EngineParams
 
-# Soldier status codes (model-reference §2.1). SERVING and QUEUED (waiting for extraction by the programme)
-# are present in the unit; every other status has left it.
-SERVING, ARRIVED, CAUGHT, EXECUTED, KILLED_CROSSING, KILLED, WOUNDED, QUEUED = 0, 1, 2, 3, 4, 5, 6, 7
 NEVER = np.int32(2**31 - 1)
-
-# Daily per-company counters (columns of the `counts` array every phase adds to).
-(
-    C_ATTEMPTS,
-    C_ARRIVED,
-    C_CAUGHT,
-    C_EXECUTED,
-    C_KILLED_X,
-    C_KILLED,
-    C_WOUNDED,
-    C_REPLACED,
-    C_CONTACTS,
-    C_DETECTED_WAITING,
-    C_ARRIVED_PROGRAMME,
-    C_PAID,
-    C_REJECTED,
-) = range(13)
-C_ARRIVED_TYPE = 13  # + type index (5 types)
-C_EXTRACTED = 18
-N_COUNTERS = 19
 
 
 @njit(cache=True, inline="always")

@@ -15,8 +15,7 @@ from numba import njit
 
 from defection.model import rng
 from defection.model.decision import HORIZONS, crossing_death_probability
-from defection.model.parameters import EngineParams
-from defection.model.population import (
+from defection.model.outputs import (
     ARRIVED,
     C_ARRIVED,
     C_ARRIVED_PROGRAMME,
@@ -34,6 +33,7 @@ from defection.model.population import (
     KILLED_CROSSING,
     QUEUED,
 )
+from defection.model.parameters import EngineParams
 from defection.scenario import Scenario
 
 ANNOUNCED_RULES = ("announced_escalation", "ratchet_topup", "adaptive")

@@ -15,17 +15,6 @@ from scipy.stats import qmc
 from defection.model.parameters import EngineParams, reach_with_blocking
 from defection.scenario import Scenario
 
-LEVER_NAMES = (
-    "monitors",
-    "blocking",
-    "propaganda",
-    "family_reprisal",
-    "execution",
-    "sentence",
-    "infiltration",
-    "pay_usd_month",
-)
-
 
 @dataclass(frozen=True)
 class Levers:

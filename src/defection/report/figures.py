@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from defection.model.regime import LEVER_NAMES
+from defection.model.outputs import LEVER_NAMES
 from defection.report.format import fmt_interval, fmt_value
 from defection.report.series import bands, median_across, replicate_peaks, replicate_totals, summarise
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import plotly.graph_objects as go
 
 from defection.model.economics import budget_total
-from defection.model.outcomes import OUTCOMES
+from defection.model.outputs import OUTCOMES
 from defection.report import explore_figures as ef
 from defection.report import figures as rf
 from defection.report.changes import Change, changed_parameters, scenario_of, shown

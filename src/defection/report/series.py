@@ -5,25 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from defection.model.dynamics import COUNT_SERIES
-
 BAND_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 """The quantiles across replicates drawn by every time-series figure: 90% band, 50% band, median."""
-
-FLOW_SERIES = frozenset(COUNT_SERIES) | {
-    "fraud_claimants",
-    "fraud_paid",
-    "programme_cost",
-    "programme_cost_pv",
-    "regime_cost",
-}
-"""Series that are daily flows (summed over days): the engine's daily counters, fraud and costs; the rest are
-stocks or states (read on a day)."""
-
-
-def is_flow(name: str) -> bool:
-    """Whether a daily series is a flow (to be cumulated) rather than a stock or state."""
-    return name in FLOW_SERIES or name.startswith(("arrived_", "cost_", "regime_"))
 
 
 def matrix(daily: pd.DataFrame, column: str, cumulative: bool = False) -> pd.DataFrame:

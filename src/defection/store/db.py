@@ -22,16 +22,21 @@ from typing import TYPE_CHECKING, Any, Literal
 import duckdb
 import pandas as pd
 
-from defection.model.dynamics import SERIES
-from defection.model.outcomes import OUTCOMES
+from defection.model.outputs import OUTCOMES, SERIES
 
 if TYPE_CHECKING:
     from defection.engine import RunResult
     from defection.scenario import Scenario
 
 DEFAULT_DB = "defection.duckdb"
-SCHEMA_VERSION = 3  # 3: daily unit_strength_p10…p90
-STATUSES = ("running", "complete", "failed", "interrupted")
+SCHEMA_VERSION = 3
+"""The layout of the tables. A database of an older version down to ``OLDEST_READABLE_VERSION`` is brought up to
+date in place when opened; a newer or older one is refused. Adding a daily series or an outcome (declared in
+``model.outputs``) does not change the version: the ``daily`` table's series columns are derived from
+``outputs.SERIES`` and missing ones are added on opening (``add_missing_columns``); outcomes are stored in long
+form (one row per outcome), so a new outcome needs no column. Bump the version only for a change that old
+files cannot be brought up to by adding columns."""
+OLDEST_READABLE_VERSION = 2  # 2 → 3 added daily series (unit_strength_p10…p90), which adding columns repairs
 LOCK_WAIT_SECONDS = 10.0
 
 LIST_COLUMNS = (
@@ -75,19 +80,25 @@ _SCHEMA = [
 SWEEP_STATS = ("mean", "median", "p05", "p95")
 
 
-def upgrade_2_to_3(con: duckdb.DuckDBPyConnection) -> None:
-    """Schema 2 → 3: add the daily series that schema 2 lacked (the company-strength percentiles), NULL for
-    the runs already stored, in one transaction."""
-    have = {
-        r[0]
-        for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'daily'").fetchall()
-    }
+def missing_series(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The declared daily series (``outputs.SERIES``) that the open database's ``daily`` table has no column for."""
+    rows = con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'daily'").fetchall()
+    have = {r[0] for r in rows}
+    return [name for name in SERIES if name not in have]
+
+
+def add_missing_columns(con: duckdb.DuckDBPyConnection, missing: list[str]) -> None:
+    """Add the `missing` daily series as columns, NULL for the runs already stored, and record the current schema
+    version, in one transaction."""
     con.execute("BEGIN TRANSACTION")
-    for name in SERIES:
-        if name not in have:
+    try:
+        for name in missing:
             con.execute(f"ALTER TABLE daily ADD COLUMN {name} DOUBLE")
-    con.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
-    con.execute("COMMIT")
+        con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
 
 
 class ResultsError(Exception):
@@ -187,13 +198,13 @@ class ResultsDB:
             row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
                 con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-            elif int(row[0]) == 2 and SCHEMA_VERSION == 3:
-                upgrade_2_to_3(con)
-            elif int(row[0]) != SCHEMA_VERSION:
+            elif not OLDEST_READABLE_VERSION <= int(row[0]) <= SCHEMA_VERSION:
                 raise ResultsError(
                     f"results database {self.path} has schema version {row[0]}; this version of "
                     f"defection-lab uses {SCHEMA_VERSION}. Use a new file with --db"
                 )
+            elif (missing := missing_series(con)) or int(row[0]) < SCHEMA_VERSION:
+                add_missing_columns(con, missing)  # a series declared since the file was written
 
     # -- connections -------------------------------------------------------------------------------
 
