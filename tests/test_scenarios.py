@@ -125,3 +125,16 @@ def test_bad_command_line_overrides_are_reported(tmp_path: Path) -> None:
     r = cli("run", "--days", "0", "--db", str(tmp_path / "x.duckdb"))
     assert r.returncode == 2 and "simulation.days" in r.stderr and "[1, 3650]" in r.stderr
     assert not (tmp_path / "x.duckdb").exists()
+
+
+def test_every_shared_range_fits_its_parameter() -> None:
+    """Calibration priors and the claims' sensitivity ranges are one type, checked against the registry."""
+    from defection.claims import SENSITIVE
+    from defection.scenario.ranges import CALIBRATED, Range
+
+    for r in (*CALIBRATED, *SENSITIVE):
+        assert r.problems() == [], r
+    assert Range("offer.cash_usd", 10.0, 1.0).problems() == ["low = 10 must be below high = 1"]
+    assert "is not a scenario parameter" in Range("offer.nothing", 0.0, 1.0).problems()[0]
+    assert "needs low > 0" in Range("offer.cash_usd", 0.0, 1.0, log=True).problems()[0]
+    assert "leaves the parameter's allowed range" in Range("crossing.killed_crossing_base", 0.1, 2.0).problems()[0]

@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 
 from defection.engine import RunResult, simulate
-from defection.scenario import Scenario, iter_params, with_changes
+from defection.scenario import Scenario, with_changes
 from defection.scenario.posterior import Posterior
+from defection.scenario.ranges import Range
+from defection.scenario.registry import registry
 
-_RANGES = {p.path: (p.lo, p.hi) for p in iter_params()}
 MASS_SHARE = 0.10  # Lyall [S8]: mass desertion is ≥10% of the fielded force
 STOPPED_UNITS = 0.30  # share of companies combat-ineffective that we call "stopped in its tracks" (assumption)
 
@@ -95,14 +96,14 @@ ALTERNATIVES: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 # Uncertain parameters moved to their plausible low/high ends to find what decides a verdict.
-SENSITIVE: dict[str, tuple[float, float]] = {
-    "credibility.prior_alpha": (1.0, 6.0),
-    "regime.monitors_per_soldier": (0.02, 0.1),
-    "programme.extraction_capacity_per_day": (5.0, 500.0),
-    "preferences.moral_cost_median_usd": (100_000.0, 600_000.0),
-    "crossing.killed_crossing_base": (0.02, 0.3),
-    "regime.family_reprisal_usd": (0.0, 100_000.0),
-}
+SENSITIVE: tuple[Range, ...] = (
+    Range("credibility.prior_alpha", 1.0, 6.0, why="credibility prior Beta(α, 2), calibrated (docs/model.md §7.9)"),
+    Range("regime.monitors_per_soldier", 0.02, 0.1, why="monitoring density, assumption (docs/model.md §7.3)"),
+    Range("programme.extraction_capacity_per_day", 5.0, 500.0, why="extraction capacity, assumption (§7.10)"),
+    Range("preferences.moral_cost_median_usd", 100_000.0, 600_000.0, why="moral cost m0, calibrated (§7.4)"),
+    Range("crossing.killed_crossing_base", 0.02, 0.3, why="base crossing risk, calibrated (§7.3)"),
+    Range("regime.family_reprisal_usd", 0.0, 100_000.0, why="reprisals against families, assumption (§7.4)"),
+)
 
 
 class Lab:
@@ -132,7 +133,8 @@ class Lab:
                 current = sc.model_dump(mode="json")
                 for part in path.split("."):
                     current = current[part]
-                lo, hi = _RANGES.get(path, (None, None))
+                info = registry().get(path)
+                lo, hi = (info.lo, info.hi) if info is not None else (None, None)
                 value = float(current) * float(value[1:])
                 value = min(hi, value) if hi is not None else value  # stay inside the allowed range
                 value = max(lo, value) if lo is not None else value
@@ -170,7 +172,8 @@ def verdict_from_interval(n: Number, threshold: float, what: str) -> tuple[str, 
 def deciding_parameters(lab: Lab, metric: Callable[[Lab, dict[str, Any]], float], k: int = 3) -> list[dict]:
     """The k parameters whose low/high ends move `metric` the most (one at a time, common random numbers)."""
     rows = []
-    for path, (lo, hi) in SENSITIVE.items():
+    for r in SENSITIVE:
+        path, lo, hi = r.path, r.lo, r.hi
         m_lo, m_hi = metric(lab, {path: lo}), metric(lab, {path: hi})
         rows.append(
             {

@@ -47,11 +47,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from defection.model.outputs import OUTCOMES
-from defection.scenario import Problem, Scenario, ScenarioError, iter_params, load_scenario, problems_from_file_errors
+from defection.scenario import Problem, Scenario, ScenarioError, load_scenario, problems_from_file_errors
 from defection.scenario.errors import _MISSING
+from defection.scenario.ranges import Range
+from defection.scenario.registry import registry
 
 SAMPLERS = ("lhs", "sobol", "morris", "factorial")
-_REGISTRY = {p.path: p for p in iter_params()}
 
 
 class _Strict(BaseModel):
@@ -69,7 +70,7 @@ class Factor(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Factor:
-        info = _REGISTRY.get(self.path)
+        info = registry().get(self.path)
         if info is None:
             raise ValueError(f"path = {self.path!r} is not a scenario parameter (see `defection params`)")
         if self.values is not None:
@@ -80,18 +81,17 @@ class Factor(_Strict):
             return self
         if self.low is None or self.high is None:
             raise ValueError("a numeric factor needs low and high (or a list of values)")
-        if not isinstance(info.default, int | float) or isinstance(info.default, bool):
-            raise ValueError(f"{self.path} is not numeric; list its values instead")
-        if self.low >= self.high:
-            raise ValueError(f"low = {self.low:g} must be below high = {self.high:g}")
-        if (info.lo is not None and self.low < info.lo) or (info.hi is not None and self.high > info.hi):
-            raise ValueError(
-                f"range [{self.low:g}, {self.high:g}] leaves the parameter's allowed range "
-                f"[{info.lo}, {info.hi}] {info.unit}"
-            )
-        if self.log and self.low <= 0:
-            raise ValueError(f"log = true needs low > 0, not {self.low:g}")
+        problems = self.range.problems()
+        if problems:
+            raise ValueError(problems[0])
         return self
+
+    @property
+    def range(self) -> Range:
+        """A numeric factor as the shared parameter-with-a-range type (a categorical one has none)."""
+        if self.low is None or self.high is None:
+            raise ValueError(f"{self.path} is categorical: it has values, not a range")
+        return Range(self.path, self.low, self.high, self.log)
 
     @property
     def categorical(self) -> bool:
@@ -99,7 +99,7 @@ class Factor(_Strict):
 
     @property
     def integer(self) -> bool:
-        return isinstance(_REGISTRY[self.path].default, int) and not isinstance(_REGISTRY[self.path].default, bool)
+        return isinstance(registry()[self.path].default, int) and not isinstance(registry()[self.path].default, bool)
 
     def value(self, u: float) -> Any:
         """The parameter value at position u ∈ [0, 1] of the factor's range (or its list of values)."""

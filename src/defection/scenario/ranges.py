@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from defection.scenario.registry import registry
+
 
 @dataclass(frozen=True)
 class Range:
@@ -16,8 +18,12 @@ class Range:
     path: str
     lo: float
     hi: float
-    log: bool
-    why: str
+    log: bool = False
+    why: str = ""
+
+    def problems(self) -> list[str]:
+        """Why this range cannot be used for its parameter (empty if it can)."""
+        return range_problems(self.path, self.lo, self.hi, self.log)
 
     @property
     def key(self) -> str:
@@ -52,3 +58,23 @@ CALIBRATED: tuple[Range, ...] = (
     Range("credibility.prior_alpha", 0.5, 6.0, False, "credibility prior Beta(α, 2) (model-reference §5: (1,4)–(4,1))"),
     Range("crossing.killed_crossing_base", 0.02, 0.4, False, "p^x_0, base crossing risk (model-reference §5)"),
 )
+
+
+def range_problems(path: str, lo: float, hi: float, log: bool = False) -> list[str]:
+    """What makes [lo, hi] unusable for scenario parameter `path`: an unknown or non-numeric parameter, an empty range,
+    a range that leaves the parameter's allowed range, or a log scale over values that are not all positive."""
+    info = registry().get(path)
+    if info is None:
+        return [f"path = {path!r} is not a scenario parameter (see `defection params`)"]
+    if not isinstance(info.default, int | float) or isinstance(info.default, bool):
+        return [f"{path} is not numeric; list its values instead"]
+    problems = []
+    if lo >= hi:
+        problems.append(f"low = {lo:g} must be below high = {hi:g}")
+    if (info.lo is not None and lo < info.lo) or (info.hi is not None and hi > info.hi):
+        problems.append(
+            f"range [{lo:g}, {hi:g}] leaves the parameter's allowed range [{info.lo}, {info.hi}] {info.unit}"
+        )
+    if log and lo <= 0:
+        problems.append(f"log = true needs low > 0, not {lo:g}")
+    return problems

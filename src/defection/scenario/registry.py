@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
@@ -58,6 +59,12 @@ def iter_params(
         yield ParamInfo(
             path, extra.get("unit", ""), value, extra.get("lo"), extra.get("hi"), source, info.description or ""
         )
+
+
+@cache
+def registry() -> dict[str, ParamInfo]:
+    """Every leaf parameter of the default scenario by dotted path (computed once; the schema never changes)."""
+    return {p.path: p for p in iter_params()}
 
 
 def _list_item_model(annotation: Any) -> type[BaseModel] | None:
