@@ -66,6 +66,12 @@ def daily_discount(rate_annual: float) -> float:
     return (1.0 + rate_annual) ** (-1.0 / 365.0)
 
 
+@njit(cache=True, inline="always")
+def yearly_discount(rate_annual: float) -> float:
+    """Eq. 3: yearly discount factor δ_y = 1/(1 + r)."""
+    return 1.0 / (1.0 + rate_annual)
+
+
 @njit(cache=True)
 def cash_value(
     cash: float,
@@ -80,7 +86,7 @@ def cash_value(
     """Eq. 4: R = U(φ·B) + β Σ_{τ<T_pay} δ^{T_post+τ} U((1−φ)·B/T_pay), δ = 1/(1+r) per year."""
     now = crra_utility(share_now * cash, wealth, eta)
     later_each = crra_utility((1.0 - share_now) * cash / instalments, wealth, eta)
-    d = 1.0 / (1.0 + rate)
+    d = yearly_discount(rate)
     later = 0.0
     for k in range(instalments):
         later += d ** (delay_years + k) * later_each
@@ -92,7 +98,9 @@ def asylum_value(
     income_west: float, income_home: float, present_bias: float, rate: float, working_years: float, exile_cost: float
 ) -> float:
     """Eq. 6: A = β Σ_{τ=1}^{T_life} δ^τ (Y_West − Y_RU) − E."""
-    return present_bias * annuity_factor(1.0 / (1.0 + rate), working_years) * (income_west - income_home) - exile_cost
+    return (
+        present_bias * annuity_factor(yearly_discount(rate), working_years) * (income_west - income_home) - exile_cost
+    )
 
 
 @njit(cache=True, inline="always")
@@ -106,13 +114,13 @@ def offer_value(
 @njit(cache=True, inline="always")
 def value_of_life_year(vsl: float, rate: float) -> float:
     """Eq. 8b: VSLY = VSL / Σ_{τ=1}^{40} δ^τ, the VSL spread over remaining life."""
-    return vsl / annuity_factor(1.0 / (1.0 + rate), LIFE_YEARS_FOR_VSLY)
+    return vsl / annuity_factor(yearly_discount(rate), LIFE_YEARS_FOR_VSLY)
 
 
 @njit(cache=True, inline="always")
 def prison_cost(years: float, vsly: float, year_cost_share: float, present_bias: float, rate: float) -> float:
     """Eq. 13b: cost(J) = β Σ_{τ=1}^{J} δ^τ · κ · VSLY — concave in J, so certainty beats severity."""
-    return present_bias * annuity_factor(1.0 / (1.0 + rate), years) * year_cost_share * vsly
+    return present_bias * annuity_factor(yearly_discount(rate), years) * year_cost_share * vsly
 
 
 @njit(cache=True, inline="always")
@@ -212,6 +220,41 @@ def credibility(prior_alpha: float, prior_beta: float, positive: float, negative
     """Eq. 26b: c = α/(α + β) with α = α0 + E⁺, β = β0 + E⁻."""
     a = prior_alpha + positive
     return a / (a + prior_beta + negative)
+
+
+# ----------------------------------------------------------------------------- resolution of an attempt
+@njit(cache=True, inline="always")
+def captured_status(k_exec: np.uint64, i: int, execution: float) -> int:
+    """§7.6 resolution of a caught soldier: summarily executed with probability π_exec (EXECUTED), else CAUGHT."""
+    return EXECUTED if rng.uniform(k_exec, i) < execution else CAUGHT
+
+
+@njit(cache=True, inline="always")
+def crossing_outcome(
+    i: int, p_catch: float, p_cross: float, execution: float, k_catch: np.uint64, k_cross: np.uint64, k_exec: np.uint64
+) -> int:
+    """§7.6 resolution of soldier i's crossing: caught with p^c (then executed or held), else killed crossing
+    with p^x, else ARRIVED. Returns the soldier's new status."""
+    if rng.uniform(k_catch, i) < p_catch:
+        return captured_status(k_exec, i, execution)
+    if rng.uniform(k_cross, i) < p_cross:
+        return KILLED_CROSSING
+    return ARRIVED
+
+
+@njit(cache=True, inline="always")
+def count_outcome(counts: np.ndarray, c: int, outcome: int, type_index: int) -> None:
+    """Add one resolved attempt of company c to its counters (an execution also counts as caught)."""
+    if outcome == EXECUTED:
+        counts[c, C_EXECUTED] += 1
+        counts[c, C_CAUGHT] += 1
+    elif outcome == CAUGHT:
+        counts[c, C_CAUGHT] += 1
+    elif outcome == KILLED_CROSSING:
+        counts[c, C_KILLED_X] += 1
+    elif outcome == ARRIVED:
+        counts[c, C_ARRIVED] += 1
+        counts[c, C_ARRIVED_TYPE + type_index] += 1
 
 
 # ----------------------------------------------------------------------------- the decision phase
@@ -556,20 +599,9 @@ def decide(
                     continue
                 counts[c, C_ATTEMPTS] += 1
                 left_day[i] = t
-                if rng.uniform(k_catch, i) < pc_real:
-                    if rng.uniform(k_exec, i) < p.execution_probability:
-                        status[i] = EXECUTED
-                        counts[c, C_EXECUTED] += 1
-                    else:
-                        status[i] = CAUGHT
-                    counts[c, C_CAUGHT] += 1
-                elif rng.uniform(k_cross, i) < p_cross:
-                    status[i] = KILLED_CROSSING
-                    counts[c, C_KILLED_X] += 1
-                else:
-                    status[i] = ARRIVED
-                    counts[c, C_ARRIVED] += 1
-                    counts[c, C_ARRIVED_TYPE + soldier_type[i]] += 1
+                outcome = crossing_outcome(i, pc_real, p_cross, p.execution_probability, k_catch, k_cross, k_exec)
+                status[i] = outcome
+                count_outcome(counts, c, outcome, soldier_type[i])
 
 
 @njit(cache=True, parallel=True)

@@ -29,7 +29,7 @@ from defection.model.economics import (
     regime_costs,
 )
 from defection.model.information import spread_awareness, update_company_signals
-from defection.model.parameters import MODE_THRESHOLD, EngineParams
+from defection.model.parameters import MODE_THRESHOLD, EngineParams, per_month_to_per_day
 from defection.model.population import (
     C_ARRIVED,
     C_ARRIVED_PROGRAMME,
@@ -491,9 +491,9 @@ def run_replicate(
             sc,
             RegimeLeverCost(
                 serving=present_now,
-                pay_rise_usd_day=(levers.pay_usd_month - levers0.pay_usd_month) * 12.0 / 365.0,
+                pay_rise_usd_day=per_month_to_per_day(levers.pay_usd_month - levers0.pay_usd_month),
                 extra_monitors_per_soldier=levers.monitors - levers0.monitors,
-                pay_usd_day=levers.pay_usd_month * 12.0 / 365.0,
+                pay_usd_day=per_month_to_per_day(levers.pay_usd_month),
                 blocking=levers.blocking,
                 propaganda=levers.propaganda,
             ),

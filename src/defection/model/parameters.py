@@ -117,6 +117,11 @@ class EngineParams(NamedTuple):
     ineffective_threshold: float
 
 
+def per_month_to_per_day(x: float) -> float:
+    """Unit conversion: a monthly amount as a daily one, x·12/365 (w_d of eq. 7)."""
+    return x * 12.0 / 365.0
+
+
 def channel_effective(sc: Scenario) -> np.ndarray:
     """ρ_k·(1 − b_k)·x_k for every channel, ρ_k scaled by the calibrated reach multiplier (capped at 1)."""
     m = sc.information.reach_multiplier
@@ -183,7 +188,7 @@ def engine_params(sc: Scenario) -> EngineParams:
         intensity=cb.intensity,
         replacement_rate=cb.replacement_rate,
         remaining_days=cb.remaining_exposure_days,
-        pay_day=cb.pay_usd_month * 12.0 / 365.0,
+        pay_day=per_month_to_per_day(cb.pay_usd_month),
         death_benefit=cb.death_benefit_usd,
         family_benefit_weight=cb.family_benefit_weight,
         catch_base=cr.catch_base,

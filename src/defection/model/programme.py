@@ -14,24 +14,22 @@ import numpy as np
 from numba import njit
 
 from defection.model import rng
-from defection.model.decision import HORIZONS, crossing_death_probability
+from defection.model.decision import (
+    HORIZONS,
+    captured_status,
+    count_outcome,
+    crossing_death_probability,
+    crossing_outcome,
+)
 from defection.model.parameters import EngineParams
 from defection.model.population import (
     ARRIVED,
-    C_ARRIVED,
     C_ARRIVED_PROGRAMME,
-    C_ARRIVED_TYPE,
     C_ATTEMPTS,
-    C_CAUGHT,
     C_DETECTED_WAITING,
-    C_EXECUTED,
     C_EXTRACTED,
-    C_KILLED_X,
     C_PAID,
     C_REJECTED,
-    CAUGHT,
-    EXECUTED,
-    KILLED_CROSSING,
     QUEUED,
 )
 from defection.scenario import Scenario
@@ -248,33 +246,20 @@ def serve_queue(
         c = i // cs
         if rng.uniform(k_det, i) < p.queue_detection:  # detected while waiting
             left_day[i] = t
-            if rng.uniform(k_exec, i) < p.execution_probability:
-                status[i] = EXECUTED
-                counts[c, C_EXECUTED] += 1
-            else:
-                status[i] = CAUGHT
-            counts[c, C_CAUGHT] += 1
+            outcome = captured_status(k_exec, i, p.execution_probability)
+            status[i] = outcome
+            count_outcome(counts, c, outcome, soldier_type[i])
             counts[c, C_DETECTED_WAITING] += 1
         elif served < slots:
             served += 1
             left_day[i] = t
             counts[c, C_ATTEMPTS] += 1
             counts[c, C_EXTRACTED] += 1
-            if rng.uniform(k_catch, i) < attempt_catch[i]:
-                if rng.uniform(k_exec, i) < p.execution_probability:
-                    status[i] = EXECUTED
-                    counts[c, C_EXECUTED] += 1
-                else:
-                    status[i] = CAUGHT
-                counts[c, C_CAUGHT] += 1
-            elif rng.uniform(k_cross, i) < p_cross:
-                status[i] = KILLED_CROSSING
-                counts[c, C_KILLED_X] += 1
-            else:
-                status[i] = ARRIVED
-                counts[c, C_ARRIVED] += 1
+            outcome = crossing_outcome(i, attempt_catch[i], p_cross, p.execution_probability, k_catch, k_cross, k_exec)
+            status[i] = outcome
+            count_outcome(counts, c, outcome, soldier_type[i])
+            if outcome == ARRIVED:
                 counts[c, C_ARRIVED_PROGRAMME] += 1
-                counts[c, C_ARRIVED_TYPE + soldier_type[i]] += 1
                 if rng.uniform(k_screen, i) < specificity:
                     counts[c, C_PAID] += 1
                 else:

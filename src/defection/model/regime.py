@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 from scipy.stats import qmc
 
-from defection.model.parameters import EngineParams, reach_with_blocking
+from defection.model.parameters import EngineParams, per_month_to_per_day, reach_with_blocking
 from defection.scenario import Scenario
 
 LEVER_NAMES = (
@@ -66,7 +66,7 @@ def apply_levers(p: EngineParams, sc: Scenario, lv: Levers) -> EngineParams:
         family_reprisal=lv.family_reprisal,
         execution_probability=lv.execution,
         sentence_years=lv.sentence,
-        pay_day=lv.pay_usd_month * 12.0 / 365.0,
+        pay_day=per_month_to_per_day(lv.pay_usd_month),
     )
 
 
