@@ -142,6 +142,18 @@ def stay_value(
 
 
 @njit(cache=True, inline="always")
+def stayer_threat_cost(threat_probability: float, threat_prison: float) -> float:
+    """Eq. 7: C_w = π_wc·cost(J_wc), the war-crimes threat to stayers."""
+    return threat_probability * threat_prison
+
+
+@njit(cache=True, inline="always")
+def perceived_offer(offer: float, noise_sd: float, z: float) -> float:
+    """Eq. 25: B̂_i = B(t)·exp(σ_B·z_i − σ_B²/2), a mean-preserving lognormal misperception."""
+    return offer * math.exp(noise_sd * z - 0.5 * noise_sd**2)
+
+
+@njit(cache=True, inline="always")
 def catch_probability(catch_base: float, arrest_k: float, monitors: float, vision: float, co_defectors: float) -> float:
     """Eq. 9: p^c = p^c_0 + (1 − p^c_0)(1 − exp(−k · M·V / (1 + D)))."""
     return catch_base + (1.0 - catch_base) * (1.0 - math.exp(-arrest_k * monitors * vision / (1.0 + co_defectors)))
@@ -166,6 +178,34 @@ def moral_cost(m0: float, cohesion_cost: float, cohesion: float, share_defected:
 
 
 @njit(cache=True, inline="always")
+def family_reprisal_cost(reprisal: float, has_family: float, credibility_: float, extraction: float) -> float:
+    """Eq. 12: F_i = F_pol·fam_i·(1 − c·π_fx), family reprisals net of the programme's extraction."""
+    return reprisal * has_family * (1.0 - credibility_ * extraction)
+
+
+@njit(cache=True, inline="always")
+def exchange_return_cost(
+    credibility_: float, asylum_probability: float, exchange: float, prosecution: float, served: float, prison: float
+) -> float:
+    """Eq. 12: X_i = (1 − c·π_asy)·π_ex·π_pros·s·cost(J), returned in an exchange and prosecuted."""
+    return (1.0 - credibility_ * asylum_probability) * exchange * prosecution * served * prison
+
+
+@njit(cache=True, inline="always")
+def defector_threat_cost(amnesty: float, threat: float) -> float:
+    """Eq. 12: C_w^def = (1 − amnesty)·C_w, the war-crimes threat applied to defectors too."""
+    return (1.0 - amnesty) * threat
+
+
+@njit(cache=True, inline="always")
+def assassination_cost(
+    credibility_: float, asylum_probability: float, risk: float, protection: float, vsl: float
+) -> float:
+    """Eq. 12: C_assn = c·π_asy·p_assn·(1 − protection)·VSL_i, killed abroad by the regime."""
+    return credibility_ * asylum_probability * risk * (1.0 - protection) * vsl
+
+
+@njit(cache=True, inline="always")
 def success_value(
     package: float, moral: float, family_cost: float, return_cost: float, threat_cost: float, assassination_cost: float
 ) -> float:
@@ -174,11 +214,17 @@ def success_value(
 
 
 @njit(cache=True, inline="always")
+def success_probability(p_catch: float, p_cross_death: float) -> float:
+    """Eq. 11: q = (1 − p^c)(1 − p^x), the chance of reaching the other side."""
+    return (1.0 - p_catch) * (1.0 - p_cross_death)
+
+
+@njit(cache=True, inline="always")
 def net_gain(
     p_catch: float, p_cross_death: float, v_success: float, v_caught: float, v_killed: float, v_stay: float
 ) -> float:
     """Eq. 14: Δ = q·V_succ + p^c·V_caught + (1 − p^c)·p^x·V_killed − V_stay, q = (1−p^c)(1−p^x)."""
-    q = (1.0 - p_catch) * (1.0 - p_cross_death)
+    q = success_probability(p_catch, p_cross_death)
     return q * v_success + p_catch * v_caught + (1.0 - p_catch) * p_cross_death * v_killed - v_stay
 
 
@@ -186,6 +232,12 @@ def net_gain(
 def option_value(delta_now: float, delta_later: float, discount_k: float) -> float:
     """Eq. 19: OV = max(0, δ_k·Δ_k − max(Δ_now, 0)); acting now is compared with waiting k days."""
     return max(0.0, discount_k * delta_later - max(delta_now, 0.0))
+
+
+@njit(cache=True, inline="always")
+def squad_peer_share(revealed: int, squad_size: int, contacts: int) -> float:
+    """Eq. 17: peer_sq = D/n_squad if D ≥ k_cc else 0 (complex contagion inside the squad)."""
+    return revealed / squad_size if revealed >= contacts else 0.0
 
 
 @njit(cache=True, inline="always")
@@ -274,6 +326,26 @@ def wait_detection(queue_detection: float, wait_days: float) -> float:
 
 
 @njit(cache=True, inline="always")
+def guided_catch_probability(p_catch: float, p_wait: float) -> float:
+    """Eq. 34b: p^c_g = 1 − (1 − p^c(D))·(1 − p_wait), caught in the attempt or while waiting."""
+    return 1.0 - (1.0 - p_catch) * (1.0 - p_wait)
+
+
+@njit(cache=True, inline="always")
+def guided_crossing_death_probability(p_cross_death: float, extraction_risk: float) -> float:
+    """Eq. 34b: p^x_g = r_ext·p^x, the crossing risk of a guided extraction."""
+    return p_cross_death * extraction_risk
+
+
+@njit(cache=True, inline="always")
+def gain_if_waiting(
+    delta_now: float, q_guided: float, credibility_: float, cash_later: float, cash_now: float
+) -> float:
+    """Eq. 19b: Δ_k = Δ_now + q_g·c·(R(B̂_k) − R(B̂)), the gain of acting k days later with the offer then."""
+    return delta_now + q_guided * credibility_ * (cash_later - cash_now)
+
+
+@njit(cache=True, inline="always")
 def expected_offer(perceived: float, credibility_: float, ratio: float) -> float:
     """Eq. 25b: B̂_k = B̂·(1 + c·(B(t+k)/B(t) − 1)), the offer expected k days ahead, discounted by belief."""
     return perceived * (1.0 + credibility_ * (ratio - 1.0))
@@ -312,8 +384,10 @@ def _soldier_terms(
     cash = 0.0
     if aware:
         c = cred
-        threat = p.threat_probability * prison_cost(p.threat_years, vsly, p.prison_year_vsly, beta, r)
-        perceived = offer * math.exp(p.offer_noise * offer_noise[i] - 0.5 * p.offer_noise**2)
+        threat = stayer_threat_cost(
+            p.threat_probability, prison_cost(p.threat_years, vsly, p.prison_year_vsly, beta, r)
+        )
+        perceived = perceived_offer(offer, p.offer_noise, offer_noise[i])
         cash = cash_value(perceived, p.share_now, p.deferred_delay, p.deferred_instalments, income[i], p.crra, beta, r)
         asylum = asylum_value(
             p.resettled_income + p.education_premium, income[i], beta, r, p.working_life, p.exile_cost
@@ -323,10 +397,10 @@ def _soldier_terms(
         extraction = p.family_extraction
         package = offer_value(c, cash, asylum_p, asylum, trip)
     m = moral_cost(moral[i], p.cohesion_cost, cohesion, share_def)
-    fam = p.family_reprisal * family[i] * (1.0 - c * extraction)
-    ret = (1.0 - c * asylum_p) * p.exchange_return * p.prosecution_if_returned * p.served_share * prison
-    def_threat = (1.0 - p.amnesty) * threat
-    assn = c * asylum_p * p.assassination_risk * (1.0 - p.protection) * v
+    fam = family_reprisal_cost(p.family_reprisal, family[i], c, extraction)
+    ret = exchange_return_cost(c, asylum_p, p.exchange_return, p.prosecution_if_returned, p.served_share, prison)
+    def_threat = defector_threat_cost(p.amnesty, threat)
+    assn = assassination_cost(c, asylum_p, p.assassination_risk, p.protection, v)
     v_succ = success_value(package, m, fam, ret, def_threat, assn)
     v_caught = caught_value(v, p.execution_probability, p.served_share, prison, p.penal_death_risk)
     v_stay = stay_value(hz, v, p.pay_day, p.death_benefit, p.family_benefit_weight, p.remaining_days, beta, r, threat)
@@ -377,7 +451,7 @@ def _option_value(
                 p.present_bias,
                 p.discount_rate,
             )
-            delta_k = delta_now + q_now * cred * (cash_k - cash_now)
+            delta_k = gain_if_waiting(delta_now, q_now, cred, cash_k, cash_now)
         else:  # the programme will be closed by then: only plain surrender remains
             if delta_closed == 1e300:
                 vs, vc, vk, vst, _, _, _ = _soldier_terms(
@@ -450,7 +524,7 @@ def decide(
     k_cross = rng.stream_key(seed, rep, t, rng.CROSSING)
     k_exec = rng.stream_key(seed, rep, t, rng.EXECUTION)
     p_cross = crossing_death_probability(p.killed_crossing, p.intensity)
-    p_cross_guided = p_cross * p.extraction_risk
+    p_cross_guided = guided_crossing_death_probability(p_cross, p.extraction_risk)
     p_wait = wait_detection(p.queue_detection, wait_days)
     for c in prange(n_comp):
         cls = company_class[c]
@@ -508,9 +582,9 @@ def decide(
                 )
                 if aware and not topup:
                     pc0 = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, 0.0)
-                    pc0 = 1.0 - (1.0 - pc0) * (1.0 - p_wait)
+                    pc0 = guided_catch_probability(pc0, p_wait)
                     delta_now = net_gain(pc0, p_cross_guided, v_s[j], v_c[j], v_k[j], v_st[j])
-                    q_now = (1.0 - pc0) * (1.0 - p_cross_guided)
+                    q_now = success_probability(pc0, p_cross_guided)
                     pc_plain = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, 0.0)
                     ov[j] = _option_value(
                         i,
@@ -563,10 +637,10 @@ def decide(
                     pc = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, d_known)
                     px = p_cross
                     if guided[j]:
-                        pc = 1.0 - (1.0 - pc) * (1.0 - p_wait)
+                        pc = guided_catch_probability(pc, p_wait)
                         px = p_cross_guided
                     delta = net_gain(pc, px, v_s[j], v_c[j], v_k[j], v_st[j])
-                    peer_sq = d_known / ss if d_known >= p.cc_contacts else 0.0
+                    peer_sq = squad_peer_share(d_known, ss, p.cc_contacts)
                     z = attempt_propensity(
                         delta,
                         ov[j],

@@ -63,7 +63,9 @@ from defection.model.programme import (
     apply_events,
     compact,
     enqueue,
+    expected_wait_days,
     extraction_slots,
+    fraudulent_claimants,
     horizon_expectations,
     impersonators,
     serve_queue,
@@ -344,7 +346,7 @@ def run_replicate(
         prog.public_neg += levers.propaganda * rr.state_media_trust
         slots = extraction_slots(prog, pg.extraction_capacity_per_day, w)
         queued_now = float(census[:, 1].sum()) if t > 0 else 0.0
-        wait_days = queued_now / max(pg.extraction_capacity_per_day / w, 1e-9)
+        wait_days = expected_wait_days(queued_now, pg.extraction_capacity_per_day / w)
         timer.lap("programme")
         # 3. regime: review its levers every T_R days, seeing exits with a delay
         adaptive = fixed_levers is None and rr.mode in ("adaptive", "best_response")  # candidate 0: the rules
@@ -461,10 +463,13 @@ def run_replicate(
         for name, col in COUNT_SERIES.items():
             row[COL[name]] = totals[col] * w
         genuine = (totals[C_PAID] + totals[C_REJECTED]) * w
-        fraud = impersonators(genuine, prog.last_offer, pg.impersonators_per_defector, pg.impersonation_elasticity)
-        fraud += genuine * levers.infiltration
-        fraud += (
-            genuine * (1.0 - sc.offer.asylum_probability) * sc.regime.exchange_return_probability * pg.recycled_share
+        fraud = fraudulent_claimants(
+            impersonators(genuine, prog.last_offer, pg.impersonators_per_defector, pg.impersonation_elasticity),
+            genuine,
+            levers.infiltration,
+            sc.offer.asylum_probability,
+            sc.regime.exchange_return_probability,
+            pg.recycled_share,
         )
         fraud_paid = undetected(fraud, pg.screening_sensitivity)
         topup = rise if sc.offer.schedule.rule == "ratchet_topup" else 0.0

@@ -122,6 +122,11 @@ def per_month_to_per_day(x: float) -> float:
     return x * 12.0 / 365.0
 
 
+def precedent_decay(half_life_days: float) -> float:
+    """Eq. 24: d = 2^(−1/half-life), the daily decay of the precedent index."""
+    return 0.5 ** (1.0 / half_life_days)
+
+
 def channel_effective(sc: Scenario) -> np.ndarray:
     """ρ_k·(1 − b_k)·x_k for every channel, ρ_k scaled by the calibrated reach multiplier (capped at 1)."""
     m = sc.information.reach_multiplier
@@ -178,7 +183,7 @@ def engine_params(sc: Scenario) -> EngineParams:
         logit_scale=p.logit_scale,
         peer_weight=p.peer_weight,
         precedent_weight=p.precedent_weight,
-        precedent_decay=0.5 ** (1.0 / p.precedent_half_life_days),
+        precedent_decay=precedent_decay(p.precedent_half_life_days),
         cc_contacts=p.complex_contagion_contacts,
         reveal_probability=p.reveal_probability,
         reveal_sensitivity=p.reveal_monitor_sensitivity,

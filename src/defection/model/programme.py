@@ -20,6 +20,7 @@ from defection.model.decision import (
     count_outcome,
     crossing_death_probability,
     crossing_outcome,
+    guided_crossing_death_probability,
 )
 from defection.model.parameters import EngineParams
 from defection.model.population import (
@@ -172,6 +173,11 @@ def apply_events(
         st.public_neg += sc.offer.schedule.raise_credibility_cost
 
 
+def expected_wait_days(queued_agents: float, capacity_agents_per_day: float) -> float:
+    """Eq. 34b: W = Q_{t−1}/(K_ext/w), the expected wait in the queue (capacity floored at 1e-9 agents a day)."""
+    return queued_agents / max(capacity_agents_per_day, 1e-9)
+
+
 def extraction_slots(st: ProgrammeState, capacity_per_day: float, weight: float) -> int:
     """Eq. 34: agents the programme can extract today (capacity in soldiers, fractional days carried over)."""
     st.capacity_carry += capacity_per_day / weight
@@ -234,7 +240,9 @@ def serve_queue(
     k_cross = rng.stream_key(seed, rep, t, rng.CROSSING)
     k_exec = rng.stream_key(seed, rep, t, rng.EXECUTION)
     k_screen = rng.stream_key(seed, rep, t, rng.SCREENING)
-    p_cross = crossing_death_probability(p.killed_crossing, p.intensity) * p.extraction_risk
+    p_cross = guided_crossing_death_probability(
+        crossing_death_probability(p.killed_crossing, p.intensity), p.extraction_risk
+    )
     served = 0
     pos = head
     while pos < tail:
@@ -322,6 +330,13 @@ def impersonators(genuine: float, cash: float, ratio: float, elasticity: float) 
     if cash <= 0:
         return 0.0
     return genuine * ratio * (cash / 100_000.0) ** elasticity
+
+
+def fraudulent_claimants(
+    impersonating: float, genuine: float, infiltration: float, asylum: float, exchange: float, recycled: float
+) -> float:
+    """Eq. 35b: Fr_t = Imp_t + G_t·I_inf + G_t·(1 − π_asy)·π_ex·r_rec, all fraudulent claimants."""
+    return impersonating + genuine * infiltration + genuine * (1.0 - asylum) * exchange * recycled
 
 
 def undetected(claimants: float, sensitivity: float) -> float:
