@@ -11,6 +11,7 @@ import pytest
 from defection.model import decision as d
 from defection.model.information import awareness_hazard
 from defection.model.parameters import engine_params, external_reach
+from defection.model.population import Traits
 
 from .conftest import scenario
 
@@ -146,6 +147,15 @@ def test_one_soldier_hand_computed() -> None:
     )
     p = engine_params(sc)
     one = np.array
+    traits = Traits(
+        soldier_type=one([0], np.int8),
+        vsl=one([1e6]),
+        income=one([10_000.0]),
+        moral=one([50_000.0]),
+        threshold=one([0.0]),
+        family=one([1], np.int8),
+        offer_noise=one([0.0]),
+    )
     v_succ, v_caught, v_killed, v_stay, perceived, cash, hazard = d._soldier_terms(
         0,
         True,
@@ -155,12 +165,7 @@ def test_one_soldier_hand_computed() -> None:
         1.0,
         1.0,
         p,
-        one([1e6]),
-        one([10_000.0]),
-        one([50_000.0]),
-        one([1], np.int8),
-        one([0.0]),
-        one([0], np.int8),
+        traits,
     )
     # VSLY = 1e6/40 = 25,000; cost(5 y) = 5·0.5·25,000 = 62,500; cost(10 y) = 125,000
     # package = 0.5·(100,000 + 0.4·(10·20,000 − 50,000) + 5,000) = 82,500
@@ -184,12 +189,7 @@ def test_one_soldier_hand_computed() -> None:
         1.0,
         1.0,
         p,
-        one([1e6]),
-        one([10_000.0]),
-        one([50_000.0]),
-        one([1], np.int8),
-        one([0.0]),
-        one([0], np.int8),
+        traits,
     )
     assert u_succ == pytest.approx(-70_000 - 10_000 - 0.3 * 0.5 * 0.3 * 62_500)
     assert u_stay == pytest.approx(annuity * (-95.0))

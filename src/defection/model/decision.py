@@ -8,6 +8,7 @@ soldier's own value of a statistical life (VSL).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -28,6 +29,9 @@ from defection.model.population import (
     KILLED_CROSSING,
     QUEUED,
     SERVING,
+    Companies,
+    SoldierState,
+    Traits,
 )
 
 LIFE_YEARS_FOR_VSLY = 40.0  # remaining life used to annuitise VSL into a life-year value (assumption)
@@ -361,14 +365,11 @@ def _soldier_terms(
     cohesion: float,
     exposure: float,
     p: EngineParams,
-    vsl: np.ndarray,
-    income: np.ndarray,
-    moral: np.ndarray,
-    family: np.ndarray,
-    offer_noise: np.ndarray,
-    soldier_type: np.ndarray,
+    tr: Traits,
 ) -> tuple[float, float, float, float, float, float, float]:
     """(V_succ, V_caught, V_killed, V_stay, perceived offer B̂, cash value R, hazard p^K) of soldier i today."""
+    vsl, income, moral, family, offer_noise = tr.vsl, tr.income, tr.moral, tr.family, tr.offer_noise
+    soldier_type = tr.soldier_type
     v = vsl[i]
     r = p.discount_rate
     beta = p.present_bias
@@ -424,14 +425,10 @@ def _option_value(
     horizon_open: np.ndarray,
     p_catch_plain: float,
     p_cross: float,
-    vsl: np.ndarray,
-    income: np.ndarray,
-    moral: np.ndarray,
-    family: np.ndarray,
-    offer_noise: np.ndarray,
-    soldier_type: np.ndarray,
+    tr: Traits,
 ) -> float:
     """Eq. 19: the best gain from waiting k ∈ {1, 7, 30, 90} days instead of acting now."""
+    income = tr.income
     ov = 0.0
     delta_closed = 1e300
     for h in range(HORIZONS.size):
@@ -463,17 +460,25 @@ def _option_value(
                     cohesion,
                     exposure,
                     p,
-                    vsl,
-                    income,
-                    moral,
-                    family,
-                    offer_noise,
-                    soldier_type,
+                    tr,
                 )
                 delta_closed = net_gain(p_catch_plain, p_cross, vs, vc, vk, vst)
             delta_k = delta_closed
         ov = max(ov, option_value(delta_now, delta_k, disc))
     return ov
+
+
+class OfferToday(NamedTuple):
+    """What the decision reads of the programme today (eq. 25b, 26c, 34b)."""
+
+    offer: float  # B(t)
+    open: bool  # the programme takes defectors today
+    public_pos: float  # E⁺_pub
+    public_neg: float  # E⁻_pub
+    horizon_ratio: np.ndarray  # expected B(t+k)/B(t) for k in HORIZONS
+    horizon_open: np.ndarray  # whether the programme is expected to be open at t+k
+    topup: bool  # ratchet rule: earlier defectors are topped up, so waiting never pays (OV = 0)
+    wait_days: float  # W, the expected wait in the queue
 
 
 @njit(cache=True, parallel=True)
@@ -482,38 +487,21 @@ def decide(
     seed: int,
     rep: int,
     p: EngineParams,
-    offer: float,
-    offer_open: bool,
-    public_pos: float,
-    public_neg: float,
-    horizon_ratio: np.ndarray,
-    horizon_open: np.ndarray,
-    topup: bool,
-    wait_days: float,
-    status: np.ndarray,
-    left_day: np.ndarray,
-    soldier_type: np.ndarray,
-    vsl: np.ndarray,
-    income: np.ndarray,
-    moral: np.ndarray,
-    threshold: np.ndarray,
-    family: np.ndarray,
-    offer_noise: np.ndarray,
-    aware_day: np.ndarray,
-    neighbours: np.ndarray,
-    company_class: np.ndarray,
-    cohesion: np.ndarray,
-    precedent: np.ndarray,
-    evidence_pos: np.ndarray,
-    evidence_neg: np.ndarray,
-    defected: np.ndarray,
-    queue_day: np.ndarray,
-    attempt_catch: np.ndarray,
+    today: OfferToday,
+    st: SoldierState,
+    tr: Traits,
+    co: Companies,
     counts: np.ndarray,
 ) -> None:
     """Phases 6–9: opportunity (eq. 15), evaluation (eq. 14, 19), squad cascade (eq. 18), and either a
     direct crossing (soldiers who do not know the offer) or joining the programme's queue (those who do).
     """
+    offer, offer_open, public_pos, public_neg, horizon_ratio, horizon_open, topup, wait_days = today
+    status, left_day, aware_day, neighbours = st.status, st.left_day, st.aware_day, st.neighbours
+    queue_day, attempt_catch = st.queue_day, st.attempt_catch
+    soldier_type, threshold = tr.soldier_type, tr.threshold
+    company_class, cohesion, precedent = co.company_class, co.cohesion, co.precedent
+    evidence_pos, evidence_neg, defected = co.evidence_pos, co.evidence_neg, co.defected
     cs = p.company_size
     ss = p.squad_size
     n_comp = company_class.size
@@ -573,12 +561,7 @@ def decide(
                     cohesion[c],
                     exposure,
                     p,
-                    vsl,
-                    income,
-                    moral,
-                    family,
-                    offer_noise,
-                    soldier_type,
+                    tr,
                 )
                 if aware and not topup:
                     pc0 = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, 0.0)
@@ -602,12 +585,7 @@ def decide(
                         horizon_open,
                         pc_plain,
                         p_cross,
-                        vsl,
-                        income,
-                        moral,
-                        family,
-                        offer_noise,
-                        soldier_type,
+                        tr,
                     )
                 n_def = 0
                 for d in range(neighbours.shape[1]):

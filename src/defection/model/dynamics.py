@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit, prange
 
 from defection.model import rng
-from defection.model.decision import credibility, death_hazard, decide, decide_threshold
+from defection.model.decision import OfferToday, credibility, death_hazard, decide, decide_threshold
 from defection.model.economics import (
     PROGRAMME_COMPONENTS,
     REGIME_COMPONENTS,
@@ -52,7 +52,10 @@ from defection.model.population import (
     QUEUED,
     SERVING,
     WOUNDED,
+    Companies,
     Population,
+    SoldierState,
+    Traits,
     draw_soldier,
     present,
     soldier_keys,
@@ -136,22 +139,16 @@ def attrition_and_replacement(
     seed: int,
     rep: int,
     p: EngineParams,
-    status: np.ndarray,
-    left_day: np.ndarray,
-    soldier_type: np.ndarray,
-    vsl: np.ndarray,
-    income: np.ndarray,
-    moral: np.ndarray,
-    threshold: np.ndarray,
-    family: np.ndarray,
-    offer_noise: np.ndarray,
-    aware_day: np.ndarray,
-    company_type: np.ndarray,
-    company_class: np.ndarray,
+    st: SoldierState,
+    tr: Traits,
+    co: Companies,
     counts: np.ndarray,
 ) -> None:
     """Phase 10: deaths and wounds at the eq. 1 hazard (queued soldiers too: they are still in the line);
     vacant slots refilled at the rate of eq. 21."""
+    status, left_day, aware_day = st.status, st.left_day, st.aware_day
+    soldier_type, vsl, income, moral, threshold, family, offer_noise = tr
+    company_type, company_class = co.company_type, co.company_class
     cs = p.company_size
     k_att = rng.stream_key(seed, rep, t, rng.ATTRITION)
     k_rep = rng.stream_key(seed, rep, t, rng.REPLACEMENT)
@@ -305,6 +302,7 @@ def run_replicate(
     timer = _Timer()
     pop: Population = synthesise(n_agents, seed, rep, p0)
     n_comp, n = pop.companies, pop.n
+    soldiers, traits, companies = pop.state(), pop.traits(), pop.company_arrays()
     w = sc.force.soldiers / n  # represented soldiers per agent
     counts = np.zeros((n_comp, N_COUNTERS), np.int64)
     totals = np.zeros(N_COUNTERS, np.int64)
@@ -375,33 +373,19 @@ def run_replicate(
                 seed,
                 rep,
                 p,
-                prog.offer,
-                prog.open,
-                prog.public_pos,
-                prog.public_neg,
-                ratio,
-                still_open,
-                sc.offer.schedule.rule == "ratchet_topup",
-                wait_days,
-                pop.status,
-                pop.left_day,
-                pop.soldier_type,
-                pop.vsl,
-                pop.income,
-                pop.moral,
-                pop.threshold,
-                pop.family,
-                pop.offer_noise,
-                pop.aware_day,
-                pop.neighbours,
-                pop.company_class,
-                pop.cohesion,
-                pop.precedent,
-                pop.evidence_pos,
-                pop.evidence_neg,
-                pop.defected,
-                pop.queue_day,
-                pop.attempt_catch,
+                OfferToday(
+                    prog.offer,
+                    prog.open,
+                    prog.public_pos,
+                    prog.public_neg,
+                    ratio,
+                    still_open,
+                    sc.offer.schedule.rule == "ratchet_topup",
+                    wait_days,
+                ),
+                soldiers,
+                traits,
+                companies,
                 counts,
             )
         timer.lap("decision")
@@ -419,10 +403,7 @@ def run_replicate(
                 tail,
                 queue,
                 queue_entry,
-                pop.status,
-                pop.left_day,
-                pop.queue_day,
-                pop.attempt_catch,
+                soldiers,
                 pop.soldier_type,
                 counts,
             )
@@ -431,25 +412,7 @@ def run_replicate(
         timer.lap("extraction")
         # 10. attrition and replacement
         if not threshold_mode:
-            attrition_and_replacement(
-                t,
-                seed,
-                rep,
-                p,
-                pop.status,
-                pop.left_day,
-                pop.soldier_type,
-                pop.vsl,
-                pop.income,
-                pop.moral,
-                pop.threshold,
-                pop.family,
-                pop.offer_noise,
-                pop.aware_day,
-                pop.company_type,
-                pop.company_class,
-                counts,
-            )
+            attrition_and_replacement(t, seed, rep, p, soldiers, traits, companies, counts)
         timer.lap("attrition")
         # 11-12. unit state, precedent and credibility evidence
         update_company_signals(p, counts, pop.precedent, pop.evidence_pos, pop.evidence_neg, pop.defected)

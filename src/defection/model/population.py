@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -49,6 +50,41 @@ def present(status: int) -> bool:
     return status in (SERVING, QUEUED)
 
 
+class Traits(NamedTuple):
+    """What a soldier brings to his slot when he arrives (drawn by `draw_soldier`; read-only in the day's kernels)."""
+
+    soldier_type: np.ndarray  # int8, index into TYPE_NAMES
+    vsl: np.ndarray  # float64, USD
+    income: np.ndarray  # float64, USD/year
+    moral: np.ndarray  # float64, USD (m0_i)
+    threshold: np.ndarray  # float64, threshold units (τ_i)
+    family: np.ndarray  # int8, 1 = family exposed to reprisals
+    offer_noise: np.ndarray  # float64, standard-normal z of the perceived offer
+
+
+class SoldierState(NamedTuple):
+    """What happens to a soldier's slot day by day (the kernels write these in place)."""
+
+    status: np.ndarray  # int8
+    left_day: np.ndarray  # int32, day the slot was vacated
+    aware_day: np.ndarray  # int32, day the soldier learned of the offer (NEVER if not)
+    queue_day: np.ndarray  # int32, day he joined the programme's queue
+    attempt_catch: np.ndarray  # float64, p^c of his group when he decided (used at extraction)
+    neighbours: np.ndarray  # int32 (n, degree), slots of his network ties (same company)
+
+
+class Companies(NamedTuple):
+    """Per-company state (index c; company c holds slots c·n_u … (c+1)·n_u − 1)."""
+
+    company_type: np.ndarray  # int8, dominant type
+    company_class: np.ndarray  # int8, exposure class (rear/line/assault)
+    cohesion: np.ndarray  # float64, κ_u
+    precedent: np.ndarray  # float64, prec_u
+    evidence_pos: np.ndarray  # float64, positive credibility evidence
+    evidence_neg: np.ndarray  # float64, negative credibility evidence
+    defected: np.ndarray  # int64, soldiers of the company who got across so far
+
+
 @dataclass
 class Population:
     """Per-soldier and per-company state of one replicate. Arrays only; no behaviour."""
@@ -82,6 +118,30 @@ class Population:
     @property
     def companies(self) -> int:
         return int(self.company_type.size)
+
+    def traits(self) -> Traits:
+        """The soldiers' traits as the kernels take them (the same arrays, not copies)."""
+        return Traits(
+            self.soldier_type, self.vsl, self.income, self.moral, self.threshold, self.family, self.offer_noise
+        )
+
+    def state(self) -> SoldierState:
+        """The soldiers' day-to-day state as the kernels take it (the same arrays, not copies)."""
+        return SoldierState(
+            self.status, self.left_day, self.aware_day, self.queue_day, self.attempt_catch, self.neighbours
+        )
+
+    def company_arrays(self) -> Companies:
+        """The companies' state as the kernels take it (the same arrays, not copies)."""
+        return Companies(
+            self.company_type,
+            self.company_class,
+            self.cohesion,
+            self.precedent,
+            self.evidence_pos,
+            self.evidence_neg,
+            self.defected,
+        )
 
 
 @njit(cache=True, inline="always")

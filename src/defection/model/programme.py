@@ -32,6 +32,7 @@ from defection.model.population import (
     C_PAID,
     C_REJECTED,
     QUEUED,
+    SoldierState,
 )
 from defection.scenario import Scenario
 
@@ -224,15 +225,13 @@ def serve_queue(
     tail: int,
     queue: np.ndarray,
     queue_entry: np.ndarray,
-    status: np.ndarray,
-    left_day: np.ndarray,
-    queue_day: np.ndarray,
-    attempt_catch: np.ndarray,
+    st: SoldierState,
     soldier_type: np.ndarray,
     counts: np.ndarray,
 ) -> int:
     """Eq. 34–35: detection while waiting, then first-in-first-out extraction of up to `slots` soldiers,
     crossing and screening. Returns the new head of the queue."""
+    status, left_day, queue_day, attempt_catch = st.status, st.left_day, st.queue_day, st.attempt_catch
     cs = p.company_size
     size = queue.size
     k_det = rng.stream_key(seed, rep, t, rng.QUEUE_DETECTION)
