@@ -347,3 +347,18 @@ def test_regime_and_cost_equations() -> None:
     assert regime_loss(10.0, 1_000.0, 500.0) == 10_500.0  # eq. 32
     assert discount_factor(0.25, 2.0) == pytest.approx(0.64)  # eq. 36
     assert annuity(0.25, 2, 1.0) == pytest.approx(0.8 + 0.64)  # eq. 36b
+
+
+def test_engine_fields_are_named_after_the_scenario() -> None:
+    """Every EngineParams field is a scenario leaf name, or a derived quantity listed (with its source) in DERIVED."""
+    from defection.model.parameters import DERIVED, EngineParams
+    from defection.scenario import iter_params
+
+    leaves = {info.path.rsplit(".", 1)[-1] for info in iter_params()}
+    unnamed = [f for f in EngineParams._fields if f not in leaves and f not in DERIVED]
+    assert unnamed == []
+    assert sorted(set(DERIVED) - set(EngineParams._fields)) == []  # no stale entries
+    assert sorted(set(DERIVED) & leaves) == []  # a leaf name is never 'derived'
+    p = engine_params(scenario())
+    assert p.share_on_arrival == scenario().offer.share_on_arrival
+    assert p.pay_usd_day == pytest.approx(scenario().combat.pay_usd_month * 12.0 / 365.0)

@@ -373,9 +373,9 @@ def _soldier_terms(
     v = vsl[i]
     r = p.discount_rate
     beta = p.present_bias
-    hz = death_hazard(p.death_hazard, exposure, p.type_hazard[soldier_type[i]], p.intensity)
+    hz = death_hazard(p.death_hazard, exposure, p.type_hazard_multiplier[soldier_type[i]], p.intensity)
     vsly = value_of_life_year(v, r)
-    prison = prison_cost(p.sentence_years, vsly, p.prison_year_vsly, beta, r)
+    prison = prison_cost(p.sentence_years, vsly, p.prison_year_cost_vsly, beta, r)
     threat = 0.0
     package = 0.0
     asylum_p = 0.0
@@ -386,25 +386,36 @@ def _soldier_terms(
     if aware:
         c = cred
         threat = stayer_threat_cost(
-            p.threat_probability, prison_cost(p.threat_years, vsly, p.prison_year_vsly, beta, r)
+            p.prosecution_probability, prison_cost(p.threat_sentence_years, vsly, p.prison_year_cost_vsly, beta, r)
         )
-        perceived = perceived_offer(offer, p.offer_noise, offer_noise[i])
-        cash = cash_value(perceived, p.share_now, p.deferred_delay, p.deferred_instalments, income[i], p.crra, beta, r)
+        perceived = perceived_offer(offer, p.offer_noise_log_sd, offer_noise[i])
+        cash = cash_value(
+            perceived, p.share_on_arrival, p.deferred_delay_years, p.deferred_instalments, income[i], p.crra, beta, r
+        )
         asylum = asylum_value(
-            p.resettled_income + p.education_premium, income[i], beta, r, p.working_life, p.exile_cost
+            p.resettled_income_usd_year + p.education_premium_usd_year,
+            income[i],
+            beta,
+            r,
+            p.working_life_years,
+            p.exile_cost_usd,
         )
-        trip = crra_utility(p.trip_value, income[i], p.crra)
+        trip = crra_utility(p.trip_value_usd, income[i], p.crra)
         asylum_p = p.asylum_probability
-        extraction = p.family_extraction
+        extraction = p.family_extraction_probability
         package = offer_value(c, cash, asylum_p, asylum, trip)
-    m = moral_cost(moral[i], p.cohesion_cost, cohesion, share_def)
-    fam = family_reprisal_cost(p.family_reprisal, family[i], c, extraction)
-    ret = exchange_return_cost(c, asylum_p, p.exchange_return, p.prosecution_if_returned, p.served_share, prison)
-    def_threat = defector_threat_cost(p.amnesty, threat)
+    m = moral_cost(moral[i], p.cohesion_cost_usd, cohesion, share_def)
+    fam = family_reprisal_cost(p.family_reprisal_usd, family[i], c, extraction)
+    ret = exchange_return_cost(
+        c, asylum_p, p.exchange_return_probability, p.prosecution_if_returned, p.sentence_served_share, prison
+    )
+    def_threat = defector_threat_cost(p.amnesty_for_defectors, threat)
     assn = assassination_cost(c, asylum_p, p.assassination_risk, p.protection, v)
     v_succ = success_value(package, m, fam, ret, def_threat, assn)
-    v_caught = caught_value(v, p.execution_probability, p.served_share, prison, p.penal_death_risk)
-    v_stay = stay_value(hz, v, p.pay_day, p.death_benefit, p.family_benefit_weight, p.remaining_days, beta, r, threat)
+    v_caught = caught_value(v, p.execution_probability, p.sentence_served_share, prison, p.penal_death_risk)
+    v_stay = stay_value(
+        hz, v, p.pay_usd_day, p.death_benefit_usd, p.family_benefit_weight, p.remaining_exposure_days, beta, r, threat
+    )
     return v_succ, v_caught, -v, v_stay, perceived, cash, hz
 
 
@@ -440,8 +451,8 @@ def _option_value(
             b_k = expected_offer(perceived, cred, horizon_ratio[h])
             cash_k = cash_value(
                 b_k,
-                p.share_now,
-                p.deferred_delay,
+                p.share_on_arrival,
+                p.deferred_delay_years,
                 p.deferred_instalments,
                 income[i],
                 p.crra,
@@ -511,9 +522,9 @@ def decide(
     k_catch = rng.stream_key(seed, rep, t, rng.CATCH)
     k_cross = rng.stream_key(seed, rep, t, rng.CROSSING)
     k_exec = rng.stream_key(seed, rep, t, rng.EXECUTION)
-    p_cross = crossing_death_probability(p.killed_crossing, p.intensity)
-    p_cross_guided = guided_crossing_death_probability(p_cross, p.extraction_risk)
-    p_wait = wait_detection(p.queue_detection, wait_days)
+    p_cross = crossing_death_probability(p.killed_crossing_base, p.intensity)
+    p_cross_guided = guided_crossing_death_probability(p_cross, p.extraction_crossing_risk)
+    p_wait = wait_detection(p.queue_detection_per_day, wait_days)
     for c in prange(n_comp):
         cls = company_class[c]
         p_opp = p.class_opportunity[cls]
@@ -521,7 +532,7 @@ def decide(
             continue
         exposure = p.class_exposure[cls]
         monitors = p.class_monitors[cls]
-        p_reveal = reveal_probability(p.reveal_probability, p.reveal_sensitivity, monitors)
+        p_reveal = reveal_probability(p.reveal_probability, p.reveal_monitor_sensitivity, monitors)
         cred = credibility(p.prior_alpha, p.prior_beta, evidence_pos[c] + public_pos, evidence_neg[c] + public_neg)
         share_def = defected[c] / cs
         # per-squad scratch
@@ -618,11 +629,11 @@ def decide(
                         pc = guided_catch_probability(pc, p_wait)
                         px = p_cross_guided
                     delta = net_gain(pc, px, v_s[j], v_c[j], v_k[j], v_st[j])
-                    peer_sq = squad_peer_share(d_known, ss, p.cc_contacts)
+                    peer_sq = squad_peer_share(d_known, ss, p.complex_contagion_contacts)
                     z = attempt_propensity(
                         delta,
                         ov[j],
-                        p.utility_scale,
+                        p.utility_scale_usd,
                         thr[j],
                         peer_net[j] + peer_sq,
                         precedent[c],

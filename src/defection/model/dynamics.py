@@ -157,7 +157,7 @@ def attrition_and_replacement(
         exposure = p.class_exposure[company_class[c]]
         for i in range(c * cs, (c + 1) * cs):
             if present(status[i]):
-                pk = death_hazard(p.death_hazard, exposure, p.type_hazard[soldier_type[i]], p.intensity)
+                pk = death_hazard(p.death_hazard, exposure, p.type_hazard_multiplier[soldier_type[i]], p.intensity)
                 u = rng.uniform(k_att, i)
                 if u < pk:
                     status[i] = KILLED
@@ -249,7 +249,7 @@ def unit_summary(
         for k in range(counts.shape[1]):
             totals[k] += counts[c, k]
         n_present += census[c, 0]
-        if strength_ratio(census[c, 0], cs) < p.ineffective_threshold:
+        if strength_ratio(census[c, 0], cs) < p.combat_ineffective_threshold:
             n_ineff += 1
         cred_sum += census[c, 0] * credibility(
             p.prior_alpha, p.prior_beta, evidence_pos[c] + public_pos, evidence_neg[c] + public_neg

@@ -200,13 +200,17 @@ def draw_soldier(
     offer_noise: np.ndarray,
 ) -> None:
     """Draw the attributes of the soldier in slot i (eq. 8 and §2.1); `keys` from soldier_keys."""
-    t = dominant if rng.uniform(keys[0], i) < p.homogeneity else categorical(rng.uniform(keys[7], i), p.type_share)
+    t = dominant if rng.uniform(keys[0], i) < p.unit_homogeneity else categorical(rng.uniform(keys[7], i), p.type_share)
     soldier_type[i] = t
-    vsl[i] = p.type_vsl[t] * math.exp(p.vsl_log_sd * rng.normal(keys[1], i))
-    income[i] = p.income * math.exp(p.income_log_sd * rng.normal(keys[2], i))
-    moral[i] = p.moral_median * p.type_moral[t] * math.exp(p.moral_log_sd * rng.normal(keys[3], i))
+    vsl[i] = p.type_vsl_median_usd[t] * math.exp(p.vsl_log_sd * rng.normal(keys[1], i))
+    income[i] = p.income_usd_year * math.exp(p.income_log_sd * rng.normal(keys[2], i))
+    moral[i] = (
+        p.moral_cost_median_usd
+        * p.type_moral_cost_multiplier[t]
+        * math.exp(p.moral_cost_log_sd * rng.normal(keys[3], i))
+    )
     threshold[i] = p.threshold_mean + p.threshold_sd * rng.normal(keys[4], i)
-    family[i] = 1 if rng.uniform(keys[5], i) < p.family_share else 0
+    family[i] = 1 if rng.uniform(keys[5], i) < p.has_family_share else 0
     offer_noise[i] = rng.normal(keys[6], i)
 
 
@@ -236,7 +240,7 @@ def _synthesise(
     k_rewire = rng.stream_key(seed, rep, -1, rng.POP_REWIRE)
     keys = soldier_keys(seed, rep, -1)
     k_aw = rng.stream_key(seed, rep, -1, rng.AWARENESS)
-    half = p.degree // 2
+    half = p.network_degree // 2
     for c in prange(n_comp):
         dom = categorical(rng.uniform(k_ct, c), p.type_share)
         company_type[c] = dom
@@ -245,15 +249,15 @@ def _synthesise(
         for i in range(c * cs, (c + 1) * cs):
             draw_soldier(i, dom, keys, p, soldier_type, vsl, income, moral, threshold, family, offer_noise)
             counts[soldier_type[i]] += 1
-            if rng.uniform(k_aw, i) < p.initial_aware:
+            if rng.uniform(k_aw, i) < p.initial_aware_share:
                 aware_day[i] = -1
             # Watts–Strogatz within the company: ring lattice of `degree` ties, each rewired with prob. p.
             local = i - c * cs
-            for d in range(p.degree):
+            for d in range(p.network_degree):
                 offset = d - half if d < half else d - half + 1
                 j = (local + offset) % cs
-                slot = i * p.degree + d
-                if rng.uniform(k_net, slot) < p.rewiring:
+                slot = i * p.network_degree + d
+                if rng.uniform(k_net, slot) < p.network_rewiring:
                     j = int(rng.uniform(k_rewire, slot) * cs)
                     if j == local:
                         j = (local + 1) % cs
@@ -279,7 +283,7 @@ def synthesise(n_agents: int, seed: int, rep: int, p: EngineParams) -> Populatio
         aware_day=np.full(n, NEVER, np.int32),
         queue_day=np.full(n, NEVER, np.int32),
         attempt_catch=np.zeros(n),
-        neighbours=np.zeros((n, p.degree), np.int32),
+        neighbours=np.zeros((n, p.network_degree), np.int32),
         company_type=np.zeros(n_comp, np.int8),
         company_class=np.zeros(n_comp, np.int8),
         cohesion=np.zeros(n_comp),

@@ -240,7 +240,7 @@ def serve_queue(
     k_exec = rng.stream_key(seed, rep, t, rng.EXECUTION)
     k_screen = rng.stream_key(seed, rep, t, rng.SCREENING)
     p_cross = guided_crossing_death_probability(
-        crossing_death_probability(p.killed_crossing, p.intensity), p.extraction_risk
+        crossing_death_probability(p.killed_crossing_base, p.intensity), p.extraction_crossing_risk
     )
     served = 0
     pos = head
@@ -251,7 +251,7 @@ def serve_queue(
         if status[i] != QUEUED or queue_day[i] != entry or entry >= t:
             continue  # stale (killed, wounded, refilled) or joined today: extraction starts tomorrow
         c = i // cs
-        if rng.uniform(k_det, i) < p.queue_detection:  # detected while waiting
+        if rng.uniform(k_det, i) < p.queue_detection_per_day:  # detected while waiting
             left_day[i] = t
             outcome = captured_status(k_exec, i, p.execution_probability)
             status[i] = outcome
