@@ -14,7 +14,6 @@ import numpy as np
 from defection.scenario import Scenario
 
 MODE_FULL, MODE_THRESHOLD = 0, 1
-CLASS_REAR, CLASS_LINE, CLASS_ASSAULT = 0, 1, 2
 
 
 DERIVED = {

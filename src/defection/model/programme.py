@@ -36,8 +36,6 @@ from defection.model.population import (
 )
 from defection.scenario import Scenario
 
-ANNOUNCED_RULES = ("announced_escalation", "ratchet_topup", "adaptive")
-
 
 # ----------------------------------------------------------------------------- the offer schedule
 def scheduled_offer(sc: Scenario, t: int) -> float:
@@ -307,20 +305,6 @@ def compact(
         queue[k] = ids[k]
         queue_entry[k] = days[k]
     return 0, keep
-
-
-@njit(cache=True)
-def queue_length(
-    head: int, tail: int, queue: np.ndarray, queue_entry: np.ndarray, status: np.ndarray, queue_day: np.ndarray
-) -> int:
-    """Soldiers still waiting."""
-    size = queue.size
-    n = 0
-    for pos in range(head, tail):
-        i = queue[pos % size]
-        if status[i] == QUEUED and queue_day[i] == queue_entry[pos % size]:
-            n += 1
-    return n
 
 
 # ----------------------------------------------------------------------------- fraud (aggregate)
