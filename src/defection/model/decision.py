@@ -51,7 +51,7 @@ def crra_utility(x: float, wealth: float, eta: float) -> float:
         return 0.0
     if abs(1.0 - eta) < 1e-9:
         return wealth * math.log1p(x / wealth)
-    return wealth**eta * ((wealth + x) ** (1.0 - eta) - wealth ** (1.0 - eta)) / (1.0 - eta)
+    return float(wealth**eta * ((wealth + x) ** (1.0 - eta) - wealth ** (1.0 - eta)) / (1.0 - eta))
 
 
 @njit(cache=True, inline="always")
@@ -61,13 +61,13 @@ def annuity_factor(discount: float, periods: float) -> float:
         return 0.0
     if discount >= 1.0:
         return periods
-    return discount * (1.0 - discount**periods) / (1.0 - discount)
+    return float(discount * (1.0 - discount**periods) / (1.0 - discount))
 
 
 @njit(cache=True, inline="always")
 def daily_discount(rate_annual: float) -> float:
     """Eq. 3: daily discount factor δ = (1 + r)^(−1/365)."""
-    return (1.0 + rate_annual) ** (-1.0 / 365.0)
+    return float((1.0 + rate_annual) ** (-1.0 / 365.0))
 
 
 @njit(cache=True, inline="always")
@@ -326,7 +326,7 @@ def waiting_discount(present_bias: float, rate: float, hazard: float, persistenc
 @njit(cache=True, inline="always")
 def wait_detection(queue_detection: float, wait_days: float) -> float:
     """Eq. 34b: chance of detection while waiting W days for extraction, 1 − (1 − h_q)^W."""
-    return 1.0 - (1.0 - queue_detection) ** wait_days
+    return float(1.0 - (1.0 - queue_detection) ** wait_days)
 
 
 @njit(cache=True, inline="always")

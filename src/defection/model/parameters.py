@@ -146,7 +146,7 @@ def per_month_to_per_day(x: float) -> float:
 
 def precedent_decay(half_life_days: float) -> float:
     """Eq. 24: d = 2^(−1/half-life), the daily decay of the precedent index."""
-    return 0.5 ** (1.0 / half_life_days)
+    return float(0.5 ** (1.0 / half_life_days))
 
 
 def class_monitors(monitors_per_soldier: float, sc: Scenario) -> np.ndarray:

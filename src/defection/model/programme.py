@@ -312,7 +312,7 @@ def impersonators(genuine: float, cash: float, ratio: float, elasticity: float) 
     """Eq. 35b: impersonators claiming the bounty, ∝ genuine claimants × (B/$100k)^ε (cobra effect)."""
     if cash <= 0:
         return 0.0
-    return genuine * ratio * (cash / 100_000.0) ** elasticity
+    return float(genuine * ratio * (cash / 100_000.0) ** elasticity)
 
 
 def fraudulent_claimants(
