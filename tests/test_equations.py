@@ -11,6 +11,7 @@ import pytest
 from defection.model import decision as d
 from defection.model.information import awareness_hazard
 from defection.model.parameters import engine_params, external_reach
+from defection.model.population import Traits
 
 from .conftest import scenario
 
@@ -146,6 +147,15 @@ def test_one_soldier_hand_computed() -> None:
     )
     p = engine_params(sc)
     one = np.array
+    traits = Traits(
+        soldier_type=one([0], np.int8),
+        vsl=one([1e6]),
+        income=one([10_000.0]),
+        moral=one([50_000.0]),
+        threshold=one([0.0]),
+        family=one([1], np.int8),
+        offer_noise=one([0.0]),
+    )
     v_succ, v_caught, v_killed, v_stay, perceived, cash, hazard = d._soldier_terms(
         0,
         True,
@@ -155,12 +165,7 @@ def test_one_soldier_hand_computed() -> None:
         1.0,
         1.0,
         p,
-        one([1e6]),
-        one([10_000.0]),
-        one([50_000.0]),
-        one([1], np.int8),
-        one([0.0]),
-        one([0], np.int8),
+        traits,
     )
     # VSLY = 1e6/40 = 25,000; cost(5 y) = 5·0.5·25,000 = 62,500; cost(10 y) = 125,000
     # package = 0.5·(100,000 + 0.4·(10·20,000 − 50,000) + 5,000) = 82,500
@@ -184,12 +189,7 @@ def test_one_soldier_hand_computed() -> None:
         1.0,
         1.0,
         p,
-        one([1e6]),
-        one([10_000.0]),
-        one([50_000.0]),
-        one([1], np.int8),
-        one([0.0]),
-        one([0], np.int8),
+        traits,
     )
     assert u_succ == pytest.approx(-70_000 - 10_000 - 0.3 * 0.5 * 0.3 * 62_500)
     assert u_stay == pytest.approx(annuity * (-95.0))
@@ -209,3 +209,156 @@ def test_strength_percentile_matches_numpy_and_a_hand_computed_case() -> None:
         x = rng.integers(0, cs + 1, size=int(rng.integers(1, 60))).astype(np.int32)
         for q in (10.0, 25.0, 50.0, 75.0, 90.0):
             assert strength_percentile(x, cs, q) == pytest.approx(float(np.percentile(x / cs, q)), abs=1e-12)
+
+
+# ----------------------------------------------------------------------------- every equation, one hand-computed case
+def test_death_hazard_and_crossing_death_are_capped_products() -> None:
+    assert d.death_hazard(0.001, 2.0, 1.5, 0.5) == pytest.approx(0.001 * 2.0 * 1.5 * 0.5)  # eq. 1
+    assert d.death_hazard(0.5, 2.0, 2.0, 1.0) == 1.0
+    assert d.crossing_death_probability(0.05, 1.5) == pytest.approx(0.075)  # eq. 10
+    assert d.crossing_death_probability(0.6, 2.0) == 1.0
+
+
+def test_discounts_and_unit_conversion() -> None:
+    from defection.model.parameters import per_month_to_per_day, precedent_decay
+
+    assert d.yearly_discount(0.25) == pytest.approx(0.8)  # eq. 3, δ_y = 1/(1 + r)
+    assert per_month_to_per_day(365.0) == pytest.approx(12.0)
+    assert per_month_to_per_day(1_000.0) == pytest.approx(32.876712328767)
+    assert precedent_decay(1.0) == 0.5 and precedent_decay(2.0) == pytest.approx(math.sqrt(0.5))  # eq. 24
+    assert d.value_of_life_year(4e6, 0.0) == pytest.approx(1e5)  # eq. 8b with r = 0: VSL/40
+
+
+def test_offer_perception_and_package() -> None:
+    assert d.perceived_offer(100.0, 0.0, 1.7) == 100.0  # eq. 25: no noise, no misperception
+    assert d.perceived_offer(100.0, 0.2, 1.0) == pytest.approx(100.0 * math.exp(0.2 - 0.02))
+    assert d.offer_value(0.5, 10.0, 0.4, 20.0, 2.0) == pytest.approx(0.5 * (10.0 + 8.0 + 2.0))  # eq. 5
+    assert d.expected_offer(100.0, 0.5, 1.2) == pytest.approx(110.0)  # eq. 25b
+    assert d.expected_offer(100.0, 0.0, 3.0) == 100.0  # no belief, no expected rise
+
+
+def test_eq12_terms_hand_computed() -> None:
+    assert d.moral_cost(50.0, 20.0, 0.5, 0.25) == pytest.approx(50.0 + 20.0 * 0.5 * 0.75)  # eq. 12a
+    assert d.moral_cost(50.0, 20.0, 0.5, 1.5) == 50.0  # share above 1 cannot make it negative
+    assert d.family_reprisal_cost(10_000.0, 1.0, 0.5, 0.4) == pytest.approx(8_000.0)  # 10,000·(1 − 0.2)
+    assert d.family_reprisal_cost(10_000.0, 0.0, 0.5, 0.4) == 0.0
+    # X = (1 − 0.5·0.4)·0.3·0.5·0.3·62,500 = 0.8·0.045·62,500 = 2,250
+    assert d.exchange_return_cost(0.5, 0.4, 0.3, 0.5, 0.3, 62_500.0) == pytest.approx(2_250.0)
+    assert d.defector_threat_cost(1.0, 1_250.0) == 0.0 and d.defector_threat_cost(0.0, 1_250.0) == 1_250.0
+    assert d.assassination_cost(0.5, 0.4, 0.002, 0.5, 1e6) == pytest.approx(200.0)
+    assert d.stayer_threat_cost(0.01, 125_000.0) == pytest.approx(1_250.0)  # eq. 7
+    assert d.success_value(82_500.0, 70_000.0, 10_000.0, 2_250.0, 0.0, 200.0) == pytest.approx(50.0)
+
+
+def test_caught_and_stay_values() -> None:
+    # eq. 13: −(0.1·1e6 + 0.9·(0.3·62,500 + 0.2·1e6))
+    assert d.caught_value(1e6, 0.1, 0.3, 62_500.0, 0.2) == pytest.approx(-296_875.0)
+    # eq. 7 with r = 0, β = 1, no hazard: 10 days of pay 5, minus the threat 3
+    assert d.stay_value(0.0, 1e6, 5.0, 0.0, 0.0, 10.0, 1.0, 0.0, 3.0) == pytest.approx(47.0)
+    # one day, hazard 0.1: β·δ(1 − p)·(w − p·(VSL − ωD)) = 0.5·0.9·(5 − 0.1·(100 − 0.5·20))
+    assert d.stay_value(0.1, 100.0, 5.0, 20.0, 0.5, 1.0, 0.5, 0.0, 0.0) == pytest.approx(0.5 * 0.9 * (5.0 - 9.0))
+
+
+def test_propensity_reveal_and_squad_peers() -> None:
+    # eq. 17: (Δ − OV)/V0 − τ + φ·peer + ψ·prec = (300 − 100)/100 − 1 + 0.5·0.4 + 2·0.1
+    assert d.attempt_propensity(300.0, 100.0, 100.0, 1.0, 0.4, 0.1, 0.5, 2.0) == pytest.approx(1.4)
+    assert d.reveal_probability(0.5, 2.0, 0.0) == 0.5  # eq. 16
+    assert d.reveal_probability(0.5, 2.0, 0.5) == pytest.approx(0.5 / math.e)
+    assert d.squad_peer_share(2, 8, 2) == 0.25 and d.squad_peer_share(1, 8, 2) == 0.0  # eq. 17, gated at k_cc
+    assert d.success_probability(0.2, 0.1) == pytest.approx(0.72)  # eq. 11
+
+
+def test_waiting_terms_eq19b() -> None:
+    # δ_k = β·[δ_d·(1 − p^K)·π_opp]^k with r = 0: 0.9·(0.5·0.8)^2
+    assert d.waiting_discount(0.9, 0.0, 0.5, 0.8, 2) == pytest.approx(0.9 * 0.16)
+    assert d.gain_if_waiting(10.0, 0.5, 0.8, 300.0, 200.0) == pytest.approx(10.0 + 0.5 * 0.8 * 100.0)
+
+
+def test_guided_risks_eq34b() -> None:
+    assert d.wait_detection(0.1, 2.0) == pytest.approx(0.19)  # 1 − 0.9²
+    assert d.wait_detection(0.1, 0.0) == 0.0
+    assert d.guided_catch_probability(0.5, 0.2) == pytest.approx(0.6)  # 1 − 0.5·0.8
+    assert d.guided_crossing_death_probability(0.04, 0.25) == pytest.approx(0.01)
+    from defection.model.programme import expected_wait_days
+
+    assert expected_wait_days(30.0, 10.0) == 3.0
+    assert expected_wait_days(5.0, 0.0) == pytest.approx(5e9)  # no capacity: an effectively endless wait
+
+
+def test_crossing_resolution_matches_its_draws() -> None:
+    """§7.6: caught iff u_catch < p^c (executed iff u_exec < π_exec), else killed iff u_cross < p^x, else arrived."""
+    from defection.model import rng
+    from defection.model.population import ARRIVED, CAUGHT, EXECUTED, KILLED_CROSSING
+
+    k_catch, k_cross, k_exec = (np.uint64(rng.stream_key(1, 0, 3, s)) for s in (rng.CATCH, rng.CROSSING, rng.EXECUTION))
+    seen = set()
+    for i in range(200):
+        u_c, u_x, u_e = rng.uniform(k_catch, i), rng.uniform(k_cross, i), rng.uniform(k_exec, i)
+        out = d.crossing_outcome(i, 0.4, 0.3, 0.5, k_catch, k_cross, k_exec)
+        expected = (EXECUTED if u_e < 0.5 else CAUGHT) if u_c < 0.4 else (KILLED_CROSSING if u_x < 0.3 else ARRIVED)
+        assert out == expected
+        seen.add(out)
+    assert seen == {ARRIVED, CAUGHT, EXECUTED, KILLED_CROSSING}
+    assert d.crossing_outcome(7, 0.0, 0.0, 1.0, k_catch, k_cross, k_exec) == ARRIVED
+    assert d.crossing_outcome(7, 1.0, 0.0, 1.0, k_catch, k_cross, k_exec) == EXECUTED
+
+
+def test_count_outcome_counters() -> None:
+    from defection.model import population as pop
+
+    counts = np.zeros((2, pop.N_COUNTERS), np.int64)
+    for outcome in (pop.EXECUTED, pop.CAUGHT, pop.KILLED_CROSSING, pop.ARRIVED):
+        d.count_outcome(counts, 1, outcome, 2)
+    assert counts[0].sum() == 0
+    assert counts[1, pop.C_CAUGHT] == 2 and counts[1, pop.C_EXECUTED] == 1  # an execution is also a catch
+    assert counts[1, pop.C_KILLED_X] == 1 and counts[1, pop.C_ARRIVED] == 1 and counts[1, pop.C_ARRIVED_TYPE + 2] == 1
+
+
+def test_programme_and_information_equations() -> None:
+    from defection.model.information import decayed_evidence, decayed_precedent
+    from defection.model.programme import (
+        adaptive_expectation,
+        adaptive_raise,
+        fraudulent_claimants,
+        impersonators,
+        undetected,
+    )
+
+    assert adaptive_raise(100.0, 0.5, 200.0, 0.01, 0.02, False) == 150.0  # eq. 27b: below target → raise
+    assert adaptive_raise(150.0, 0.5, 200.0, 0.01, 0.02, False) == 200.0  # … up to the ceiling
+    assert adaptive_raise(100.0, 0.5, 200.0, 0.03, 0.02, False) == 100.0  # at or above target → hold
+    assert adaptive_expectation(0.01, 0.03, 0.25) == pytest.approx(0.015)  # eq. 25c
+    assert impersonators(10.0, 200_000.0, 0.1, 1.0) == pytest.approx(2.0)  # eq. 35b: 10·0.1·2^1
+    assert impersonators(10.0, 0.0, 0.1, 1.0) == 0.0
+    # Fr = 2 + 10·0.05 + 10·(1 − 0.6)·0.5·0.2 = 2 + 0.5 + 0.4
+    assert fraudulent_claimants(2.0, 10.0, 0.05, 0.6, 0.5, 0.2) == pytest.approx(2.9)
+    assert undetected(2.9, 0.9) == pytest.approx(0.29)  # eq. 35c
+    assert decayed_evidence(4.0, 0.5, 1.0) == 3.0  # eq. 26
+    assert decayed_precedent(0.2, 0.5, 0.05) == pytest.approx(0.15)  # eq. 24
+
+
+def test_regime_and_cost_equations() -> None:
+    from defection.model.economics import annuity, discount_factor, regime_loss
+    from defection.model.regime import exit_ratio
+
+    # eq. 28a: 30 exits of 1,000 over 15 days is 6 % a month; tolerated 2 % → 3
+    assert exit_ratio(30.0, 1_000.0, 15, 0.02) == pytest.approx(3.0)
+    assert exit_ratio(30.0, 0.0, 15, 0.02) == 0.0
+    assert regime_loss(10.0, 1_000.0, 500.0) == 10_500.0  # eq. 32
+    assert discount_factor(0.25, 2.0) == pytest.approx(0.64)  # eq. 36
+    assert annuity(0.25, 2, 1.0) == pytest.approx(0.8 + 0.64)  # eq. 36b
+
+
+def test_engine_fields_are_named_after_the_scenario() -> None:
+    """Every EngineParams field is a scenario leaf name, or a derived quantity listed (with its source) in DERIVED."""
+    from defection.model.parameters import DERIVED, EngineParams
+    from defection.scenario import iter_params
+
+    leaves = {info.path.rsplit(".", 1)[-1] for info in iter_params()}
+    unnamed = [f for f in EngineParams._fields if f not in leaves and f not in DERIVED]
+    assert unnamed == []
+    assert sorted(set(DERIVED) - set(EngineParams._fields)) == []  # no stale entries
+    assert sorted(set(DERIVED) & leaves) == []  # a leaf name is never 'derived'
+    p = engine_params(scenario())
+    assert p.share_on_arrival == scenario().offer.share_on_arrival
+    assert p.pay_usd_day == pytest.approx(scenario().combat.pay_usd_month * 12.0 / 365.0)

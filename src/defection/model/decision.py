@@ -8,6 +8,7 @@ soldier's own value of a statistical life (VSL).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -29,6 +30,7 @@ from defection.model.outputs import (
     SERVING,
 )
 from defection.model.parameters import EngineParams
+from defection.model.population import Companies, SoldierState, Traits
 
 LIFE_YEARS_FOR_VSLY = 40.0  # remaining life used to annuitise VSL into a life-year value (assumption)
 
@@ -47,7 +49,7 @@ def crra_utility(x: float, wealth: float, eta: float) -> float:
         return 0.0
     if abs(1.0 - eta) < 1e-9:
         return wealth * math.log1p(x / wealth)
-    return wealth**eta * ((wealth + x) ** (1.0 - eta) - wealth ** (1.0 - eta)) / (1.0 - eta)
+    return float(wealth**eta * ((wealth + x) ** (1.0 - eta) - wealth ** (1.0 - eta)) / (1.0 - eta))
 
 
 @njit(cache=True, inline="always")
@@ -57,13 +59,19 @@ def annuity_factor(discount: float, periods: float) -> float:
         return 0.0
     if discount >= 1.0:
         return periods
-    return discount * (1.0 - discount**periods) / (1.0 - discount)
+    return float(discount * (1.0 - discount**periods) / (1.0 - discount))
 
 
 @njit(cache=True, inline="always")
 def daily_discount(rate_annual: float) -> float:
     """Eq. 3: daily discount factor δ = (1 + r)^(−1/365)."""
-    return (1.0 + rate_annual) ** (-1.0 / 365.0)
+    return float((1.0 + rate_annual) ** (-1.0 / 365.0))
+
+
+@njit(cache=True, inline="always")
+def yearly_discount(rate_annual: float) -> float:
+    """Eq. 3: yearly discount factor δ_y = 1/(1 + r)."""
+    return 1.0 / (1.0 + rate_annual)
 
 
 @njit(cache=True)
@@ -80,7 +88,7 @@ def cash_value(
     """Eq. 4: R = U(φ·B) + β Σ_{τ<T_pay} δ^{T_post+τ} U((1−φ)·B/T_pay), δ = 1/(1+r) per year."""
     now = crra_utility(share_now * cash, wealth, eta)
     later_each = crra_utility((1.0 - share_now) * cash / instalments, wealth, eta)
-    d = 1.0 / (1.0 + rate)
+    d = yearly_discount(rate)
     later = 0.0
     for k in range(instalments):
         later += d ** (delay_years + k) * later_each
@@ -92,7 +100,9 @@ def asylum_value(
     income_west: float, income_home: float, present_bias: float, rate: float, working_years: float, exile_cost: float
 ) -> float:
     """Eq. 6: A = β Σ_{τ=1}^{T_life} δ^τ (Y_West − Y_RU) − E."""
-    return present_bias * annuity_factor(1.0 / (1.0 + rate), working_years) * (income_west - income_home) - exile_cost
+    return (
+        present_bias * annuity_factor(yearly_discount(rate), working_years) * (income_west - income_home) - exile_cost
+    )
 
 
 @njit(cache=True, inline="always")
@@ -106,13 +116,13 @@ def offer_value(
 @njit(cache=True, inline="always")
 def value_of_life_year(vsl: float, rate: float) -> float:
     """Eq. 8b: VSLY = VSL / Σ_{τ=1}^{40} δ^τ, the VSL spread over remaining life."""
-    return vsl / annuity_factor(1.0 / (1.0 + rate), LIFE_YEARS_FOR_VSLY)
+    return vsl / annuity_factor(yearly_discount(rate), LIFE_YEARS_FOR_VSLY)
 
 
 @njit(cache=True, inline="always")
 def prison_cost(years: float, vsly: float, year_cost_share: float, present_bias: float, rate: float) -> float:
     """Eq. 13b: cost(J) = β Σ_{τ=1}^{J} δ^τ · κ · VSLY — concave in J, so certainty beats severity."""
-    return present_bias * annuity_factor(1.0 / (1.0 + rate), years) * year_cost_share * vsly
+    return present_bias * annuity_factor(yearly_discount(rate), years) * year_cost_share * vsly
 
 
 @njit(cache=True, inline="always")
@@ -131,6 +141,18 @@ def stay_value(
     flow = pay_day - hazard * (vsl - family_weight * death_benefit)
     survive = daily_discount(rate) * (1.0 - hazard)
     return present_bias * annuity_factor(survive, days) * flow - threat_cost
+
+
+@njit(cache=True, inline="always")
+def stayer_threat_cost(threat_probability: float, threat_prison: float) -> float:
+    """Eq. 7: C_w = π_wc·cost(J_wc), the war-crimes threat to stayers."""
+    return threat_probability * threat_prison
+
+
+@njit(cache=True, inline="always")
+def perceived_offer(offer: float, noise_sd: float, z: float) -> float:
+    """Eq. 25: B̂_i = B(t)·exp(σ_B·z_i − σ_B²/2), a mean-preserving lognormal misperception."""
+    return offer * math.exp(noise_sd * z - 0.5 * noise_sd**2)
 
 
 @njit(cache=True, inline="always")
@@ -158,6 +180,34 @@ def moral_cost(m0: float, cohesion_cost: float, cohesion: float, share_defected:
 
 
 @njit(cache=True, inline="always")
+def family_reprisal_cost(reprisal: float, has_family: float, credibility_: float, extraction: float) -> float:
+    """Eq. 12: F_i = F_pol·fam_i·(1 − c·π_fx), family reprisals net of the programme's extraction."""
+    return reprisal * has_family * (1.0 - credibility_ * extraction)
+
+
+@njit(cache=True, inline="always")
+def exchange_return_cost(
+    credibility_: float, asylum_probability: float, exchange: float, prosecution: float, served: float, prison: float
+) -> float:
+    """Eq. 12: X_i = (1 − c·π_asy)·π_ex·π_pros·s·cost(J), returned in an exchange and prosecuted."""
+    return (1.0 - credibility_ * asylum_probability) * exchange * prosecution * served * prison
+
+
+@njit(cache=True, inline="always")
+def defector_threat_cost(amnesty: float, threat: float) -> float:
+    """Eq. 12: C_w^def = (1 − amnesty)·C_w, the war-crimes threat applied to defectors too."""
+    return (1.0 - amnesty) * threat
+
+
+@njit(cache=True, inline="always")
+def assassination_cost(
+    credibility_: float, asylum_probability: float, risk: float, protection: float, vsl: float
+) -> float:
+    """Eq. 12: C_assn = c·π_asy·p_assn·(1 − protection)·VSL_i, killed abroad by the regime."""
+    return credibility_ * asylum_probability * risk * (1.0 - protection) * vsl
+
+
+@njit(cache=True, inline="always")
 def success_value(
     package: float, moral: float, family_cost: float, return_cost: float, threat_cost: float, assassination_cost: float
 ) -> float:
@@ -166,11 +216,17 @@ def success_value(
 
 
 @njit(cache=True, inline="always")
+def success_probability(p_catch: float, p_cross_death: float) -> float:
+    """Eq. 11: q = (1 − p^c)(1 − p^x), the chance of reaching the other side."""
+    return (1.0 - p_catch) * (1.0 - p_cross_death)
+
+
+@njit(cache=True, inline="always")
 def net_gain(
     p_catch: float, p_cross_death: float, v_success: float, v_caught: float, v_killed: float, v_stay: float
 ) -> float:
     """Eq. 14: Δ = q·V_succ + p^c·V_caught + (1 − p^c)·p^x·V_killed − V_stay, q = (1−p^c)(1−p^x)."""
-    q = (1.0 - p_catch) * (1.0 - p_cross_death)
+    q = success_probability(p_catch, p_cross_death)
     return q * v_success + p_catch * v_caught + (1.0 - p_catch) * p_cross_death * v_killed - v_stay
 
 
@@ -178,6 +234,12 @@ def net_gain(
 def option_value(delta_now: float, delta_later: float, discount_k: float) -> float:
     """Eq. 19: OV = max(0, δ_k·Δ_k − max(Δ_now, 0)); acting now is compared with waiting k days."""
     return max(0.0, discount_k * delta_later - max(delta_now, 0.0))
+
+
+@njit(cache=True, inline="always")
+def squad_peer_share(revealed: int, squad_size: int, contacts: int) -> float:
+    """Eq. 17: peer_sq = D/n_squad if D ≥ k_cc else 0 (complex contagion inside the squad)."""
+    return revealed / squad_size if revealed >= contacts else 0.0
 
 
 @njit(cache=True, inline="always")
@@ -214,6 +276,41 @@ def credibility(prior_alpha: float, prior_beta: float, positive: float, negative
     return a / (a + prior_beta + negative)
 
 
+# ----------------------------------------------------------------------------- resolution of an attempt
+@njit(cache=True, inline="always")
+def captured_status(k_exec: np.uint64, i: int, execution: float) -> int:
+    """§7.6 resolution of a caught soldier: summarily executed with probability π_exec (EXECUTED), else CAUGHT."""
+    return EXECUTED if rng.uniform(k_exec, i) < execution else CAUGHT
+
+
+@njit(cache=True, inline="always")
+def crossing_outcome(
+    i: int, p_catch: float, p_cross: float, execution: float, k_catch: np.uint64, k_cross: np.uint64, k_exec: np.uint64
+) -> int:
+    """§7.6 resolution of soldier i's crossing: caught with p^c (then executed or held), else killed crossing
+    with p^x, else ARRIVED. Returns the soldier's new status."""
+    if rng.uniform(k_catch, i) < p_catch:
+        return captured_status(k_exec, i, execution)
+    if rng.uniform(k_cross, i) < p_cross:
+        return KILLED_CROSSING
+    return ARRIVED
+
+
+@njit(cache=True, inline="always")
+def count_outcome(counts: np.ndarray, c: int, outcome: int, type_index: int) -> None:
+    """Add one resolved attempt of company c to its counters (an execution also counts as caught)."""
+    if outcome == EXECUTED:
+        counts[c, C_EXECUTED] += 1
+        counts[c, C_CAUGHT] += 1
+    elif outcome == CAUGHT:
+        counts[c, C_CAUGHT] += 1
+    elif outcome == KILLED_CROSSING:
+        counts[c, C_KILLED_X] += 1
+    elif outcome == ARRIVED:
+        counts[c, C_ARRIVED] += 1
+        counts[c, C_ARRIVED_TYPE + type_index] += 1
+
+
 # ----------------------------------------------------------------------------- the decision phase
 HORIZONS = np.array([1, 7, 30, 90], dtype=np.int64)  # delays k compared with acting now (eq. 19)
 
@@ -227,7 +324,27 @@ def waiting_discount(present_bias: float, rate: float, hazard: float, persistenc
 @njit(cache=True, inline="always")
 def wait_detection(queue_detection: float, wait_days: float) -> float:
     """Eq. 34b: chance of detection while waiting W days for extraction, 1 − (1 − h_q)^W."""
-    return 1.0 - (1.0 - queue_detection) ** wait_days
+    return float(1.0 - (1.0 - queue_detection) ** wait_days)
+
+
+@njit(cache=True, inline="always")
+def guided_catch_probability(p_catch: float, p_wait: float) -> float:
+    """Eq. 34b: p^c_g = 1 − (1 − p^c(D))·(1 − p_wait), caught in the attempt or while waiting."""
+    return 1.0 - (1.0 - p_catch) * (1.0 - p_wait)
+
+
+@njit(cache=True, inline="always")
+def guided_crossing_death_probability(p_cross_death: float, extraction_risk: float) -> float:
+    """Eq. 34b: p^x_g = r_ext·p^x, the crossing risk of a guided extraction."""
+    return p_cross_death * extraction_risk
+
+
+@njit(cache=True, inline="always")
+def gain_if_waiting(
+    delta_now: float, q_guided: float, credibility_: float, cash_later: float, cash_now: float
+) -> float:
+    """Eq. 19b: Δ_k = Δ_now + q_g·c·(R(B̂_k) − R(B̂)), the gain of acting k days later with the offer then."""
+    return delta_now + q_guided * credibility_ * (cash_later - cash_now)
 
 
 @njit(cache=True, inline="always")
@@ -246,20 +363,17 @@ def _soldier_terms(
     cohesion: float,
     exposure: float,
     p: EngineParams,
-    vsl: np.ndarray,
-    income: np.ndarray,
-    moral: np.ndarray,
-    family: np.ndarray,
-    offer_noise: np.ndarray,
-    soldier_type: np.ndarray,
+    tr: Traits,
 ) -> tuple[float, float, float, float, float, float, float]:
     """(V_succ, V_caught, V_killed, V_stay, perceived offer B̂, cash value R, hazard p^K) of soldier i today."""
+    vsl, income, moral, family, offer_noise = tr.vsl, tr.income, tr.moral, tr.family, tr.offer_noise
+    soldier_type = tr.soldier_type
     v = vsl[i]
     r = p.discount_rate
     beta = p.present_bias
-    hz = death_hazard(p.death_hazard, exposure, p.type_hazard[soldier_type[i]], p.intensity)
+    hz = death_hazard(p.death_hazard, exposure, p.type_hazard_multiplier[soldier_type[i]], p.intensity)
     vsly = value_of_life_year(v, r)
-    prison = prison_cost(p.sentence_years, vsly, p.prison_year_vsly, beta, r)
+    prison = prison_cost(p.sentence_years, vsly, p.prison_year_cost_vsly, beta, r)
     threat = 0.0
     package = 0.0
     asylum_p = 0.0
@@ -269,24 +383,37 @@ def _soldier_terms(
     cash = 0.0
     if aware:
         c = cred
-        threat = p.threat_probability * prison_cost(p.threat_years, vsly, p.prison_year_vsly, beta, r)
-        perceived = offer * math.exp(p.offer_noise * offer_noise[i] - 0.5 * p.offer_noise**2)
-        cash = cash_value(perceived, p.share_now, p.deferred_delay, p.deferred_instalments, income[i], p.crra, beta, r)
-        asylum = asylum_value(
-            p.resettled_income + p.education_premium, income[i], beta, r, p.working_life, p.exile_cost
+        threat = stayer_threat_cost(
+            p.prosecution_probability, prison_cost(p.threat_sentence_years, vsly, p.prison_year_cost_vsly, beta, r)
         )
-        trip = crra_utility(p.trip_value, income[i], p.crra)
+        perceived = perceived_offer(offer, p.offer_noise_log_sd, offer_noise[i])
+        cash = cash_value(
+            perceived, p.share_on_arrival, p.deferred_delay_years, p.deferred_instalments, income[i], p.crra, beta, r
+        )
+        asylum = asylum_value(
+            p.resettled_income_usd_year + p.education_premium_usd_year,
+            income[i],
+            beta,
+            r,
+            p.working_life_years,
+            p.exile_cost_usd,
+        )
+        trip = crra_utility(p.trip_value_usd, income[i], p.crra)
         asylum_p = p.asylum_probability
-        extraction = p.family_extraction
+        extraction = p.family_extraction_probability
         package = offer_value(c, cash, asylum_p, asylum, trip)
-    m = moral_cost(moral[i], p.cohesion_cost, cohesion, share_def)
-    fam = p.family_reprisal * family[i] * (1.0 - c * extraction)
-    ret = (1.0 - c * asylum_p) * p.exchange_return * p.prosecution_if_returned * p.served_share * prison
-    def_threat = (1.0 - p.amnesty) * threat
-    assn = c * asylum_p * p.assassination_risk * (1.0 - p.protection) * v
+    m = moral_cost(moral[i], p.cohesion_cost_usd, cohesion, share_def)
+    fam = family_reprisal_cost(p.family_reprisal_usd, family[i], c, extraction)
+    ret = exchange_return_cost(
+        c, asylum_p, p.exchange_return_probability, p.prosecution_if_returned, p.sentence_served_share, prison
+    )
+    def_threat = defector_threat_cost(p.amnesty_for_defectors, threat)
+    assn = assassination_cost(c, asylum_p, p.assassination_risk, p.protection, v)
     v_succ = success_value(package, m, fam, ret, def_threat, assn)
-    v_caught = caught_value(v, p.execution_probability, p.served_share, prison, p.penal_death_risk)
-    v_stay = stay_value(hz, v, p.pay_day, p.death_benefit, p.family_benefit_weight, p.remaining_days, beta, r, threat)
+    v_caught = caught_value(v, p.execution_probability, p.sentence_served_share, prison, p.penal_death_risk)
+    v_stay = stay_value(
+        hz, v, p.pay_usd_day, p.death_benefit_usd, p.family_benefit_weight, p.remaining_exposure_days, beta, r, threat
+    )
     return v_succ, v_caught, -v, v_stay, perceived, cash, hz
 
 
@@ -307,14 +434,10 @@ def _option_value(
     horizon_open: np.ndarray,
     p_catch_plain: float,
     p_cross: float,
-    vsl: np.ndarray,
-    income: np.ndarray,
-    moral: np.ndarray,
-    family: np.ndarray,
-    offer_noise: np.ndarray,
-    soldier_type: np.ndarray,
+    tr: Traits,
 ) -> float:
     """Eq. 19: the best gain from waiting k ∈ {1, 7, 30, 90} days instead of acting now."""
+    income = tr.income
     ov = 0.0
     delta_closed = 1e300
     for h in range(HORIZONS.size):
@@ -326,15 +449,15 @@ def _option_value(
             b_k = expected_offer(perceived, cred, horizon_ratio[h])
             cash_k = cash_value(
                 b_k,
-                p.share_now,
-                p.deferred_delay,
+                p.share_on_arrival,
+                p.deferred_delay_years,
                 p.deferred_instalments,
                 income[i],
                 p.crra,
                 p.present_bias,
                 p.discount_rate,
             )
-            delta_k = delta_now + q_now * cred * (cash_k - cash_now)
+            delta_k = gain_if_waiting(delta_now, q_now, cred, cash_k, cash_now)
         else:  # the programme will be closed by then: only plain surrender remains
             if delta_closed == 1e300:
                 vs, vc, vk, vst, _, _, _ = _soldier_terms(
@@ -346,17 +469,25 @@ def _option_value(
                     cohesion,
                     exposure,
                     p,
-                    vsl,
-                    income,
-                    moral,
-                    family,
-                    offer_noise,
-                    soldier_type,
+                    tr,
                 )
                 delta_closed = net_gain(p_catch_plain, p_cross, vs, vc, vk, vst)
             delta_k = delta_closed
         ov = max(ov, option_value(delta_now, delta_k, disc))
     return ov
+
+
+class OfferToday(NamedTuple):
+    """What the decision reads of the programme today (eq. 25b, 26c, 34b)."""
+
+    offer: float  # B(t)
+    open: bool  # the programme takes defectors today
+    public_pos: float  # E⁺_pub
+    public_neg: float  # E⁻_pub
+    horizon_ratio: np.ndarray  # expected B(t+k)/B(t) for k in HORIZONS
+    horizon_open: np.ndarray  # whether the programme is expected to be open at t+k
+    topup: bool  # ratchet rule: earlier defectors are topped up, so waiting never pays (OV = 0)
+    wait_days: float  # W, the expected wait in the queue
 
 
 @njit(cache=True, parallel=True)
@@ -365,38 +496,21 @@ def decide(
     seed: int,
     rep: int,
     p: EngineParams,
-    offer: float,
-    offer_open: bool,
-    public_pos: float,
-    public_neg: float,
-    horizon_ratio: np.ndarray,
-    horizon_open: np.ndarray,
-    topup: bool,
-    wait_days: float,
-    status: np.ndarray,
-    left_day: np.ndarray,
-    soldier_type: np.ndarray,
-    vsl: np.ndarray,
-    income: np.ndarray,
-    moral: np.ndarray,
-    threshold: np.ndarray,
-    family: np.ndarray,
-    offer_noise: np.ndarray,
-    aware_day: np.ndarray,
-    neighbours: np.ndarray,
-    company_class: np.ndarray,
-    cohesion: np.ndarray,
-    precedent: np.ndarray,
-    evidence_pos: np.ndarray,
-    evidence_neg: np.ndarray,
-    defected: np.ndarray,
-    queue_day: np.ndarray,
-    attempt_catch: np.ndarray,
+    today: OfferToday,
+    st: SoldierState,
+    tr: Traits,
+    co: Companies,
     counts: np.ndarray,
 ) -> None:
     """Phases 6–9: opportunity (eq. 15), evaluation (eq. 14, 19), squad cascade (eq. 18), and either a
     direct crossing (soldiers who do not know the offer) or joining the programme's queue (those who do).
     """
+    offer, offer_open, public_pos, public_neg, horizon_ratio, horizon_open, topup, wait_days = today
+    status, left_day, aware_day, neighbours = st.status, st.left_day, st.aware_day, st.neighbours
+    queue_day, attempt_catch = st.queue_day, st.attempt_catch
+    soldier_type, threshold = tr.soldier_type, tr.threshold
+    company_class, cohesion, precedent = co.company_class, co.cohesion, co.precedent
+    evidence_pos, evidence_neg, defected = co.evidence_pos, co.evidence_neg, co.defected
     cs = p.company_size
     ss = p.squad_size
     n_comp = company_class.size
@@ -406,9 +520,9 @@ def decide(
     k_catch = rng.stream_key(seed, rep, t, rng.CATCH)
     k_cross = rng.stream_key(seed, rep, t, rng.CROSSING)
     k_exec = rng.stream_key(seed, rep, t, rng.EXECUTION)
-    p_cross = crossing_death_probability(p.killed_crossing, p.intensity)
-    p_cross_guided = p_cross * p.extraction_risk
-    p_wait = wait_detection(p.queue_detection, wait_days)
+    p_cross = crossing_death_probability(p.killed_crossing_base, p.intensity)
+    p_cross_guided = guided_crossing_death_probability(p_cross, p.extraction_crossing_risk)
+    p_wait = wait_detection(p.queue_detection_per_day, wait_days)
     for c in prange(n_comp):
         cls = company_class[c]
         p_opp = p.class_opportunity[cls]
@@ -416,7 +530,7 @@ def decide(
             continue
         exposure = p.class_exposure[cls]
         monitors = p.class_monitors[cls]
-        p_reveal = reveal_probability(p.reveal_probability, p.reveal_sensitivity, monitors)
+        p_reveal = reveal_probability(p.reveal_probability, p.reveal_monitor_sensitivity, monitors)
         cred = credibility(p.prior_alpha, p.prior_beta, evidence_pos[c] + public_pos, evidence_neg[c] + public_neg)
         share_def = defected[c] / cs
         # per-squad scratch
@@ -456,18 +570,13 @@ def decide(
                     cohesion[c],
                     exposure,
                     p,
-                    vsl,
-                    income,
-                    moral,
-                    family,
-                    offer_noise,
-                    soldier_type,
+                    tr,
                 )
                 if aware and not topup:
                     pc0 = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, 0.0)
-                    pc0 = 1.0 - (1.0 - pc0) * (1.0 - p_wait)
+                    pc0 = guided_catch_probability(pc0, p_wait)
                     delta_now = net_gain(pc0, p_cross_guided, v_s[j], v_c[j], v_k[j], v_st[j])
-                    q_now = (1.0 - pc0) * (1.0 - p_cross_guided)
+                    q_now = success_probability(pc0, p_cross_guided)
                     pc_plain = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, 0.0)
                     ov[j] = _option_value(
                         i,
@@ -485,12 +594,7 @@ def decide(
                         horizon_open,
                         pc_plain,
                         p_cross,
-                        vsl,
-                        income,
-                        moral,
-                        family,
-                        offer_noise,
-                        soldier_type,
+                        tr,
                     )
                 n_def = 0
                 for d in range(neighbours.shape[1]):
@@ -520,14 +624,14 @@ def decide(
                     pc = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, d_known)
                     px = p_cross
                     if guided[j]:
-                        pc = 1.0 - (1.0 - pc) * (1.0 - p_wait)
+                        pc = guided_catch_probability(pc, p_wait)
                         px = p_cross_guided
                     delta = net_gain(pc, px, v_s[j], v_c[j], v_k[j], v_st[j])
-                    peer_sq = d_known / ss if d_known >= p.cc_contacts else 0.0
+                    peer_sq = squad_peer_share(d_known, ss, p.complex_contagion_contacts)
                     z = attempt_propensity(
                         delta,
                         ov[j],
-                        p.utility_scale,
+                        p.utility_scale_usd,
                         thr[j],
                         peer_net[j] + peer_sq,
                         precedent[c],
@@ -556,20 +660,9 @@ def decide(
                     continue
                 counts[c, C_ATTEMPTS] += 1
                 left_day[i] = t
-                if rng.uniform(k_catch, i) < pc_real:
-                    if rng.uniform(k_exec, i) < p.execution_probability:
-                        status[i] = EXECUTED
-                        counts[c, C_EXECUTED] += 1
-                    else:
-                        status[i] = CAUGHT
-                    counts[c, C_CAUGHT] += 1
-                elif rng.uniform(k_cross, i) < p_cross:
-                    status[i] = KILLED_CROSSING
-                    counts[c, C_KILLED_X] += 1
-                else:
-                    status[i] = ARRIVED
-                    counts[c, C_ARRIVED] += 1
-                    counts[c, C_ARRIVED_TYPE + soldier_type[i]] += 1
+                outcome = crossing_outcome(i, pc_real, p_cross, p.execution_probability, k_catch, k_cross, k_exec)
+                status[i] = outcome
+                count_outcome(counts, c, outcome, soldier_type[i])
 
 
 @njit(cache=True, parallel=True)

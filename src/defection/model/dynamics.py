@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit, prange
 
 from defection.model import rng
-from defection.model.decision import credibility, death_hazard, decide, decide_threshold
+from defection.model.decision import OfferToday, credibility, death_hazard, decide, decide_threshold
 from defection.model.economics import ProgrammeFlows, RegimeLeverCost, programme_costs, regime_costs
 from defection.model.information import spread_awareness, update_company_signals
 from defection.model.outputs import (
@@ -42,10 +42,13 @@ from defection.model.outputs import (
     STRENGTH_QUANTILES,
     WOUNDED,
 )
-from defection.model.parameters import MODE_THRESHOLD, EngineParams
+from defection.model.parameters import MODE_THRESHOLD, EngineParams, per_month_to_per_day
 from defection.model.population import (
     NEVER,
+    Companies,
     Population,
+    SoldierState,
+    Traits,
     draw_soldier,
     present,
     soldier_keys,
@@ -56,7 +59,9 @@ from defection.model.programme import (
     apply_events,
     compact,
     enqueue,
+    expected_wait_days,
     extraction_slots,
+    fraudulent_claimants,
     horizon_expectations,
     impersonators,
     serve_queue,
@@ -86,22 +91,16 @@ def attrition_and_replacement(
     seed: int,
     rep: int,
     p: EngineParams,
-    status: np.ndarray,
-    left_day: np.ndarray,
-    soldier_type: np.ndarray,
-    vsl: np.ndarray,
-    income: np.ndarray,
-    moral: np.ndarray,
-    threshold: np.ndarray,
-    family: np.ndarray,
-    offer_noise: np.ndarray,
-    aware_day: np.ndarray,
-    company_type: np.ndarray,
-    company_class: np.ndarray,
+    st: SoldierState,
+    tr: Traits,
+    co: Companies,
     counts: np.ndarray,
 ) -> None:
     """Phase 10: deaths and wounds at the eq. 1 hazard (queued soldiers too: they are still in the line);
     vacant slots refilled at the rate of eq. 21."""
+    status, left_day, aware_day = st.status, st.left_day, st.aware_day
+    soldier_type, vsl, income, moral, threshold, family, offer_noise = tr
+    company_type, company_class = co.company_type, co.company_class
     cs = p.company_size
     k_att = rng.stream_key(seed, rep, t, rng.ATTRITION)
     k_rep = rng.stream_key(seed, rep, t, rng.REPLACEMENT)
@@ -110,7 +109,7 @@ def attrition_and_replacement(
         exposure = p.class_exposure[company_class[c]]
         for i in range(c * cs, (c + 1) * cs):
             if present(status[i]):
-                pk = death_hazard(p.death_hazard, exposure, p.type_hazard[soldier_type[i]], p.intensity)
+                pk = death_hazard(p.death_hazard, exposure, p.type_hazard_multiplier[soldier_type[i]], p.intensity)
                 u = rng.uniform(k_att, i)
                 if u < pk:
                     status[i] = KILLED
@@ -202,7 +201,7 @@ def unit_summary(
         for k in range(counts.shape[1]):
             totals[k] += counts[c, k]
         n_present += census[c, 0]
-        if strength_ratio(census[c, 0], cs) < p.ineffective_threshold:
+        if strength_ratio(census[c, 0], cs) < p.combat_ineffective_threshold:
             n_ineff += 1
         cred_sum += census[c, 0] * credibility(
             p.prior_alpha, p.prior_beta, evidence_pos[c] + public_pos, evidence_neg[c] + public_neg
@@ -255,6 +254,7 @@ def run_replicate(
     timer = _Timer()
     pop: Population = synthesise(n_agents, seed, rep, p0)
     n_comp, n = pop.companies, pop.n
+    soldiers, traits, companies = pop.state(), pop.traits(), pop.company_arrays()
     w = sc.force.soldiers / n  # represented soldiers per agent
     counts = np.zeros((n_comp, N_COUNTERS), np.int64)
     totals = np.zeros(N_COUNTERS, np.int64)
@@ -296,7 +296,7 @@ def run_replicate(
         prog.public_neg += levers.propaganda * rr.state_media_trust
         slots = extraction_slots(prog, pg.extraction_capacity_per_day, w)
         queued_now = float(census[:, 1].sum()) if t > 0 else 0.0
-        wait_days = queued_now / max(pg.extraction_capacity_per_day / w, 1e-9)
+        wait_days = expected_wait_days(queued_now, pg.extraction_capacity_per_day / w)
         timer.lap("programme")
         # 3. regime: review its levers every T_R days, seeing exits with a delay
         adaptive = fixed_levers is None and rr.mode in ("adaptive", "best_response")  # candidate 0: the rules
@@ -325,33 +325,19 @@ def run_replicate(
                 seed,
                 rep,
                 p,
-                prog.offer,
-                prog.open,
-                prog.public_pos,
-                prog.public_neg,
-                ratio,
-                still_open,
-                sc.offer.schedule.rule == "ratchet_topup",
-                wait_days,
-                pop.status,
-                pop.left_day,
-                pop.soldier_type,
-                pop.vsl,
-                pop.income,
-                pop.moral,
-                pop.threshold,
-                pop.family,
-                pop.offer_noise,
-                pop.aware_day,
-                pop.neighbours,
-                pop.company_class,
-                pop.cohesion,
-                pop.precedent,
-                pop.evidence_pos,
-                pop.evidence_neg,
-                pop.defected,
-                pop.queue_day,
-                pop.attempt_catch,
+                OfferToday(
+                    prog.offer,
+                    prog.open,
+                    prog.public_pos,
+                    prog.public_neg,
+                    ratio,
+                    still_open,
+                    sc.offer.schedule.rule == "ratchet_topup",
+                    wait_days,
+                ),
+                soldiers,
+                traits,
+                companies,
                 counts,
             )
         timer.lap("decision")
@@ -369,10 +355,7 @@ def run_replicate(
                 tail,
                 queue,
                 queue_entry,
-                pop.status,
-                pop.left_day,
-                pop.queue_day,
-                pop.attempt_catch,
+                soldiers,
                 pop.soldier_type,
                 counts,
             )
@@ -381,25 +364,7 @@ def run_replicate(
         timer.lap("extraction")
         # 10. attrition and replacement
         if not threshold_mode:
-            attrition_and_replacement(
-                t,
-                seed,
-                rep,
-                p,
-                pop.status,
-                pop.left_day,
-                pop.soldier_type,
-                pop.vsl,
-                pop.income,
-                pop.moral,
-                pop.threshold,
-                pop.family,
-                pop.offer_noise,
-                pop.aware_day,
-                pop.company_type,
-                pop.company_class,
-                counts,
-            )
+            attrition_and_replacement(t, seed, rep, p, soldiers, traits, companies, counts)
         timer.lap("attrition")
         # 11-12. unit state, precedent and credibility evidence
         update_company_signals(p, counts, pop.precedent, pop.evidence_pos, pop.evidence_neg, pop.defected)
@@ -413,10 +378,13 @@ def run_replicate(
         for name, col in COUNT_SERIES.items():
             row[COL[name]] = totals[col] * w
         genuine = (totals[C_PAID] + totals[C_REJECTED]) * w
-        fraud = impersonators(genuine, prog.last_offer, pg.impersonators_per_defector, pg.impersonation_elasticity)
-        fraud += genuine * levers.infiltration
-        fraud += (
-            genuine * (1.0 - sc.offer.asylum_probability) * sc.regime.exchange_return_probability * pg.recycled_share
+        fraud = fraudulent_claimants(
+            impersonators(genuine, prog.last_offer, pg.impersonators_per_defector, pg.impersonation_elasticity),
+            genuine,
+            levers.infiltration,
+            sc.offer.asylum_probability,
+            sc.regime.exchange_return_probability,
+            pg.recycled_share,
         )
         fraud_paid = undetected(fraud, pg.screening_sensitivity)
         topup = rise if sc.offer.schedule.rule == "ratchet_topup" else 0.0
@@ -443,9 +411,9 @@ def run_replicate(
             sc,
             RegimeLeverCost(
                 serving=present_now,
-                pay_rise_usd_day=(levers.pay_usd_month - levers0.pay_usd_month) * 12.0 / 365.0,
+                pay_rise_usd_day=per_month_to_per_day(levers.pay_usd_month - levers0.pay_usd_month),
                 extra_monitors_per_soldier=levers.monitors - levers0.monitors,
-                pay_usd_day=levers.pay_usd_month * 12.0 / 365.0,
+                pay_usd_day=per_month_to_per_day(levers.pay_usd_month),
                 blocking=levers.blocking,
                 propaganda=levers.propaganda,
             ),

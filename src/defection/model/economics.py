@@ -15,7 +15,7 @@ from defection.scenario import Scenario
 
 def discount_factor(rate: float, years: float) -> float:
     """Eq. 36: present value of one dollar paid `years` from day 0, (1 + ρ)^(−years)."""
-    return (1.0 + rate) ** (-years)
+    return float((1.0 + rate) ** (-years))
 
 
 def annuity(rate: float, years: int, start_years: float = 0.0) -> float:

@@ -14,79 +14,101 @@ import numpy as np
 from defection.scenario import Scenario
 
 MODE_FULL, MODE_THRESHOLD = 0, 1
-CLASS_REAR, CLASS_LINE, CLASS_ASSAULT = 0, 1, 2
+
+
+DERIVED = {
+    "company_size": "n_u = force.squad_size × force.squads_per_company",
+    "type_share": "force.types.*.share, by type (eq. 8 draw)",
+    "type_hazard_multiplier": "force.types.*.hazard_multiplier, by type (eq. 1)",
+    "type_vsl_median_usd": "force.types.*.vsl_median_usd, by type (eq. 8)",
+    "type_moral_cost_multiplier": "force.types.*.moral_cost_multiplier, by type (eq. 12a)",
+    "class_share": "force.{rear,line,assault}_share, by class",
+    "type_class_weight": "force.types.*.{rear,assault}_affinity, by type and class",
+    "class_monitors": "M_class = M × (rear_monitor_multiplier, 1, assault_monitor_multiplier) (eq. 9, 16)",
+    "class_exposure": "force.{rear,line,assault}_exposure, by class (eq. 1)",
+    "class_opportunity": "combat.opportunity_{rear,line,assault}, by class (eq. 15)",
+    "precedent_decay": "d = 2^(−1/precedent_half_life_days) (eq. 24)",
+    "pay_usd_day": "w_d = combat.pay_usd_month × 12/365 (eq. 7)",
+    "threat_sentence_years": "offer.threat.sentence_years, J_wc (eq. 7)",
+    "channel_effective": "min(1, m·ρ_k)·(1 − b_k)·x_k per channel (eq. 23b)",
+    "external_reach": "p_ext (eq. 23b)",
+}
+"""EngineParams fields that are not a scenario leaf of the same name, and what they are computed from."""
 
 
 class EngineParams(NamedTuple):
+    """The scenario's numbers as the kernels read them. A field has the name of its scenario leaf (the last
+    component of its path, e.g. ``offer.share_on_arrival`` → ``share_on_arrival``); fields computed from
+    scenario values are named after the quantity and listed in ``DERIVED``."""
+
     mode: int
     # structure
     squad_size: int
-    company_size: int
-    homogeneity: float
+    company_size: int  # n_u, computed (force.company_size)
+    unit_homogeneity: float
     cohesion_base: float
-    type_share: np.ndarray  # (5,)
-    type_hazard: np.ndarray  # (5,)
-    type_vsl: np.ndarray  # (5,)
-    type_moral: np.ndarray  # (5,)
+    type_share: np.ndarray  # (5,) by type, as every type_* field
+    type_hazard_multiplier: np.ndarray
+    type_vsl_median_usd: np.ndarray
+    type_moral_cost_multiplier: np.ndarray
     class_share: np.ndarray  # (3,) rear, line, assault
     type_class_weight: np.ndarray  # (5, 3) affinity of each type for each class
-    class_monitors: np.ndarray  # (3,) monitors per soldier by class
+    class_monitors: np.ndarray  # (3,) M_class, monitors per soldier by class (the regime's lever M, eq. 9)
     class_exposure: np.ndarray  # (3,)
     class_opportunity: np.ndarray  # (3,)
-    degree: int
-    rewiring: float
+    network_degree: int
+    network_rewiring: float
     # preferences
     vsl_log_sd: float
     present_bias: float
     discount_rate: float
     crra: float
-    income: float
+    income_usd_year: float
     income_log_sd: float
-    moral_median: float
-    moral_log_sd: float
-    cohesion_cost: float
+    moral_cost_median_usd: float
+    moral_cost_log_sd: float
+    cohesion_cost_usd: float
     threshold_mean: float
     threshold_sd: float
-    utility_scale: float
+    utility_scale_usd: float
     logit_scale: float
     peer_weight: float
     precedent_weight: float
-    precedent_decay: float
-    cc_contacts: int
+    precedent_decay: float  # d of eq. 24, computed from preferences.precedent_half_life_days
+    complex_contagion_contacts: int
     reveal_probability: float
-    reveal_sensitivity: float
-    family_share: float
+    reveal_monitor_sensitivity: float
+    has_family_share: float
     # combat
     death_hazard: float
     wounded_per_killed: float
     intensity: float
     replacement_rate: float
-    remaining_days: float
-    pay_day: float
-    death_benefit: float
+    remaining_exposure_days: float
+    pay_usd_day: float  # w_d, computed from combat.pay_usd_month (or the regime's pay lever)
+    death_benefit_usd: float
     family_benefit_weight: float
     # crossing
     catch_base: float
     arrest_constant: float
     monitor_vision: float
-    killed_crossing: float
+    killed_crossing_base: float
     # regime
-    monitors: float
     sentence_years: float
-    served_share: float
-    prison_year_vsly: float
+    sentence_served_share: float
+    prison_year_cost_vsly: float
     execution_probability: float
     penal_death_risk: float
-    family_reprisal: float
-    exchange_return: float
+    family_reprisal_usd: float
+    exchange_return_probability: float
     prosecution_if_returned: float
     assassination_risk: float
     # information
     channel_effective: np.ndarray  # (k,) ρ_k·(1 − b_k)·x_k, before the regime's own blocking
     external_reach: float  # p_ext, eq. 23b (with the regime's current blocking)
     peer_imitation: float
-    initial_aware: float
-    offer_noise: float
+    initial_aware_share: float
+    offer_noise_log_sd: float
     # credibility
     prior_alpha: float
     prior_beta: float
@@ -94,27 +116,43 @@ class EngineParams(NamedTuple):
     weight_arrival: float
     weight_killed: float
     # offer
-    share_now: float
-    deferred_delay: float
+    share_on_arrival: float
+    deferred_delay_years: float
     deferred_instalments: int
     asylum_probability: float
-    resettled_income: float
-    education_premium: float
-    exile_cost: float
-    working_life: int
-    trip_value: float
-    family_extraction: float
+    resettled_income_usd_year: float
+    education_premium_usd_year: float  # Y_edu: 0 unless offer.education
+    exile_cost_usd: float
+    working_life_years: int
+    trip_value_usd: float
+    family_extraction_probability: float
     protection: float
-    threat_probability: float
-    threat_years: float
-    amnesty: float
+    prosecution_probability: float
+    threat_sentence_years: float  # offer.threat.sentence_years (regime's is sentence_years)
+    amnesty_for_defectors: float  # 1.0 or 0.0
     opportunity_persistence: float
     # programme
-    queue_detection: float
-    extraction_risk: float
+    queue_detection_per_day: float
+    extraction_crossing_risk: float
     weight_caught_waiting: float
     # units
-    ineffective_threshold: float
+    combat_ineffective_threshold: float
+
+
+def per_month_to_per_day(x: float) -> float:
+    """Unit conversion: a monthly amount as a daily one, x·12/365 (w_d of eq. 7)."""
+    return x * 12.0 / 365.0
+
+
+def precedent_decay(half_life_days: float) -> float:
+    """Eq. 24: d = 2^(−1/half-life), the daily decay of the precedent index."""
+    return float(0.5 ** (1.0 / half_life_days))
+
+
+def class_monitors(monitors_per_soldier: float, sc: Scenario) -> np.ndarray:
+    """Eq. 9: M_class = M × (rear_monitor_multiplier, 1, assault_monitor_multiplier), by company class."""
+    rg = sc.regime
+    return monitors_per_soldier * np.array([rg.rear_monitor_multiplier, 1.0, rg.assault_monitor_multiplier])
 
 
 def channel_effective(sc: Scenario) -> np.ndarray:
@@ -144,89 +182,87 @@ def engine_params(sc: Scenario) -> EngineParams:
         mode=MODE_FULL if sc.simulation.mode == "full" else MODE_THRESHOLD,
         squad_size=f.squad_size,
         company_size=f.company_size,
-        homogeneity=f.unit_homogeneity,
+        unit_homogeneity=f.unit_homogeneity,
         cohesion_base=f.cohesion_base,
         type_share=np.array([t.share for t in types]),
-        type_hazard=np.array([t.hazard_multiplier for t in types]),
-        type_vsl=np.array([t.vsl_median_usd for t in types]),
-        type_moral=np.array([t.moral_cost_multiplier for t in types]),
+        type_hazard_multiplier=np.array([t.hazard_multiplier for t in types]),
+        type_vsl_median_usd=np.array([t.vsl_median_usd for t in types]),
+        type_moral_cost_multiplier=np.array([t.moral_cost_multiplier for t in types]),
         class_share=np.array([f.rear_share, f.line_share, f.assault_share]),
         type_class_weight=np.array([[t.rear_affinity, 1.0, t.assault_affinity] for t in types]),
-        class_monitors=rg.monitors_per_soldier
-        * np.array([rg.rear_monitor_multiplier, 1.0, rg.assault_monitor_multiplier]),
+        class_monitors=class_monitors(rg.monitors_per_soldier, sc),
         class_exposure=np.array([f.rear_exposure, f.line_exposure, f.assault_exposure]),
         class_opportunity=np.array([cb.opportunity_rear, cb.opportunity_line, cb.opportunity_assault]),
-        degree=inf.network_degree,
-        rewiring=inf.network_rewiring,
+        network_degree=inf.network_degree,
+        network_rewiring=inf.network_rewiring,
         vsl_log_sd=p.vsl_log_sd,
         present_bias=p.present_bias,
         discount_rate=p.discount_rate,
         crra=p.crra,
-        income=p.income_usd_year,
+        income_usd_year=p.income_usd_year,
         income_log_sd=p.income_log_sd,
-        moral_median=p.moral_cost_median_usd,
-        moral_log_sd=p.moral_cost_log_sd,
-        cohesion_cost=p.cohesion_cost_usd,
+        moral_cost_median_usd=p.moral_cost_median_usd,
+        moral_cost_log_sd=p.moral_cost_log_sd,
+        cohesion_cost_usd=p.cohesion_cost_usd,
         threshold_mean=p.threshold_mean,
         threshold_sd=p.threshold_sd,
-        utility_scale=p.utility_scale_usd,
+        utility_scale_usd=p.utility_scale_usd,
         logit_scale=p.logit_scale,
         peer_weight=p.peer_weight,
         precedent_weight=p.precedent_weight,
-        precedent_decay=0.5 ** (1.0 / p.precedent_half_life_days),
-        cc_contacts=p.complex_contagion_contacts,
+        precedent_decay=precedent_decay(p.precedent_half_life_days),
+        complex_contagion_contacts=p.complex_contagion_contacts,
         reveal_probability=p.reveal_probability,
-        reveal_sensitivity=p.reveal_monitor_sensitivity,
-        family_share=p.has_family_share,
+        reveal_monitor_sensitivity=p.reveal_monitor_sensitivity,
+        has_family_share=p.has_family_share,
         death_hazard=cb.death_hazard,
         wounded_per_killed=cb.wounded_per_killed,
         intensity=cb.intensity,
         replacement_rate=cb.replacement_rate,
-        remaining_days=cb.remaining_exposure_days,
-        pay_day=cb.pay_usd_month * 12.0 / 365.0,
-        death_benefit=cb.death_benefit_usd,
+        remaining_exposure_days=cb.remaining_exposure_days,
+        pay_usd_day=per_month_to_per_day(cb.pay_usd_month),
+        death_benefit_usd=cb.death_benefit_usd,
         family_benefit_weight=cb.family_benefit_weight,
         catch_base=cr.catch_base,
         arrest_constant=cr.arrest_constant,
         monitor_vision=cr.monitor_vision,
-        killed_crossing=cr.killed_crossing_base,
-        monitors=rg.monitors_per_soldier,
+        killed_crossing_base=cr.killed_crossing_base,
         sentence_years=rg.sentence_years,
-        served_share=rg.sentence_served_share,
-        prison_year_vsly=rg.prison_year_cost_vsly,
+        sentence_served_share=rg.sentence_served_share,
+        prison_year_cost_vsly=rg.prison_year_cost_vsly,
         execution_probability=rg.execution_probability,
         penal_death_risk=rg.penal_death_risk,
-        family_reprisal=rg.family_reprisal_usd,
-        exchange_return=rg.exchange_return_probability,
+        family_reprisal_usd=rg.family_reprisal_usd,
+        exchange_return_probability=rg.exchange_return_probability,
         prosecution_if_returned=rg.prosecution_if_returned,
         assassination_risk=rg.assassination_risk,
         channel_effective=channel_effective(sc),
         external_reach=external_reach(sc),
         peer_imitation=inf.peer_imitation,
-        initial_aware=inf.initial_aware_share,
-        offer_noise=inf.offer_noise_log_sd,
+        initial_aware_share=inf.initial_aware_share,
+        offer_noise_log_sd=inf.offer_noise_log_sd,
         prior_alpha=cd.prior_alpha,
         prior_beta=cd.prior_beta,
         memory=cd.memory,
         weight_arrival=cd.weight_arrival,
         weight_killed=cd.weight_killed,
-        share_now=of.share_on_arrival,
-        deferred_delay=of.deferred_delay_years,
+        share_on_arrival=of.share_on_arrival,
+        deferred_delay_years=of.deferred_delay_years,
         deferred_instalments=of.deferred_instalments,
         asylum_probability=of.asylum_probability,
-        resettled_income=of.resettled_income_usd_year,
-        education_premium=of.education_premium_usd_year if of.education else 0.0,
-        exile_cost=of.exile_cost_usd,
-        working_life=of.working_life_years,
-        trip_value=of.trip_value_usd,
-        family_extraction=of.family_extraction_probability,
+        resettled_income_usd_year=of.resettled_income_usd_year,
+        education_premium_usd_year=of.education_premium_usd_year if of.education else 0.0,
+        exile_cost_usd=of.exile_cost_usd,
+        working_life_years=of.working_life_years,
+        trip_value_usd=of.trip_value_usd,
+        family_extraction_probability=of.family_extraction_probability,
         protection=of.protection,
-        threat_probability=of.threat.prosecution_probability,
-        threat_years=of.threat.sentence_years,
-        amnesty=1.0 if of.threat.amnesty_for_defectors else 0.0,
+        prosecution_probability=of.threat.prosecution_probability,
+        threat_sentence_years=of.threat.sentence_years,
+        amnesty_for_defectors=1.0 if of.threat.amnesty_for_defectors else 0.0,
         opportunity_persistence=of.schedule.opportunity_persistence,
-        queue_detection=sc.programme.queue_detection_per_day,
-        extraction_risk=sc.programme.extraction_crossing_risk,
+        queue_detection_per_day=sc.programme.queue_detection_per_day,
+        extraction_crossing_risk=sc.programme.extraction_crossing_risk,
         weight_caught_waiting=sc.programme.weight_caught_waiting,
-        ineffective_threshold=sc.units.combat_ineffective_threshold,
+        combat_ineffective_threshold=sc.units.combat_ineffective_threshold,
     )

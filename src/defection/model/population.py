@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -25,6 +26,41 @@ NEVER = np.int32(2**31 - 1)
 def present(status: int) -> bool:
     """Still in the unit: serving, or waiting in the programme's queue."""
     return status in (SERVING, QUEUED)
+
+
+class Traits(NamedTuple):
+    """What a soldier brings to his slot when he arrives (drawn by `draw_soldier`; read-only in the day's kernels)."""
+
+    soldier_type: np.ndarray  # int8, index into TYPE_NAMES
+    vsl: np.ndarray  # float64, USD
+    income: np.ndarray  # float64, USD/year
+    moral: np.ndarray  # float64, USD (m0_i)
+    threshold: np.ndarray  # float64, threshold units (τ_i)
+    family: np.ndarray  # int8, 1 = family exposed to reprisals
+    offer_noise: np.ndarray  # float64, standard-normal z of the perceived offer
+
+
+class SoldierState(NamedTuple):
+    """What happens to a soldier's slot day by day (the kernels write these in place)."""
+
+    status: np.ndarray  # int8
+    left_day: np.ndarray  # int32, day the slot was vacated
+    aware_day: np.ndarray  # int32, day the soldier learned of the offer (NEVER if not)
+    queue_day: np.ndarray  # int32, day he joined the programme's queue
+    attempt_catch: np.ndarray  # float64, p^c of his group when he decided (used at extraction)
+    neighbours: np.ndarray  # int32 (n, degree), slots of his network ties (same company)
+
+
+class Companies(NamedTuple):
+    """Per-company state (index c; company c holds slots c·n_u … (c+1)·n_u − 1)."""
+
+    company_type: np.ndarray  # int8, dominant type
+    company_class: np.ndarray  # int8, exposure class (rear/line/assault)
+    cohesion: np.ndarray  # float64, κ_u
+    precedent: np.ndarray  # float64, prec_u
+    evidence_pos: np.ndarray  # float64, positive credibility evidence
+    evidence_neg: np.ndarray  # float64, negative credibility evidence
+    defected: np.ndarray  # int64, soldiers of the company who got across so far
 
 
 @dataclass
@@ -60,6 +96,30 @@ class Population:
     @property
     def companies(self) -> int:
         return int(self.company_type.size)
+
+    def traits(self) -> Traits:
+        """The soldiers' traits as the kernels take them (the same arrays, not copies)."""
+        return Traits(
+            self.soldier_type, self.vsl, self.income, self.moral, self.threshold, self.family, self.offer_noise
+        )
+
+    def state(self) -> SoldierState:
+        """The soldiers' day-to-day state as the kernels take it (the same arrays, not copies)."""
+        return SoldierState(
+            self.status, self.left_day, self.aware_day, self.queue_day, self.attempt_catch, self.neighbours
+        )
+
+    def company_arrays(self) -> Companies:
+        """The companies' state as the kernels take it (the same arrays, not copies)."""
+        return Companies(
+            self.company_type,
+            self.company_class,
+            self.cohesion,
+            self.precedent,
+            self.evidence_pos,
+            self.evidence_neg,
+            self.defected,
+        )
 
 
 @njit(cache=True, inline="always")
@@ -118,13 +178,17 @@ def draw_soldier(
     offer_noise: np.ndarray,
 ) -> None:
     """Draw the attributes of the soldier in slot i (eq. 8 and §2.1); `keys` from soldier_keys."""
-    t = dominant if rng.uniform(keys[0], i) < p.homogeneity else categorical(rng.uniform(keys[7], i), p.type_share)
+    t = dominant if rng.uniform(keys[0], i) < p.unit_homogeneity else categorical(rng.uniform(keys[7], i), p.type_share)
     soldier_type[i] = t
-    vsl[i] = p.type_vsl[t] * math.exp(p.vsl_log_sd * rng.normal(keys[1], i))
-    income[i] = p.income * math.exp(p.income_log_sd * rng.normal(keys[2], i))
-    moral[i] = p.moral_median * p.type_moral[t] * math.exp(p.moral_log_sd * rng.normal(keys[3], i))
+    vsl[i] = p.type_vsl_median_usd[t] * math.exp(p.vsl_log_sd * rng.normal(keys[1], i))
+    income[i] = p.income_usd_year * math.exp(p.income_log_sd * rng.normal(keys[2], i))
+    moral[i] = (
+        p.moral_cost_median_usd
+        * p.type_moral_cost_multiplier[t]
+        * math.exp(p.moral_cost_log_sd * rng.normal(keys[3], i))
+    )
     threshold[i] = p.threshold_mean + p.threshold_sd * rng.normal(keys[4], i)
-    family[i] = 1 if rng.uniform(keys[5], i) < p.family_share else 0
+    family[i] = 1 if rng.uniform(keys[5], i) < p.has_family_share else 0
     offer_noise[i] = rng.normal(keys[6], i)
 
 
@@ -154,7 +218,7 @@ def _synthesise(
     k_rewire = rng.stream_key(seed, rep, -1, rng.POP_REWIRE)
     keys = soldier_keys(seed, rep, -1)
     k_aw = rng.stream_key(seed, rep, -1, rng.AWARENESS)
-    half = p.degree // 2
+    half = p.network_degree // 2
     for c in prange(n_comp):
         dom = categorical(rng.uniform(k_ct, c), p.type_share)
         company_type[c] = dom
@@ -163,15 +227,15 @@ def _synthesise(
         for i in range(c * cs, (c + 1) * cs):
             draw_soldier(i, dom, keys, p, soldier_type, vsl, income, moral, threshold, family, offer_noise)
             counts[soldier_type[i]] += 1
-            if rng.uniform(k_aw, i) < p.initial_aware:
+            if rng.uniform(k_aw, i) < p.initial_aware_share:
                 aware_day[i] = -1
             # Watts–Strogatz within the company: ring lattice of `degree` ties, each rewired with prob. p.
             local = i - c * cs
-            for d in range(p.degree):
+            for d in range(p.network_degree):
                 offset = d - half if d < half else d - half + 1
                 j = (local + offset) % cs
-                slot = i * p.degree + d
-                if rng.uniform(k_net, slot) < p.rewiring:
+                slot = i * p.network_degree + d
+                if rng.uniform(k_net, slot) < p.network_rewiring:
                     j = int(rng.uniform(k_rewire, slot) * cs)
                     if j == local:
                         j = (local + 1) % cs
@@ -197,7 +261,7 @@ def synthesise(n_agents: int, seed: int, rep: int, p: EngineParams) -> Populatio
         aware_day=np.full(n, NEVER, np.int32),
         queue_day=np.full(n, NEVER, np.int32),
         attempt_catch=np.zeros(n),
-        neighbours=np.zeros((n, p.degree), np.int32),
+        neighbours=np.zeros((n, p.network_degree), np.int32),
         company_type=np.zeros(n_comp, np.int8),
         company_class=np.zeros(n_comp, np.int8),
         cohesion=np.zeros(n_comp),

@@ -14,29 +14,27 @@ import numpy as np
 from numba import njit
 
 from defection.model import rng
-from defection.model.decision import HORIZONS, crossing_death_probability
+from defection.model.decision import (
+    HORIZONS,
+    captured_status,
+    count_outcome,
+    crossing_death_probability,
+    crossing_outcome,
+    guided_crossing_death_probability,
+)
 from defection.model.outputs import (
     ARRIVED,
-    C_ARRIVED,
     C_ARRIVED_PROGRAMME,
-    C_ARRIVED_TYPE,
     C_ATTEMPTS,
-    C_CAUGHT,
     C_DETECTED_WAITING,
-    C_EXECUTED,
     C_EXTRACTED,
-    C_KILLED_X,
     C_PAID,
     C_REJECTED,
-    CAUGHT,
-    EXECUTED,
-    KILLED_CROSSING,
     QUEUED,
 )
 from defection.model.parameters import EngineParams
+from defection.model.population import SoldierState
 from defection.scenario import Scenario
-
-ANNOUNCED_RULES = ("announced_escalation", "ratchet_topup", "adaptive")
 
 
 # ----------------------------------------------------------------------------- the offer schedule
@@ -174,6 +172,11 @@ def apply_events(
         st.public_neg += sc.offer.schedule.raise_credibility_cost
 
 
+def expected_wait_days(queued_agents: float, capacity_agents_per_day: float) -> float:
+    """Eq. 34b: W = Q_{t−1}/(K_ext/w), the expected wait in the queue (capacity floored at 1e-9 agents a day)."""
+    return queued_agents / max(capacity_agents_per_day, 1e-9)
+
+
 def extraction_slots(st: ProgrammeState, capacity_per_day: float, weight: float) -> int:
     """Eq. 34: agents the programme can extract today (capacity in soldiers, fractional days carried over)."""
     st.capacity_carry += capacity_per_day / weight
@@ -220,15 +223,13 @@ def serve_queue(
     tail: int,
     queue: np.ndarray,
     queue_entry: np.ndarray,
-    status: np.ndarray,
-    left_day: np.ndarray,
-    queue_day: np.ndarray,
-    attempt_catch: np.ndarray,
+    st: SoldierState,
     soldier_type: np.ndarray,
     counts: np.ndarray,
 ) -> int:
     """Eq. 34–35: detection while waiting, then first-in-first-out extraction of up to `slots` soldiers,
     crossing and screening. Returns the new head of the queue."""
+    status, left_day, queue_day, attempt_catch = st.status, st.left_day, st.queue_day, st.attempt_catch
     cs = p.company_size
     size = queue.size
     k_det = rng.stream_key(seed, rep, t, rng.QUEUE_DETECTION)
@@ -236,7 +237,9 @@ def serve_queue(
     k_cross = rng.stream_key(seed, rep, t, rng.CROSSING)
     k_exec = rng.stream_key(seed, rep, t, rng.EXECUTION)
     k_screen = rng.stream_key(seed, rep, t, rng.SCREENING)
-    p_cross = crossing_death_probability(p.killed_crossing, p.intensity) * p.extraction_risk
+    p_cross = guided_crossing_death_probability(
+        crossing_death_probability(p.killed_crossing_base, p.intensity), p.extraction_crossing_risk
+    )
     served = 0
     pos = head
     while pos < tail:
@@ -246,35 +249,22 @@ def serve_queue(
         if status[i] != QUEUED or queue_day[i] != entry or entry >= t:
             continue  # stale (killed, wounded, refilled) or joined today: extraction starts tomorrow
         c = i // cs
-        if rng.uniform(k_det, i) < p.queue_detection:  # detected while waiting
+        if rng.uniform(k_det, i) < p.queue_detection_per_day:  # detected while waiting
             left_day[i] = t
-            if rng.uniform(k_exec, i) < p.execution_probability:
-                status[i] = EXECUTED
-                counts[c, C_EXECUTED] += 1
-            else:
-                status[i] = CAUGHT
-            counts[c, C_CAUGHT] += 1
+            outcome = captured_status(k_exec, i, p.execution_probability)
+            status[i] = outcome
+            count_outcome(counts, c, outcome, soldier_type[i])
             counts[c, C_DETECTED_WAITING] += 1
         elif served < slots:
             served += 1
             left_day[i] = t
             counts[c, C_ATTEMPTS] += 1
             counts[c, C_EXTRACTED] += 1
-            if rng.uniform(k_catch, i) < attempt_catch[i]:
-                if rng.uniform(k_exec, i) < p.execution_probability:
-                    status[i] = EXECUTED
-                    counts[c, C_EXECUTED] += 1
-                else:
-                    status[i] = CAUGHT
-                counts[c, C_CAUGHT] += 1
-            elif rng.uniform(k_cross, i) < p_cross:
-                status[i] = KILLED_CROSSING
-                counts[c, C_KILLED_X] += 1
-            else:
-                status[i] = ARRIVED
-                counts[c, C_ARRIVED] += 1
+            outcome = crossing_outcome(i, attempt_catch[i], p_cross, p.execution_probability, k_catch, k_cross, k_exec)
+            status[i] = outcome
+            count_outcome(counts, c, outcome, soldier_type[i])
+            if outcome == ARRIVED:
                 counts[c, C_ARRIVED_PROGRAMME] += 1
-                counts[c, C_ARRIVED_TYPE + soldier_type[i]] += 1
                 if rng.uniform(k_screen, i) < specificity:
                     counts[c, C_PAID] += 1
                 else:
@@ -317,26 +307,19 @@ def compact(
     return 0, keep
 
 
-@njit(cache=True)
-def queue_length(
-    head: int, tail: int, queue: np.ndarray, queue_entry: np.ndarray, status: np.ndarray, queue_day: np.ndarray
-) -> int:
-    """Soldiers still waiting."""
-    size = queue.size
-    n = 0
-    for pos in range(head, tail):
-        i = queue[pos % size]
-        if status[i] == QUEUED and queue_day[i] == queue_entry[pos % size]:
-            n += 1
-    return n
-
-
 # ----------------------------------------------------------------------------- fraud (aggregate)
 def impersonators(genuine: float, cash: float, ratio: float, elasticity: float) -> float:
     """Eq. 35b: impersonators claiming the bounty, ∝ genuine claimants × (B/$100k)^ε (cobra effect)."""
     if cash <= 0:
         return 0.0
-    return genuine * ratio * (cash / 100_000.0) ** elasticity
+    return float(genuine * ratio * (cash / 100_000.0) ** elasticity)
+
+
+def fraudulent_claimants(
+    impersonating: float, genuine: float, infiltration: float, asylum: float, exchange: float, recycled: float
+) -> float:
+    """Eq. 35b: Fr_t = Imp_t + G_t·I_inf + G_t·(1 − π_asy)·π_ex·r_rec, all fraudulent claimants."""
+    return impersonating + genuine * infiltration + genuine * (1.0 - asylum) * exchange * recycled
 
 
 def undetected(claimants: float, sensitivity: float) -> float:

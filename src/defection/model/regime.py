@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 from scipy.stats import qmc
 
-from defection.model.parameters import EngineParams, reach_with_blocking
+from defection.model.parameters import EngineParams, class_monitors, per_month_to_per_day, reach_with_blocking
 from defection.scenario import Scenario
 
 
@@ -47,15 +47,13 @@ def initial_levers(sc: Scenario) -> Levers:
 
 def apply_levers(p: EngineParams, sc: Scenario, lv: Levers) -> EngineParams:
     """The engine parameters with the regime's current levers."""
-    rg = sc.regime
     return p._replace(
-        monitors=lv.monitors,
-        class_monitors=lv.monitors * np.array([rg.rear_monitor_multiplier, 1.0, rg.assault_monitor_multiplier]),
+        class_monitors=class_monitors(lv.monitors, sc),
         external_reach=reach_with_blocking(p.channel_effective, lv.blocking),
-        family_reprisal=lv.family_reprisal,
+        family_reprisal_usd=lv.family_reprisal,
         execution_probability=lv.execution,
         sentence_years=lv.sentence,
-        pay_day=lv.pay_usd_month * 12.0 / 365.0,
+        pay_usd_day=per_month_to_per_day(lv.pay_usd_month),
     )
 
 
