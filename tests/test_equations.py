@@ -288,7 +288,7 @@ def test_guided_risks_eq34b() -> None:
 def test_crossing_resolution_matches_its_draws() -> None:
     """§7.6: caught iff u_catch < p^c (executed iff u_exec < π_exec), else killed iff u_cross < p^x, else arrived."""
     from defection.model import rng
-    from defection.model.population import ARRIVED, CAUGHT, EXECUTED, KILLED_CROSSING
+    from defection.model.outputs import ARRIVED, CAUGHT, EXECUTED, KILLED_CROSSING
 
     k_catch, k_cross, k_exec = (np.uint64(rng.stream_key(1, 0, 3, s)) for s in (rng.CATCH, rng.CROSSING, rng.EXECUTION))
     seen = set()
@@ -304,7 +304,7 @@ def test_crossing_resolution_matches_its_draws() -> None:
 
 
 def test_count_outcome_counters() -> None:
-    from defection.model import population as pop
+    from defection.model import outputs as pop
 
     counts = np.zeros((2, pop.N_COUNTERS), np.int64)
     for outcome in (pop.EXECUTED, pop.CAUGHT, pop.KILLED_CROSSING, pop.ARRIVED):
