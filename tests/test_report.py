@@ -30,7 +30,7 @@ from defection.store import ResultsDB, RunMeta, RunNotFound
 from tests.conftest import scenario
 
 EVIL = '<script>alert("x")</script> & co'
-RUN_FIGURES = {"defections", "funnel", "offer", "levers", "cost", "unit-strength", "units-ineffective"}
+RUN_FIGURES = {"defections", "funnel", "offer", "counter-measures", "cost", "unit-strength", "units-ineffective"}
 SPEC = {
     "experiment": {"name": "t", "sampler": "sobol", "samples": 8, "replicates": 2, "days": 20, "agents": 990},
     "uncertainties": [{"path": "regime.monitors_per_soldier", "low": 0.02, "high": 0.1}],
@@ -179,7 +179,7 @@ OPTIMIZE = {
     "target": None,
     "worlds": 2,
     "replicates": 2,
-    "fixed_levers": {},
+    "fixed_counter_measures": {},
     "reused": 0,
     "evaluated": 4,
     "complete": 4,
@@ -196,7 +196,7 @@ DISCOVER = {
     "direction": "below",
     "cases": 10,
     "cases_of_interest": 4,
-    "fixed_levers": {},
+    "fixed_counter_measures": {},
     "density_threshold": 0.8,
     "wall_seconds": 1.0,
     "boxes": [
@@ -341,7 +341,7 @@ def test_figure_data_match_the_stored_numbers(store: tuple[ResultsDB, dict[str, 
     expected = daily.pivot(index="day", columns="replicate", values="unit_strength_p50").median(axis=1)
     assert strength == pytest.approx(expected.tolist())
     assert trace(figs["fig-offer"], "offer: median")["y"][0] == 250_000.0
-    panels = {a["text"] for a in figs["fig-levers"]["layout"]["annotations"]}
+    panels = {a["text"] for a in figs["fig-counter-measures"]["layout"]["annotations"]}
     assert "monitors (monitors per soldier)" in panels and "pay_usd_month (USD/month)" in panels
 
 

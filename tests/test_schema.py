@@ -16,7 +16,7 @@ import pytest
 import defection
 from defection.engine import RunResult
 from defection.model import outputs
-from defection.model.regime import Levers
+from defection.model.regime import CounterMeasures
 from defection.report import render_report
 from defection.scenario import TYPE_NAMES
 from defection.store import ResultsDB, ResultsError
@@ -59,8 +59,8 @@ def test_the_series_are_unique_and_every_count_series_reads_its_own_counter() ->
     assert all(outputs.COUNTERS[col] == name for name, col in outputs.COUNT_SERIES.items())
     assert set(outputs.COUNT_SERIES) == set(outputs.COUNTERS)
     assert outputs.SERIES[:6] == ("offer_usd", "programme_open", "serving", "queued", "aware", "contacts")
-    assert outputs.SERIES[-len(outputs.LEVER_NAMES) :] == outputs.LEVER_NAMES
-    assert tuple(f.name for f in dataclasses.fields(Levers)) == outputs.LEVER_NAMES
+    assert outputs.SERIES[-len(outputs.COUNTER_MEASURES) :] == outputs.COUNTER_MEASURES
+    assert tuple(f.name for f in dataclasses.fields(CounterMeasures)) == outputs.COUNTER_MEASURES
 
 
 def test_an_outcome_is_declared_once() -> None:

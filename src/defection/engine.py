@@ -18,7 +18,7 @@ from defection.model.outcomes import replicate_outcomes
 from defection.model.outputs import SERIES
 from defection.model.parameters import engine_params
 from defection.model.population import simulated_agents
-from defection.model.regime import Levers, candidate_levers
+from defection.model.regime import CounterMeasures, candidate_counter_measures
 from defection.model.rng import posterior_particle
 from defection.scenario import Scenario, default_scenario, with_overrides
 from defection.scenario.posterior import Posterior
@@ -97,12 +97,12 @@ class RunResult:
 def _replicates(
     sc: Scenario,
     n_agents: int,
-    fixed: Levers | None,
+    fixed: CounterMeasures | None,
     tick: Callable[[int], None],
     phases: dict[str, float],
     posterior: Posterior | None = None,
 ) -> list[np.ndarray]:
-    """Every replicate's daily series under one regime policy (adaptive/static rules, or fixed levers).
+    """Every replicate's daily series under one regime policy (adaptive/static rules, or fixed counter-measures).
 
     With a posterior, replicate r runs with the calibrated parameters of particle
     `posterior_particle(posterior, seed, r)`.
@@ -114,7 +114,7 @@ def _replicates(
         if posterior is not None:
             sc_rep = posterior.apply(sc, posterior_particle(posterior, sc.simulation.seed, rep))
             p = engine_params(sc_rep)
-        res = run_replicate(sc_rep, p, rep, n_agents, on_day=tick, fixed_levers=fixed)
+        res = run_replicate(sc_rep, p, rep, n_agents, on_day=tick, fixed_counter_measures=fixed)
         for k, v in res.phase_seconds.items():
             phases[k] += v
         out.append(res.daily)
@@ -145,9 +145,9 @@ def simulate(
         posterior = Posterior.load(sim.posterior)
     n_agents = simulated_agents(sim.agents, sc.force.company_size)
     best_response = rr.mode == "best_response" and sim.mode == "full"
-    candidates: list[Levers | None] = [None]
+    candidates: list[CounterMeasures | None] = [None]
     if best_response:
-        candidates += candidate_levers(sc, rr.best_response_trials, sim.seed)
+        candidates += candidate_counter_measures(sc, rr.best_response_trials, sim.seed)
     total = sim.days * sim.replicates * len(candidates)
     done = 0
     phases = dict.fromkeys(PHASES, 0.0)
@@ -171,8 +171,8 @@ def simulate(
             if best_response:
                 choice = {
                     "candidate": k,
-                    "policy": "adaptive rules" if cand is None else "fixed levers",
-                    "levers": None if cand is None else cand.as_dict(),
+                    "policy": "adaptive rules" if cand is None else "fixed counter-measures",
+                    "counter_measures": None if cand is None else cand.as_dict(),
                     "mean_loss_usd": loss,
                 }
     assert best is not None

@@ -20,7 +20,7 @@ from numba import njit, prange
 
 from defection.model import rng
 from defection.model.decision import OfferToday, credibility, death_hazard, decide, decide_threshold
-from defection.model.economics import ProgrammeFlows, RegimeLeverCost, programme_costs, regime_costs
+from defection.model.economics import CounterMeasureCost, ProgrammeFlows, programme_costs, regime_costs
 from defection.model.information import spread_awareness, update_company_signals
 from defection.model.outputs import (
     C_ARRIVED,
@@ -68,7 +68,13 @@ from defection.model.programme import (
     undetected,
     update_offer,
 )
-from defection.model.regime import Levers, adaptive_update, apply_levers, exit_ratio, initial_levers
+from defection.model.regime import (
+    CounterMeasures,
+    adaptive_update,
+    apply_counter_measures,
+    exit_ratio,
+    initial_counter_measures,
+)
 from defection.scenario import Scenario
 
 PHASES = (
@@ -246,9 +252,9 @@ def run_replicate(
     rep: int,
     n_agents: int,
     on_day: Callable[[int], None] | None = None,
-    fixed_levers: Levers | None = None,
+    fixed_counter_measures: CounterMeasures | None = None,
 ) -> ReplicateOutput:
-    """Simulate one replicate. `fixed_levers` pins the regime's levers (best-response candidates)."""
+    """Simulate one replicate. `fixed_counter_measures` pins the regime's responses (best-response candidates)."""
     sim, pg, rr = sc.simulation, sc.programme, sc.regime.response
     seed, days = sim.seed, sim.days
     timer = _Timer()
@@ -264,9 +270,9 @@ def run_replicate(
     head = tail = 0
     daily = np.zeros((days, len(SERIES)))
     threshold_mode = p0.mode == MODE_THRESHOLD
-    levers0 = initial_levers(sc)
-    levers = fixed_levers if fixed_levers is not None else levers0
-    p = apply_levers(p0, sc, levers)
+    measures0 = initial_counter_measures(sc)
+    measures = fixed_counter_measures if fixed_counter_measures is not None else measures0
+    p = apply_counter_measures(p0, sc, measures)
     prog = ProgrammeState()
     arrived_total = 0
     timer.lap("exogenous")  # population synthesis is booked to the first phase
@@ -293,13 +299,13 @@ def run_replicate(
             p.memory,
             unannounced_raise=rise > 0 and sc.offer.schedule.rule == "unannounced_escalation",
         )
-        prog.public_neg += levers.propaganda * rr.state_media_trust
+        prog.public_neg += measures.propaganda * rr.state_media_trust
         slots = extraction_slots(prog, pg.extraction_capacity_per_day, w)
         queued_now = float(census[:, 1].sum()) if t > 0 else 0.0
         wait_days = expected_wait_days(queued_now, pg.extraction_capacity_per_day / w)
         timer.lap("programme")
-        # 3. regime: review its levers every T_R days, seeing exits with a delay
-        adaptive = fixed_levers is None and rr.mode in ("adaptive", "best_response")  # candidate 0: the rules
+        # 3. regime: review its measures every T_R days, seeing exits with a delay
+        adaptive = fixed_counter_measures is None and rr.mode in ("adaptive", "best_response")  # candidate 0: the rules
         if adaptive and t > 0 and t % rr.update_days == 0:
             lo, hi = t - rr.observation_delay_days - rr.update_days, t - rr.observation_delay_days
             if hi > 0:
@@ -307,8 +313,8 @@ def run_replicate(
                 ratio_d = exit_ratio(
                     exits, _window_mean(daily, COL["serving"], lo, hi), hi - max(0, lo), rr.target_exit_share_per_month
                 )
-                levers = adaptive_update(sc, levers, ratio_d, float(daily[t - 1, COL["strength_share"]]))
-                p = apply_levers(p0, sc, levers)
+                measures = adaptive_update(sc, measures, ratio_d, float(daily[t - 1, COL["strength_share"]]))
+                p = apply_counter_measures(p0, sc, measures)
         timer.lap("regime")
         # 4-5. information (awareness); credibility is read from company and public evidence
         if not threshold_mode:
@@ -381,7 +387,7 @@ def run_replicate(
         fraud = fraudulent_claimants(
             impersonators(genuine, prog.last_offer, pg.impersonators_per_defector, pg.impersonation_elasticity),
             genuine,
-            levers.infiltration,
+            measures.infiltration,
             sc.offer.asylum_probability,
             sc.regime.exchange_return_probability,
             pg.recycled_share,
@@ -409,13 +415,13 @@ def run_replicate(
         present_now = float(census[:, 0].sum()) * w
         rcost = regime_costs(
             sc,
-            RegimeLeverCost(
+            CounterMeasureCost(
                 serving=present_now,
-                pay_rise_usd_day=per_month_to_per_day(levers.pay_usd_month - levers0.pay_usd_month),
-                extra_monitors_per_soldier=levers.monitors - levers0.monitors,
-                pay_usd_day=per_month_to_per_day(levers.pay_usd_month),
-                blocking=levers.blocking,
-                propaganda=levers.propaganda,
+                pay_rise_usd_day=per_month_to_per_day(measures.pay_usd_month - measures0.pay_usd_month),
+                extra_monitors_per_soldier=measures.monitors - measures0.monitors,
+                pay_usd_day=per_month_to_per_day(measures.pay_usd_month),
+                blocking=measures.blocking,
+                propaganda=measures.propaganda,
             ),
         )
         timer.lap("economics")
@@ -439,7 +445,7 @@ def run_replicate(
         row[COL["regime_cost"]] = sum(rcost.values())
         for comp, v in rcost.items():
             row[COL[f"regime_{comp}"]] = v
-        for name, v in levers.as_dict().items():
+        for name, v in measures.as_dict().items():
             row[COL[name]] = v
         arrived_total += int(totals[C_ARRIVED])
         timer.lap("record")

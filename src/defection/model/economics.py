@@ -81,8 +81,8 @@ def programme_costs(sc: Scenario, day: int, f: ProgrammeFlows) -> dict[str, tupl
 
 
 @dataclass(frozen=True)
-class RegimeLeverCost:
-    """What the regime's levers cost on one day, relative to where it started."""
+class CounterMeasureCost:
+    """What the regime's counter-measures cost on one day, relative to where it started."""
 
     serving: float  # represented soldiers present
     pay_rise_usd_day: float  # w(t) − w(0), per soldier per day
@@ -92,7 +92,7 @@ class RegimeLeverCost:
     propaganda: float
 
 
-def regime_costs(sc: Scenario, c: RegimeLeverCost) -> dict[str, float]:
+def regime_costs(sc: Scenario, c: CounterMeasureCost) -> dict[str, float]:
     """Eq. 33: a pay rise is paid to every soldier; monitors are soldiers taken from the line (their pay and
     the soldier they stop being); blocking and propaganda cost money per day."""
     r = sc.regime.response

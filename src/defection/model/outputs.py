@@ -30,7 +30,7 @@ from defection.scenario import TYPE_NAMES, Scenario
 # -- soldiers -------------------------------------------------------------------------------------------
 
 SOLDIER_STATUSES = ("serving", "arrived", "caught", "executed", "killed_crossing", "killed", "wounded", "queued")
-"""Soldier status codes (model-reference §2.1), in code order. Serving and queued (waiting for extraction by the
+"""Soldier status codes (docs/model.md §2.1), in code order. Serving and queued (waiting for extraction by the
 programme) are present in the unit; every other status has left it."""
 STATUS = {name: code for code, name in enumerate(SOLDIER_STATUSES)}
 SERVING = STATUS["serving"]
@@ -100,7 +100,7 @@ PROGRAMME_COMPONENTS = (
 """The programme's cost components (eq. 36a–l), each recorded daily as ``cost_<component>_pv``."""
 REGIME_COMPONENTS = ("pay_rise", "monitors", "blocking", "propaganda")
 """The regime's cost components (eq. 33), each recorded daily as ``regime_<component>``."""
-LEVER_NAMES = (
+COUNTER_MEASURES = (
     "monitors",
     "blocking",
     "propaganda",
@@ -110,7 +110,7 @@ LEVER_NAMES = (
     "infiltration",
     "pay_usd_month",
 )
-"""The regime's levers (the fields of ``regime.Levers``, in order), each recorded daily under its own name."""
+"""The regime's counter-measures (the fields of ``regime.CounterMeasures``, in order), each a daily series."""
 
 # -- daily series ---------------------------------------------------------------------------------------
 
@@ -155,7 +155,7 @@ SERIES = (
     *(f"cost_{c}_pv" for c in PROGRAMME_COMPONENTS),
     "regime_cost",
     *(f"regime_{c}" for c in REGIME_COMPONENTS),
-    *LEVER_NAMES,
+    *COUNTER_MEASURES,
 )
 """Daily series, in column order. Counts are in represented soldiers (agents × soldiers per agent); money in USD."""
 COL = {name: k for k, name in enumerate(SERIES)}

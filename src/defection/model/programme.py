@@ -1,5 +1,5 @@
 """The offering programme: the offer schedule B(t), soldiers' expectations of it, the extraction queue,
-screening of claimants and credibility events (model-reference §4.4 and §4.8).
+screening of claimants and credibility events (docs/model.md §7.2 and §7.10).
 
 Everything here runs once a day at Python level except the two queue kernels, which are serial so that
 the first-in, first-out order is exact and independent of thread count.

@@ -1,8 +1,9 @@
-"""The regime fights back (model-reference §4.6): adaptive rules with delays and triggers, or levers chosen
-as a best response to the offer using the simulator itself.
+"""The regime fights back (docs/model.md §7.11): adaptive rules with delays and triggers, or counter-measures
+chosen as a best response to the offer using the simulator itself.
 
-The regime's levers live in a small ``Levers`` record; ``apply_levers`` writes them into the engine's
-parameter tuple each time they change.
+The regime's counter-measures live in a small ``CounterMeasures`` record; ``apply_counter_measures`` writes them
+into the engine's parameter tuple each time they change. ("Levers" are the programme's policy choices: the offer's
+terms, which exploration specs and the dashboard vary; the regime's responses are counter-measures.)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from defection.scenario import Scenario
 
 
 @dataclass(frozen=True)
-class Levers:
+class CounterMeasures:
     monitors: float  # M, monitors per soldier
     blocking: float  # b_R, share of every channel blocked by the regime
     propaganda: float  # negative public evidence per day
@@ -31,9 +32,9 @@ class Levers:
         return asdict(self)
 
 
-def initial_levers(sc: Scenario) -> Levers:
+def initial_counter_measures(sc: Scenario) -> CounterMeasures:
     rg = sc.regime
-    return Levers(
+    return CounterMeasures(
         monitors=rg.monitors_per_soldier,
         blocking=0.0,
         propaganda=0.0,
@@ -45,8 +46,8 @@ def initial_levers(sc: Scenario) -> Levers:
     )
 
 
-def apply_levers(p: EngineParams, sc: Scenario, lv: Levers) -> EngineParams:
-    """The engine parameters with the regime's current levers."""
+def apply_counter_measures(p: EngineParams, sc: Scenario, lv: CounterMeasures) -> EngineParams:
+    """The engine parameters with the regime's current counter-measures."""
     return p._replace(
         class_monitors=class_monitors(lv.monitors, sc),
         external_reach=reach_with_blocking(p.channel_effective, lv.blocking),
@@ -65,8 +66,8 @@ def exit_ratio(exits: float, mean_serving: float, window_days: int, target_per_m
     return monthly / target_per_month
 
 
-def adaptive_update(sc: Scenario, lv: Levers, ratio: float, strength_share: float) -> Levers:
-    """Eq. 28–31: one review of the regime's levers. Levers only tighten (no rule relaxes them)."""
+def adaptive_update(sc: Scenario, lv: CounterMeasures, ratio: float, strength_share: float) -> CounterMeasures:
+    """Eq. 28–31: one review of the regime's counter-measures. CounterMeasures only tighten (no rule relaxes them)."""
     r = sc.regime.response
     excess = max(0.0, ratio - 1.0)
     monitors = lv.monitors
@@ -88,11 +89,11 @@ def adaptive_update(sc: Scenario, lv: Levers, ratio: float, strength_share: floa
     )
 
 
-def candidate_levers(sc: Scenario, n: int, seed: int) -> list[Levers]:
-    """Eq. 32: static lever sets for the best-response search, a Latin hypercube over each lever's range
+def candidate_counter_measures(sc: Scenario, n: int, seed: int) -> list[CounterMeasures]:
+    """Eq. 32: static counter-measure sets for the best-response search, a Latin hypercube over each one's range
     (from where the regime starts to the ceiling its adaptive rules may reach)."""
     r = sc.regime.response
-    base = initial_levers(sc)
+    base = initial_counter_measures(sc)
     lo = np.array(
         [base.monitors, 0.0, 0.0, base.family_reprisal, base.execution, base.sentence, 0.0, base.pay_usd_month]
     )
@@ -111,4 +112,4 @@ def candidate_levers(sc: Scenario, n: int, seed: int) -> list[Levers]:
     span = np.where(hi > lo, hi - lo, 0.0)
     unit = qmc.LatinHypercube(d=lo.size, seed=seed).random(n)
     points = lo + unit * span
-    return [Levers(*map(float, row)) for row in points]
+    return [CounterMeasures(*map(float, row)) for row in points]

@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from defection.model.outputs import LEVER_NAMES
+from defection.model.outputs import COUNTER_MEASURES
 from defection.report.format import fmt_interval, fmt_value
 from defection.report.series import bands, median_across, replicate_peaks, replicate_totals, summarise
 
@@ -29,7 +29,7 @@ LAYOUT: dict[str, Any] = {
     "font": {"family": "system-ui, sans-serif", "size": 12},
 }
 
-LEVER_UNITS = {
+COUNTER_MEASURE_UNITS = {
     "monitors": "monitors per soldier",
     "blocking": "share of channels blocked",
     "propaganda": "negative evidence per day",
@@ -200,18 +200,18 @@ def offer_over_time(daily: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def levers_over_time(daily: pd.DataFrame, levers: tuple[str, ...] = LEVER_NAMES) -> go.Figure:
+def counter_measures_over_time(daily: pd.DataFrame, levers: tuple[str, ...] = COUNTER_MEASURES) -> go.Figure:
     """The regime's counter-measures by day, one panel each: median and bands across replicates."""
     cols = 2
     rows = math.ceil(len(levers) / cols)
-    titles = [f"{name} ({LEVER_UNITS.get(name, '')})" for name in levers]
+    titles = [f"{name} ({COUNTER_MEASURE_UNITS.get(name, '')})" for name in levers]
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, shared_xaxes=True, vertical_spacing=0.08)
     for k, name in enumerate(levers):
         for trace in banded_traces(bands(daily, name), PALETTE[k % len(PALETTE)], name, showlegend=False):
             fig.add_trace(trace, row=k // cols + 1, col=k % cols + 1)
     fig.update_layout(
         **{**LAYOUT, "height": 220 * rows + 80, "showlegend": False},
-        title={"text": "The regime's levers over time (median, 50% and 90% bands)"},
+        title={"text": "The regime's counter-measures over time (median, 50% and 90% bands)"},
     )
     fig.update_xaxes(title_text="day", row=rows)
     fig.update_yaxes(rangemode="tozero")

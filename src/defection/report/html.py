@@ -37,7 +37,8 @@ CAPTIONS = {
     "day; the rest are cumulative counts. Bars: median across replicates; whiskers: 90% interval. Caught "
     "includes those caught while waiting for extraction and those executed.",
     "offer": "The cash offer on each day (0 while the programme is closed). Median and bands across replicates.",
-    "levers": "The regime's counter-measures on each day (they only tighten). Median and bands across replicates.",
+    "counter-measures": "The regime's counter-measures on each day (they only tighten). Median and bands across "
+    "replicates.",
     "cost": "Cumulative programme cost as a present value at day 0 (what `programme_cost_usd` reports at the end), "
     "against the total of the budget sources (dashed). A log scale is used when the cost stays under 1% of "
     "the budget.",
@@ -336,7 +337,7 @@ def simulation_figures(daily: Any, budget_usd: float) -> dict[str, go.Figure]:
         "defections": rf.defections_over_time(daily),
         "funnel": rf.funnel(daily),
         "offer": rf.offer_over_time(daily),
-        "levers": rf.levers_over_time(daily),
+        "counter-measures": rf.counter_measures_over_time(daily),
         "cost": rf.cost_against_budget(daily, budget_usd),
         "unit-strength": rf.unit_strength(daily),
         "units-ineffective": rf.units_ineffective(daily),
