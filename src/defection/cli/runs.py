@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.table import Table
@@ -102,11 +102,16 @@ def runs_export(
     """Write a run's daily series, per-replicate outcomes, intervals and settings as Parquet or CSV files."""
     from defection.store import ResultsError, RunNotFound
 
-    if fmt not in ("parquet", "csv"):
+    kind: Literal["parquet", "csv"]
+    if fmt == "parquet":
+        kind = "parquet"
+    elif fmt == "csv":
+        kind = "csv"
+    else:
         fail(f"--format = {fmt!r}: allowed values are 'parquet' and 'csv'")
     store = open_store(db)
     try:
-        files = store.export(store.get_run(run_id)["run_id"], fmt, output)  # type: ignore[arg-type]
+        files = store.export(store.get_run(run_id)["run_id"], kind, output)
     except (RunNotFound, ResultsError, ValueError) as e:
         fail(str(e))
     for f in files:

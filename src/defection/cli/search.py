@@ -276,7 +276,7 @@ def optimize_command(
             f"{spec_path}: optimize needs at least one [[levers]] factor with a range or several values "
             "(the decision variables)"
         )
-    mode = "target" if target is not None else "pareto"
+    mode: opt.Mode = "target" if target is not None else "pareto"
     sampler = sampler or ("tpe" if mode == "target" else "nsga2")
     if sampler not in opt.SAMPLERS:
         _fail(f"--sampler {sampler!r}: choose one of {', '.join(opt.SAMPLERS)}")

@@ -191,7 +191,8 @@ def sweep(
                         },
                     }
                     wall = time.perf_counter() - t_start
-                    counts = store.complete_sweep(run_id, stats.parts, plan.outcomes, plan.planned, artifacts, wall)
+                    parts: list[str | Path] = list(stats.parts)
+                    counts = store.complete_sweep(run_id, parts, plan.outcomes, plan.planned, artifacts, wall)
                 finally:
                     signal.signal(signal.SIGTERM, previous)
             summary = store.outcomes(run_id)

@@ -54,7 +54,7 @@ def check_method(spec: Spec, method: str | None, outcomes: list[str]) -> Method:
                 f"outcome {name!r} can be 'never' (infinite); {sampler} indices need a finite "
                 "outcome at every design point"
             )
-    return sampler  # type: ignore[return-value]
+    return sampler
 
 
 def sobol_indices(
