@@ -59,7 +59,7 @@ def prim_boxes(
     x = _prim_frame(x)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # EMA Workbench warns about optional packages on import
-        from ema_workbench.analysis import prim
+        from ema_workbench.analysis import prim  # lazy and inside the filter: it warns on import
 
         logging.getLogger("EMA").setLevel(logging.WARNING)
         algo = prim.Prim(x, y, threshold=density_threshold, peel_alpha=peel_alpha, mass_min=mass_min)

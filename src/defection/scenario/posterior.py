@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from defection.scenario.build import with_changes
 from defection.scenario.errors import Problem, ScenarioError
-from defection.scenario.load import with_changes
 from defection.scenario.ranges import CALIBRATED
 from defection.scenario.schema import Scenario
 

@@ -9,7 +9,7 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
 
-from defection.scenario.load import default_scenario
+from defection.scenario.build import default_scenario
 from defection.scenario.schema import Scenario, SoldierTypes
 
 
