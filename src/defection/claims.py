@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from defection.engine import RunResult, simulate
+from defection.engine import RunResult, RunSettings, simulate
 from defection.scenario import Scenario, with_changes
 from defection.scenario.posterior import Posterior
 from defection.scenario.ranges import Range
@@ -120,7 +120,7 @@ class Lab:
         posterior: Posterior | None = None,
     ):
         self.base = base
-        self.settings = {"replicates": replicates, "days": days, "agents": agents, "seed": seed}
+        self.settings: RunSettings = {"replicates": replicates, "days": days, "agents": agents, "seed": seed}
         self.progress = progress
         self.posterior = posterior  # replicate r uses the same posterior draw in every variant (paired)
         self._cache: dict[str, RunResult] = {}
@@ -130,7 +130,7 @@ class Lab:
         resolved = {}
         for path, value in changes.items():
             if isinstance(value, str) and value.startswith("x"):
-                current = sc.model_dump(mode="json")
+                current: Any = sc.model_dump(mode="json")
                 for part in path.split("."):
                     current = current[part]
                 info = registry().get(path)
@@ -157,7 +157,8 @@ class Lab:
 
 
 def per_rep(res: RunResult, outcome: str) -> np.ndarray:
-    return res.per_replicate[outcome].to_numpy(dtype=float)
+    values: np.ndarray = res.per_replicate[outcome].to_numpy(dtype=float)
+    return values
 
 
 def verdict_from_interval(n: Number, threshold: float, what: str) -> tuple[str, str]:
@@ -169,9 +170,9 @@ def verdict_from_interval(n: Number, threshold: float, what: str) -> tuple[str, 
     return "depends", f"{what} straddles {threshold:.3g} (90% interval {n.p05:.3g}–{n.p95:.3g})"
 
 
-def deciding_parameters(lab: Lab, metric: Callable[[Lab, dict[str, Any]], float], k: int = 3) -> list[dict]:
+def deciding_parameters(lab: Lab, metric: Callable[[Lab, dict[str, Any]], float], k: int = 3) -> list[dict[str, Any]]:
     """The k parameters whose low/high ends move `metric` the most (one at a time, common random numbers)."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for r in SENSITIVE:
         path, lo, hi = r.path, r.lo, r.hi
         m_lo, m_hi = metric(lab, {path: lo}), metric(lab, {path: hi})
@@ -275,11 +276,12 @@ def claim_raise_until_it_works(lab: Lab) -> ClaimResult:
 
 def _cum_share(res: RunResult, day: int) -> np.ndarray:
     d = res.daily[res.daily["day"] < day]
-    return (d.groupby("replicate")["arrived"].sum() / res.represented).to_numpy()
+    share: np.ndarray = (d.groupby("replicate")["arrived"].sum() / res.represented).to_numpy()
+    return share
 
 
 def claim_few_defections_stop_the_army(lab: Lab) -> ClaimResult:
-    levels = {
+    levels: dict[str, dict[str, Any]] = {
         "offer $100k": {},
         "offer $1M": {"offer.cash_usd": 1e6},
         "offer $10M, capacity ×100": {"offer.cash_usd": 1e7, "programme.extraction_capacity_per_day": "x100"},

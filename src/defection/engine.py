@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,16 @@ from defection.model.regime import CounterMeasures, candidate_counter_measures
 from defection.model.rng import posterior_particle
 from defection.scenario import Scenario, default_scenario, with_overrides
 from defection.scenario.posterior import Posterior
+
+
+class RunSettings(TypedDict, total=False):
+    """Keyword overrides of `scenario.simulation` that `simulate` accepts (a sweep's or a lab's run settings)."""
+
+    replicates: int
+    days: int
+    agents: int
+    seed: int
+
 
 LIBRARIES = ("numpy", "numba", "llvmlite", "pydantic", "duckdb", "pandas", "pyarrow", "typer", "rich")
 

@@ -22,9 +22,10 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -149,7 +150,7 @@ def calibrate(
     `workers` > 1 evaluates particles in that many processes, each simulating single-threaded. Stops after
     `generations`, at `min_epsilon`, or after `max_seconds`. `check_draws` > 0 adds a posterior predictive check.
     """
-    import pyabc
+    import pyabc  # lazy: pyABC (and its dependencies) load only for a calibration, not for `calibrate cases`
 
     if not cases:
         raise ValueError("calibration needs at least one case")
@@ -220,15 +221,13 @@ def calibrate(
 
 
 def _single_thread() -> None:
-    import numba
-
     numba.set_num_threads(1)
 
 
 def _sampler(workers: int) -> Any:
     """pyABC's sampler: one process, or `workers` fresh (spawned, not forked: Numba's OpenMP layer is not
     fork-safe) processes that simulate single-threaded."""
-    from pyabc.sampler import ConcurrentFutureSampler, SingleCoreSampler
+    from pyabc.sampler import ConcurrentFutureSampler, SingleCoreSampler  # lazy: as in calibrate
 
     if workers <= 1:
         return SingleCoreSampler()
@@ -249,9 +248,7 @@ def _closing(sampler: Any) -> Iterator[None]:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _timedelta(seconds: float) -> Any:
-    from datetime import timedelta
-
+def _timedelta(seconds: float) -> timedelta:
     return timedelta(seconds=seconds)
 
 

@@ -77,7 +77,7 @@ def backtest(
 
 def backtest_plot(bt: Backtest, path: str | Path) -> Path:
     """Predicted (median and 90% interval) against observed, log–log, with the line of perfect prediction."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib loads only to draw the plot, with the file-only Agg backend
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

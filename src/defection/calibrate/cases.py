@@ -35,6 +35,7 @@ from defection.scenario import (
     scenario_from_dict,
 )
 from defection.scenario.errors import _MISSING
+from defection.scenario.ranges import CALIBRATED
 
 # Floor on the log-scale tolerance by the reliability tag of history.md: [S] sourced, [S2] secondary,
 # [D] derived from sourced figures, [M] unverified. A factor of e^0.25 ≈ 1.3 is the best any source gets.
@@ -161,8 +162,6 @@ def case_from_dict(data: dict[str, Any], source: str, calibrated: tuple[str, ...
 def load_case(path: str | Path, calibrated: tuple[str, ...] | None = None) -> Case:
     """Load and validate one case file."""
     if calibrated is None:
-        from defection.scenario.ranges import CALIBRATED
-
         calibrated = tuple(u.path for u in CALIBRATED)
     p = Path(path)
     if not p.is_file():

@@ -10,12 +10,18 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import pandas as pd
 import typer
 from rich.table import Table
 
+from defection.calibrate.cases import Case, CaseError, load_case, load_cases
+from defection.cli.console import DbOpt, JsonOpt, check_folder, err, fail, json_default, out, recorded
+from defection.engine import library_versions, package_version
+
+# defection.store (duckdb) and calibrate.abc/backtest (pyABC, matplotlib) are imported inside the commands that
+# use them, so that `defection --help` and `defection cases` do not load them.
 if TYPE_CHECKING:
     from defection.store import RunMeta
-from defection.cli.console import DbOpt, JsonOpt, check_folder, err, fail, json_default, out, recorded
 
 # ----------------------------------------------------------------------------- cases, calibrate, backtest
 cases_app = typer.Typer(no_args_is_help=True, help="The historical case library used for calibration.")
@@ -32,9 +38,7 @@ WorkersOpt = Annotated[int, typer.Option("--workers", min=1, max=512, help="Proc
 CPUS = max(1, os.cpu_count() or 1)
 
 
-def _cases(folder: Path | None, only: list[str] | None = None) -> list[Any]:
-    from defection.calibrate.cases import CaseError, load_cases
-
+def _cases(folder: Path | None, only: list[str] | None = None) -> list[Case]:
     try:
         return load_cases(folder, only)
     except CaseError as e:
@@ -45,7 +49,7 @@ def _cases(folder: Path | None, only: list[str] | None = None) -> list[Any]:
 def cases_list(folder: CasesOpt = None, as_json: JsonOpt = False) -> None:
     """The cases, their observed outcomes and tolerances."""
     cases = _cases(folder)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": c.id,
             "title": c.meta.title,
@@ -75,8 +79,6 @@ def cases_list(folder: CasesOpt = None, as_json: JsonOpt = False) -> None:
 @cases_app.command("check")
 def cases_check(files: Annotated[list[Path], typer.Argument(help="Case TOML files.")]) -> None:
     """Validate case files and say what is wrong."""
-    from defection.calibrate.cases import CaseError, load_case
-
     bad = []
     for f in files:
         try:
@@ -88,9 +90,8 @@ def cases_check(files: Annotated[list[Path], typer.Argument(help="Case TOML file
         fail("\n".join(bad))
 
 
-def _calibration_meta(kind: str, cases: list[Any], settings: dict[str, Any]) -> RunMeta:
-    from defection.engine import library_versions, package_version
-    from defection.store import RunMeta
+def _calibration_meta(kind: str, cases: list[Case], settings: dict[str, Any]) -> RunMeta:
+    from defection.store import RunMeta  # lazy: duckdb (see the note at the top)
 
     spec = {"cases": [c.id for c in cases], "settings": settings}
     text = json.dumps(spec, sort_keys=True)
@@ -134,7 +135,7 @@ def calibrate(
 ) -> None:
     """Estimate the shared behavioural parameters from the historical cases (ABC-SMC); write a posterior file
     that `run --posterior` and `claims` use, and store the calibration."""
-    from defection.calibrate.abc import calibrate as run_calibration
+    from defection.calibrate.abc import calibrate as run_calibration  # lazy: pyABC (see the note at the top)
 
     cases = _cases(folder, case)
     check_folder("--output", output)
@@ -185,8 +186,6 @@ def calibrate(
 
 
 def _calibration_outcomes(cal: Any) -> Any:
-    import pandas as pd
-
     rows = [
         {
             "outcome": f"param:{r['parameter']}",
@@ -243,6 +242,7 @@ def backtest(
 ) -> None:
     """Leave-one-case-out validation: calibrate on all cases but one, predict the one left out, repeat; report
     coverage of the 90% intervals and the median absolute log error, and plot predicted against observed."""
+    # lazy: pyABC and matplotlib (see the note at the top)
     from defection.calibrate.backtest import backtest as run_backtest
     from defection.calibrate.backtest import backtest_plot
 

@@ -6,19 +6,11 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from defection.scenario import (
-    Scenario,
-    ScenarioError,
-    with_overrides,
-)
-
-if TYPE_CHECKING:
-    from defection.scenario.posterior import Posterior
 from defection.cli.console import (
     DbOpt,
     JsonOpt,
@@ -31,6 +23,15 @@ from defection.cli.console import (
     out,
     recorded,
 )
+from defection.scenario import (
+    Scenario,
+    ScenarioError,
+    with_overrides,
+)
+from defection.scenario.posterior import Posterior, PosteriorError
+
+# defection.claims and defection.store (duckdb) are imported inside the commands: `defection --help` need not
+# load them.
 
 # ----------------------------------------------------------------------------- claims
 VERDICT_STYLE = {"supported": "bold green", "not supported": "bold red"}
@@ -64,8 +65,8 @@ def claims(
 ) -> None:
     """Test each claim of the proposal on the simulator: numbers with 90% intervals, a verdict, the parameters
     that decide it, and the best alternative design for a failing claim."""
-    from defection.claims import run_claims
-    from defection.store import RunMeta
+    from defection.claims import run_claims  # lazy: see the note at the top
+    from defection.store import RunMeta  # lazy: duckdb
 
     base = load_or_fail(scenario)
     try:
@@ -133,8 +134,7 @@ def _claims_posterior(
 ) -> tuple[Posterior | None, str]:
     """The posterior `claims` uses: --posterior, else the scenario's, else the newest calibration in the
     database (unless --no-posterior)."""
-    from defection.scenario.posterior import Posterior, PosteriorError
-    from defection.store import ResultsDB, ResultsError
+    from defection.store import ResultsDB, ResultsError  # lazy: duckdb (see the note at the top)
 
     if no_posterior:
         return None, "scenario values (--no-posterior)"

@@ -14,10 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from defection.scenario import (
-    ScenarioError,
-    load_scenario,
-)
+from defection.model.outputs import OUTCOMES
+from defection.scenario import Scenario, ScenarioError, load_scenario
 
 if TYPE_CHECKING:
     from defection.store import ResultsDB, RunMeta
@@ -46,7 +44,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def load_or_fail(path: Path | None):
+def load_or_fail(path: Path | None) -> Scenario:
     try:
         return load_scenario(path)
     except ScenarioError as e:
@@ -65,6 +63,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 def recorded(db: Path, meta: RunMeta, what: str = "run") -> Iterator[tuple[ResultsDB, str]]:
     """Record a run as 'running', yield (store, run_id); an interruption or failure inside the block marks it
     'interrupted' or 'failed' (exit 130 or 1, no traceback). The block must complete the run itself."""
+    # lazy: `defection --help` and `defection check` need no store; duckdb and the store take 0.03 s to import
     from defection.store import ResultsDB, ResultsError
 
     try:
@@ -91,7 +90,7 @@ def recorded(db: Path, meta: RunMeta, what: str = "run") -> Iterator[tuple[Resul
 def _mark(store: ResultsDB, run_id: str, status: Literal["failed", "interrupted"], error: str) -> None:
     """Mark a run that did not complete; if even that is impossible (the database file was removed or is
     unreadable), say so instead of raising."""
-    from defection.store import ResultsError, RunNotFound
+    from defection.store import ResultsError, RunNotFound  # lazy: as in recorded
 
     try:
         store.mark_run(run_id, status, error)
@@ -114,8 +113,6 @@ def fmt(name: str, v: float | None) -> str:
 
 
 def outcome_table(rows: list[dict[str, Any]], title: str) -> Table:
-    from defection.model.outputs import OUTCOMES
-
     table = Table(title=title, title_justify="left")
     table.add_column("outcome", no_wrap=True)
     table.add_column("median", justify="right")
@@ -131,8 +128,8 @@ def outcome_table(rows: list[dict[str, Any]], title: str) -> Table:
 
 
 # ----------------------------------------------------------------------------- runs
-def open_store(db: Path):
-    from defection.store import ResultsDB, ResultsError
+def open_store(db: Path) -> ResultsDB:
+    from defection.store import ResultsDB, ResultsError  # lazy: keeps duckdb out of CLI start-up (as in recorded)
 
     if not db.exists():
         fail(f"no results database at {db}; run `defection run` first or pass --db")

@@ -11,12 +11,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 
+from defection.cli.console import fail, open_store, out
+from defection.report.comparison import Comparison, load_comparison
+from defection.report.errors import ReportError
+
+# defection.report.html and .png (plotly, kaleido) and defection.store (duckdb) are imported inside the commands:
+# `defection --help` and the other commands need neither.
 if TYPE_CHECKING:
     import plotly.graph_objects as go
-    from rich.table import Table
 
-    from defection.report.comparison import Comparison
     from defection.store import ResultsDB
 
 DbOpt = Annotated[Path, typer.Option("--db", help="Results database (DuckDB file).")]
@@ -38,17 +45,11 @@ def register(app: typer.Typer) -> None:
 
 def _fail(message: str) -> NoReturn:
     """A clean error (exit 2, no traceback); the message is shown literally (no Rich markup)."""
-    from rich.markup import escape
-
-    from defection.cli.console import fail
-
     fail(escape(message))
 
 
 def _open(db: Path) -> ResultsDB:
-    from defection.cli.console import open_store as _store
-
-    return _store(db)
+    return open_store(db)
 
 
 def _check_targets(output: Path | None, png: Path | None, option: str = "--output") -> None:
@@ -58,7 +59,7 @@ def _check_targets(output: Path | None, png: Path | None, option: str = "--outpu
     if output is not None and output.is_dir():
         _fail(f"{option} {output} is a folder; give a file name such as report.html")
     if png is not None:
-        from defection.report.png import NO_CHROME, find_chrome
+        from defection.report.png import NO_CHROME, find_chrome  # lazy: plotly (see the note at the top)
 
         if png.exists() and not png.is_dir():
             _fail(f"--png {png}: exists and is not a folder")
@@ -69,8 +70,7 @@ def _check_targets(output: Path | None, png: Path | None, option: str = "--outpu
 
 
 def _write_pngs(figures: dict[str, go.Figure], folder: Path) -> list[Path]:
-    from defection.report.errors import ReportError
-    from defection.report.png import write_pngs
+    from defection.report.png import write_pngs  # lazy: plotly (see the note at the top)
 
     try:
         return write_pngs(figures, folder)
@@ -89,8 +89,7 @@ def report(
 ) -> None:
     """Write a self-contained HTML report of a stored run (works offline: no CDN, no web fonts): settings,
     outcomes with 90% intervals, changed parameters and the figures of its kind. Prints the file's path."""
-    from defection.report.errors import ReportError
-    from defection.report.html import report_with_figures
+    from defection.report.html import report_with_figures  # lazy: plotly and duckdb (see the note at the top)
     from defection.store import ResultsError, RunNotFound
 
     _check_targets(output, png)
@@ -130,9 +129,7 @@ def compare(
 ) -> None:
     """Compare runs side by side: each outcome's median and 90% interval per run, and each run's difference from
     the first, paired replicate by replicate where the runs share seed and replicates (common random numbers)."""
-    from defection.report.comparison import load_comparison
-    from defection.report.errors import ReportError
-    from defection.store import ResultsError, RunNotFound
+    from defection.store import ResultsError, RunNotFound  # lazy: duckdb (see the note at the top)
 
     if len(runs) < 2:
         _fail("compare needs at least two run ids")
@@ -144,7 +141,7 @@ def compare(
         _fail(str(e))
     figures: dict[str, Any] = {}
     if output is not None or png is not None:
-        from defection.report.html import compare_with_figures
+        from defection.report.html import compare_with_figures  # lazy: plotly (see the note at the top)
 
         html, figures = compare_with_figures(store, cmp)
         if output is not None:
@@ -154,8 +151,6 @@ def compare(
         payload = {**cmp.to_dict(), "html": None if output is None else str(output), "png": [str(p) for p in pngs]}
         sys.stdout.write(json.dumps(payload, default=str) + "\n")
         return
-    from defection.cli.console import out
-
     out.print(compare_table(cmp))
     for x, d in zip(run_letters(len(cmp.runs))[1:], cmp.differences, strict=True):
         out.print(f"{x} − A: {d.explanation}", highlight=False)
@@ -171,9 +166,6 @@ def run_letters(n: int) -> list[str]:
 def compare_table(cmp: Comparison) -> Table:
     """The terminal table: median [p05 – p95] per run (columns A, B, …, the runs in the order given, listed in
     the caption), and each run's difference from A with the share of replicates where it is larger."""
-    from rich.table import Table
-    from rich.text import Text
-
     letters = run_letters(len(cmp.runs))
     legend = "; ".join(
         f"{x} = {r['run_id']} ({r.get('scenario_name') or r.get('kind')}, seed {r.get('seed')})"

@@ -11,17 +11,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from defection.scenario import (
-    ScenarioError,
-    iter_params,
-    registry_markdown,
-    scenario_to_toml,
-    with_overrides,
-    with_posterior,
-)
-
-if TYPE_CHECKING:
-    from defection.store import ResultsDB
 from defection.cli.console import (
     DbOpt,
     JsonOpt,
@@ -34,6 +23,21 @@ from defection.cli.console import (
     outcome_table,
     recorded,
 )
+from defection.engine import simulate
+from defection.report import ReportError
+from defection.scenario import (
+    ScenarioError,
+    iter_params,
+    registry_markdown,
+    scenario_to_toml,
+    with_overrides,
+    with_posterior,
+)
+
+# defection.store (duckdb) and the HTML report (plotly) are imported inside the commands: `defection --help` and
+# `defection check` need neither.
+if TYPE_CHECKING:
+    from defection.store import ResultsDB
 
 # ----------------------------------------------------------------------------- run
 
@@ -57,8 +61,7 @@ def run(
     ] = None,
 ) -> None:
     """Simulate a scenario, print median and 90% interval of each outcome, and store the run."""
-    from defection.engine import simulate
-    from defection.store import RunMeta
+    from defection.store import RunMeta  # lazy: see the note at the top
 
     if report is not None and (not report.parent.exists() or report.is_dir()):
         fail(
@@ -120,7 +123,7 @@ def run(
 
 def _write_report(store: ResultsDB, run_id: str, path: Path) -> None:
     """Write a stored run's HTML report; a failure is a clean error (the run itself stays stored)."""
-    from defection.report import ReportError, render_report
+    from defection.report import render_report  # lazy: see the note at the top
 
     try:
         path.write_text(render_report(store, run_id), encoding="utf-8")

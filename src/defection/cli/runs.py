@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
 
-if TYPE_CHECKING:
-    pass
 from defection.cli.console import DbOpt, JsonOpt, fail, open_store, out, outcome_table
+
+# defection.store (duckdb) is imported inside the commands: `defection --help` need not load it.
 
 runs_app = typer.Typer(no_args_is_help=True, help="Browse and export stored runs.")
 
@@ -20,7 +20,7 @@ runs_app = typer.Typer(no_args_is_help=True, help="Browse and export stored runs
 @runs_app.command("list")
 def runs_list(db: DbOpt = Path("defection.duckdb"), as_json: JsonOpt = False) -> None:
     """Stored runs, newest first."""
-    from defection.store import ResultsError
+    from defection.store import ResultsError  # lazy: duckdb (see the note at the top)
 
     try:
         df = open_store(db).list_runs()
@@ -52,7 +52,7 @@ def runs_show(
     as_json: JsonOpt = False,
 ) -> None:
     """One run: its settings, versions and outcomes."""
-    from defection.store import ResultsError, RunNotFound
+    from defection.store import ResultsError, RunNotFound  # lazy: duckdb
 
     store = open_store(db)
     try:
@@ -100,13 +100,18 @@ def runs_export(
     db: DbOpt = Path("defection.duckdb"),
 ) -> None:
     """Write a run's daily series, per-replicate outcomes, intervals and settings as Parquet or CSV files."""
-    from defection.store import ResultsError, RunNotFound
+    from defection.store import ResultsError, RunNotFound  # lazy: duckdb
 
-    if fmt not in ("parquet", "csv"):
+    kind: Literal["parquet", "csv"]
+    if fmt == "parquet":
+        kind = "parquet"
+    elif fmt == "csv":
+        kind = "csv"
+    else:
         fail(f"--format = {fmt!r}: allowed values are 'parquet' and 'csv'")
     store = open_store(db)
     try:
-        files = store.export(store.get_run(run_id)["run_id"], fmt, output)  # type: ignore[arg-type]
+        files = store.export(store.get_run(run_id)["run_id"], kind, output)
     except (RunNotFound, ResultsError, ValueError) as e:
         fail(str(e))
     for f in files:

@@ -16,16 +16,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import numpy as np
+import pandas as pd
 import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from defection.cli import console
+from defection.engine import library_versions, package_version
+from defection.explore.spec import Factor, Spec, load_spec
+from defection.model.outputs import OPEN_ENDED, OUTCOMES
+from defection.scenario import Scenario, ScenarioError
 
+# The rest of defection.explore (SALib, Dask, Optuna, EMA Workbench) and defection.store (duckdb) are imported
+# inside the commands that use them: together they take about 0.3 s, which `defection --help` need not pay.
 if TYPE_CHECKING:
     from distributed import Client
-    from rich.progress import Progress
 
-    from defection.explore.spec import Factor, Spec
-    from defection.scenario import Scenario
     from defection.store import RunMeta
 
 SpecArg = Annotated[Path, typer.Argument(help="Exploration spec (TOML): experiment, uncertainties, levers, outcomes.")]
@@ -54,15 +61,10 @@ DB_DEFAULT = Path("defection.duckdb")
 # ----------------------------------------------------------------------------- shared helpers
 def _fail(message: str) -> NoReturn:
     """A clean error (exit 2); the message is shown literally (no Rich markup: specs use [[levers]])."""
-    from rich.markup import escape
-
     console.fail(escape(message))
 
 
 def _load(path: Path) -> tuple[Spec, Scenario]:
-    from defection.explore.spec import load_spec
-    from defection.scenario import ScenarioError
-
     try:
         return load_spec(path)
     except ScenarioError as e:  # SpecError too; also a bad base scenario
@@ -70,8 +72,7 @@ def _load(path: Path) -> tuple[Spec, Scenario]:
 
 
 def _meta(kind: str, spec: Spec, base: Scenario, options: dict[str, Any]) -> RunMeta:
-    from defection.engine import library_versions, package_version
-    from defection.store import RunMeta
+    from defection.store import RunMeta  # lazy: duckdb (see the note at the top)
 
     ex = spec.experiment
     text = json.dumps(
@@ -96,7 +97,7 @@ def _meta(kind: str, spec: Spec, base: Scenario, options: dict[str, Any]) -> Run
 @contextmanager
 def _evaluator(workers: int, scheduler: str | None) -> Iterator[Client | None]:
     """The Dask client (or None: serial); a scheduler that cannot be reached is a clean error."""
-    from defection.explore.optimize import dask_client
+    from defection.explore.optimize import dask_client  # lazy: see the note at the top
 
     with ExitStack() as stack:
         try:
@@ -111,8 +112,6 @@ def _evaluator(workers: int, scheduler: str | None) -> Iterator[Client | None]:
 
 
 def _progress(label: str, as_json: bool) -> Progress:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     err = console.err
     return Progress(
         TextColumn(f"[bold]{label}[/]"),
@@ -130,8 +129,6 @@ def _changes(factors: list[Factor], units: np.ndarray) -> list[dict[str, Any]]:
 
 
 def _check_outcome(name: str, option: str) -> None:
-    from defection.model.outputs import OUTCOMES
-
     if name not in OUTCOMES:
         _fail(f"{option} {name!r} is not an outcome; allowed: {', '.join(OUTCOMES)}")
 
@@ -144,9 +141,7 @@ def _fmt(name: str, v: Any) -> str:
     return console.fmt(name, v)
 
 
-def _summary_frame(summary: dict[str, dict[str, float | None]]) -> Any:
-    import pandas as pd
-
+def _summary_frame(summary: dict[str, dict[str, float | None]]) -> pd.DataFrame:
     rows = [
         {"outcome": k, **{s: (np.nan if v.get(s) is None else v[s]) for s in ("median", "p05", "p95", "mean")}}
         for k, v in summary.items()
@@ -165,6 +160,7 @@ def sensitivity_command(
     workers: int,
     scheduler: str | None,
 ) -> None:
+    # lazy: see the note at the top
     from defection.explore import sensitivity as sa
     from defection.explore.design import base_json, salib_problem, settings, unit_design
     from defection.explore.optimize import evaluate
@@ -215,8 +211,6 @@ def sensitivity_command(
     if as_json:
         _emit({"run_id": run_id, **result})
         return
-    from rich.table import Table
-
     for n, t in tables.items():
         table = Table(
             title=f"{spec.experiment.name}: {m} indices of {n}_mean ({len(points)} points, 95% bootstrap intervals)",
@@ -259,9 +253,9 @@ def optimize_command(
     workers: int,
     scheduler: str | None,
 ) -> None:
+    # lazy: see the note at the top
     from defection.explore import optimize as opt
     from defection.explore.design import base_json, settings
-    from defection.model.outputs import OPEN_ENDED
 
     spec, base = _load(spec_path)
     _check_outcome(target_outcome, "--target-outcome")
@@ -276,7 +270,7 @@ def optimize_command(
             f"{spec_path}: optimize needs at least one [[levers]] factor with a range or several values "
             "(the decision variables)"
         )
-    mode = "target" if target is not None else "pareto"
+    mode: opt.Mode = "target" if target is not None else "pareto"
     sampler = sampler or ("tpe" if mode == "target" else "nsga2")
     if sampler not in opt.SAMPLERS:
         _fail(f"--sampler {sampler!r}: choose one of {', '.join(opt.SAMPLERS)}")
@@ -364,8 +358,6 @@ def _slim(row: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _print_optimize(result: dict[str, Any], run_id: str, db: Path) -> None:
-    from rich.table import Table
-
     head = (
         f"study {result['study']}: {result['complete']} trials ({result['reused']} reused, "
         f"{result['evaluated']} evaluated now, {result['failed']} failed), {result['worlds']} worlds × "
@@ -412,8 +404,7 @@ def discover_command(
     workers: int,
     scheduler: str | None,
 ) -> None:
-    import pandas as pd
-
+    # lazy: see the note at the top
     from defection.explore import discover as disc
     from defection.explore.design import base_json, settings, unit_design
     from defection.explore.optimize import evaluate
@@ -489,8 +480,6 @@ def discover_command(
 
 
 def _print_discover(result: dict[str, Any], run_id: str, db: Path) -> None:
-    from rich.table import Table
-
     sign = "<" if result["direction"] == "below" else ">"
     console.out.print(
         f"{result['cases_of_interest']} of {result['cases']} cases have {result['outcome']} "

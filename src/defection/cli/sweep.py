@@ -15,6 +15,24 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from defection.analysis import json_safe
+from defection.cli.console import err, fail, out, recorded
+from defection.cli.console import fmt as _fmt
+from defection.engine import library_versions, package_version
+from defection.scenario import ScenarioError
+
+# defection.explore.sweep (Dask, pyarrow, duckdb) and defection.store are imported inside the command:
+# `defection --help` need not load them.
 
 CPUS = max(1, os.cpu_count() or 1)
 DESIGN_ARTIFACT_ROWS = 100_000  # a larger design is stored by reference to its Parquet file (and in `experiments`)
@@ -97,19 +115,8 @@ def sweep(
     """Run every experiment of a spec (its design over uncertainties and levers, each with its replicates under
     common random numbers) on Dask; stream results to Parquet parts in --out and store them in the database as
     a run of kind 'sweep' (tables `experiments` and `experiment_outcomes`)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    from defection.cli.console import err, fail, recorded
-    from defection.engine import library_versions, package_version
-    from defection.explore.sweep import SweepError, SweepFolder, executor_for, load_plan, run_sweep
-    from defection.scenario import ScenarioError
+    # lazy: see the note at the top
+    from defection.explore.sweep import SweepError, SweepFolder, executor_for, failures, load_plan, run_sweep
     from defection.store import RunMeta
 
     t_start = time.perf_counter()
@@ -191,15 +198,13 @@ def sweep(
                         },
                     }
                     wall = time.perf_counter() - t_start
-                    counts = store.complete_sweep(run_id, stats.parts, plan.outcomes, plan.planned, artifacts, wall)
+                    parts: list[str | Path] = list(stats.parts)
+                    counts = store.complete_sweep(run_id, parts, plan.outcomes, plan.planned, artifacts, wall)
                 finally:
                     signal.signal(signal.SIGTERM, previous)
             summary = store.outcomes(run_id)
     except SweepError as e:
         fail(str(e))
-    from defection.analysis import json_safe
-    from defection.explore.sweep import failures
-
     failed_rows = failures(stats.parts, limit=10)
     sims = stats.ran * ex.replicates
     payload = {
@@ -235,11 +240,6 @@ def sweep(
 
 
 def _print_report(p: dict[str, Any], db: Path) -> None:
-    from rich.table import Table
-
-    from defection.cli.console import fmt as _fmt
-    from defection.cli.console import out
-
     rate = f", {p['simulations_per_minute']:,.0f} simulations/min" if p["simulations_per_minute"] else ""
     out.print(
         f"sweep [bold]{p['name']}[/]: {p['planned']:,} experiments planned, {p['ok']:,} ok, "

@@ -11,14 +11,17 @@ see the same random numbers (common random numbers) and differences between them
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import traceback
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
 from scipy.stats import qmc
 
+from defection.engine import RunSettings, simulate
 from defection.explore.spec import Spec
 from defection.scenario import Scenario, scenario_from_dict, with_changes
 
@@ -35,16 +38,20 @@ def salib_problem(spec: Spec) -> dict[str, Any]:
 def unit_design(spec: Spec) -> np.ndarray:
     """Design points in the unit cube, one row per experiment, in a fixed order for a given spec and seed."""
     ex, d = spec.experiment, len(spec.factors)
+    points: np.ndarray
     if ex.sampler == "lhs":
-        return qmc.LatinHypercube(d=d, seed=ex.seed).random(ex.samples)
+        points = qmc.LatinHypercube(d=d, seed=ex.seed).random(ex.samples)
+        return points
     if ex.sampler == "sobol":
-        from SALib.sample import sobol
+        from SALib.sample import sobol  # lazy: SALib is needed only by the sobol and morris samplers
 
-        return sobol.sample(salib_problem(spec), ex.samples, calc_second_order=False, seed=ex.seed)
+        points = sobol.sample(salib_problem(spec), ex.samples, calc_second_order=False, seed=ex.seed)
+        return points
     if ex.sampler == "morris":
-        from SALib.sample import morris
+        from SALib.sample import morris  # lazy: SALib is needed only by the sobol and morris samplers
 
-        return morris.sample(salib_problem(spec), ex.samples, num_levels=4, seed=ex.seed)
+        points = morris.sample(salib_problem(spec), ex.samples, num_levels=4, seed=ex.seed)
+        return points
     # full factorial: every listed value of a categorical factor, `samples` evenly spaced levels of a numeric one
     axes = []
     for f in spec.factors:
@@ -66,7 +73,7 @@ def design(spec: Spec) -> pd.DataFrame:
     return df
 
 
-def settings(spec: Spec) -> dict[str, int]:
+def settings(spec: Spec) -> RunSettings:
     ex = spec.experiment
     return {"replicates": ex.replicates, "days": ex.days, "agents": ex.agents, "seed": ex.seed}
 
@@ -74,7 +81,7 @@ def settings(spec: Spec) -> dict[str, int]:
 def run_point(
     base_json: str,
     changes: dict[str, Any],
-    run_settings: dict[str, int],
+    run_settings: RunSettings,
     outcomes: list[str],
     single_thread: bool = True,
 ) -> dict[str, Any]:
@@ -82,11 +89,7 @@ def run_point(
     failure is returned with its error so one bad point cannot stop a sweep."""
     try:
         if single_thread:  # one level of parallelism: the workers
-            import numba
-
             numba.set_num_threads(1)
-        from defection.engine import simulate
-
         sc = with_changes(scenario_from_dict(_loads(base_json), "<sweep base>"), changes, "<sweep point>")
         res = simulate(sc, **run_settings)
         row: dict[str, Any] = {"status": "ok", "error": None, "wall_seconds": res.wall_seconds}
@@ -103,9 +106,8 @@ def run_point(
 
 
 def _loads(text: str) -> dict[str, Any]:
-    import json
-
-    return json.loads(text)
+    data: dict[str, Any] = json.loads(text)
+    return data
 
 
 def base_json(sc: Scenario) -> str:

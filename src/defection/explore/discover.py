@@ -59,7 +59,7 @@ def prim_boxes(
     x = _prim_frame(x)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # EMA Workbench warns about optional packages on import
-        from ema_workbench.analysis import prim
+        from ema_workbench.analysis import prim  # lazy and inside the filter: it warns on import
 
         logging.getLogger("EMA").setLevel(logging.WARNING)
         algo = prim.Prim(x, y, threshold=density_threshold, peel_alpha=peel_alpha, mass_min=mass_min)
@@ -101,7 +101,7 @@ def describe_box(box: Any, box_init: pd.DataFrame, density_threshold: float) -> 
     i = choose(traj, density_threshold)
     lims = box.box_lims[i]
     qp = box.qp[i] if i < len(box.qp) else {}
-    restricted = {}
+    restricted: dict[str, dict[str, Any]] = {}
     for col in lims.columns:
         lo, hi = lims[col].iloc[0], lims[col].iloc[1]
         init_lo, init_hi = box_init[col].iloc[0], box_init[col].iloc[1]

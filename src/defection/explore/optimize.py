@@ -35,12 +35,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import numba
 import numpy as np
+from scipy.stats import qmc
 
-from defection.analysis import json_safe
+from defection.analysis import json_safe, quantiles
+from defection.engine import RunSettings, simulate
 from defection.explore.design import run_point
 from defection.explore.spec import Factor, Spec
+from defection.model.outputs import OPEN_ENDED
+from defection.scenario import scenario_from_dict, with_changes
+from defection.store import pid_alive
 
+# optuna and distributed are imported inside the functions that use them (lazy): `search sensitivity` and
+# `search discover` evaluate serially with `evaluate` and need neither.
 if TYPE_CHECKING:
     import optuna
     from distributed import Client
@@ -80,7 +88,7 @@ def dask_client(workers: int = 0, scheduler: str | None = None) -> Iterator[Clie
 def evaluate(
     points: Sequence[dict[str, Any]],
     base_json: str,
-    settings: dict[str, int],
+    settings: RunSettings,
     outcomes: list[str],
     client: Client | None = None,
     task: Task = run_point,
@@ -103,13 +111,14 @@ def evaluate(
     for done, _ in enumerate(as_completed(futures), start=1):
         if progress is not None:
             progress(done, n)
-    return client.gather(futures)
+    gathered: list[dict[str, Any]] = client.gather(futures)
+    return gathered
 
 
 def run_replicates(
     base_json: str,
     changes: dict[str, Any],
-    run_settings: dict[str, int],
+    run_settings: RunSettings,
     outcomes: list[str],
     single_thread: bool = True,
 ) -> dict[str, Any]:
@@ -117,12 +126,7 @@ def run_replicates(
     {outcome: [...]}}), as the probability of reaching a target needs them. Never raises."""
     try:
         if single_thread:
-            import numba
-
             numba.set_num_threads(1)
-        from defection.engine import simulate
-        from defection.scenario import scenario_from_dict, with_changes
-
         sc = with_changes(scenario_from_dict(json.loads(base_json), "<optimise base>"), changes, "<package>")
         res = simulate(sc, **run_settings)
         values = {name: [float(v) for v in res.per_replicate[name].to_numpy(dtype=float)] for name in outcomes}
@@ -152,7 +156,7 @@ class Problem:
     days: int
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Literal["minimize", "maximize"]]:
         return (
             ["minimize"]
             if self.mode == "target"
@@ -189,8 +193,6 @@ def worlds(spec: Spec, k: int) -> list[dict[str, Any]]:
     """K uncertain worlds: a Latin hypercube over the spec's uncertainties, seeded by the spec ([{}] if none)."""
     if not spec.uncertainties:
         return [{}]
-    from scipy.stats import qmc
-
     units = qmc.LatinHypercube(d=len(spec.uncertainties), seed=spec.experiment.seed).random(k)
     return [{f.path: f.value(float(u)) for f, u in zip(spec.uncertainties, row, strict=True)} for row in units]
 
@@ -221,9 +223,6 @@ def score_package(results: list[dict[str, Any]], problem: Problem) -> Scored:
 
 
 def _summary(name: str, v: np.ndarray) -> dict[str, float | None]:
-    from defection.analysis import quantiles
-    from defection.model.outputs import OPEN_ENDED
-
     med, lo, hi, mean = quantiles(v, name in OPEN_ENDED)
     stats = {"median": med, "p05": lo, "p95": hi, "mean": mean}
     return {k: (x if math.isfinite(x) else None) for k, x in stats.items()}
@@ -234,7 +233,7 @@ def simulation_scorer(
     spec_worlds: list[dict[str, Any]],
     fixed: dict[str, Any],
     base_json: str,
-    settings: dict[str, int],
+    settings: RunSettings,
     outcomes: list[str],
     client: Client | None = None,
     progress: Progress | None = None,
@@ -322,9 +321,9 @@ def suggest(trial: optuna.trial.BaseTrial, levers: list[Factor]) -> dict[str, An
             v = trial.suggest_categorical(f.path, choices)
             pkg[f.path] = v if plain else json.loads(v)
         elif f.integer:
-            pkg[f.path] = trial.suggest_int(f.path, math.ceil(f.low), math.floor(f.high), log=f.log)
+            pkg[f.path] = trial.suggest_int(f.path, math.ceil(f.bounds[0]), math.floor(f.bounds[1]), log=f.log)
         else:
-            pkg[f.path] = trial.suggest_float(f.path, f.low, f.high, log=f.log)
+            pkg[f.path] = trial.suggest_float(f.path, *f.bounds, log=f.log)
     return pkg
 
 
@@ -334,8 +333,6 @@ def _owner() -> str:
 
 def _stale(trial: optuna.trial.FrozenTrial) -> bool:
     """A running trial whose process (on this host) has gone: it was asked but never told."""
-    from defection.store import pid_alive
-
     owner = trial.user_attrs.get("owner")
     if owner is None:
         return True

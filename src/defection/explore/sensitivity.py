@@ -54,7 +54,7 @@ def check_method(spec: Spec, method: str | None, outcomes: list[str]) -> Method:
                 f"outcome {name!r} can be 'never' (infinite); {sampler} indices need a finite "
                 "outcome at every design point"
             )
-    return sampler  # type: ignore[return-value]
+    return sampler
 
 
 def sobol_indices(
@@ -68,7 +68,7 @@ def sobol_indices(
     """First-order (S1) and total (ST) Sobol' indices with bootstrap half-widths (`*_conf`) for a Saltelli
     sample X (without second-order columns) and outputs Y; one row per factor. X is not used by the
     estimator, only checked against Y."""
-    from SALib.analyze import sobol
+    from SALib.analyze import sobol  # lazy: SALib loads only for the method asked for
 
     y = _outputs(X, Y)
     res = sobol.analyze(
@@ -95,7 +95,7 @@ def morris_indices(
 ) -> pd.DataFrame:
     """Morris screening: mean absolute elementary effect (mu_star) with its bootstrap half-width, the mean
     (mu) and the standard deviation (sigma) of the effects; one row per factor."""
-    from SALib.analyze import morris
+    from SALib.analyze import morris  # lazy: SALib loads only for the method asked for
 
     y = _outputs(X, Y)
     res = morris.analyze(
@@ -156,7 +156,7 @@ def outputs_from_rows(rows: list[dict[str, Any]], outcome: str) -> np.ndarray:
 
 def plot_indices(tables: dict[str, pd.DataFrame], method: Method, path: str | Path, title: str = "") -> None:
     """A bar chart per outcome (S1 and ST, or mu* and sigma) with confidence error bars, saved as PNG."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib loads only to draw the plot, with the file-only Agg backend
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -24,6 +24,7 @@ one part's worth of results, so its memory does not grow with the number of expe
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
 import logging
@@ -37,14 +38,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from defection.engine import RunSettings
 from defection.explore.design import base_json, design, run_point, settings
 from defection.explore.spec import Spec, SpecError, load_spec
 from defection.scenario import Problem, Scenario, ScenarioError, with_changes, with_overrides
+from defection.store import pid_alive
 
 STATS = ("mean", "median", "p05", "p95")
 MAX_EXPERIMENTS = 2_000_000
@@ -78,7 +82,7 @@ class Plan:
         return [o.name for o in self.spec.outcomes]
 
     @property
-    def settings(self) -> dict[str, int]:
+    def settings(self) -> RunSettings:
         return settings(self.spec)
 
     @property
@@ -88,8 +92,6 @@ class Plan:
     @property
     def spec_hash(self) -> str:
         """Hash of the spec and of its base scenario: equal hashes plan identical experiments."""
-        import hashlib
-
         text = f"{self.spec.content_hash()}:{self.base.content_hash()}:v{FORMAT_VERSION}"
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -211,7 +213,8 @@ class SweepFolder:
         if not f.is_file():
             return None
         try:
-            return json.loads(f.read_text(encoding="utf-8"))
+            plan: dict[str, Any] = json.loads(f.read_text(encoding="utf-8"))
+            return plan
         except (OSError, ValueError) as e:
             raise SweepError(f"{f} is unreadable ({e}); it is not a sweep folder this version can resume") from None
 
@@ -309,8 +312,6 @@ class SweepFolder:
                 fd = os.open(f, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 host, _, pid = f.read_text(encoding="utf-8").strip().partition(" ")
-                from defection.store import pid_alive
-
                 if host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
                     f.unlink(missing_ok=True)
                     continue
@@ -390,17 +391,17 @@ Task = tuple[int, dict[str, Any]]
 Done = tuple[int, dict[str, Any], dict[str, Any]]
 
 
-def warm_up(base: str, run_settings: dict[str, int]) -> bool:
+def warm_up(base: str, run_settings: RunSettings) -> bool:
     """Import the engine and load its compiled kernels with a one-day, one-replicate run, so the first experiment
     on a fresh worker is not slower than the rest (results are pure: this changes nothing)."""
-    tiny = {**run_settings, "days": 1, "replicates": 1}
-    return run_point(base, {}, tiny, [])["status"] == "ok"
+    tiny: RunSettings = {**run_settings, "days": 1, "replicates": 1}
+    return bool(run_point(base, {}, tiny, [])["status"] == "ok")
 
 
 def run_points(
     base: str,
     batch: list[dict[str, Any]],
-    run_settings: dict[str, int],
+    run_settings: RunSettings,
     outcomes: list[str],
     task: Callable[..., dict[str, Any]] = run_point,
 ) -> list[dict[str, Any]]:
@@ -465,6 +466,7 @@ class DaskExecutor:
         self._log_levels: dict[str, int] = {}
 
     def __enter__(self) -> DaskExecutor:
+        # lazy: Dask is imported only when a sweep runs on a Dask cluster, not for the serial executor
         import dask
         from dask.distributed import Client, LocalCluster
 
@@ -535,7 +537,7 @@ class DaskExecutor:
     def run(self, plan: Plan, tasks: Iterable[Task], todo: int | None = None) -> Iterator[Done]:
         """Results as they finish. Experiments go to the workers in batches of `batch` (default: `auto_batch`
         of `todo`, the number of tasks, when known)."""
-        from dask.distributed import as_completed
+        from dask.distributed import as_completed  # lazy: as in __enter__
 
         base, run_settings, outcomes, tag = plan.base_json, plan.settings, plan.outcomes, plan.spec_hash
         size = self.batch or (auto_batch(todo, self.workers) if todo is not None else 1)
@@ -670,8 +672,6 @@ def sweep(
 
 def failures(parts: list[str], limit: int = 10) -> list[dict[str, Any]]:
     """The first failed experiments in the parts: experiment, error and parameters (read by DuckDB)."""
-    import duckdb
-
     if not parts:
         return []
     files = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts) + "]"

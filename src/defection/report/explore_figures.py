@@ -365,7 +365,8 @@ def posterior_intervals(parameters: list[dict[str, Any]]) -> go.Figure:
         span = (p["prior_hi"] - p["prior_lo"]) or 1.0
 
         def pos(v: float, p: dict[str, Any] = p, span: float = span) -> float:
-            return (v - p["prior_lo"]) / span
+            position: float = (v - p["prior_lo"]) / span
+            return position
 
         names.append(p["parameter"])
         mid.append(pos(p["median"]))

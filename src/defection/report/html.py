@@ -13,7 +13,9 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
 
+from defection.engine import package_version
 from defection.model.economics import budget_total
 from defection.model.outputs import OUTCOMES
 from defection.report import explore_figures as ef
@@ -23,6 +25,7 @@ from defection.report.comparison import Comparison, load_comparison
 from defection.report.errors import ReportError
 from defection.report.format import fmt_interval, fmt_value
 from defection.report.store import complete_run
+from defection.scenario import iter_params
 
 if TYPE_CHECKING:
     from defection.store import ResultsDB
@@ -135,10 +138,6 @@ def table(headers: list[str], rows: list[str], element_id: str | None = None) ->
 
 def page(title: str, body: str) -> str:
     """The whole document: plotly.js inlined once, the body, and the script that draws the figures."""
-    from plotly.offline import get_plotlyjs
-
-    from defection.engine import package_version
-
     js = get_plotlyjs().replace("</script", "<\\/script")
     boot = BOOT % json.dumps(PLOTLY_CONFIG)
     return (
@@ -219,8 +218,6 @@ def spec_section(spec: dict[str, Any] | None, options: dict[str, Any] | None = N
     """An exploration spec's uncertainties, levers and outcomes (and the command's options)."""
     if not spec:
         return ""
-    from defection.scenario import iter_params
-
     registry = {p.path: p for p in iter_params()}
     rows = []
     for role in ("uncertainties", "levers"):

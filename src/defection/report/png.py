@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from defection.report.errors import ReportError
 
@@ -17,7 +18,7 @@ NO_CHROME = (
 
 def find_chrome() -> str | None:
     """The Chrome/Chromium executable kaleido would use (BROWSER_PATH, PATH, kaleido's download), or None."""
-    from choreographer.browsers.chromium import Chromium
+    from choreographer.browsers.chromium import Chromium  # lazy: kaleido's browser driver, only for PNG export
 
     try:
         path = Chromium.find_browser(skip_local=False)
@@ -39,8 +40,6 @@ def write_pngs(figures: dict[str, go.Figure], folder: str | Path) -> list[Path]:
     target.mkdir(exist_ok=True)
     if not figures:
         return []
-    import plotly.io as pio
-
     names = list(figures)
     paths = [target / f"{name}.png" for name in names]
     heights = [int(figures[n].layout.height or 450) for n in names]

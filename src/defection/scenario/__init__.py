@@ -4,15 +4,9 @@ clear errors, the parameter registry and its TOML/Markdown forms, and posterior 
 This is the bottom layer of the package: it imports nothing else from `defection`.
 """
 
+from defection.scenario.build import default_scenario, scenario_from_dict, with_changes, with_overrides
 from defection.scenario.errors import Problem, ScenarioError, problems_from_file_errors, problems_from_validation
-from defection.scenario.load import (
-    default_scenario,
-    load_scenario,
-    scenario_from_dict,
-    with_changes,
-    with_overrides,
-    with_posterior,
-)
+from defection.scenario.load import load_scenario, with_posterior
 from defection.scenario.registry import ParamInfo, iter_params, registry_markdown, scenario_to_toml
 from defection.scenario.schema import TYPE_NAMES, Scenario
 

@@ -1,28 +1,14 @@
-"""Loading, changing and validating scenarios."""
+"""Loading scenario files, and pointing a scenario at a checked posterior file."""
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
 
-from pydantic import ValidationError
-
-from defection.scenario.errors import _MISSING, Problem, ScenarioError, problems_from_validation
+from defection.scenario.build import default_scenario, scenario_from_dict
+from defection.scenario.errors import _MISSING, Problem, ScenarioError
+from defection.scenario.posterior import Posterior, PosteriorError
 from defection.scenario.schema import Scenario
-
-
-# Loading and writing
-def default_scenario() -> Scenario:
-    """The embedded default scenario: the proposal, offered to Russian forces in Ukraine."""
-    return Scenario()
-
-
-def scenario_from_dict(data: dict[str, Any], source: str = "<dict>") -> Scenario:
-    try:
-        return Scenario.model_validate(data)
-    except ValidationError as err:
-        raise ScenarioError(source, problems_from_validation(err)) from None
 
 
 def load_scenario(path: str | Path | None = None) -> Scenario:
@@ -51,8 +37,6 @@ def with_posterior(
 ) -> Scenario:
     """The scenario with `simulation.posterior` set to a checked, absolute path of a posterior file (a relative
     path is taken from `base`, the scenario file's folder)."""
-    from defection.scenario.posterior import Posterior, PosteriorError
-
     path = ((base or Path.cwd()) / posterior).resolve()
     try:
         Posterior.load(path)
@@ -62,24 +46,3 @@ def with_posterior(
     sc = sc.model_copy(deep=True)
     sc.simulation.posterior = str(path)
     return sc
-
-
-def with_changes(sc: Scenario, changes: dict[str, Any], source: str = "<changes>") -> Scenario:
-    """A validated copy of the scenario with dotted-path changes, e.g. {"offer.cash_usd": 0}."""
-    data = sc.model_dump(mode="json")
-    for path, value in changes.items():
-        node = data
-        *parents, leaf = path.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    return scenario_from_dict(data, source)
-
-
-def with_overrides(sc: Scenario, source: str = "<command line>", **simulation: Any) -> Scenario:
-    """A copy of the scenario with simulation settings replaced (None values are ignored)."""
-    data = sc.model_dump(mode="json")
-    for key, value in simulation.items():
-        if value is not None:
-            data["simulation"][key] = value
-    return scenario_from_dict(data, source)

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from defection.scenario.build import with_changes
 from defection.scenario.errors import Problem, ScenarioError
-from defection.scenario.load import with_changes
 from defection.scenario.ranges import CALIBRATED
 from defection.scenario.schema import Scenario
 
@@ -122,10 +122,11 @@ class Posterior:
                     )
                 ],
             )
-        params = data.get("parameters")
+        raw_params = data.get("parameters")
+        params: list[Any] = raw_params if isinstance(raw_params, list) else []
         known = {u.path for u in CALIBRATED}
-        if not isinstance(params, list) or not params:
-            problems.append(Problem("parameters", params, "expected a non-empty list of scenario paths"))
+        if not params:
+            problems.append(Problem("parameters", raw_params, "expected a non-empty list of scenario paths"))
         else:
             problems += [
                 Problem("parameters", p, "not a calibrated parameter; known: " + ", ".join(sorted(known)))

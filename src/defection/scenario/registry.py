@@ -10,7 +10,7 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
 
-from defection.scenario.load import default_scenario
+from defection.scenario.build import default_scenario
 from defection.scenario.schema import Scenario, SoldierTypes
 
 
@@ -45,7 +45,8 @@ def iter_params(
             else:  # an empty list: document the fields of one entry
                 yield from iter_params(item_model, f"{path}[].", item_model())
             continue
-        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        # param() stores unit/source (str) and lo/hi (number or None) here; pydantic types it as JSON.
+        extra: dict[str, Any] = dict(info.json_schema_extra) if isinstance(info.json_schema_extra, dict) else {}
         source = extra.get("source", "design")
         if source == "see type":
             owner = type(inst).__name__

@@ -13,8 +13,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-RUB_PER_USD = 90.0  # history.md §header: 2024 average ≈92, 2025 ≈83 [M]; used only to convert sources.
-
 
 def param(default: Any, lo: float | None, hi: float | None, unit: str, source: str, doc: str) -> Any:
     """A scenario field with its registry metadata (unit, range, source, meaning)."""
@@ -864,9 +862,6 @@ class ThreatToStayers(Section):
     )
     sentence_years: float = param(10.0, 0.0, 30.0, "years", "model-reference §5 Pen_wc", "Sentence threatened (eq. 7).")
     amnesty_for_defectors: bool = Field(True, description="Defectors are exempt from the threat (eq. 12).")
-
-
-OFFER_RULES = ("flat", "announced_escalation", "unannounced_escalation", "ratchet_topup", "deadline", "adaptive")
 
 
 class Schedule(Section):

@@ -495,7 +495,7 @@ class ResultsDB:
             rows = con.execute(
                 "SELECT run_id FROM runs WHERE starts_with(run_id, ?) ORDER BY run_id", [run_id]
             ).fetchall()
-        ids = [r[0] for r in rows]
+        ids = [str(r[0]) for r in rows]
         if run_id in ids:
             return run_id
         if len(ids) == 1 and run_id:

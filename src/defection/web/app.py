@@ -12,11 +12,12 @@ format before the database is touched. No request ever reads or writes a path ta
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -33,7 +34,8 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from defection.analysis import json_safe
-from defection.scenario import ScenarioError
+from defection.report import ReportError, render_compare, render_report
+from defection.scenario import Scenario, ScenarioError
 from defection.store import ResultsDB, ResultsError, RunNotFound
 from defection.web import form, pages
 from defection.web.jobs import JOB_ID_PATTERN, JobQueue, JobTarget, QueueFull, job_cost, run_job
@@ -367,7 +369,7 @@ def create_app(
             )
         return sc
 
-    def report_html(key: tuple[str, ...], render: Any, cacheable: bool) -> str:
+    def report_html(key: tuple[str, ...], render: Callable[[], str], cacheable: bool) -> str:
         with render_lock:
             if key in reports:
                 reports.move_to_end(key)
@@ -398,8 +400,6 @@ def create_app(
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     def report_page(run_id: str) -> Response:
-        from defection.report import ReportError, render_report
-
         run = get_run(run_id)
         rid = run["run_id"]
         try:
@@ -410,8 +410,6 @@ def create_app(
 
     @app.get("/compare", response_class=HTMLResponse)
     def compare_page(run: Annotated[list[str] | None, Query()] = None) -> Response:
-        from defection.report import ReportError, render_compare
-
         ids = [check_run_id(r) for r in (run or [])]
         if len(ids) < 2:
             raise ApiError(400, "select at least two runs to compare")
@@ -445,8 +443,6 @@ def create_app(
 
     @app.get("/api/runs/{run_id}")
     def api_run(run_id: str) -> dict[str, Any]:
-        import json
-
         info = get_run(run_id)
         out = {k: _json_safe(v) for k, v in info.items() if k not in ("scenario_json", "library_versions")}
         out["library_versions"] = info["library_versions"]
@@ -503,6 +499,6 @@ def create_app(
     return app
 
 
-def _plain(sc: Any) -> int:
+def _plain(sc: Scenario) -> int:
     sim = sc.simulation
     return sim.agents * sim.days * sim.replicates

@@ -63,6 +63,7 @@ GROUP_TITLES = {
 }
 
 _INDEX = re.compile(r"^([a-z_]+)\[(\d+)\]$")
+FieldKind = Literal["int", "float", "bool", "str", "choice", "text"]  # how a FormField is rendered and parsed
 
 
 class FormError(Exception):
@@ -83,7 +84,7 @@ class FormField:
     path: str  # dotted path as in `defection params`; list entries as information.channels[0].name
     group: str  # key of GROUP_TITLES
     label: str  # the path relative to its group
-    kind: Literal["int", "float", "bool", "str", "choice", "text"]
+    kind: FieldKind
     default: Any
     unit: str
     lo: float | None
@@ -158,7 +159,7 @@ def _annotation(path: str) -> Any:
     return ann
 
 
-def _kind(path: str, ann: Any) -> tuple[str, tuple[str, ...]]:
+def _kind(path: str, ann: Any) -> tuple[FieldKind, tuple[str, ...]]:
     if get_origin(ann) is Literal:
         return "choice", tuple(str(a) for a in get_args(ann))
     if ann is bool:

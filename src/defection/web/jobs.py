@@ -21,10 +21,13 @@ from collections.abc import Callable
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from multiprocessing.context import ForkContext, ForkServerContext, SpawnContext
 from pathlib import Path
 from typing import Any, Literal
 
+from defection.engine import simulate
 from defection.scenario import Scenario
+from defection.store import ResultsDB, ResultsError, RunMeta, RunNotFound
 
 log = logging.getLogger("defection.web")
 
@@ -95,9 +98,6 @@ def run_job(db_path: str, run_id: str, scenario_json: str, conn: Connection) -> 
     ("error", "Type: message")."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the server decides
     try:
-        from defection.engine import simulate
-        from defection.store import ResultsDB
-
         sc = Scenario.model_validate_json(scenario_json)
         last = 0.0
 
@@ -123,6 +123,17 @@ def run_job(db_path: str, run_id: str, scenario_json: str, conn: Connection) -> 
 JobTarget = Callable[[str, str, str, Connection], None]
 
 
+def _context(method: str) -> SpawnContext | ForkContext | ForkServerContext:
+    """multiprocessing.get_context(method), typed: the three start methods all make Processes and Pipes."""
+    if method == "spawn":
+        return multiprocessing.get_context("spawn")
+    if method == "fork":
+        return multiprocessing.get_context("fork")
+    if method == "forkserver":
+        return multiprocessing.get_context("forkserver")
+    raise ValueError(f"cannot find context for {method!r}")
+
+
 class JobQueue:
     """A FIFO of jobs served by one worker thread; each job runs in a fresh process made by `start_method`."""
 
@@ -138,7 +149,7 @@ class JobQueue:
         self.db_path = Path(db_path)
         self.max_queue = max_queue
         self.target = target
-        self._ctx = multiprocessing.get_context(start_method)
+        self._ctx = _context(start_method)
         self._db_lock = db_lock if db_lock is not None else nullcontext()
         self._cond = threading.Condition()
         self._pending: deque[Job] = deque()
@@ -237,12 +248,10 @@ class JobQueue:
 
     def _finish(self, job: Job, status: JobStatus, error: str | None = None) -> None:
         """Record the outcome on the job and, for a run that did not complete, in the database."""
-        from defection.store import ResultsDB, ResultsError, RunNotFound
-
         if job.run_id is not None and status in ("failed", "interrupted"):
             try:
                 with self._db_lock:
-                    ResultsDB(self.db_path).mark_run(job.run_id, status, error)  # type: ignore[arg-type]
+                    ResultsDB(self.db_path).mark_run(job.run_id, status, error)
             except ValueError:  # it completed after all (the process died after committing)
                 status, error = "complete", None
             except (ResultsError, RunNotFound) as e:
@@ -253,8 +262,6 @@ class JobQueue:
                 job.done = job.total
 
     def _run(self, job: Job) -> None:
-        from defection.store import ResultsDB, ResultsError, RunMeta
-
         try:
             meta = RunMeta.from_scenario(job.scenario)
             with self._db_lock:
