@@ -362,3 +362,48 @@ def test_engine_fields_are_named_after_the_scenario() -> None:
     p = engine_params(scenario())
     assert p.share_on_arrival == scenario().offer.share_on_arrival
     assert p.pay_usd_day == pytest.approx(scenario().combat.pay_usd_month * 12.0 / 365.0)
+
+
+def test_programme_cost_components_by_hand() -> None:
+    """Eqs. 36a–l, each computed by hand from its line in docs/model.md §7.12."""
+    from defection.model import economics as ec
+
+    assert ec.cash_on_arrival_cost(0.5, 100_000.0, 3.0) == 150_000.0  # φ·B·n
+    nominal, pv = ec.deferred_cash_cost(0.5, 100_000.0, 3.0, instalments=2, delay_years=1.0, rate=0.1, now=0.0)
+    assert nominal == 150_000.0  # (1 − φ)·B·n
+    assert pv == pytest.approx(75_000.0 / 1.1 + 75_000.0 / 1.1**2)  # two instalments, 1 and 2 years out
+    assert ec.topup_cost(20_000.0, 50.0) == 1_000_000.0  # ΔB · earlier defectors
+    assert ec.per_person_cost(2_000.0, 7.0) == 14_000.0  # trip, screening, extraction
+    nominal, pv = ec.yearly_support_cost(10_000.0, 2.0, 3, rate=0.1, now=0.0)
+    assert nominal == 60_000.0 and pv == pytest.approx(20_000.0 * (1 + 1 / 1.1 + 1 / 1.1**2))
+    nominal, pv = ec.pow_upkeep_cost(300.0, 30.0, 4.0, rate=0.1, now=0.0)  # 30 months → spread over 2 years
+    assert nominal == 36_000.0 and pv == pytest.approx(36_000.0 * (1 + 1 / 1.1) / 2)
+    assert ec.pow_upkeep_cost(300.0, 3.0, 4.0, rate=0.1, now=0.0) == (3_600.0, 3_600.0)  # under a year: one year
+    assert ec.communications_cost(1_000.0, [0.5, 0.25], is_open=True) == 750.0
+    assert ec.communications_cost(1_000.0, [0.5, 0.25], is_open=False) == 0.0
+    assert ec.fraud_cost(10.0, 0.5, 100_000.0, 2_000.0) == 520_000.0  # Fr·(φ·B + c_trip)
+
+
+def test_every_equation_of_the_model_doc_is_a_named_function() -> None:
+    """Each equation number of docs/model.md is cited by the docstring of a function or class in the package
+    ("Eq. 12: …", "Eqs. 28–31: …"), so a reader can go from the equation to its code."""
+    import ast
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    defined = set(re.findall(r"\beq\. ?(\d+[a-z]?)\b", (root / "docs" / "model.md").read_text(), flags=re.I))
+    cited: set[str] = set()
+    for path in (root / "src" / "defection").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                doc = ast.get_docstring(node) or ""
+                for m in re.finditer(r"\beqs?\. ?(\d+[a-z]?(?:\s*(?:[–-]|,|and)\s*\d+[a-z]?)*)", doc, flags=re.I):
+                    for part in re.split(r"\s*(?:,|and)\s*", m.group(1)):
+                        span = re.fullmatch(r"(\d+)\s*[–-]\s*(\d+)", part)
+                        if span:
+                            cited |= {str(k) for k in range(int(span.group(1)), int(span.group(2)) + 1)}
+                        else:
+                            cited |= set(re.split(r"\s*[–-]\s*", part))
+    assert len(defined) > 50
+    assert sorted(defined - cited) == []

@@ -38,45 +38,82 @@ class ProgrammeFlows:
     open: bool
 
 
+def cash_on_arrival_cost(share_on_arrival: float, offer: float, paid: float) -> float:
+    """Eq. 36a: φ·B_t·n_t, the cash paid on arrival (nominal)."""
+    return share_on_arrival * offer * paid
+
+
+def deferred_cash_cost(
+    share_on_arrival: float, offer: float, paid: float, instalments: int, delay_years: float, rate: float, now: float
+) -> tuple[float, float]:
+    """Eq. 36b: (1 − φ)·B_t·n_t in T_pay yearly instalments from y_t + T_post, as (nominal, present value)."""
+    deferred = (1.0 - share_on_arrival) * offer * paid
+    pv = sum(deferred / instalments * discount_factor(rate, now + delay_years + k) for k in range(instalments))
+    return deferred, pv
+
+
+def topup_cost(rise_per_defector: float, already_paid: float) -> float:
+    """Eq. 36c: ΔB_t · (defectors paid before t), the ratchet's top-up to every earlier defector (nominal)."""
+    return rise_per_defector * already_paid
+
+
+def per_person_cost(unit_cost: float, persons: float) -> float:
+    """Eqs. 36d, 36i, 36j: a one-off unit cost times the persons it is paid for (trip, screening, extraction)."""
+    return unit_cost * persons
+
+
+def yearly_support_cost(per_year: float, persons: float, years: int, rate: float, now: float) -> tuple[float, float]:
+    """Eqs. 36e, 36f, 36g: support paid per person and year for `years` years from y_t (resettlement, education,
+    protection), as (nominal, present value via a_ρ(years, y_t))."""
+    return per_year * persons * years, per_year * persons * annuity(rate, years, now)
+
+
+def pow_upkeep_cost(usd_month: float, months: float, held: float, rate: float, now: float) -> tuple[float, float]:
+    """Eq. 36h: c_pow·m_pow·(1 − π_asy)·n_t, spread evenly over max(1, round(m_pow/12)) years, as
+    (nominal, present value); `held` = (1 − π_asy)·n_t."""
+    years = max(1, round(months / 12.0))
+    nominal = usd_month * months * held
+    return nominal, nominal * (annuity(rate, years, now) / years)
+
+
+def communications_cost(usd_day: float, coverages: list[float], is_open: bool) -> float:
+    """Eq. 36k: c_com·Σ_k x_k per day while the programme is open (nominal)."""
+    return usd_day * sum(coverages) if is_open else 0.0
+
+
+def fraud_cost(fraud_paid: float, share_on_arrival: float, offer: float, trip_usd: float) -> float:
+    """Eq. 36l: Fr^paid_t·(φ·B_t + c_trip), what fraudulent claimants who pass screening receive (nominal)."""
+    return fraud_paid * (share_on_arrival * offer + trip_usd)
+
+
 def programme_costs(sc: Scenario, day: int, f: ProgrammeFlows) -> dict[str, tuple[float, float]]:
-    """Eq. 36a–l: each cost component committed on `day`, as (nominal, present value)."""
+    """Eq. 36a–l: each cost component committed on `day`, as (nominal, present value at day 0)."""
     of, pg = sc.offer, sc.programme
     rho = pg.discount_rate
     now = day / 365.0
     d_now = discount_factor(rho, now)
     resettled = f.paid * of.asylum_probability
     held = f.paid * (1.0 - of.asylum_probability)
-    deferred = (1.0 - of.share_on_arrival) * f.offer * f.paid
-    deferred_pv = sum(
-        deferred / of.deferred_instalments * discount_factor(rho, now + of.deferred_delay_years + k)
-        for k in range(of.deferred_instalments)
-    )
     edu_years = pg.education_years if of.education else 0
-
-    def flow(per_year: float, persons: float, years: int) -> tuple[float, float]:
-        return per_year * persons * years, per_year * persons * annuity(rho, years, now)
-
-    pow_years = pg.pow_months / 12.0
-    pow_nominal = pg.pow_upkeep_usd_month * pg.pow_months * held
-    pow_pv = pow_nominal * (annuity(rho, max(1, round(pow_years)), now) / max(1, round(pow_years)))
-    comms = pg.communications_usd_day * sum(ch.coverage for ch in sc.information.channels) if f.open else 0.0
-    topup = f.topup_per_defector * f.already_paid
-    fraud = f.fraud_paid * (of.share_on_arrival * f.offer + pg.trip_cost_usd)
     lump = {
-        "cash_now": of.share_on_arrival * f.offer * f.paid,
-        "topup": topup,
-        "trip": pg.trip_cost_usd * f.paid,
-        "screening": pg.screening_usd * (f.genuine_claimants + f.fraud_claimants),
-        "extraction": pg.extraction_usd * f.extracted,
-        "communications": comms,
-        "fraud": fraud,
+        "cash_now": cash_on_arrival_cost(of.share_on_arrival, f.offer, f.paid),
+        "topup": topup_cost(f.topup_per_defector, f.already_paid),
+        "trip": per_person_cost(pg.trip_cost_usd, f.paid),
+        "screening": per_person_cost(pg.screening_usd, f.genuine_claimants + f.fraud_claimants),
+        "extraction": per_person_cost(pg.extraction_usd, f.extracted),
+        "communications": communications_cost(
+            pg.communications_usd_day, [ch.coverage for ch in sc.information.channels], f.open
+        ),
+        "fraud": fraud_cost(f.fraud_paid, of.share_on_arrival, f.offer, pg.trip_cost_usd),
     }
     out = {k: (v, v * d_now) for k, v in lump.items()}
-    out["cash_deferred"] = (deferred, deferred_pv)
-    out["resettlement"] = flow(pg.resettlement_usd_year, resettled, pg.resettlement_years)
-    out["education"] = flow(pg.education_usd_year, resettled * pg.education_takeup, edu_years)
-    out["protection"] = flow(pg.protection_usd_year, resettled, pg.protection_years)
-    out["pow_upkeep"] = (pow_nominal, pow_pv)
+    out["cash_deferred"] = deferred_cash_cost(
+        of.share_on_arrival, f.offer, f.paid, of.deferred_instalments, of.deferred_delay_years, rho, now
+    )
+    out["resettlement"] = yearly_support_cost(pg.resettlement_usd_year, resettled, pg.resettlement_years, rho, now)
+    out["education"] = yearly_support_cost(pg.education_usd_year, resettled * pg.education_takeup, edu_years, rho, now)
+    out["protection"] = yearly_support_cost(pg.protection_usd_year, resettled, pg.protection_years, rho, now)
+    out["pow_upkeep"] = pow_upkeep_cost(pg.pow_upkeep_usd_month, pg.pow_months, held, rho, now)
     return {k: out[k] for k in PROGRAMME_COMPONENTS}
 
 
