@@ -28,7 +28,7 @@ def test_crra_utility_hand_computed() -> None:
 
 
 def test_catch_probability_epstein_form() -> None:
-    # Epstein's k = 2.3 gives P ≈ 0.9 at a monitor ratio of 1 (model-reference §4.3)
+    # Epstein's k = 2.3 gives P ≈ 0.9 at a monitor ratio of 1 (eq. 9, docs/model.md §7.3; [C2])
     assert d.catch_probability(0.0, 2.3, 1.0, 1.0, 0.0) == pytest.approx(0.8997, abs=1e-4)
     # defaults: p0 = 0.05, M = 0.05, V = 6 → 0.05 + 0.95·(1 − e^{−0.69}) = 0.523503
     assert d.catch_probability(0.05, 2.3, 0.05, 6.0, 0.0) == pytest.approx(0.523503, abs=1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from defection.scenario import ScenarioError, default_scenario, iter_params, load_scenario, scenario_to_toml
 
-from .conftest import cli
+from .conftest import ROOT, cli
 
 
 def test_default_toml_round_trips() -> None:
@@ -138,3 +139,61 @@ def test_every_shared_range_fits_its_parameter() -> None:
     assert "is not a scenario parameter" in Range("offer.nothing", 0.0, 1.0).problems()[0]
     assert "needs low > 0" in Range("offer.cash_usd", 0.0, 1.0, log=True).problems()[0]
     assert "leaves the parameter's allowed range" in Range("crossing.killed_crossing_base", 0.1, 2.0).problems()[0]
+
+
+# Spelled in pieces so that this file does not match itself.
+OUTSIDE_FILES = ("model" + "-reference", "history" + ".md", "shared" + "/reference")
+REFERENCE_KEY = re.compile(r"^[A-Z]\d+[a-z]?$")
+
+
+def cited_keys(text: str) -> set[str]:
+    """Reference keys such as [S5], [C2a] or [S1, S7] in `text`; tags like [S], [D/M] or [S, Time 1967] are not keys."""
+    return {
+        key
+        for inside in re.findall(r"\[([^\[\]\n]+)\]", text)
+        for key in (part.strip() for part in inside.split(","))
+        if REFERENCE_KEY.match(key)
+    }
+
+
+def test_cited_keys_reads_key_lists_and_skips_tags() -> None:
+    assert cited_keys("Watts [C5]; [S1, S7] and [C2a]; tags [S], [D/M], [S, Time 1967], [S2]") == {
+        "C5",
+        "S1",
+        "S7",
+        "C2a",
+        "S2",
+    }
+
+
+def test_no_citation_of_files_outside_the_repository() -> None:
+    roots = [ROOT / "src", ROOT / "docs", ROOT / "tests", ROOT / "README.md", ROOT / "CONTRIBUTING.md"]
+    files = [f for r in roots for f in ([r] if r.is_file() else r.rglob("*")) if f.is_file()]
+    offenders = []
+    for f in files:
+        if "__pycache__" in f.parts:
+            continue
+        try:
+            text = f.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        offenders += [f"{f.relative_to(ROOT)}: {name}" for name in OUTSIDE_FILES if name in text]
+    assert len(files) > 50
+    assert offenders == [], "cite docs/model.md sections or its References instead"
+
+
+def test_every_cited_reference_key_is_in_the_references_list() -> None:
+    model = (ROOT / "docs" / "model.md").read_text(encoding="utf-8")
+    references = model.split("\n## References\n", 1)[1]
+    listed = set(re.findall(r"^- \[([A-Z]\d+[a-z]?)\] ", references, flags=re.MULTILINE))
+    assert {"C1", "S5", "R8", "F1"} <= listed
+    sources = [
+        ROOT / "src" / "defection" / "scenario" / "schema.py",
+        ROOT / "src" / "defection" / "scenario" / "ranges.py",
+        *sorted((ROOT / "src" / "defection" / "data" / "cases").glob("*.toml")),
+    ]
+    for path in sources:
+        missing = cited_keys(path.read_text(encoding="utf-8")) - listed
+        assert not missing, f"{path.name} cites {sorted(missing)}, which docs/model.md's References do not list"
+    registry = cited_keys(" ".join(p.source for p in iter_params()))
+    assert {"V5", "R9", "C2a"} <= registry

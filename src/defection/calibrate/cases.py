@@ -37,7 +37,7 @@ from defection.scenario import (
 from defection.scenario.errors import _MISSING
 from defection.scenario.ranges import CALIBRATED
 
-# Floor on the log-scale tolerance by the reliability tag of history.md: [S] sourced, [S2] secondary,
+# Floor on the log-scale tolerance by the reliability tag (docs/model.md, References): [S] sourced, [S2] secondary,
 # [D] derived from sourced figures, [M] unverified. A factor of e^0.25 ≈ 1.3 is the best any source gets.
 TAG_MIN_TOLERANCE = {"S": 0.25, "S2": 0.5, "D": 0.4, "M": 0.75}
 # Observations are shares of the force, so one number compares across force sizes and agent counts.

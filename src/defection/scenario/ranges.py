@@ -47,16 +47,16 @@ CALIBRATED: tuple[Range, ...] = (
         3e4,
         3e6,
         True,
-        "m0: latent moral/identity cost (Kuran [C3]); model-reference §5 'CALIBRATE, wide'",
+        "m0: latent moral/identity cost (Kuran [C3]); wide prior, docs/model.md Calibration status",
     ),
-    Range("preferences.moral_cost_log_sd", 0.3, 2.0, False, "heterogeneity of m0 (model-reference §5)"),
-    Range("preferences.logit_scale", 0.03, 1.0, True, "σ, logit scale (McFadden [T1]); model-reference §5"),
-    Range("preferences.peer_weight", 0.0, 2.0, False, "φ, peer effect (Albrecht et al. [S5]); model-reference §5"),
+    Range("preferences.moral_cost_log_sd", 0.3, 2.0, False, "heterogeneity of m0 (Kuran [C3])"),
+    Range("preferences.logit_scale", 0.03, 1.0, True, "σ, logit scale (McFadden [T1])"),
+    Range("preferences.peer_weight", 0.0, 2.0, False, "φ, peer effect (Albrecht et al. [S5])"),
     Range("preferences.precedent_weight", 0.0, 8.0, False, "ψ, precedent (Lehmann & Zhukov [S6])"),
     Range("information.reach_multiplier", 0.1, 10.0, True, "Bass p scale on channel reach [I1, I2]"),
-    Range("information.peer_imitation", 0.0, 0.5, False, "Bass q, per day (model-reference §5: 0.02–0.5)"),
-    Range("credibility.prior_alpha", 0.5, 6.0, False, "credibility prior Beta(α, 2) (model-reference §5: (1,4)–(4,1))"),
-    Range("crossing.killed_crossing_base", 0.02, 0.4, False, "p^x_0, base crossing risk (model-reference §5)"),
+    Range("information.peer_imitation", 0.0, 0.5, False, "Bass q, per day (design range 0.02–0.5; [I1, I2])"),
+    Range("credibility.prior_alpha", 0.5, 6.0, False, "credibility prior Beta(α, 2) (design range (1,4)–(4,1))"),
+    Range("crossing.killed_crossing_base", 0.02, 0.4, False, "p^x_0, base crossing risk (design range; [S1, S7])"),
 )
 
 

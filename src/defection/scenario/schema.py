@@ -40,13 +40,13 @@ class Meta(Section):
 
 
 class Simulation(Section):
-    days: int = param(365, 1, 3650, "day", "design: horizon 180–730 d (model-reference §2)", "Days simulated.")
+    days: int = param(365, 1, 3650, "day", "design: horizon 180–730 d", "Days simulated.")
     replicates: int = param(
         20,
         1,
         100_000,
         "count",
-        "design; ≥100 recommended for publication (model-reference §7.2)",
+        "design; ≥100 recommended for publication",
         "Stochastic replicates; intervals are taken across them.",
     )
     seed: int = param(20220302, 0, 2**62, "integer", "design", "Master seed of the counter-based RNG.")
@@ -101,7 +101,7 @@ def _type(share: float, hazard: float, vsl: float, moral: float, assault: float,
 
 
 class SoldierTypes(Section):
-    """The five soldier types of model-reference §2.1, in a fixed order (index 0–4 in the engine)."""
+    """The five soldier types of docs/model.md §2.1, in a fixed order (index 0–4 in the engine)."""
 
     contract: SoldierType = _type(
         0.57,
@@ -110,7 +110,7 @@ class SoldierTypes(Section):
         1.0,
         1.0,
         1.0,
-        "Contract/volunteer. Share: assumption from POW profile 76% contract incl. PMC/prison [history §1g] "
+        "Contract/volunteer. Share: assumption from POW profile 76% contract incl. PMC/prison [R9] "
         "less convicts and officers. VSL: DERIVED revealed VSL of volunteers $0.1–0.3M [R3]. "
         "Moral multiplier: assumption (reference type).",
     )
@@ -121,7 +121,7 @@ class SoldierTypes(Section):
         0.6,
         0.5,
         1.0,
-        "Mobilised reservists. Share: 244k of 617k in Dec 2023 less losses; POWs 19% [history §2, §1g]. "
+        "Mobilised reservists. Share: 244k of 617k in Dec 2023 less losses; POWs 19% [R11, R9]. "
         "VSL: Russian population VSL ≈$1.5M [V5]. Moral 0.6: assumption, involuntary service lowers "
         "loyalty (McLauchlin: conscript units desert more [S4]). Assault affinity 0.5: assumption.",
     )
@@ -132,9 +132,9 @@ class SoldierTypes(Section):
         0.7,
         6.0,
         0.2,
-        "Convict/'Storm' units. Share: assumption (up to 100k inmates sent [history §2]). Hazard ×2: "
+        "Convict/'Storm' units. Share: assumption (up to 100k inmates sent [R12]). Hazard ×2: "
         "DERIVED, 14% of identified dead [R6] vs ≈8% of force. VSL: DERIVED low revealed VSL [R3]. "
-        "Moral 0.7 and assault affinity 6 (Storm-Z assault units [history §2]): assumption.",
+        "Moral 0.7 and assault affinity 6 (Storm-Z assault units [R12]): assumption.",
     )
     conscript: SoldierType = _type(
         0.05,
@@ -143,8 +143,8 @@ class SoldierTypes(Section):
         0.8,
         0.0,
         10.0,
-        "Conscripts (mostly rear). Share: ~5% of POWs [history §1g]. Hazard ×0.2: rear role "
-        "(model-reference §2.1 role_mult). VSL: population VSL [V5]. Moral and rear affinity 10: "
+        "Conscripts (mostly rear). Share: ~5% of POWs [R9]. Hazard ×0.2: rear role "
+        "(exposure class, model.md §2.2). VSL: population VSL [V5]. Moral and rear affinity 10: "
         "assumption (conscripts are by law kept out of combat abroad).",
     )
     officer: SoldierType = _type(
@@ -154,8 +154,8 @@ class SoldierTypes(Section):
         2.0,
         1.0,
         1.0,
-        "Officers. Share: ~3% of POWs officers, 13% sergeants [history §1g]; assumption 5%. Hazard ×0.7 "
-        "and moral ×2: assumption (5,540 officers among identified dead [history §2]).",
+        "Officers. Share: ~3% of POWs officers, 13% sergeants [R9]; assumption 5%. Hazard ×0.7 "
+        "and moral ×2: assumption (5,540 officers among identified dead [R6]).",
     )
 
     def ordered(self) -> list[tuple[str, SoldierType]]:
@@ -178,7 +178,7 @@ class Force(Section):
         1,
         20_000_000,
         "soldiers",
-        "Putin, Jun 2024: 'almost 700,000' in the SVO zone [history §2] [S]",
+        "Putin, Jun 2024: 'almost 700,000' in the SVO zone [R11] [S]",
         "Soldiers in theatre represented by the simulation.",
     )
     squad_size: int = param(
@@ -186,7 +186,7 @@ class Force(Section):
         2,
         30,
         "soldiers",
-        "model-reference §2.2 (squad ≈8–10)",
+        "design (squad ≈8–10)",
         "Soldiers per squad; squads are the coordination groups (eq. 18).",
     )
     squads_per_company: int = param(
@@ -194,7 +194,7 @@ class Force(Section):
         1,
         100,
         "squads",
-        "model-reference §2.2 (company ≈100)",
+        "design (company ≈100)",
         "Squads per company; companies are the units (eq. 22).",
     )
     unit_homogeneity: float = param(
@@ -223,7 +223,7 @@ class Force(Section):
         0.0,
         20.0,
         "×",
-        "model-reference §2.1 role_mult (rear 0.2)",
+        "design role multiplier (rear 0.2)",
         "Death-hazard multiplier of rear companies (eq. 1).",
     )
     line_exposure: float = param(
@@ -231,7 +231,7 @@ class Force(Section):
         0.0,
         20.0,
         "×",
-        "model-reference §2.1 role_mult (line 1–3)",
+        "design role multiplier (line 1–3)",
         "Death-hazard multiplier of line companies (eq. 1).",
     )
     assault_exposure: float = param(
@@ -239,7 +239,7 @@ class Force(Section):
         0.0,
         50.0,
         "×",
-        "model-reference §2.1 role_mult (assault 5–10)",
+        "design role multiplier (assault 5–10)",
         "Death-hazard multiplier of assault companies (eq. 1).",
     )
     types: SoldierTypes = Field(default_factory=SoldierTypes, description="Soldier types.")
@@ -298,7 +298,7 @@ class Preferences(Section):
         0.0,
         5e6,
         "USD",
-        "calibrated (hand-tuned so that with no offer ≈0.2–0.4%/yr cross, patterns P2/P3; model-reference §5 m0)",
+        "calibrated (hand-tuned so that with no offer ≈0.2–0.4%/yr cross, pattern P-base; Kuran [C3])",
         "Median latent moral/identity cost m0 (eq. 12).",
     )
     moral_cost_log_sd: float = param(
@@ -355,7 +355,7 @@ class Preferences(Section):
         1.0,
         365.0,
         "day",
-        "model-reference §5 (30 d; 7–90 d)",
+        "Lehmann & Zhukov [S6]; design 30 d (7–90 d)",
         "Half-life of the precedent index prec_u (eq. 24).",
     )
     complex_contagion_contacts: int = param(
@@ -387,7 +387,7 @@ class Preferences(Section):
         0.0,
         1.0,
         "share",
-        "POW profile: ~half have children [history §1g] [S]",
+        "POW profile: ~half have children [R9] [S]",
         "Soldiers exposed to family reprisals (eq. 12).",
     )
 
@@ -406,7 +406,7 @@ class Combat(Section):
         0.0,
         10.0,
         "ratio",
-        "DERIVED: CSIS ~1.2M casualties incl. up to 325k dead [history §2]",
+        "DERIVED: CSIS ~1.2M casualties incl. up to 325k dead [R13]",
         "Evacuated wounded per soldier killed.",
     )
     intensity: float = param(1.0, 0.0, 10.0, "×", "scenario", "I(t), combat-intensity multiplier (eq. 1).")
@@ -415,7 +415,7 @@ class Combat(Section):
         0.0,
         1.0,
         "per vacancy per day",
-        "assumption: recruitment ≈30k/month matches losses [history §2]",
+        "assumption: recruitment ≈30k/month matches losses [R14]",
         "Daily chance a vacant slot is refilled (eq. 21).",
     )
     remaining_exposure_days: float = param(
@@ -423,7 +423,7 @@ class Combat(Section):
         30.0,
         2000.0,
         "day",
-        "calibrated (model-reference §4.3 T_i 90–730 d)",
+        "calibrated (design range 90–730 d)",
         "T, expected remaining front exposure (eq. 7).",
     )
     opportunity_line: float = param(
@@ -431,7 +431,7 @@ class Combat(Section):
         0.0,
         1.0,
         "per squad per day",
-        "model-reference §5 P(opp) 0.01",
+        "design P(opp) 0.01",
         "Daily crossing opportunity of a line squad (eq. 15).",
     )
     opportunity_assault: float = param(
@@ -447,7 +447,7 @@ class Combat(Section):
         0.0,
         1.0,
         "per squad per day",
-        "model-reference §5 (rear 0)",
+        "design (rear 0)",
         "Daily crossing opportunity of a rear squad (eq. 15).",
     )
     pay_usd_month: float = param(
@@ -461,7 +461,7 @@ class Combat(Section):
         0.0,
         1.0,
         "weight",
-        "calibrated (model-reference §5 ω_fam)",
+        "calibrated (design default ω_fam)",
         "ω_fam, weight a soldier puts on the death benefit (eq. 7).",
     )
 
@@ -472,7 +472,7 @@ class Crossing(Section):
         0.0,
         1.0,
         "probability",
-        "calibrated (model-reference §5 p^c_0)",
+        "calibrated (design default p^c_0)",
         "p^c_0, chance of being caught with no monitors (eq. 9).",
     )
     arrest_constant: float = param(
@@ -483,7 +483,7 @@ class Crossing(Section):
         1.0,
         100.0,
         "soldiers",
-        "model-reference §5 V_size",
+        "design V_size (squad/platoon)",
         "Soldiers within one monitor's view; M_v = M·V (eq. 9).",
     )
     killed_crossing_base: float = param(
@@ -491,13 +491,13 @@ class Crossing(Section):
         0.0,
         1.0,
         "probability",
-        "calibrated (model-reference §5 p^x_0; [S1, S7])",
+        "calibrated (design default p^x_0; [S1, S7])",
         "p^x_0, chance of being killed while crossing (eq. 10).",
     )
 
 
 class RegimeResponse(Section):
-    """The regime's counter-measures (model-reference §4.6): adaptive rules or a simulated best response."""
+    """The regime's counter-measures (docs/model.md §7.11): adaptive rules or a simulated best response."""
 
     mode: Literal["static", "adaptive", "best_response"] = Field(
         "adaptive",
@@ -505,7 +505,7 @@ class RegimeResponse(Section):
         "'best_response': levers chosen to minimise the regime's loss, using the simulator (eq. 32).",
     )
     update_days: int = param(
-        14, 1, 365, "day", "model-reference §5 T_R (7–30 d)", "T_R, days between the regime's reviews of its levers."
+        14, 1, 365, "day", "design T_R (7–30 d)", "T_R, days between the regime's reviews of its levers."
     )
     observation_delay_days: int = param(
         7,
@@ -520,7 +520,7 @@ class RegimeResponse(Section):
         1e-6,
         0.5,
         "share of force per 30 days",
-        "assumption: ≈ the AWOL level it already tolerates, ~0.1–0.2%/month [history §5]",
+        "assumption: ≈ the AWOL level it already tolerates, ~0.1–0.2%/month [R8, R16] [D]",
         "d*, the voluntary-exit rate the regime tolerates.",
     )
     monitor_response: float = param(
@@ -528,12 +528,10 @@ class RegimeResponse(Section):
         0.0,
         10.0,
         "per review",
-        "calibrated (model-reference §4.6 η_M)",
+        "calibrated (η_M, model.md §7.11)",
         "η_M: M ← M·(1 + η_M·max(0, d̄/d* − 1)) (eq. 28).",
     )
-    max_monitors_per_soldier: float = param(
-        0.2, 0.0, 1.0, "monitors/soldier", "model-reference §5 M_u range", "Ceiling on M."
-    )
+    max_monitors_per_soldier: float = param(0.2, 0.0, 1.0, "monitors/soldier", "design M_u range", "Ceiling on M.")
     blocking_response: float = param(
         0.1, 0.0, 1.0, "per review", "calibrated (η_b)", "η_b: b ← min(b_max, b + η_b·max(0, d̄/d* − 1)) (eq. 29)."
     )
@@ -566,7 +564,7 @@ class RegimeResponse(Section):
         0.0,
         1.0,
         "weight",
-        "assumption (model-reference §4.2)",
+        "assumption (model.md §7.9)",
         "Weight soldiers give to regime propaganda (eq. 26c).",
     )
     family_trigger: float = param(
@@ -574,7 +572,7 @@ class RegimeResponse(Section):
         0.0,
         100.0,
         "× d*",
-        "assumption (model-reference §4.6 triggers)",
+        "assumption (model.md §7.11)",
         "Family reprisals switch on when d̄ exceeds this multiple of d* (eq. 30).",
     )
     family_reprisal_on_usd: float = param(
@@ -605,7 +603,7 @@ class RegimeResponse(Section):
         0.0,
         0.05,
         "per genuine defector",
-        "model-reference §5 I_inf (0–5% of arrivals)",
+        "design I_inf (0–5% of arrivals; [F1])",
         "Infiltrators posing as defectors, per genuine arrival, once triggered.",
     )
     strength_floor: float = param(
@@ -613,7 +611,7 @@ class RegimeResponse(Section):
         0.0,
         1.0,
         "share",
-        "assumption: pay follows recruitment needs (model-reference §4.6)",
+        "assumption: pay follows recruitment needs (model.md §7.11)",
         "Pay rises when force strength falls below this (eq. 31).",
     )
     pay_rise: float = param(
@@ -629,8 +627,7 @@ class RegimeResponse(Section):
         0.0,
         1e7,
         "USD",
-        "DERIVED: avg one-time payment 1.119M RUB plus "
-        "first-year pay 3.25M RUB [history §2], at 90 RUB/USD, rounded down",
+        "DERIVED: avg one-time payment 1.119M RUB plus first-year pay 3.25M RUB [R3], at 90 RUB/USD, rounded down",
         "v_s, the regime's loss per soldier who defects (eq. 32).",
     )
     blocking_cost_usd_day: float = param(
@@ -660,7 +657,7 @@ class Regime(Section):
         0.0,
         1.0,
         "monitors/soldier",
-        "model-reference §5 (cf. Epstein cop density 0.074 [C2a])",
+        "design (cf. Epstein cop density 0.074 [C2a])",
         "M, blocking units/commissars per soldier (eq. 9, 16).",
     )
     assault_monitor_multiplier: float = param(
@@ -703,7 +700,7 @@ class Regime(Section):
         0.0,
         1.0,
         "probability",
-        "calibrated (model-reference §5 π_exec; blocking units [R2])",
+        "calibrated (design default π_exec; blocking units [R2])",
         "π_exec, summary execution if caught (eq. 13).",
     )
     penal_death_risk: float = param(
@@ -711,7 +708,7 @@ class Regime(Section):
         0.0,
         1.0,
         "probability",
-        "assumption (penal 'Storm' units [history §2])",
+        "assumption (penal 'Storm' units [R12])",
         "Extra death risk of a caught soldier sent to a penal unit (eq. 13).",
     )
     family_reprisal_usd: float = param(
@@ -719,7 +716,7 @@ class Regime(Section):
         0.0,
         5e6,
         "USD",
-        "calibrated (model-reference §5 F_i)",
+        "calibrated (design F_i; family extracted first [H6])",
         "F_pol, expected cost of reprisals against the family (eq. 12).",
     )
     exchange_return_probability: float = param(
@@ -727,7 +724,7 @@ class Regime(Section):
         0.0,
         1.0,
         "probability",
-        "calibrated (~6,000 of >10,000 POWs returned [history §1g])",
+        "calibrated (~6,000 of >10,000 POWs returned [R9])",
         "π_ex, chance a POW is returned in an exchange (eq. 12).",
     )
     prosecution_if_returned: float = param(
@@ -735,7 +732,7 @@ class Regime(Section):
         0.0,
         1.0,
         "probability",
-        "assumption (returned POWs questioned, often re-sent; [history §1g] [S2])",
+        "assumption (returned POWs questioned, often re-sent [R17], secondary source)",
         "Chance a returned POW is prosecuted.",
     )
     assassination_risk: float = param(
@@ -782,7 +779,7 @@ def _default_channels() -> list[Channel]:
 
 class Information(Section):
     channels: list[Channel] = Field(
-        default_factory=_default_channels, description="Media channels (model-reference §2.5)."
+        default_factory=_default_channels, description="Media channels (docs/model.md §7.9)."
     )
     reach_multiplier: float = param(
         1.0,
@@ -798,18 +795,18 @@ class Information(Section):
         0.0,
         1.0,
         "per day",
-        "calibrated (Bass q [I1]; model-reference §5)",
+        "calibrated (Bass q [I1, I2])",
         "q, awareness hazard from a fully aware network (eq. 23).",
     )
     initial_aware_share: float = param(0.0, 0.0, 1.0, "share", "scenario", "Soldiers who know the offer on day 0.")
     offer_noise_log_sd: float = param(
-        0.3, 0.0, 2.0, "log-sd", "calibrated (model-reference §5 σ_B)", "σ_B, noise in the perceived offer (eq. 25)."
+        0.3, 0.0, 2.0, "log-sd", "calibrated (design default σ_B)", "σ_B, noise in the perceived offer (eq. 25)."
     )
     network_degree: int = param(
-        8, 2, 30, "ties", "Watts [C5]; model-reference §5 (6–12)", "Ties per soldier in the within-company small world."
+        8, 2, 30, "ties", "Watts [C5]; design range 6–12", "Ties per soldier in the within-company small world."
     )
     network_rewiring: float = param(
-        0.05, 0.0, 1.0, "probability", "Watts [C5]; model-reference §5", "Watts–Strogatz rewiring probability."
+        0.05, 0.0, 1.0, "probability", "Watts [C5]; design", "Watts–Strogatz rewiring probability."
     )
 
 
@@ -819,18 +816,18 @@ class Credibility(Section):
         0.01,
         100.0,
         "pseudo-count",
-        "model-reference §5 Beta(2,2)",
+        "design prior Beta(2,2)",
         "α0 of the Beta belief that promises are honoured (eq. 26).",
     )
     prior_beta: float = param(
-        2.0, 0.01, 100.0, "pseudo-count", "model-reference §5 Beta(2,2)", "β0 of the Beta belief (eq. 26)."
+        2.0, 0.01, 100.0, "pseudo-count", "design prior Beta(2,2)", "β0 of the Beta belief (eq. 26)."
     )
     memory: float = param(
         0.995,
         0.9,
         1.0,
         "per day",
-        "calibrated (model-reference §5 λ_c 0.98–1)",
+        "calibrated (design range λ_c 0.98–1)",
         "λ_c, daily persistence of evidence (eq. 26).",
     )
     weight_arrival: float = param(
@@ -846,7 +843,7 @@ class Credibility(Section):
         0.0,
         100.0,
         "pseudo-count per comrade",
-        "calibrated; negative > positive (model-reference §4.2)",
+        "calibrated; negative > positive (model.md §7.9)",
         "Negative evidence from each comrade killed while surrendering (eq. 26).",
     )
 
@@ -857,15 +854,15 @@ class ThreatToStayers(Section):
         0.0,
         0.2,
         "probability",
-        "model-reference §5 π_wc (weak certainty [D2])",
+        "design π_wc (weak certainty [D2])",
         "π_wc, perceived chance a stayer is prosecuted for war crimes (eq. 7).",
     )
-    sentence_years: float = param(10.0, 0.0, 30.0, "years", "model-reference §5 Pen_wc", "Sentence threatened (eq. 7).")
+    sentence_years: float = param(10.0, 0.0, 30.0, "years", "design Pen_wc", "Sentence threatened (eq. 7).")
     amnesty_for_defectors: bool = Field(True, description="Defectors are exempt from the threat (eq. 12).")
 
 
 class Schedule(Section):
-    """How the cash offer changes over time (model-reference §4.4), eq. 27."""
+    """How the cash offer changes over time (docs/model.md §7.10), eq. 27."""
 
     rule: Literal["flat", "announced_escalation", "unannounced_escalation", "ratchet_topup", "deadline", "adaptive"] = (
         Field(
@@ -914,7 +911,7 @@ class Schedule(Section):
         0.0,
         1.0,
         "per day",
-        "model-reference §5 λ_g (0.05–0.3)",
+        "design λ_g (0.05–0.3)",
         "λ_g, adaptive-expectation weight for unannounced raises (eq. 25c).",
     )
     opportunity_persistence: float = param(
@@ -922,7 +919,7 @@ class Schedule(Section):
         0.9,
         1.0,
         "per day",
-        "model-reference §5 π_opp",
+        "design π_opp",
         "π_opp, daily survival of the chance to defect later (eq. 19).",
     )
     raise_credibility_cost: float = param(
@@ -930,7 +927,7 @@ class Schedule(Section):
         0.0,
         100.0,
         "pseudo-count",
-        "assumption (model-reference §4.4: unannounced increases cost credibility)",
+        "assumption (unannounced increases cost credibility; model.md §7.9)",
         "Negative public evidence from each unannounced raise (eq. 26c).",
     )
 
@@ -945,7 +942,7 @@ class Offer(Section):
         0.0,
         1.0,
         "share",
-        "model-reference §5 φ_now",
+        "design φ_now",
         "φ_now, share of cash paid on arrival; the rest after the war (eq. 4).",
     )
     deferred_delay_years: float = param(
@@ -962,7 +959,7 @@ class Offer(Section):
         0.0,
         1.0,
         "probability",
-        "model-reference §5 π_asy (calibrate)",
+        "design π_asy (calibrate)",
         "π_asy, chance asylum/resettlement is delivered (eq. 5).",
     )
     resettled_income_usd_year: float = param(
@@ -970,7 +967,7 @@ class Offer(Section):
         0.0,
         500_000.0,
         "USD/year",
-        "assumption (refugee earnings; OECD [history §3])",
+        "assumption (refugee earnings; OECD [K2])",
         "Y_West, income after resettlement (eq. 6).",
     )
     education: bool = Field(True, description="A Western education is part of the package (eq. 6).")
@@ -982,7 +979,7 @@ class Offer(Section):
     )
     working_life_years: int = param(30, 1, 60, "years", "assumption", "T_life in eq. 6.")
     trip_value_usd: float = param(
-        7_000.0, 0.0, 1e6, "USD", "Disney family trip $6.3–6.9k [history §3]", "Consumption value of the trip (eq. 5)."
+        7_000.0, 0.0, 1e6, "USD", "Disney family trip $6.3–6.9k [K3]", "Consumption value of the trip (eq. 5)."
     )
     family_extraction_probability: float = param(
         0.0,
@@ -1036,7 +1033,7 @@ class CredibilityEvent(Section):
         -1000.0,
         1000.0,
         "pseudo-count",
-        "assumption (negative events weigh more, model-reference §4.2; Kuzminov [H6])",
+        "assumption (negative events weigh more, model.md §7.9; Kuzminov [H6])",
         "Evidence added for every soldier: negative = betrayal, positive = a kept promise.",
     )
 
@@ -1044,7 +1041,7 @@ class CredibilityEvent(Section):
 class BudgetSource(Section):
     name: str = Field("immobilised Russian central-bank assets", description="Source of money.")
     amount_usd: float = param(
-        2.8e11, 0.0, 1e14, "USD", "~€260bn (~$280–283bn) immobilised [history §3]", "Money available from this source."
+        2.8e11, 0.0, 1e14, "USD", "~€260bn (~$280–283bn) immobilised [K1]", "Money available from this source."
     )
 
 
@@ -1053,15 +1050,14 @@ def _default_sources() -> list[BudgetSource]:
 
 
 class Programme(Section):
-    """The offering programme's operations and costs (model-reference §4.8)."""
+    """The offering programme's operations and costs (docs/model.md §7.10, §7.12)."""
 
     extraction_capacity_per_day: float = param(
         50.0,
         0.1,
         1e5,
         "soldiers/day",
-        "assumption for a scaled-up programme; observed ≈0.5/day for the "
-        "hotline [H5], Colombia ≈10/day at peak [history §1e]",
+        "assumption for a scaled-up programme; observed ≈0.5/day for the hotline [H5], Colombia ≈10/day at peak [H9]",
         "K_ext, surrenders the programme can extract per day (eq. 34).",
     )
     queue_detection_per_day: float = param(
@@ -1069,7 +1065,7 @@ class Programme(Section):
         0.0,
         1.0,
         "per day",
-        "calibrated (model-reference §4.8)",
+        "calibrated (model.md §7.10)",
         "Daily chance a soldier waiting for extraction is detected (eq. 34).",
     )
     extraction_crossing_risk: float = param(
@@ -1093,7 +1089,7 @@ class Programme(Section):
         0.0,
         1.0,
         "probability",
-        "model-reference §5 s_scr (0.5–0.95)",
+        "design s_scr (0.5–0.95)",
         "Chance a fraudulent claimant is detected (eq. 35).",
     )
     screening_specificity: float = param(
@@ -1104,7 +1100,7 @@ class Programme(Section):
         0.0,
         10.0,
         "per genuine defector at $100k",
-        "calibrated (Chieu Hoi: 21.5–25% genuine [history §1a] is an upper bound on fraud)",
+        "calibrated (Chieu Hoi: 21.5–25% genuine [H8] is an upper bound on fraud)",
         "Impersonators claiming the bounty (eq. 35).",
     )
     impersonation_elasticity: float = param(
@@ -1132,14 +1128,14 @@ class Programme(Section):
         "Rate at which programme costs are discounted to day 0 (eq. 36).",
     )
     trip_cost_usd: float = param(
-        7_000.0, 0.0, 1e6, "USD", "Disney family trip $6.3–6.9k [history §3]", "Cost of the trip per paid defector."
+        7_000.0, 0.0, 1e6, "USD", "Disney family trip $6.3–6.9k [K3]", "Cost of the trip per paid defector."
     )
     resettlement_usd_year: float = param(
         12_000.0,
         0.0,
         1e6,
         "USD/year",
-        "OECD ≈€10k first year; Germany €12.7k/yr [history §3]",
+        "OECD ≈€10k first year; Germany €12.7k/yr [K2]",
         "Resettlement and integration per person-year.",
     )
     resettlement_years: int = param(
@@ -1150,7 +1146,7 @@ class Programme(Section):
         0.0,
         1e6,
         "USD/year",
-        "assumption: $20–60k/yr US, near-free in Germany [history §3]",
+        "assumption: $20–60k/yr US, near-free in Germany (unverified [M])",
         "Education cost per student-year.",
     )
     education_years: int = param(4, 0, 10, "years", "assumption", "Years of education funded.")
@@ -1168,7 +1164,7 @@ class Programme(Section):
         0.0,
         1e9,
         "USD/day per channel",
-        "assumption (Colombia: $21M/yr for aid, rewards and outreach [history §1e])",
+        "assumption (Colombia: $21M/yr for aid, rewards and outreach [H9])",
         "Cost of running one fully covered channel for a day.",
     )
     pow_upkeep_usd_month: float = param(
