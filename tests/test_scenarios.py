@@ -197,3 +197,10 @@ def test_every_cited_reference_key_is_in_the_references_list() -> None:
         assert not missing, f"{path.name} cites {sorted(missing)}, which docs/model.md's References do not list"
     registry = cited_keys(" ".join(p.source for p in iter_params()))
     assert {"V5", "R9", "C2a"} <= registry
+
+
+def test_range_positions_by_hand() -> None:
+    from defection.scenario.ranges import Range
+
+    assert Range("offer.cash_usd", 100.0, 300.0).at(0.25) == 150.0
+    assert Range("offer.cash_usd", 100.0, 10_000.0, log=True).at(0.5) == pytest.approx(1_000.0)

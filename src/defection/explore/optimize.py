@@ -321,9 +321,9 @@ def suggest(trial: optuna.trial.BaseTrial, levers: list[Factor]) -> dict[str, An
             v = trial.suggest_categorical(f.path, choices)
             pkg[f.path] = v if plain else json.loads(v)
         elif f.integer:
-            pkg[f.path] = trial.suggest_int(f.path, math.ceil(f.bounds[0]), math.floor(f.bounds[1]), log=f.log)
+            pkg[f.path] = trial.suggest_int(f.path, math.ceil(f.range.lo), math.floor(f.range.hi), log=f.log)
         else:
-            pkg[f.path] = trial.suggest_float(f.path, *f.bounds, log=f.log)
+            pkg[f.path] = trial.suggest_float(f.path, f.range.lo, f.range.hi, log=f.log)
     return pkg
 
 

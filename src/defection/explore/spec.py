@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -102,18 +101,11 @@ class Factor(_Strict):
     def integer(self) -> bool:
         return isinstance(registry()[self.path].default, int) and not isinstance(registry()[self.path].default, bool)
 
-    @property
-    def bounds(self) -> tuple[float, float]:
-        """(low, high) of a numeric factor; the validator sets both whenever `values` is not given."""
-        assert self.low is not None and self.high is not None, f"{self.path} lists values, it has no range"
-        return self.low, self.high
-
     def value(self, u: float) -> Any:
         """The parameter value at position u ∈ [0, 1] of the factor's range (or its list of values)."""
         if self.values is not None:
             return self.values[min(int(u * len(self.values)), len(self.values) - 1)]
-        low, high = self.bounds
-        x = math.exp(math.log(low) + u * (math.log(high) - math.log(low))) if self.log else low + u * (high - low)
+        x = self.range.at(u)
         return round(x) if self.integer else float(x)
 
 

@@ -21,6 +21,11 @@ class Range:
     log: bool = False
     why: str = ""
 
+    def at(self, u: float) -> float:
+        """The value at position u ∈ [0, 1] of the range: linear, or geometric when `log`."""
+        lo, hi = self.lo, self.hi
+        return math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))) if self.log else lo + u * (hi - lo)
+
     def problems(self) -> list[str]:
         """Why this range cannot be used for its parameter (empty if it can)."""
         return range_problems(self.path, self.lo, self.hi, self.log)
