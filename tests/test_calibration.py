@@ -189,7 +189,7 @@ def test_weighted_quantiles_by_hand() -> None:
         ({"format": "x"}, "format = 'x': expected 'defection-posterior/1'"),
         (
             {"format": "defection-posterior/1", "parameters": ["offer.cash_usd"], "samples": [[1.0]], "weights": [1.0]},
-            "parameters = 'offer.cash_usd': not a calibrated parameter",
+            "parameters[0] = 'offer.cash_usd': not a calibrated parameter",
         ),
         (
             {"format": "defection-posterior/1", "parameters": [MORAL.path], "samples": [[1.0, 2.0]], "weights": [1.0]},
@@ -327,7 +327,10 @@ def test_calibrate_and_backtest_commands(tmp_path: Path) -> None:
     # run --posterior propagates parameter uncertainty and records which posterior it used
     r = cli("run", "--posterior", str(post_file), "--db", str(db), "-r", "2", "-d", "10", "-k", "990", "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["posterior_hash"] == Posterior.load(post_file).content_hash()
+    assert json.loads(r.stdout)["posterior"] == {
+        "hash": Posterior.load(post_file).content_hash(),
+        "path": str(post_file.resolve()),
+    }
     # backtest: one row per held-out observation, coverage and error, a PNG
     plot = tmp_path / "bt.png"
     r = cli(
