@@ -181,10 +181,10 @@ RANGE_TOLERANCE = 1e-9
 
 
 def _shortened(found: list[Problem]) -> list[Problem]:
-    """At most `MAX_PROBLEMS` of `found`, and a count of the rest."""
+    """At most `MAX_PROBLEMS` of `found` (the checks stop early once they have more), and a note that there are more."""
     if len(found) <= MAX_PROBLEMS:
         return found
-    return [*found[:MAX_PROBLEMS], Problem("…", _MISSING, f"{len(found) - MAX_PROBLEMS} more problems not shown")]
+    return [*found[:MAX_PROBLEMS], Problem("…", _MISSING, "more problems not shown")]
 
 
 def _is_number(v: Any) -> bool:
