@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from defection import simulate
-from defection.calibrate.abc import calibrate, case_run
+from defection.calibrate.abc import calibrate, case_run, cases_hash, code_version
 from defection.calibrate.cases import Case, CaseError, load_case, load_cases
 from defection.model.rng import posterior_particle
 from defection.scenario import ScenarioError, load_scenario
@@ -189,7 +189,7 @@ def test_weighted_quantiles_by_hand() -> None:
         ({"format": "x"}, "format = 'x': expected 'defection-posterior/1'"),
         (
             {"format": "defection-posterior/1", "parameters": ["offer.cash_usd"], "samples": [[1.0]], "weights": [1.0]},
-            "parameters = 'offer.cash_usd': not a calibrated parameter",
+            "parameters[0] = 'offer.cash_usd': not a calibrated parameter",
         ),
         (
             {"format": "defection-posterior/1", "parameters": [MORAL.path], "samples": [[1.0, 2.0]], "weights": [1.0]},
@@ -318,6 +318,8 @@ def test_calibrate_and_backtest_commands(tmp_path: Path) -> None:
     assert cal["cases"] == ["alpha", "beta"] and len(cal["parameters"]) == len(CALIBRATED)
     assert {c["case"] for c in cal["check"]} == {"alpha", "beta"}
     assert Posterior.load(post_file).size == 8
+    meta = Posterior.load(post_file).meta  # provenance: the case library and the code it was calibrated with
+    assert meta["cases_hash"] == cases_hash(load_cases(folder)) and meta["code_version"] == code_version()
     # claims now uses the stored calibration by default
     r = cli("claims", "--db", str(db), "-r", "2", "-d", "20", "-k", "990", "--json")
     assert r.returncode == 0, r.stderr
@@ -327,7 +329,10 @@ def test_calibrate_and_backtest_commands(tmp_path: Path) -> None:
     # run --posterior propagates parameter uncertainty and records which posterior it used
     r = cli("run", "--posterior", str(post_file), "--db", str(db), "-r", "2", "-d", "10", "-k", "990", "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["posterior_hash"] == Posterior.load(post_file).content_hash()
+    assert json.loads(r.stdout)["posterior"] == {
+        "hash": Posterior.load(post_file).content_hash(),
+        "path": str(post_file.resolve()),
+    }
     # backtest: one row per held-out observation, coverage and error, a PNG
     plot = tmp_path / "bt.png"
     r = cli(

@@ -70,6 +70,7 @@ class RunResult:
     run_id: str | None = None
     regime_choice: dict[str, Any] | None = None  # best-response mode: the policy the regime chose
     posterior_hash: str | None = None  # content hash of the posterior the replicates drew from, if any
+    posterior_path: str | None = None  # where that posterior was read from (a file, a stored calibration)
 
     @property
     def scenario_json(self) -> str:
@@ -95,12 +96,12 @@ class RunResult:
             "represented": self.represented,
             "days": self.days,
             "replicates": self.replicates,
+            "posterior": {"hash": self.posterior_hash, "path": self.posterior_path} if self.posterior_hash else None,
             "outcomes": {
                 r.outcome: {"median": json_number(r.median), "p05": json_number(r.p05), "p95": json_number(r.p95)}
                 for r in table.itertuples()
             },
             **({"regime_best_response": self.regime_choice} if self.regime_choice else {}),
-            **({"posterior_hash": self.posterior_hash} if self.posterior_hash else {}),
         }
 
 
@@ -209,4 +210,5 @@ def simulate(
         wall_seconds=time.perf_counter() - start,
         regime_choice=choice,
         posterior_hash=posterior.content_hash() if posterior is not None else None,
+        posterior_path=posterior.source if posterior is not None else None,
     )

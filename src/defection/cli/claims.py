@@ -14,6 +14,7 @@ from rich.table import Table
 from defection.cli.console import (
     DbOpt,
     JsonOpt,
+    NoPosteriorOpt,
     PosteriorOpt,
     ScenarioArg,
     err,
@@ -59,16 +60,16 @@ def claims(
     db: DbOpt = Path("defection.duckdb"),
     as_json: JsonOpt = False,
     posterior: PosteriorOpt = None,
-    no_posterior: Annotated[
-        bool, typer.Option("--no-posterior", help="Ignore stored calibrations: use the scenario's parameter values.")
-    ] = False,
+    no_posterior: NoPosteriorOpt = False,
 ) -> None:
     """Test each claim of the proposal on the simulator: numbers with 90% intervals, a verdict, the parameters
     that decide it, and the best alternative design for a failing claim."""
     from defection.claims import run_claims  # lazy: see the note at the top
     from defection.store import RunMeta  # lazy: duckdb
 
-    base = load_or_fail(scenario)
+    if posterior is not None and no_posterior:
+        fail("--posterior and --no-posterior contradict each other; give one")
+    base = load_or_fail(scenario, posterior=not no_posterior)
     try:
         sc = with_overrides(base, source="claims options", replicates=replicates, days=days, agents=agents, seed=seed)
     except ScenarioError as e:
@@ -150,7 +151,10 @@ def _claims_posterior(
             store = ResultsDB(db)
             latest = store.latest("calibration")
             if latest is not None:
-                return Posterior.from_dict(store.artifact(latest, "posterior")), f"calibration {latest} in {db}"
+                where = f"calibration {latest} in {db}"
+                post = Posterior.from_dict(store.artifact(latest, "posterior"), where)
+                post.source = where
+                return post, where
         except (ResultsError, PosteriorError) as e:
             fail(str(e))
     return None, "scenario values (no calibration in the database)"

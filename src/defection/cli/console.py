@@ -38,15 +38,25 @@ PosteriorOpt = Annotated[
     ),
 ]
 
+NoPosteriorOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-posterior",
+        help="Ignore any posterior (the scenario's `simulation.posterior`, a stored calibration): use the "
+        "scenario's parameter values.",
+    ),
+]
+
 
 def fail(message: str, code: int = 2) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
-def load_or_fail(path: Path | None) -> Scenario:
+def load_or_fail(path: Path | None, *, posterior: bool = True) -> Scenario:
+    """The scenario file, or a clean error; `posterior=False` ignores a posterior the file names."""
     try:
-        return load_scenario(path)
+        return load_scenario(path, posterior=posterior)
     except ScenarioError as e:
         fail(e.render())
 

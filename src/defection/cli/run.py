@@ -14,6 +14,7 @@ from rich.table import Table
 from defection.cli.console import (
     DbOpt,
     JsonOpt,
+    NoPosteriorOpt,
     PosteriorOpt,
     ScenarioArg,
     err,
@@ -51,6 +52,7 @@ def run(
     db: DbOpt = Path("defection.duckdb"),
     as_json: JsonOpt = False,
     posterior: PosteriorOpt = None,
+    no_posterior: NoPosteriorOpt = False,
     report: Annotated[
         Path | None,
         typer.Option(
@@ -72,7 +74,9 @@ def run(
                 else "is a folder; give a file name such as report.html"
             )
         )
-    base = load_or_fail(scenario)
+    if posterior is not None and no_posterior:
+        fail("--posterior and --no-posterior contradict each other; give one")
+    base = load_or_fail(scenario, posterior=not no_posterior)
     source = str(scenario) if scenario else "<command line>"
     try:
         sc = with_overrides(

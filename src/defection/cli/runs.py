@@ -53,6 +53,7 @@ def runs_show(
 ) -> None:
     """One run: its settings, versions and outcomes."""
     from defection.store import ResultsError, RunNotFound  # lazy: duckdb
+    from defection.store.db import posterior_label
 
     store = open_store(db)
     try:
@@ -84,6 +85,7 @@ def runs_show(
         "error",
     ):
         meta.add_row(key, str(info.get(key)))
+    meta.add_row("posterior", posterior_label(info))
     meta.add_row("libraries", ", ".join(f"{k} {v}" for k, v in info["library_versions"].items()))
     out.print(meta)
     if rows:

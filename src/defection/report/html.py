@@ -26,6 +26,7 @@ from defection.report.errors import ReportError
 from defection.report.format import fmt_interval, fmt_value
 from defection.report.store import complete_run
 from defection.scenario import iter_params
+from defection.store.db import posterior_label
 
 if TYPE_CHECKING:
     from defection.store import ResultsDB
@@ -165,6 +166,7 @@ def header_section(run: dict[str, Any], description: str = "") -> str:
         ("agents", agents),
         ("days", run.get("days")),
         ("replicates", run.get("replicates")),
+        ("posterior", posterior_label(run)),
         ("created (UTC)", run.get("created_at")),
         ("finished (UTC)", run.get("finished_at")),
         ("wall time", f"{run['wall_seconds']:.1f} s" if run.get("wall_seconds") is not None else "–"),

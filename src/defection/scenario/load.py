@@ -11,8 +11,9 @@ from defection.scenario.posterior import Posterior, PosteriorError
 from defection.scenario.schema import Scenario
 
 
-def load_scenario(path: str | Path | None = None) -> Scenario:
-    """Load and validate a scenario TOML file; ``None`` gives the default scenario."""
+def load_scenario(path: str | Path | None = None, *, posterior: bool = True) -> Scenario:
+    """Load and validate a scenario TOML file; ``None`` gives the default scenario. With ``posterior=False`` a
+    posterior the file names (`simulation.posterior`) is ignored: not read, and cleared from the scenario."""
     if path is None:
         return default_scenario()
     p = Path(path)
@@ -27,7 +28,10 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
     except tomllib.TOMLDecodeError as err:
         raise ScenarioError(str(p), [Problem("(file)", _MISSING, f"malformed TOML: {err}")]) from None
     sc = scenario_from_dict(data, str(p))
-    if sc.simulation.posterior:
+    if not posterior and sc.simulation.posterior:
+        sc = sc.model_copy(deep=True)
+        sc.simulation.posterior = ""
+    elif sc.simulation.posterior:
         sc = with_posterior(sc, sc.simulation.posterior, str(p), base=p.parent)
     return sc
 
@@ -41,7 +45,7 @@ def with_posterior(
     try:
         Posterior.load(path)
     except PosteriorError as e:
-        why = "; ".join(q.message if q.path == "(file)" else f"{q.path}: {q.message}" for q in e.problems)
+        why = "; ".join(q.message if q.path == "(file)" and q.value is _MISSING else str(q) for q in e.problems)
         raise ScenarioError(source, [Problem("simulation.posterior", str(posterior), f"{why} ({path})")]) from None
     sc = sc.model_copy(deep=True)
     sc.simulation.posterior = str(path)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from defection.scenario.build import with_changes
-from defection.scenario.errors import Problem, ScenarioError
+from defection.scenario.errors import _MISSING, Problem, ScenarioError
 from defection.scenario.ranges import CALIBRATED
 from defection.scenario.schema import Scenario
 
@@ -39,6 +39,7 @@ class Posterior:
     samples: np.ndarray  # (particles, parameters)
     weights: np.ndarray  # (particles,), sums to 1
     meta: dict[str, Any] = field(default_factory=dict)
+    source: str | None = field(default=None, compare=False)  # where it was read from (a file, a stored calibration)
 
     def __post_init__(self) -> None:
         self.samples = np.asarray(self.samples, dtype=float).reshape(-1, len(self.parameters))
@@ -58,7 +59,9 @@ class Posterior:
         """The same particles and weights without some parameters: a variant that sets a calibrated parameter
         itself keeps its value, and replicate r still draws particle k(r) for the rest (paired comparisons)."""
         keep = [j for j, p in enumerate(self.parameters) if p not in set(paths)]
-        return Posterior(tuple(self.parameters[j] for j in keep), self.samples[:, keep], self.weights, self.meta)
+        return Posterior(
+            tuple(self.parameters[j] for j in keep), self.samples[:, keep], self.weights, self.meta, self.source
+        )
 
     def changes(self, k: int) -> dict[str, float]:
         return {p: float(v) for p, v in zip(self.parameters, self.samples[k], strict=True)}
@@ -110,64 +113,200 @@ class Posterior:
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<posterior>") -> Posterior:
-        problems: list[Problem] = []
-        if not isinstance(data, dict) or data.get("format") != POSTERIOR_FORMAT:
+        """A checked posterior from a parsed file; every problem is named by its path in the file (`samples[3][1]`)."""
+        if not isinstance(data, dict):
+            raise PosteriorError(source, [Problem("(top level)", type(data).__name__, "expected a JSON object")])
+        if data.get("format") != POSTERIOR_FORMAT:
             raise PosteriorError(
-                source,
-                [
-                    Problem(
-                        "format",
-                        data.get("format") if isinstance(data, dict) else data,
-                        f"expected '{POSTERIOR_FORMAT}'",
-                    )
-                ],
+                source, [Problem("format", data.get("format", _MISSING), f"expected '{POSTERIOR_FORMAT}'")]
             )
-        raw_params = data.get("parameters")
-        params: list[Any] = raw_params if isinstance(raw_params, list) else []
-        known = {u.path for u in CALIBRATED}
-        if not params:
-            problems.append(Problem("parameters", raw_params, "expected a non-empty list of scenario paths"))
-        else:
-            problems += [
-                Problem("parameters", p, "not a calibrated parameter; known: " + ", ".join(sorted(known)))
-                for p in params
-                if p not in known
-            ]
-        try:
-            samples = np.asarray(data.get("samples"), dtype=float)
-            weights = np.asarray(data.get("weights"), dtype=float)
-        except (TypeError, ValueError):
-            samples, weights = np.zeros((0, 0)), np.zeros(0)
-            problems.append(Problem("samples", "…", "expected numbers"))
+        problems = parameter_problems(data.get("parameters"))
         if not problems:
-            if samples.ndim != 2 or samples.shape[1] != len(params) or samples.shape[0] == 0:
-                problems.append(
-                    Problem("samples", f"shape {samples.shape}", f"expected (particles, {len(params)}) numbers")
-                )
-            elif weights.shape != (samples.shape[0],) or not np.all(weights >= 0) or weights.sum() <= 0:
-                problems.append(
-                    Problem(
-                        "weights",
-                        f"shape {weights.shape}",
-                        f"expected {samples.shape[0]} non-negative weights with a positive sum",
-                    )
-                )
-            elif not np.all(np.isfinite(samples)):
-                problems.append(Problem("samples", "non-finite", "every sample must be a finite number"))
+            problems = sample_problems(data.get("samples"), tuple(data["parameters"]))
+        if isinstance(data.get("samples"), list) and data["samples"]:  # the particle count is known
+            problems += weight_problems(data.get("weights"), len(data["samples"]))
+        if "meta" in data and not isinstance(data["meta"], dict | None):
+            problems.append(Problem("meta", type(data["meta"]).__name__, "expected an object"))
         if problems:
-            raise PosteriorError(source, problems)
-        return cls(tuple(params), samples, weights, dict(data.get("meta") or {}))
+            raise PosteriorError(source, _shortened(problems))
+        return cls(
+            tuple(data["parameters"]),
+            np.array(data["samples"], dtype=float),
+            np.array(data["weights"], dtype=float),
+            dict(data.get("meta") or {}),
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Posterior:
+        """Read and check a posterior file; refuses a file that is missing, too large, not UTF-8 JSON, or nested
+        deeper than the format needs (`MAX_DEPTH`)."""
         p = Path(path)
         if not p.is_file():
-            raise PosteriorError(str(p), [Problem("(file)", str(p), "posterior file not found")])
+            raise PosteriorError(str(p), [Problem("(file)", _MISSING, "posterior file not found")])
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise PosteriorError(str(p), [Problem("(file)", str(p), f"not JSON: {e}")]) from None
-        return cls.from_dict(data, str(p))
+            size = p.stat().st_size
+            if size > MAX_BYTES:
+                raise PosteriorError(
+                    str(p), [Problem("(file)", f"{size:,} bytes", f"larger than the {MAX_BYTES:,} bytes allowed")]
+                )
+            data = json.loads(p.read_bytes().decode("utf-8"))
+        except OSError as e:
+            raise PosteriorError(str(p), [Problem("(file)", _MISSING, f"cannot be read: {e}")]) from None
+        except UnicodeDecodeError as e:
+            raise PosteriorError(str(p), [Problem("(file)", _MISSING, f"not UTF-8 text: {e}")]) from None
+        except RecursionError:
+            raise PosteriorError(
+                str(p), [Problem("(file)", _MISSING, f"JSON nested too deeply (a posterior needs {MAX_DEPTH} levels)")]
+            ) from None
+        except ValueError as e:  # json.JSONDecodeError, or an integer literal too long to convert
+            raise PosteriorError(str(p), [Problem("(file)", _MISSING, f"not JSON: {e}")]) from None
+        if (depth := nesting_depth(data)) > MAX_DEPTH:
+            raise PosteriorError(
+                str(p), [Problem("(file)", f"depth {depth}", f"JSON nested deeper than the {MAX_DEPTH} levels allowed")]
+            )
+        post = cls.from_dict(data, str(p))
+        post.source = str(p)
+        return post
+
+
+# ----------------------------------------------------------------------------- checks of a posterior file
+MAX_BYTES = 50_000_000
+"""The largest posterior file read: 50 MB is about a million particles of nine parameters."""
+MAX_DEPTH = 32
+"""The deepest JSON nesting read: the format needs 3 (object, samples, row); a calibration's `meta` a few more."""
+MAX_PROBLEMS = 20
+"""The most problems listed for one file; the rest are counted."""
+RANGE_TOLERANCE = 1e-9
+"""Relative slack on a prior range's bounds, for float round-off in a sample written at a bound (e.g. 10**log10(hi))."""
+
+
+def _shortened(found: list[Problem]) -> list[Problem]:
+    """At most `MAX_PROBLEMS` of `found` (the checks stop early once they have more), and a note that there are more."""
+    if len(found) <= MAX_PROBLEMS:
+        return found
+    return [*found[:MAX_PROBLEMS], Problem("…", _MISSING, "more problems not shown")]
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _finite(v: int | float) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:  # an integer beyond float range
+        return False
+
+
+def nesting_depth(data: Any) -> int:
+    """How deeply lists and objects nest in parsed JSON (a number or string is 0 deep); iterative, so any depth."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return deepest
+
+
+def parameter_problems(raw: Any) -> list[Problem]:
+    """`parameters` must list distinct calibrated parameters (`ranges.CALIBRATED`) by scenario path."""
+    known = {u.path for u in CALIBRATED}
+    if not isinstance(raw, list) or not raw:
+        return [
+            Problem("parameters", raw if raw is not None else _MISSING, "expected a non-empty list of scenario paths")
+        ]
+    problems: list[Problem] = []
+    first: dict[str, int] = {}
+    for i, name in enumerate(raw):
+        if not isinstance(name, str):
+            problems.append(Problem(f"parameters[{i}]", name, "expected a scenario path (a string)"))
+        elif name not in known:
+            problems.append(
+                Problem(f"parameters[{i}]", name, "not a calibrated parameter; known: " + ", ".join(sorted(known)))
+            )
+        elif name in first:
+            problems.append(Problem(f"parameters[{i}]", name, f"duplicate of parameters[{first[name]}]"))
+        else:
+            first[name] = i
+    return problems
+
+
+def sample_problems(raw: Any, params: tuple[str, ...]) -> list[Problem]:
+    """`samples` must be a (particles × parameters) list of lists of finite numbers inside each parameter's prior
+    range (natural units, with `RANGE_TOLERANCE`)."""
+    n = len(params)
+    if not isinstance(raw, list) or not raw:
+        return [
+            Problem(
+                "samples",
+                _MISSING if raw is None else raw,
+                f"expected a non-empty list of particles, each a list of {n} numbers",
+            )
+        ]
+    widths = {len(row) if isinstance(row, list) else -1 for row in raw}
+    if -1 not in widths and len(widths) == 1 and n not in widths:
+        return [
+            Problem(
+                "samples",
+                f"shape ({len(raw)}, {widths.pop()})",
+                f"expected (particles, {n}) numbers: one column per parameter",
+            )
+        ]
+    problems = []
+    for i, row in enumerate(raw):
+        if not isinstance(row, list):
+            problems.append(Problem(f"samples[{i}]", row, f"expected a list of {n} numbers (one per parameter)"))
+        elif len(row) != n:
+            problems.append(Problem(f"samples[{i}]", f"{len(row)} values", f"expected {n} (one per parameter)"))
+        else:
+            problems += [
+                Problem(f"samples[{i}][{j}]", v, "expected a number" if not _is_number(v) else "not a finite number")
+                for j, v in enumerate(row)
+                if not _is_number(v) or not _finite(v)
+            ]
+        if len(problems) > MAX_PROBLEMS:
+            return problems
+    if problems:
+        return problems
+    priors = {u.path: u for u in CALIBRATED}
+    for j, path in enumerate(params):
+        u = priors.get(path)
+        if u is None:
+            continue
+        slack = RANGE_TOLERANCE * max(abs(u.lo), abs(u.hi))
+        problems += [
+            Problem(f"samples[{i}][{j}]", row[j], f"outside the prior range [{u.lo:g}, {u.hi:g}] of {path}")
+            for i, row in enumerate(raw)
+            if not u.lo - slack <= row[j] <= u.hi + slack
+        ]
+    return problems
+
+
+def weight_problems(raw: Any, particles: int) -> list[Problem]:
+    """`weights` must be one finite, non-negative number per particle, not all zero."""
+    if not isinstance(raw, list):
+        return [Problem("weights", raw if raw is not None else _MISSING, f"expected a list of {particles} numbers")]
+    if len(raw) != particles:
+        return [Problem("weights", f"{len(raw)} values", f"expected {particles}: one per particle (row of samples)")]
+    problems = [
+        Problem(
+            f"weights[{i}]",
+            w,
+            "expected a number"
+            if not _is_number(w)
+            else "not a finite number"
+            if not _finite(w)
+            else "negative; weights must be ≥ 0",
+        )
+        for i, w in enumerate(raw)
+        if not _is_number(w) or not _finite(w) or w < 0
+    ]
+    if not problems and not any(w > 0 for w in raw):
+        problems.append(Problem("weights", "all zero", "expected a positive sum"))
+    return problems
 
 
 def effective_sample_size(weights: np.ndarray) -> float:

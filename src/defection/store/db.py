@@ -53,6 +53,10 @@ LIST_COLUMNS = (
     "replicates",
     "wall_seconds",
 )
+RUN_COLUMNS_ADDED = {"posterior_hash": "VARCHAR", "posterior_path": "VARCHAR"}
+"""Columns of ``runs`` added since schema version 3: a file that lacks them gets them (NULL for its runs) on opening,
+as a missing daily series does. The posterior a run drew its calibrated parameters from: its content hash and where
+it was read from (both NULL for a run with the hand-tuned defaults)."""
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
@@ -61,7 +65,9 @@ _SCHEMA = [
         finished_at TIMESTAMP, scenario_name VARCHAR, scenario_hash VARCHAR, scenario_json VARCHAR,
         seed BIGINT, agents BIGINT, represented BIGINT, days INTEGER, replicates INTEGER,
         package_version VARCHAR, library_versions VARCHAR, host VARCHAR, pid INTEGER,
-        wall_seconds DOUBLE, error VARCHAR)""",
+        wall_seconds DOUBLE, error VARCHAR, """
+    + ", ".join(f"{name} {kind}" for name, kind in RUN_COLUMNS_ADDED.items())
+    + ")",
     "CREATE TABLE IF NOT EXISTS daily (run_id VARCHAR, replicate INTEGER, day INTEGER, "
     + ", ".join(f"{name} DOUBLE" for name in SERIES)
     + ")",
@@ -80,20 +86,34 @@ _SCHEMA = [
 SWEEP_STATS = ("mean", "median", "p05", "p95")
 
 
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    rows = con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()
+    return {r[0] for r in rows}
+
+
 def missing_series(con: duckdb.DuckDBPyConnection) -> list[str]:
     """The declared daily series (``outputs.SERIES``) that the open database's ``daily`` table has no column for."""
-    rows = con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'daily'").fetchall()
-    have = {r[0] for r in rows}
+    have = _columns(con, "daily")
     return [name for name in SERIES if name not in have]
 
 
-def add_missing_columns(con: duckdb.DuckDBPyConnection, missing: list[str]) -> None:
-    """Add the `missing` daily series as columns, NULL for the runs already stored, and record the current schema
-    version, in one transaction."""
+def missing_run_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The declared ``runs`` columns (``RUN_COLUMNS_ADDED``) that the open database's ``runs`` table lacks."""
+    have = _columns(con, "runs")
+    return [name for name in RUN_COLUMNS_ADDED if name not in have]
+
+
+def add_missing_columns(
+    con: duckdb.DuckDBPyConnection, missing: list[str], missing_runs: tuple[str, ...] | list[str] = ()
+) -> None:
+    """Add the `missing` daily series and `missing_runs` run columns, NULL for the runs already stored, and record
+    the current schema version, in one transaction."""
     con.execute("BEGIN TRANSACTION")
     try:
         for name in missing:
             con.execute(f"ALTER TABLE daily ADD COLUMN {name} DOUBLE")
+        for name in missing_runs:
+            con.execute(f"ALTER TABLE runs ADD COLUMN {name} {RUN_COLUMNS_ADDED[name]}")
         con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
         con.execute("COMMIT")
     except Exception:
@@ -155,6 +175,13 @@ class RunMeta:
         )
 
 
+def posterior_label(run: dict[str, Any]) -> str:
+    """Which posterior a stored run drew its calibrated parameters from: '<hash> (<path>)', or the defaults."""
+    if not run.get("posterior_hash"):
+        return "hand-tuned defaults (no posterior)"
+    return f"{run['posterior_hash']} ({run.get('posterior_path') or 'path not recorded'})"
+
+
 def new_run_id() -> str:
     """A short, unique, typable id: 'r' + 10 hex characters."""
     return "r" + uuid.uuid4().hex[:10]
@@ -203,8 +230,10 @@ class ResultsDB:
                     f"results database {self.path} has schema version {row[0]}; this version of "
                     f"defection-lab uses {SCHEMA_VERSION}. Use a new file with --db"
                 )
-            elif (missing := missing_series(con)) or int(row[0]) < SCHEMA_VERSION:
-                add_missing_columns(con, missing)  # a series declared since the file was written
+            else:  # a series or a run column declared since the file was written
+                missing, missing_runs = missing_series(con), missing_run_columns(con)
+                if missing or missing_runs or int(row[0]) < SCHEMA_VERSION:
+                    add_missing_columns(con, missing, missing_runs)
 
     # -- connections -------------------------------------------------------------------------------
 
@@ -305,7 +334,8 @@ class ResultsDB:
                 con.execute("INSERT INTO artifacts VALUES (?, ?, ?)", [run_id, name, json.dumps(payload)])
             con.execute(
                 "UPDATE runs SET status = 'complete', finished_at = ?, wall_seconds = ?, error = NULL, "
-                "seed = ?, agents = ?, represented = ?, days = ?, replicates = ? WHERE run_id = ?",
+                "seed = ?, agents = ?, represented = ?, days = ?, replicates = ?, posterior_hash = ?, "
+                "posterior_path = ? WHERE run_id = ?",
                 [
                     _now(),
                     float(result.wall_seconds),
@@ -314,6 +344,8 @@ class ResultsDB:
                     int(result.represented),
                     int(result.days),
                     int(result.replicates),
+                    result.posterior_hash,
+                    result.posterior_path,
                     run_id,
                 ],
             )
