@@ -27,7 +27,8 @@ ALPHAS = (0.5, 0.1)
 
 def log_shares(values: npt.ArrayLike, floor: npt.ArrayLike) -> FloatArray:
     """Eq. 40: natural log of shares, each raised to its floor first."""
-    return np.log(np.maximum(np.asarray(values, float), np.asarray(floor, float)))
+    out: FloatArray = np.log(np.maximum(np.asarray(values, float), np.asarray(floor, float)))
+    return out
 
 
 def inside(observed: npt.ArrayLike, lo: npt.ArrayLike, hi: npt.ArrayLike) -> npt.NDArray[np.bool_]:
