@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean venv browser
+.PHONY: demo test lint bench clean venv browser validate
 
 venv: $(STAMP)
 
@@ -43,6 +43,15 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/defection bench --agents 1000000 --days 100
+
+# The leave-one-case-out backtest of the whole case library with the command's default settings (a fixed seed):
+# the validation report (validation.html), the PNG and the JSON summary (docs/calibration.md, "How the backtest is
+# scored"). Slow: about an hour on a 2-core machine.
+validate: $(STAMP)
+	@mkdir -p docs/validation
+	$(BIN)/defection backtest --seed 1 --report validation.html --plot backtest.png --json > docs/validation/backtest.json.tmp
+	mv docs/validation/backtest.json.tmp docs/validation/backtest.json
+	@echo "wrote validation.html, backtest.png and docs/validation/backtest.json"
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

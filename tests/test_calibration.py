@@ -438,3 +438,46 @@ def test_an_interrupted_calibration_is_recorded_and_writes_no_posterior(tmp_path
     assert not post_file.exists()
     runs = json.loads(cli("runs", "list", "--db", str(db), "--json").stdout)
     assert [(r["run_id"], r["kind"], r["status"]) for r in runs] == [(run_id, "calibration", "interrupted")]
+
+
+@pytest.mark.slow
+def test_backtest_scores_and_validation_report(tmp_path: Path) -> None:
+    """The backtest's JSON carries the scores and one scored row per held-out observation; --report writes a
+    self-contained validation report, and `defection report` of the stored run shows the same sections."""
+    from defection.calibrate.backtest import ROW_KEYS
+
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    for name, defected, caught in (("alpha", 0.004, 0.01), ("beta", 0.01, 0.02), ("gamma", 0.02, 0.005)):
+        write_case(folder, name, defected=defected, caught=caught, days=40, agents=990)
+    db, html = tmp_path / "r.duckdb", tmp_path / "validation.html"
+    args = ["--cases", str(folder), "--particles", "5", "--generations", "1", "--workers", "1", "--draws", "4"]
+    r = cli("backtest", *args, "--plot", str(tmp_path / "bt.png"), "--report", str(html), "--db", str(db), "--json")
+    assert r.returncode == 0, r.stderr
+    bt = json.loads(r.stdout)
+    keys = ("code_version", "cases_hash", "observations", "coverage_50", "coverage_90", "median_abs_log_error")
+    keys += ("interval_score", "interval_score_naive", "skill", "conformal_coverage_90", "rows")
+    assert set(keys) <= set(bt)
+    assert bt["observations"] == len(bt["rows"]) == 6 and len(bt["cases_hash"]) == 64
+    rows = bt["rows"]
+    assert all(set(ROW_KEYS) <= set(row) for row in rows)
+    for row in rows:
+        assert row["p05"] <= row["p25"] <= row["median"] <= row["p75"] <= row["p95"]
+        assert row["inside_90"] == (row["p05"] <= row["observed"] <= row["p95"])
+        assert row["inside_50"] == (row["p25"] <= row["observed"] <= row["p75"])
+        assert 0.0 <= row["pit"] <= 1.0 and len(row["draws"]) == 4
+    assert bt["coverage_90"] == pytest.approx(np.mean([row["inside_90"] for row in rows]))
+    assert bt["coverage_50"] == pytest.approx(np.mean([row["inside_50"] for row in rows]))
+    assert bt["interval_score"] > 0 and bt["interval_score_naive"] > 0
+    assert bt["skill"] == pytest.approx(1 - bt["interval_score"] / bt["interval_score_naive"])
+    text = html.read_text()
+    for fig in ("fig-validation-predicted", "fig-validation-pit", "fig-validation-folds"):
+        assert f'id="{fig}"' in text, fig
+    assert 'id="scores"' in text and 'id="held-out"' in text
+    assert "<script src" not in text and 'src="http' not in text and text.count("Plotly.newPlot") == 1
+    # the same report from the stored run
+    stored = tmp_path / "stored.html"
+    r = cli("report", bt["run_id"], "--db", str(db), "-o", str(stored))
+    assert r.returncode == 0, r.stderr
+    text = stored.read_text()
+    assert 'id="fig-validation-predicted"' in text and 'id="scores"' in text and "<script src" not in text

@@ -287,13 +287,14 @@ def _timedelta(seconds: float) -> timedelta:
 
 
 def predictive_check(cases: Sequence[Case], posterior: Posterior, draws: int, seed: int) -> pd.DataFrame:
-    """For every observation: the observed value and the posterior predictive median and 90% interval."""
+    """For every observation: the observed value, the posterior predictive median, 50% (p25–p75) and 90%
+    (p05–p95) intervals, the log floor of its case, and the predictive draws (one simulated value per draw)."""
     rows = []
     for case in cases:
         runs = case_run(case, {}, seed, replicates=draws, posterior=posterior)
         for o in case.observed:
             v = runs[o.outcome].to_numpy(dtype=float)
-            lo, med, hi = (float(np.quantile(v, q)) for q in (0.05, 0.5, 0.95))
+            lo, q25, med, q75, hi = (float(np.quantile(v, q)) for q in (0.05, 0.25, 0.5, 0.75, 0.95))
             floor = log_floor(runs.attrs["agents"])
             rows.append(
                 {
@@ -307,6 +308,10 @@ def predictive_check(cases: Sequence[Case], posterior: Posterior, draws: int, se
                     "p95": hi,
                     "inside": bool(lo <= o.value <= hi),
                     "abs_log_error": abs(log_error(med, o.value, floor)),
+                    "p25": q25,
+                    "p75": q75,
+                    "log_floor": floor,
+                    "draws": v.tolist(),
                 }
             )
     return pd.DataFrame(rows)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -11,22 +13,92 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from defection.calibrate import scores as sc
 from defection.calibrate.abc import (
     calibrate,
     predictive_check,
 )
 from defection.calibrate.cases import Case
-
+from defection.engine import package_version
 
 # ----------------------------------------------------------------------------- backtest
+ROW_KEYS = (
+    "case",
+    "outcome",
+    "observed",
+    "median",
+    "p05",
+    "p25",
+    "p75",
+    "p95",
+    "inside_50",
+    "inside_90",
+    "abs_log_error",
+    "pit",
+    "conformal_lo",
+    "conformal_hi",
+)
+"""The columns of each held-out observation's row in `Backtest.to_dict()` (besides tolerance, tag, draws…)."""
+
+
+def code_version() -> str:
+    """The package version and, when the package sits in a git checkout, its commit ("unknown" otherwise)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{package_version()} (git {commit or 'unknown'})"
+
+
+def scored_rows(rows: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """The backtest's rows with each observation's scores added: inside its 50% and 90% intervals, PIT value
+    (ties randomised, seeded with `seed`), weighted interval score of the model and of the naive baseline (log
+    shares), and the jackknife+ conformal 90% interval from the other cases' leave-one-out residuals."""
+    r = rows.copy()
+    floor = r["log_floor"].to_numpy(float)
+    y = sc.log_shares(r["observed"], floor)
+    centre = sc.log_shares(r["median"], floor)
+    groups = [str(c) for c in r["case"]]
+    r["inside_50"] = sc.inside(r["observed"], r["p25"], r["p75"])
+    r["inside_90"] = sc.inside(r["observed"], r["p05"], r["p95"])
+    r["pit"] = sc.pit_values(list(r["observed"]), list(r["draws"]), seed)
+    q = np.column_stack([sc.log_shares(r[c], floor) for c in ("p05", "p25", "median", "p75", "p95")])
+    r["interval_score"] = sc.weighted_interval_score(y, centre, q[:, [1, 0]], q[:, [3, 4]])
+    naive = sc.naive_quantiles(y, groups)
+    r["naive_p05"], r["naive_median"], r["naive_p95"] = np.exp(naive[:, 0]), np.exp(naive[:, 2]), np.exp(naive[:, 4])
+    r["interval_score_naive"] = sc.weighted_interval_score(y, naive[:, 2], naive[:, [1, 0]], naive[:, [3, 4]])
+    lo, hi = sc.jackknife_plus(centre, np.abs(y - centre), 0.9, groups)
+    r["conformal_lo"], r["conformal_hi"] = np.exp(lo), np.exp(hi)
+    r["conformal_inside_90"] = sc.inside(y, lo, hi)
+    return r
+
+
+def _number(x: Any) -> Any:
+    """A float for JSON: None where it is not finite (strict JSON has no NaN or Infinity)."""
+    if isinstance(x, float | np.floating):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
 @dataclass
 class Backtest:
     """Leave-one-case-out predictions: one row per held-out observation."""
 
-    rows: pd.DataFrame  # case, outcome, observed, median, p05, p95, inside, abs_log_error, …
+    rows: pd.DataFrame  # case, outcome, observed, median, p05, p25, p75, p95, inside, abs_log_error, draws, …
     settings: dict[str, Any]
     wall_seconds: float
     posteriors: dict[str, dict[str, Any]] = field(default_factory=dict)  # held-out case → posterior summary
+    cases_hash: str = "unknown"
+    code_version: str = "unknown"
 
     @property
     def coverage(self) -> float:
@@ -37,14 +109,40 @@ class Backtest:
     def median_abs_log_error(self) -> float:
         return float(self.rows["abs_log_error"].median())
 
-    def to_dict(self) -> dict[str, Any]:
+    def scored(self) -> pd.DataFrame:
+        """`scored_rows` of this backtest (PIT ties randomised with the backtest's seed)."""
+        return scored_rows(self.rows, int(self.settings.get("seed", 1)))
+
+    def scores(self, scored: pd.DataFrame | None = None) -> dict[str, float]:
+        """The summary scores (docs/calibration.md, "How the backtest is scored")."""
+        r = self.scored() if scored is None else scored
+        wis, naive = float(r["interval_score"].mean()), float(r["interval_score_naive"].mean())
         return {
-            "coverage": self.coverage,
+            "coverage_50": float(r["inside_50"].mean()),
+            "coverage_90": float(r["inside_90"].mean()),
             "median_abs_log_error": self.median_abs_log_error,
+            "interval_score": wis,
+            "interval_score_naive": naive,
+            "skill": sc.skill(wis, naive),
+            "conformal_coverage_90": float(r["conformal_inside_90"].mean()),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.scored()
+        keys = [*ROW_KEYS, "tolerance", "tag", "inside", "interval_score", "interval_score_naive"]
+        keys += ["naive_p05", "naive_median", "naive_p95", "log_floor", "draws"]
+        rows = [{k: _number(v) for k, v in rec.items()} for rec in r[[k for k in keys if k in r]].to_dict("records")]
+        return {
+            "code_version": self.code_version,
+            "cases_hash": self.cases_hash,
+            "observations": len(r),
+            **{k: _number(v) for k, v in self.scores(r).items()},
+            "coverage": self.coverage,  # = coverage_90, the name used before the scores
             "interval": 0.9,
             "settings": self.settings,
             "wall_seconds": self.wall_seconds,
-            "cases": self.rows.to_dict("records"),
+            "rows": rows,
+            "cases": rows,  # the name used before the scores
             "posteriors": self.posteriors,
         }
 
@@ -72,7 +170,15 @@ def backtest(
             "parameters": cal.posterior.summary().to_dict("records"),
         }
     rows = pd.concat(frames, ignore_index=True)
-    return Backtest(rows, {"draws": draws, **settings}, time.perf_counter() - start, posteriors)
+    files = [c.path for c in cases if c.path and Path(c.path).is_file()]
+    return Backtest(
+        rows,
+        {"draws": draws, **settings},
+        time.perf_counter() - start,
+        posteriors,
+        cases_hash=sc.library_hash(files) if len(files) == len(cases) else "unknown",
+        code_version=code_version(),
+    )
 
 
 def backtest_plot(bt: Backtest, path: str | Path) -> Path:

@@ -237,11 +237,16 @@ def backtest(
     draws: Annotated[int, typer.Option("--draws", min=2, help="Posterior draws for each prediction.")] = 40,
     max_minutes: Annotated[float, typer.Option("--max-minutes", min=0.1, help="Time limit per calibration.")] = 10.0,
     plot: Annotated[Path, typer.Option("--plot", help="PNG of predicted against observed.")] = Path("backtest.png"),
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Also write the HTML validation report (self-contained).", show_default=False),
+    ] = None,
     db: DbOpt = Path("defection.duckdb"),
     as_json: JsonOpt = False,
 ) -> None:
     """Leave-one-case-out validation: calibrate on all cases but one, predict the one left out, repeat; report
-    coverage of the 90% intervals and the median absolute log error, and plot predicted against observed."""
+    coverage of the 50% and 90% intervals, the median absolute log error, the weighted interval score against a
+    naive baseline and a conformal interval (docs/calibration.md), and plot predicted against observed."""
     # lazy: pyABC and matplotlib (see the note at the top)
     from defection.calibrate.backtest import backtest as run_backtest
     from defection.calibrate.backtest import backtest_plot
@@ -250,21 +255,42 @@ def backtest(
     if len(cases) < 2:
         fail("a backtest needs at least two cases")
     check_folder("--plot", plot)
+    if report is not None:
+        check_folder("--report", report)
     settings = _abc_settings(particles, generations, workers, seed, max_minutes)
     with recorded(db, _calibration_meta("backtest", cases, settings), "backtest") as (store, run_id):
         with err.status("backtesting…") as status:
             bt = run_backtest(cases, draws=draws, progress=lambda m: status.update(m), **settings)
         backtest_plot(bt, plot)
+        summary = bt.to_dict()
         rows = bt.rows.assign(outcome=lambda d: "heldout:" + d["case"] + ":" + d["outcome"], mean=bt.rows["observed"])
-        store.complete_artifacts(run_id, {"backtest": bt.to_dict()}, rows, bt.wall_seconds)
-    payload = {"run_id": run_id, "plot": str(plot), **bt.to_dict()}
+        store.complete_artifacts(run_id, {"backtest": summary}, rows, bt.wall_seconds)
+    if report is not None:
+        from defection.report.validation import validation_report  # lazy: plotly (see the note at the top)
+
+        report.write_text(validation_report(summary, run_id)[0], encoding="utf-8")
+    payload = {"run_id": run_id, "plot": str(plot), "report": None if report is None else str(report), **summary}
     if as_json:
         sys.stdout.write(json.dumps(payload, default=json_default) + "\n")
         return
-    out.print(_check_table(bt.rows.to_dict("records"), "Leave-one-case-out predictions (out of sample)"))
-    out.print(
-        f"coverage of the 90% intervals: [bold]{bt.coverage:.0%}[/] of {len(bt.rows)}; median |log error| "
-        f"{bt.median_abs_log_error:.2f}; plot {plot}; stored as run [bold]{run_id}[/] in {db}"
+    out.print(_check_table(summary["rows"], "Leave-one-case-out predictions (out of sample)"))
+    out.print(_backtest_scores(summary))
+    written = f"plot {plot}" + ("" if report is None else f", report {report}")
+    out.print(f"{written}; stored as run [bold]{run_id}[/] in {db}")
+
+
+def _backtest_scores(s: dict[str, Any]) -> str:
+    """The backtest's scores in one paragraph (None, for a score that could not be computed, prints as n/a)."""
+
+    def num(key: str, spec: str) -> str:
+        return "n/a" if s.get(key) is None else format(s[key], spec)
+
+    return (
+        f"coverage of the 50% intervals {num('coverage_50', '.0%')}, of the 90% intervals "
+        f"[bold]{num('coverage_90', '.0%')}[/] (conformal: {num('conformal_coverage_90', '.0%')}) of "
+        f"{s['observations']}; median |log error| {num('median_abs_log_error', '.2f')}; interval score "
+        f"{num('interval_score', '.3g')} against {num('interval_score_naive', '.3g')} for the naive baseline "
+        f"(skill {num('skill', '.2f')})"
     )
 
 

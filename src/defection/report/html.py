@@ -63,6 +63,14 @@ CAPTIONS = {
     "observed value; red: the observation falls outside the interval.",
     "backtest": "Leave-one-case-out predictions (out of sample) against the observed values; red: outside the 90% "
     "interval.",
+    "validation-predicted": "Each held-out observation: the model's predicted median (dot), 50% interval (thick bar) "
+    "and 90% interval (thin bar), from a calibration that never saw its case, against the observed share; log "
+    "scales. Dashed: predicted = observed. Red: outside the 90% interval.",
+    "validation-pit": "Probability integral transform of each observation under its predictive draws (ties "
+    "randomised). Calibrated intervals give a flat histogram (dashed); a U shape means intervals too narrow, a "
+    "hump too wide, a slope a biased median.",
+    "validation-folds": "Each fold's posterior (calibrated without the case named on the axis): median and 90% "
+    "interval of every calibrated parameter. Folds that disagree show which case pulls a parameter.",
     "compare-defections": "Each run's median (line) and 90% band of replicates.",
     "compare-cost": "Each run's median (line) and 90% band of replicates, present value at day 0.",
     "compare-differences": "Each dot is one replicate's paired difference (run − reference) under common random "
@@ -380,7 +388,9 @@ def _figures(db: ResultsDB, run: dict[str, Any]) -> dict[str, go.Figure]:
         if cal.get("check"):
             figs["predictive-check"] = ef.predicted_vs_observed(cal["check"], "Posterior predictive check")
     elif kind == "backtest" and (bt := db.artifact(rid, "backtest")):
-        figs["backtest"] = ef.predicted_vs_observed(bt.get("cases", []), "Backtest: leave-one-case-out predictions")
+        from defection.report.validation import validation_figures  # lazy: validation.py builds on this module
+
+        figs.update(validation_figures(bt))
     return figs
 
 
@@ -420,6 +430,10 @@ def _kind_sections(db: ResultsDB, run: dict[str, Any]) -> str:
         out += packages_section(res)
     elif kind == "discover" and (res := db.artifact(rid, "discover")):
         out += boxes_section(res)
+    elif kind == "backtest" and (bt := db.artifact(rid, "backtest")):
+        from defection.report.validation import validation_sections  # lazy: as in _figures
+
+        out += validation_sections(bt)
     return out
 
 
