@@ -286,7 +286,7 @@ def _timedelta(seconds: float) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def predictive_check(cases: Sequence[Case], posterior: Posterior, draws: int, seed: int) -> pd.DataFrame:
+def predictive_check(cases: Sequence[Case], posterior: Posterior | None, draws: int, seed: int) -> pd.DataFrame:
     """For every observation: the observed value, the posterior predictive median, 50% (p25–p75) and 90%
     (p05–p95) intervals, the log floor of its case, and the predictive draws (one simulated value per draw)."""
     rows = []

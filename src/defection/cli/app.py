@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from defection.cli import bench, calibrate, claims, report, run, runs, search, sweep, web
+from defection.cli import bench, calibrate, claims, predict, report, run, runs, search, sweep, web
 
 app = typer.Typer(
     add_completion=False,
@@ -12,7 +12,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="defection-lab: test offers that would make soldiers of an invading army defect.",
 )
-for group in (run, runs, claims, calibrate, bench, sweep, search, report, web):
+for group in (run, runs, claims, calibrate, predict, bench, sweep, search, report, web):
     group.register(app)
 
 

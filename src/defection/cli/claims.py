@@ -74,7 +74,7 @@ def claims(
         sc = with_overrides(base, source="claims options", replicates=replicates, days=days, agents=agents, seed=seed)
     except ScenarioError as e:
         fail(e.render())
-    post, post_source = _claims_posterior(sc, posterior, no_posterior, db)
+    post, post_source = choose_posterior(sc, posterior, no_posterior, db)
     with recorded(db, RunMeta.from_scenario(sc, kind="claims"), "claims run") as (store, run_id):
         with err.status("testing the claims…") as status:
             report = run_claims(
@@ -130,10 +130,10 @@ def claims(
     )
 
 
-def _claims_posterior(
+def choose_posterior(
     sc: Scenario, posterior: Path | None, no_posterior: bool, db: Path
 ) -> tuple[Posterior | None, str]:
-    """The posterior `claims` uses: --posterior, else the scenario's, else the newest calibration in the
+    """The posterior `claims` and `predict` use: --posterior, else the scenario's, else the newest calibration in the
     database (unless --no-posterior)."""
     from defection.store import ResultsDB, ResultsError  # lazy: duckdb (see the note at the top)
 
