@@ -164,7 +164,7 @@ class _Watch:
         seconds = self.deadline.seconds if self.deadline is not None else math.inf
         return (
             f"the time limit ({seconds:.0f} s) ran out before the first ABC-SMC generation finished; "
-            "nothing was stored. Allow more time (--max-minutes) or use fewer particles or cases."
+            "no posterior was written. Allow more time (--max-minutes) or use fewer particles or cases."
         )
 
 
