@@ -171,7 +171,7 @@ class _Watch:
 def _timed(sampler_class: type) -> type:
     """`sampler_class` made to stop at the watch's deadline and to report each generation."""
 
-    class Timed(sampler_class):  # type: ignore[misc, valid-type]
+    class Timed(sampler_class):  # type: ignore[misc]
         watch: _Watch
 
         def sample_until_n_accepted(self, n: int, simulate_one: Any, t: int, **kwargs: Any) -> Any:

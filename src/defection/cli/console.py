@@ -24,6 +24,7 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 from rich.table import Table
 
@@ -225,6 +226,7 @@ class Reporter:
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[detail]}"),
                 TimeElapsedColumn(),
+                TimeRemainingColumn(),
                 console=self.console,
                 transient=self.transient,
             )
