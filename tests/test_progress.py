@@ -86,8 +86,8 @@ def library(tmp_path: Path) -> Path:
     """Two small synthetic cases; one simulation in this process first so the subprocess finds Numba's cache."""
     folder = tmp_path / "cases"
     folder.mkdir()
-    write_case(folder, "alpha", defected=0.004, caught=0.01, days=60, agents=990)
-    write_case(folder, "beta", defected=0.01, caught=0.02, days=60, agents=990)
+    write_case(folder, "alpha", defected=0.004, caught=0.01, days=30, agents=990)
+    write_case(folder, "beta", defected=0.01, caught=0.02, days=30, agents=990)
     case_run(load_case(folder / "alpha.toml"), {}, seed=1)
     return folder
 
@@ -95,28 +95,37 @@ def library(tmp_path: Path) -> Path:
 def test_calibrate_cut_short_by_its_time_limit_keeps_finished_generations_and_reports_progress(
     library: Path, tmp_path: Path
 ) -> None:
+    """45 s for 50 generations: the limit stops it (an unbounded run takes many minutes). A machine so slow
+    that not even the first generation finishes in 45 s gets the documented failure instead."""
     db, post = tmp_path / "r.duckdb", tmp_path / "post.json"
     args = ["--particles", "4", "--generations", "50", "--workers", "1", "--check-draws", "3"]
     start = time.monotonic()
     r = cli(
-        "calibrate", "--cases", str(library), *args, "--max-minutes", "0.4", "-o", str(post), "--db", str(db), "--json",
+        "calibrate", "--cases", str(library), *args, "--max-minutes", "0.75",
+        "-o", str(post), "--db", str(db), "--json",
         env={HEARTBEAT_ENV: "1"},
         timeout=240,
     )  # fmt: skip
     wall = time.monotonic() - start
-    assert r.returncode == 0, r.stderr
-    assert wall < 60, wall  # 24 s allowed; 50 generations would take many minutes
-    # stdout: one JSON object; stderr: timestamped plain lines only
-    assert r.stdout.count("\n") == 1
-    cal = json.loads(r.stdout)
-    lines = r.stderr.splitlines()
+    assert wall < 120, wall  # 45 s allowed, plus start-up and shutting the sampler down
+    # stderr: timestamped plain lines only (the error message of a failure aside), stages and heartbeats
+    assert "\x1b" not in r.stderr and "Traceback" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if not line.startswith("error: ")]
     assert lines and all(LINE.match(line) for line in lines), r.stderr
-    assert "\x1b" not in r.stderr
     stages = [line for line in lines if " stage: " in line]
     assert any("stage: ABC-SMC: sampling the prior" in line for line in stages)
     assert any("stage: ABC-SMC generation 1/50" in line for line in stages)
-    assert any(" working: ABC-SMC generation " in line and "particles accepted" in line for line in lines), r.stderr
+    assert any(" working: ABC-SMC " in line and "particles accepted" in line for line in lines), r.stderr
+    if r.returncode == 1:  # too slow a machine: the documented failure
+        assert r.stdout == "" and "ran out before the first ABC-SMC generation finished" in r.stderr
+        runs = json.loads(cli("runs", "list", "--db", str(db), "--json").stdout)
+        assert [r["status"] for r in runs] == ["failed"] and not post.exists()
+        return
+    assert r.returncode == 0, r.stderr
     assert any("note: time limit reached during ABC-SMC generation" in line for line in lines)
+    # stdout: one JSON object
+    assert r.stdout.count("\n") == 1
+    cal = json.loads(r.stdout)
     # the result says it was cut short; the finished generations make a posterior; the run is complete
     assert cal["cut_short"] is True
     assert 1 <= len(cal["generations"]) < 50

@@ -149,7 +149,7 @@ class _Watch:
     def out_of_time(self, sampler: Any, t: int) -> Any:
         """The generation in progress stops unfinished: pyABC then ends the run with the generations it has."""
         self.ran_out = True
-        if t < 0:  # pyABC cannot stop during its prior sample; nothing usable exists yet
+        if t <= 0:  # the prior sample or the first generation: nothing usable exists yet
             raise TimeLimitError(self.nothing_finished())
         self.sink.note(
             f"time limit reached during ABC-SMC generation {t + 1}/{self.generations} "
