@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import multiprocessing
 import os
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numba
 import numpy as np
@@ -42,6 +44,169 @@ from defection.scenario.posterior import (
 from defection.scenario.ranges import CALIBRATED, Range
 
 KERNEL_SCALING = 2.0  # ABC-SMC proposal width relative to Silverman's rule (see `calibrate`)
+CHECK_TIME_SHARE = 0.8  # the predictive check plans to use at most this share of the time left after sampling
+
+
+# ----------------------------------------------------------------------------- time limits and progress
+class Deadline:
+    """A wall-clock time limit shared by the steps of one command (`Deadline(seconds)` starts now). It holds an
+    absolute time (`time.time()`), so worker processes can check a pickled copy."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = float(seconds)
+        self.end = time.time() + self.seconds
+
+    def left(self) -> float:
+        """Seconds left (0 once expired)."""
+        return max(0.0, self.end - time.time())
+
+    def expired(self) -> bool:
+        return time.time() >= self.end
+
+    def share(self, parts: int) -> Deadline:
+        """A deadline for the next of `parts` remaining steps: an equal share of the time left (a backtest gives
+        each fold `deadline.share(folds_left)`)."""
+        return Deadline(self.left() / max(1, parts))
+
+
+class TimeLimitError(RuntimeError):
+    """The time limit ran out before anything usable was produced (no ABC-SMC generation finished)."""
+
+
+class _OutOfTime(Exception):
+    """Raised inside the sampler when the deadline passes; turns into an unfinished, stopping generation."""
+
+
+@runtime_checkable
+class ProgressSink(Protocol):
+    """Where a calibration reports what it is doing (`defection.cli.console.Reporter` is one)."""
+
+    def stage(self, name: str, total: int | None = None, completed: int = 0) -> None: ...
+
+    def update(
+        self, *, completed: int | None = None, total: int | None = None, advance: int = 0, detail: str | None = None
+    ) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+
+class _MessageSink:
+    """A plain `progress(message)` callback seen as a ProgressSink: stages and notes become messages."""
+
+    def __init__(self, progress: Callable[[str], None] | None) -> None:
+        self.progress = progress
+
+    def stage(self, name: str, total: int | None = None, completed: int = 0) -> None:
+        if self.progress is not None:
+            self.progress(name)
+
+    def update(
+        self, *, completed: int | None = None, total: int | None = None, advance: int = 0, detail: str | None = None
+    ) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress(message)
+
+
+def progress_sink(progress: Callable[[str], None] | ProgressSink | None) -> ProgressSink:
+    """A ProgressSink for `progress`: itself if it is one, else a wrapper around a message callback (or nothing)."""
+    if isinstance(progress, ProgressSink):
+        return progress
+    return _MessageSink(progress)
+
+
+class _Watch:
+    """The sampler's view of the run: the deadline, live counts for the progress display, whether time ran out."""
+
+    def __init__(self, deadline: Deadline | None, sink: ProgressSink, generations: int) -> None:
+        self.deadline = deadline
+        self.sink = sink
+        self.generations = generations
+        self.ran_out = False
+        self.n = 0
+        self.accepted = 0
+        self.simulations = 0
+        self.lock = threading.Lock()
+
+    def begin(self, t: int, n: int) -> None:
+        """A generation starts (t = -1: pyABC's prior sample that sets the first tolerance)."""
+        with self.lock:
+            self.n, self.accepted, self.simulations = n, 0, 0
+        name = "ABC-SMC: sampling the prior" if t < 0 else f"ABC-SMC generation {t + 1}/{self.generations}"
+        self.sink.stage(name, total=n)
+
+    def counted(self, accepted: bool) -> None:
+        """One simulation finished."""
+        with self.lock:
+            self.simulations += 1
+            self.accepted += accepted
+            done, sims = min(self.accepted, self.n), self.simulations
+        self.sink.update(completed=done, detail=f"particles accepted, {sims} simulations run")
+
+    def check(self) -> None:
+        if self.deadline is not None and self.deadline.expired():
+            raise _OutOfTime()
+
+    def out_of_time(self, sampler: Any, t: int) -> Any:
+        """The generation in progress stops unfinished: pyABC then ends the run with the generations it has."""
+        self.ran_out = True
+        if t <= 0:  # the prior sample or the first generation: nothing usable exists yet
+            raise TimeLimitError(self.nothing_finished())
+        self.sink.note(
+            f"time limit reached during ABC-SMC generation {t + 1}/{self.generations} "
+            f"({self.accepted} of {self.n} particles accepted): keeping the {t} generation(s) finished"
+        )
+        sample = sampler._create_empty_sample()
+        sample.ok = False
+        sampler.nr_evaluations_ = self.simulations
+        return sample
+
+    def nothing_finished(self) -> str:
+        seconds = self.deadline.seconds if self.deadline is not None else math.inf
+        return (
+            f"the time limit ({seconds:.0f} s) ran out before the first ABC-SMC generation finished; "
+            "no posterior was written. Allow more time (--max-minutes) or use fewer particles or cases."
+        )
+
+
+def _timed(sampler_class: type) -> type:
+    """`sampler_class` made to stop at the watch's deadline and to report each generation."""
+
+    class Timed(sampler_class):  # type: ignore[misc]
+        watch: _Watch
+
+        def sample_until_n_accepted(self, n: int, simulate_one: Any, t: int, **kwargs: Any) -> Any:
+            self.watch.begin(t, n)
+            try:
+                return super().sample_until_n_accepted(n, simulate_one, t, **kwargs)
+            except _OutOfTime:
+                return self.watch.out_of_time(self, t)
+
+    return Timed
+
+
+class _CountingPool:
+    """A process pool whose finished jobs (batches of pyABC particles) are counted for the progress display."""
+
+    def __init__(self, pool: ProcessPoolExecutor, watch: _Watch) -> None:
+        self.pool = pool
+        self.watch = watch
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future = self.pool.submit(fn, *args, **kwargs)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, future: Future[Any]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        for item in future.result():
+            self.watch.counted(bool(item[1]))
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
 # ----------------------------------------------------------------------------- cases → summary statistics
@@ -108,6 +273,9 @@ class Calibration:
     cases: list[str]
     settings: dict[str, Any]
     check: pd.DataFrame | None = None  # posterior predictive check: one row per observation
+    check_draws: int = 0  # posterior predictive draws per case actually used (fewer than asked if time ran short)
+    cut_short: bool = False  # the time limit stopped the sampler or shortened the predictive check
+    notes: list[str] = field(default_factory=list)  # why, in words
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,21 +286,24 @@ class Calibration:
             "generations": self.populations.to_dict("records"),
             "parameters": self.posterior.summary().to_dict("records"),
             "check": None if self.check is None else self.check.to_dict("records"),
+            "check_draws": self.check_draws,
+            "cut_short": self.cut_short,
+            "notes": self.notes,
             "posterior_hash": self.posterior.content_hash(),
         }
 
 
 class _ProgressHandler(logging.Handler):
-    """Forwards pyABC's per-generation log lines ("t: 2, eps: …") to a progress callback."""
+    """Forwards pyABC's tolerance and acceptance-rate log lines to the progress display."""
 
-    def __init__(self, progress: Callable[[str], None]):
+    def __init__(self, sink: ProgressSink):
         super().__init__(logging.INFO)
-        self.progress = progress
+        self.sink = sink
 
     def emit(self, record: logging.LogRecord) -> None:
         msg = record.getMessage()
-        if msg.startswith(("t:", "Accepted", "Stop")):
-            self.progress(msg)
+        if msg.startswith(("t:", "Accepted")):
+            self.sink.note(f"ABC-SMC {msg}")
 
 
 def calibrate(
@@ -146,28 +317,36 @@ def calibrate(
     min_epsilon: float = 0.0,
     max_seconds: float | None = None,
     check_draws: int = 0,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | ProgressSink | None = None,
+    deadline: Deadline | None = None,
 ) -> Calibration:
     """ABC-SMC (pyABC) over the calibrated parameters, shared across `cases` (eq. 40–41).
 
     `workers` > 1 evaluates particles in that many processes, each simulating single-threaded. Stops after
-    `generations`, at `min_epsilon`, or after `max_seconds`. `check_draws` > 0 adds a posterior predictive check.
+    `generations`, at `min_epsilon`, or at the `deadline` (default: `max_seconds` from now), checked before every
+    simulation: a generation the deadline interrupts is dropped and the finished ones are kept (`cut_short`), and
+    if none finished, TimeLimitError. `check_draws` > 0 adds a posterior predictive check, with fewer draws, or
+    fewer cases, when the time left does not allow all of them (said in `notes`).
     """
     import pyabc  # lazy: pyABC (and its dependencies) load only for a calibration, not for `calibrate cases`
 
     if not cases:
         raise ValueError("calibration needs at least one case")
     start = time.perf_counter()
+    if deadline is None and max_seconds is not None:
+        deadline = Deadline(max_seconds)
+    sink = progress_sink(progress)
+    watch = _Watch(deadline, sink, generations)
     parameters = list(parameters)
     prior = pyabc.Distribution(
         **{u.key: pyabc.RV("uniform", u.prior_bounds[0], u.prior_bounds[1] - u.prior_bounds[0]) for u in parameters}
     )
     model = CaseModel(cases, parameters)
-    sampler = _sampler(workers)
+    sampler = _sampler(workers, watch)
     observed = {observation_key(c, k): 0.0 for c in cases for k in range(len(c.observed))}
     abc_log = logging.getLogger("ABC")
     saved = (abc_log.handlers[:], abc_log.level, abc_log.propagate)
-    abc_log.handlers = [_ProgressHandler(progress)] if progress is not None else []
+    abc_log.handlers = [_ProgressHandler(sink)] if progress is not None else []
     abc_log.setLevel(logging.INFO if progress is not None else logging.WARNING)
     abc_log.propagate = False
     np.random.seed(seed)
@@ -184,17 +363,18 @@ def calibrate(
     )
     with tempfile.TemporaryDirectory(prefix="defection-abc-") as tmp, _closing(sampler):
         abc.new("sqlite:///" + os.path.join(tmp, "abc.db"), observed)
-        history = abc.run(
-            minimum_epsilon=min_epsilon,
-            max_nr_populations=generations,
-            max_walltime=None if max_seconds is None else _timedelta(max_seconds),
-        )
+        try:
+            history = abc.run(minimum_epsilon=min_epsilon, max_nr_populations=generations)
+        finally:
+            abc_log.handlers, abc_log.level, abc_log.propagate = saved
+        if history.max_t < 0:
+            raise TimeLimitError(watch.nothing_finished())
         df, w = history.get_distribution(m=0)
         pops = history.get_all_populations()
         pops = pops[pops["t"] >= 0].copy()
         pops["ess"] = [effective_sample_size(history.get_distribution(m=0, t=int(t))[1]) for t in pops["t"]]
         simulations = int(history.total_nr_simulations)
-    abc_log.handlers, abc_log.level, abc_log.propagate = saved
+    sampling_seconds = time.perf_counter() - start
     pops = pops.rename(columns={"samples": "simulations"})[["t", "epsilon", "simulations", "particles", "ess"]]
     samples = np.column_stack([[u.to_model(x) for x in df[u.key].to_numpy()] for u in parameters])
     settings = {
@@ -219,8 +399,15 @@ def calibrate(
     }
     post = Posterior(tuple(u.path for u in parameters), samples, np.asarray(w, float), meta)
     result = Calibration(post, pops.reset_index(drop=True), simulations, 0.0, [c.id for c in cases], settings)
+    if watch.ran_out:
+        result.cut_short = True
+        result.notes.append(
+            f"the time limit stopped ABC-SMC after {len(pops)} of {generations} generation(s); "
+            "the posterior is that of the last finished generation"
+        )
     if check_draws > 0:
-        result.check = predictive_check(cases, post, check_draws, seed)
+        seconds_per_draw = sampling_seconds * max(1, workers) / max(1, simulations)  # one draw of every case
+        _timed_check(result, cases, check_draws, seed, deadline, seconds_per_draw, sink)
     result.wall_seconds = time.perf_counter() - start
     return result
 
@@ -254,21 +441,91 @@ def code_version() -> str:
     return f"{package_version()} (git {commit})" if commit else package_version()
 
 
+def check_draws_that_fit(draws: int, seconds_left: float, seconds_per_draw: float) -> int:
+    """Posterior predictive draws per case (at most `draws`) that fit in a share of the time left, at the cost
+    per draw of every case the sampler measured; 0 when fewer than two fit (no interval from one draw)."""
+    if not math.isfinite(seconds_left):
+        return draws
+    fit = int(CHECK_TIME_SHARE * seconds_left / max(seconds_per_draw, 1e-9))
+    n = min(draws, fit)
+    return n if n >= 2 else 0
+
+
+def _timed_check(
+    result: Calibration,
+    cases: Sequence[Case],
+    draws: int,
+    seed: int,
+    deadline: Deadline | None,
+    seconds_per_draw: float,
+    sink: ProgressSink,
+) -> None:
+    """The posterior predictive check within the deadline: fewer draws, or fewer cases, if time runs short."""
+    left = math.inf if deadline is None else deadline.left()
+    n = check_draws_that_fit(draws, left, seconds_per_draw)
+    if n == 0:
+        result.cut_short = True
+        result.notes.append(f"posterior predictive check skipped: {left:.0f} s left of the time limit")
+        sink.note(result.notes[-1])
+        return
+    if n < draws:
+        result.cut_short = True
+        result.notes.append(f"posterior predictive check with {n} of {draws} draws per case (time limit)")
+        sink.note(result.notes[-1])
+    frames = []
+    for k, case in enumerate(cases):
+        if deadline is not None and deadline.expired():
+            result.cut_short = True
+            result.notes.append(f"posterior predictive check stopped after {k} of {len(cases)} cases (time limit)")
+            sink.note(result.notes[-1])
+            break
+        sink.stage(f"posterior predictive check: case {k + 1}/{len(cases)} ({case.id}, {n} draws)")
+        frames.append(predictive_check([case], result.posterior, n, seed))
+    result.check = pd.concat(frames, ignore_index=True) if frames else None
+    result.check_draws = n if frames else 0
+
+
 def _single_thread() -> None:
     numba.set_num_threads(1)
 
 
-def _sampler(workers: int) -> Any:
+def _sampler(workers: int, watch: _Watch) -> Any:
     """pyABC's sampler: one process, or `workers` fresh (spawned, not forked: Numba's OpenMP layer is not
-    fork-safe) processes that simulate single-threaded."""
+    fork-safe) processes that simulate single-threaded; either stops at the watch's deadline."""
     from pyabc.sampler import ConcurrentFutureSampler, SingleCoreSampler  # lazy: as in calibrate
 
     if workers <= 1:
-        return SingleCoreSampler()
+
+        class SingleCore(_timed(SingleCoreSampler)):  # type: ignore[misc]
+            def sample_until_n_accepted(self, n: int, simulate_one: Any, t: int, **kwargs: Any) -> Any:
+                def timed_one() -> Any:
+                    self.watch.check()
+                    particle = simulate_one()
+                    self.watch.counted(bool(particle.accepted))
+                    return particle
+
+                return super().sample_until_n_accepted(n, timed_one, t, **kwargs)
+
+        single = SingleCore()
+        single.watch = watch
+        return single
+
+    class Concurrent(_timed(ConcurrentFutureSampler)):  # type: ignore[misc]
+        def client_cores(self) -> int:
+            self.watch.check()  # pyABC's main loop asks this every 10 ms
+            return int(super().client_cores())
+
+        def __getstate__(self) -> dict[str, Any]:
+            state = super().__getstate__()
+            state.pop("watch", None)
+            return dict(state)
+
     pool = ProcessPoolExecutor(
         max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_single_thread
     )
-    return ConcurrentFutureSampler(pool, client_max_jobs=2 * workers, batch_size=1)
+    concurrent = Concurrent(_CountingPool(pool, watch), client_max_jobs=2 * workers, batch_size=1)
+    concurrent.watch = watch
+    return concurrent
 
 
 @contextmanager
@@ -280,10 +537,6 @@ def _closing(sampler: Any) -> Iterator[None]:
         pool = getattr(sampler, "client", None)
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _timedelta(seconds: float) -> timedelta:
-    return timedelta(seconds=seconds)
 
 
 def predictive_check(cases: Sequence[Case], posterior: Posterior | None, draws: int, seed: int) -> pd.DataFrame:

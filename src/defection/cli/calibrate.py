@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from defection.calibrate.cases import Case, CaseError, load_case, load_cases
-from defection.cli.console import DbOpt, JsonOpt, check_folder, err, fail, json_default, out, recorded
+from defection.cli.console import DbOpt, JsonOpt, Reporter, check_folder, err, fail, json_default, out, recorded
 from defection.engine import library_versions, package_version
 
 # defection.store (duckdb) and calibrate.abc/backtest (pyABC, matplotlib) are imported inside the commands that
@@ -125,7 +125,15 @@ def calibrate(
     generations: GenerationsOpt = 6,
     workers: WorkersOpt = CPUS,
     seed: Annotated[int, typer.Option("--seed", "-s", help="Seed of the ABC sampler.")] = 1,
-    max_minutes: Annotated[float, typer.Option("--max-minutes", min=0.1, help="Stop after this long.")] = 25.0,
+    max_minutes: Annotated[
+        float,
+        typer.Option(
+            "--max-minutes",
+            min=0.01,
+            help="Time limit for the whole command: sampling, then the predictive check. A run cut short keeps the "
+            "ABC-SMC generations finished so far (and says so); if none finished, it fails.",
+        ),
+    ] = 25.0,
     check_draws: Annotated[
         int, typer.Option("--check-draws", min=0, help="Posterior predictive draws per case (0 = no check).")
     ] = 24,
@@ -134,17 +142,23 @@ def calibrate(
     as_json: JsonOpt = False,
 ) -> None:
     """Estimate the shared behavioural parameters from the historical cases (ABC-SMC); write a posterior file
-    that `run --posterior` and `claims` use, and store the calibration."""
-    from defection.calibrate.abc import calibrate as run_calibration  # lazy: pyABC (see the note at the top)
+    that `run --posterior` and `claims` use, and store the calibration.
 
+    Progress goes to stderr: a live display on a terminal, timestamped lines otherwise (at every stage, and a
+    heartbeat at least once a minute, or every $DEFECTION_HEARTBEAT_SECONDS)."""
+    # lazy: pyABC (see the note at the top)
+    from defection.calibrate.abc import Deadline
+    from defection.calibrate.abc import calibrate as run_calibration
+
+    deadline = Deadline(60.0 * max_minutes)
     cases = _cases(folder, case)
     check_folder("--output", output)
     settings = _abc_settings(particles, generations, workers, seed, max_minutes)
     with recorded(db, _calibration_meta("calibration", cases, settings), "calibration") as (store, run_id):
-        with err.status("calibrating…") as status:
-            cal = run_calibration(
-                cases, check_draws=check_draws, progress=lambda m: status.update(f"ABC-SMC {m}"), **settings
-            )
+        with Reporter("calibrate", transient=as_json) as rep:
+            rep.stage(f"calibrating {len(cases)} case(s): {particles} particles, up to {generations} generations")
+            cal = run_calibration(cases, check_draws=check_draws, progress=rep, deadline=deadline, **settings)
+            rep.stage("storing the posterior")
         cal.posterior.meta["run_id"] = run_id
         cal.posterior.save(output)
         store.complete_artifacts(
@@ -182,6 +196,8 @@ def calibrate(
             f"of {particles} particles: a few particles carry most of the weight, so the intervals understate "
             "parameter uncertainty. More particles (--particles) help."
         )
+    for note in cal.notes:
+        out.print(f"[yellow]cut short:[/] {note}")
     out.print(f"wrote {output}; stored as run [bold]{run_id}[/] in {db}")
 
 

@@ -16,8 +16,8 @@ from defection.cli.console import (
     JsonOpt,
     NoPosteriorOpt,
     PosteriorOpt,
+    Reporter,
     ScenarioArg,
-    err,
     fail,
     json_default,
     load_or_fail,
@@ -76,14 +76,15 @@ def claims(
         fail(e.render())
     post, post_source = choose_posterior(sc, posterior, no_posterior, db)
     with recorded(db, RunMeta.from_scenario(sc, kind="claims"), "claims run") as (store, run_id):
-        with err.status("testing the claims…") as status:
+        with Reporter("claims", transient=as_json) as rep:
+            rep.stage("testing the claims (simulations run)")
             report = run_claims(
                 sc,
                 replicates,
                 days,
                 sc.simulation.agents,
                 sc.simulation.seed,
-                progress=lambda label: status.update(f"simulating: {label}"),
+                progress=lambda label: rep.update(advance=1, detail=f"now: {label}"),
                 posterior=post,
             )
         report.settings["posterior"] = post_source

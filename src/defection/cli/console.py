@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import math
+import os
 import signal
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, Self
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from defection.model.outputs import OUTCOMES
@@ -159,3 +173,160 @@ def check_folder(option: str, path: Path) -> None:
     """Fail before any work if an output file's folder does not exist."""
     if not path.parent.exists():
         fail(f"{option} {path}: folder {path.parent} does not exist")
+
+
+# ----------------------------------------------------------------------------- progress of long commands
+HEARTBEAT_ENV = "DEFECTION_HEARTBEAT_SECONDS"
+HEARTBEAT_SECONDS = 60.0  # the longest silence on a non-terminal stderr while a command works
+
+
+def heartbeat_seconds() -> float:
+    """Seconds between heartbeat lines on a non-terminal stderr: $DEFECTION_HEARTBEAT_SECONDS, else 60."""
+    try:
+        value = float(os.environ.get(HEARTBEAT_ENV, "") or HEARTBEAT_SECONDS)
+    except ValueError:
+        return HEARTBEAT_SECONDS
+    return value if math.isfinite(value) and value > 0 else HEARTBEAT_SECONDS
+
+
+def elapsed_text(seconds: float) -> str:
+    """Elapsed time as 42s, 3m05s or 2h07m."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+class Reporter:
+    """What a long command is doing, on stderr. On a terminal: a Rich progress display (stage, bar, count,
+    elapsed). Otherwise (a log file, CI): plain timestamped lines, one at every stage change and note, and a
+    heartbeat with the stage, its count and the elapsed time whenever nothing was written for
+    `heartbeat_seconds()`, so a log never goes silent for longer while work continues. Stdout is untouched.
+
+    Use: ``with Reporter("calibrate") as rep: rep.stage("generation 1/6", total=64); rep.update(completed=3)``;
+    ``rep.stage`` is itself a ``progress(message)`` callback, ``rep.count`` a ``progress(done, total)`` one."""
+
+    def __init__(self, command: str, *, transient: bool = False, console: Console | None = None) -> None:
+        self.command = command
+        self.console = console or err
+        self.interactive = self.console.is_terminal
+        self.transient = transient
+        self.heartbeat = heartbeat_seconds()
+        self._stage = "starting"
+        self._detail = ""
+        self._completed = 0
+        self._total: int | None = None
+        self._start = time.monotonic()
+        self._last_line = self._start
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> Self:
+        self._start = self._last_line = time.monotonic()
+        if self.interactive:
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("[bold]{task.description}[/]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[detail]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=self.transient,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(self.command, total=None, detail="")
+        else:
+            self._thread = threading.Thread(target=self._beat, name=f"{self.command}-heartbeat", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._progress is not None:
+            self._progress.stop()
+        else:
+            ended = "finished" if kind is None else f"stopped ({kind.__name__})"
+            self._line("done", ended)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._start
+
+    def stage(self, name: str, total: int | None = None, completed: int = 0) -> None:
+        """A new stage (always a line on a non-terminal stderr)."""
+        with self._lock:
+            self._stage, self._total, self._completed, self._detail = name, total, completed, ""
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, description=name, total=total, completed=completed, detail="")
+        else:
+            self._line("stage", name)
+
+    def update(
+        self, *, completed: int | None = None, total: int | None = None, advance: int = 0, detail: str | None = None
+    ) -> None:
+        """Progress within the stage (a count, a detail); shown live on a terminal, in the next heartbeat otherwise."""
+        with self._lock:
+            if total is not None:
+                self._total = total
+            self._completed = (self._completed if completed is None else completed) + advance
+            if detail is not None:
+                self._detail = detail
+            state = (self._completed, self._total, self._detail)
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=state[0], total=state[1], detail=state[2])
+
+    def __call__(self, message: str) -> None:
+        """A `progress(message)` callback: each message starts a stage."""
+        self.stage(message)
+
+    def count(self, done: int, total: int) -> None:
+        """A `progress(done, total)` callback."""
+        self.update(completed=done, total=total)
+
+    def note(self, message: str) -> None:
+        """Something the user should know now (always a line; above the display on a terminal)."""
+        if self._progress is not None:
+            self._progress.console.print(message, highlight=False, markup=False)
+        else:
+            self._line("note", message)
+
+    def status(self) -> str:
+        """The stage, its count and detail, as one phrase."""
+        with self._lock:
+            parts = [self._stage]
+            if self._total is not None:
+                parts.append(f"{self._completed}/{self._total}")
+            elif self._completed:
+                parts.append(str(self._completed))
+            if self._detail:
+                parts.append(self._detail)
+        return ", ".join(parts)
+
+    def _beat(self) -> None:
+        while True:
+            with self._lock:
+                wait = self._last_line + self.heartbeat - time.monotonic()
+            if self._stop.wait(max(wait, 0.0)):
+                return
+            with self._lock:
+                due = time.monotonic() - self._last_line >= self.heartbeat
+            if due:
+                self._line("working", self.status())
+
+    def _line(self, kind: str, text: str) -> None:
+        """One plain log line: timestamp, command, kind, text, elapsed time; no markup, no wrapping."""
+        stamp = datetime.now().astimezone().isoformat(sep=" ", timespec="seconds")
+        line = f"{stamp} {self.command} {kind}: {text} ({elapsed_text(self.elapsed())} elapsed)\n"
+        with self._lock:
+            self._last_line = time.monotonic()
+            stream = self.console.file
+            stream.write(line)
+            stream.flush()

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from defection.cli import console
@@ -111,19 +110,6 @@ def _evaluator(workers: int, scheduler: str | None) -> Iterator[Client | None]:
         yield client
 
 
-def _progress(label: str, as_json: bool) -> Progress:
-    err = console.err
-    return Progress(
-        TextColumn(f"[bold]{label}[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        disable=as_json and not err.is_terminal,
-        transient=as_json,
-    )
-
-
 def _changes(factors: list[Factor], units: np.ndarray) -> list[dict[str, Any]]:
     return [{f.path: f.value(float(u)) for f, u in zip(factors, row, strict=True)} for row in units]
 
@@ -182,15 +168,15 @@ def sensitivity_command(
         console.recorded(db, _meta("sensitivity", spec, base, options), "sensitivity") as (store, run_id),
     ):
         start = time.perf_counter()
-        with _progress("simulating design points", as_json) as bar:
-            task = bar.add_task("points", total=len(points))
+        with console.Reporter("sensitivity", transient=as_json) as progress:
+            progress.stage("simulating design points", total=len(points))
             rows = evaluate(
                 points,
                 base_json(base),
                 settings(spec),
                 names,
                 client,
-                progress=lambda done, total: bar.update(task, completed=done),
+                progress=progress.count,
             )
         Y = {n: sa.outputs_from_rows(rows, n) for n in names}
         tables = {n: sa.indices(m, problem, X, Y[n], seed=spec.experiment.seed) for n in names}
@@ -313,14 +299,12 @@ def optimize_command(
         console.recorded(db, _meta("optimize", spec, base, options), "optimisation") as (store, run_id),
     ):
         start = time.perf_counter()
-        with _progress(f"optimising ({mode}, {sampler})", as_json) as bar:
-            task = bar.add_task("trials", total=trials)
+        with console.Reporter("optimize", transient=as_json) as progress:
+            progress.stage(f"optimising ({mode}, {sampler}): trials", total=trials)
             score = opt.simulation_scorer(
                 problem, spec_worlds, fixed, base_json(base), settings(spec), outcomes, client
             )
-            counts = opt.optimise(
-                study, levers, score, trials, batch, on_batch=lambda done, total: bar.update(task, completed=done)
-            )
+            counts = opt.optimise(study, levers, score, trials, batch, on_batch=progress.count)
         found = opt.results(study, problem)
         wall = time.perf_counter() - start
         result = {
@@ -434,15 +418,15 @@ def discover_command(
         console.recorded(db, _meta("discover", spec, base, options), "scenario discovery") as (store, run_id),
     ):
         start = time.perf_counter()
-        with _progress("simulating cases", as_json) as bar:
-            task = bar.add_task("cases", total=len(points))
+        with console.Reporter("discover", transient=as_json) as progress:
+            progress.stage("simulating cases", total=len(points))
             rows = evaluate(
                 points,
                 base_json(base),
                 settings(spec),
                 [outcome],
                 client,
-                progress=lambda done, total: bar.update(task, completed=done),
+                progress=progress.count,
             )
         y_values = outputs_from_rows(rows, outcome)
         y = disc.cases_of_interest(y_values, threshold, below)

@@ -15,18 +15,10 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from defection.analysis import json_safe
-from defection.cli.console import err, fail, out, recorded
+from defection.cli.console import Reporter, fail, out, recorded
 from defection.cli.console import fmt as _fmt
 from defection.engine import library_versions, package_version
 from defection.scenario import ScenarioError
@@ -147,32 +139,20 @@ def sweep(
         package_version=package_version(),
         library_versions=library_versions(),
     )
-    show_progress = not as_json or err.is_terminal
     try:
         with folder.lock(resume):
             done = folder.prepare(plan, resume)
             with recorded(db, meta, "sweep") as (store, run_id):
                 previous = signal.signal(signal.SIGTERM, _interrupt)
                 try:
-                    progress = Progress(
-                        TextColumn("[bold]sweep[/]"),
-                        BarColumn(),
-                        MofNCompleteColumn(),
-                        TextColumn("experiments, {task.fields[failed]} failed"),
-                        TimeElapsedColumn(),
-                        TimeRemainingColumn(),
-                        console=err,
-                        disable=not show_progress,
-                        transient=as_json,
-                    )
-                    with progress:
-                        task = progress.add_task("sweep", total=plan.planned, completed=int(done.sum()), failed=0)
+                    with Reporter("sweep", transient=as_json) as progress:
+                        progress.stage("experiments", total=plan.planned, completed=int(done.sum()))
                         failed = 0
 
                         def tick(experiment: int, result: dict[str, Any]) -> None:
                             nonlocal failed
                             failed += result.get("status") != "ok"
-                            progress.update(task, advance=1, failed=failed)
+                            progress.update(advance=1, detail=f"{failed} failed")
 
                         try:
                             stats = run_sweep(plan, folder, done, executor, flush_every, flush_seconds, tick)

@@ -1,0 +1,154 @@
+"""Long commands say what they are doing on stderr (timestamped lines when stderr is not a terminal, with a
+heartbeat), and `calibrate --max-minutes` bounds the whole command: a run the limit cuts short keeps the
+finished ABC-SMC generations and says so (complete); one cut before any generation finished fails clearly."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from defection.calibrate.abc import Deadline, case_run, check_draws_that_fit
+from defection.calibrate.cases import load_case
+from defection.cli.console import HEARTBEAT_ENV, Reporter, elapsed_text, heartbeat_seconds
+
+from .conftest import cli
+from .test_calibration import write_case
+
+LINE = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d (\S+) (stage|working|note|done): .+ \((\S+) elapsed\)$"
+)
+
+
+# ----------------------------------------------------------------------------- the pieces
+def test_a_deadline_counts_down_and_shares_what_is_left() -> None:
+    d = Deadline(10.0)
+    assert 9.0 < d.left() <= 10.0 and not d.expired()
+    assert 4.0 < d.share(2).left() <= 5.0  # two folds left: each gets half
+    gone = Deadline(0.0)
+    assert gone.expired() and gone.left() == 0.0
+
+
+def test_predictive_draws_fit_the_time_left() -> None:
+    assert check_draws_that_fit(24, math.inf, 1.0) == 24  # no limit
+    assert check_draws_that_fit(24, 10.0, 0.5) == 16  # 0.8 × 10 s / 0.5 s per draw
+    assert check_draws_that_fit(24, 100.0, 0.5) == 24  # never more than asked
+    assert check_draws_that_fit(24, 1.0, 0.5) == 0  # one draw gives no interval: skip
+
+
+def test_heartbeat_interval_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(HEARTBEAT_ENV, raising=False)
+    assert heartbeat_seconds() == 60.0
+    monkeypatch.setenv(HEARTBEAT_ENV, "0.5")
+    assert heartbeat_seconds() == 0.5
+    for bad in ("soon", "0", "-3", "nan"):
+        monkeypatch.setenv(HEARTBEAT_ENV, bad)
+        assert heartbeat_seconds() == 60.0, bad
+    assert [elapsed_text(s) for s in (5, 65, 3725)] == ["5s", "1m05s", "1h02m"]
+
+
+def test_off_a_terminal_the_reporter_writes_stage_lines_and_heartbeats(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(HEARTBEAT_ENV, "0.1")
+    buffer = io.StringIO()
+    with Reporter("demo", console=Console(file=buffer, force_terminal=False)) as rep:
+        rep.stage("first step", total=3)
+        rep.update(completed=2, detail="items done")
+        time.sleep(0.45)  # a long step: heartbeats, no new stage
+        rep.note("half way")
+        rep("second step")  # a progress(message) callback
+    lines = buffer.getvalue().splitlines()
+    assert all(LINE.match(line) for line in lines), lines
+    kinds = [LINE.match(line).group(2) for line in lines]  # type: ignore[union-attr]
+    assert kinds[0] == "stage" and kinds[-2:] == ["stage", "done"] and "note" in kinds
+    beats = [line for line in lines if " working: " in line]
+    assert len(beats) >= 2 and all("first step, 2/3, items done" in line for line in beats), lines
+    assert "\x1b" not in buffer.getvalue()
+
+
+def test_on_a_terminal_the_reporter_draws_a_display_not_log_lines() -> None:
+    buffer = io.StringIO()
+    with Reporter("demo", console=Console(file=buffer, force_terminal=True, width=100)) as rep:
+        rep.stage("first step", total=3)
+        rep.update(completed=2)
+    text = buffer.getvalue()
+    assert "first step" in text and "\x1b" in text and " stage: " not in text
+
+
+# ----------------------------------------------------------------------------- the command
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    """Two small synthetic cases; one simulation in this process first so the subprocess finds Numba's cache."""
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    write_case(folder, "alpha", defected=0.004, caught=0.01, days=30, agents=990)
+    write_case(folder, "beta", defected=0.01, caught=0.02, days=30, agents=990)
+    case_run(load_case(folder / "alpha.toml"), {}, seed=1)
+    return folder
+
+
+def test_calibrate_cut_short_by_its_time_limit_keeps_finished_generations_and_reports_progress(
+    library: Path, tmp_path: Path
+) -> None:
+    """45 s for 50 generations: the limit stops it (an unbounded run takes many minutes). A machine so slow
+    that not even the first generation finishes in 45 s gets the documented failure instead."""
+    db, post = tmp_path / "r.duckdb", tmp_path / "post.json"
+    args = ["--particles", "4", "--generations", "50", "--workers", "1", "--check-draws", "3"]
+    start = time.monotonic()
+    r = cli(
+        "calibrate", "--cases", str(library), *args, "--max-minutes", "0.75",
+        "-o", str(post), "--db", str(db), "--json",
+        env={HEARTBEAT_ENV: "1"},
+        timeout=240,
+    )  # fmt: skip
+    wall = time.monotonic() - start
+    assert wall < 120, wall  # 45 s allowed, plus start-up and shutting the sampler down
+    # stderr: timestamped plain lines only (the error message of a failure aside), stages and heartbeats
+    assert "\x1b" not in r.stderr and "Traceback" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if not line.startswith("error: ")]
+    assert lines and all(LINE.match(line) for line in lines), r.stderr
+    stages = [line for line in lines if " stage: " in line]
+    assert any("stage: ABC-SMC: sampling the prior" in line for line in stages)
+    assert any("stage: ABC-SMC generation 1/50" in line for line in stages)
+    assert any(" working: ABC-SMC " in line and "particles accepted" in line for line in lines), r.stderr
+    if r.returncode == 1:  # too slow a machine: the documented failure
+        assert r.stdout == "" and "ran out before the first ABC-SMC generation finished" in r.stderr
+        runs = json.loads(cli("runs", "list", "--db", str(db), "--json").stdout)
+        assert [r["status"] for r in runs] == ["failed"] and not post.exists()
+        return
+    assert r.returncode == 0, r.stderr
+    assert any("note: time limit reached during ABC-SMC generation" in line for line in lines)
+    # stdout: one JSON object
+    assert r.stdout.count("\n") == 1
+    cal = json.loads(r.stdout)
+    # the result says it was cut short; the finished generations make a posterior; the run is complete
+    assert cal["cut_short"] is True
+    assert 1 <= len(cal["generations"]) < 50
+    assert any("time limit stopped ABC-SMC" in n for n in cal["notes"])
+    assert cal["check"] is None or cal["check_draws"] <= 3
+    assert post.exists()
+    runs = json.loads(cli("runs", "list", "--db", str(db), "--json").stdout)
+    assert [(r["run_id"], r["status"]) for r in runs] == [(cal["run_id"], "complete")]
+
+
+def test_calibrate_with_no_time_for_one_generation_fails_clearly(library: Path, tmp_path: Path) -> None:
+    db, post = tmp_path / "r.duckdb", tmp_path / "post.json"
+    start = time.monotonic()
+    r = cli(
+        "calibrate", "--cases", str(library), "--particles", "400", "--workers", "1", "--max-minutes", "0.01",
+        "-o", str(post), "--db", str(db), "--json",
+        timeout=240,
+    )  # fmt: skip
+    assert time.monotonic() - start < 60
+    assert r.returncode == 1 and r.stdout == ""
+    assert "ran out before the first ABC-SMC generation finished" in r.stderr and "Traceback" not in r.stderr
+    assert not post.exists()
+    runs = json.loads(cli("runs", "list", "--db", str(db), "--json").stdout)
+    assert [r["status"] for r in runs] == ["failed"]
+    info = json.loads(cli("runs", "show", runs[0]["run_id"], "--db", str(db), "--json").stdout)
+    assert "ran out before the first ABC-SMC generation" in info["error"]
