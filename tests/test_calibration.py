@@ -455,6 +455,8 @@ def test_backtest_scores_and_validation_report(tmp_path: Path) -> None:
     r = cli("backtest", *args, "--plot", str(tmp_path / "bt.png"), "--report", str(html), "--db", str(db), "--json")
     assert r.returncode == 0, r.stderr
     bt = json.loads(r.stdout)
+    # off a terminal, progress is plain timestamped lines on stderr, one per fold and stage
+    assert "backtest stage: case 3/3: predicting gamma" in r.stderr and "\x1b[" not in r.stderr
     keys = ("code_version", "cases_hash", "observations", "coverage_50", "coverage_90", "median_abs_log_error")
     keys += ("interval_score", "interval_score_naive", "skill", "conformal_coverage_90", "rows")
     assert set(keys) <= set(bt)

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from defection.calibrate.cases import Case, CaseError, load_case, load_cases
-from defection.cli.console import DbOpt, JsonOpt, Reporter, check_folder, err, fail, json_default, out, recorded
+from defection.cli.console import DbOpt, JsonOpt, Reporter, check_folder, fail, json_default, out, recorded
 from defection.engine import library_versions, package_version
 
 # defection.store (duckdb) and calibrate.abc/backtest (pyABC, matplotlib) are imported inside the commands that
@@ -275,8 +275,9 @@ def backtest(
         check_folder("--report", report)
     settings = _abc_settings(particles, generations, workers, seed, max_minutes)
     with recorded(db, _calibration_meta("backtest", cases, settings), "backtest") as (store, run_id):
-        with err.status("backtesting…") as status:
-            bt = run_backtest(cases, draws=draws, progress=lambda m: status.update(m), **settings)
+        with Reporter("backtest", transient=as_json) as rep:
+            rep.stage(f"backtesting {len(cases)} cases: {particles} particles, up to {generations} generations each")
+            bt = run_backtest(cases, draws=draws, progress=rep, **settings)
         backtest_plot(bt, plot)
         summary = bt.to_dict()
         rows = bt.rows.assign(outcome=lambda d: "heldout:" + d["case"] + ":" + d["outcome"], mean=bt.rows["observed"])
