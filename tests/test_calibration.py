@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from defection import simulate
-from defection.calibrate.abc import calibrate, case_run, cases_hash, code_version
-from defection.calibrate.cases import Case, CaseError, load_case, load_cases
+from defection.calibrate.abc import calibrate, case_run
+from defection.calibrate.cases import Case, CaseError, library_hash, load_case, load_cases
+from defection.engine import code_version
 from defection.model.rng import posterior_particle
 from defection.scenario import ScenarioError, load_scenario
 from defection.scenario.posterior import Posterior, PosteriorError, weighted_quantiles
@@ -319,7 +320,7 @@ def test_calibrate_and_backtest_commands(tmp_path: Path) -> None:
     assert {c["case"] for c in cal["check"]} == {"alpha", "beta"}
     assert Posterior.load(post_file).size == 8
     meta = Posterior.load(post_file).meta  # provenance: the case library and the code it was calibrated with
-    assert meta["cases_hash"] == cases_hash(load_cases(folder)) and meta["code_version"] == code_version()
+    assert meta["cases_hash"] == library_hash(load_cases(folder)) and meta["code_version"] == code_version()
     # claims now uses the stored calibration by default
     r = cli("claims", "--db", str(db), "-r", "2", "-d", "20", "-k", "990", "--json")
     assert r.returncode == 0, r.stderr

@@ -12,9 +12,8 @@ import duckdb
 import numpy as np
 import pytest
 
-from defection.calibrate.abc import cases_hash, code_version
-from defection.calibrate.cases import load_cases
-from defection.engine import package_version
+from defection.calibrate.cases import library_hash, load_cases
+from defection.engine import code_version, package_version
 from defection.scenario import ScenarioError, load_scenario
 from defection.scenario.posterior import MAX_BYTES, MAX_DEPTH, POSTERIOR_FORMAT, Posterior, PosteriorError
 from defection.scenario.ranges import CALIBRATED
@@ -158,8 +157,8 @@ def test_the_content_hash_survives_a_round_trip_and_ignores_where_the_file_lies(
 def test_cases_hash_is_sha256_over_the_sorted_case_files() -> None:
     cases = load_cases()[:3]
     by_hand = hashlib.sha256(b"".join(Path(p).read_bytes() for p in sorted(c.path for c in cases))).hexdigest()
-    assert cases_hash(cases) == by_hand == cases_hash(cases[::-1])
-    assert cases_hash(cases[:2]) != by_hand
+    assert library_hash(cases) == by_hand == library_hash(cases[::-1])
+    assert library_hash(cases[:2]) != by_hand
     assert code_version().startswith(package_version())
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import platform
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any, TypedDict
 
 import numpy as np
@@ -41,6 +43,25 @@ def package_version() -> str:
         return metadata.version("defection-lab")
     except metadata.PackageNotFoundError:  # running from a source tree
         return "0+unknown"
+
+
+def code_version() -> str:
+    """The package version, and the git commit of the source tree when it is a checkout ('-dirty' if changed)."""
+    root = Path(__file__).resolve().parents[2]  # src/defection/engine.py → the checkout, if it is one
+    if not (root / ".git").exists():
+        return package_version()
+    try:
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{package_version()} (git {commit})" if commit else package_version()
 
 
 def library_versions() -> dict[str, str]:

@@ -13,12 +13,10 @@ counter-based uniform, so variants that share a seed share draws (common random 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import multiprocessing
 import os
-import subprocess
 import tempfile
 import threading
 import time
@@ -27,15 +25,14 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numba
 import numpy as np
 import pandas as pd
 
-from defection.calibrate.cases import Case, log_error, log_floor
-from defection.engine import package_version, simulate
+from defection.calibrate.cases import Case, library_hash, log_error, log_floor
+from defection.engine import code_version, simulate
 from defection.scenario import with_changes
 from defection.scenario.posterior import (
     Posterior,
@@ -394,7 +391,7 @@ def calibrate(
         "effective_sample_size": float(pops["ess"].iloc[-1]),
         "settings": settings,
         "priors": {u.path: {"lo": u.lo, "hi": u.hi, "log": u.log, "why": u.why} for u in parameters},
-        "cases_hash": cases_hash(cases),
+        "cases_hash": library_hash(cases),
         "code_version": code_version(),
     }
     post = Posterior(tuple(u.path for u in parameters), samples, np.asarray(w, float), meta)
@@ -410,35 +407,6 @@ def calibrate(
         _timed_check(result, cases, check_draws, seed, deadline, seconds_per_draw, sink)
     result.wall_seconds = time.perf_counter() - start
     return result
-
-
-def cases_hash(cases: Sequence[Case]) -> str:
-    """SHA-256 over the bytes of the case files a calibration used, in sorted path order (a case not read from a
-    file counts by its path)."""
-    h = hashlib.sha256()
-    for path in sorted(c.path for c in cases):
-        p = Path(path)
-        h.update(p.read_bytes() if p.is_file() else path.encode())
-    return h.hexdigest()
-
-
-def code_version() -> str:
-    """The package version, and the git commit of the source tree when it is a checkout ('-dirty' if changed)."""
-    root = Path(__file__).resolve().parents[3]  # src/defection/calibrate/abc.py → the checkout, if it is one
-    if not (root / ".git").exists():
-        return package_version()
-    try:
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return f"{package_version()} (git {commit})" if commit else package_version()
 
 
 def check_draws_that_fit(draws: int, seconds_left: float, seconds_per_draw: float) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,8 +17,8 @@ from defection.calibrate.abc import (
     calibrate,
     predictive_check,
 )
-from defection.calibrate.cases import Case
-from defection.engine import package_version
+from defection.calibrate.cases import Case, library_hash
+from defection.engine import code_version
 
 # ----------------------------------------------------------------------------- backtest
 ROW_KEYS = (
@@ -39,22 +38,6 @@ ROW_KEYS = (
     "conformal_hi",
 )
 """The columns of each held-out observation's row in `Backtest.to_dict()` (besides tolerance, tag, draws…)."""
-
-
-def code_version() -> str:
-    """The package version and, when the package sits in a git checkout, its commit ("unknown" otherwise)."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return f"{package_version()} (git {commit or 'unknown'})"
 
 
 def scored_rows(rows: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
@@ -170,13 +153,12 @@ def backtest(
             "parameters": cal.posterior.summary().to_dict("records"),
         }
     rows = pd.concat(frames, ignore_index=True)
-    files = [c.path for c in cases if c.path and Path(c.path).is_file()]
     return Backtest(
         rows,
         {"draws": draws, **settings},
         time.perf_counter() - start,
         posteriors,
-        cases_hash=sc.library_hash(files) if len(files) == len(cases) else "unknown",
+        cases_hash=library_hash(cases),
         code_version=code_version(),
     )
 

@@ -16,8 +16,10 @@ cases.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -209,3 +211,13 @@ def log_floor(agents: int) -> float:
 def log_error(simulated: float, observed: float, floor: float) -> float:
     """log(simulated) − log(observed), with simulated values below `floor` raised to it."""
     return math.log(max(simulated, floor)) - math.log(observed)
+
+
+def library_hash(cases: Sequence[Case]) -> str:
+    """Which case library a calibration or backtest used: SHA-256 over the bytes of its case files, in sorted path
+    order (a case not read from a file counts by its path)."""
+    h = hashlib.sha256()
+    for path in sorted(c.path for c in cases):
+        p = Path(path)
+        h.update(p.read_bytes() if p.is_file() else path.encode())
+    return h.hexdigest()

@@ -8,10 +8,8 @@ the case's log floor (eq. 40; `cases.log_floor`) raised to it so that a zero has
 
 from __future__ import annotations
 
-import hashlib
 import math
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -142,13 +140,3 @@ def jackknife_plus(
         if 1 <= k_hi <= m:
             hi[i] = np.sort(c[i] + rest)[k_hi - 1]
     return lo, hi
-
-
-def library_hash(paths: Iterable[str | Path]) -> str:
-    """sha256 over the case files' names and bytes, in order of file name: which case library a backtest used."""
-    digest = hashlib.sha256()
-    for p in sorted((Path(p) for p in paths), key=lambda p: p.name):
-        digest.update(p.name.encode())
-        digest.update(b"\0")
-        digest.update(p.read_bytes())
-    return digest.hexdigest()
