@@ -3,9 +3,13 @@ from the historical case library, with approximate Bayesian computation (ABC-SMC
 out of sample how well the calibrated model predicts a case it has not seen.
 
 The calibrated parameters (``CALIBRATED``) are shared across cases; each case maps its own context (force,
-offer, channels, penalties, crossing risk, credibility, length) onto the rest of the scenario. The distance
-between a simulation and history is the root of the summed squared log errors, each divided by its case's
-tolerance (eq. 40). The result is a weighted posterior sample, stored in the results database and as a JSON
+offer, channels, penalties, crossing risk, credibility, length) onto the rest of the scenario. Each observation's
+summary statistic is the log of the simulated share as the source would have recorded it (times the observation's
+``capture``); history is compared with it through a normal likelihood on log shares whose variance is the
+observation's tolerance² plus the squared model discrepancy δ² of the case's family (``DISCREPANCY``, calibrated
+with the behavioural parameters), sampled exactly with pyABC's stochastic acceptor and a temperature schedule
+(eq. 40, docs/calibration.md "Discrepancy and observation model").
+The result is a weighted posterior sample, stored in the results database and as a JSON
 file that scenarios reference (``simulation.posterior``) and that ``defection run --posterior`` and
 ``defection claims`` propagate into their intervals: replicate r draws posterior particle k(r) with a
 counter-based uniform, so variants that share a seed share draws (common random numbers).
@@ -20,6 +24,7 @@ import os
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
@@ -33,15 +38,17 @@ import pandas as pd
 
 from defection.calibrate.cases import Case, library_hash, log_error, log_floor
 from defection.engine import code_version, simulate
+from defection.model.rng import posterior_particle
 from defection.scenario import with_changes
 from defection.scenario.posterior import (
     Posterior,
     effective_sample_size,
 )
-from defection.scenario.ranges import CALIBRATED, Range
+from defection.scenario.ranges import CALIBRATED, DISCREPANCY, Range, discrepancy_path
 
 KERNEL_SCALING = 2.0  # ABC-SMC proposal width relative to Silverman's rule (see `calibrate`)
 CHECK_TIME_SHARE = 0.8  # the predictive check plans to use at most this share of the time left after sampling
+DISCREPANCY_STREAM = 0x5D15C  # seeds the predictive's structural-error draws (with the seed, case and draw)
 
 
 # ----------------------------------------------------------------------------- time limits and progress
@@ -230,21 +237,55 @@ def case_run(
     return out
 
 
-def standardised_errors(case: Case, row: pd.Series, agents: int) -> dict[str, float]:
-    """Eq. 40: (log simulated − log observed)/tolerance for each observation of a case."""
+def log_recorded_shares(case: Case, row: pd.Series, agents: int) -> dict[str, float]:
+    """Eq. 40's summary statistics: log of each simulated share as recorded (times `capture`), raised to the log
+    floor of `agents` where it is smaller (a zero)."""
     floor = log_floor(agents)
     return {
-        observation_key(case, k): log_error(float(row[o.outcome]), o.value, floor) / o.tolerance
+        observation_key(case, k): math.log(max(o.recorded_share(float(row[o.outcome])), floor))
         for k, o in enumerate(case.observed)
     }
 
 
+def log_observed(cases: Sequence[Case]) -> dict[str, float]:
+    """The log observed value of every observation of `cases`, by observation key (the kernel's data)."""
+    return {observation_key(c, k): math.log(o.value) for c in cases for k, o in enumerate(c.observed)}
+
+
+def standardised_errors(case: Case, row: pd.Series, agents: int) -> dict[str, float]:
+    """(log recorded simulated − log observed)/tolerance for each observation of a case (a discrepancy of 0)."""
+    observed = log_observed([case])
+    return {
+        key: (x - observed[key]) / o.tolerance
+        for (key, x), o in zip(log_recorded_shares(case, row, agents).items(), case.observed, strict=True)
+    }
+
+
+def families(cases: Sequence[Case]) -> list[str]:
+    """The families of war among `cases`, in `ranges.FAMILIES` order (one discrepancy SD each)."""
+    present = {c.meta.family for c in cases}
+    return [u.path.split(".", 1)[1] for u in DISCREPANCY if u.path.split(".", 1)[1] in present]
+
+
+class ErrorVariance:
+    """Eq. 40's variance of each observation's log error: tolerance² + δ²_family, δ from the particle."""
+
+    def __init__(self, cases: Sequence[Case]):
+        self.keys = [observation_key(c, k) for c in cases for k in range(len(c.observed))]
+        self.tolerance2 = np.array([o.tolerance**2 for c in cases for o in c.observed])
+        self.delta_keys = [discrepancy_path(c.meta.family).replace(".", "__") for c in cases for _ in c.observed]
+
+    def __call__(self, par: dict[str, float]) -> np.ndarray:
+        delta = np.array([float(par[k]) if k in par else 0.0 for k in self.delta_keys])
+        return np.asarray(self.tolerance2 + delta**2, dtype=float)
+
+
 class CaseModel:
-    """The pyABC model: calibrated parameters in, standardised log errors of every case out."""
+    """The pyABC model: calibrated parameters in, log recorded shares of every case's observations out."""
 
     def __init__(self, cases: Sequence[Case], parameters: Sequence[Range]):
         self.cases = list(cases)
-        self.parameters = list(parameters)
+        self.parameters = [u for u in parameters if u.path not in {d.path for d in DISCREPANCY}]
 
     def changes(self, par: dict[str, float]) -> dict[str, float]:
         return {u.path: u.to_model(float(par[u.key])) for u in self.parameters}
@@ -255,7 +296,7 @@ class CaseModel:
         stats: dict[str, float] = {}
         for case in self.cases:
             runs = case_run(case, changes, seed)
-            stats.update(standardised_errors(case, runs.iloc[0], runs.attrs["agents"]))
+            stats.update(log_recorded_shares(case, runs.iloc[0], runs.attrs["agents"]))
         return stats
 
 
@@ -317,13 +358,16 @@ def calibrate(
     progress: Callable[[str], None] | ProgressSink | None = None,
     deadline: Deadline | None = None,
 ) -> Calibration:
-    """ABC-SMC (pyABC) over the calibrated parameters, shared across `cases` (eq. 40–41).
+    """ABC-SMC (pyABC) over the calibrated parameters, shared across `cases`, and the discrepancy SD of every
+    family of war among them (eq. 40–41): a stochastic acceptor with a normal kernel on log recorded shares
+    (variance tolerance² + δ²) and a temperature schedule down to 1, i.e. exact inference under that error model.
 
     `workers` > 1 evaluates particles in that many processes, each simulating single-threaded. Stops after
     `generations`, at `min_epsilon`, or at the `deadline` (default: `max_seconds` from now), checked before every
     simulation: a generation the deadline interrupts is dropped and the finished ones are kept (`cut_short`), and
     if none finished, TimeLimitError. `check_draws` > 0 adds a posterior predictive check, with fewer draws, or
-    fewer cases, when the time left does not allow all of them (said in `notes`).
+    fewer cases, when the time left does not allow all of them (said in `notes`). `min_epsilon` is a floor on the
+    temperature (1 at the exact posterior; below 1 counts as 1).
     """
     import pyabc  # lazy: pyABC (and its dependencies) load only for a calibration, not for `calibrate cases`
 
@@ -334,13 +378,15 @@ def calibrate(
         deadline = Deadline(max_seconds)
     sink = progress_sink(progress)
     watch = _Watch(deadline, sink, generations)
-    parameters = list(parameters)
+    parameters = [u for u in parameters if u.path not in {d.path for d in DISCREPANCY}]
+    parameters += [u for u in DISCREPANCY if u.path.split(".", 1)[1] in families(cases)]
     prior = pyabc.Distribution(
         **{u.key: pyabc.RV("uniform", u.prior_bounds[0], u.prior_bounds[1] - u.prior_bounds[0]) for u in parameters}
     )
     model = CaseModel(cases, parameters)
     sampler = _sampler(workers, watch)
-    observed = {observation_key(c, k): 0.0 for c in cases for k in range(len(c.observed))}
+    observed = log_observed(cases)
+    variance = ErrorVariance(cases)
     abc_log = logging.getLogger("ABC")
     saved = (abc_log.handlers[:], abc_log.level, abc_log.propagate)
     abc_log.handlers = [_ProgressHandler(sink)] if progress is not None else []
@@ -350,18 +396,22 @@ def calibrate(
     # A proposal kernel twice Silverman's width: with nine parameters the default width let one particle take
     # most of the weight (effective sample size ≈1 of 64 in a full-library run); doubling it kept 3× the ESS for
     # about 10% more simulations in a three-case trial (docs/calibration.md).
+    # The kernel's density is normalised by the highest density found so far (pyABC's default for the stochastic
+    # acceptor), with importance weights correcting for it; the temperature reaches 1 at the last generation.
     abc = pyabc.ABCSMC(
         model,
         prior,
-        pyabc.PNormDistance(p=2),
+        pyabc.IndependentNormalKernel(var=variance, keys=variance.keys),
         population_size=particles,
         sampler=sampler,
         transitions=pyabc.MultivariateNormalTransition(scaling=KERNEL_SCALING),
+        eps=pyabc.Temperature(),
+        acceptor=pyabc.StochasticAcceptor(),
     )
     with tempfile.TemporaryDirectory(prefix="defection-abc-") as tmp, _closing(sampler):
         abc.new("sqlite:///" + os.path.join(tmp, "abc.db"), observed)
         try:
-            history = abc.run(minimum_epsilon=min_epsilon, max_nr_populations=generations)
+            history = abc.run(minimum_epsilon=max(1.0, min_epsilon), max_nr_populations=generations)
         finally:
             abc_log.handlers, abc_log.level, abc_log.propagate = saved
         if history.max_t < 0:
@@ -384,10 +434,11 @@ def calibrate(
     }
     meta = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "method": f"ABC-SMC (pyabc {pyabc.__version__})",
+        "method": f"ABC-SMC, stochastic acceptor, normal kernel on log shares (pyabc {pyabc.__version__})",
+        "error_model": "log recorded share ~ Normal(log observed, tolerance² + δ_family²)",
         "cases": [c.id for c in cases],
         "observations": list(observed),
-        "final_epsilon": float(pops["epsilon"].iloc[-1]),
+        "final_epsilon": float(pops["epsilon"].iloc[-1]),  # the temperature: 1 at the exact posterior
         "effective_sample_size": float(pops["ess"].iloc[-1]),
         "settings": settings,
         "priors": {u.path: {"lo": u.lo, "hi": u.hi, "log": u.log, "why": u.why} for u in parameters},
@@ -400,7 +451,8 @@ def calibrate(
         result.cut_short = True
         result.notes.append(
             f"the time limit stopped ABC-SMC after {len(pops)} of {generations} generation(s); "
-            "the posterior is that of the last finished generation"
+            "the posterior is that of the last finished generation "
+            f"(temperature {float(pops['epsilon'].iloc[-1]):.3g}; above 1 it is wider than the exact posterior)"
         )
     if check_draws > 0:
         seconds_per_draw = sampling_seconds * max(1, workers) / max(1, simulations)  # one draw of every case
@@ -507,16 +559,46 @@ def _closing(sampler: Any) -> Iterator[None]:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
+def structural_errors(posterior: Posterior | None, case: Case, seed: int, draws: int) -> np.ndarray | None:
+    """Eq. 40's structural error of each predictive draw (rows) and observation (columns) of a case on the log
+    scale: δ_family of the draw's posterior particle times a standard normal keyed by the seed, case and draw;
+    None without a posterior or when it has no discrepancy for the case's family."""
+    path = discrepancy_path(case.meta.family)
+    if posterior is None or path not in posterior.parameters:
+        return None
+    out = np.empty((draws, len(case.observed)))
+    for r in range(draws):
+        delta = posterior.discrepancy(posterior_particle(posterior, seed, r), case.meta.family) or 0.0
+        z = np.random.default_rng([DISCREPANCY_STREAM, seed, zlib.crc32(case.id.encode()), r])
+        out[r] = delta * z.standard_normal(len(case.observed))
+    return out
+
+
+def discrepancy_note(posterior: Posterior | None, cases: Sequence[Case]) -> str:
+    """What the predictive includes of the model discrepancy, in words."""
+    if posterior is None:
+        return "no model discrepancy in the predictive: hand-tuned defaults, no posterior"
+    missing = sorted({c.meta.family for c in cases} - {p.split(".", 1)[1] for p in posterior.parameters})
+    if missing:
+        return f"no model discrepancy for {', '.join(missing)} cases: the posterior has none for that family"
+    return "predictive includes the posterior's model discrepancy (δ of each draw's particle)"
+
+
 def predictive_check(cases: Sequence[Case], posterior: Posterior | None, draws: int, seed: int) -> pd.DataFrame:
     """For every observation: the observed value, the posterior predictive median, 50% (p25–p75) and 90%
-    (p05–p95) intervals, the log floor of its case, and the predictive draws (one simulated value per draw)."""
+    (p05–p95) intervals, the log floor of its case, and the predictive draws (one value per draw). A draw is the
+    simulated share as recorded (times `capture`), times exp(δ·z) for the model discrepancy (`structural_errors`);
+    `attrs["discrepancy"]` says whether the discrepancy is included."""
     rows = []
     for case in cases:
         runs = case_run(case, {}, seed, replicates=draws, posterior=posterior)
-        for o in case.observed:
-            v = runs[o.outcome].to_numpy(dtype=float)
+        errors = structural_errors(posterior, case, seed, len(runs))
+        floor = log_floor(runs.attrs["agents"])
+        for j, o in enumerate(case.observed):
+            v = o.recorded_share(1.0) * runs[o.outcome].to_numpy(dtype=float)
+            if errors is not None:
+                v = np.maximum(v, floor) * np.exp(errors[:, j])
             lo, q25, med, q75, hi = (float(np.quantile(v, q)) for q in (0.05, 0.25, 0.5, 0.75, 0.95))
-            floor = log_floor(runs.attrs["agents"])
             rows.append(
                 {
                     "case": case.id,
@@ -535,4 +617,6 @@ def predictive_check(cases: Sequence[Case], posterior: Posterior | None, draws: 
                     "draws": v.tolist(),
                 }
             )
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame.attrs["discrepancy"] = discrepancy_note(posterior, cases)
+    return frame

@@ -3,8 +3,9 @@ observed outcome.
 
 A case file is TOML with three parts::
 
-    [case]          id, title, period, sources, calibration_agents
-    [[observed]]    outcome (an outcome of `defection run`), value, tolerance (log units), tag, note
+    [case]          id, title, period, sources, calibration_agents, family (conventional | insurgency)
+    [[observed]]    outcome (an outcome of `defection run`), value, tolerance (log units), tag, note,
+                    recorded, capture, capture_source (the observation model)
     [scenario]      overrides of the default scenario that map the historical context onto the model
 
 The observed value refers to the simulated horizon (``scenario.simulation.days``); a case longer than the
@@ -12,6 +13,11 @@ horizon states its observed flow scaled to it. ``tolerance`` is the standard dev
 error on the natural-log scale; it may not be smaller than the floor for the source's reliability tag
 (``TAG_MIN_TOLERANCE``). A case may not set a parameter that calibration estimates: those are shared across
 cases.
+
+The observation model: ``recorded`` says what the source counted (prosecutions, registered ralliers, prisoners
+taken), and ``capture`` ∈ (0, 1] the share of the true flow that record catches (default 1, which needs no source;
+any other value needs ``capture_source``: a source, or the word "assumption"). A simulated share is multiplied by
+``capture`` before it is compared with, or reported against, the observed figure.
 """
 
 from __future__ import annotations
@@ -63,6 +69,9 @@ class CaseMeta(_Strict):
     calibration_agents: int = Field(
         9_900, ge=99, le=2_000_000, description="Agents simulated for this case during calibration."
     )
+    family: Literal["conventional", "insurgency"] = Field(
+        "conventional", description="Family of war; each family has its own calibrated model discrepancy."
+    )
 
 
 class Observation(_Strict):
@@ -71,6 +80,9 @@ class Observation(_Strict):
     tolerance: float = Field(gt=0.0, le=5.0, description="SD of the observation error, natural-log scale.")
     tag: Literal["S", "S2", "D", "M"]
     note: str = ""
+    recorded: str = Field("", description="What the source counted, e.g. 'prosecutions for AWOL'.")
+    capture: float = Field(1.0, gt=0.0, le=1.0, description="Share of the true flow the record catches.")
+    capture_source: str = Field("", description="A source for `capture`, or the word 'assumption'.")
 
     @field_validator("outcome")
     @classmethod
@@ -84,7 +96,15 @@ class Observation(_Strict):
         floor = TAG_MIN_TOLERANCE[self.tag]
         if self.tolerance < floor:
             raise ValueError(f"tolerance = {self.tolerance} is below {floor}, the floor for a [{self.tag}] source")
+        if self.capture != 1.0 and not self.capture_source.strip():
+            raise ValueError(
+                f"capture = {self.capture} needs capture_source: a source for it, or the word 'assumption'"
+            )
         return self
+
+    def recorded_share(self, simulated: float) -> float:
+        """The simulated share as the source would have recorded it: the true flow times `capture`."""
+        return simulated * self.capture
 
 
 class CaseFile(_Strict):

@@ -17,10 +17,12 @@ import pandas as pd
 
 from defection.scenario.build import with_changes
 from defection.scenario.errors import _MISSING, Problem, ScenarioError
-from defection.scenario.ranges import CALIBRATED
+from defection.scenario.ranges import CALIBRATED, DISCREPANCY, discrepancy_path
 from defection.scenario.schema import Scenario
 
 POSTERIOR_FORMAT = "defection-posterior/1"
+_PRIORS = (*CALIBRATED, *DISCREPANCY)  # every parameter a posterior may carry, with its prior range
+_NON_SCENARIO = frozenset(u.path for u in DISCREPANCY)  # carried by a posterior, never set in a scenario
 
 
 # ----------------------------------------------------------------------------- the posterior
@@ -64,7 +66,13 @@ class Posterior:
         )
 
     def changes(self, k: int) -> dict[str, float]:
-        return {p: float(v) for p, v in zip(self.parameters, self.samples[k], strict=True)}
+        """Particle k's scenario parameter values (the discrepancy SDs, which are not scenario parameters, left out)."""
+        return {p: float(v) for p, v in zip(self.parameters, self.samples[k], strict=True) if p not in _NON_SCENARIO}
+
+    def discrepancy(self, k: int, family: str) -> float | None:
+        """Particle k's structural-error SD (log scale) for a family of cases; None if the posterior has none."""
+        path = discrepancy_path(family)
+        return float(self.samples[k, self.parameters.index(path)]) if path in self.parameters else None
 
     def apply(self, sc: Scenario, k: int) -> Scenario:
         """The scenario with particle k's parameter values."""
@@ -72,7 +80,7 @@ class Posterior:
 
     def summary(self) -> pd.DataFrame:
         """Weighted median and 90% interval of every parameter, with its prior range."""
-        priors = {u.path: u for u in CALIBRATED}
+        priors = {u.path: u for u in _PRIORS}
         rows = []
         for j, path in enumerate(self.parameters):
             med, lo, hi = weighted_quantiles(self.samples[:, j], self.weights, (0.5, 0.05, 0.95))
@@ -212,8 +220,9 @@ def nesting_depth(data: Any) -> int:
 
 
 def parameter_problems(raw: Any) -> list[Problem]:
-    """`parameters` must list distinct calibrated parameters (`ranges.CALIBRATED`) by scenario path."""
-    known = {u.path for u in CALIBRATED}
+    """`parameters` must list distinct calibrated parameters (`ranges.CALIBRATED`, by scenario path, and the
+    discrepancy SDs `ranges.DISCREPANCY`)."""
+    known = {u.path for u in _PRIORS}
     if not isinstance(raw, list) or not raw:
         return [
             Problem("parameters", raw if raw is not None else _MISSING, "expected a non-empty list of scenario paths")
@@ -271,7 +280,7 @@ def sample_problems(raw: Any, params: tuple[str, ...]) -> list[Problem]:
             return problems
     if problems:
         return problems
-    priors = {u.path: u for u in CALIBRATED}
+    priors = {u.path: u for u in _PRIORS}
     for j, path in enumerate(params):
         u = priors.get(path)
         if u is None:

@@ -65,6 +65,27 @@ CALIBRATED: tuple[Range, ...] = (
 )
 
 
+FAMILIES: tuple[str, ...] = ("conventional", "insurgency")
+"""Families of historical cases; each has its own structural-error (model-discrepancy) standard deviation."""
+
+DISCREPANCY: tuple[Range, ...] = tuple(
+    Range(
+        f"discrepancy.{family}",
+        0.05,
+        2.5,
+        False,
+        f"δ_{family}: SD of the model's structural error on log shares for {family} cases (docs/calibration.md)",
+    )
+    for family in FAMILIES
+)
+"""Calibrated, but not scenario parameters: a posterior carries them and `Posterior.apply` leaves them out."""
+
+
+def discrepancy_path(family: str) -> str:
+    """The posterior's name for family `family`'s discrepancy SD."""
+    return f"discrepancy.{family}"
+
+
 def range_problems(path: str, lo: float, hi: float, log: bool = False) -> list[str]:
     """What makes [lo, hi] unusable for scenario parameter `path`: an unknown or non-numeric parameter, an empty range,
     a range that leaves the parameter's allowed range, or a log scale over values that are not all positive."""

@@ -1,0 +1,157 @@
+"""The model discrepancy and the observation model (docs/calibration.md, "Discrepancy and observation model")."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from defection.calibrate.abc import calibrate, case_run, log_recorded_shares, predictive_check
+from defection.calibrate.cases import Case, CaseError, load_case, load_cases
+from defection.scenario import default_scenario
+from defection.scenario.build import with_changes
+from defection.scenario.posterior import Posterior, PosteriorError
+from defection.scenario.ranges import CALIBRATED, DISCREPANCY
+
+MORAL = next(u for u in CALIBRATED if u.path == "preferences.moral_cost_median_usd")
+PEER = "preferences.peer_weight"
+CONVENTIONAL = "discrepancy.conventional"
+
+CASE = """
+[case]
+id = "synth"
+title = "synthetic"
+period = "none"
+sources = ["simulated with known parameters"]
+calibration_agents = {agents}
+{family}
+{observed}
+[scenario.simulation]
+days = {days}
+agents = {agents}
+replicates = 1
+
+[scenario.preferences]
+peer_weight = 0.0
+precedent_weight = 0.0
+
+[scenario.regime.response]
+mode = "static"
+"""
+
+OBSERVED = """
+[[observed]]
+outcome = "defected_share"
+value = {value}
+tolerance = 0.25
+tag = "S"
+{extra}
+"""
+
+
+def write_case(
+    folder: Path, values: list[float], extra: str = "", family: str = "", days: int = 20, agents: int = 990
+) -> Path:
+    observed = "".join(OBSERVED.format(value=v, extra=extra) for v in values)
+    path = folder / "synth.toml"
+    path.write_text(CASE.format(agents=agents, days=days, family=family, observed=observed))
+    return path
+
+
+def load(path: Path) -> Case:
+    """A synthetic case, which may fix calibrated parameters (peer and precedent terms off)."""
+    return load_case(path, calibrated=())
+
+
+# ----------------------------------------------------------------------------- the observation model
+def test_capture_scales_what_is_compared_and_reported(tmp_path: Path) -> None:
+    """A record that catches half the flow halves the simulated share before it is compared (the summary statistic)
+    and before it is reported against the observation (the predictive draws)."""
+    full = load(write_case(tmp_path, [0.01]))
+    half = load(
+        write_case(tmp_path, [0.01], 'recorded = "prisoners taken"\ncapture = 0.5\ncapture_source = "assumption"')
+    )
+    assert half.observed[0].recorded == "prisoners taken"
+    row = pd.Series({"defected_share": 0.02})
+    (stat,) = log_recorded_shares(half, row, 990).values()
+    assert stat == pytest.approx(math.log(0.01))
+    (stat_full,) = log_recorded_shares(full, row, 990).values()
+    assert stat_full == pytest.approx(math.log(0.02))
+    a, b = predictive_check([full], None, 4, 5), predictive_check([half], None, 4, 5)
+    assert np.allclose(np.asarray(b["draws"][0]), 0.5 * np.asarray(a["draws"][0]))
+    assert max(a["draws"][0]) > 0  # a comparison of zeros would prove nothing
+    assert "no model discrepancy" in a.attrs["discrepancy"]
+
+
+def test_capture_without_a_source_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CaseError, match="capture_source"):
+        load(write_case(tmp_path, [0.01], "capture = 0.5"))
+    with pytest.raises(CaseError, match="capture"):
+        load(write_case(tmp_path, [0.01], 'capture = 1.5\ncapture_source = "assumption"'))
+
+
+def test_the_shipped_cases_state_family_and_record() -> None:
+    cases = {c.id: c for c in load_cases()}
+    assert cases["chieu-hoi-1966"].meta.family == "insurgency"
+    assert cases["colombia-2007-08"].meta.family == "insurgency"
+    assert cases["gulf-1991"].meta.family == "conventional"
+    assert all(o.recorded for c in cases.values() for o in c.observed)
+
+
+# ----------------------------------------------------------------------------- the posterior file
+def test_a_posterior_carries_the_discrepancy_and_apply_leaves_it_out() -> None:
+    data = {
+        "format": "defection-posterior/1",
+        "parameters": [PEER, CONVENTIONAL],
+        "samples": [[0.5, 0.3], [1.5, 2.0]],
+        "weights": [1, 1],
+    }
+    post = Posterior.from_dict(data)
+    sc = default_scenario()
+    assert post.apply(sc, 1) == with_changes(sc, {PEER: 1.5}, "<test>")
+    assert post.discrepancy(1, "conventional") == 2.0 and post.discrepancy(1, "insurgency") is None
+    only = Posterior((CONVENTIONAL,), np.array([[0.7]]), np.array([1.0]))
+    assert only.apply(sc, 0) == sc
+    assert set(post.summary()["parameter"]) == {PEER, CONVENTIONAL}
+    with pytest.raises(PosteriorError, match="outside the prior range"):
+        Posterior.from_dict({**data, "samples": [[0.5, 0.3], [1.5, 9.0]]})
+
+
+def test_predictive_intervals_widen_with_the_discrepancy(tmp_path: Path) -> None:
+    """The same simulations (the discrepancy does not enter the scenario) with δ = 0.1 and δ = 1: the 90% interval
+    on the log scale widens by about the ratio of the total spreads; draws are reproducible."""
+    case = load(write_case(tmp_path, [0.01], days=30))
+
+    def check(delta: float) -> pd.DataFrame:
+        return predictive_check([case], Posterior((CONVENTIONAL,), np.array([[delta]]), np.array([1.0])), 60, 3)
+
+    narrow, wide = check(0.1), check(1.0)
+    width = {k: math.log(f["p95"][0] / f["p05"][0]) for k, f in (("narrow", narrow), ("wide", wide))}
+    assert width["wide"] > 2 * width["narrow"] and width["wide"] > 2.5, width
+    assert check(1.0)["draws"][0] == wide["draws"][0]
+    assert "includes" in wide.attrs["discrepancy"]
+
+
+# ----------------------------------------------------------------------------- recovery of a known discrepancy
+@pytest.mark.slow
+def test_calibration_recovers_a_known_discrepancy(tmp_path: Path) -> None:
+    """One synthetic case observed ten times: its share simulated at a known moral cost, each observation times
+    exp(δ_true·z) with δ_true = 0.5 and fixed z's (standardised). The calibrated δ's 90% interval covers 0.5 and
+    excludes the prior's edges."""
+    delta_true, truth = 0.5, {MORAL.path: 3e5}
+    probe = load(write_case(tmp_path, [0.01], days=30, agents=990))
+    share = float(np.median([case_run(probe, truth, seed)["defected_share"].iloc[0] for seed in range(5)]))
+    assert share > 0
+    z = np.random.default_rng(11).standard_normal(10)
+    z = (z - z.mean()) / z.std()
+    case = load(write_case(tmp_path, list(share * np.exp(delta_true * z)), days=30, agents=990))
+    cal = calibrate([case], parameters=[MORAL], particles=32, generations=3, workers=1, seed=2)
+    assert cal.posterior.parameters == (MORAL.path, CONVENTIONAL)
+    row = cal.posterior.summary().set_index("parameter").loc[CONVENTIONAL]
+    assert row["p05"] <= delta_true <= row["p95"], row.to_dict()
+    prior = next(u for u in DISCREPANCY if u.path == CONVENTIONAL)
+    assert row["p95"] - row["p05"] < 0.8 * (prior.hi - prior.lo), row.to_dict()
+    assert cal.populations["epsilon"].iloc[-1] == pytest.approx(1.0)
