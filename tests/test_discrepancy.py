@@ -142,12 +142,12 @@ def test_calibration_recovers_a_known_discrepancy(tmp_path: Path) -> None:
     exp(δ_true·z) with δ_true = 0.5 and fixed z's (standardised). The calibrated δ's 90% interval covers 0.5 and
     excludes the prior's edges."""
     delta_true, truth = 0.5, {MORAL.path: 3e5}
-    probe = load(write_case(tmp_path, [0.01], days=30, agents=990))
+    probe = load(write_case(tmp_path, [0.01], days=120, agents=2970))
     share = float(np.median([case_run(probe, truth, seed)["defected_share"].iloc[0] for seed in range(5)]))
     assert share > 0
     z = np.random.default_rng(11).standard_normal(10)
     z = (z - z.mean()) / z.std()
-    case = load(write_case(tmp_path, list(share * np.exp(delta_true * z)), days=30, agents=990))
+    case = load(write_case(tmp_path, list(share * np.exp(delta_true * z)), days=120, agents=2970))
     cal = calibrate([case], parameters=[MORAL], particles=32, generations=3, workers=1, seed=2)
     assert cal.posterior.parameters == (MORAL.path, CONVENTIONAL)
     row = cal.posterior.summary().set_index("parameter").loc[CONVENTIONAL]
