@@ -273,7 +273,16 @@ def test_calibration_recovers_known_parameters_on_a_synthetic_case(tmp_path: Pat
     runs = [case_run(case, truth, seed) for seed in range(5)]
     observed = {o: float(np.median([r[o].iloc[0] for r in runs])) for o in ("defected_share", "caught_share")}
     case = synthetic(observed["defected_share"], observed["caught_share"])
-    cal = calibrate([case], parameters=[MORAL, CROSSING], particles=40, generations=4, workers=2, seed=3, check_draws=6)
+    cal = calibrate(
+        [case],
+        parameters=[MORAL, CROSSING],
+        particles=40,
+        generations=4,
+        workers=2,
+        seed=3,
+        check_draws=6,
+        discrepancy=False,
+    )
     summary = cal.posterior.summary().set_index("parameter")
     for u in (MORAL, CROSSING):
         assert summary.loc[u.path, "p05"] <= truth[u.path] <= summary.loc[u.path, "p95"], summary.loc[u.path]
@@ -316,7 +325,9 @@ def test_calibrate_and_backtest_commands(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     cal = json.loads(r.stdout)
-    assert cal["cases"] == ["alpha", "beta"] and len(cal["parameters"]) == len(CALIBRATED)
+    assert (
+        cal["cases"] == ["alpha", "beta"] and len(cal["parameters"]) == len(CALIBRATED) + 1
+    )  # and δ of the one family
     assert {c["case"] for c in cal["check"]} == {"alpha", "beta"}
     assert Posterior.load(post_file).size == 8
     meta = Posterior.load(post_file).meta  # provenance: the case library and the code it was calibrated with

@@ -23,6 +23,7 @@ def test_predict_json_reports_every_observation_with_ordered_intervals(tmp_path:
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["posterior"] is None and out["draws"] == 6
+    assert out["discrepancy"].startswith("no model discrepancy")
     rows = out["observations"]
     assert [(o["case"], o["outcome"]) for o in rows] == [("mine", "defected_share"), ("mine", "caught_share")]
     for o in rows:
@@ -35,14 +36,16 @@ def test_predict_json_reports_every_observation_with_ordered_intervals(tmp_path:
 
 @pytest.mark.slow
 def test_predict_with_a_posterior_draws_its_particles(tmp_path: Path) -> None:
-    """With a posterior the prediction spreads over its particles: wider than the hand-tuned defaults alone."""
-    case = write_case(tmp_path, "mine", defected=0.01, caught=0.02, days=60, agents=990)
+    """With a posterior the prediction spreads over its particles and their discrepancy: wider than the hand-tuned
+    defaults alone."""
+    case = write_case(tmp_path, "mine", defected=0.01, caught=0.02, days=120, agents=2_970)
     cal = calibrate([load_case(case)], particles=6, generations=1, workers=1, seed=2, check_draws=2)
     post_file = cal.posterior.save(tmp_path / "post.json")
     args = ("predict", str(case), "--draws", "12", "--seed", "3", "--json")
     with_post = json.loads(cli(*args, "--posterior", str(post_file), cwd=tmp_path).stdout)
     without = json.loads(cli(*args, "--no-posterior", cwd=tmp_path).stdout)
     assert with_post["posterior"]["hash"] == Posterior.load(post_file).content_hash()
+    assert with_post["discrepancy"].startswith("predictive includes")
     spread = [np.log(o["p95"] / max(o["p05"], 1e-9)) for o in with_post["observations"]]
     spread0 = [np.log(o["p95"] / max(o["p05"], 1e-9)) for o in without["observations"]]
     assert max(spread) > max(spread0)

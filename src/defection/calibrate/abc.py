@@ -357,6 +357,7 @@ def calibrate(
     check_draws: int = 0,
     progress: Callable[[str], None] | ProgressSink | None = None,
     deadline: Deadline | None = None,
+    discrepancy: bool = True,
 ) -> Calibration:
     """ABC-SMC (pyABC) over the calibrated parameters, shared across `cases`, and the discrepancy SD of every
     family of war among them (eq. 40–41): a stochastic acceptor with a normal kernel on log recorded shares
@@ -367,7 +368,8 @@ def calibrate(
     simulation: a generation the deadline interrupts is dropped and the finished ones are kept (`cut_short`), and
     if none finished, TimeLimitError. `check_draws` > 0 adds a posterior predictive check, with fewer draws, or
     fewer cases, when the time left does not allow all of them (said in `notes`). `min_epsilon` is a floor on the
-    temperature (1 at the exact posterior; below 1 counts as 1).
+    temperature (1 at the exact posterior; below 1 counts as 1). `discrepancy=False` assumes the model has no
+    structural error (variance tolerance² alone, no δ calibrated): for synthetic checks and for comparison.
     """
     import pyabc  # lazy: pyABC (and its dependencies) load only for a calibration, not for `calibrate cases`
 
@@ -379,7 +381,8 @@ def calibrate(
     sink = progress_sink(progress)
     watch = _Watch(deadline, sink, generations)
     parameters = [u for u in parameters if u.path not in {d.path for d in DISCREPANCY}]
-    parameters += [u for u in DISCREPANCY if u.path.split(".", 1)[1] in families(cases)]
+    if discrepancy:
+        parameters += [u for u in DISCREPANCY if u.path.split(".", 1)[1] in families(cases)]
     prior = pyabc.Distribution(
         **{u.key: pyabc.RV("uniform", u.prior_bounds[0], u.prior_bounds[1] - u.prior_bounds[0]) for u in parameters}
     )
@@ -431,6 +434,7 @@ def calibrate(
         "seed": seed,
         "min_epsilon": min_epsilon,
         "max_seconds": max_seconds,
+        "discrepancy": discrepancy,
     }
     meta = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -137,6 +137,13 @@ def calibrate(
     check_draws: Annotated[
         int, typer.Option("--check-draws", min=0, help="Posterior predictive draws per case (0 = no check).")
     ] = 24,
+    no_discrepancy: Annotated[
+        bool,
+        typer.Option(
+            "--no-discrepancy",
+            help="Assume the model has no structural error: no δ per family of war (docs/calibration.md).",
+        ),
+    ] = False,
     output: Annotated[Path, typer.Option("--output", "-o", help="Posterior file to write.")] = Path("posterior.json"),
     db: DbOpt = Path("defection.duckdb"),
     as_json: JsonOpt = False,
@@ -157,7 +164,14 @@ def calibrate(
     with recorded(db, _calibration_meta("calibration", cases, settings), "calibration") as (store, run_id):
         with Reporter("calibrate", transient=as_json) as rep:
             rep.stage(f"calibrating {len(cases)} case(s): {particles} particles, up to {generations} generations")
-            cal = run_calibration(cases, check_draws=check_draws, progress=rep, deadline=deadline, **settings)
+            cal = run_calibration(
+                cases,
+                check_draws=check_draws,
+                progress=rep,
+                deadline=deadline,
+                discrepancy=not no_discrepancy,
+                **settings,
+            )
             rep.stage("storing the posterior")
         cal.posterior.meta["run_id"] = run_id
         cal.posterior.save(output)

@@ -66,7 +66,13 @@ def predict(
     ]
     if as_json:
         used = None if post is None else {"hash": post.content_hash(), "source": where}
-        payload = {"posterior": used, "draws": draws, "seed": seed, "observations": rows}
+        payload = {
+            "posterior": used,
+            "discrepancy": table.attrs.get("discrepancy"),
+            "draws": draws,
+            "seed": seed,
+            "observations": rows,
+        }
         sys.stdout.write(json.dumps(payload, default=json_default) + "\n")
         return
     t = Table(title=f"Predictions ({draws} draws; {where})", title_justify="left")
@@ -84,6 +90,8 @@ def predict(
             "yes" if r["inside_90"] else "no",
         )
     out.print(t)
+    if table.attrs.get("discrepancy"):
+        out.print(f"structural error: {table.attrs['discrepancy']}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
