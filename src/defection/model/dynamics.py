@@ -259,8 +259,8 @@ def run_replicate(
     seed, days = sim.seed, sim.days
     timer = _Timer()
     pop: Population = synthesise(n_agents, seed, rep, p0)
-    n_comp, n = pop.companies, pop.n
-    soldiers, traits, companies = pop.state(), pop.traits(), pop.company_arrays()
+    n_comp, n = pop.n_companies, pop.n
+    soldiers, traits, companies = pop.soldiers, pop.traits, pop.companies
     w = sc.force.soldiers / n  # represented soldiers per agent
     counts = np.zeros((n_comp, N_COUNTERS), np.int64)
     totals = np.zeros(N_COUNTERS, np.int64)
@@ -318,12 +318,21 @@ def run_replicate(
         timer.lap("regime")
         # 4-5. information (awareness); credibility is read from company and public evidence
         if not threshold_mode:
-            spread_awareness(t, seed, rep, p, prog.open, pop.status, pop.aware_day, pop.neighbours, n_comp)
+            spread_awareness(
+                t, seed, rep, p, prog.open, soldiers.status, soldiers.aware_day, soldiers.neighbours, n_comp
+            )
         timer.lap("information")
         # 6-9. opportunity, decision, squad coordination; direct crossings or contacts with the programme
         if threshold_mode:
             decide_threshold(
-                t, arrived_total / n, pop.status, pop.left_day, pop.threshold, pop.soldier_type, p.company_size, counts
+                t,
+                arrived_total / n,
+                soldiers.status,
+                soldiers.left_day,
+                traits.threshold,
+                traits.soldier_type,
+                p.company_size,
+                counts,
             )
         else:
             decide(
@@ -349,7 +358,9 @@ def run_replicate(
         timer.lap("decision")
         # 9b. the programme's queue: detection while waiting, extraction, screening (eq. 34-35)
         if not threshold_mode:
-            tail = enqueue(t, p.company_size, counts, C_CONTACTS, pop.queue_day, pop.status, queue, queue_entry, tail)
+            tail = enqueue(
+                t, p.company_size, counts, C_CONTACTS, soldiers.queue_day, soldiers.status, queue, queue_entry, tail
+            )
             head = serve_queue(
                 t,
                 seed,
@@ -362,21 +373,23 @@ def run_replicate(
                 queue,
                 queue_entry,
                 soldiers,
-                pop.soldier_type,
+                traits.soldier_type,
                 counts,
             )
             if tail - head > 0.9 * queue.size or head > queue.size:
-                head, tail = compact(head, tail, queue, queue_entry, pop.status, pop.queue_day)
+                head, tail = compact(head, tail, queue, queue_entry, soldiers.status, soldiers.queue_day)
         timer.lap("extraction")
         # 10. attrition and replacement
         if not threshold_mode:
             attrition_and_replacement(t, seed, rep, p, soldiers, traits, companies, counts)
         timer.lap("attrition")
         # 11-12. unit state, precedent and credibility evidence
-        update_company_signals(p, counts, pop.precedent, pop.evidence_pos, pop.evidence_neg, pop.defected)
-        company_census(t, p, pop.status, pop.aware_day, census)
+        update_company_signals(
+            p, counts, companies.precedent, companies.evidence_pos, companies.evidence_neg, companies.defected
+        )
+        company_census(t, p, soldiers.status, soldiers.aware_day, census)
         cred, ineffective = unit_summary(
-            p, census, pop.evidence_pos, pop.evidence_neg, prog.public_pos, prog.public_neg, counts, totals
+            p, census, companies.evidence_pos, companies.evidence_neg, prog.public_pos, prog.public_neg, counts, totals
         )
         timer.lap("units")
         # economics: programme and regime costs committed today (eq. 33, 36)

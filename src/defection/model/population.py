@@ -65,61 +65,19 @@ class Companies(NamedTuple):
 
 @dataclass
 class Population:
-    """Per-soldier and per-company state of one replicate. Arrays only; no behaviour."""
+    """Per-soldier and per-company state of one replicate, as the three groups the kernels take. Arrays only."""
 
-    status: np.ndarray  # int8
-    left_day: np.ndarray  # int32, day the slot was vacated
-    soldier_type: np.ndarray  # int8, index into TYPE_NAMES
-    vsl: np.ndarray  # float64, USD
-    income: np.ndarray  # float64, USD/year
-    moral: np.ndarray  # float64, USD (m0_i)
-    threshold: np.ndarray  # float64, threshold units (τ_i)
-    family: np.ndarray  # int8, 1 = family exposed to reprisals
-    offer_noise: np.ndarray  # float64, standard-normal z of the perceived offer
-    aware_day: np.ndarray  # int32, day the soldier learned of the offer (NEVER if not)
-    queue_day: np.ndarray  # int32, day he joined the programme's queue
-    attempt_catch: np.ndarray  # float64, p^c of his group when he decided (used at extraction)
-    neighbours: np.ndarray  # int32 (n, degree), slots of his network ties (same company)
-    # per company
-    company_type: np.ndarray  # int8, dominant type
-    company_class: np.ndarray  # int8, exposure class (rear/line/assault)
-    cohesion: np.ndarray  # float64, κ_u
-    precedent: np.ndarray  # float64, prec_u
-    evidence_pos: np.ndarray  # float64, positive credibility evidence
-    evidence_neg: np.ndarray  # float64, negative credibility evidence
-    defected: np.ndarray  # int64, soldiers of the company who got across so far
+    soldiers: SoldierState
+    traits: Traits
+    companies: Companies
 
     @property
     def n(self) -> int:
-        return int(self.status.size)
+        return int(self.soldiers.status.size)
 
     @property
-    def companies(self) -> int:
-        return int(self.company_type.size)
-
-    def traits(self) -> Traits:
-        """The soldiers' traits as the kernels take them (the same arrays, not copies)."""
-        return Traits(
-            self.soldier_type, self.vsl, self.income, self.moral, self.threshold, self.family, self.offer_noise
-        )
-
-    def state(self) -> SoldierState:
-        """The soldiers' day-to-day state as the kernels take it (the same arrays, not copies)."""
-        return SoldierState(
-            self.status, self.left_day, self.aware_day, self.queue_day, self.attempt_catch, self.neighbours
-        )
-
-    def company_arrays(self) -> Companies:
-        """The companies' state as the kernels take it (the same arrays, not copies)."""
-        return Companies(
-            self.company_type,
-            self.company_class,
-            self.cohesion,
-            self.precedent,
-            self.evidence_pos,
-            self.evidence_neg,
-            self.defected,
-        )
+    def n_companies(self) -> int:
+        return int(self.companies.company_type.size)
 
 
 @njit(cache=True, inline="always")
@@ -249,44 +207,51 @@ def synthesise(n_agents: int, seed: int, rep: int, p: EngineParams) -> Populatio
     n_comp = max(1, n_agents // cs)
     n = n_comp * cs
     pop = Population(
-        status=np.zeros(n, np.int8),
-        left_day=np.full(n, NEVER, np.int32),
-        soldier_type=np.zeros(n, np.int8),
-        vsl=np.zeros(n),
-        income=np.zeros(n),
-        moral=np.zeros(n),
-        threshold=np.zeros(n),
-        family=np.zeros(n, np.int8),
-        offer_noise=np.zeros(n),
-        aware_day=np.full(n, NEVER, np.int32),
-        queue_day=np.full(n, NEVER, np.int32),
-        attempt_catch=np.zeros(n),
-        neighbours=np.zeros((n, p.network_degree), np.int32),
-        company_type=np.zeros(n_comp, np.int8),
-        company_class=np.zeros(n_comp, np.int8),
-        cohesion=np.zeros(n_comp),
-        precedent=np.zeros(n_comp),
-        evidence_pos=np.zeros(n_comp),
-        evidence_neg=np.zeros(n_comp),
-        defected=np.zeros(n_comp, np.int64),
+        soldiers=SoldierState(
+            status=np.zeros(n, np.int8),
+            left_day=np.full(n, NEVER, np.int32),
+            aware_day=np.full(n, NEVER, np.int32),
+            queue_day=np.full(n, NEVER, np.int32),
+            attempt_catch=np.zeros(n),
+            neighbours=np.zeros((n, p.network_degree), np.int32),
+        ),
+        traits=Traits(
+            soldier_type=np.zeros(n, np.int8),
+            vsl=np.zeros(n),
+            income=np.zeros(n),
+            moral=np.zeros(n),
+            threshold=np.zeros(n),
+            family=np.zeros(n, np.int8),
+            offer_noise=np.zeros(n),
+        ),
+        companies=Companies(
+            company_type=np.zeros(n_comp, np.int8),
+            company_class=np.zeros(n_comp, np.int8),
+            cohesion=np.zeros(n_comp),
+            precedent=np.zeros(n_comp),
+            evidence_pos=np.zeros(n_comp),
+            evidence_neg=np.zeros(n_comp),
+            defected=np.zeros(n_comp, np.int64),
+        ),
     )
+    tr, st, co = pop.traits, pop.soldiers, pop.companies
     _synthesise(
         n_comp,
         seed,
         rep,
         p,
-        pop.soldier_type,
-        pop.vsl,
-        pop.income,
-        pop.moral,
-        pop.threshold,
-        pop.family,
-        pop.offer_noise,
-        pop.aware_day,
-        pop.neighbours,
-        pop.company_type,
-        pop.company_class,
-        pop.cohesion,
+        tr.soldier_type,
+        tr.vsl,
+        tr.income,
+        tr.moral,
+        tr.threshold,
+        tr.family,
+        tr.offer_noise,
+        st.aware_day,
+        st.neighbours,
+        co.company_type,
+        co.company_class,
+        co.cohesion,
     )
     return pop
 
