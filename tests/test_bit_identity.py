@@ -1,6 +1,7 @@
 """Bit-identity: a fixed-seed run reproduces, exactly, what the code produced before the package was re-laid-out.
 
-The golden file was written by the pre-refactor code (commit 71f8823) from
+The golden file was written by the pre-refactor code (commit 71f8823), and rewritten once since, when the regime
+came to see the expected flow of exits (eq. 28b, issue 11 part 0, a deliberate model change), from
 ``defection run --agents 20000 --days 60 --replicates 3 --seed 1 --json``: the printed object (less its run id) and
 the SHA-256 of every daily series stored in the database. A refactoring must leave both unchanged to the last bit;
 a deliberate model change regenerates the file with ``DEFECTION_UPDATE_GOLDEN=1`` and says why in its commit.

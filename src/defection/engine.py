@@ -19,7 +19,7 @@ from defection.model.dynamics import PHASES, run_replicate
 from defection.model.outcomes import replicate_outcomes
 from defection.model.outputs import SERIES
 from defection.model.parameters import engine_params
-from defection.model.population import simulated_agents
+from defection.model.population import min_resolved_agents, simulated_agents
 from defection.model.regime import CounterMeasures, candidate_counter_measures
 from defection.model.rng import posterior_particle
 from defection.scenario import Scenario, default_scenario, with_overrides
@@ -114,6 +114,7 @@ class RunResult:
             "scenario_name": self.scenario.meta.name,
             "seed": self.seed,
             "agents": self.agents,
+            "min_resolved_agents": min_resolved_agents(self.scenario.force.company_size),
             "represented": self.represented,
             "days": self.days,
             "replicates": self.replicates,

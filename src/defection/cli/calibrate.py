@@ -15,7 +15,17 @@ import typer
 from rich.table import Table
 
 from defection.calibrate.cases import Case, CaseError, load_case, load_cases
-from defection.cli.console import DbOpt, JsonOpt, Reporter, check_folder, fail, json_default, out, recorded
+from defection.cli.console import (
+    DbOpt,
+    JsonOpt,
+    Reporter,
+    check_folder,
+    fail,
+    json_default,
+    out,
+    recorded,
+    warn_resolution,
+)
 from defection.engine import library_versions, package_version
 
 # defection.store (duckdb) and calibrate.abc/backtest (pyABC, matplotlib) are imported inside the commands that
@@ -43,6 +53,14 @@ def _cases(folder: Path | None, only: list[str] | None = None) -> list[Case]:
         return load_cases(folder, only)
     except CaseError as e:
         fail(e.render())
+
+
+def warn_coarse_cases(cases: list[Case]) -> None:
+    """Warn for each case simulated with too few agents for resolution-independent outcomes."""
+    for c in cases:
+        warn_resolution(
+            c.meta.calibration_agents, c.scenario.force.company_size, f"{c.path}: case.calibration_agents: "
+        )
 
 
 @cases_app.command("list")
@@ -159,6 +177,7 @@ def calibrate(
 
     deadline = Deadline(60.0 * max_minutes)
     cases = _cases(folder, case)
+    warn_coarse_cases(cases)
     check_folder("--output", output)
     settings = _abc_settings(particles, generations, workers, seed, max_minutes)
     with recorded(db, _calibration_meta("calibration", cases, settings), "calibration") as (store, run_id):
@@ -282,6 +301,7 @@ def backtest(
     from defection.calibrate.backtest import backtest_plot
 
     cases = _cases(folder, case)
+    warn_coarse_cases(cases)
     if len(cases) < 2:
         fail("a backtest needs at least two cases")
     check_folder("--plot", plot)

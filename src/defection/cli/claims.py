@@ -23,6 +23,7 @@ from defection.cli.console import (
     load_or_fail,
     out,
     recorded,
+    warn_resolution,
 )
 from defection.scenario import (
     Scenario,
@@ -74,6 +75,7 @@ def claims(
         sc = with_overrides(base, source="claims options", replicates=replicates, days=days, agents=agents, seed=seed)
     except ScenarioError as e:
         fail(e.render())
+    warn_resolution(sc.simulation.agents, sc.force.company_size)
     post, post_source = choose_posterior(sc, posterior, no_posterior, db)
     with recorded(db, RunMeta.from_scenario(sc, kind="claims"), "claims run") as (store, run_id):
         with Reporter("claims", transient=as_json) as rep:

@@ -29,6 +29,7 @@ from rich.progress import (
 from rich.table import Table
 
 from defection.model.outputs import OUTCOMES
+from defection.model.population import resolution_warning, simulated_agents
 from defection.scenario import Scenario, ScenarioError, load_scenario
 
 if TYPE_CHECKING:
@@ -65,6 +66,18 @@ NoPosteriorOpt = Annotated[
 def fail(message: str, code: int = 2) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    """A warning on standard error (the command goes on)."""
+    err.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def warn_resolution(agents: int, company_size: int, what: str = "") -> None:
+    """Warn when `agents` is too few for resolution-independent outcomes (model.population.MIN_RESOLVED_COMPANIES)."""
+    message = resolution_warning(simulated_agents(agents, company_size), company_size)
+    if message is not None:
+        warn(f"{what}{message}")
 
 
 def load_or_fail(path: Path | None, *, posterior: bool = True) -> Scenario:

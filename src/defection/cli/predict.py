@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from defection.calibrate.cases import Case, CaseError, load_case
+from defection.cli.calibrate import warn_coarse_cases
 from defection.cli.claims import choose_posterior
 from defection.cli.console import DbOpt, JsonOpt, NoPosteriorOpt, PosteriorOpt, fail, fmt, json_default, out
 
@@ -55,6 +56,7 @@ def predict(
     if posterior is not None and no_posterior:
         fail("give either --posterior or --no-posterior, not both")
     cases = _load(files)
+    warn_coarse_cases(cases)
     post, where = choose_posterior(cases[0].scenario, posterior, no_posterior, db)
     table = predictive_check(cases, post, draws, seed)
     rows: list[dict[str, Any]] = [

@@ -23,6 +23,7 @@ from defection.cli.console import (
     out,
     outcome_table,
     recorded,
+    warn_resolution,
 )
 from defection.engine import simulate
 from defection.report import ReportError
@@ -92,6 +93,7 @@ def run(
     except ScenarioError as e:
         fail(e.render())
     sim = sc.simulation
+    warn_resolution(sim.agents, sc.force.company_size)
     show_progress = not as_json or err.is_terminal
     progress = Progress(
         TextColumn("[bold]simulating[/]"),

@@ -65,9 +65,11 @@ def _fail(message: str) -> NoReturn:
 
 def _load(path: Path) -> tuple[Spec, Scenario]:
     try:
-        return load_spec(path)
+        spec, base = load_spec(path)
     except ScenarioError as e:  # SpecError too; also a bad base scenario
         _fail(e.render())
+    console.warn_resolution(spec.experiment.agents, base.force.company_size, f"{path}: experiment.agents: ")
+    return spec, base
 
 
 def _meta(kind: str, spec: Spec, base: Scenario, options: dict[str, Any]) -> RunMeta:

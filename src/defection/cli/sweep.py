@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from defection.analysis import json_safe
-from defection.cli.console import Reporter, fail, out, recorded
+from defection.cli.console import Reporter, fail, out, recorded, warn_resolution
 from defection.cli.console import fmt as _fmt
 from defection.engine import library_versions, package_version
 from defection.scenario import ScenarioError
@@ -124,6 +124,7 @@ def sweep(
     except ScenarioError as e:  # SpecError included
         fail(e.render())
     ex = plan.spec.experiment
+    warn_resolution(ex.agents, plan.base.force.company_size, f"{spec_file}: experiment.agents: ")
     folder = SweepFolder(out_dir if out_dir is not None else Path("sweeps") / ex.name)
     executor = executor_for(CPUS if workers is None else workers, scheduler, batch)
     meta = RunMeta(

@@ -490,6 +490,112 @@ class OfferToday(NamedTuple):
     wait_days: float  # W, the expected wait in the queue
 
 
+class Squad(NamedTuple):
+    """One squad's members on a day with an opportunity: the terms of each member's choice (scratch arrays)."""
+
+    active: np.ndarray  # serving today
+    willing: np.ndarray  # willing to go (the cascade's result)
+    reveals: np.ndarray  # would let his squad-mates know he is willing (eq. 16)
+    guided: np.ndarray  # knows the offer, so goes through the programme's queue
+    eps: np.ndarray  # ε, his logistic shock (eq. 17)
+    v_s: np.ndarray  # the four values of eq. 12: success, caught, killed, staying
+    v_c: np.ndarray
+    v_k: np.ndarray
+    v_st: np.ndarray
+    ov: np.ndarray  # OV, the option value of waiting (eq. 19)
+    thr: np.ndarray  # τ_i, his threshold
+    peer_net: np.ndarray  # share of his network contacts who defected before today
+
+
+class SquadRisks(NamedTuple):
+    """What a squad's members face together today."""
+
+    precedent: float  # prec_u, the company's precedent
+    monitors: float  # M, monitors per soldier in the company's class
+    p_wait: float  # detection while waiting in the programme's queue (eq. 34a)
+    p_cross: float  # death crossing alone
+    p_cross_guided: float  # death crossing with the programme's help
+
+
+@njit(cache=True)
+def squad_propensity(j: int, d_known: int, sq: Squad, rk: SquadRisks, p: EngineParams) -> float:
+    """Eq. 17: squad member j's propensity z when he knows of `d_known` revealed willing squad-mates."""
+    pc = catch_probability(p.catch_base, p.arrest_constant, rk.monitors, p.monitor_vision, d_known)
+    px = rk.p_cross
+    if sq.guided[j]:
+        pc = guided_catch_probability(pc, rk.p_wait)
+        px = rk.p_cross_guided
+    delta = net_gain(pc, px, sq.v_s[j], sq.v_c[j], sq.v_k[j], sq.v_st[j])
+    peer = sq.peer_net[j] + squad_peer_share(d_known, p.squad_size, p.complex_contagion_contacts)
+    return attempt_propensity(
+        delta, sq.ov[j], p.utility_scale_usd, sq.thr[j], peer, rk.precedent, p.peer_weight, p.precedent_weight
+    )
+
+
+@njit(cache=True)
+def squad_cascade(excluded: int, willing: np.ndarray, sq: Squad, rk: SquadRisks, p: EngineParams) -> int:
+    """Eq. 18: the best-response cascade inside a squad, from nobody willing (A_0, D = 0): a member becomes
+    willing once z + ε > 0 given the willing squad-mates who revealed themselves. Fills `willing` and returns
+    D, the revealed willing at the end. Member `excluded` (−1: none) never becomes willing."""
+    ss = sq.active.size
+    willing[:] = False
+    changed = True
+    rounds = 0
+    while changed and rounds <= ss:
+        changed = False
+        rounds += 1
+        n_rev = revealed_willing(willing, sq)
+        for j in range(ss):
+            if not sq.active[j] or willing[j] or j == excluded:
+                continue
+            # j is not yet willing, so he is not among the revealed willing: he knows of n_rev
+            if squad_propensity(j, n_rev, sq, rk, p) + sq.eps[j] > 0.0:
+                willing[j] = True
+                changed = True
+    return revealed_willing(willing, sq)
+
+
+@njit(cache=True, inline="always")
+def revealed_willing(willing: np.ndarray, sq: Squad) -> int:
+    """Eq. 18: D, the squad's willing members who revealed themselves."""
+    n = 0
+    for j in range(willing.size):
+        if sq.active[j] and willing[j] and sq.reveals[j]:
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def squad_expected_departures(
+    n_rev: int, n_go: int, sq: Squad, rk: SquadRisks, p: EngineParams, out: np.ndarray
+) -> None:
+    """Eq. 28b: the squad's expected departures today, Σ_j Λ(z_j(D_−j)/σ) (and each weighted by q_j, his chance
+    of getting through), added to `out`: [direct crossers arriving, programme contacts, contacts' q].
+
+    Each member's chance of going is taken given his squad-mates' shocks, his own integrated out. D_−j, the
+    revealed willing when j never goes, is the realised D for a member who did not go; for one who went the
+    cascade is re-run without him. The sum's expectation is the expected number of departures, without the
+    noise of the members' own draws: how the regime and the programme see the flow, whatever the agent count.
+    """
+    ss = sq.active.size
+    scratch = np.zeros(ss, np.bool_)
+    for j in range(ss):
+        if not sq.active[j]:
+            continue
+        d_without = n_rev
+        co_defectors = n_go  # if he went, his squad-mates going with him
+        if sq.willing[j]:
+            d_without = squad_cascade(j, scratch, sq, rk, p)
+            co_defectors = n_go - 1
+        go = logit_probability(squad_propensity(j, d_without, sq, rk, p), p.logit_scale)
+        pc = catch_probability(p.catch_base, p.arrest_constant, rk.monitors, p.monitor_vision, co_defectors)
+        if sq.guided[j]:  # the queue's own detection is carried by the programme's expected queue (eq. 34c)
+            out[1] += go
+            out[2] += go * success_probability(pc, rk.p_cross_guided)
+        else:
+            out[0] += go * success_probability(pc, rk.p_cross)
+
+
 @njit(cache=True, parallel=True)
 def decide(
     t: int,
@@ -501,9 +607,11 @@ def decide(
     tr: Traits,
     co: Companies,
     counts: np.ndarray,
+    expected: np.ndarray,
 ) -> None:
     """Phases 6–9: opportunity (eq. 15), evaluation (eq. 14, 19), squad cascade (eq. 18), and either a
     direct crossing (soldiers who do not know the offer) or joining the programme's queue (those who do).
+    Each company's expected departures (eq. 28b) are added to its row of `expected` (companies × 3).
     """
     offer, offer_open, public_pos, public_neg, horizon_ratio, horizon_open, topup, wait_days = today
     status, left_day, aware_day, neighbours = st.status, st.left_day, st.aware_day, st.neighbours
@@ -546,6 +654,7 @@ def decide(
         reveals = np.zeros(ss, np.bool_)
         active = np.zeros(ss, np.bool_)
         guided = np.zeros(ss, np.bool_)
+        sq = Squad(active, willing, reveals, guided, eps, v_s, v_c, v_k, v_st, ov, thr, peer_net)
         for s in range(c * cs // ss, (c + 1) * cs // ss):
             if rng.uniform(k_opp, s) >= p_opp:
                 continue  # eq. 15: the squad has no crossing opportunity today
@@ -608,43 +717,13 @@ def decide(
             if n_here == 0:
                 continue
             # eq. 18: best-response cascade on action inside the squad, A_0 with D = 0
-            changed = True
-            rounds = 0
-            while changed and rounds <= ss:
-                changed = False
-                rounds += 1
-                n_rev = 0
-                for j in range(ss):
-                    if active[j] and willing[j] and reveals[j]:
-                        n_rev += 1
-                for j in range(ss):
-                    if not active[j] or willing[j]:
-                        continue
-                    d_known = n_rev  # j is not yet willing, so he is not among the revealed willing
-                    pc = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, d_known)
-                    px = p_cross
-                    if guided[j]:
-                        pc = guided_catch_probability(pc, p_wait)
-                        px = p_cross_guided
-                    delta = net_gain(pc, px, v_s[j], v_c[j], v_k[j], v_st[j])
-                    peer_sq = squad_peer_share(d_known, ss, p.complex_contagion_contacts)
-                    z = attempt_propensity(
-                        delta,
-                        ov[j],
-                        p.utility_scale_usd,
-                        thr[j],
-                        peer_net[j] + peer_sq,
-                        precedent[c],
-                        p.peer_weight,
-                        p.precedent_weight,
-                    )
-                    if z + eps[j] > 0.0:
-                        willing[j] = True
-                        changed = True
+            rk = SquadRisks(precedent[c], monitors, p_wait, p_cross, p_cross_guided)
+            n_rev = squad_cascade(-1, willing, sq, rk, p)
             n_go = 0
             for j in range(ss):
                 if active[j] and willing[j]:
                     n_go += 1
+            squad_expected_departures(n_rev, n_go, sq, rk, p, expected[c])
             if n_go == 0:
                 continue
             pc_real = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, n_go - 1)

@@ -59,6 +59,7 @@ from defection.model.programme import (
     apply_events,
     compact,
     enqueue,
+    expected_queue_step,
     expected_wait_days,
     extraction_slots,
     fraudulent_claimants,
@@ -269,6 +270,9 @@ def run_replicate(
     queue_entry = np.zeros(2 * n, np.int32)
     head = tail = 0
     daily = np.zeros((days, len(SERIES)))
+    expected = np.zeros((n_comp, 3))  # eq. 28b per company today: direct arrivals, programme contacts, their q
+    waiting = waiting_q = 0.0  # the programme's queue in expectation (eq. 34c)
+    flow = np.zeros((days, 1))  # the flow of soldiers out as the regime and the programme see it, per day (eq. 28b)
     threshold_mode = p0.mode == MODE_THRESHOLD
     measures0 = initial_counter_measures(sc)
     measures = fixed_counter_measures if fixed_counter_measures is not None else measures0
@@ -278,15 +282,13 @@ def run_replicate(
     timer.lap("exogenous")  # population synthesis is booked to the first phase
     for t in range(days):
         counts[:] = 0
+        expected[:] = 0.0
         # 1. exogenous: combat intensity is fixed per scenario in this version
         timer.lap("exogenous")
         # 2. programme: offer B(t), expectations, public credibility events, extraction capacity
         step = sc.offer.schedule.step_days
         recent = (
-            _window_sum(daily, COL["arrived"], t - step, t)
-            / max(1.0, _window_mean(daily, COL["serving"], t - step, t))
-            * 30.0
-            / step
+            _window_sum(flow, 0, t - step, t) / max(1.0, _window_mean(daily, COL["serving"], t - step, t)) * 30.0 / step
         )
         rise = update_offer(sc, prog, t, recent)
         ratio, still_open = horizon_expectations(sc, prog, t)
@@ -309,7 +311,7 @@ def run_replicate(
         if adaptive and t > 0 and t % rr.update_days == 0:
             lo, hi = t - rr.observation_delay_days - rr.update_days, t - rr.observation_delay_days
             if hi > 0:
-                exits = _window_sum(daily, COL["arrived"], lo, hi)  # soldiers lost to the other side
+                exits = _window_sum(flow, 0, lo, hi)  # soldiers lost to the other side (eq. 28b)
                 ratio_d = exit_ratio(
                     exits, _window_mean(daily, COL["serving"], lo, hi), hi - max(0, lo), rr.target_exit_share_per_month
                 )
@@ -354,6 +356,7 @@ def run_replicate(
                 traits,
                 companies,
                 counts,
+                expected,
             )
         timer.lap("decision")
         # 9b. the programme's queue: detection while waiting, extraction, screening (eq. 34-35)
@@ -378,6 +381,13 @@ def run_replicate(
             )
             if tail - head > 0.9 * queue.size or head > queue.size:
                 head, tail = compact(head, tail, queue, queue_entry, soldiers.status, soldiers.queue_day)
+            direct, joined, joined_q = expected.sum(axis=0) * w
+            waiting, waiting_q, programme_arrivals = expected_queue_step(
+                waiting, waiting_q, joined, joined_q, p.queue_detection_per_day, pg.extraction_capacity_per_day
+            )
+            flow[t, 0] = direct + programme_arrivals
+        else:  # threshold mode has no choice probabilities: there the flow is the realised one
+            flow[t, 0] = counts[:, C_ARRIVED].sum() * w
         timer.lap("extraction")
         # 10. attrition and replacement
         if not threshold_mode:

@@ -259,3 +259,29 @@ def synthesise(n_agents: int, seed: int, rep: int, p: EngineParams) -> Populatio
 def simulated_agents(n_agents: int, company_size: int) -> int:
     """The number of agents actually simulated: whole companies only."""
     return max(1, n_agents // company_size) * company_size
+
+
+MIN_RESOLVED_COMPANIES = 50
+"""The fewest simulated companies at which outcomes agree with larger runs within Monte Carlo error.
+
+Measured with a $10M offer under the adaptive regime (docs/performance.md, "Resolution"): the defected share
+agrees from 10 companies up; the regime's final monitoring agrees from 50 (within 4% of 1,000 companies) and is
+a quarter too high at 10, because the opportunity draws (eq. 15) still make the flow the regime sees noisier
+in a small army."""
+
+
+def min_resolved_agents(company_size: int) -> int:
+    """The smallest agent count whose outcomes are resolution-independent: MIN_RESOLVED_COMPANIES companies."""
+    return MIN_RESOLVED_COMPANIES * company_size
+
+
+def resolution_warning(agents: int, company_size: int) -> str | None:
+    """A warning for an agent count below `min_resolved_agents`, or None."""
+    least = min_resolved_agents(company_size)
+    if agents >= least:
+        return None
+    return (
+        f"{agents:,} agents is below {least:,} ({MIN_RESOLVED_COMPANIES} companies), the fewest at which outcomes "
+        "were measured to agree with larger runs within Monte Carlo error; the regime's counter-measures may come "
+        "out too strong (docs/performance.md, 'Resolution')"
+    )

@@ -185,6 +185,18 @@ def extraction_slots(st: ProgrammeState, capacity_per_day: float, weight: float)
     return slots
 
 
+def expected_queue_step(
+    waiting: float, success: float, joined: float, joined_success: float, detection: float, capacity: float
+) -> tuple[float, float, float]:
+    """Eq. 34c: the programme's queue in expectation, in represented soldiers. Those who joined before today are
+    detected at rate d or, up to the capacity K_ext, extracted, each arriving with his chance q (the queue's
+    summed q is `success`); today's contacts join. Returns the new (waiting, success) and today's expected
+    arrivals."""
+    waiting, success = waiting * (1.0 - detection), success * (1.0 - detection)
+    served = min(capacity, waiting) / waiting if waiting > 0 else 0.0
+    return waiting * (1.0 - served) + joined, success * (1.0 - served) + joined_success, success * served
+
+
 # ----------------------------------------------------------------------------- the queue
 @njit(cache=True)
 def enqueue(

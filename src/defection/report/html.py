@@ -18,6 +18,7 @@ from plotly.offline import get_plotlyjs
 from defection.engine import package_version
 from defection.model.economics import budget_total
 from defection.model.outputs import OUTCOMES
+from defection.model.population import resolution_warning
 from defection.report import explore_figures as ef
 from defection.report import figures as rf
 from defection.report.changes import Change, changed_parameters, scenario_of, shown
@@ -92,7 +93,7 @@ table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}th,td{padding:.25r
 vertical-align:top;border-bottom:1px solid #e9ecef}th{background:#f1f3f5}td.num{text-align:right;
 font-variant-numeric:tabular-nums;white-space:nowrap}
 [title]{text-decoration:underline dotted #adb5bd}figure{margin:1.5rem 0}.plot{width:100%;min-height:300px}
-.scroll{overflow-x:auto}figcaption{color:#495057;font-size:.9rem}.note{color:#495057}.error{color:#842029;background:#f8d7da;padding:.5rem}
+.scroll{overflow-x:auto}figcaption{color:#495057;font-size:.9rem}.note{color:#495057}.warning{color:#664d03;background:#fff3cd;padding:.5rem}.error{color:#842029;background:#f8d7da;padding:.5rem}
 .verdict{font-weight:600}footer{margin-top:3rem;color:#868e96;font-size:.8rem}
 #compare-table{font-size:.82rem}#compare-table td.num{white-space:normal}
 """
@@ -160,6 +161,18 @@ def page(title: str, body: str) -> str:
 
 
 # ----------------------------------------------------------------------------- sections
+def coarse_run_warning(run: dict[str, Any]) -> str | None:
+    """The resolution warning of a simulation run with too few agents (None for other kinds of run)."""
+    if run.get("kind") not in ("run", "claims") or not run.get("agents"):
+        return None
+    try:
+        force = json.loads(run["scenario_json"])["force"]
+        company_size = int(force["squad_size"]) * int(force["squads_per_company"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return resolution_warning(int(run["agents"]), company_size)
+
+
 def header_section(run: dict[str, Any], description: str = "") -> str:
     """The run's identity and settings."""
     libs = ", ".join(f"{k} {v}" for k, v in (run.get("library_versions") or {}).items())
@@ -183,6 +196,9 @@ def header_section(run: dict[str, Any], description: str = "") -> str:
     ]
     body = "".join(f"<tr><th>{escape(k)}</th>{cell('–' if v is None or v == '' else v)}</tr>" for k, v in rows)
     desc = f'<p class="note">{escape(description)}</p>' if description else ""
+    coarse = coarse_run_warning(run)
+    if coarse:
+        desc += f'<p class="note warning" id="resolution-warning">Warning: {escape(coarse)}.</p>'
     return (
         f"<header><h1>{escape(str(run.get('scenario_name') or run['run_id']))}: {escape(str(run.get('kind')))} "
         f'{escape(run["run_id"])}</h1>{desc}<table id="run">{body}</table></header>'

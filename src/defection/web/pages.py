@@ -181,6 +181,7 @@ def job_page(job_id: str) -> str:
 <div class="bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="0">
 <div class="fill"></div></div>
 <p id="job-progress" class="hint"></p>
+<p id="job-warning" class="warning" hidden></p>
 <p id="job-error" class="error" hidden></p>
 <p id="job-done" hidden><a class="button" id="report-link" href="#">Open the report</a>
 <a href="/">All runs</a></p>

@@ -268,6 +268,9 @@
       badge($("#job-status"), j.status);
       $("#job-name").textContent = j.scenario_name;
       $("#job-size").textContent = `${fmt(j.agents)} agents × ${fmt(j.days)} days × ${fmt(j.replicates)} replicates`;
+      const warning = $("#job-warning");
+      warning.textContent = j.resolution_warning ? `Warning: ${j.resolution_warning}.` : "";
+      warning.hidden = !j.resolution_warning;
       const pct = Math.round(100 * j.fraction);
       $(".fill", bar).style.width = `${pct}%`;
       bar.setAttribute("aria-valuenow", String(pct));
