@@ -298,3 +298,45 @@ def test_report_file_opens_offline(server: Server, tab: Tab, tmp_path: Path) -> 
     page.wait_for_timeout(500)  # anything loaded late would show up here
     assert [u for u in tab.requests if not u.startswith(("file:", "data:", "about:", "blob:"))] == []
     assert tab.errors == []
+
+
+def test_validation_report_fits_a_laptop_and_draws_the_pairs(tab: Tab, tmp_path: Path) -> None:
+    """The committed backtest summary's validation report at 1280 px: the per-case table needs no sideways scroll;
+    with hand-made particles added to each fold, the pairwise plot is drawn and its menu switches fold."""
+    import json
+
+    from defection.report.validation import validation_report
+    from defection.scenario.ranges import CALIBRATED
+
+    summary = json.loads((ROOT / "docs" / "validation" / "backtest.json").read_text(encoding="utf-8"))
+    paths = [u.path for u in CALIBRATED[:3]]
+    for k, fold in enumerate(summary["posteriors"].values()):
+        samples = [[u.at((i + k) % 5 / 4) for u in CALIBRATED[:3]] for i in range(5)]
+        fold["particles"] = {"parameters": paths, "samples": samples, "weights": [1.0, 2.0, 3.0, 2.0, 1.0]}
+    target = tmp_path / "validation.html"
+    target.write_text(validation_report(summary)[0], encoding="utf-8")
+    page = tab.page
+    page.goto(target.as_uri())
+    fits = page.evaluate(
+        """() => { const t = document.querySelector('#held-out table'), box = t.parentElement;
+        return {table: t.getBoundingClientRect().right, scroll: box.scrollWidth, box: box.clientWidth,
+                page: document.documentElement.scrollWidth, width: window.innerWidth}; }"""
+    )
+    assert fits["scroll"] <= fits["box"] and fits["table"] <= fits["width"] and fits["page"] <= fits["width"], fits
+    page.locator("#held-out").scroll_into_view_if_needed()
+    screenshot(page, "validation-table.png")
+    check_figures(page, at_least=4)
+    shown = (
+        "() => document.getElementById('fig-validation-pairs').data.filter(t => t.visible === true).map(t => t.name)"
+    )
+    first = page.evaluate(shown)
+    assert len(first) == 6 and all(n.startswith("without chieu-hoi-1966:") for n in first)  # 3 pairs, 3 histograms
+    page.locator("#fig-validation-pairs .updatemenu-header-group").click()
+    page.locator("#fig-validation-pairs .updatemenu-dropdown-button").nth(1).click()
+    page.wait_for_function(
+        "() => document.getElementById('fig-validation-pairs').data.some(t => t.visible === true "
+        "&& t.name.startsWith('without chieu-hoi-1969-70:'))"
+    )
+    assert len(page.evaluate(shown)) == 6
+    assert tab.errors == []
+    assert [u for u in tab.requests if not u.startswith(("file:", "data:", "about:", "blob:"))] == []

@@ -319,12 +319,18 @@ def test_calibrate_and_backtest_commands(tmp_path: Path) -> None:
         "3",
         "-o",
         str(post_file),
+        "--report",
+        str(tmp_path / "calibration.html"),
         "--db",
         str(db),
         "--json",
     )
     assert r.returncode == 0, r.stderr
     cal = json.loads(r.stdout)
+    # --report: the calibration's report, with the posterior's marginals and pairwise plots
+    report = (tmp_path / "calibration.html").read_text(encoding="utf-8")
+    assert cal["report"] == str(tmp_path / "calibration.html") and cal["run_id"] in report
+    assert 'id="fig-posterior"' in report and 'id="fig-posterior-pairs"' in report and "<script src" not in report
     assert (
         cal["cases"] == ["alpha", "beta"] and len(cal["parameters"]) == len(CALIBRATED) + 1
     )  # and δ of the one family
@@ -485,8 +491,13 @@ def test_backtest_scores_and_validation_report(tmp_path: Path) -> None:
     assert bt["interval_score"] > 0 and bt["interval_score_naive"] > 0
     assert bt["skill"] == pytest.approx(1 - bt["interval_score"] / bt["interval_score_naive"])
     text = html.read_text()
-    for fig in ("fig-validation-predicted", "fig-validation-pit", "fig-validation-folds"):
+    for fig in ("fig-validation-predicted", "fig-validation-pit", "fig-validation-folds", "fig-validation-pairs"):
         assert f'id="{fig}"' in text, fig
+    # each fold's weighted particles, as its posterior file would hold them, for the pairwise plots
+    for fold in bt["posteriors"].values():
+        kept = fold["particles"]
+        assert kept["parameters"] == [p["parameter"] for p in fold["parameters"]]
+        assert len(kept["samples"]) == len(kept["weights"]) == 5 and sum(kept["weights"]) == pytest.approx(1.0)
     assert 'id="scores"' in text and 'id="held-out"' in text
     assert "<script src" not in text and 'src="http' not in text and text.count("Plotly.newPlot") == 1
     # the same report from the stored run

@@ -471,6 +471,143 @@ def test_calibration_and_backtest_reports(store: tuple[ResultsDB, dict[str, str]
     assert cases["x"] == [0.01] and cases["y"] == [0.02] and cases["text"] == ["&lt;case&gt;: defected_share"]
 
 
+# ----------------------------------------------------------------------------- a posterior's pairwise plots
+PAIR_PARAMS = ["preferences.peer_weight", "preferences.logit_scale", "credibility.prior_alpha"]
+PAIR_SAMPLES = [[0.1, 0.05, 1.0], [0.55, 0.2, 2.0], [1.05, 0.5, 3.0], [1.9, 0.9, 5.5]]
+
+
+def _particles(weights: list[float]) -> dict[str, Any]:
+    return {"parameters": PAIR_PARAMS, "samples": PAIR_SAMPLES, "weights": weights}
+
+
+def _panels(fig: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The visible pair panels (markers) and diagonal histograms (lines) of a posterior_pairs figure."""
+    shown = [t for t in fig["data"] if t.get("visible", True) is True]
+    return [t for t in shown if t["mode"] == "markers"], [t for t in shown if t["mode"] == "lines"]
+
+
+def test_posterior_pairs_has_one_panel_per_pair_and_uses_the_weights() -> None:
+    from defection.report.explore_figures import posterior_pairs
+
+    weighted = json.loads(posterior_pairs({"fold": _particles([7.0, 1.0, 1.0, 1.0])}, "t").to_json())
+    pairs, diagonal = _panels(weighted)
+    # one scatter panel per pair of parameters, each on its own axes; one histogram per parameter on the diagonal
+    assert len(pairs) == 3 and len({(t["xaxis"], t["yaxis"]) for t in pairs}) == 3
+    assert len(diagonal) == 3 and len({(t["xaxis"], t["yaxis"]) for t in diagonal}) == 3
+    assert sorted(t["name"] for t in pairs) == sorted(
+        f"fold: {a} against {b}" for k, a in enumerate(PAIR_PARAMS) for b in PAIR_PARAMS[:k]
+    )
+    alpha_vs_peer = trace(weighted, "fold: credibility.prior_alpha against preferences.peer_weight")
+    assert alpha_vs_peer["x"] == [0.1, 0.55, 1.05, 1.9] and alpha_vs_peer["y"] == [1.0, 2.0, 3.0, 5.5]
+    # the weights (normalised): in the hover, in the markers' size, and in the diagonal's weighted histogram
+    assert alpha_vs_peer["customdata"] == pytest.approx([0.7, 0.1, 0.1, 0.1])
+    sizes = alpha_vs_peer["marker"]["size"]
+    assert sizes[0] > sizes[1] == sizes[2] == sizes[3]
+    peer = trace(weighted, "fold: preferences.peer_weight")  # 12 bins of 1/6 over the prior range [0, 2]
+    assert peer["x"] == pytest.approx(np.linspace(0, 2, 13).tolist())
+    heights = peer["y"][:-1]  # a step line repeats its last height
+    assert heights == pytest.approx([0.7, 0, 0, 0.1, 0, 0, 0.1, 0, 0, 0, 0, 0.1])
+    logit = trace(weighted, "fold: preferences.logit_scale")  # log-uniform prior: log-spaced bins and a log axis
+    assert logit["x"][0] == pytest.approx(0.03) and logit["x"][-1] == pytest.approx(1.0)
+    assert logit["x"][1] / logit["x"][0] == pytest.approx(logit["x"][-1] / logit["x"][-2])
+    assert sum(logit["y"][:-1]) == pytest.approx(1.0)
+    assert weighted["layout"][logit["xaxis"].replace("x", "xaxis")]["type"] == "log"
+    # the same particles, equally weighted, draw differently
+    equal = json.loads(posterior_pairs({"fold": _particles([1.0, 1.0, 1.0, 1.0])}, "t").to_json())
+    assert len(set(trace(equal, alpha_vs_peer["name"])["marker"]["size"])) == 1
+    assert trace(equal, "fold: preferences.peer_weight")["y"][0] == pytest.approx(0.25)
+
+
+def _backtest_summary(with_particles: bool) -> dict[str, Any]:
+    """A scored backtest summary of two folds, with or without the folds' particles (hand-made weights)."""
+    row = {
+        "case": "<a>",
+        "outcome": "defected_share",
+        "observed": 0.01,
+        "median": 0.02,
+        "p05": 0.005,
+        "p25": 0.01,
+        "p75": 0.03,
+        "p95": 0.05,
+        "inside_50": True,
+        "inside_90": True,
+        "abs_log_error": 0.69,
+        "pit": 0.3,
+        "conformal_lo": 0.001,
+        "conformal_hi": 0.1,
+    }
+    return {
+        "rows": [row, {**row, "case": "b"}],
+        "posteriors": {
+            case: {
+                "parameters": [{"parameter": p, "median": 1.0, "p05": 0.5, "p95": 1.5} for p in PAIR_PARAMS],
+                **({"particles": _particles(w)} if with_particles else {}),
+            }
+            for case, w in (("<a>", [1.0, 1.0, 1.0, 1.0]), ("b", [0.0, 0.0, 0.0, 1.0]))
+        },
+    }
+
+
+def test_validation_report_draws_each_folds_pairs_when_the_summary_has_particles() -> None:
+    from defection.report.validation import validation_report
+
+    html, figs = validation_report(_backtest_summary(True))
+    assert 'id="fig-validation-pairs"' in html and 'id="no-particles"' not in html
+    fig = figure_json(html)["fig-validation-pairs"]
+    assert len(fig["data"]) == 2 * (3 + 3)  # per fold: 3 pairs and 3 histograms
+    pairs, diagonal = _panels(fig)  # the first fold shown, the other behind the menu
+    assert len(pairs) == 3 and len(diagonal) == 3 and all(t["name"].startswith("without &lt;a&gt;") for t in pairs)
+    buttons = fig["layout"]["updatemenus"][0]["buttons"]
+    assert [b["label"].split(" (")[0] for b in buttons] == ["without &lt;a&gt;", "without b"]
+    assert "effective sample size 1.0 of 4" in buttons[1]["label"]
+    second = buttons[1]["args"][0]["visible"]
+    assert second == [t["name"].startswith("without b") for t in fig["data"]]
+    b_peer = trace(fig, "without b: preferences.peer_weight")
+    assert b_peer["y"][11] == pytest.approx(1.0) and sum(b_peer["y"][:-1]) == pytest.approx(1.0)
+    assert "<a>" not in html.split("<script", 1)[0]  # the case id is escaped in the document
+    # a summary written before the particles were kept: the marginals, no pairs, and a note saying why
+    html, figs = validation_report(_backtest_summary(False))
+    assert "validation-folds" in figs and "validation-pairs" not in figs and 'id="no-particles"' in html
+
+
+def test_backtest_summary_keeps_each_folds_particles() -> None:
+    """The backtest stores each fold's weighted particles beside its posterior summary, in the posterior file's
+    own fields, so that the validation report can draw them (and a fold's posterior can be read back)."""
+    from defection.calibrate.backtest import Backtest, particles
+    from defection.scenario.posterior import POSTERIOR_FORMAT, Posterior
+
+    post = Posterior(tuple(PAIR_PARAMS), np.array(PAIR_SAMPLES), np.array([7.0, 1.0, 1.0, 1.0]))
+    kept = particles(post)
+    assert kept == {"parameters": PAIR_PARAMS, "samples": PAIR_SAMPLES, "weights": pytest.approx([0.7, 0.1, 0.1, 0.1])}
+    back = Posterior.from_dict(json.loads(json.dumps({"format": POSTERIOR_FORMAT, **kept})))
+    assert back.parameters == post.parameters and np.array_equal(back.samples, post.samples)
+    assert np.allclose(back.weights, post.weights)
+    row = _backtest_summary(False)["rows"][0]
+    rows = pd.DataFrame([{**row, "case": c, "observed": v} for c, v in (("<a>", 0.01), ("b", 0.02), ("c", 0.04))])
+    rows = rows.assign(draws=[[0.01, 0.02]] * 3, log_floor=-10.0, inside=True, tolerance=0.5, tag="S")
+    folds = {"<a>": {"parameters": post.summary().to_dict("records"), "particles": kept}}
+    summary = json.loads(json.dumps(Backtest(rows, {"seed": 1}, 1.0, folds).to_dict()))
+    assert summary["posteriors"]["<a>"]["particles"]["samples"] == PAIR_SAMPLES
+    assert [p["parameter"] for p in summary["posteriors"]["<a>"]["parameters"]] == PAIR_PARAMS
+
+
+def test_calibration_report_draws_the_posteriors_pairs(store: tuple[ResultsDB, dict[str, str]]) -> None:
+    db, _ = store
+    post = {"format": "defection-posterior/1", **_particles([3.0, 1.0, 0.0, 0.0]), "meta": {}}
+    params = [
+        {"parameter": p, "prior_lo": 0.0, "prior_hi": 6.0, "median": 1.0, "p05": 0.5, "p95": 1.5} for p in PAIR_PARAMS
+    ]
+    text = json.dumps({"cases": ["x"], "settings": {"particles": 4, "seed": 1}})
+    rid = db.begin_run(RunMeta(kind="calibration", scenario_name="1 cases", scenario_json=text, seed=1))
+    db.complete_artifacts(rid, {"calibration": {"parameters": params}, "posterior": post})
+    fig = figure_json(render_report(db, rid))["fig-posterior-pairs"]
+    pairs, diagonal = _panels(fig)
+    assert len(pairs) == 3 and len(diagonal) == 3 and "updatemenus" not in fig["layout"]
+    assert trace(fig, "posterior: preferences.logit_scale against preferences.peer_weight")["customdata"] == (
+        pytest.approx([0.75, 0.25, 0.0, 0.0])
+    )
+
+
 # ----------------------------------------------------------------------------- paired differences
 def test_paired_differences_by_hand() -> None:
     a = pd.DataFrame({"replicate": [0, 1, 2, 3, 4], "x": [1.0, 2, 3, 4, 5], "y": [1.0, np.nan, 1, 1, 1]})

@@ -19,6 +19,7 @@ from defection.calibrate.abc import (
 )
 from defection.calibrate.cases import Case, library_hash
 from defection.engine import code_version
+from defection.scenario.posterior import Posterior
 
 # ----------------------------------------------------------------------------- backtest
 ROW_KEYS = (
@@ -79,7 +80,7 @@ class Backtest:
     rows: pd.DataFrame  # case, outcome, observed, median, p05, p25, p75, p95, inside, abs_log_error, draws, …
     settings: dict[str, Any]
     wall_seconds: float
-    posteriors: dict[str, dict[str, Any]] = field(default_factory=dict)  # held-out case → posterior summary
+    posteriors: dict[str, dict[str, Any]] = field(default_factory=dict)  # held-out case → posterior summary, particles
     cases_hash: str = "unknown"
     code_version: str = "unknown"
 
@@ -130,6 +131,12 @@ class Backtest:
         }
 
 
+def particles(post: Posterior) -> dict[str, Any]:
+    """A fold's weighted particles as its posterior file stores them (`parameters`, `samples`, `weights`): what the
+    validation report's pairwise plots draw."""
+    return {"parameters": list(post.parameters), "samples": post.samples.tolist(), "weights": post.weights.tolist()}
+
+
 def backtest(
     cases: Sequence[Case], *, draws: int = 40, progress: Callable[[str], None] | None = None, **settings: Any
 ) -> Backtest:
@@ -151,6 +158,7 @@ def backtest(
             "simulations": cal.simulations,
             "final_epsilon": cal.posterior.meta.get("final_epsilon"),
             "parameters": cal.posterior.summary().to_dict("records"),
+            "particles": particles(cal.posterior),
         }
     rows = pd.concat(frames, ignore_index=True)
     return Backtest(

@@ -163,6 +163,15 @@ def calibrate(
         ),
     ] = False,
     output: Annotated[Path, typer.Option("--output", "-o", help="Posterior file to write.")] = Path("posterior.json"),
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Also write the calibration's HTML report (self-contained): the posterior's marginals and "
+            "pairwise plots, the predictive check.",
+            show_default=False,
+        ),
+    ] = None,
     db: DbOpt = Path("defection.duckdb"),
     as_json: JsonOpt = False,
 ) -> None:
@@ -179,6 +188,8 @@ def calibrate(
     cases = _cases(folder, case)
     warn_coarse_cases(cases)
     check_folder("--output", output)
+    if report is not None:
+        check_folder("--report", report)
     settings = _abc_settings(particles, generations, workers, seed, max_minutes)
     with recorded(db, _calibration_meta("calibration", cases, settings), "calibration") as (store, run_id):
         with Reporter("calibrate", transient=as_json) as rep:
@@ -200,7 +211,16 @@ def calibrate(
             _calibration_outcomes(cal),
             cal.wall_seconds,
         )
-    payload = {"run_id": run_id, "posterior_file": str(output), **cal.to_dict()}
+    if report is not None:
+        from defection.report.html import render_report  # lazy: plotly (see the note at the top)
+
+        report.write_text(render_report(store, run_id), encoding="utf-8")
+    payload = {
+        "run_id": run_id,
+        "posterior_file": str(output),
+        "report": None if report is None else str(report),
+        **cal.to_dict(),
+    }
     if as_json:
         sys.stdout.write(json.dumps(payload, default=json_default) + "\n")
         return
@@ -231,7 +251,8 @@ def calibrate(
         )
     for note in cal.notes:
         out.print(f"[yellow]cut short:[/] {note}")
-    out.print(f"wrote {output}; stored as run [bold]{run_id}[/] in {db}")
+    written = f"{output}" + ("" if report is None else f" and report {report}")
+    out.print(f"wrote {written}; stored as run [bold]{run_id}[/] in {db}")
 
 
 def _calibration_outcomes(cal: Any) -> Any:

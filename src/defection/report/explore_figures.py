@@ -4,6 +4,7 @@ each a pure function from the stored artifacts to a `plotly.graph_objects.Figure
 from __future__ import annotations
 
 import json
+import math
 from html import escape
 from typing import Any
 
@@ -14,6 +15,8 @@ from plotly.subplots import make_subplots
 
 from defection.report.figures import BLUE, GREY, LAYOUT, ORANGE, RED, rgba
 from defection.report.format import fmt_value
+from defection.scenario.posterior import effective_sample_size
+from defection.scenario.ranges import CALIBRATED, DISCREPANCY, Range
 
 COST = "programme_cost_usd"
 DAYS = "days_to_target"
@@ -435,4 +438,197 @@ def predicted_vs_observed(rows: list[dict[str, Any]], title: str) -> go.Figure:
     _titled(fig, title)
     fig.update_xaxes(type="log", title_text="observed (share of the force)")
     fig.update_yaxes(type="log", title_text="predicted (share of the force)")
+    return fig
+
+
+# ----------------------------------------------------------------------------- a posterior's pairs
+PAIR_BINS = 12
+"""Bins of each weighted histogram on the diagonal of `posterior_pairs` (over the parameter's prior range)."""
+
+
+def _prior_range(path: str) -> Range | None:
+    return next((u for u in (*CALIBRATED, *DISCREPANCY) if u.path == path), None)
+
+
+def pair_label(path: str) -> str:
+    """A parameter's short name for a small panel: its last part (δ and the family for a discrepancy SD), on two
+    lines when long."""
+    section, _, name = path.rpartition(".")
+    if section == "discrepancy":
+        return f"δ {escape(name)}"
+    words = name.split("_")
+    half = next((k for k in range(1, len(words)) if len(" ".join(words[:k])) >= len(name) / 2), len(words))
+    return escape(" ".join(words[:half])) + ("<br>" + escape(" ".join(words[half:])) if half < len(words) else "")
+
+
+def pair_edges(path: str, values: np.ndarray, bins: int = PAIR_BINS) -> tuple[np.ndarray, bool]:
+    """The histogram bin edges of a parameter (natural units) and whether its axis is logarithmic: its prior range
+    (log-spaced for a log-uniform prior), or the values' own span for a parameter with no known prior."""
+    u = _prior_range(path)
+    if u is not None:
+        if u.log:
+            return np.logspace(math.log10(u.lo), math.log10(u.hi), bins + 1), True
+        return np.linspace(u.lo, u.hi, bins + 1), False
+    finite = values[np.isfinite(values)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if hi <= lo:  # one value: a span around it
+        pad = max(0.5 * abs(lo), 0.5)
+        lo, hi = lo - pad, hi + pad
+    return np.linspace(lo, hi, bins + 1), False
+
+
+def _pair_ticks(log: bool) -> dict[str, Any]:
+    """Few ticks on a small panel: one per decade on a log axis, at most four on a linear one."""
+    return {"dtick": 1} if log else {"nticks": 4}
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    """Values to 4 significant digits (plenty for a plot; it keeps the embedded figure small)."""
+    return [float(f"{v:.4g}") for v in values]
+
+
+def weighted_histogram(values: np.ndarray, weights: np.ndarray, edges: np.ndarray, log: bool = False) -> np.ndarray:
+    """Each bin's share of the particles' total weight (values outside the edges count in the end bins)."""
+    v = np.clip(np.asarray(values, float), edges[0], edges[-1])
+    w = np.asarray(weights, float)
+    if log:
+        heights, _ = np.histogram(np.log10(v), bins=np.log10(edges), weights=w)
+    else:
+        heights, _ = np.histogram(v, bins=edges, weights=w)
+    return np.asarray(heights / w.sum(), dtype=float)
+
+
+def posterior_pairs(posteriors: dict[str, dict[str, Any]], title: str) -> go.Figure:
+    """A corner plot of weighted particles: one scatter panel per pair of parameters (particles sized by their
+    weight) below the diagonal, each parameter's weighted histogram (share of the total weight per bin) on it.
+
+    `posteriors` maps a label to a posterior as its file stores it (`parameters`, `samples`, `weights`); with more
+    than one, a menu shows one posterior at a time (the first to begin with). Axes span the prior ranges, on log
+    scales for log-uniform priors."""
+    names: list[str] = []
+    for post in posteriors.values():
+        names += [p for p in post["parameters"] if p not in names]
+    n = len(names)
+    specs: list[list[dict[str, Any] | None]] = [[{} if j <= i else None for j in range(n)] for i in range(n)]
+    gap = min(0.02, 0.2 / max(n, 1))
+    fig = make_subplots(
+        rows=max(n, 1), cols=max(n, 1), specs=specs or [[{}]], horizontal_spacing=gap, vertical_spacing=gap
+    )
+    axes: dict[str, tuple[np.ndarray, bool]] = {}
+    owner: list[int] = []  # the posterior (by position) each trace belongs to
+    labels: list[str] = []
+    for f, (label, post) in enumerate(posteriors.items()):
+        params = list(post["parameters"])
+        samples = np.asarray(post["samples"], dtype=float).reshape(-1, len(params))
+        w = np.asarray(post["weights"], dtype=float)
+        w = w / w.sum()
+        size = 3.0 + 11.0 * np.sqrt(w / w.max())
+        labels.append(f"{label} (effective sample size {effective_sample_size(w):.1f} of {w.size})")
+        col = {p: samples[:, k] for k, p in enumerate(params)}
+        for i, pi in enumerate(names):
+            if pi not in col:
+                continue
+            edges, log = axes.setdefault(pi, pair_edges(pi, col[pi]))
+            heights = weighted_histogram(col[pi], w, edges, log)
+            fig.add_trace(
+                go.Scatter(
+                    x=edges.tolist(),
+                    y=[*heights.tolist(), float(heights[-1])],
+                    mode="lines",
+                    line={"shape": "hv", "color": BLUE, "width": 1},
+                    fill="tozeroy",
+                    fillcolor=rgba(BLUE, 0.3),
+                    name=f"{escape(label)}: {escape(pi)}",
+                    visible=f == 0,
+                    showlegend=False,
+                    hovertemplate=f"{escape(pi)} from %{{x:.4~g}}: weight share %{{y:.3~g}}<extra></extra>",
+                ),
+                row=i + 1,
+                col=i + 1,
+            )
+            owner.append(f)
+            for j, pj in enumerate(names[:i]):
+                if pj not in col:
+                    continue
+                axes.setdefault(pj, pair_edges(pj, col[pj]))
+                fig.add_trace(
+                    go.Scatter(
+                        x=_rounded(col[pj]),
+                        y=_rounded(col[pi]),
+                        mode="markers",
+                        marker={"size": _rounded(size), "color": BLUE, "opacity": 0.55, "line": {"width": 0}},
+                        customdata=_rounded(w),
+                        name=f"{escape(label)}: {escape(pi)} against {escape(pj)}",
+                        visible=f == 0,
+                        showlegend=False,
+                        hovertemplate=f"{escape(pj)} = %{{x:.4~g}}<br>{escape(pi)} = %{{y:.4~g}}<br>"
+                        "weight %{customdata:.3~g}<extra></extra>",
+                    ),
+                    row=i + 1,
+                    col=j + 1,
+                )
+                owner.append(f)
+    for i, pi in enumerate(names):
+        for j, pj in enumerate(names[: i + 1]):
+            ex, xlog = axes[pj]
+            xr = [math.log10(ex[0]), math.log10(ex[-1])] if xlog else [float(ex[0]), float(ex[-1])]
+            fig.update_xaxes(
+                type="log" if xlog else "linear",
+                range=xr,
+                showticklabels=i == n - 1,
+                title_text=pair_label(pj) if i == n - 1 else None,
+                title_font={"size": 10},
+                tickfont={"size": 9},
+                **_pair_ticks(xlog),
+                row=i + 1,
+                col=j + 1,
+            )
+            if i == j:
+                fig.update_yaxes(
+                    rangemode="tozero",
+                    showticklabels=j == 0,
+                    title_text="weight" if j == 0 else None,
+                    row=i + 1,
+                    col=j + 1,
+                    tickfont={"size": 9},
+                    title_font={"size": 10},
+                    nticks=3,
+                )
+                continue
+            ey, ylog = axes[pi]
+            yr = [math.log10(ey[0]), math.log10(ey[-1])] if ylog else [float(ey[0]), float(ey[-1])]
+            fig.update_yaxes(
+                type="log" if ylog else "linear",
+                range=yr,
+                showticklabels=j == 0,
+                title_text=pair_label(pi) if j == 0 else None,
+                title_font={"size": 10},
+                tickfont={"size": 9},
+                **_pair_ticks(ylog),
+                row=i + 1,
+                col=j + 1,
+            )
+    extra: dict[str, Any] = {}
+    if len(posteriors) > 1:
+        extra["updatemenus"] = [
+            {
+                "buttons": [
+                    {"label": escape(text), "method": "restyle", "args": [{"visible": [o == f for o in owner]}]}
+                    for f, text in enumerate(labels)
+                ],
+                "active": 0,
+                "x": 1.0,
+                "xanchor": "right",
+                "y": 1.0,
+                "yanchor": "bottom",
+                "pad": {"b": 8},
+            }
+        ]
+    _titled(
+        fig,
+        escape(title if len(posteriors) > 1 else f"{title}: {labels[0]}" if labels else title),
+        height=max(420, 100 * n + 160),
+        margin={"l": 90, "r": 30, "t": 90, "b": 90},
+        **extra,
+    )
     return fig

@@ -60,6 +60,10 @@ CAPTIONS = {
     "cases that are of interest) as PRIM peels; the star is the box reported.",
     "sweep-matrix": "Each experiment's parameters and median outcomes (over its replicates).",
     "posterior": "Posterior medians and 90% intervals of the calibrated parameters, placed within their prior ranges.",
+    "posterior-pairs": "The posterior's particles, pairwise: below the diagonal each pair of calibrated parameters, "
+    "one dot per particle, its area growing with the particle's weight; on the diagonal each parameter's weighted "
+    "histogram (share of the total weight in each bin). Axes span the prior ranges (log scales for log-uniform "
+    "priors).",
     "predictive-check": "Posterior predictive check (in sample): predicted median and 90% interval against the "
     "observed value; red: the observation falls outside the interval.",
     "backtest": "Leave-one-case-out predictions (out of sample) against the observed values; red: outside the 90% "
@@ -72,6 +76,11 @@ CAPTIONS = {
     "hump too wide, a slope a biased median.",
     "validation-folds": "Each fold's posterior (calibrated without the case named on the axis): median and 90% "
     "interval of every calibrated parameter. Folds that disagree show which case pulls a parameter.",
+    "validation-pairs": "Each fold's posterior particles, pairwise (the menu picks the fold, named by the case it "
+    "left out): below the diagonal each pair of calibrated parameters, one dot per particle, its area growing with "
+    "the particle's weight; on the diagonal each parameter's weighted histogram (share of the total weight per bin). "
+    "Axes span the prior ranges (log scales for log-uniform priors); ridges and clouds show which parameters trade "
+    "off against each other.",
     "compare-defections": "Each run's median (line) and 90% band of replicates.",
     "compare-cost": "Each run's median (line) and 90% band of replicates, present value at day 0.",
     "compare-differences": "Each dot is one replicate's paired difference (run − reference) under common random "
@@ -96,6 +105,7 @@ font-variant-numeric:tabular-nums;white-space:nowrap}
 .scroll{overflow-x:auto}figcaption{color:#495057;font-size:.9rem}.note{color:#495057}.warning{color:#664d03;background:#fff3cd;padding:.5rem}.error{color:#842029;background:#f8d7da;padding:.5rem}
 .verdict{font-weight:600}footer{margin-top:3rem;color:#868e96;font-size:.8rem}
 #compare-table{font-size:.82rem}#compare-table td.num{white-space:normal}
+#held-out-table{font-size:.85rem}#held-out-table td.num{white-space:normal}
 """
 
 BOOT = (
@@ -401,6 +411,8 @@ def _figures(db: ResultsDB, run: dict[str, Any]) -> dict[str, go.Figure]:
                 figs[f"sweep-outcome-{o}"] = ef.sweep_outcome_vs_parameters(experiments, params, o)
     elif kind == "calibration" and (cal := db.artifact(rid, "calibration")):
         figs["posterior"] = ef.posterior_intervals(cal.get("parameters", []))
+        if (post := db.artifact(rid, "posterior")) and post.get("samples"):
+            figs["posterior-pairs"] = ef.posterior_pairs({"posterior": post}, "The posterior, pairwise")
         if cal.get("check"):
             figs["predictive-check"] = ef.predicted_vs_observed(cal["check"], "Posterior predictive check")
     elif kind == "backtest" and (bt := db.artifact(rid, "backtest")):

@@ -4,7 +4,9 @@ stored as the `backtest` artifact of a run of kind backtest).
 
 It shows predicted against observed (log–log, median with its 50% and 90% intervals, the 1:1 line), the per-case
 table, the scores (model against the naive baseline, and the jackknife+ conformal interval beside the model's
-own), the PIT histogram, and each fold's posterior marginals. docs/calibration.md says how each score is computed.
+own), the PIT histogram, each fold's posterior marginals and, for a summary that stores the folds' particles, their
+pairwise plots (a corner plot per fold, particles sized by weight). docs/calibration.md says how each score is
+computed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from defection.report.explore_figures import predicted_vs_observed
+from defection.report.explore_figures import posterior_pairs, predicted_vs_observed
 from defection.report.figures import BLUE, GREY, LAYOUT, ORANGE, RED, rgba
 from defection.report.html import cell, figure_block, page, table
 
@@ -170,6 +172,12 @@ def fold_marginals(posteriors: dict[str, dict[str, Any]]) -> go.Figure:
     return fig
 
 
+def fold_particles(posteriors: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each fold's weighted particles, labelled by the case it left out (folds of a summary written before the
+    particles were kept have none and are left out)."""
+    return {f"without {case}": p["particles"] for case, p in posteriors.items() if p.get("particles")}
+
+
 def validation_figures(summary: dict[str, Any]) -> dict[str, go.Figure]:
     """The report's figures, keyed by figure id; a backtest stored before the scores gets its one old figure."""
     if "rows" not in summary:
@@ -180,6 +188,8 @@ def validation_figures(summary: dict[str, Any]) -> dict[str, go.Figure]:
     }
     if summary.get("posteriors"):
         figs["validation-folds"] = fold_marginals(summary["posteriors"])
+        if particles := fold_particles(summary["posteriors"]):
+            figs["validation-pairs"] = posterior_pairs(particles, "Each fold's posterior, pairwise")
     return figs
 
 
@@ -227,45 +237,71 @@ def scores_section(summary: dict[str, Any]) -> str:
     )
 
 
+CASE_COLUMNS = (
+    ("case", "the case left out: its fold calibrated on all the other cases"),
+    ("outcome", "the observed outcome"),
+    ("observed", "the share of the force the sources record"),
+    ("median", "the fold's predicted median"),
+    ("50% interval", "the predicted 50% interval (p25–p75)"),
+    ("90% interval", "the predicted 90% interval (p05–p95)"),
+    ("in 50%", "whether the observed share lies inside the 50% interval"),
+    ("in 90%", "whether it lies inside the 90% interval"),
+    ("|log err|", "|log observed − log median|, natural log"),
+    ("PIT", "the share of predictive draws below the observed share (ties randomised)"),
+    ("conformal 90%", "the jackknife+ 90% interval from the other cases' residuals"),
+)
+"""The per-case table's short column headers and what each means (the legend under the table)."""
+
+
+def _breakable(text: Any) -> str:
+    """Escaped text that may wrap after each underscore (long outcome names in a narrow column)."""
+    return escape(str(text)).replace("_", "_<wbr>")
+
+
+def _interval(lo: Any, hi: Any) -> str:
+    """A share interval that wraps, if it must, after its dash rather than before it."""
+    return _share_interval(lo, hi).replace(" – ", "\u00a0– ")
+
+
 def cases_section(rows: list[dict[str, Any]]) -> str:
-    """One row per held-out observation."""
-    headers = [
-        "left-out case",
-        "outcome",
-        "observed",
-        "predicted median",
-        "50% interval",
-        "90% interval",
-        "inside 50%",
-        "inside 90%",
-        "|log error|",
-        "PIT",
-        "conformal 90%",
-    ]
+    """One row per held-out observation; short headers, explained in a legend under the table, and cells that
+    wrap, so that the table fits a laptop's width."""
     body = [
         "<tr>"
         + cell(r["case"])
-        + cell(r["outcome"])
+        + f"<td>{_breakable(r['outcome'])}</td>"
         + cell(_pct(r["observed"]), numeric=True)
         + cell(_pct(r["median"]), numeric=True)
-        + cell(_share_interval(r.get("p25"), r.get("p75")), numeric=True)
-        + cell(_share_interval(r.get("p05"), r.get("p95")), numeric=True)
+        + cell(_interval(r.get("p25"), r.get("p75")), numeric=True)
+        + cell(_interval(r.get("p05"), r.get("p95")), numeric=True)
         + cell("yes" if r.get("inside_50") else "no")
         + cell("yes" if r.get("inside_90") else "no")
         + cell(_fmt(r.get("abs_log_error"), 2), numeric=True)
         + cell(_fmt(r.get("pit"), 2), numeric=True)
-        + cell(_share_interval(r.get("conformal_lo"), r.get("conformal_hi")), numeric=True)
+        + cell(_interval(r.get("conformal_lo"), r.get("conformal_hi")), numeric=True)
         + "</tr>"
         for r in rows
     ]
-    return '<section id="held-out"><h2>Held-out observations</h2>' + table(headers, body) + "</section>"
+    legend = "; ".join(f"<b>{escape(h)}</b>: {escape(what)}" for h, what in CASE_COLUMNS)
+    return (
+        '<section id="held-out"><h2>Held-out observations</h2>'
+        + table([h for h, _ in CASE_COLUMNS], body, "held-out-table")
+        + f'<p class="note">{legend}.</p></section>'
+    )
 
 
 def validation_sections(summary: dict[str, Any]) -> str:
     """The scores and per-case tables (empty for a backtest stored before the scores)."""
     if "rows" not in summary:
         return ""
-    return scores_section(summary) + cases_section(summary["rows"])
+    note = ""
+    if summary.get("posteriors") and not fold_particles(summary["posteriors"]):
+        note = (
+            '<p class="note" id="no-particles">This summary stores each fold\'s posterior summary but not its '
+            "particles (it was written before the backtest kept them), so the posterior's pairwise plots cannot be "
+            "drawn; a new <code>defection backtest</code> stores them.</p>"
+        )
+    return scores_section(summary) + cases_section(summary["rows"]) + note
 
 
 def figures_section(figs: dict[str, go.Figure]) -> str:
