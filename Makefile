@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean venv browser validate
+.PHONY: demo test lint bench clean venv browser calibrate validate
 
 venv: $(STAMP)
 
@@ -47,6 +47,15 @@ bench: $(STAMP)
 # The leave-one-case-out backtest of the whole case library with the command's default settings (a fixed seed):
 # the validation report (validation.html), the PNG and the JSON summary (docs/calibration.md, "How the backtest is
 # scored"). Slow: about an hour on a 2-core machine.
+# The calibrated model the commands use by default (docs/calibration.md, "The shipped posterior"); a fixed seed.
+# Run it on a committed tree: the posterior records the code version and the case library's hash.
+calibrate: $(STAMP)
+	@mkdir -p src/defection/data/posterior
+	$(BIN)/defection calibrate --seed 1 --db calibration.duckdb --output src/defection/data/posterior/default.json.tmp --report calibration.html --json > docs/validation/calibration.json.tmp
+	mv src/defection/data/posterior/default.json.tmp src/defection/data/posterior/default.json
+	mv docs/validation/calibration.json.tmp docs/validation/calibration.json
+	@echo "wrote src/defection/data/posterior/default.json, calibration.html and docs/validation/calibration.json"
+
 validate: $(STAMP)
 	@mkdir -p docs/validation
 	$(BIN)/defection backtest --seed 1 --report validation.html --plot backtest.png --json > docs/validation/backtest.json.tmp

@@ -24,7 +24,6 @@ from defection.cli.console import (
     json_default,
     out,
     recorded,
-    warn_resolution,
 )
 from defection.engine import library_versions, package_version
 
@@ -53,14 +52,6 @@ def _cases(folder: Path | None, only: list[str] | None = None) -> list[Case]:
         return load_cases(folder, only)
     except CaseError as e:
         fail(e.render())
-
-
-def warn_coarse_cases(cases: list[Case]) -> None:
-    """Warn for each case simulated with too few agents for resolution-independent outcomes."""
-    for c in cases:
-        warn_resolution(
-            c.meta.calibration_agents, c.scenario.force.company_size, f"{c.path}: case.calibration_agents: "
-        )
 
 
 @cases_app.command("list")
@@ -186,7 +177,6 @@ def calibrate(
 
     deadline = Deadline(60.0 * max_minutes)
     cases = _cases(folder, case)
-    warn_coarse_cases(cases)
     check_folder("--output", output)
     if report is not None:
         check_folder("--report", report)
@@ -322,7 +312,6 @@ def backtest(
     from defection.calibrate.backtest import backtest_plot
 
     cases = _cases(folder, case)
-    warn_coarse_cases(cases)
     if len(cases) < 2:
         fail("a backtest needs at least two cases")
     check_folder("--plot", plot)

@@ -30,7 +30,7 @@ from defection.scenario import (
     ScenarioError,
     with_overrides,
 )
-from defection.scenario.posterior import Posterior, PosteriorError
+from defection.scenario.posterior import Posterior, PosteriorError, shipped_posterior_path
 
 # defection.claims and defection.store (duckdb) are imported inside the commands: `defection --help` need not
 # load them.
@@ -76,7 +76,7 @@ def claims(
     except ScenarioError as e:
         fail(e.render())
     warn_resolution(sc.simulation.agents, sc.force.company_size)
-    post, post_source = choose_posterior(sc, posterior, no_posterior, db)
+    post, post_source = choose_posterior(sc, posterior, no_posterior)
     with recorded(db, RunMeta.from_scenario(sc, kind="claims"), "claims run") as (store, run_id):
         with Reporter("claims", transient=as_json) as rep:
             rep.stage("testing the claims (simulations run)")
@@ -133,13 +133,9 @@ def claims(
     )
 
 
-def choose_posterior(
-    sc: Scenario, posterior: Path | None, no_posterior: bool, db: Path
-) -> tuple[Posterior | None, str]:
-    """The posterior `claims` and `predict` use: --posterior, else the scenario's, else the newest calibration in the
-    database (unless --no-posterior)."""
-    from defection.store import ResultsDB, ResultsError  # lazy: duckdb (see the note at the top)
-
+def choose_posterior(sc: Scenario, posterior: Path | None, no_posterior: bool) -> tuple[Posterior | None, str]:
+    """The posterior `claims` and `predict` use: --posterior, else the scenario's, else the shipped calibrated model
+    (unless --no-posterior, which gives the scenario's hand-tuned values)."""
     if no_posterior:
         return None, "scenario values (--no-posterior)"
     try:
@@ -147,20 +143,12 @@ def choose_posterior(
             return Posterior.load(posterior), f"posterior {posterior}"
         if sc.simulation.posterior:
             return Posterior.load(sc.simulation.posterior), f"posterior {sc.simulation.posterior}"
+        shipped = shipped_posterior_path()
+        if shipped.is_file():
+            return Posterior.load(shipped), f"the shipped posterior {shipped}"
     except PosteriorError as e:
         fail(e.render())
-    if db.exists():
-        try:
-            store = ResultsDB(db)
-            latest = store.latest("calibration")
-            if latest is not None:
-                where = f"calibration {latest} in {db}"
-                post = Posterior.from_dict(store.artifact(latest, "posterior"), where)
-                post.source = where
-                return post, where
-        except (ResultsError, PosteriorError) as e:
-            fail(str(e))
-    return None, "scenario values (no calibration in the database)"
+    return None, "scenario values (this installation has no shipped posterior)"
 
 
 def register(app: typer.Typer) -> None:

@@ -15,9 +15,8 @@ import typer
 from rich.table import Table
 
 from defection.calibrate.cases import Case, CaseError, load_case
-from defection.cli.calibrate import warn_coarse_cases
 from defection.cli.claims import choose_posterior
-from defection.cli.console import DbOpt, JsonOpt, NoPosteriorOpt, PosteriorOpt, fail, fmt, json_default, out
+from defection.cli.console import JsonOpt, NoPosteriorOpt, PosteriorOpt, fail, fmt, json_default, out
 
 PREDICTION_KEYS = ("case", "outcome", "observed", "median", "p05", "p95", "p25", "p75", "inside_90")
 
@@ -44,20 +43,18 @@ def predict(
     no_posterior: NoPosteriorOpt = False,
     draws: Annotated[int, typer.Option("--draws", min=2, max=10_000, help="Posterior draws (simulations).")] = 40,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed (common random numbers).")] = 1,
-    db: DbOpt = Path("defection.duckdb"),
     as_json: JsonOpt = False,
 ) -> None:
     """Predict each case file's observed outcomes with the calibrated model, as the backtest does for a held-out
     case: the median and the 50% and 90% intervals, next to what was observed. Nothing is calibrated or stored.
-    The posterior is --posterior, else the newest calibration in --db, else the hand-tuned defaults."""
+    The posterior is --posterior, else the shipped calibrated model; --no-posterior gives the hand-tuned defaults."""
     # lazy: pyABC (see cli/calibrate.py); imported only when a prediction is made
     from defection.calibrate.abc import predictive_check
 
     if posterior is not None and no_posterior:
         fail("give either --posterior or --no-posterior, not both")
     cases = _load(files)
-    warn_coarse_cases(cases)
-    post, where = choose_posterior(cases[0].scenario, posterior, no_posterior, db)
+    post, where = choose_posterior(cases[0].scenario, posterior, no_posterior)
     table = predictive_check(cases, post, draws, seed)
     rows: list[dict[str, Any]] = [
         {

@@ -35,6 +35,7 @@ from defection.scenario import (
     with_overrides,
     with_posterior,
 )
+from defection.scenario.posterior import shipped_posterior_path
 
 # defection.store (duckdb) and the HTML report (plotly) are imported inside the commands: `defection --help` and
 # `defection check` need neither.
@@ -90,6 +91,8 @@ def run(
         )
         if posterior is not None:
             sc = with_posterior(sc, posterior, "--posterior")
+        elif not no_posterior and not sc.simulation.posterior and shipped_posterior_path().is_file():
+            sc = with_posterior(sc, shipped_posterior_path(), "the shipped posterior")
     except ScenarioError as e:
         fail(e.render())
     sim = sc.simulation
@@ -122,6 +125,13 @@ def run(
         f"{result.days} days, {result.replicates} replicates, seed {result.seed}"
     )
     out.print(outcome_table(result.outcomes().to_dict("records"), title))
+    out.print(
+        f"calibrated parameters: posterior {result.posterior_path} ({result.posterior_hash}); each replicate draws "
+        "a particle, so the intervals include parameter uncertainty"
+        if result.posterior_path
+        else "calibrated parameters: none; the scenario's hand-tuned values (--no-posterior or no posterior)",
+        highlight=False,
+    )
     out.print(f"stored as run [bold]{run_id}[/] in {db} ({result.wall_seconds:.1f} s)")
     if report is not None:
         out.print(f"report: {report}", highlight=False)

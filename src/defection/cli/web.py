@@ -14,7 +14,8 @@ from typing import Annotated
 
 import typer
 
-from defection.cli.console import err, fail
+from defection.cli.console import NoPosteriorOpt, PosteriorOpt, err, fail
+from defection.scenario.posterior import Posterior, PosteriorError, shipped_posterior_path
 
 
 def register(app: typer.Typer) -> None:
@@ -59,6 +60,8 @@ def serve(
     max_queue: Annotated[
         int, typer.Option("--max-queue", min=1, max=1000, help="Jobs that may wait in the queue.")
     ] = 8,
+    posterior: PosteriorOpt = None,
+    no_posterior: NoPosteriorOpt = False,
 ) -> None:
     """Serve the dashboard: browse and compare runs, open reports, and create runs from a form (simulated in a
     background worker, one at a time). Ctrl-C stops it; a run in progress is recorded as interrupted."""
@@ -78,8 +81,24 @@ def serve(
         )
     elif host not in hosts:
         hosts.append(host)
+    if posterior is not None and no_posterior:
+        fail("--posterior and --no-posterior contradict each other; give one")
+    chosen = None if no_posterior else (posterior or shipped_posterior_path())
+    if chosen is not None and (posterior is not None or chosen.is_file()):
+        try:
+            Posterior.load(chosen)
+        except PosteriorError as e:
+            fail(e.render())
+    else:
+        chosen = None
     try:
-        app = create_app(db, max_agent_days=max_agent_days, max_queue=max_queue, allowed_hosts=hosts)
+        app = create_app(
+            db,
+            max_agent_days=max_agent_days,
+            max_queue=max_queue,
+            allowed_hosts=hosts,
+            posterior=str(chosen.resolve()) if chosen is not None else None,
+        )
     except ResultsError as e:
         fail(str(e))
     try:

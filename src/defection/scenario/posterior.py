@@ -9,6 +9,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -330,3 +331,9 @@ def weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: Sequence[flo
     v, w = np.asarray(values, float)[order], np.asarray(weights, float)[order]
     cdf = np.cumsum(w) / w.sum()
     return [float(v[min(int(np.searchsorted(cdf, q, side="left")), v.size - 1)]) for q in qs]
+
+
+def shipped_posterior_path() -> Path:
+    """The calibrated model that the commands use by default: `defection/data/posterior/default.json`, written by
+    `make calibrate` (docs/calibration.md, "The shipped posterior")."""
+    return Path(str(resources.files("defection") / "data" / "posterior" / "default.json"))

@@ -232,12 +232,15 @@ def create_app(
     max_queue: int = MAX_QUEUE,
     max_agent_days: int = MAX_AGENT_DAYS,
     allowed_hosts: list[str] | None = None,
+    posterior: str | None = None,
     job_target: JobTarget = run_job,
     start_worker: bool = True,
 ) -> FastAPI:
     """The dashboard for the results database at `db_path` (created if missing; its folder must exist).
 
     `allowed_hosts`: Host header values accepted (DNS-rebinding guard); default localhost names only.
+    `posterior`: a checked posterior file every job uses (the server's choice, never the form's); None: the
+    scenario's hand-tuned values.
     `job_target`: the function each job process runs (see `defection.web.jobs.run_job`).
     `start_worker=False` leaves the queue unserved (jobs stay queued), for tests."""
     db = ResultsDB(db_path)
@@ -270,6 +273,7 @@ def create_app(
         "max_queue": max_queue,
         "max_agent_days": max_agent_days,
         "max_compare": MAX_COMPARE,
+        "posterior": posterior,
     }
     reports: OrderedDict[tuple[str, ...], str] = OrderedDict()
     render_lock = threading.Lock()
@@ -356,6 +360,9 @@ def create_app(
         sc = form.scenario_for(body.changes)
         if sc.simulation.posterior:  # cannot happen through the form; refuse rather than read a file
             raise ApiError(422, "simulation.posterior cannot be set from the dashboard", field="simulation.posterior")
+        if posterior:
+            sc = sc.model_copy(deep=True)
+            sc.simulation.posterior = posterior
         cost = job_cost(sc)
         if cost > max_agent_days:
             raise ApiError(

@@ -150,6 +150,14 @@ def new_run_page(limits: dict[str, Any]) -> str:
 </tbody></table>
 </details>""")
     max_days = f"{limits['max_agent_days']:,}"
+    posterior = limits.get("posterior")
+    posterior_note = (
+        f"Behavioural parameters: each replicate draws a particle of the calibrated posterior "
+        f"<code>{escape(str(posterior))}</code>, so the intervals include parameter uncertainty."
+        if posterior
+        else "Behavioural parameters: the scenario's hand-tuned values (no posterior; the server was started with "
+        "<code>--no-posterior</code> or has none)."
+    )
     return layout(
         "New run",
         "new",
@@ -158,6 +166,7 @@ def new_run_page(limits: dict[str, Any]) -> str:
 sent. Values are checked as you type, by the same rules and with the same messages as <code>defection run</code> and
 <code>defection check</code>. The run is queued and simulated in the background; this server runs jobs of at most
 {max_days} agent-days (agents × days × replicates) and queues at most {limits["max_queue"]}.</p>
+<p class="sub" id="posterior-note">{posterior_note}</p>
 <form id="new-run" novalidate>
 <div id="summary" class="summary" role="status"><span id="estimate"></span></div>
 <div id="form-errors" class="form-errors" role="alert" hidden></div>
