@@ -17,17 +17,20 @@ counter-based uniform, so variants that share a seed share draws (common random 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import multiprocessing
 import os
+import random
 import tempfile
 import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures import wait as futures_wait
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -192,25 +195,67 @@ def _timed(sampler_class: type) -> type:
 
 
 class _CountingPool:
-    """A process pool whose finished jobs (batches of pyABC particles) are counted for the progress display."""
+    """The sampler's view of a process pool: its finished jobs (batches of pyABC particles) are counted for the
+    progress display, and pyABC's batch function is replaced by `_run_batch`, which unpickles a generation's
+    simulation function once per worker instead of once per job. `shutdown` cancels this run's jobs that have not
+    started, and shuts the pool down only if the run owns it (a backtest shares one pool across its folds)."""
 
-    def __init__(self, pool: ProcessPoolExecutor, watch: _Watch) -> None:
+    def __init__(self, pool: ProcessPoolExecutor, watch: _Watch, owned: bool = True) -> None:
         self.pool = pool
         self.watch = watch
+        self.owned = owned
+        self.futures: set[Future[Any]] = set()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        from pyabc.sampler.eps_mixin import _global_full_submit_function_pickle  # lazy: as in calibrate
+
+        if fn is _global_full_submit_function_pickle:
+            fn = _run_batch
         future = self.pool.submit(fn, *args, **kwargs)
+        self.futures.add(future)
         future.add_done_callback(self._done)
         return future
 
     def _done(self, future: Future[Any]) -> None:
+        self.futures.discard(future)
         if future.cancelled() or future.exception() is not None:
             return
         for item in future.result():
             self.watch.counted(bool(item[1]))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self.pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+        if self.owned:
+            self.pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+            return
+        for future in list(self.futures):  # a shared pool: this run's jobs that have not started are dropped
+            future.cancel()
+        if wait:
+            futures_wait(list(self.futures))
+
+
+_GENERATION: dict[bytes, Any] = {}  # in a worker: the current generation's simulation function, by digest
+
+
+def _run_batch(simulate_one_pickle: bytes, batch_size: int, job_ids: list[int]) -> list[tuple[Any, bool, int]]:
+    """pyABC's `_global_full_submit_function_pickle` (evaluate `batch_size` particles with a freshly seeded global
+    generator), except that the pickled simulation function, the same for every job of a generation (about 60 kB
+    of cases, priors and proposal), is unpickled once per worker and generation rather than once per job: that cost
+    10–80 ms a job, against about 0.7 s for the simulation of one particle. pyABC itself reuses one unpickled
+    function for all particles of a batch, so reusing it across a worker's jobs changes nothing else."""
+    import cloudpickle  # lazy: as in calibrate (a dependency of pyABC)
+
+    key = hashlib.blake2b(simulate_one_pickle, digest_size=16).digest()
+    simulate_one = _GENERATION.get(key)
+    if simulate_one is None:
+        _GENERATION.clear()
+        simulate_one = _GENERATION[key] = cloudpickle.loads(simulate_one_pickle)
+    random.seed()
+    np.random.seed()
+    out = []
+    for j in range(batch_size):
+        result = simulate_one()
+        out.append((result, result.accepted, job_ids[j]))
+    return out
 
 
 # ----------------------------------------------------------------------------- cases → summary statistics
@@ -358,6 +403,7 @@ def calibrate(
     progress: Callable[[str], None] | ProgressSink | None = None,
     deadline: Deadline | None = None,
     discrepancy: bool = True,
+    pool: ProcessPoolExecutor | None = None,
 ) -> Calibration:
     """ABC-SMC (pyABC) over the calibrated parameters, shared across `cases`, and the discrepancy SD of every
     family of war among them (eq. 40–41): a stochastic acceptor with a normal kernel on log recorded shares
@@ -370,6 +416,8 @@ def calibrate(
     fewer cases, when the time left does not allow all of them (said in `notes`). `min_epsilon` is a floor on the
     temperature (1 at the exact posterior; below 1 counts as 1). `discrepancy=False` assumes the model has no
     structural error (variance tolerance² alone, no δ calibrated): for synthetic checks and for comparison.
+    `pool` (from `worker_pool`) evaluates particles and the predictive check in processes the caller started and
+    keeps; without one, `workers` > 1 starts a pool for this calibration.
     """
     import pyabc  # lazy: pyABC (and its dependencies) load only for a calibration, not for `calibrate cases`
 
@@ -386,81 +434,83 @@ def calibrate(
     prior = pyabc.Distribution(
         **{u.key: pyabc.RV("uniform", u.prior_bounds[0], u.prior_bounds[1] - u.prior_bounds[0]) for u in parameters}
     )
-    model = CaseModel(cases, parameters)
-    sampler = _sampler(workers, watch)
-    observed = log_observed(cases)
-    variance = ErrorVariance(cases)
-    abc_log = logging.getLogger("ABC")
-    saved = (abc_log.handlers[:], abc_log.level, abc_log.propagate)
-    abc_log.handlers = [_ProgressHandler(sink)] if progress is not None else []
-    abc_log.setLevel(logging.INFO if progress is not None else logging.WARNING)
-    abc_log.propagate = False
-    np.random.seed(seed)
-    # A proposal kernel twice Silverman's width: with nine parameters the default width let one particle take
-    # most of the weight (effective sample size ≈1 of 64 in a full-library run); doubling it kept 3× the ESS for
-    # about 10% more simulations in a three-case trial (docs/calibration.md).
-    # The kernel's density is normalised by the highest density found so far (pyABC's default for the stochastic
-    # acceptor), with importance weights correcting for it; the temperature reaches 1 at the last generation.
-    abc = pyabc.ABCSMC(
-        model,
-        prior,
-        pyabc.IndependentNormalKernel(var=variance, keys=variance.keys),
-        population_size=particles,
-        sampler=sampler,
-        transitions=pyabc.MultivariateNormalTransition(scaling=KERNEL_SCALING),
-        eps=pyabc.Temperature(),
-        acceptor=pyabc.StochasticAcceptor(),
-    )
-    with tempfile.TemporaryDirectory(prefix="defection-abc-") as tmp, _closing(sampler):
-        abc.new("sqlite:///" + os.path.join(tmp, "abc.db"), observed)
-        try:
-            history = abc.run(minimum_epsilon=max(1.0, min_epsilon), max_nr_populations=generations)
-        finally:
-            abc_log.handlers, abc_log.level, abc_log.propagate = saved
-        if history.max_t < 0:
-            raise TimeLimitError(watch.nothing_finished())
-        df, w = history.get_distribution(m=0)
-        pops = history.get_all_populations()
-        pops = pops[pops["t"] >= 0].copy()
-        pops["ess"] = [effective_sample_size(history.get_distribution(m=0, t=int(t))[1]) for t in pops["t"]]
-        simulations = int(history.total_nr_simulations)
-    sampling_seconds = time.perf_counter() - start
-    pops = pops.rename(columns={"samples": "simulations"})[["t", "epsilon", "simulations", "particles", "ess"]]
-    samples = np.column_stack([[u.to_model(x) for x in df[u.key].to_numpy()] for u in parameters])
-    settings = {
-        "particles": particles,
-        "generations": generations,
-        "workers": workers,
-        "seed": seed,
-        "min_epsilon": min_epsilon,
-        "max_seconds": max_seconds,
-        "discrepancy": discrepancy,
-    }
-    meta = {
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "method": f"ABC-SMC, stochastic acceptor, normal kernel on log shares (pyabc {pyabc.__version__})",
-        "error_model": "log recorded share ~ Normal(log observed, tolerance² + δ_family²)",
-        "cases": [c.id for c in cases],
-        "observations": list(observed),
-        "final_epsilon": float(pops["epsilon"].iloc[-1]),  # the temperature: 1 at the exact posterior
-        "effective_sample_size": float(pops["ess"].iloc[-1]),
-        "settings": settings,
-        "priors": {u.path: {"lo": u.lo, "hi": u.hi, "log": u.log, "why": u.why} for u in parameters},
-        "cases_hash": library_hash(cases),
-        "code_version": code_version(),
-    }
-    post = Posterior(tuple(u.path for u in parameters), samples, np.asarray(w, float), meta)
-    result = Calibration(post, pops.reset_index(drop=True), simulations, 0.0, [c.id for c in cases], settings)
-    if watch.ran_out:
-        result.cut_short = True
-        result.notes.append(
-            f"the time limit stopped ABC-SMC after {len(pops)} of {generations} generation(s); "
-            "the posterior is that of the last finished generation "
-            f"(temperature {float(pops['epsilon'].iloc[-1]):.3g}; above 1 it is wider than the exact posterior)"
+    own = shared_pool(workers) if pool is None else nullcontext(pool)
+    with own as pool:
+        model = CaseModel(cases, parameters)
+        sampler = _sampler(workers, watch, pool)
+        observed = log_observed(cases)
+        variance = ErrorVariance(cases)
+        abc_log = logging.getLogger("ABC")
+        saved = (abc_log.handlers[:], abc_log.level, abc_log.propagate)
+        abc_log.handlers = [_ProgressHandler(sink)] if progress is not None else []
+        abc_log.setLevel(logging.INFO if progress is not None else logging.WARNING)
+        abc_log.propagate = False
+        np.random.seed(seed)
+        # A proposal kernel twice Silverman's width: with nine parameters the default width let one particle take
+        # most of the weight (effective sample size ≈1 of 64 in a full-library run); doubling it kept 3× the ESS for
+        # about 10% more simulations in a three-case trial (docs/calibration.md).
+        # The kernel's density is normalised by the highest density found so far (pyABC's default for the stochastic
+        # acceptor), with importance weights correcting for it; the temperature reaches 1 at the last generation.
+        abc = pyabc.ABCSMC(
+            model,
+            prior,
+            pyabc.IndependentNormalKernel(var=variance, keys=variance.keys),
+            population_size=particles,
+            sampler=sampler,
+            transitions=pyabc.MultivariateNormalTransition(scaling=KERNEL_SCALING),
+            eps=pyabc.Temperature(),
+            acceptor=pyabc.StochasticAcceptor(),
         )
-    if check_draws > 0:
-        seconds_per_draw = sampling_seconds * max(1, workers) / max(1, simulations)  # one draw of every case
-        _timed_check(result, cases, check_draws, seed, deadline, seconds_per_draw, sink)
+        with tempfile.TemporaryDirectory(prefix="defection-abc-") as tmp, _closing(sampler):
+            abc.new("sqlite:///" + os.path.join(tmp, "abc.db"), observed)
+            try:
+                history = abc.run(minimum_epsilon=max(1.0, min_epsilon), max_nr_populations=generations)
+            finally:
+                abc_log.handlers, abc_log.level, abc_log.propagate = saved
+            if history.max_t < 0:
+                raise TimeLimitError(watch.nothing_finished())
+            df, w = history.get_distribution(m=0)
+            pops = history.get_all_populations()
+            pops = pops[pops["t"] >= 0].copy()
+            pops["ess"] = [effective_sample_size(history.get_distribution(m=0, t=int(t))[1]) for t in pops["t"]]
+            simulations = int(history.total_nr_simulations)
+        sampling_seconds = time.perf_counter() - start
+        pops = pops.rename(columns={"samples": "simulations"})[["t", "epsilon", "simulations", "particles", "ess"]]
+        samples = np.column_stack([[u.to_model(x) for x in df[u.key].to_numpy()] for u in parameters])
+        settings = {
+            "particles": particles,
+            "generations": generations,
+            "workers": workers,
+            "seed": seed,
+            "min_epsilon": min_epsilon,
+            "max_seconds": max_seconds,
+            "discrepancy": discrepancy,
+        }
+        meta = {
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "method": f"ABC-SMC, stochastic acceptor, normal kernel on log shares (pyabc {pyabc.__version__})",
+            "error_model": "log recorded share ~ Normal(log observed, tolerance² + δ_family²)",
+            "cases": [c.id for c in cases],
+            "observations": list(observed),
+            "final_epsilon": float(pops["epsilon"].iloc[-1]),  # the temperature: 1 at the exact posterior
+            "effective_sample_size": float(pops["ess"].iloc[-1]),
+            "settings": settings,
+            "priors": {u.path: {"lo": u.lo, "hi": u.hi, "log": u.log, "why": u.why} for u in parameters},
+            "cases_hash": library_hash(cases),
+            "code_version": code_version(),
+        }
+        post = Posterior(tuple(u.path for u in parameters), samples, np.asarray(w, float), meta)
+        result = Calibration(post, pops.reset_index(drop=True), simulations, 0.0, [c.id for c in cases], settings)
+        if watch.ran_out:
+            result.cut_short = True
+            result.notes.append(
+                f"the time limit stopped ABC-SMC after {len(pops)} of {generations} generation(s); "
+                "the posterior is that of the last finished generation "
+                f"(temperature {float(pops['epsilon'].iloc[-1]):.3g}; above 1 it is wider than the exact posterior)"
+            )
+        if check_draws > 0:
+            seconds_per_draw = sampling_seconds * max(1, workers) / max(1, simulations)  # one draw of every case
+            _timed_check(result, cases, check_draws, seed, deadline, seconds_per_draw, sink, pool, workers)
     result.wall_seconds = time.perf_counter() - start
     return result
 
@@ -483,10 +533,15 @@ def _timed_check(
     deadline: Deadline | None,
     seconds_per_draw: float,
     sink: ProgressSink,
+    pool: ProcessPoolExecutor | None = None,
+    workers: int = 1,
 ) -> None:
-    """The posterior predictive check within the deadline: fewer draws, or fewer cases, if time runs short."""
+    """The posterior predictive check within the deadline: fewer draws, or fewer cases, if time runs short. With a
+    `pool` the cases are checked in its processes, side by side (the same numbers: a case's draws do not depend on
+    the process or the number of threads that simulates them)."""
     left = math.inf if deadline is None else deadline.left()
-    n = check_draws_that_fit(draws, left, seconds_per_draw)
+    processes = 1 if pool is None else max(1, min(len(cases), workers))
+    n = check_draws_that_fit(draws, left, seconds_per_draw / processes)
     if n == 0:
         result.cut_short = True
         result.notes.append(f"posterior predictive check skipped: {left:.0f} s left of the time limit")
@@ -497,14 +552,28 @@ def _timed_check(
         result.notes.append(f"posterior predictive check with {n} of {draws} draws per case (time limit)")
         sink.note(result.notes[-1])
     frames = []
-    for k, case in enumerate(cases):
-        if deadline is not None and deadline.expired():
-            result.cut_short = True
-            result.notes.append(f"posterior predictive check stopped after {k} of {len(cases)} cases (time limit)")
-            sink.note(result.notes[-1])
-            break
-        sink.stage(f"posterior predictive check: case {k + 1}/{len(cases)} ({case.id}, {n} draws)")
-        frames.append(predictive_check([case], result.posterior, n, seed))
+    if pool is not None:
+        sink.stage(f"posterior predictive check: {len(cases)} cases, {n} draws each, in {processes} processes")
+        futures = [pool.submit(predictive_check, [case], result.posterior, n, seed) for case in cases]
+        done, _ = futures_wait(futures, timeout=None if deadline is None else deadline.left())
+        for k, future in enumerate(futures):
+            if future not in done:
+                for f in futures[k:]:
+                    f.cancel()
+                result.cut_short = True
+                result.notes.append(f"posterior predictive check stopped after {k} of {len(cases)} cases (time limit)")
+                sink.note(result.notes[-1])
+                break
+            frames.append(future.result())
+    else:
+        for k, case in enumerate(cases):
+            if deadline is not None and deadline.expired():
+                result.cut_short = True
+                result.notes.append(f"posterior predictive check stopped after {k} of {len(cases)} cases (time limit)")
+                sink.note(result.notes[-1])
+                break
+            sink.stage(f"posterior predictive check: case {k + 1}/{len(cases)} ({case.id}, {n} draws)")
+            frames.append(predictive_check([case], result.posterior, n, seed))
     result.check = pd.concat(frames, ignore_index=True) if frames else None
     result.check_draws = n if frames else 0
 
@@ -513,12 +582,22 @@ def _single_thread() -> None:
     numba.set_num_threads(1)
 
 
-def _sampler(workers: int, watch: _Watch) -> Any:
-    """pyABC's sampler: one process, or `workers` fresh (spawned, not forked: Numba's OpenMP layer is not
-    fork-safe) processes that simulate single-threaded; either stops at the watch's deadline."""
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """`workers` fresh processes (spawned, not forked: Numba's OpenMP layer is not fork-safe) that simulate
+    single-threaded. Start one per command and pass it to every calibration and predictive check of the command
+    (`calibrate(pool=…)`, as `backtest` does): each worker then imports the package and loads the compiled kernels
+    from Numba's cache once, not once per fold."""
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_single_thread
+    )
+
+
+def _sampler(workers: int, watch: _Watch, pool: ProcessPoolExecutor | None = None) -> Any:
+    """pyABC's sampler: one process, or `workers` processes of `pool` (a new `worker_pool` that the sampler owns
+    when none is given) that simulate single-threaded; either stops at the watch's deadline."""
     from pyabc.sampler import ConcurrentFutureSampler, SingleCoreSampler  # lazy: as in calibrate
 
-    if workers <= 1:
+    if workers <= 1 and pool is None:
 
         class SingleCore(_timed(SingleCoreSampler)):  # type: ignore[misc]
             def sample_until_n_accepted(self, n: int, simulate_one: Any, t: int, **kwargs: Any) -> Any:
@@ -544,23 +623,37 @@ def _sampler(workers: int, watch: _Watch) -> Any:
             state.pop("watch", None)
             return dict(state)
 
-    pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_single_thread
-    )
-    concurrent = Concurrent(_CountingPool(pool, watch), client_max_jobs=2 * workers, batch_size=1)
+    owned = pool is None
+    if pool is None:
+        pool = worker_pool(workers)
+    concurrent = Concurrent(_CountingPool(pool, watch, owned), client_max_jobs=2 * workers, batch_size=1)
     concurrent.watch = watch
     return concurrent
 
 
 @contextmanager
 def _closing(sampler: Any) -> Iterator[None]:
-    """Shut the sampler's worker processes down however the run ends (an interrupt included)."""
+    """Shut the sampler's worker processes down however the run ends (an interrupt included); a shared pool
+    only loses this run's jobs that have not started."""
     try:
         yield
     finally:
         pool = getattr(sampler, "client", None)
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def shared_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
+    """A `worker_pool` for the length of a command (None for one worker), shut down however the command ends."""
+    if workers <= 1:
+        yield None
+        return
+    pool = worker_pool(workers)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def structural_errors(posterior: Posterior | None, case: Case, seed: int, draws: int) -> np.ndarray | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from defection.calibrate import scores as sc
 from defection.calibrate.abc import (
     calibrate,
     predictive_check,
+    shared_pool,
 )
 from defection.calibrate.cases import Case, library_hash
 from defection.engine import code_version
@@ -141,25 +143,35 @@ def backtest(
     cases: Sequence[Case], *, draws: int = 40, progress: Callable[[str], None] | None = None, **settings: Any
 ) -> Backtest:
     """Leave one case out: calibrate on the rest (same `settings` as `calibrate`), predict the one left out
-    with `draws` posterior draws, repeat for every case."""
+    with `draws` posterior draws, repeat for every case.
+
+    With `workers` > 1 one pool of worker processes serves every fold (started once, not once per fold), and each
+    held-out prediction runs in it while the next fold calibrates."""
     if len(cases) < 2:
         raise ValueError("a backtest needs at least two cases")
     start = time.perf_counter()
-    frames, posteriors = [], {}
-    for k, held in enumerate(cases):
-        rest = [c for c in cases if c.id != held.id]
-        if progress is not None:
-            progress(f"case {k + 1}/{len(cases)}: calibrating without {held.id}")
-        cal = calibrate(rest, progress=progress, **settings)
-        if progress is not None:
-            progress(f"case {k + 1}/{len(cases)}: predicting {held.id}")
-        frames.append(predictive_check([held], cal.posterior, draws, int(settings.get("seed", 1))))
-        posteriors[held.id] = {
-            "simulations": cal.simulations,
-            "final_epsilon": cal.posterior.meta.get("final_epsilon"),
-            "parameters": cal.posterior.summary().to_dict("records"),
-            "particles": particles(cal.posterior),
-        }
+    seed = int(settings.get("seed", 1))
+    predictions: list[Future[pd.DataFrame] | pd.DataFrame] = []
+    posteriors = {}
+    with shared_pool(int(settings.get("workers", 1))) as pool:
+        for k, held in enumerate(cases):
+            rest = [c for c in cases if c.id != held.id]
+            if progress is not None:
+                progress(f"case {k + 1}/{len(cases)}: calibrating without {held.id}")
+            cal = calibrate(rest, progress=progress, pool=pool, **settings)
+            if progress is not None:
+                progress(f"case {k + 1}/{len(cases)}: predicting {held.id}")
+            if pool is not None:
+                predictions.append(pool.submit(predictive_check, [held], cal.posterior, draws, seed))
+            else:
+                predictions.append(predictive_check([held], cal.posterior, draws, seed))
+            posteriors[held.id] = {
+                "simulations": cal.simulations,
+                "final_epsilon": cal.posterior.meta.get("final_epsilon"),
+                "parameters": cal.posterior.summary().to_dict("records"),
+                "particles": particles(cal.posterior),
+            }
+        frames = [p.result() if isinstance(p, Future) else p for p in predictions]
     rows = pd.concat(frames, ignore_index=True)
     return Backtest(
         rows,

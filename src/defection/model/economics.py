@@ -8,6 +8,7 @@ Counts are in represented soldiers (agents × soldiers/agent).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from defection.model.outputs import PROGRAMME_COMPONENTS
 from defection.scenario import Scenario
@@ -18,6 +19,7 @@ def discount_factor(rate: float, years: float) -> float:
     return float((1.0 + rate) ** (-years))
 
 
+@lru_cache(maxsize=8192)  # the same (rate, years, day) recur in every replicate, and three times a day
 def annuity(rate: float, years: int, start_years: float = 0.0) -> float:
     """Eq. 36b: Σ_{τ=0}^{n−1} (1 + ρ)^(−(start + τ)), yearly payments starting `start_years` from day 0."""
     return sum(discount_factor(rate, start_years + k) for k in range(years))
