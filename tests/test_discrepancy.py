@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from defection.calibrate.abc import calibrate, case_run, log_recorded_shares, predictive_check
+from defection.calibrate.abc import Calibration, calibrate, case_run, log_recorded_shares, predictive_check
 from defection.calibrate.cases import Case, CaseError, load_case, load_cases
 from defection.scenario import default_scenario
 from defection.scenario.build import with_changes
@@ -136,19 +137,36 @@ def test_predictive_intervals_widen_with_the_discrepancy(tmp_path: Path) -> None
 
 
 # ----------------------------------------------------------------------------- recovery of a known discrepancy
-@pytest.mark.slow
-def test_calibration_recovers_a_known_discrepancy(tmp_path: Path) -> None:
+@dataclass
+class SyntheticWar:
+    """A synthetic library with a known discrepancy and its calibration (made once for the tests below)."""
+
+    delta_true: float
+    share: float
+    folder: Path
+    cal: Calibration
+
+
+@pytest.fixture(scope="module")
+def synthetic_war(tmp_path_factory: pytest.TempPathFactory) -> SyntheticWar:
     """One synthetic case observed ten times: its share simulated at a known moral cost, each observation times
-    exp(δ_true·z) with δ_true = 0.5 and fixed z's (standardised). The calibrated δ's 90% interval covers 0.5 and
-    excludes the prior's edges."""
+    exp(δ_true·z) with δ_true = 0.5 and fixed z's (standardised), calibrated with its discrepancy."""
+    tmp_path = tmp_path_factory.mktemp("synthetic-war")
     delta_true, truth = 0.5, {MORAL.path: 3e5}
-    probe = load(write_case(tmp_path, [0.01], days=120, agents=2970))
+    probe = load(write_case(tmp_path, [0.01], days=120, agents=19_800))
     share = float(np.median([case_run(probe, truth, seed)["defected_share"].iloc[0] for seed in range(5)]))
     assert share > 0
     z = np.random.default_rng(11).standard_normal(10)
     z = (z - z.mean()) / z.std()
-    case = load(write_case(tmp_path, list(share * np.exp(delta_true * z)), days=120, agents=2970))
+    case = load(write_case(tmp_path, list(share * np.exp(delta_true * z)), days=120, agents=19_800))
     cal = calibrate([case], parameters=[MORAL], particles=32, generations=3, workers=1, seed=2)
+    return SyntheticWar(delta_true, share, tmp_path, cal)
+
+
+@pytest.mark.slow
+def test_calibration_recovers_a_known_discrepancy(synthetic_war: SyntheticWar) -> None:
+    """The calibrated δ's 90% interval covers the true 0.5 and excludes the prior's edges."""
+    cal, delta_true = synthetic_war.cal, synthetic_war.delta_true
     assert cal.posterior.parameters == (MORAL.path, CONVENTIONAL)
     row = cal.posterior.summary().set_index("parameter").loc[CONVENTIONAL]
     assert row["p05"] <= delta_true <= row["p95"], row.to_dict()
@@ -158,23 +176,17 @@ def test_calibration_recovers_a_known_discrepancy(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_held_out_synthetic_observations_are_covered_at_the_nominal_rate(tmp_path: Path) -> None:
-    """A synthetic library with a known discrepancy (δ = 0.5 on the log share): calibrated on ten observations,
-    the predictive 90% interval covers between 80% and 97% of forty held-out observations of the same war, drawn
-    at evenly spaced quantiles of the truth (so the coverage is not itself a lottery)."""
+def test_held_out_synthetic_observations_are_covered_at_the_nominal_rate(synthetic_war: SyntheticWar) -> None:
+    """The predictive 90% interval of the calibrated synthetic war covers between 80% and 97% of forty held-out
+    observations of the same war, drawn at evenly spaced quantiles of the truth (so that the coverage is not
+    itself a lottery)."""
     from scipy.stats import norm
 
-    delta_true, truth = 0.5, {MORAL.path: 3e5}
-    probe = load(write_case(tmp_path, [0.01], days=120, agents=2970))
-    share = float(np.median([case_run(probe, truth, seed)["defected_share"].iloc[0] for seed in range(5)]))
-    z = np.random.default_rng(11).standard_normal(10)
-    z = (z - z.mean()) / z.std()
-    train = load(write_case(tmp_path, list(share * np.exp(delta_true * z)), days=120, agents=2970))
-    cal = calibrate([train], parameters=[MORAL], particles=32, generations=3, workers=1, seed=2)
-    held_out_z = norm.ppf((np.arange(40) + 0.5) / 40)
-    folder = tmp_path / "held-out"
+    z = norm.ppf((np.arange(40) + 0.5) / 40)
+    folder = synthetic_war.folder / "held-out"
     folder.mkdir()
-    held_out = load(write_case(folder, list(share * np.exp(delta_true * held_out_z)), days=120, agents=2970))
-    table = predictive_check([held_out], cal.posterior, draws=40, seed=5)
+    values = list(synthetic_war.share * np.exp(synthetic_war.delta_true * z))
+    held_out = load(write_case(folder, values, days=120, agents=19_800))
+    table = predictive_check([held_out], synthetic_war.cal.posterior, draws=30, seed=5)
     inside = (table["p05"] <= table["observed"]) & (table["observed"] <= table["p95"])
     assert 0.80 <= inside.mean() <= 0.97, (inside.mean(), table[["observed", "p05", "p95"]].describe())
