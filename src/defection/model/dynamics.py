@@ -14,7 +14,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -237,6 +239,31 @@ class _Timer:
         self._last = now
 
 
+class DirectCall:
+    """A Numba kernel called through its compiled machine code, without the dispatcher's per-call type resolution.
+
+    Resolving the types of the arguments costs the dispatcher about 6 µs for every NamedTuple argument (it has no
+    fast path for them: `EngineParams` alone has 86 fields), which is most of the daily loop's fixed cost at small
+    agent counts (docs/performance.md, "The daily loop's fixed cost"). The first call goes through the dispatcher,
+    which compiles or loads the kernel and types the arguments; later calls go straight to that compiled version.
+    So every later call must pass arguments of the same Numba types: `run_replicate` makes one `DirectCall` per
+    kernel and replicate, and passes the same arrays and same-typed scalars and parameter tuples every day.
+    """
+
+    def __init__(self, kernel: Any) -> None:
+        self.kernel = kernel
+        self.call: Callable[..., Any] | None = None
+
+    def __call__(self, *args: Any) -> Any:
+        if self.call is not None:
+            return self.call(*args)
+        result = self.kernel(*args)
+        overloads = getattr(self.kernel, "overloads", {})  # a plain function when NUMBA_DISABLE_JIT=1
+        compiled = overloads.get(tuple(numba.typeof(a) for a in args))
+        self.call = compiled.entry_point if compiled is not None else self.kernel
+        return result
+
+
 def _window_sum(daily: np.ndarray, col: int, start: int, stop: int) -> float:
     start, stop = max(0, start), max(0, stop)
     return float(daily[start:stop, col].sum()) if stop > start else 0.0
@@ -245,6 +272,22 @@ def _window_sum(daily: np.ndarray, col: int, start: int, stop: int) -> float:
 def _window_mean(daily: np.ndarray, col: int, start: int, stop: int) -> float:
     start, stop = max(0, start), max(0, stop)
     return float(daily[start:stop, col].mean()) if stop > start else 0.0
+
+
+class DayKernels:
+    """The kernels the daily loop calls every day, each a `DirectCall` (one set per replicate)."""
+
+    def __init__(self) -> None:
+        self.spread_awareness = DirectCall(spread_awareness)
+        self.decide = DirectCall(decide)
+        self.decide_threshold = DirectCall(decide_threshold)
+        self.enqueue = DirectCall(enqueue)
+        self.serve_queue = DirectCall(serve_queue)
+        self.attrition_and_replacement = DirectCall(attrition_and_replacement)
+        self.update_company_signals = DirectCall(update_company_signals)
+        self.company_census = DirectCall(company_census)
+        self.unit_summary = DirectCall(unit_summary)
+        self.strength_percentile = DirectCall(strength_percentile)
 
 
 def run_replicate(
@@ -279,6 +322,7 @@ def run_replicate(
     p = apply_counter_measures(p0, sc, measures)
     prog = ProgrammeState()
     arrived_total = 0
+    kernels = DayKernels()
     timer.lap("exogenous")  # population synthesis is booked to the first phase
     for t in range(days):
         counts[:] = 0
@@ -320,13 +364,13 @@ def run_replicate(
         timer.lap("regime")
         # 4-5. information (awareness); credibility is read from company and public evidence
         if not threshold_mode:
-            spread_awareness(
+            kernels.spread_awareness(
                 t, seed, rep, p, prog.open, soldiers.status, soldiers.aware_day, soldiers.neighbours, n_comp
             )
         timer.lap("information")
         # 6-9. opportunity, decision, squad coordination; direct crossings or contacts with the programme
         if threshold_mode:
-            decide_threshold(
+            kernels.decide_threshold(
                 t,
                 arrived_total / n,
                 soldiers.status,
@@ -337,7 +381,7 @@ def run_replicate(
                 counts,
             )
         else:
-            decide(
+            kernels.decide(
                 t,
                 seed,
                 rep,
@@ -361,10 +405,10 @@ def run_replicate(
         timer.lap("decision")
         # 9b. the programme's queue: detection while waiting, extraction, screening (eq. 34-35)
         if not threshold_mode:
-            tail = enqueue(
+            tail = kernels.enqueue(
                 t, p.company_size, counts, C_CONTACTS, soldiers.queue_day, soldiers.status, queue, queue_entry, tail
             )
-            head = serve_queue(
+            head = kernels.serve_queue(
                 t,
                 seed,
                 rep,
@@ -391,14 +435,14 @@ def run_replicate(
         timer.lap("extraction")
         # 10. attrition and replacement
         if not threshold_mode:
-            attrition_and_replacement(t, seed, rep, p, soldiers, traits, companies, counts)
+            kernels.attrition_and_replacement(t, seed, rep, p, soldiers, traits, companies, counts)
         timer.lap("attrition")
         # 11-12. unit state, precedent and credibility evidence
-        update_company_signals(
+        kernels.update_company_signals(
             p, counts, companies.precedent, companies.evidence_pos, companies.evidence_neg, companies.defected
         )
-        company_census(t, p, soldiers.status, soldiers.aware_day, census)
-        cred, ineffective = unit_summary(
+        kernels.company_census(t, p, soldiers.status, soldiers.aware_day, census)
+        cred, ineffective = kernels.unit_summary(
             p, census, companies.evidence_pos, companies.evidence_neg, prog.public_pos, prog.public_neg, counts, totals
         )
         timer.lap("units")
@@ -460,7 +504,7 @@ def run_replicate(
         row[COL["strength_share"]] = present_now / (n * w)
         row[COL["units_ineffective_share"]] = ineffective
         for q in STRENGTH_QUANTILES:
-            row[COL[f"unit_strength_p{q}"]] = strength_percentile(census[:, 0], p.company_size, q)
+            row[COL[f"unit_strength_p{q}"]] = kernels.strength_percentile(census[:, 0], p.company_size, q)
         row[COL["programme_cost"]] = nominal
         row[COL["programme_cost_pv"]] = sum(v[1] for v in costs.values())
         for comp in PROGRAMME_COMPONENTS:
