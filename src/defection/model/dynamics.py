@@ -35,10 +35,12 @@ from defection.model.outputs import (
     C_WOUNDED,
     COL,
     COUNT_SERIES,
+    COUNTER_MEASURES,
     KILLED,
     N_COUNTERS,
     PROGRAMME_COMPONENTS,
     QUEUED,
+    REGIME_COMPONENTS,
     SERIES,
     SERVING,
     STRENGTH_QUANTILES,
@@ -219,6 +221,26 @@ def unit_summary(
     return cred, n_ineff / n_comp
 
 
+@njit(cache=True)
+def strength_percentiles(
+    census: np.ndarray, establishment: int, quantiles: np.ndarray, cols: np.ndarray, row: np.ndarray
+) -> None:
+    """Eq. 22: the percentiles `quantiles` of company strength (`strength_percentile`), written to `row[cols]`."""
+    for k in range(quantiles.size):
+        row[cols[k]] = strength_percentile(census[:, 0], establishment, quantiles[k])
+
+
+_COUNT_COLS = np.array([COL[name] for name in COUNT_SERIES])
+"""Columns of the daily series that are counter totals, and the counter each one reads (`_COUNT_COUNTERS`)."""
+_COUNT_COUNTERS = np.array(list(COUNT_SERIES.values()))
+_QUANTILES = np.array(STRENGTH_QUANTILES, dtype=np.float64)
+_STRENGTH_COLS = np.array([COL[f"unit_strength_p{q}"] for q in STRENGTH_QUANTILES])
+_COST_PV_COLS = np.array([COL[f"cost_{comp}_pv"] for comp in PROGRAMME_COMPONENTS])
+_REGIME_COST_COLS = np.array([COL[f"regime_{comp}"] for comp in REGIME_COMPONENTS])
+_MEASURE_COLS = np.array([COL[name] for name in COUNTER_MEASURES])
+"""Columns of the counter-measures, in the order of `CounterMeasures.as_dict` (outputs.COUNTER_MEASURES)."""
+
+
 @dataclass
 class ReplicateOutput:
     """The daily series of one replicate and the profile of its phases."""
@@ -259,9 +281,15 @@ class DirectCall:
             return self.call(*args)
         result = self.kernel(*args)
         overloads = getattr(self.kernel, "overloads", {})  # a plain function when NUMBA_DISABLE_JIT=1
-        compiled = overloads.get(tuple(numba.typeof(a) for a in args))
+        compiled = overloads.get(tuple(numba.typeof(a) for a in args))  # type: ignore[no-untyped-call]
         self.call = compiled.entry_point if compiled is not None else self.kernel
         return result
+
+
+def recent_exit_share(flow: np.ndarray, daily: np.ndarray, t: int, step: int) -> float:
+    """Eq. 27b: the share of the force lost per 30 days over the last `step` days (the adaptive offer rule's d)."""
+    mean_serving = _window_mean(daily, COL["serving"], t - step, t)
+    return _window_sum(flow, 0, t - step, t) / max(1.0, mean_serving) * 30.0 / step
 
 
 def _window_sum(daily: np.ndarray, col: int, start: int, stop: int) -> float:
@@ -287,7 +315,7 @@ class DayKernels:
         self.update_company_signals = DirectCall(update_company_signals)
         self.company_census = DirectCall(company_census)
         self.unit_summary = DirectCall(unit_summary)
-        self.strength_percentile = DirectCall(strength_percentile)
+        self.strength_percentiles = DirectCall(strength_percentiles)
 
 
 def run_replicate(
@@ -323,6 +351,9 @@ def run_replicate(
     prog = ProgrammeState()
     arrived_total = 0
     kernels = DayKernels()
+    adaptive_offer = sc.offer.schedule.rule == "adaptive"  # the only rule that reads the recent exit share
+    queued_total = 0
+    recorded_measures, measure_values = measures, list(measures.as_dict().values())
     timer.lap("exogenous")  # population synthesis is booked to the first phase
     for t in range(days):
         counts[:] = 0
@@ -330,10 +361,7 @@ def run_replicate(
         # 1. exogenous: combat intensity is fixed per scenario in this version
         timer.lap("exogenous")
         # 2. programme: offer B(t), expectations, public credibility events, extraction capacity
-        step = sc.offer.schedule.step_days
-        recent = (
-            _window_sum(flow, 0, t - step, t) / max(1.0, _window_mean(daily, COL["serving"], t - step, t)) * 30.0 / step
-        )
+        recent = recent_exit_share(flow, daily, t, sc.offer.schedule.step_days) if adaptive_offer else 0.0
         rise = update_offer(sc, prog, t, recent)
         ratio, still_open = horizon_expectations(sc, prog, t)
         apply_events(
@@ -347,7 +375,7 @@ def run_replicate(
         )
         prog.public_neg += measures.propaganda * rr.state_media_trust
         slots = extraction_slots(prog, pg.extraction_capacity_per_day, w)
-        queued_now = float(census[:, 1].sum()) if t > 0 else 0.0
+        queued_now = float(queued_total) if t > 0 else 0.0
         wait_days = expected_wait_days(queued_now, pg.extraction_capacity_per_day / w)
         timer.lap("programme")
         # 3. regime: review its measures every T_R days, seeing exits with a delay
@@ -447,9 +475,9 @@ def run_replicate(
         )
         timer.lap("units")
         # economics: programme and regime costs committed today (eq. 33, 36)
+        present_total, queued_total, aware_total = census.sum(axis=0)
         row = daily[t]
-        for name, col in COUNT_SERIES.items():
-            row[COL[name]] = totals[col] * w
+        row[_COUNT_COLS] = totals[_COUNT_COUNTERS] * w
         genuine = (totals[C_PAID] + totals[C_REJECTED]) * w
         fraud = fraudulent_claimants(
             impersonators(genuine, prog.last_offer, pg.impersonators_per_defector, pg.impersonation_elasticity),
@@ -479,7 +507,7 @@ def run_replicate(
         cap = sc.offer.schedule.budget_cap_usd
         if cap > 0 and prog.committed_cost >= cap:
             prog.closed_by_budget = True
-        present_now = float(census[:, 0].sum()) * w
+        present_now = float(present_total) * w
         rcost = regime_costs(
             sc,
             CounterMeasureCost(
@@ -496,24 +524,23 @@ def run_replicate(
         row[COL["offer_usd"]] = prog.offer
         row[COL["programme_open"]] = float(prog.open)
         row[COL["serving"]] = present_now
-        row[COL["queued"]] = float(census[:, 1].sum()) * w
-        row[COL["aware"]] = float(census[:, 2].sum()) * w
+        row[COL["queued"]] = float(queued_total) * w
+        row[COL["aware"]] = float(aware_total) * w
         row[COL["fraud_claimants"]] = fraud
         row[COL["fraud_paid"]] = fraud_paid
         row[COL["credibility"]] = cred
         row[COL["strength_share"]] = present_now / (n * w)
         row[COL["units_ineffective_share"]] = ineffective
-        for q in STRENGTH_QUANTILES:
-            row[COL[f"unit_strength_p{q}"]] = kernels.strength_percentile(census[:, 0], p.company_size, q)
+        kernels.strength_percentiles(census, p.company_size, _QUANTILES, _STRENGTH_COLS, row)
         row[COL["programme_cost"]] = nominal
         row[COL["programme_cost_pv"]] = sum(v[1] for v in costs.values())
-        for comp in PROGRAMME_COMPONENTS:
-            row[COL[f"cost_{comp}_pv"]] = costs[comp][1] if costs else 0.0
+        if costs:
+            row[_COST_PV_COLS] = [costs[comp][1] for comp in PROGRAMME_COMPONENTS]
         row[COL["regime_cost"]] = sum(rcost.values())
-        for comp, v in rcost.items():
-            row[COL[f"regime_{comp}"]] = v
-        for name, v in measures.as_dict().items():
-            row[COL[name]] = v
+        row[_REGIME_COST_COLS] = [rcost[comp] for comp in REGIME_COMPONENTS]
+        if measures is not recorded_measures:  # they change only when the regime reviews them
+            recorded_measures, measure_values = measures, list(measures.as_dict().values())
+        row[_MEASURE_COLS] = measure_values
         arrived_total += int(totals[C_ARRIVED])
         timer.lap("record")
         if on_day is not None:
