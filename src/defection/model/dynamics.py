@@ -478,7 +478,9 @@ def run_replicate(
         present_total, queued_total, aware_total = census.sum(axis=0)
         row = daily[t]
         row[_COUNT_COLS] = totals[_COUNT_COUNTERS] * w
-        genuine = (totals[C_PAID] + totals[C_REJECTED]) * w
+        # Python floats from here (numpy scalars' arithmetic is the same IEEE arithmetic, at several times the cost)
+        paid, extracted = float(totals[C_PAID]) * w, float(totals[C_EXTRACTED]) * w
+        genuine = float(totals[C_PAID] + totals[C_REJECTED]) * w
         fraud = fraudulent_claimants(
             impersonators(genuine, prog.last_offer, pg.impersonators_per_defector, pg.impersonation_elasticity),
             genuine,
@@ -490,8 +492,8 @@ def run_replicate(
         fraud_paid = undetected(fraud, pg.screening_sensitivity)
         topup = rise if sc.offer.schedule.rule == "ratchet_topup" else 0.0
         flows = ProgrammeFlows(
-            paid=totals[C_PAID] * w,
-            extracted=totals[C_EXTRACTED] * w,
+            paid=paid,
+            extracted=extracted,
             genuine_claimants=genuine,
             fraud_claimants=fraud,
             fraud_paid=fraud_paid,
