@@ -134,6 +134,9 @@ def test_predictive_intervals_widen_with_the_discrepancy(tmp_path: Path) -> None
     assert width["wide"] > 2 * width["narrow"] and width["wide"] > 2.5, width
     assert check(1.0)["draws"][0] == wide["draws"][0]
     assert "includes" in wide.attrs["discrepancy"]
+    # a share is at most the whole force: a wide discrepancy on the log scale is capped at 1
+    huge = np.asarray(check(2.5)["draws"][0])
+    assert huge.max() == 1.0 and (huge < 1.0).any()
 
 
 # ----------------------------------------------------------------------------- recovery of a known discrepancy

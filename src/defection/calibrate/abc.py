@@ -684,7 +684,8 @@ def discrepancy_note(posterior: Posterior | None, cases: Sequence[Case]) -> str:
 def predictive_check(cases: Sequence[Case], posterior: Posterior | None, draws: int, seed: int) -> pd.DataFrame:
     """For every observation: the observed value, the posterior predictive median, 50% (p25–p75) and 90%
     (p05–p95) intervals, the log floor of its case, and the predictive draws (one value per draw). A draw is the
-    simulated share as recorded (times `capture`), times exp(δ·z) for the model discrepancy (`structural_errors`);
+    simulated share as recorded (times `capture`), times exp(δ·z) for the model discrepancy (`structural_errors`),
+    at most 1;
     `attrs["discrepancy"]` says whether the discrepancy is included."""
     rows = []
     for case in cases:
@@ -693,8 +694,8 @@ def predictive_check(cases: Sequence[Case], posterior: Posterior | None, draws: 
         floor = log_floor(runs.attrs["agents"])
         for j, o in enumerate(case.observed):
             v = o.recorded_share(1.0) * runs[o.outcome].to_numpy(dtype=float)
-            if errors is not None:
-                v = np.maximum(v, floor) * np.exp(errors[:, j])
+            if errors is not None:  # a share is at most the whole force: exp(δ·z) is capped at a share of 1
+                v = np.minimum(np.maximum(v, floor) * np.exp(errors[:, j]), 1.0)
             lo, q25, med, q75, hi = (float(np.quantile(v, q)) for q in (0.05, 0.25, 0.5, 0.75, 0.95))
             rows.append(
                 {
