@@ -185,7 +185,7 @@ def test_a_run_says_which_posterior_it_used_in_json_store_show_and_report(tmp_pa
     assert (shown["posterior_hash"], shown["posterior_path"]) == (want["hash"], want["path"])
     assert f"{want['hash']} ({want['path']})" in report.read_text()
     # without a posterior: null, NULL, and the defaults named
-    r = cli(*RUN, "--db", str(db), "--json", "--report", str(report))
+    r = cli(*RUN, "--no-posterior", "--db", str(db), "--json", "--report", str(report))
     assert r.returncode == 0, r.stderr
     plain = json.loads(r.stdout)
     assert plain["posterior"] is None

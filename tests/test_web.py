@@ -506,7 +506,7 @@ def test_serve_stops_cleanly_and_records_the_interrupted_run(tmp_path: Path) -> 
         assert m, line
         url = f"http://127.0.0.1:{m.group(1)}"
         with httpx.Client(base_url=url, timeout=30) as h:
-            big = {"simulation.agents": 3000, "simulation.days": 365, "simulation.replicates": 6}
+            big = {"simulation.agents": 3000, "simulation.days": 365, "simulation.replicates": 60}
             job = h.post("/api/jobs", json={"changes": big}).json()
             queued = h.post("/api/jobs", json={"changes": TINY}).json()
             deadline = time.monotonic() + 90
