@@ -29,7 +29,7 @@ from rich.progress import (
 from rich.table import Table
 
 from defection.model.outputs import OUTCOMES
-from defection.model.population import resolution_warning, simulated_agents
+from defection.model.population import resolution_warning
 from defection.scenario import Scenario, ScenarioError, load_scenario
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def warn(message: str) -> None:
 
 def warn_resolution(agents: int, company_size: int, what: str = "") -> None:
     """Warn when `agents` is too few for resolution-independent outcomes (model.population.MIN_RESOLVED_COMPANIES)."""
-    message = resolution_warning(simulated_agents(agents, company_size), company_size)
+    message = resolution_warning(agents, company_size)
     if message is not None:
         warn(f"{what}{message}")
 

@@ -14,8 +14,9 @@ from typing import Annotated
 
 import typer
 
+from defection.cli.claims import choose_posterior
 from defection.cli.console import NoPosteriorOpt, PosteriorOpt, err, fail
-from defection.scenario.posterior import Posterior, PosteriorError, shipped_posterior_path
+from defection.scenario import default_scenario
 
 
 def register(app: typer.Typer) -> None:
@@ -83,21 +84,14 @@ def serve(
         hosts.append(host)
     if posterior is not None and no_posterior:
         fail("--posterior and --no-posterior contradict each other; give one")
-    chosen = None if no_posterior else (posterior or shipped_posterior_path())
-    if chosen is not None and (posterior is not None or chosen.is_file()):
-        try:
-            Posterior.load(chosen)
-        except PosteriorError as e:
-            fail(e.render())
-    else:
-        chosen = None
+    chosen, _ = choose_posterior(default_scenario(), posterior, no_posterior)  # the same choice as `claims`
     try:
         app = create_app(
             db,
             max_agent_days=max_agent_days,
             max_queue=max_queue,
             allowed_hosts=hosts,
-            posterior=str(chosen.resolve()) if chosen is not None else None,
+            posterior=str(Path(str(chosen.source)).resolve()) if chosen is not None else None,
         )
     except ResultsError as e:
         fail(str(e))

@@ -276,7 +276,8 @@ def min_resolved_agents(company_size: int) -> int:
 
 
 def resolution_warning(agents: int, company_size: int) -> str | None:
-    """A warning for an agent count below `min_resolved_agents`, or None."""
+    """A warning for an agent count (as asked; whole companies are simulated) below `min_resolved_agents`, or None."""
+    agents = simulated_agents(agents, company_size)
     least = min_resolved_agents(company_size)
     if agents >= least:
         return None

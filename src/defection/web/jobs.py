@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from defection.engine import simulate
-from defection.model.population import resolution_warning, simulated_agents
+from defection.model.population import resolution_warning
 from defection.scenario import Scenario
 from defection.store import ResultsDB, ResultsError, RunMeta, RunNotFound
 
@@ -77,9 +77,7 @@ class Job:
             "run_id": self.run_id,
             "scenario_name": self.scenario.meta.name,
             "agents": sim.agents,
-            "resolution_warning": resolution_warning(
-                simulated_agents(sim.agents, self.scenario.force.company_size), self.scenario.force.company_size
-            ),
+            "resolution_warning": resolution_warning(sim.agents, self.scenario.force.company_size),
             "days": sim.days,
             "replicates": sim.replicates,
             "agent_days": self.cost,
