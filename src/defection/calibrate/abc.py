@@ -335,13 +335,23 @@ class CaseModel:
     def changes(self, par: dict[str, float]) -> dict[str, float]:
         return {u.path: u.to_model(float(par[u.key])) for u in self.parameters}
 
+    @staticmethod
+    def draw_seed() -> int:
+        """A particle's simulation seed, from pyABC's numpy stream (the stream its acceptor draws from next)."""
+        return int(np.random.randint(0, 2**31 - 1))
+
+    @staticmethod
+    def case_stats(case: Case, changes: dict[str, float], seed: int) -> dict[str, float]:
+        """One simulation of a case: the log recorded share of each of its observations."""
+        runs = case_run(case, changes, seed)
+        return log_recorded_shares(case, runs.iloc[0], runs.attrs["agents"])
+
     def __call__(self, par: dict[str, float]) -> dict[str, float]:
-        seed = int(np.random.randint(0, 2**31 - 1))
+        seed = self.draw_seed()
         changes = self.changes(par)
         stats: dict[str, float] = {}
         for case in self.cases:
-            runs = case_run(case, changes, seed)
-            stats.update(log_recorded_shares(case, runs.iloc[0], runs.attrs["agents"]))
+            stats.update(self.case_stats(case, changes, seed))
         return stats
 
 
@@ -404,6 +414,7 @@ def calibrate(
     deadline: Deadline | None = None,
     discrepancy: bool = True,
     pool: ProcessPoolExecutor | None = None,
+    early_rejection: bool = True,
 ) -> Calibration:
     """ABC-SMC (pyABC) over the calibrated parameters, shared across `cases`, and the discrepancy SD of every
     family of war among them (eq. 40–41): a stochastic acceptor with a normal kernel on log recorded shares
@@ -417,7 +428,8 @@ def calibrate(
     temperature (1 at the exact posterior; below 1 counts as 1). `discrepancy=False` assumes the model has no
     structural error (variance tolerance² alone, no δ calibrated): for synthetic checks and for comparison.
     `pool` (from `worker_pool`) evaluates particles and the predictive check in processes the caller started and
-    keeps; without one, `workers` > 1 starts a pool for this calibration.
+    keeps; without one, `workers` > 1 starts a pool for this calibration. `early_rejection` stops simulating a
+    particle's cases in the last generation once they prove it rejected (`calibrate.early`; the same posterior).
     """
     import pyabc  # lazy: pyABC (and its dependencies) load only for a calibration, not for `calibrate cases`
 
@@ -436,10 +448,14 @@ def calibrate(
     )
     own = shared_pool(workers) if pool is None else nullcontext(pool)
     with own as pool:
-        model = CaseModel(cases, parameters)
+        variance = ErrorVariance(cases)
+        model: Any = CaseModel(cases, parameters)
+        if early_rejection:
+            from defection.calibrate.early import EarlyRejectionModel  # lazy: it imports pyABC
+
+            model = EarlyRejectionModel(model, variance, generations, max(1.0, min_epsilon))
         sampler = _sampler(workers, watch, pool)
         observed = log_observed(cases)
-        variance = ErrorVariance(cases)
         abc_log = logging.getLogger("ABC")
         saved = (abc_log.handlers[:], abc_log.level, abc_log.propagate)
         abc_log.handlers = [_ProgressHandler(sink)] if progress is not None else []
@@ -485,6 +501,7 @@ def calibrate(
             "min_epsilon": min_epsilon,
             "max_seconds": max_seconds,
             "discrepancy": discrepancy,
+            "early_rejection": early_rejection,
         }
         meta = {
             "created": datetime.now(UTC).isoformat(timespec="seconds"),

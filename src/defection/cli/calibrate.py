@@ -44,6 +44,14 @@ CaseOpt = Annotated[
 ParticlesOpt = Annotated[int, typer.Option("--particles", min=4, max=100_000, help="ABC-SMC population size.")]
 GenerationsOpt = Annotated[int, typer.Option("--generations", min=1, max=100, help="ABC-SMC generations (at most).")]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, max=512, help="Processes that simulate particles.")]
+NoEarlyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-early-rejection",
+        help="Simulate every case of every particle in the last generation, even once the first cases prove the "
+        "particle rejected (the same posterior, more simulations; docs/calibration.md).",
+    ),
+]
 CPUS = max(1, os.cpu_count() or 1)
 
 
@@ -116,7 +124,9 @@ def _calibration_meta(kind: str, cases: list[Case], settings: dict[str, Any]) ->
     )
 
 
-def _abc_settings(particles: int, generations: int, workers: int, seed: int, max_minutes: float) -> dict[str, Any]:
+def _abc_settings(
+    particles: int, generations: int, workers: int, seed: int, max_minutes: float, no_early: bool
+) -> dict[str, Any]:
     """The ABC-SMC settings shared by `calibrate` and `backtest` (and stored with their runs)."""
     return {
         "particles": particles,
@@ -124,6 +134,7 @@ def _abc_settings(particles: int, generations: int, workers: int, seed: int, max
         "workers": workers,
         "seed": seed,
         "max_seconds": 60.0 * max_minutes,
+        "early_rejection": not no_early,
     }
 
 
@@ -153,6 +164,7 @@ def calibrate(
             help="Assume the model has no structural error: no δ per family of war (docs/calibration.md).",
         ),
     ] = False,
+    no_early: NoEarlyOpt = False,
     output: Annotated[Path, typer.Option("--output", "-o", help="Posterior file to write.")] = Path("posterior.json"),
     report: Annotated[
         Path | None,
@@ -180,7 +192,7 @@ def calibrate(
     check_folder("--output", output)
     if report is not None:
         check_folder("--report", report)
-    settings = _abc_settings(particles, generations, workers, seed, max_minutes)
+    settings = _abc_settings(particles, generations, workers, seed, max_minutes, no_early)
     with recorded(db, _calibration_meta("calibration", cases, settings), "calibration") as (store, run_id):
         with Reporter("calibrate", transient=as_json) as rep:
             rep.stage(f"calibrating {len(cases)} case(s): {particles} particles, up to {generations} generations")
@@ -296,6 +308,7 @@ def backtest(
     seed: Annotated[int, typer.Option("--seed", "-s", help="Seed of the ABC sampler.")] = 1,
     draws: Annotated[int, typer.Option("--draws", min=2, help="Posterior draws for each prediction.")] = 40,
     max_minutes: Annotated[float, typer.Option("--max-minutes", min=0.1, help="Time limit per calibration.")] = 10.0,
+    no_early: NoEarlyOpt = False,
     plot: Annotated[Path, typer.Option("--plot", help="PNG of predicted against observed.")] = Path("backtest.png"),
     report: Annotated[
         Path | None,
@@ -317,7 +330,7 @@ def backtest(
     check_folder("--plot", plot)
     if report is not None:
         check_folder("--report", report)
-    settings = _abc_settings(particles, generations, workers, seed, max_minutes)
+    settings = _abc_settings(particles, generations, workers, seed, max_minutes, no_early)
     with recorded(db, _calibration_meta("backtest", cases, settings), "backtest") as (store, run_id):
         with Reporter("backtest", transient=as_json) as rep:
             rep.stage(f"backtesting {len(cases)} cases: {particles} particles, up to {generations} generations each")

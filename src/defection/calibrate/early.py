@@ -1,0 +1,113 @@
+"""Exact early rejection for the stochastic acceptor (docs/calibration.md, "Early rejection").
+
+pyABC's stochastic acceptor accepts a particle when a uniform u ≤ exp((log p(x|θ) − c)/T), where log p is eq. 40's
+normal log density summed over every observation of every case, c the density normalisation and T the
+temperature. Each observation's term is at most its value at a perfect fit, −½·log(2π·var). So after some cases
+are simulated, log p is bounded above by the terms found so far plus the perfect-fit terms of the rest; once that
+bound gives exp((bound − c)/T) < u the particle would be rejected whatever the other cases show, and they are not
+simulated. The decision is the one the full simulation would give, with u drawn from the same stream at the same
+point (after the particle's seed, as the acceptor would draw it), so a calibration is identical with and without
+early rejection (`tests/test_early_rejection.py`).
+
+It is used only in a calibration's last generation (at temperature 1, or the last one allowed). The temperature
+schedule chooses the next generation's temperature from the densities of every particle of the previous one,
+rejected ones included; an early-rejected particle has only an upper bound, which would bias that choice. The last
+generation has no successor, and is the costliest: its acceptance rate is the lowest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pyabc
+from pyabc.model import ModelResult
+
+from defection.calibrate.abc import CaseModel, ErrorVariance, observation_key
+from defection.calibrate.cases import Case
+
+BOUND_SLACK = 1e-9  # relative slack on the bound, so that rounding never rejects a particle the full density keeps
+
+
+def case_cost(case: Case) -> float:
+    """Agent-days of one simulation of a case: the order in which early rejection simulates them (cheapest first)."""
+    return float(case.meta.calibration_agents * case.scenario.simulation.days)
+
+
+def log_density_terms(x: dict[str, float], x_0: dict[str, float], keys: Sequence[str], var: np.ndarray) -> np.ndarray:
+    """Eq. 40's log density of each observation in `keys` (pyABC's `IndependentNormalKernel`, term by term)."""
+    diff = np.array([x[k] - x_0[k] for k in keys])
+    return np.asarray(-0.5 * (np.log(2 * np.pi * var) + diff**2 / var), dtype=float)
+
+
+def perfect_fit_terms(var: np.ndarray) -> np.ndarray:
+    """Each observation's largest possible log density term: its value at a perfect fit, −½·log(2π·var)."""
+    return np.asarray(-0.5 * np.log(2 * np.pi * var), dtype=float)
+
+
+def rejected_early(known: float, rest: float, pdf_norm: float, temperature: float, u: float) -> bool:
+    """True when even a perfect fit of the cases not yet simulated (`rest`, their perfect-fit terms) leaves the
+    acceptance probability exp((known + rest − c)/T) below the uniform u: the particle is rejected."""
+    bound = known + rest
+    bound += BOUND_SLACK * (abs(bound) + 1.0)
+    return (bound - pdf_norm) / temperature < math.log(u) if u > 0 else False
+
+
+class EarlyRejectionModel(pyabc.Model):  # type: ignore[misc]
+    """`CaseModel` for pyABC with early rejection in the last generation (module docstring); other generations
+    simulate every case and leave the decision to pyABC's acceptor."""
+
+    def __init__(self, model: CaseModel, variance: ErrorVariance, generations: int, stop_temperature: float) -> None:
+        super().__init__(name="cases")
+        self.model = model
+        self.variance = variance
+        self.generations = generations
+        self.stop_temperature = stop_temperature
+        self.order = sorted(model.cases, key=case_cost)
+        self.cases_simulated = 0  # case simulations in this process (for the benchmark)
+
+    def sample(self, pars: dict[str, float]) -> dict[str, float]:
+        return self.model(pars)
+
+    def last_generation(self, t: int, temperature: float) -> bool:
+        """Whether generation t, at `temperature`, is the calibration's last (so no schedule reads its records)."""
+        return t >= self.generations - 1 or temperature <= self.stop_temperature
+
+    def accept(
+        self,
+        t: int,
+        pars: Any,
+        sum_stat_calculator: Callable[..., Any],
+        distance_calculator: Any,
+        eps_calculator: Any,
+        acceptor: Any,
+        x_0: dict[str, float],
+    ) -> ModelResult:
+        temperature = float(eps_calculator(t))
+        if not self.last_generation(t, temperature):
+            self.cases_simulated += len(self.order)
+            return super().accept(t, pars, sum_stat_calculator, distance_calculator, eps_calculator, acceptor, x_0)
+        seed = self.model.draw_seed()
+        u = float(np.random.uniform(low=0, high=1))  # the acceptor's uniform, drawn where it would draw it
+        pdf_norm = float(acceptor.pdf_norms[t])
+        var = dict(zip(self.variance.keys, self.variance(pars), strict=True))
+        changes = self.model.changes(pars)
+        stats: dict[str, float] = {}
+        known = 0.0
+        rest = float(sum(perfect_fit_terms(np.array(list(var.values())))))
+        for case in self.order:
+            keys = [observation_key(case, k) for k in range(len(case.observed))]
+            case_var = np.array([var[k] for k in keys])
+            stats.update(self.model.case_stats(case, changes, seed))
+            self.cases_simulated += 1
+            known += float(log_density_terms(stats, x_0, keys, case_var).sum())
+            rest -= float(perfect_fit_terms(case_var).sum())
+            if len(stats) < len(var) and rejected_early(known, rest, pdf_norm, temperature, u):
+                return ModelResult(sum_stat=stats, distance=known + rest, accepted=False)  # an upper bound
+        sum_stat = sum_stat_calculator(stats)
+        density = float(distance_calculator(sum_stat, x_0, t, pars))  # pyABC's own density, as its acceptor uses
+        acc_prob = float(np.exp((density - pdf_norm) * (1 / temperature)))  # the acceptor's own expression
+        weight = 0.0 if acc_prob == 0.0 else acc_prob / min(1.0, acc_prob)
+        return ModelResult(sum_stat=sum_stat, distance=density, accepted=bool(acc_prob >= u), weight=weight)

@@ -1,0 +1,86 @@
+"""Early rejection in the calibration's last generation (calibrate/early.py): the bound is a bound, the decision is
+the acceptor's, and a calibration gives the same posterior with fewer case simulations."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import defection.calibrate.early as early
+from defection.calibrate.abc import calibrate
+from defection.calibrate.cases import load_case
+from defection.scenario.ranges import CALIBRATED
+
+from .test_calibration import write_case
+
+MORAL = next(u for u in CALIBRATED if u.path == "preferences.moral_cost_median_usd")
+
+
+def test_log_density_terms_sum_to_pyabcs_kernel() -> None:
+    """The terms, summed, are pyABC's IndependentNormalKernel density; by hand for one term."""
+    import pyabc
+
+    keys = ["a", "b", "c"]
+    var = np.array([0.25, 0.5, 1.0])
+    x, x0 = {"a": -3.0, "b": -5.5, "c": 0.0}, {"a": -3.5, "b": -5.0, "c": 2.0}
+    terms = early.log_density_terms(x, x0, keys, var)
+    assert terms[0] == pytest.approx(-0.5 * (math.log(2 * math.pi * 0.25) + 0.25 / 0.25))
+    kernel = pyabc.IndependentNormalKernel(var=list(var), keys=keys)
+    kernel.initialize(t=0, get_sample=None, x_0=x0, total_sims=0)
+    assert terms.sum() == pytest.approx(kernel(x, x0, 0, {}))
+
+
+def test_the_bound_is_never_below_the_density() -> None:
+    """For any simulated values, a perfect fit's term is at least the actual term, so the bound holds."""
+    rng = np.random.default_rng(1)
+    keys = [str(k) for k in range(6)]
+    for _ in range(200):
+        var = rng.uniform(0.05, 4.0, 6)
+        x = dict(zip(keys, rng.normal(0, 3, 6), strict=True))
+        x0 = dict(zip(keys, rng.normal(0, 3, 6), strict=True))
+        assert np.all(early.perfect_fit_terms(var) >= early.log_density_terms(x, x0, keys, var))
+
+
+def test_rejected_early_by_hand() -> None:
+    """exp((known + rest − c)/T) against u: log(0.5) = −0.693; a bound 1 below c at T = 1 is rejected, at T = 2
+    (exp(−0.5) = 0.61 ≥ 0.5) it is not; u = 0 never rejects (the acceptor would accept)."""
+    assert early.rejected_early(known=-4.0, rest=-1.0, pdf_norm=-4.0, temperature=1.0, u=0.5)
+    assert not early.rejected_early(known=-4.0, rest=-1.0, pdf_norm=-4.0, temperature=2.0, u=0.5)
+    assert not early.rejected_early(known=-40.0, rest=-1.0, pdf_norm=-4.0, temperature=1.0, u=0.0)
+
+
+@pytest.mark.slow
+def test_a_calibration_is_identical_with_and_without_early_rejection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three synthetic cases whose observations disagree (so the last generation rejects most particles): the same
+    posterior, samples and weights, with and without early rejection, and fewer case simulations with it."""
+    cases = [
+        load_case(write_case(tmp_path, f"c{k}", defected=d, caught=c, days=60, agents=990), calibrated=())
+        for k, (d, c) in enumerate([(0.002, 0.01), (0.05, 0.002), (0.01, 0.05)])
+    ]
+    simulated: list[int] = []
+    original = early.EarlyRejectionModel.accept
+
+    def counting(self: early.EarlyRejectionModel, *args: object) -> object:
+        before = self.cases_simulated
+        result = original(self, *args)  # type: ignore[arg-type]
+        simulated.append(self.cases_simulated - before)
+        return result
+
+    monkeypatch.setattr(early.EarlyRejectionModel, "accept", counting)
+    kwargs = dict(parameters=[MORAL], particles=12, generations=2, workers=1, seed=4)
+    fast = calibrate(cases, **kwargs)  # type: ignore[arg-type]
+    with_early = list(simulated)
+    full = calibrate(cases, early_rejection=False, **kwargs)  # type: ignore[arg-type]
+    assert np.array_equal(fast.posterior.samples, full.posterior.samples)
+    assert np.array_equal(fast.posterior.weights, full.posterior.weights)
+    assert fast.simulations == full.simulations
+    assert list(fast.populations["epsilon"]) == list(full.populations["epsilon"])
+    last = fast.populations["simulations"].iloc[-1]
+    assert sum(with_early) < len(with_early) * len(cases)  # some particles were rejected before their last case
+    assert sum(with_early[-last:]) < last * len(cases)
+    assert fast.settings["early_rejection"] and not full.settings["early_rejection"]
