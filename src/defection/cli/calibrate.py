@@ -141,8 +141,8 @@ def _abc_settings(
 def calibrate(
     folder: CasesOpt = None,
     case: CaseOpt = None,
-    particles: ParticlesOpt = 64,
-    generations: GenerationsOpt = 6,
+    particles: ParticlesOpt = 32,
+    generations: GenerationsOpt = 4,
     workers: WorkersOpt = CPUS,
     seed: Annotated[int, typer.Option("--seed", "-s", help="Seed of the ABC sampler.")] = 1,
     max_minutes: Annotated[
