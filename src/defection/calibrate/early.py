@@ -1,4 +1,4 @@
-"""Exact early rejection for the stochastic acceptor (docs/calibration.md, "Early rejection").
+"""Exact early rejection for the stochastic acceptor (docs/calibration.md, "Method": early rejection).
 
 pyABC's stochastic acceptor accepts a particle when a uniform u ≤ exp((log p(x|θ) − c)/T), where log p is eq. 40's
 normal log density summed over every observation of every case, c the density normalisation and T the
@@ -36,15 +36,15 @@ def case_cost(case: Case) -> float:
     return float(case.meta.calibration_agents * case.scenario.simulation.days)
 
 
-def log_density_terms(x: dict[str, float], x_0: dict[str, float], keys: Sequence[str], var: np.ndarray) -> np.ndarray:
-    """Eq. 40's log density of each observation in `keys` (pyABC's `IndependentNormalKernel`, term by term)."""
-    diff = np.array([x[k] - x_0[k] for k in keys])
-    return np.asarray(-0.5 * (np.log(2 * np.pi * var) + diff**2 / var), dtype=float)
-
-
 def perfect_fit_terms(var: np.ndarray) -> np.ndarray:
     """Each observation's largest possible log density term: its value at a perfect fit, −½·log(2π·var)."""
     return np.asarray(-0.5 * np.log(2 * np.pi * var), dtype=float)
+
+
+def log_density_terms(x: dict[str, float], x_0: dict[str, float], keys: Sequence[str], var: np.ndarray) -> np.ndarray:
+    """Eq. 40's log density of each observation in `keys` (pyABC's `IndependentNormalKernel`, term by term)."""
+    diff = np.array([x[k] - x_0[k] for k in keys])
+    return np.asarray(perfect_fit_terms(var) - 0.5 * diff**2 / var, dtype=float)
 
 
 def rejected_early(known: float, rest: float, pdf_norm: float, temperature: float, u: float) -> bool:
@@ -66,6 +66,7 @@ class EarlyRejectionModel(pyabc.Model):  # type: ignore[misc]
         self.generations = generations
         self.stop_temperature = stop_temperature
         self.order = sorted(model.cases, key=case_cost)
+        self.keys = {c.id: [observation_key(c, k) for k in range(len(c.observed))] for c in self.order}
         self.cases_simulated = 0  # case simulations in this process (for the benchmark)
 
     def sample(self, pars: dict[str, float]) -> dict[str, float]:
@@ -98,7 +99,7 @@ class EarlyRejectionModel(pyabc.Model):  # type: ignore[misc]
         known = 0.0
         rest = float(sum(perfect_fit_terms(np.array(list(var.values())))))
         for case in self.order:
-            keys = [observation_key(case, k) for k in range(len(case.observed))]
+            keys = self.keys[case.id]
             case_var = np.array([var[k] for k in keys])
             stats.update(self.model.case_stats(case, changes, seed))
             self.cases_simulated += 1
