@@ -51,7 +51,7 @@ from defection.scenario.ranges import CALIBRATED, DISCREPANCY, Range, discrepanc
 
 KERNEL_SCALING = 2.0  # ABC-SMC proposal width relative to Silverman's rule (see `calibrate`)
 CHECK_TIME_SHARE = 0.8  # the predictive check plans to use at most this share of the time left after sampling
-DISCREPANCY_STREAM = 0x5D15C  # seeds the predictive's structural-error draws (with the seed, case and draw)
+DISCREPANCY_STREAM = 0x5D15C  # seeds the predictive's error draws (eq. 40) (with the seed, case and draw)
 
 
 # ----------------------------------------------------------------------------- time limits and progress
@@ -673,46 +673,54 @@ def shared_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def structural_errors(posterior: Posterior | None, case: Case, seed: int, draws: int) -> np.ndarray | None:
-    """Eq. 40's structural error of each predictive draw (rows) and observation (columns) of a case on the log
-    scale: δ_family of the draw's posterior particle times a standard normal keyed by the seed, case and draw;
-    None without a posterior or when it has no discrepancy for the case's family."""
-    path = discrepancy_path(case.meta.family)
-    if posterior is None or path not in posterior.parameters:
-        return None
+def predictive_errors(posterior: Posterior | None, case: Case, seed: int, draws: int) -> np.ndarray:
+    """Eq. 40's error of each predictive draw (rows) and observation (columns) of a case on the log scale:
+    √(tolerance² + δ²_family)·z, the error model the calibration assumes. δ comes from the draw's posterior particle
+    (0 without a posterior or when it has no discrepancy for the case's family); z is a standard normal keyed by the
+    seed, case and draw."""
+    deltas = [0.0] * draws
+    if posterior is not None and discrepancy_path(case.meta.family) in posterior.parameters:
+        particles = (posterior_particle(posterior, seed, r) for r in range(draws))
+        deltas = [posterior.discrepancy(k, case.meta.family) or 0.0 for k in particles]
+    tolerance2 = np.array([o.tolerance**2 for o in case.observed])
     out = np.empty((draws, len(case.observed)))
-    for r in range(draws):
-        delta = posterior.discrepancy(posterior_particle(posterior, seed, r), case.meta.family) or 0.0
+    for r, delta in enumerate(deltas):
         z = np.random.default_rng([DISCREPANCY_STREAM, seed, zlib.crc32(case.id.encode()), r])
-        out[r] = delta * z.standard_normal(len(case.observed))
+        out[r] = np.sqrt(tolerance2 + delta**2) * z.standard_normal(len(case.observed))
     return out
 
 
 def discrepancy_note(posterior: Posterior | None, cases: Sequence[Case]) -> str:
-    """What the predictive includes of the model discrepancy, in words."""
+    """What the predictive includes of the model discrepancy and the observation error, in words."""
     if posterior is None:
-        return "no model discrepancy in the predictive: hand-tuned defaults, no posterior"
+        return (
+            "no model discrepancy in the predictive (hand-tuned defaults, no posterior); "
+            "it includes the observations' error (tolerance)"
+        )
     missing = sorted({c.meta.family for c in cases} - {p.split(".", 1)[1] for p in posterior.parameters})
     if missing:
-        return f"no model discrepancy for {', '.join(missing)} cases: the posterior has none for that family"
-    return "predictive includes the posterior's model discrepancy (δ of each draw's particle)"
+        return (
+            f"no model discrepancy for {', '.join(missing)} cases: the posterior has none for that family; "
+            "the predictive includes the observations' error (tolerance)"
+        )
+    return (
+        "predictive includes the posterior's model discrepancy (δ of each draw's particle) and the observations' error"
+    )
 
 
 def predictive_check(cases: Sequence[Case], posterior: Posterior | None, draws: int, seed: int) -> pd.DataFrame:
     """For every observation: the observed value, the posterior predictive median, 50% (p25–p75) and 90%
     (p05–p95) intervals, the log floor of its case, and the predictive draws (one value per draw). A draw is the
-    simulated share as recorded (times `capture`), times exp(δ·z) for the model discrepancy (`structural_errors`),
-    at most 1;
-    `attrs["discrepancy"]` says whether the discrepancy is included."""
+    simulated share as recorded (times `capture`), times the error of eq. 40 (`predictive_errors`: observation
+    error and model discrepancy), at most 1; `attrs["discrepancy"]` says what the predictive includes."""
     rows = []
     for case in cases:
         runs = case_run(case, {}, seed, replicates=draws, posterior=posterior)
-        errors = structural_errors(posterior, case, seed, len(runs))
+        errors = predictive_errors(posterior, case, seed, len(runs))
         floor = log_floor(runs.attrs["agents"])
         for j, o in enumerate(case.observed):
             v = o.recorded_share(1.0) * runs[o.outcome].to_numpy(dtype=float)
-            if errors is not None:  # a share is at most the whole force: exp(δ·z) is capped at a share of 1
-                v = np.minimum(np.maximum(v, floor) * np.exp(errors[:, j]), 1.0)
+            v = np.minimum(np.maximum(v, floor) * np.exp(errors[:, j]), 1.0)  # a share is at most the whole force
             lo, q25, med, q75, hi = (float(np.quantile(v, q)) for q in (0.05, 0.25, 0.5, 0.75, 0.95))
             rows.append(
                 {
