@@ -1,5 +1,5 @@
-"""Early rejection in the calibration's last generation (calibrate/early.py): the bound is a bound, the decision is
-the acceptor's, and a calibration gives the same posterior with fewer case simulations."""
+"""Early rejection (calibrate/early.py): the bound is a bound, the decision is the acceptor's; in the last generation
+only, a calibration gives the same posterior with fewer case simulations, and in every generation fewer still."""
 
 from __future__ import annotations
 
@@ -57,7 +57,9 @@ def test_a_calibration_is_identical_with_and_without_early_rejection(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Three synthetic cases whose observations disagree (so the last generation rejects most particles): the same
-    posterior, samples and weights, with and without early rejection, and fewer case simulations with it."""
+    posterior, samples and weights, with early rejection in the last generation and without it, and fewer case
+    simulations with it. In every generation: fewer simulations again, every decision still the acceptor's, and
+    (here, where the temperature schedule is not moved by the bounds) the same posterior."""
     cases = [
         load_case(write_case(tmp_path, f"c{k}", defected=d, caught=c, days=60, agents=990), calibrated=())
         for k, (d, c) in enumerate([(0.002, 0.01), (0.05, 0.002), (0.01, 0.05)])
@@ -72,15 +74,32 @@ def test_a_calibration_is_identical_with_and_without_early_rejection(
         return result
 
     monkeypatch.setattr(early.EarlyRejectionModel, "accept", counting)
-    kwargs = dict(parameters=[MORAL], particles=12, generations=2, workers=1, seed=4)
-    fast = calibrate(cases, **kwargs)  # type: ignore[arg-type]
-    with_early = list(simulated)
-    full = calibrate(cases, early_rejection=False, **kwargs)  # type: ignore[arg-type]
-    assert np.array_equal(fast.posterior.samples, full.posterior.samples)
-    assert np.array_equal(fast.posterior.weights, full.posterior.weights)
-    assert fast.simulations == full.simulations
-    assert list(fast.populations["epsilon"]) == list(full.populations["epsilon"])
-    last = fast.populations["simulations"].iloc[-1]
-    assert sum(with_early) < len(with_early) * len(cases)  # some particles were rejected before their last case
-    assert sum(with_early[-last:]) < last * len(cases)
-    assert fast.settings["early_rejection"] and not full.settings["early_rejection"]
+    kwargs = dict(parameters=[MORAL], particles=12, generations=3, workers=1, seed=4)
+    counted = {}
+    runs = {}
+    for mode in ("last", "every", "off"):
+        simulated.clear()
+        runs[mode] = calibrate(cases, early_rejection=mode, **kwargs)  # type: ignore[arg-type]
+        counted[mode] = list(simulated)
+    last, every, full = runs["last"], runs["every"], runs["off"]
+    assert np.array_equal(last.posterior.samples, full.posterior.samples)
+    assert np.array_equal(last.posterior.weights, full.posterior.weights)
+    assert last.simulations == full.simulations
+    assert list(last.populations["epsilon"]) == list(full.populations["epsilon"])
+    final = last.populations["simulations"].iloc[-1]
+    assert sum(counted["last"]) < len(counted["last"]) * len(
+        cases
+    )  # some particles were rejected before their last case
+    assert sum(counted["last"][-final:]) < final * len(cases)
+    assert sum(counted["last"][:-final]) == (len(counted["last"]) - final) * len(cases)  # earlier ones: every case
+    assert counted["off"] == []  # the plain model: no early rejection at all
+    assert sum(counted["every"]) < sum(counted["last"])  # earlier generations reject early too
+    assert list(every.populations["epsilon"]) == pytest.approx(list(full.populations["epsilon"]), rel=1e-6)
+    assert np.array_equal(every.posterior.samples, full.posterior.samples)
+    assert np.allclose(every.posterior.weights, full.posterior.weights, rtol=1e-6)
+    assert [r.settings["early_rejection"] for r in (last, every, full)] == ["last", "every", "off"]
+
+
+def test_an_unknown_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="'every', 'last' or 'off'"):
+        calibrate([object()], early_rejection="sometimes")  # type: ignore[list-item]

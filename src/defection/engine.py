@@ -134,6 +134,7 @@ def _replicates(
     tick: Callable[[int], None],
     phases: dict[str, float],
     posterior: Posterior | None = None,
+    accounting: bool = True,
 ) -> list[np.ndarray]:
     """Every replicate's daily series under one regime policy (adaptive/static rules, or fixed counter-measures).
 
@@ -147,7 +148,7 @@ def _replicates(
         if posterior is not None:
             sc_rep = posterior.apply(sc, posterior_particle(posterior, sc.simulation.seed, rep))
             p = engine_params(sc_rep)
-        res = run_replicate(sc_rep, p, rep, n_agents, on_day=tick, fixed_counter_measures=fixed)
+        res = run_replicate(sc_rep, p, rep, n_agents, on_day=tick, fixed_counter_measures=fixed, accounting=accounting)
         for k, v in res.phase_seconds.items():
             phases[k] += v
         out.append(res.daily)
@@ -163,11 +164,16 @@ def simulate(
     agents: int | None = None,
     posterior: Posterior | None = None,
     progress: Callable[[int, int], None] | None = None,
+    accounting: bool = True,
 ) -> RunResult:
     """Run every replicate of a scenario. Keyword arguments override `scenario.simulation`.
 
     `posterior` (or the file named by `scenario.simulation.posterior`) gives each replicate its own draw of the
     calibrated parameters, so intervals include parameter uncertainty.
+
+    `accounting=False` skips the cost accounting (`dynamics.run_replicate`): the same soldiers and shares, cost
+    outcomes NaN; for callers that read only shares (calibration). Best-response mode chooses by cost, so it
+    keeps the accounting.
 
     `progress(done_days, total_days)` is called after every simulated day. In best-response mode the regime's
     candidate policies are simulated on the same seeds and the one with the lowest mean loss is kept (eq. 32).
@@ -196,7 +202,7 @@ def simulate(
     best: tuple[float, list[np.ndarray]] | None = None
     losses = []
     for k, cand in enumerate(candidates):
-        dailies = _replicates(sc, n_agents, cand, tick, phases, posterior)
+        dailies = _replicates(sc, n_agents, cand, tick, phases, posterior, accounting or best_response)
         loss = float(np.mean([replicate_outcomes(d, sc)["regime_loss_usd"] for d in dailies]))
         losses.append(loss)
         if best is None or loss < best[0]:

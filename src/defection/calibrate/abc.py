@@ -272,11 +272,11 @@ def case_run(
     agents: int | None = None,
     posterior: Posterior | None = None,
 ) -> pd.DataFrame:
-    """Per-replicate outcomes of one case with calibrated parameters set to `changes`."""
+    """Per-replicate outcomes of one case with calibrated parameters set to `changes`: the shares, which are what
+    a case observes (no cost accounting: cost outcomes are NaN)."""
     sc = with_changes(case.scenario, changes, case.path) if changes else case.scenario
-    res = simulate(
-        sc, replicates=replicates, seed=seed, agents=agents or case.meta.calibration_agents, posterior=posterior
-    )
+    agents = agents or case.meta.calibration_agents
+    res = simulate(sc, replicates=replicates, seed=seed, agents=agents, posterior=posterior, accounting=False)
     out = res.per_replicate.copy()
     out.attrs["agents"] = res.agents
     return out
@@ -414,7 +414,7 @@ def calibrate(
     deadline: Deadline | None = None,
     discrepancy: bool = True,
     pool: ProcessPoolExecutor | None = None,
-    early_rejection: bool = True,
+    early_rejection: str = "every",
 ) -> Calibration:
     """ABC-SMC (pyABC) over the calibrated parameters, shared across `cases`, and the discrepancy SD of every
     family of war among them (eq. 40–41): a stochastic acceptor with a normal kernel on log recorded shares
@@ -428,13 +428,16 @@ def calibrate(
     temperature (1 at the exact posterior; below 1 counts as 1). `discrepancy=False` assumes the model has no
     structural error (variance tolerance² alone, no δ calibrated): for synthetic checks and for comparison.
     `pool` (from `worker_pool`) evaluates particles and the predictive check in processes the caller started and
-    keeps; without one, `workers` > 1 starts a pool for this calibration. `early_rejection` stops simulating a
-    particle's cases in the last generation once they prove it rejected (`calibrate.early`; the same posterior).
+    keeps; without one, `workers` > 1 starts a pool for this calibration. `early_rejection` ("every", "last" or
+    "off"; `calibrate.early`) stops simulating a particle's cases once they prove it rejected: in every generation
+    (a sample of the same posterior), or in the last one only (the same sample).
     """
     import pyabc  # lazy: pyABC (and its dependencies) load only for a calibration, not for `calibrate cases`
 
     if not cases:
         raise ValueError("calibration needs at least one case")
+    if early_rejection not in ("every", "last", "off"):
+        raise ValueError(f"early_rejection is 'every', 'last' or 'off', not {early_rejection!r}")
     start = time.perf_counter()
     if deadline is None and max_seconds is not None:
         deadline = Deadline(max_seconds)
@@ -450,10 +453,10 @@ def calibrate(
     with own as pool:
         variance = ErrorVariance(cases)
         model: Any = CaseModel(cases, parameters)
-        if early_rejection:
+        if early_rejection != "off":
             from defection.calibrate.early import EarlyRejectionModel  # lazy: it imports pyABC
 
-            model = EarlyRejectionModel(model, variance, generations, max(1.0, min_epsilon))
+            model = EarlyRejectionModel(model, variance, generations, max(1.0, min_epsilon), early_rejection)
         sampler = _sampler(workers, watch, pool)
         observed = log_observed(cases)
         abc_log = logging.getLogger("ABC")

@@ -9,10 +9,14 @@ simulated. The decision is the one the full simulation would give, with u drawn 
 point (after the particle's seed, as the acceptor would draw it), so a calibration is identical with and without
 early rejection (`tests/test_early_rejection.py`).
 
-It is used only in a calibration's last generation (at temperature 1, or the last one allowed). The temperature
-schedule chooses the next generation's temperature from the densities of every particle of the previous one,
-rejected ones included; an early-rejected particle has only an upper bound, which would bias that choice. The last
-generation has no successor, and is the costliest: its acceptance rate is the lowest.
+Where it applies (`EARLY_REJECTION`): in every generation (the default), or in the last one only. In the last
+generation (at temperature 1, or the last one allowed) the calibration is identical with and without it. In earlier
+ones every decision is still the acceptor's, but pyABC's temperature schedule chooses the next temperature from the
+densities of every particle of the generation, rejected ones included, and an early-rejected particle reports
+only its upper bound: the schedule may then choose a slightly different temperature. The sampler stays exact for
+its target (each generation samples the tempered posterior at the temperature it was given, and the last one is
+at temperature 1 whatever the path), so the posterior is a sample from the same distribution, not necessarily the
+same sample (docs/calibration.md, "Early rejection", measured there).
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from pyabc.model import ModelResult
 from defection.calibrate.abc import CaseModel, ErrorVariance, observation_key
 from defection.calibrate.cases import Case
 
+EARLY_REJECTION = ("every", "last", "off")
+"""Where early rejection applies: every generation, the last one only (a calibration identical to one without it),
+or nowhere."""
 BOUND_SLACK = 1e-9  # relative slack on the bound, so that rounding never rejects a particle the full density keeps
 
 
@@ -56,15 +63,25 @@ def rejected_early(known: float, rest: float, pdf_norm: float, temperature: floa
 
 
 class EarlyRejectionModel(pyabc.Model):  # type: ignore[misc]
-    """`CaseModel` for pyABC with early rejection in the last generation (module docstring); other generations
-    simulate every case and leave the decision to pyABC's acceptor."""
+    """`CaseModel` for pyABC with early rejection (module docstring) in every generation, or in the last one only
+    (`where`); a generation without it simulates every case and leaves the decision to pyABC's acceptor."""
 
-    def __init__(self, model: CaseModel, variance: ErrorVariance, generations: int, stop_temperature: float) -> None:
+    def __init__(
+        self,
+        model: CaseModel,
+        variance: ErrorVariance,
+        generations: int,
+        stop_temperature: float,
+        where: str = "every",
+    ) -> None:
         super().__init__(name="cases")
+        if where not in ("every", "last"):
+            raise ValueError(f"early rejection applies in 'every' generation or the 'last' one, not {where!r}")
         self.model = model
         self.variance = variance
         self.generations = generations
         self.stop_temperature = stop_temperature
+        self.where = where
         self.order = sorted(model.cases, key=case_cost)
         self.keys = {c.id: [observation_key(c, k) for k in range(len(c.observed))] for c in self.order}
         self.cases_simulated = 0  # case simulations in this process (for the benchmark)
@@ -87,7 +104,7 @@ class EarlyRejectionModel(pyabc.Model):  # type: ignore[misc]
         x_0: dict[str, float],
     ) -> ModelResult:
         temperature = float(eps_calculator(t))
-        if not self.last_generation(t, temperature):
+        if self.where == "last" and not self.last_generation(t, temperature):
             self.cases_simulated += len(self.order)
             return super().accept(t, pars, sum_stat_calculator, distance_calculator, eps_calculator, acceptor, x_0)
         seed = self.model.draw_seed()
@@ -106,7 +123,8 @@ class EarlyRejectionModel(pyabc.Model):  # type: ignore[misc]
             known += float(log_density_terms(stats, x_0, keys, case_var).sum())
             rest -= float(perfect_fit_terms(case_var).sum())
             if len(stats) < len(var) and rejected_early(known, rest, pdf_norm, temperature, u):
-                return ModelResult(sum_stat=stats, distance=known + rest, accepted=False)  # an upper bound
+                # the density pyABC records is an upper bound: only the temperature schedule reads it
+                return ModelResult(sum_stat=stats, distance=known + rest, accepted=False)
         sum_stat = sum_stat_calculator(stats)
         density = float(distance_calculator(sum_stat, x_0, t, pars))  # pyABC's own density, as its acceptor uses
         acc_prob = float(np.exp((density - pdf_norm) * (1 / temperature)))  # the acceptor's own expression

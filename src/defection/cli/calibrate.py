@@ -7,6 +7,7 @@ import json
 import math
 import os
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -44,12 +45,21 @@ CaseOpt = Annotated[
 ParticlesOpt = Annotated[int, typer.Option("--particles", min=4, max=100_000, help="ABC-SMC population size.")]
 GenerationsOpt = Annotated[int, typer.Option("--generations", min=1, max=100, help="ABC-SMC generations (at most).")]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, max=512, help="Processes that simulate particles.")]
-NoEarlyOpt = Annotated[
-    bool,
+
+
+class EarlyRejection(StrEnum):
+    every = "every"
+    last = "last"
+    off = "off"
+
+
+EarlyOpt = Annotated[
+    EarlyRejection,
     typer.Option(
-        "--no-early-rejection",
-        help="Simulate every case of every particle in the last generation, even once the first cases prove the "
-        "particle rejected (the same posterior, more simulations; docs/calibration.md).",
+        "--early-rejection",
+        help="Stop simulating a particle's cases once the first ones prove it rejected: in every generation (a "
+        "sample of the same posterior), in the last one only (the same sample as 'off'), or off "
+        "(docs/calibration.md).",
     ),
 ]
 CPUS = max(1, os.cpu_count() or 1)
@@ -125,7 +135,7 @@ def _calibration_meta(kind: str, cases: list[Case], settings: dict[str, Any]) ->
 
 
 def _abc_settings(
-    particles: int, generations: int, workers: int, seed: int, max_minutes: float, no_early: bool
+    particles: int, generations: int, workers: int, seed: int, max_minutes: float, early: EarlyRejection
 ) -> dict[str, Any]:
     """The ABC-SMC settings shared by `calibrate` and `backtest` (and stored with their runs)."""
     return {
@@ -134,7 +144,7 @@ def _abc_settings(
         "workers": workers,
         "seed": seed,
         "max_seconds": 60.0 * max_minutes,
-        "early_rejection": not no_early,
+        "early_rejection": early.value,
     }
 
 
@@ -164,7 +174,7 @@ def calibrate(
             help="Assume the model has no structural error: no δ per family of war (docs/calibration.md).",
         ),
     ] = False,
-    no_early: NoEarlyOpt = False,
+    early: EarlyOpt = EarlyRejection.every,
     output: Annotated[Path, typer.Option("--output", "-o", help="Posterior file to write.")] = Path("posterior.json"),
     report: Annotated[
         Path | None,
@@ -192,7 +202,7 @@ def calibrate(
     check_folder("--output", output)
     if report is not None:
         check_folder("--report", report)
-    settings = _abc_settings(particles, generations, workers, seed, max_minutes, no_early)
+    settings = _abc_settings(particles, generations, workers, seed, max_minutes, early)
     with recorded(db, _calibration_meta("calibration", cases, settings), "calibration") as (store, run_id):
         with Reporter("calibrate", transient=as_json) as rep:
             rep.stage(f"calibrating {len(cases)} case(s): {particles} particles, up to {generations} generations")
@@ -308,7 +318,7 @@ def backtest(
     seed: Annotated[int, typer.Option("--seed", "-s", help="Seed of the ABC sampler.")] = 1,
     draws: Annotated[int, typer.Option("--draws", min=2, help="Posterior draws for each prediction.")] = 40,
     max_minutes: Annotated[float, typer.Option("--max-minutes", min=0.1, help="Time limit per calibration.")] = 10.0,
-    no_early: NoEarlyOpt = False,
+    early: EarlyOpt = EarlyRejection.every,
     plot: Annotated[Path, typer.Option("--plot", help="PNG of predicted against observed.")] = Path("backtest.png"),
     report: Annotated[
         Path | None,
@@ -330,7 +340,7 @@ def backtest(
     check_folder("--plot", plot)
     if report is not None:
         check_folder("--report", report)
-    settings = _abc_settings(particles, generations, workers, seed, max_minutes, no_early)
+    settings = _abc_settings(particles, generations, workers, seed, max_minutes, early)
     with recorded(db, _calibration_meta("backtest", cases, settings), "backtest") as (store, run_id):
         with Reporter("backtest", transient=as_json) as rep:
             rep.stage(f"backtesting {len(cases)} cases: {particles} particles, up to {generations} generations each")

@@ -237,6 +237,11 @@ _QUANTILES = np.array(STRENGTH_QUANTILES, dtype=np.float64)
 _STRENGTH_COLS = np.array([COL[f"unit_strength_p{q}"] for q in STRENGTH_QUANTILES])
 _COST_PV_COLS = np.array([COL[f"cost_{comp}_pv"] for comp in PROGRAMME_COMPONENTS])
 _REGIME_COST_COLS = np.array([COL[f"regime_{comp}"] for comp in REGIME_COMPONENTS])
+_ACCOUNTING_COLS = np.array(
+    [COL[name] for name in ("fraud_claimants", "fraud_paid", "programme_cost", "programme_cost_pv", "regime_cost")]
+    + [*_STRENGTH_COLS, *_COST_PV_COLS, *_REGIME_COST_COLS]
+)
+"""Columns that only the cost accounting writes (`book_costs`, the strength percentiles): NaN without it."""
 _MEASURE_COLS = np.array([COL[name] for name in COUNTER_MEASURES])
 """Columns of the counter-measures, in the order of `CounterMeasures.as_dict` (outputs.COUNTER_MEASURES)."""
 
@@ -318,6 +323,74 @@ class DayKernels:
         self.strength_percentiles = DirectCall(strength_percentiles)
 
 
+def book_costs(
+    sc: Scenario,
+    prog: ProgrammeState,
+    t: int,
+    totals: np.ndarray,
+    w: float,
+    rise: float,
+    measures: CounterMeasures,
+    measures0: CounterMeasures,
+    present_now: float,
+    threshold_mode: bool,
+    row: np.ndarray,
+) -> None:
+    """The economics phase: fraudulent claimants (eq. 35b, 35c), the programme's costs committed today (eqs. 36–36l;
+    the budget cap closes it) and the regime's (eq. 33), written to today's row of the daily series."""
+    pg = sc.programme
+    # Python floats from here (numpy scalars' arithmetic is the same IEEE arithmetic, at several times the cost)
+    paid, extracted = float(totals[C_PAID]) * w, float(totals[C_EXTRACTED]) * w
+    genuine = float(totals[C_PAID] + totals[C_REJECTED]) * w
+    fraud = fraudulent_claimants(
+        impersonators(genuine, prog.last_offer, pg.impersonators_per_defector, pg.impersonation_elasticity),
+        genuine,
+        measures.infiltration,
+        sc.offer.asylum_probability,
+        sc.regime.exchange_return_probability,
+        pg.recycled_share,
+    )
+    fraud_paid = undetected(fraud, pg.screening_sensitivity)
+    topup = rise if sc.offer.schedule.rule == "ratchet_topup" else 0.0
+    flows = ProgrammeFlows(
+        paid=paid,
+        extracted=extracted,
+        genuine_claimants=genuine,
+        fraud_claimants=fraud,
+        fraud_paid=fraud_paid,
+        offer=prog.last_offer,
+        topup_per_defector=topup,
+        already_paid=prog.paid_total,
+        open=prog.open,
+    )
+    costs = programme_costs(sc, t, flows) if not threshold_mode else {}
+    prog.paid_total += flows.paid
+    nominal = sum(v[0] for v in costs.values())
+    prog.committed_cost += nominal
+    cap = sc.offer.schedule.budget_cap_usd
+    if cap > 0 and prog.committed_cost >= cap:
+        prog.closed_by_budget = True
+    rcost = regime_costs(
+        sc,
+        CounterMeasureCost(
+            serving=present_now,
+            pay_rise_usd_day=per_month_to_per_day(measures.pay_usd_month - measures0.pay_usd_month),
+            extra_monitors_per_soldier=measures.monitors - measures0.monitors,
+            pay_usd_day=per_month_to_per_day(measures.pay_usd_month),
+            blocking=measures.blocking,
+            propaganda=measures.propaganda,
+        ),
+    )
+    row[COL["fraud_claimants"]] = fraud
+    row[COL["fraud_paid"]] = fraud_paid
+    row[COL["programme_cost"]] = nominal
+    row[COL["programme_cost_pv"]] = sum(v[1] for v in costs.values())
+    if costs:
+        row[_COST_PV_COLS] = [costs[comp][1] for comp in PROGRAMME_COMPONENTS]
+    row[COL["regime_cost"]] = sum(rcost.values())
+    row[_REGIME_COST_COLS] = [rcost[comp] for comp in REGIME_COMPONENTS]
+
+
 def run_replicate(
     sc: Scenario,
     p0: EngineParams,
@@ -325,8 +398,14 @@ def run_replicate(
     n_agents: int,
     on_day: Callable[[int], None] | None = None,
     fixed_counter_measures: CounterMeasures | None = None,
+    accounting: bool = True,
 ) -> ReplicateOutput:
-    """Simulate one replicate. `fixed_counter_measures` pins the regime's responses (best-response candidates)."""
+    """Simulate one replicate. `fixed_counter_measures` pins the regime's responses (best-response candidates).
+
+    `accounting=False` skips the cost accounting that the soldiers' dynamics do not read (`book_costs` and the
+    strength percentiles; with a budget cap the costs close the programme, so they are booked anyway): the same
+    soldiers, flows and shares (`tests/test_accounting.py`), with the skipped columns of the daily series NaN.
+    Calibration uses it: its summary statistics are shares."""
     sim, pg, rr = sc.simulation, sc.programme, sc.regime.response
     seed, days = sim.seed, sim.days
     timer = _Timer()
@@ -341,6 +420,8 @@ def run_replicate(
     queue_entry = np.zeros(2 * n, np.int32)
     head = tail = 0
     daily = np.zeros((days, len(SERIES)))
+    if not accounting:
+        daily[:, _ACCOUNTING_COLS] = np.nan
     expected = np.zeros((n_comp, 3))  # eq. 28b per company today: direct arrivals, programme contacts, their q
     waiting = waiting_q = 0.0  # the programme's queue in expectation (eq. 34c)
     flow = np.zeros((days, 1))  # the flow of soldiers out as the regime and the programme see it, per day (eq. 28b)
@@ -478,49 +559,9 @@ def run_replicate(
         present_total, queued_total, aware_total = census.sum(axis=0)
         row = daily[t]
         row[_COUNT_COLS] = totals[_COUNT_COUNTERS] * w
-        # Python floats from here (numpy scalars' arithmetic is the same IEEE arithmetic, at several times the cost)
-        paid, extracted = float(totals[C_PAID]) * w, float(totals[C_EXTRACTED]) * w
-        genuine = float(totals[C_PAID] + totals[C_REJECTED]) * w
-        fraud = fraudulent_claimants(
-            impersonators(genuine, prog.last_offer, pg.impersonators_per_defector, pg.impersonation_elasticity),
-            genuine,
-            measures.infiltration,
-            sc.offer.asylum_probability,
-            sc.regime.exchange_return_probability,
-            pg.recycled_share,
-        )
-        fraud_paid = undetected(fraud, pg.screening_sensitivity)
-        topup = rise if sc.offer.schedule.rule == "ratchet_topup" else 0.0
-        flows = ProgrammeFlows(
-            paid=paid,
-            extracted=extracted,
-            genuine_claimants=genuine,
-            fraud_claimants=fraud,
-            fraud_paid=fraud_paid,
-            offer=prog.last_offer,
-            topup_per_defector=topup,
-            already_paid=prog.paid_total,
-            open=prog.open,
-        )
-        costs = programme_costs(sc, t, flows) if not threshold_mode else {}
-        prog.paid_total += flows.paid
-        nominal = sum(v[0] for v in costs.values())
-        prog.committed_cost += nominal
-        cap = sc.offer.schedule.budget_cap_usd
-        if cap > 0 and prog.committed_cost >= cap:
-            prog.closed_by_budget = True
         present_now = float(present_total) * w
-        rcost = regime_costs(
-            sc,
-            CounterMeasureCost(
-                serving=present_now,
-                pay_rise_usd_day=per_month_to_per_day(measures.pay_usd_month - measures0.pay_usd_month),
-                extra_monitors_per_soldier=measures.monitors - measures0.monitors,
-                pay_usd_day=per_month_to_per_day(measures.pay_usd_month),
-                blocking=measures.blocking,
-                propaganda=measures.propaganda,
-            ),
-        )
+        if accounting or sc.offer.schedule.budget_cap_usd > 0:  # a budget cap feeds the costs back
+            book_costs(sc, prog, t, totals, w, rise, measures, measures0, present_now, threshold_mode, row)
         timer.lap("economics")
         # 13. record
         row[COL["offer_usd"]] = prog.offer
@@ -528,18 +569,11 @@ def run_replicate(
         row[COL["serving"]] = present_now
         row[COL["queued"]] = float(queued_total) * w
         row[COL["aware"]] = float(aware_total) * w
-        row[COL["fraud_claimants"]] = fraud
-        row[COL["fraud_paid"]] = fraud_paid
         row[COL["credibility"]] = cred
         row[COL["strength_share"]] = present_now / (n * w)
         row[COL["units_ineffective_share"]] = ineffective
-        kernels.strength_percentiles(census, p.company_size, _QUANTILES, _STRENGTH_COLS, row)
-        row[COL["programme_cost"]] = nominal
-        row[COL["programme_cost_pv"]] = sum(v[1] for v in costs.values())
-        if costs:
-            row[_COST_PV_COLS] = [costs[comp][1] for comp in PROGRAMME_COMPONENTS]
-        row[COL["regime_cost"]] = sum(rcost.values())
-        row[_REGIME_COST_COLS] = [rcost[comp] for comp in REGIME_COMPONENTS]
+        if accounting:
+            kernels.strength_percentiles(census, p.company_size, _QUANTILES, _STRENGTH_COLS, row)
         if measures is not recorded_measures:  # they change only when the regime reviews them
             recorded_measures, measure_values = measures, list(measures.as_dict().values())
         row[_MEASURE_COLS] = measure_values
