@@ -58,8 +58,7 @@ calibrate: $(STAMP)
 
 validate: $(STAMP)
 	@mkdir -p docs/validation
-	$(BIN)/defection backtest --seed 1 --report docs/validation/validation.html.tmp --plot backtest.png --json > docs/validation/backtest.json.tmp
-	mv docs/validation/validation.html.tmp docs/validation/validation.html
+	$(BIN)/defection backtest --seed 1 --report docs/validation/validation.html --plot backtest.png --json > docs/validation/backtest.json.tmp
 	mv docs/validation/backtest.json.tmp docs/validation/backtest.json
 	@echo "wrote docs/validation/validation.html, backtest.png and docs/validation/backtest.json"
 
