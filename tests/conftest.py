@@ -16,6 +16,17 @@ from defection.store import ResultsDB
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# A world where money matters: soldiers believe the offer, know of it, and face modest moral costs.
+SALIENT: dict[str, Any] = dict(
+    credibility__prior_alpha=18.0,
+    credibility__prior_beta=2.0,
+    preferences__moral_cost_median_usd=60_000.0,
+    information__initial_aware_share=1.0,
+    regime__response__mode="static",
+    offer__cash_usd=200_000.0,
+    programme__extraction_capacity_per_day=5000.0,
+)
+
 
 def scenario(**overrides: Any) -> Scenario:
     """The default scenario with overrides such as ``offer__cash_usd=0`` (``__`` separates levels)."""

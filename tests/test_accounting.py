@@ -12,7 +12,7 @@ from defection.calibrate.cases import SHARE_OUTCOMES, load_cases
 from defection.engine import RunResult
 from defection.model.outputs import OUTCOMES
 
-from .conftest import scenario
+from .conftest import SALIENT, scenario
 
 COST_OUTCOMES = {
     "programme_cost_usd",
@@ -25,15 +25,6 @@ COST_OUTCOMES = {
     "fraud_claimants",
     "fraud_paid",
 }
-SALIENT = dict(
-    credibility__prior_alpha=18.0,
-    credibility__prior_beta=2.0,
-    preferences__moral_cost_median_usd=60_000.0,
-    information__initial_aware_share=1.0,
-    regime__response__mode="static",
-    offer__cash_usd=200_000.0,
-    programme__extraction_capacity_per_day=5000.0,
-)
 
 
 def assert_same_soldiers(full: RunResult, lean: RunResult) -> None:

@@ -12,18 +12,8 @@ from defection import simulate
 from defection.model.outputs import PROGRAMME_COMPONENTS
 from defection.scenario import ScenarioError, load_scenario
 
-from .conftest import cli, scenario
+from .conftest import SALIENT, cli, scenario
 
-# A world where money matters: soldiers believe the offer, know of it, and face modest moral costs.
-SALIENT = dict(
-    credibility__prior_alpha=18.0,
-    credibility__prior_beta=2.0,
-    preferences__moral_cost_median_usd=60_000.0,
-    information__initial_aware_share=1.0,
-    regime__response__mode="static",
-    offer__cash_usd=200_000.0,
-    programme__extraction_capacity_per_day=5000.0,
-)
 RUN = {"replicates": 6, "days": 90, "agents": 19_800, "seed": 4}
 
 

@@ -51,6 +51,9 @@ from defection.scenario.ranges import CALIBRATED, DISCREPANCY, Range, discrepanc
 
 KERNEL_SCALING = 2.0  # ABC-SMC proposal width relative to Silverman's rule (see `calibrate`)
 CHECK_TIME_SHARE = 0.8  # the predictive check plans to use at most this share of the time left after sampling
+EARLY_REJECTION = ("every", "last", "off")
+"""Where early rejection applies (`calibrate.early`): every generation, the last one only (a calibration identical
+to one without it), or nowhere."""
 DISCREPANCY_STREAM = 0x5D15C  # seeds the predictive's error draws (eq. 40) (with the seed, case and draw)
 
 
@@ -436,7 +439,7 @@ def calibrate(
 
     if not cases:
         raise ValueError("calibration needs at least one case")
-    if early_rejection not in ("every", "last", "off"):
+    if early_rejection not in EARLY_REJECTION:
         raise ValueError(f"early_rejection is 'every', 'last' or 'off', not {early_rejection!r}")
     start = time.perf_counter()
     if deadline is None and max_seconds is not None:

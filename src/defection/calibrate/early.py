@@ -9,7 +9,7 @@ simulated. The decision is the one the full simulation would give, with u drawn 
 point (after the particle's seed, as the acceptor would draw it), so a calibration is identical with and without
 early rejection (`tests/test_early_rejection.py`).
 
-Where it applies (`EARLY_REJECTION`): in every generation (the default), or in the last one only. In the last
+Where it applies (`abc.EARLY_REJECTION`): in every generation (the default), or in the last one only. In the last
 generation (at temperature 1, or the last one allowed) the calibration is identical with and without it. In earlier
 ones every decision is still the acceptor's, but pyABC's temperature schedule chooses the next temperature from the
 densities of every particle of the generation, rejected ones included, and an early-rejected particle reports
@@ -32,9 +32,6 @@ from pyabc.model import ModelResult
 from defection.calibrate.abc import CaseModel, ErrorVariance, observation_key
 from defection.calibrate.cases import Case
 
-EARLY_REJECTION = ("every", "last", "off")
-"""Where early rejection applies: every generation, the last one only (a calibration identical to one without it),
-or nowhere."""
 BOUND_SLACK = 1e-9  # relative slack on the bound, so that rounding never rejects a particle the full density keeps
 
 
