@@ -20,14 +20,22 @@ from defection.model.outputs import (
     C_ARRIVED_TYPE,
     C_ATTEMPTS,
     C_CAUGHT,
+    C_CAUGHT_DESERTING,
     C_CONTACTS,
+    C_DESERTED,
     C_EXECUTED,
+    C_KILLED_SURRENDERING,
     C_KILLED_X,
+    C_PAID,
+    C_RETURNED,
+    C_SURRENDERED,
     CAUGHT,
+    DESERTED,
     EXECUTED,
     KILLED_CROSSING,
     QUEUED,
     SERVING,
+    SURRENDERED,
 )
 from defection.model.parameters import EngineParams
 from defection.model.population import Companies, SoldierState, Traits
@@ -200,6 +208,56 @@ def defector_threat_cost(amnesty: float, threat: float) -> float:
 
 
 @njit(cache=True, inline="always")
+def surrender_opportunity(base: float, exposure: float, intensity: float) -> float:
+    """Eq. 42: π^S_class = min(1, π^S·e_class·I), the daily chance of a position where surrender is possible."""
+    return min(1.0, base * exposure * intensity)
+
+
+@njit(cache=True, inline="always")
+def surrender_death_probability(base: float, intensity: float) -> float:
+    """Eq. 43: p^x_S = min(1, p^x_S0·I), killed while surrendering."""
+    return min(1.0, base * intensity)
+
+
+@njit(cache=True, inline="always")
+def home_success_value(package: float, moral: float, family_cost: float, hiding_cost: float) -> float:
+    """Eq. 44: V_H = P_H − m_i − f_H·F_i − C_hide, hiding at home (P_H the package if the offer rewards it)."""
+    return package - moral - family_cost - hiding_cost
+
+
+@njit(cache=True, inline="always")
+def home_caught_value(
+    vsl: float,
+    execution: float,
+    returned: float,
+    served_share: float,
+    prison: float,
+    penal_death: float,
+    v_stay: float,
+    return_penalty: float,
+) -> float:
+    """Eq. 44: V_caught,H = −π_exec·VSL + (1 − π_exec)·[ρ·(V_stay − C_ret) − (1 − ρ)·(s·cost(J_H) + Δp·VSL)]."""
+    jailed = served_share * prison + penal_death * vsl
+    return -execution * vsl + (1.0 - execution) * (returned * (v_stay - return_penalty) - (1.0 - returned) * jailed)
+
+
+@njit(cache=True, inline="always")
+def route_shares(z: np.ndarray, available: np.ndarray, scale: float, out: np.ndarray) -> None:
+    """Eq. 47: P(route r) = e^{z_r/σ} / (1 + Σ_k e^{z_k/σ}) over the available routes (staying has utility 0),
+    written to `out`; with one route this is eq. 17b, Λ(z/σ)."""
+    top = 0.0
+    for r in range(z.size):
+        if available[r]:
+            top = max(top, z[r] / scale)
+    total = math.exp(-top)  # staying
+    for r in range(z.size):
+        out[r] = math.exp(z[r] / scale - top) if available[r] else 0.0
+        total += out[r]
+    for r in range(z.size):
+        out[r] /= total
+
+
+@njit(cache=True, inline="always")
 def assassination_cost(
     credibility_: float, asylum_probability: float, risk: float, protection: float, vsl: float
 ) -> float:
@@ -364,8 +422,9 @@ def _soldier_terms(
     exposure: float,
     p: EngineParams,
     tr: Traits,
-) -> tuple[float, float, float, float, float, float, float]:
-    """(V_succ, V_caught, V_killed, V_stay, perceived offer B̂, cash value R, hazard p^K) of soldier i today."""
+) -> tuple[float, float, float, float, float, float, float, float]:
+    """(V_succ, V_caught, V_killed, V_stay, perceived offer B̂, cash value R, hazard p^K, package P_i) of soldier i
+    today."""
     vsl, income, moral, family, offer_noise = tr.vsl, tr.income, tr.moral, tr.family, tr.offer_noise
     soldier_type = tr.soldier_type
     v = vsl[i]
@@ -414,7 +473,7 @@ def _soldier_terms(
     v_stay = stay_value(
         hz, v, p.pay_usd_day, p.death_benefit_usd, p.family_benefit_weight, p.remaining_exposure_days, beta, r, threat
     )
-    return v_succ, v_caught, -v, v_stay, perceived, cash, hz
+    return v_succ, v_caught, -v, v_stay, perceived, cash, hz, package
 
 
 @njit(cache=True)
@@ -460,7 +519,7 @@ def _option_value(
             delta_k = gain_if_waiting(delta_now, q_now, cred, cash_k, cash_now)
         else:  # the programme will be closed by then: only plain surrender remains
             if delta_closed == 1e300:
-                vs, vc, vk, vst, _, _, _ = _soldier_terms(
+                vs, vc, vk, vst, _, _, _, _ = _soldier_terms(
                     i,
                     False,
                     0.0,
@@ -490,21 +549,75 @@ class OfferToday(NamedTuple):
     wait_days: float  # W, the expected wait in the queue
 
 
+@njit(cache=True)
+def _route_values(
+    i: int,
+    aware: bool,
+    offer: float,
+    cred: float,
+    package: float,
+    v_stay: float,
+    share_def: float,
+    cohesion: float,
+    exposure: float,
+    p: EngineParams,
+    tr: Traits,
+    record: np.ndarray,
+) -> tuple[float, float, float]:
+    """(V_succ,H, V_caught,H, V_succ,S) of soldier i today (eq. 44): deserting home and surrendering in combat.
+
+    `aware` is whether he knows an offer that is open today; the offer's package counts on a route only if the
+    offer rewards it (`route_rewarded`). A surrender the offer does not reward is plain surrender (eq. 12 with
+    c = 0, the terms of a soldier who knows no offer)."""
+    rewards_home = aware and p.route_rewarded[1] > 0.0
+    rewards_surrender = aware and p.route_rewarded[2] > 0.0
+    v = tr.vsl[i]
+    r, beta = p.discount_rate, p.present_bias
+    c = cred if rewards_home else 0.0
+    extraction = p.family_extraction_probability if rewards_home else 0.0
+    m = moral_cost(tr.moral[i], p.cohesion_cost_usd, cohesion, share_def)
+    fam = family_reprisal_cost(p.home_family_exposure * p.family_reprisal_usd, tr.family[i], c, extraction)
+    v_home = home_success_value(package if rewards_home else 0.0, m, fam, p.home_hiding_cost_usd)
+    prison_home = prison_cost(p.home_sentence_years, value_of_life_year(v, r), p.prison_year_cost_vsly, beta, r)
+    returned = p.home_returned if record[i] == 0 else 0.0  # a second offence is not suspended
+    v_home_caught = home_caught_value(
+        v,
+        p.execution_probability,
+        returned,
+        p.sentence_served_share,
+        prison_home,
+        p.penal_death_risk,
+        v_stay,
+        p.home_return_penalty_usd,
+    )
+    v_surrender = 0.0
+    if p.route_open[2] > 0.0:
+        v_surrender = _soldier_terms(i, rewards_surrender, offer, cred, share_def, cohesion, exposure, p, tr)[0]
+    return v_home, v_home_caught, v_surrender
+
+
 class Squad(NamedTuple):
     """One squad's members on a day with an opportunity: the terms of each member's choice (scratch arrays)."""
 
     active: np.ndarray  # serving today
-    willing: np.ndarray  # willing to go (the cascade's result)
+    willing: np.ndarray  # willing to go by some route (the cascade's result)
     reveals: np.ndarray  # would let his squad-mates know he is willing (eq. 16)
-    guided: np.ndarray  # knows the offer, so goes through the programme's queue
-    eps: np.ndarray  # ε, his logistic shock (eq. 17)
-    v_s: np.ndarray  # the four values of eq. 12: success, caught, killed, staying
+    guided: np.ndarray  # knows the offer and it rewards crossing, so he crosses through the programme's queue
+    eps: np.ndarray  # (members, 3): ε_r − ε_0 by route, his random-utility shocks (eq. 17, 47); −∞ if unavailable
+    v_s: np.ndarray  # the four values of eq. 12 for crossing: success, caught, killed, staying
     v_c: np.ndarray
     v_k: np.ndarray
     v_st: np.ndarray
     ov: np.ndarray  # OV, the option value of waiting (eq. 19)
     thr: np.ndarray  # τ_i, his threshold
-    peer_net: np.ndarray  # share of his network contacts who defected before today
+    peer_net: np.ndarray  # share of his network contacts who left by some route before today
+    v_home: np.ndarray  # V_succ,H and V_caught,H of deserting home (eq. 44)
+    v_home_caught: np.ndarray
+    v_surrender: np.ndarray  # V_succ,S of surrendering in combat (eq. 44)
+    available: np.ndarray  # (3,) the routes the squad has an opportunity for today (eq. 42)
+    route: np.ndarray  # the route each willing member takes (eq. 47)
+    z: np.ndarray  # (3,) scratch: one member's propensity by route
+    shares: np.ndarray  # (3,) scratch: one member's route probabilities (eq. 47)
 
 
 class SquadRisks(NamedTuple):
@@ -515,28 +628,74 @@ class SquadRisks(NamedTuple):
     p_wait: float  # detection while waiting in the programme's queue (eq. 34a)
     p_cross: float  # death crossing alone
     p_cross_guided: float  # death crossing with the programme's help
+    p_surrender_death: float  # death while surrendering (eq. 43)
+
+
+NO_ROUTE = -1e300
+"""The shock of a route a squad has no opportunity for today: it is never chosen."""
 
 
 @njit(cache=True)
 def squad_propensity(j: int, d_known: int, sq: Squad, rk: SquadRisks, p: EngineParams) -> float:
-    """Eq. 17: squad member j's propensity z when he knows of `d_known` revealed willing squad-mates."""
+    """Eq. 17: squad member j's propensity z to cross when he knows of `d_known` revealed willing squad-mates."""
     pc = catch_probability(p.catch_base, p.arrest_constant, rk.monitors, p.monitor_vision, d_known)
     px = rk.p_cross
     if sq.guided[j]:
         pc = guided_catch_probability(pc, rk.p_wait)
         px = rk.p_cross_guided
     delta = net_gain(pc, px, sq.v_s[j], sq.v_c[j], sq.v_k[j], sq.v_st[j])
+    return _propensity(j, delta, sq.ov[j], d_known, sq, rk, p)
+
+
+@njit(cache=True, inline="always")
+def _propensity(j: int, delta: float, option: float, d_known: int, sq: Squad, rk: SquadRisks, p: EngineParams) -> float:
+    """Eq. 17 for member j given his net gain Δ on a route and that route's option value of waiting."""
     peer = sq.peer_net[j] + squad_peer_share(d_known, p.squad_size, p.complex_contagion_contacts)
     return attempt_propensity(
-        delta, sq.ov[j], p.utility_scale_usd, sq.thr[j], peer, rk.precedent, p.peer_weight, p.precedent_weight
+        delta, option, p.utility_scale_usd, sq.thr[j], peer, rk.precedent, p.peer_weight, p.precedent_weight
     )
+
+
+@njit(cache=True)
+def surrender_catch_probability(d: int, rk: SquadRisks, p: EngineParams) -> float:
+    """Eq. 43: p^c_S, eq. 9 with the monitoring of a surrender (monitors × `monitor_factor`) and D co-surrenderers."""
+    return catch_probability(
+        p.catch_base, p.arrest_constant, rk.monitors * p.surrender_monitor_factor, p.monitor_vision, d
+    )
+
+
+@njit(cache=True)
+def route_propensity(r: int, j: int, d_known: int, sq: Squad, rk: SquadRisks, p: EngineParams) -> float:
+    """Eq. 45–46: member j's propensity z_r for route r (0 cross, 1 home, 2 surrender) given `d_known` revealed
+    willing squad-mates. Only crossing has an option value of waiting (eq. 19)."""
+    if r == 0:
+        return squad_propensity(j, d_known, sq, rk, p)
+    if r == 1:
+        delta = net_gain(p.home_catch, 0.0, sq.v_home[j], sq.v_home_caught[j], sq.v_k[j], sq.v_st[j])
+    else:
+        pc = surrender_catch_probability(d_known, rk, p)
+        delta = net_gain(pc, rk.p_surrender_death, sq.v_surrender[j], sq.v_c[j], sq.v_k[j], sq.v_st[j])
+    return _propensity(j, delta, 0.0, d_known, sq, rk, p)
+
+
+@njit(cache=True)
+def best_route(j: int, d_known: int, sq: Squad, rk: SquadRisks, p: EngineParams) -> tuple[int, float]:
+    """Eq. 47: member j's best available route and its utility z_r + ε_r − ε_0 (he goes iff it is > 0)."""
+    best, best_u = -1, NO_ROUTE
+    for r in range(3):
+        if sq.available[r]:
+            u = route_propensity(r, j, d_known, sq, rk, p) + sq.eps[j, r]
+            if u > best_u:
+                best, best_u = r, u
+    return best, best_u
 
 
 @njit(cache=True)
 def squad_cascade(excluded: int, willing: np.ndarray, sq: Squad, rk: SquadRisks, p: EngineParams) -> int:
     """Eq. 18: the best-response cascade inside a squad, from nobody willing (A_0, D = 0): a member becomes
-    willing once z + ε > 0 given the willing squad-mates who revealed themselves. Fills `willing` and returns
-    D, the revealed willing at the end. Member `excluded` (−1: none) never becomes willing."""
+    willing once his best route's utility is positive (eq. 47; with one route, z + ε > 0) given the willing
+    squad-mates who revealed themselves. Fills `willing` and returns D, the revealed willing at the end. Member
+    `excluded` (−1: none) never becomes willing."""
     ss = sq.active.size
     willing[:] = False
     changed = True
@@ -549,7 +708,7 @@ def squad_cascade(excluded: int, willing: np.ndarray, sq: Squad, rk: SquadRisks,
             if not sq.active[j] or willing[j] or j == excluded:
                 continue
             # j is not yet willing, so he is not among the revealed willing: he knows of n_rev
-            if squad_propensity(j, n_rev, sq, rk, p) + sq.eps[j] > 0.0:
+            if best_route(j, n_rev, sq, rk, p)[1] > 0.0:
                 willing[j] = True
                 changed = True
     return revealed_willing(willing, sq)
@@ -569,8 +728,9 @@ def revealed_willing(willing: np.ndarray, sq: Squad) -> int:
 def squad_expected_departures(
     n_rev: int, n_go: int, sq: Squad, rk: SquadRisks, p: EngineParams, out: np.ndarray
 ) -> None:
-    """Eq. 28b: the squad's expected departures today, Σ_j Λ(z_j(D_−j)/σ) (and each weighted by q_j, his chance
-    of getting through), added to `out`: [direct crossers arriving, programme contacts, contacts' q].
+    """Eq. 28b: the squad's expected departures today, Σ_j P_r(z_j(D_−j)) by route (eq. 47; with one route
+    Λ(z/σ)), each weighted by his chance of getting through, added to `out`: [direct crossers arriving, programme
+    contacts, contacts' q, deserters not caught, surrenderers reaching captivity].
 
     Each member's chance of going is taken given his squad-mates' shocks, his own integrated out. D_−j, the
     revealed willing when j never goes, is the realised D for a member who did not go; for one who went the
@@ -579,6 +739,12 @@ def squad_expected_departures(
     """
     ss = sq.active.size
     scratch = np.zeros(ss, np.bool_)
+    n_routes = 0
+    only = 0
+    for r in range(3):
+        if sq.available[r]:
+            n_routes += 1
+            only = r
     for j in range(ss):
         if not sq.active[j]:
             continue
@@ -587,13 +753,104 @@ def squad_expected_departures(
         if sq.willing[j]:
             d_without = squad_cascade(j, scratch, sq, rk, p)
             co_defectors = n_go - 1
-        go = logit_probability(squad_propensity(j, d_without, sq, rk, p), p.logit_scale)
-        pc = catch_probability(p.catch_base, p.arrest_constant, rk.monitors, p.monitor_vision, co_defectors)
-        if sq.guided[j]:  # the queue's own detection is carried by the programme's expected queue (eq. 34c)
-            out[1] += go
-            out[2] += go * success_probability(pc, rk.p_cross_guided)
+        if n_routes == 1:
+            sq.shares[:] = 0.0
+            sq.shares[only] = logit_probability(route_propensity(only, j, d_without, sq, rk, p), p.logit_scale)
         else:
-            out[0] += go * success_probability(pc, rk.p_cross)
+            for r in range(3):
+                sq.z[r] = route_propensity(r, j, d_without, sq, rk, p) if sq.available[r] else 0.0
+            route_shares(sq.z, sq.available, p.logit_scale, sq.shares)
+        go = sq.shares[0]
+        if go > 0.0:
+            pc = catch_probability(p.catch_base, p.arrest_constant, rk.monitors, p.monitor_vision, co_defectors)
+            if sq.guided[j]:  # the queue's own detection is carried by the programme's expected queue (eq. 34c)
+                out[1] += go
+                out[2] += go * success_probability(pc, rk.p_cross_guided)
+            else:
+                out[0] += go * success_probability(pc, rk.p_cross)
+        if sq.shares[1] > 0.0:
+            out[3] += sq.shares[1] * (1.0 - p.home_catch)
+        if sq.shares[2] > 0.0:
+            pc_s = surrender_catch_probability(co_defectors, rk, p)
+            out[4] += sq.shares[2] * success_probability(pc_s, rk.p_surrender_death)
+
+
+@njit(cache=True)
+def route_shocks(
+    i: int, j: int, n_routes: int, only: int, k_shock: np.uint64, k_route: np.uint64, p: EngineParams, sq: Squad
+) -> None:
+    """Eq. 47: member j's (slot i's) shocks ε_r − ε_0 for the squad's available routes. With one route, the
+    logistic shock of eq. 17 (the difference of two Gumbels), so that a war with one route is the binary choice."""
+    for r in range(3):
+        sq.eps[j, r] = NO_ROUTE
+    if n_routes == 1:
+        sq.eps[j, only] = rng.logistic(k_shock, i, p.logit_scale)
+        return
+    stay = rng.gumbel(k_route, 4 * i, p.logit_scale)
+    for r in range(3):
+        if sq.available[r]:
+            sq.eps[j, r] = rng.gumbel(k_route, 4 * i + 1 + r, p.logit_scale) - stay
+
+
+@njit(cache=True)
+def desertion_outcome(
+    i: int, p: EngineParams, record: np.ndarray, k_catch: np.uint64, k_exec: np.uint64, k_return: np.uint64
+) -> int:
+    """§7.5b resolution of soldier i's desertion home: caught with p^c_H (then executed with π_exec, else returned
+    to his unit with ρ_ret if he has no record, else CAUGHT), else DESERTED. A returned soldier is SERVING again."""
+    if rng.uniform(k_catch, i) < p.home_catch:
+        if rng.uniform(k_exec, i) < p.execution_probability:
+            return EXECUTED
+        if record[i] == 0 and rng.uniform(k_return, i) < p.home_returned:
+            return SERVING
+        return CAUGHT
+    return DESERTED
+
+
+@njit(cache=True)
+def surrender_outcome(
+    i: int, pc: float, p_death: float, execution: float, k_catch: np.uint64, k_cross: np.uint64, k_exec: np.uint64
+) -> int:
+    """§7.5b resolution of soldier i's surrender: caught by his own side with p^c_S (then executed or held), else
+    killed while surrendering with p^x_S (KILLED_CROSSING), else SURRENDERED."""
+    if rng.uniform(k_catch, i) < pc:
+        return captured_status(k_exec, i, execution)
+    if rng.uniform(k_cross, i) < p_death:
+        return KILLED_CROSSING
+    return SURRENDERED
+
+
+@njit(cache=True)
+def _count_route_exit(
+    counts: np.ndarray, c: int, route: int, outcome: int, paid: bool, i: int, t: int, st: SoldierState
+) -> None:
+    """Counters and slot of a resolved desertion (route 1) or surrender (route 2)."""
+    if outcome == SERVING:  # caught deserter sent back with a suspended sentence: keeps his record
+        st.record[i] = 1
+        counts[c, C_CAUGHT] += 1
+        counts[c, C_CAUGHT_DESERTING] += 1
+        counts[c, C_RETURNED] += 1
+        return
+    st.status[i] = outcome
+    st.left_day[i] = t
+    if outcome in (EXECUTED, CAUGHT):
+        counts[c, C_CAUGHT] += 1
+        if outcome == EXECUTED:
+            counts[c, C_EXECUTED] += 1
+        if route == 1:
+            counts[c, C_CAUGHT_DESERTING] += 1
+    elif outcome == KILLED_CROSSING:
+        counts[c, C_KILLED_SURRENDERING] += 1
+    elif outcome in (DESERTED, SURRENDERED):
+        counts[c, C_DESERTED if outcome == DESERTED else C_SURRENDERED] += 1
+        if paid:
+            counts[c, C_PAID] += 1
+
+
+@njit(cache=True, inline="always")
+def left_by_a_route(status: int) -> bool:
+    """The slot's soldier left the army by an exit route and got through: crossed, deserted or surrendered."""
+    return status in (ARRIVED, DESERTED, SURRENDERED)
 
 
 @njit(cache=True, parallel=True)
@@ -609,9 +866,10 @@ def decide(
     counts: np.ndarray,
     expected: np.ndarray,
 ) -> None:
-    """Phases 6–9: opportunity (eq. 15), evaluation (eq. 14, 19), squad cascade (eq. 18), and either a
-    direct crossing (soldiers who do not know the offer) or joining the programme's queue (those who do).
-    Each company's expected departures (eq. 28b) are added to its row of `expected` (companies × 3).
+    """Phases 6–9: opportunity (eq. 15, 42), evaluation (eq. 14, 19, 44–46), squad cascade (eq. 18, 47), and for
+    each willing member his route: a direct crossing (soldiers the offer does not guide), joining the programme's
+    queue (those it does), deserting home or surrendering in combat. Each company's expected departures (eq. 28b)
+    are added to its row of `expected` (companies × 5).
     """
     offer, offer_open, public_pos, public_neg, horizon_ratio, horizon_open, topup, wait_days = today
     status, left_day, aware_day, neighbours = st.status, st.left_day, st.aware_day, st.neighbours
@@ -623,20 +881,30 @@ def decide(
     ss = p.squad_size
     n_comp = company_class.size
     k_opp = rng.stream_key(seed, rep, t, rng.OPPORTUNITY)
+    k_opp_home = rng.stream_key(seed, rep, t, rng.OPPORTUNITY_HOME)
+    k_opp_surrender = rng.stream_key(seed, rep, t, rng.OPPORTUNITY_SURRENDER)
     k_shock = rng.stream_key(seed, rep, t, rng.SHOCK)
+    k_route = rng.stream_key(seed, rep, t, rng.ROUTE_SHOCK)
     k_rev = rng.stream_key(seed, rep, t, rng.REVEAL)
     k_catch = rng.stream_key(seed, rep, t, rng.CATCH)
     k_cross = rng.stream_key(seed, rep, t, rng.CROSSING)
     k_exec = rng.stream_key(seed, rep, t, rng.EXECUTION)
+    k_return = rng.stream_key(seed, rep, t, rng.RETURN_TO_UNIT)
     p_cross = crossing_death_probability(p.killed_crossing_base, p.intensity)
     p_cross_guided = guided_crossing_death_probability(p_cross, p.extraction_crossing_risk)
     p_wait = wait_detection(p.queue_detection_per_day, wait_days)
+    p_surrender_death = surrender_death_probability(p.surrender_death, p.intensity)
+    p_opp_home = p.home_opportunity if p.route_open[1] > 0.0 else 0.0
+    guided_cross = p.route_rewarded[0] > 0.0  # the offer rewards crossing: aware soldiers go through its queue
     for c in prange(n_comp):
         cls = company_class[c]
         p_opp = p.class_opportunity[cls]
-        if p_opp <= 0.0:
-            continue
         exposure = p.class_exposure[cls]
+        p_opp_surrender = 0.0
+        if p.route_open[2] > 0.0:
+            p_opp_surrender = surrender_opportunity(p.surrender_opportunity, exposure, p.intensity)
+        if p_opp <= 0.0 and p_opp_home <= 0.0 and p_opp_surrender <= 0.0:
+            continue
         monitors = p.class_monitors[cls]
         p_reveal = reveal_probability(p.reveal_probability, p.reveal_monitor_sensitivity, monitors)
         cred = credibility(p.prior_alpha, p.prior_beta, evidence_pos[c] + public_pos, evidence_neg[c] + public_neg)
@@ -649,15 +917,50 @@ def decide(
         thr = np.zeros(ss)
         peer_net = np.zeros(ss)
         ov = np.zeros(ss)
-        eps = np.zeros(ss)
+        eps = np.zeros((ss, 3))
         willing = np.zeros(ss, np.bool_)
         reveals = np.zeros(ss, np.bool_)
         active = np.zeros(ss, np.bool_)
         guided = np.zeros(ss, np.bool_)
-        sq = Squad(active, willing, reveals, guided, eps, v_s, v_c, v_k, v_st, ov, thr, peer_net)
+        v_home = np.zeros(ss)
+        v_home_caught = np.zeros(ss)
+        v_surrender = np.zeros(ss)
+        available = np.zeros(3, np.bool_)
+        route = np.zeros(ss, np.int8)
+        sq = Squad(
+            active,
+            willing,
+            reveals,
+            guided,
+            eps,
+            v_s,
+            v_c,
+            v_k,
+            v_st,
+            ov,
+            thr,
+            peer_net,
+            v_home,
+            v_home_caught,
+            v_surrender,
+            available,
+            route,
+            np.zeros(3),
+            np.zeros(3),
+        )
         for s in range(c * cs // ss, (c + 1) * cs // ss):
-            if rng.uniform(k_opp, s) >= p_opp:
-                continue  # eq. 15: the squad has no crossing opportunity today
+            # eq. 15, 42: which routes the squad has an opportunity for today
+            available[0] = p_opp > 0.0 and rng.uniform(k_opp, s) < p_opp
+            available[1] = p_opp_home > 0.0 and rng.uniform(k_opp_home, s) < p_opp_home
+            available[2] = p_opp_surrender > 0.0 and rng.uniform(k_opp_surrender, s) < p_opp_surrender
+            n_routes = 0
+            only = 0
+            for r in range(3):
+                if available[r]:
+                    n_routes += 1
+                    only = r
+            if n_routes == 0:
+                continue
             first = s * ss
             n_here = 0
             for j in range(ss):
@@ -668,9 +971,10 @@ def decide(
                 if not active[j]:
                     continue
                 n_here += 1
-                aware = offer_open and aware_day[i] <= t
+                knows = offer_open and aware_day[i] <= t  # knows an offer that is open today
+                aware = knows and guided_cross
                 guided[j] = aware
-                v_s[j], v_c[j], v_k[j], v_st[j], perceived, cash_now, hz = _soldier_terms(
+                v_s[j], v_c[j], v_k[j], v_st[j], perceived, cash_now, hz, package = _soldier_terms(
                     i,
                     aware,
                     offer,
@@ -681,7 +985,7 @@ def decide(
                     p,
                     tr,
                 )
-                if aware and not topup:
+                if available[0] and aware and not topup:
                     pc0 = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, 0.0)
                     pc0 = guided_catch_probability(pc0, p_wait)
                     delta_now = net_gain(pc0, p_cross_guided, v_s[j], v_c[j], v_k[j], v_st[j])
@@ -705,19 +1009,25 @@ def decide(
                         p_cross,
                         tr,
                     )
+                if available[1] or available[2]:
+                    if knows and not aware:  # the offer rewards other routes only: value its package for them
+                        package = _soldier_terms(i, True, offer, cred, share_def, cohesion[c], exposure, p, tr)[7]
+                    v_home[j], v_home_caught[j], v_surrender[j] = _route_values(
+                        i, knows, offer, cred, package, v_st[j], share_def, cohesion[c], exposure, p, tr, st.record
+                    )
                 n_def = 0
                 for d in range(neighbours.shape[1]):
                     nb = neighbours[i, d]
-                    if status[nb] == ARRIVED and left_day[nb] < t:  # defected before today
+                    if left_by_a_route(status[nb]) and left_day[nb] < t:  # left before today
                         n_def += 1
                 peer_net[j] = n_def / neighbours.shape[1]
                 thr[j] = threshold[i]
-                eps[j] = rng.logistic(k_shock, i, p.logit_scale)
+                route_shocks(i, j, n_routes, only, k_shock, k_route, p, sq)
                 reveals[j] = rng.uniform(k_rev, i) < p_reveal
             if n_here == 0:
                 continue
             # eq. 18: best-response cascade on action inside the squad, A_0 with D = 0
-            rk = SquadRisks(precedent[c], monitors, p_wait, p_cross, p_cross_guided)
+            rk = SquadRisks(precedent[c], monitors, p_wait, p_cross, p_cross_guided, p_surrender_death)
             n_rev = squad_cascade(-1, willing, sq, rk, p)
             n_go = 0
             for j in range(ss):
@@ -726,11 +1036,33 @@ def decide(
             squad_expected_departures(n_rev, n_go, sq, rk, p, expected[c])
             if n_go == 0:
                 continue
-            pc_real = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, n_go - 1)
+            # eq. 47: each willing member's route, given the others who revealed themselves
+            n_route = np.zeros(3, np.int64)
+            for j in range(ss):
+                if active[j] and willing[j]:
+                    route[j] = only if n_routes == 1 else best_route(j, n_rev - int(reveals[j]), sq, rk, p)[0]
+                    n_route[route[j]] += 1
+            # the group's catch probability: D = the others going by the same route (eq. 9, 43)
+            pc_real = catch_probability(
+                p.catch_base, p.arrest_constant, monitors, p.monitor_vision, max(n_route[0] - 1, 0)
+            )
+            pc_surrender = surrender_catch_probability(max(n_route[2] - 1, 0), rk, p)
             for j in range(ss):
                 if not (active[j] and willing[j]):
                     continue
                 i = first + j
+                if route[j] == 1:
+                    paid = offer_open and aware_day[i] <= t and p.route_rewarded[1] > 0.0
+                    outcome = desertion_outcome(i, p, st.record, k_catch, k_exec, k_return)
+                    _count_route_exit(counts, c, 1, outcome, paid, i, t, st)
+                    continue
+                if route[j] == 2:
+                    paid = offer_open and aware_day[i] <= t and p.route_rewarded[2] > 0.0
+                    outcome = surrender_outcome(
+                        i, pc_surrender, p_surrender_death, p.execution_probability, k_catch, k_cross, k_exec
+                    )
+                    _count_route_exit(counts, c, 2, outcome, paid, i, t, st)
+                    continue
                 if guided[j]:  # contacts the programme and waits for extraction (eq. 34)
                     status[i] = QUEUED
                     queue_day[i] = t

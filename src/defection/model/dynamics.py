@@ -41,6 +41,7 @@ from defection.model.outputs import (
     PROGRAMME_COMPONENTS,
     QUEUED,
     REGIME_COMPONENTS,
+    ROUTE_SERIES,
     SERIES,
     SERVING,
     STRENGTH_QUANTILES,
@@ -137,6 +138,7 @@ def attrition_and_replacement(
                 status[i] = SERVING
                 left_day[i] = NEVER
                 aware_day[i] = NEVER
+                st.record[i] = 0
                 counts[c, C_REPLACED] += 1
 
 
@@ -230,9 +232,9 @@ def strength_percentiles(
         row[cols[k]] = strength_percentile(census[:, 0], establishment, quantiles[k])
 
 
-_COUNT_COLS = np.array([COL[name] for name in COUNT_SERIES])
+_COUNT_COLS = np.array([COL[name] for name in (*COUNT_SERIES, *ROUTE_SERIES)])
 """Columns of the daily series that are counter totals, and the counter each one reads (`_COUNT_COUNTERS`)."""
-_COUNT_COUNTERS = np.array(list(COUNT_SERIES.values()))
+_COUNT_COUNTERS = np.array([*COUNT_SERIES.values(), *ROUTE_SERIES.values()])
 _QUANTILES = np.array(STRENGTH_QUANTILES, dtype=np.float64)
 _STRENGTH_COLS = np.array([COL[f"unit_strength_p{q}"] for q in STRENGTH_QUANTILES])
 _COST_PV_COLS = np.array([COL[f"cost_{comp}_pv"] for comp in PROGRAMME_COMPONENTS])
@@ -422,7 +424,8 @@ def run_replicate(
     daily = np.zeros((days, len(SERIES)))
     if not accounting:
         daily[:, _ACCOUNTING_COLS] = np.nan
-    expected = np.zeros((n_comp, 3))  # eq. 28b per company today: direct arrivals, programme contacts, their q
+    expected = np.zeros((n_comp, 5))  # eq. 28b per company today: direct arrivals, programme contacts, their q,
+    # deserters not caught, surrenderers reaching captivity
     waiting = waiting_q = 0.0  # the programme's queue in expectation (eq. 34c)
     flow = np.zeros((days, 1))  # the flow of soldiers out as the regime and the programme see it, per day (eq. 28b)
     threshold_mode = p0.mode == MODE_THRESHOLD
@@ -534,11 +537,11 @@ def run_replicate(
             )
             if tail - head > 0.9 * queue.size or head > queue.size:
                 head, tail = compact(head, tail, queue, queue_entry, soldiers.status, soldiers.queue_day)
-            direct, joined, joined_q = expected.sum(axis=0) * w
+            direct, joined, joined_q, deserting, surrendering = expected.sum(axis=0) * w
             waiting, waiting_q, programme_arrivals = expected_queue_step(
                 waiting, waiting_q, joined, joined_q, p.queue_detection_per_day, pg.extraction_capacity_per_day
             )
-            flow[t, 0] = direct + programme_arrivals
+            flow[t, 0] = direct + programme_arrivals + deserting + surrendering  # exits by every route (eq. 28b)
         else:  # threshold mode has no choice probabilities: there the flow is the realised one
             flow[t, 0] = counts[:, C_ARRIVED].sum() * w
         timer.lap("extraction")

@@ -13,7 +13,15 @@ import numpy as np
 from numba import njit, prange
 
 from defection.model import rng
-from defection.model.outputs import C_ARRIVED, C_DETECTED_WAITING, C_KILLED_X, SERVING
+from defection.model.outputs import (
+    C_ARRIVED,
+    C_DESERTED,
+    C_DETECTED_WAITING,
+    C_KILLED_SURRENDERING,
+    C_KILLED_X,
+    C_SURRENDERED,
+    SERVING,
+)
 from defection.model.parameters import EngineParams
 
 
@@ -75,14 +83,16 @@ def update_company_signals(
     evidence_neg: np.ndarray,
     defected: np.ndarray,
 ) -> None:
-    """Phase 12: precedent (eq. 24) and credibility evidence (eq. 26) from today's outcomes: comrades who got
-    across are positive evidence; comrades killed while surrendering or detected while waiting for the
-    programme are negative evidence."""
+    """Phase 12: precedent (eq. 24) and credibility evidence (eq. 26) from today's outcomes. Comrades who left by
+    any route (crossed, deserted, surrendered) set a precedent; comrades who got across are positive evidence;
+    comrades killed crossing or surrendering, or detected while waiting for the programme, are negative evidence."""
     cs = p.company_size
     for c in range(precedent.size):
         arrived = counts[c, C_ARRIVED]
-        bad = p.weight_killed * counts[c, C_KILLED_X] + p.weight_caught_waiting * counts[c, C_DETECTED_WAITING]
-        defected[c] += arrived
-        precedent[c] = decayed_precedent(precedent[c], p.precedent_decay, arrived / cs)
+        left = arrived + counts[c, C_DESERTED] + counts[c, C_SURRENDERED]
+        killed = counts[c, C_KILLED_X] + counts[c, C_KILLED_SURRENDERING]
+        bad = p.weight_killed * killed + p.weight_caught_waiting * counts[c, C_DETECTED_WAITING]
+        defected[c] += left
+        precedent[c] = decayed_precedent(precedent[c], p.precedent_decay, left / cs)
         evidence_pos[c] = decayed_evidence(evidence_pos[c], p.memory, p.weight_arrival * arrived)
         evidence_neg[c] = decayed_evidence(evidence_neg[c], p.memory, bad)

@@ -29,6 +29,8 @@ def replicate_outcomes(daily: np.ndarray, sc: Scenario) -> dict[str, float]:
     last = daily[-1]
     serving = last[COL["serving"]]
     defected = tot[COL["arrived"]]
+    deserted, surrendered = tot[COL["deserted"]], tot[COL["surrendered"]]
+    lost = defected + deserted + surrendered  # soldiers the army lost by an exit route (eq. 32)
     paid = tot[COL["paid"]]
     cost_pv = tot[COL["programme_cost_pv"]]
     budget = budget_total(sc)
@@ -39,6 +41,13 @@ def replicate_outcomes(daily: np.ndarray, sc: Scenario) -> dict[str, float]:
         "attempts": tot[COL["attempts"]],
         "contacts": tot[COL["contacts"]],
         "defected_programme_share": tot[COL["arrived_programme"]] / n,
+        "deserted": deserted,
+        "deserted_share": deserted / n,
+        "surrendered_in_combat": surrendered,
+        "surrendered_share": surrendered / n,
+        "returned_to_unit": tot[COL["returned_to_unit"]],
+        "caught_deserting_share": tot[COL["caught_deserting"]] / n,
+        "lost_share": lost / n,
         "caught": tot[COL["caught"]],
         "caught_share": tot[COL["caught"]] / n,
         "detected_waiting": tot[COL["detected_waiting"]],
@@ -66,7 +75,7 @@ def replicate_outcomes(daily: np.ndarray, sc: Scenario) -> dict[str, float]:
         "fraud_losses_usd": tot[COL["cost_fraud_pv"]],
         "budget_share": cost_pv / budget if budget > 0 else math.nan,
         "regime_cost_usd": regime_cost,
-        "regime_loss_usd": regime_loss(defected, sc.regime.response.soldier_value_usd, regime_cost),
+        "regime_loss_usd": regime_loss(lost, sc.regime.response.soldier_value_usd, regime_cost),
         "monitors_final": float(last[COL["monitors"]]),
         "pay_final_usd_month": float(last[COL["pay_usd_month"]]),
     }

@@ -29,9 +29,21 @@ from defection.scenario import TYPE_NAMES, Scenario
 
 # -- soldiers -------------------------------------------------------------------------------------------
 
-SOLDIER_STATUSES = ("serving", "arrived", "caught", "executed", "killed_crossing", "killed", "wounded", "queued")
+SOLDIER_STATUSES = (
+    "serving",
+    "arrived",
+    "caught",
+    "executed",
+    "killed_crossing",
+    "killed",
+    "wounded",
+    "queued",
+    "deserted",
+    "surrendered",
+)
 """Soldier status codes (docs/model.md §2.1), in code order. Serving and queued (waiting for extraction by the
-programme) are present in the unit; every other status has left it."""
+programme) are present in the unit; every other status has left it. Arrived, deserted and surrendered are the
+three exit routes' successes (§7.5b); killed_crossing also holds soldiers killed while surrendering."""
 STATUS = {name: code for code, name in enumerate(SOLDIER_STATUSES)}
 SERVING = STATUS["serving"]
 ARRIVED = STATUS["arrived"]
@@ -41,6 +53,8 @@ KILLED_CROSSING = STATUS["killed_crossing"]
 KILLED = STATUS["killed"]
 WOUNDED = STATUS["wounded"]
 QUEUED = STATUS["queued"]
+DESERTED = STATUS["deserted"]
+SURRENDERED = STATUS["surrendered"]
 
 # -- per-company daily counters -------------------------------------------------------------------------
 
@@ -60,6 +74,11 @@ COUNTERS = (
     "rejected",
     *(f"arrived_{t}" for t in TYPE_NAMES),
     "extracted",
+    "deserted",
+    "surrendered",
+    "caught_deserting",
+    "returned_to_unit",
+    "killed_surrendering",
 )
 """Columns of the per-company ``counts`` array every phase adds to, in column order; each is also the name of
 the daily series it feeds (``COUNT_SERIES``)."""
@@ -80,6 +99,11 @@ C_PAID = COUNTER["paid"]
 C_REJECTED = COUNTER["rejected"]
 C_ARRIVED_TYPE = COUNTER[f"arrived_{TYPE_NAMES[0]}"]  # + type index
 C_EXTRACTED = COUNTER["extracted"]
+C_DESERTED = COUNTER["deserted"]
+C_SURRENDERED = COUNTER["surrendered"]
+C_CAUGHT_DESERTING = COUNTER["caught_deserting"]
+C_RETURNED = COUNTER["returned_to_unit"]
+C_KILLED_SURRENDERING = COUNTER["killed_surrendering"]
 
 # -- components that name daily series (used by economics and regime) -----------------------------------
 
@@ -135,6 +159,12 @@ COUNT_SERIES = {
     )
 }
 """The daily series that are a day's counter totals: series name → counter column."""
+ROUTE_SERIES = {
+    name: COUNTER[name]
+    for name in ("deserted", "surrendered", "caught_deserting", "returned_to_unit", "killed_surrendering")
+}
+"""Counter totals of the exit routes other than crossing (§7.5b), recorded after every older series (their columns
+come last, so the older series keep theirs)."""
 STRENGTH_QUANTILES = (10, 25, 50, 75, 90)
 """Percentiles of company strength (eq. 22, present over establishment) recorded every day."""
 SERIES = (
@@ -156,6 +186,7 @@ SERIES = (
     "regime_cost",
     *(f"regime_{c}" for c in REGIME_COMPONENTS),
     *COUNTER_MEASURES,
+    *ROUTE_SERIES,
 )
 """Daily series, in column order. Counts are in represented soldiers (agents × soldiers per agent); money in USD."""
 COL = {name: k for k, name in enumerate(SERIES)}
@@ -169,6 +200,13 @@ OUTCOMES = {
     "attempts": "Crossings attempted (directly, or extracted by the programme).",
     "contacts": "Soldiers who contacted the programme and joined its queue.",
     "defected_programme_share": "Share of the initial force that arrived through the programme's extraction.",
+    "deserted": "Soldiers who deserted home and were not caught (represented force).",
+    "deserted_share": "Deserted as a share of the initial force.",
+    "surrendered_in_combat": "Soldiers who surrendered in combat and reached captivity.",
+    "surrendered_share": "Surrendered in combat as a share of the initial force.",
+    "returned_to_unit": "Caught deserters sentenced (suspended) and sent back to their unit, with a record.",
+    "caught_deserting_share": "Deserters caught by their own side as a share of the initial force (returned or not).",
+    "lost_share": "Share of the initial force lost by any exit route: crossed, deserted or surrendered.",
     "caught": "Caught by their own side (crossing or while waiting), executions included.",
     "caught_share": "Caught as a share of the initial force (a detected-exit flow, e.g. desertion prosecutions).",
     "detected_waiting": "Caught while waiting for extraction.",

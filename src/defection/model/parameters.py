@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from defection.scenario import Scenario
+from defection.scenario import ROUTE_NAMES, Scenario
 
 MODE_FULL, MODE_THRESHOLD = 0, 1
 
@@ -32,6 +32,18 @@ DERIVED = {
     "threat_sentence_years": "offer.threat.sentence_years, J_wc (eq. 7)",
     "channel_effective": "min(1, m·ρ_k)·(1 − b_k)·x_k per channel (eq. 23b)",
     "external_reach": "p_ext (eq. 23b)",
+    "route_open": "(1, routes.home.open, routes.surrender.open) as 0/1, by route (eq. 42)",
+    "route_rewarded": "1 where the route is in offer.rewards, by route (eq. 44)",
+    "home_opportunity": "routes.home.daily_opportunity, π^H (eq. 42)",
+    "home_catch": "routes.home.catch_probability, p^c_H (eq. 43)",
+    "home_returned": "routes.home.returned_to_unit_probability, ρ_ret (eq. 44)",
+    "home_sentence_years": "routes.home.sentence_years, J_H (eq. 44)",
+    "home_return_penalty_usd": "routes.home.return_penalty_usd, C_ret (eq. 44)",
+    "home_hiding_cost_usd": "routes.home.hiding_cost_usd, C_hide (eq. 44)",
+    "home_family_exposure": "routes.home.family_exposure, f_H (eq. 44)",
+    "surrender_opportunity": "routes.surrender.daily_opportunity, π^S (eq. 42)",
+    "surrender_monitor_factor": "routes.surrender.monitor_factor (eq. 43)",
+    "surrender_death": "routes.surrender.death_probability, p^x_S0 (eq. 43)",
 }
 """EngineParams fields that are not a scenario leaf of the same name, and what they are computed from."""
 
@@ -137,6 +149,19 @@ class EngineParams(NamedTuple):
     weight_caught_waiting: float
     # units
     combat_ineffective_threshold: float
+    # exit routes (§7.5b): 0 cross, 1 home, 2 surrender (scenario.ROUTE_NAMES)
+    route_open: np.ndarray  # (3,) 1.0 if the route is open in this war
+    route_rewarded: np.ndarray  # (3,) 1.0 if the offer pays for the route
+    home_opportunity: float
+    home_catch: float
+    home_returned: float
+    home_sentence_years: float
+    home_return_penalty_usd: float
+    home_hiding_cost_usd: float
+    home_family_exposure: float
+    surrender_opportunity: float
+    surrender_monitor_factor: float
+    surrender_death: float
 
 
 def per_month_to_per_day(x: float) -> float:
@@ -177,6 +202,7 @@ def reach_with_blocking(effective: np.ndarray, regime_blocking: float) -> float:
 def engine_params(sc: Scenario) -> EngineParams:
     f, p, cb, cr = sc.force, sc.preferences, sc.combat, sc.crossing
     rg, inf, cd, of = sc.regime, sc.information, sc.credibility, sc.offer
+    rt = sc.routes
     types = [t for _, t in f.types.ordered()]
     return EngineParams(
         mode=MODE_FULL if sc.simulation.mode == "full" else MODE_THRESHOLD,
@@ -265,4 +291,16 @@ def engine_params(sc: Scenario) -> EngineParams:
         extraction_crossing_risk=sc.programme.extraction_crossing_risk,
         weight_caught_waiting=sc.programme.weight_caught_waiting,
         combat_ineffective_threshold=sc.units.combat_ineffective_threshold,
+        route_open=np.array([1.0, float(rt.home.open), float(rt.surrender.open)]),
+        route_rewarded=np.array([float(r in of.rewards) for r in ROUTE_NAMES]),
+        home_opportunity=rt.home.daily_opportunity,
+        home_catch=rt.home.catch_probability,
+        home_returned=rt.home.returned_to_unit_probability,
+        home_sentence_years=rt.home.sentence_years,
+        home_return_penalty_usd=rt.home.return_penalty_usd,
+        home_hiding_cost_usd=rt.home.hiding_cost_usd,
+        home_family_exposure=rt.home.family_exposure,
+        surrender_opportunity=rt.surrender.daily_opportunity,
+        surrender_monitor_factor=rt.surrender.monitor_factor,
+        surrender_death=rt.surrender.death_probability,
     )

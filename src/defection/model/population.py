@@ -48,6 +48,7 @@ class SoldierState(NamedTuple):
     aware_day: np.ndarray  # int32, day the soldier learned of the offer (NEVER if not)
     queue_day: np.ndarray  # int32, day he joined the programme's queue
     attempt_catch: np.ndarray  # float64, p^c of his group when he decided (used at extraction)
+    record: np.ndarray  # int8, 1 = convicted of desertion and returned to his unit (eq. 44; no second suspension)
     neighbours: np.ndarray  # int32 (n, degree), slots of his network ties (same company)
 
 
@@ -60,7 +61,7 @@ class Companies(NamedTuple):
     precedent: np.ndarray  # float64, prec_u
     evidence_pos: np.ndarray  # float64, positive credibility evidence
     evidence_neg: np.ndarray  # float64, negative credibility evidence
-    defected: np.ndarray  # int64, soldiers of the company who got across so far
+    defected: np.ndarray  # int64, soldiers of the company who left by an exit route so far (eq. 12a, 24)
 
 
 @dataclass
@@ -213,6 +214,7 @@ def synthesise(n_agents: int, seed: int, rep: int, p: EngineParams) -> Populatio
             aware_day=np.full(n, NEVER, np.int32),
             queue_day=np.full(n, NEVER, np.int32),
             attempt_catch=np.zeros(n),
+            record=np.zeros(n, np.int8),
             neighbours=np.zeros((n, p.network_degree), np.int32),
         ),
         traits=Traits(

@@ -36,6 +36,7 @@ AWARENESS, OPPORTUNITY, SHOCK, REVEAL = 20, 22, 23, 24
 CATCH, CROSSING, EXECUTION, ATTRITION, REPLACEMENT = 25, 26, 27, 28, 29
 QUEUE_DETECTION, SCREENING, EVENTS = 30, 31, 32
 POSTERIOR = 40  # which posterior particle a replicate uses (posterior_particle)
+OPPORTUNITY_HOME, OPPORTUNITY_SURRENDER, ROUTE_SHOCK, RETURN_TO_UNIT = 42, 43, 44, 45  # exit routes (§7.5b)
 
 
 @njit(cache=True, inline="always")
@@ -75,6 +76,12 @@ def logistic(key: np.uint64, agent: int, scale: float) -> float:
     """A logistic(0, scale) shock: the random-utility error whose choice probability is the logit."""
     u = uniform(key, agent)
     return scale * math.log(u / (1.0 - u))
+
+
+@njit(cache=True, inline="always")
+def gumbel(key: np.uint64, agent: int, scale: float) -> float:
+    """A Gumbel(0, scale) shock: the multinomial logit's random-utility error (the difference of two is logistic)."""
+    return -scale * math.log(-math.log(uniform(key, agent)))
 
 
 @njit(cache=True)

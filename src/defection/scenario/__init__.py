@@ -8,9 +8,10 @@ from defection.scenario.build import default_scenario, scenario_from_dict, with_
 from defection.scenario.errors import Problem, ScenarioError, problems_from_file_errors, problems_from_validation
 from defection.scenario.load import load_scenario, with_posterior
 from defection.scenario.registry import ParamInfo, iter_params, registry_markdown, scenario_to_toml
-from defection.scenario.schema import TYPE_NAMES, Scenario
+from defection.scenario.schema import ROUTE_NAMES, TYPE_NAMES, Scenario
 
 __all__ = [
+    "ROUTE_NAMES",
     "TYPE_NAMES",
     "ParamInfo",
     "Problem",

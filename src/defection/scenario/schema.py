@@ -25,6 +25,15 @@ def param(default: Any, lo: float | None, hi: float | None, unit: str, source: s
     return Field(**kwargs)
 
 
+ROUTE_NAMES = ("cross", "home", "surrender")
+"""The ways out of the army besides staying (docs/model.md §7.5b), in code order (route 0, 1, 2)."""
+Route = Literal["cross", "home", "surrender"]
+
+
+def _cross_only() -> list[Route]:
+    return ["cross"]
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
@@ -992,6 +1001,12 @@ class Offer(Section):
     protection: float = param(
         0.5, 0.0, 1.0, "share", "assumption", "Share of the assassination risk removed by protection abroad (eq. 12)."
     )
+    rewards: list[Route] = Field(
+        default_factory=_cross_only,
+        min_length=1,
+        description="The exit routes the offer pays for (eq. 44): a hotline rewards cross and surrender, an "
+        "amnesty home. A route must be open (routes.<route>.open) to be rewarded.",
+    )
     threat: ThreatToStayers = Field(default_factory=ThreatToStayers, description="War-crimes threat to those who stay.")
     schedule: Schedule = Field(default_factory=Schedule, description="How the offer changes over time.")
 
@@ -1189,6 +1204,112 @@ class Programme(Section):
     )
 
 
+class DesertHome(Section):
+    """Desert home: leave the unit and hide at home or abroad without reaching the enemy (eq. 42–44)."""
+
+    open: bool = Field(
+        False,
+        description="The route is open in this war (closed: the model has only crossing, as before issue 12).",
+    )
+    daily_opportunity: float = param(
+        0.002,
+        0.0,
+        1.0,
+        "per squad per day",
+        "assumption (leave, hospital and rear postings; calibrate)",
+        "π^H, daily chance a squad's members can walk away unseen, every class alike (eq. 42).",
+    )
+    catch_probability: float = param(
+        0.3,
+        0.0,
+        1.0,
+        "probability",
+        "Confederacy: 31,056 of 104,428 deserters officially returned (0.30) [S]; assumption elsewhere",
+        "p^c_H, chance a deserter is eventually caught by his own side (eq. 43).",
+    )
+    returned_to_unit_probability: float = param(
+        0.7,
+        0.0,
+        1.0,
+        "probability",
+        "Mediazona: real terms in 28–35% of AWOL convictions, most suspended and sent back [R8] [S]",
+        "ρ_ret, chance a caught first offender is sentenced (suspended) and returned to his unit (eq. 44).",
+    )
+    sentence_years: float = param(
+        5.0,
+        0.0,
+        25.0,
+        "years",
+        "Art. 337–338: AWOL 5–10 y, desertion up to 15 y [R1]",
+        "J_H, sentence of a deserter who is not returned (eq. 44).",
+    )
+    return_penalty_usd: float = param(
+        20_000.0,
+        0.0,
+        1e7,
+        "USD",
+        "assumption (returned convicts sent to assault units [R8])",
+        "C_ret, money-equivalent cost of being returned to the unit with a record (eq. 44).",
+    )
+    hiding_cost_usd: float = param(
+        30_000.0,
+        0.0,
+        1e7,
+        "USD",
+        "assumption (a year of lost income and legal status)",
+        "C_hide, money-equivalent cost of living in hiding (eq. 44).",
+    )
+    family_exposure: float = param(
+        1.0,
+        0.0,
+        5.0,
+        "×",
+        "assumption (the family is where a deserter hides)",
+        "f_H, family reprisals against a deserter relative to a defector's (eq. 44).",
+    )
+
+
+class SurrenderInCombat(Section):
+    """Surrender in combat: give up in place when overrun or in a hopeless position (eq. 42–44)."""
+
+    open: bool = Field(False, description="The route is open in this war.")
+    daily_opportunity: float = param(
+        0.002,
+        0.0,
+        1.0,
+        "per squad per day at unit exposure",
+        "assumption (calibrate)",
+        "π^S, daily chance of a position where surrender is possible, times class exposure and intensity (eq. 42).",
+    )
+    monitor_factor: float = param(
+        0.5,
+        0.0,
+        5.0,
+        "×",
+        "assumption (blocking units watch a fight less than a crossing)",
+        "Monitoring of a surrender relative to a crossing, in eq. 9 (eq. 43).",
+    )
+    death_probability: float = param(
+        0.1,
+        0.0,
+        1.0,
+        "probability",
+        "assumption (prisoner killing deterred surrender, Ferguson [S7])",
+        "p^x_S, chance of being killed while surrendering at intensity 1 (eq. 43).",
+    )
+
+
+class Routes(Section):
+    """The ways out of the army besides crossing to the other side (docs/model.md §7.5b)."""
+
+    home: DesertHome = Field(default_factory=DesertHome, description="Desert home.")
+    surrender: SurrenderInCombat = Field(default_factory=SurrenderInCombat, description="Surrender in combat.")
+
+    def open_routes(self) -> tuple[str, ...]:
+        """The routes open in this war, crossing always among them."""
+        return ("cross", *tuple(r for r in ("home", "surrender") if getattr(self, r).open))
+
+
 class Units(Section):
     combat_ineffective_threshold: float = param(
         0.6,
@@ -1215,6 +1336,7 @@ class Scenario(Section):
     offer: Offer = Field(default_factory=Offer)
     programme: Programme = Field(default_factory=Programme)
     units: Units = Field(default_factory=Units)
+    routes: Routes = Field(default_factory=Routes)
 
     @model_validator(mode="after")
     def _sizes(self) -> Scenario:
@@ -1229,6 +1351,18 @@ class Scenario(Section):
                 f"simulation.agents = {self.simulation.agents} is more than force.soldiers = "
                 f"{self.force.soldiers}; an agent cannot stand for less than one soldier"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _rewarded_routes_open(self) -> Scenario:
+        closed = [r for r in self.offer.rewards if r not in self.routes.open_routes()]
+        if closed:
+            raise ValueError(
+                f"offer.rewards = {self.offer.rewards} rewards {closed}, which routes.{closed[0]}.open = false "
+                "closes; open the route or drop it from the rewards"
+            )
+        if len(set(self.offer.rewards)) != len(self.offer.rewards):
+            raise ValueError(f"offer.rewards = {self.offer.rewards} names a route twice")
         return self
 
     def canonical_json(self) -> str:
