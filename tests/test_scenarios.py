@@ -32,7 +32,7 @@ def test_every_parameter_has_unit_range_and_source() -> None:
     params = list(iter_params())
     assert len(params) > 80
     for p in params:
-        if p.path.startswith("meta.") or p.path.endswith(".name") or isinstance(p.default, bool | str):
+        if p.path.startswith("meta.") or p.path.endswith(".name") or isinstance(p.default, bool | str | list):
             continue
         assert p.unit, p.path
         assert p.lo is not None and p.hi is not None, p.path

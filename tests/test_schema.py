@@ -49,17 +49,24 @@ def test_status_and_counter_codes_are_those_the_stored_results_were_written_with
     assert (outputs.C_ATTEMPTS, outputs.C_ARRIVED, outputs.C_KILLED_X, outputs.C_KILLED) == (0, 1, 4, 5)
     assert (outputs.C_REPLACED, outputs.C_CONTACTS, outputs.C_PAID, outputs.C_REJECTED) == (7, 8, 11, 12)
     assert outputs.C_ARRIVED_TYPE == 13 and 13 + len(TYPE_NAMES) == outputs.C_EXTRACTED
-    assert 14 + len(TYPE_NAMES) == outputs.N_COUNTERS
+    assert (outputs.DESERTED, outputs.SURRENDERED) == (8, 9)  # the exit routes (issue 12), appended
+    assert (outputs.C_DESERTED, outputs.C_SURRENDERED, outputs.C_CAUGHT_DESERTING) == (19, 20, 21)
+    assert (outputs.C_RETURNED, outputs.C_KILLED_SURRENDERING) == (22, 23)
+    assert 19 + len(TYPE_NAMES) == outputs.N_COUNTERS
     assert all(type(v) is int for v in (outputs.SERVING, outputs.QUEUED, outputs.C_ARRIVED, outputs.N_COUNTERS))
 
 
 def test_the_series_are_unique_and_every_count_series_reads_its_own_counter() -> None:
     assert len(set(outputs.SERIES)) == len(outputs.SERIES)
     assert all(outputs.SERIES[k] == name for name, k in outputs.COL.items())
-    assert all(outputs.COUNTERS[col] == name for name, col in outputs.COUNT_SERIES.items())
-    assert set(outputs.COUNT_SERIES) == set(outputs.COUNTERS)
+    counts = {**outputs.COUNT_SERIES, **outputs.ROUTE_SERIES}
+    assert all(outputs.COUNTERS[col] == name for name, col in counts.items())
+    assert set(counts) == set(outputs.COUNTERS)
     assert outputs.SERIES[:6] == ("offer_usd", "programme_open", "serving", "queued", "aware", "contacts")
-    assert outputs.SERIES[-len(outputs.COUNTER_MEASURES) :] == outputs.COUNTER_MEASURES
+    # the route series come last, so every older series keeps its column
+    assert outputs.SERIES[-len(outputs.ROUTE_SERIES) :] == tuple(outputs.ROUTE_SERIES)
+    measures = outputs.SERIES[: -len(outputs.ROUTE_SERIES)][-len(outputs.COUNTER_MEASURES) :]
+    assert measures == outputs.COUNTER_MEASURES
     assert tuple(f.name for f in dataclasses.fields(CounterMeasures)) == outputs.COUNTER_MEASURES
 
 

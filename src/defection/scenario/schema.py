@@ -1006,6 +1006,7 @@ class Offer(Section):
         min_length=1,
         description="The exit routes the offer pays for (eq. 44): a hotline rewards cross and surrender, an "
         "amnesty home. A route must be open (routes.<route>.open) to be rewarded.",
+        json_schema_extra={"unit": "routes", "source": "scenario (the programme's terms)", "lo": None, "hi": None},
     )
     threat: ThreatToStayers = Field(default_factory=ThreatToStayers, description="War-crimes threat to those who stay.")
     schedule: Schedule = Field(default_factory=Schedule, description="How the offer changes over time.")
