@@ -156,7 +156,7 @@ def test_one_soldier_hand_computed() -> None:
         family=one([1], np.int8),
         offer_noise=one([0.0]),
     )
-    v_succ, v_caught, v_killed, v_stay, perceived, cash, hazard = d._soldier_terms(
+    v_succ, v_caught, v_killed, v_stay, perceived, cash, hazard, package = d._soldier_terms(
         0,
         True,
         100_000.0,
@@ -171,6 +171,7 @@ def test_one_soldier_hand_computed() -> None:
     # package = 0.5·(100,000 + 0.4·(10·20,000 − 50,000) + 5,000) = 82,500
     # moral = 50,000 + 20,000·1·1 = 70,000; family = 10,000; return = 0.8·0.3·0.5·0.3·62,500 = 2,250
     # assassination = 0.5·0.4·0.002·0.5·1e6 = 200; amnesty → no threat to defectors
+    assert package == pytest.approx(82_500)
     assert v_succ == pytest.approx(82_500 - 70_000 - 10_000 - 2_250 - 200)
     # caught = −(0.1·1e6 + 0.9·(0.3·62,500 + 0.2·1e6)) = −296,875
     assert v_caught == pytest.approx(-296_875.0)
@@ -180,7 +181,7 @@ def test_one_soldier_hand_computed() -> None:
     annuity = sum(0.9999**k for k in range(1, 366))
     assert v_stay == pytest.approx(annuity * (-95.0) - 1_250.0)
     # the same soldier unaware of the offer: no package, no threat, no asylum shield against return
-    u_succ, _, _, u_stay, _, _, _ = d._soldier_terms(
+    u_succ, _, _, u_stay, _, _, _, u_package = d._soldier_terms(
         0,
         False,
         100_000.0,
@@ -193,6 +194,7 @@ def test_one_soldier_hand_computed() -> None:
     )
     assert u_succ == pytest.approx(-70_000 - 10_000 - 0.3 * 0.5 * 0.3 * 62_500)
     assert u_stay == pytest.approx(annuity * (-95.0))
+    assert u_package == 0.0
 
 
 def test_strength_percentile_matches_numpy_and_a_hand_computed_case() -> None:

@@ -40,6 +40,19 @@ def test_route_shares_by_hand() -> None:
     assert out[0] == pytest.approx(1.0) and out[1] == 0.0 and np.isfinite(out).all()
 
 
+def test_route_equations_by_hand() -> None:
+    """Eq. 42–44 with round numbers."""
+    # −π_exec·VSL + (1 − π_exec)·[ρ·(V_stay − C_ret) − (1 − ρ)·(s·cost(J) + Δp·VSL)]
+    # = −100,000 + 0.9·[0.7·(−5,000 − 20,000) − 0.3·(0.3·100,000 + 0.01·1,000,000)] = −126,550
+    assert d.home_caught_value(1e6, 0.1, 0.7, 0.3, 100_000.0, 0.01, -5_000.0, 20_000.0) == pytest.approx(-126_550.0)
+    # returned for sure, never executed: back to staying, less the penalty
+    assert d.home_caught_value(1e6, 0.0, 1.0, 0.3, 1e5, 0.01, -5_000.0, 20_000.0) == pytest.approx(-25_000.0)
+    assert d.home_success_value(50_000.0, 70_000.0, 10_000.0, 30_000.0) == pytest.approx(-60_000.0)
+    assert d.surrender_opportunity(0.002, 3.0, 2.0) == pytest.approx(0.012)
+    assert d.surrender_opportunity(0.5, 3.0, 2.0) == 1.0
+    assert d.surrender_death_probability(0.1, 2.5) == pytest.approx(0.25)
+
+
 def _homogeneous(**overrides: object):
     """Every soldier alike (one type, no spread in any trait, all line companies, exposure 1), nobody knows of any
     offer, nobody reveals himself, and every squad can take every route on day 0."""

@@ -220,6 +220,8 @@ def claim_mass_defection(lab: Lab) -> ClaimResult:
         "defected share, offer − no offer (paired)", per_rep(prop, "defected_share") - per_rep(none, "defected_share")
     )
     conscripts = _interval("defected share of conscripts", per_rep(prop, "defected_share_conscript"))
+    # Lyall's mass desertion counts every way of abandoning the fight: crossing, deserting home, surrendering
+    lost = _interval("share of the force lost by any exit route", per_rep(prop, "lost_share"))
     p_mass = float(np.mean(per_rep(prop, "defected_share") >= MASS_SHARE))
     verdict, reason = verdict_from_interval(share, MASS_SHARE, "defected share")
     if verdict == "supported" and conscripts.median < share.median:
@@ -230,7 +232,7 @@ def claim_mass_defection(lab: Lab) -> ClaimResult:
         "$100k plus a trip induces mass defection, especially among young conscripts.",
         f"Simulate the proposal and the same world with no offer; mass defection = ≥{MASS_SHARE:.0%} of the force "
         f"(Lyall [S8]) within the horizon. Share of replicates reaching it: {p_mass:.0%}.",
-        [share, uplift, conscripts],
+        [share, uplift, conscripts, lost],
         verdict,
         reason,
         deciding_parameters(lab, metric),
