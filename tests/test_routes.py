@@ -7,6 +7,7 @@ and tests/test_golden.py: the stored results of the code before the routes are r
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -217,7 +218,7 @@ def test_a_higher_penalty_on_a_route_never_raises_its_use(column: str, field: st
     """Monotonicity: a costlier or riskier route is chosen no more often (same seeds: common random numbers)."""
     base = {"routes__home__daily_opportunity": 0.02, "routes__surrender__daily_opportunity": 0.02}
     use = [_route_total(column, **base, **{field: level}) for level in levels]
-    assert all(b <= a for a, b in zip(use, use[1:], strict=False)), use
+    assert all(b <= a for a, b in itertools.pairwise(use)), use
     assert use[-1] < use[0], use
 
 
