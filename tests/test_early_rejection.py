@@ -12,11 +12,15 @@ import pytest
 import defection.calibrate.early as early
 from defection.calibrate.abc import calibrate
 from defection.calibrate.cases import load_case
+from defection.calibrate.likelihood import ObservationTerms
 from defection.scenario.ranges import CALIBRATED
 
 from .test_calibration import write_case
 
 MORAL = next(u for u in CALIBRATED if u.path == "preferences.moral_cost_median_usd")
+
+
+LOG_SHARES = ObservationTerms({"a": "lognormal", "b": "lognormal", "c": "lognormal"}, dict.fromkeys("abc", 1e5))
 
 
 def test_log_density_terms_sum_to_pyabcs_kernel() -> None:
@@ -26,7 +30,7 @@ def test_log_density_terms_sum_to_pyabcs_kernel() -> None:
     keys = ["a", "b", "c"]
     var = np.array([0.25, 0.5, 1.0])
     x, x0 = {"a": -3.0, "b": -5.5, "c": 0.0}, {"a": -3.5, "b": -5.0, "c": 2.0}
-    terms = early.log_density_terms(x, x0, keys, var)
+    terms = LOG_SHARES.log_terms(x, x0, keys, var)
     assert terms[0] == pytest.approx(-0.5 * (math.log(2 * math.pi * 0.25) + 0.25 / 0.25))
     kernel = pyabc.IndependentNormalKernel(var=list(var), keys=keys)
     kernel.initialize(t=0, get_sample=None, x_0=x0, total_sims=0)
@@ -34,14 +38,18 @@ def test_log_density_terms_sum_to_pyabcs_kernel() -> None:
 
 
 def test_the_bound_is_never_below_the_density() -> None:
-    """For any simulated values, a perfect fit's term is at least the actual term, so the bound holds."""
+    """For any simulated values, a perfect fit's term is at least the actual term, so the bound holds: for log
+    shares, counts (zeros included) and upper bounds alike."""
     rng = np.random.default_rng(1)
     keys = [str(k) for k in range(6)]
+    kinds = ["lognormal", "lognormal", "count", "count", "upper_bound", "upper_bound"]
+    terms = ObservationTerms(dict(zip(keys, kinds, strict=True)), dict.fromkeys(keys, 1e4))
     for _ in range(200):
         var = rng.uniform(0.05, 4.0, 6)
-        x = dict(zip(keys, rng.normal(0, 3, 6), strict=True))
-        x0 = dict(zip(keys, rng.normal(0, 3, 6), strict=True))
-        assert np.all(early.perfect_fit_terms(var) >= early.log_density_terms(x, x0, keys, var))
+        x = dict(zip(keys, rng.normal(-6, 3, 6), strict=True))
+        counts = rng.choice([0.0, 1.0, 3.0, 40.0, 500.0], 4)
+        x0 = dict(zip(keys, [*rng.normal(-6, 3, 2), *counts], strict=True))
+        assert np.all(terms.perfect_fit(x0, keys, var) >= terms.log_terms(x, x0, keys, var))
 
 
 def test_rejected_early_by_hand() -> None:

@@ -39,7 +39,8 @@ import numba
 import numpy as np
 import pandas as pd
 
-from defection.calibrate.cases import Case, library_hash, log_error, log_floor
+from defection.calibrate.cases import Case, library_hash, log_error, log_floor, observation_key
+from defection.calibrate.likelihood import observed_data
 from defection.engine import code_version, simulate
 from defection.model.rng import posterior_particle
 from defection.scenario import with_changes
@@ -262,11 +263,6 @@ def _run_batch(simulate_one_pickle: bytes, batch_size: int, job_ids: list[int]) 
 
 
 # ----------------------------------------------------------------------------- cases → summary statistics
-def observation_key(case: Case, k: int) -> str:
-    """A unique name for observation k of a case (a case may observe one outcome twice, from two sources)."""
-    return f"{case.id}:{k}:{case.observed[k].outcome}"
-
-
 def case_run(
     case: Case,
     changes: dict[str, float],
@@ -292,20 +288,6 @@ def log_recorded_shares(case: Case, row: pd.Series, agents: int) -> dict[str, fl
     return {
         observation_key(case, k): math.log(max(o.recorded_share(float(row[o.outcome])), floor))
         for k, o in enumerate(case.observed)
-    }
-
-
-def log_observed(cases: Sequence[Case]) -> dict[str, float]:
-    """The log observed value of every observation of `cases`, by observation key (the kernel's data)."""
-    return {observation_key(c, k): math.log(o.value) for c in cases for k, o in enumerate(c.observed)}
-
-
-def standardised_errors(case: Case, row: pd.Series, agents: int) -> dict[str, float]:
-    """(log recorded simulated − log observed)/tolerance for each observation of a case (a discrepancy of 0)."""
-    observed = log_observed([case])
-    return {
-        key: (x - observed[key]) / o.tolerance
-        for (key, x), o in zip(log_recorded_shares(case, row, agents).items(), case.observed, strict=True)
     }
 
 
@@ -456,12 +438,14 @@ def calibrate(
     with own as pool:
         variance = ErrorVariance(cases)
         model: Any = CaseModel(cases, parameters)
+        from defection.calibrate.kernel import observation_kernel  # lazy: it imports pyABC
+
         if early_rejection != "off":
             from defection.calibrate.early import EarlyRejectionModel  # lazy: it imports pyABC
 
             model = EarlyRejectionModel(model, variance, generations, max(1.0, min_epsilon), early_rejection)
         sampler = _sampler(workers, watch, pool)
-        observed = log_observed(cases)
+        observed = observed_data(cases)
         abc_log = logging.getLogger("ABC")
         saved = (abc_log.handlers[:], abc_log.level, abc_log.propagate)
         abc_log.handlers = [_ProgressHandler(sink)] if progress is not None else []
@@ -476,7 +460,7 @@ def calibrate(
         abc = pyabc.ABCSMC(
             model,
             prior,
-            pyabc.IndependentNormalKernel(var=variance, keys=variance.keys),
+            observation_kernel(cases, variance),
             population_size=particles,
             sampler=sampler,
             transitions=pyabc.MultivariateNormalTransition(scaling=KERNEL_SCALING),
@@ -679,21 +663,36 @@ def shared_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def predictive_errors(posterior: Posterior | None, case: Case, seed: int, draws: int) -> np.ndarray:
-    """Eq. 40's error of each predictive draw (rows) and observation (columns) of a case on the log scale:
-    √(tolerance² + δ²_family)·z, the error model the calibration assumes. δ comes from the draw's posterior particle
-    (0 without a posterior or when it has no discrepancy for the case's family); z is a standard normal keyed by the
-    seed, case and draw."""
+def predictive_variances(posterior: Posterior | None, case: Case, seed: int, draws: int) -> np.ndarray:
+    """Eq. 40's error variance of each predictive draw (rows) and observation (columns) of a case: tolerance² +
+    δ²_family, δ from the draw's posterior particle (0 without a posterior or when it has no discrepancy for the
+    case's family)."""
     deltas = [0.0] * draws
     if posterior is not None and discrepancy_path(case.meta.family) in posterior.parameters:
         particles = (posterior_particle(posterior, seed, r) for r in range(draws))
         deltas = [posterior.discrepancy(k, case.meta.family) or 0.0 for k in particles]
     tolerance2 = np.array([o.tolerance**2 for o in case.observed])
-    out = np.empty((draws, len(case.observed)))
-    for r, delta in enumerate(deltas):
+    return np.array([tolerance2 + delta**2 for delta in deltas]).reshape(draws, len(case.observed))
+
+
+def predictive_errors(posterior: Posterior | None, case: Case, seed: int, draws: int) -> np.ndarray:
+    """Eq. 40's error of each predictive draw (rows) and observation (columns) of a case on the log scale:
+    √(tolerance² + δ²_family)·z (`predictive_variances`), the error model the calibration assumes; z is a standard
+    normal keyed by the seed, case and draw."""
+    var = predictive_variances(posterior, case, seed, draws)
+    out = np.empty_like(var)
+    for r in range(draws):
         z = np.random.default_rng([DISCREPANCY_STREAM, seed, zlib.crc32(case.id.encode()), r])
-        out[r] = np.sqrt(tolerance2 + delta**2) * z.standard_normal(len(case.observed))
+        out[r] = np.sqrt(var[r]) * z.standard_normal(len(case.observed))
     return out
+
+
+def predictive_counts(shares: np.ndarray, var: np.ndarray, force: float, rng: np.random.Generator) -> np.ndarray:
+    """Eq. 40b's predictive draws of a count observation, as shares of the force: NB(μ = share × force, r =
+    1/(e^{var} − 1)) / force, one per draw."""
+    r = 1.0 / np.expm1(var)
+    mu = shares * force
+    return np.asarray(rng.negative_binomial(r, r / (r + mu)) / force, dtype=float)
 
 
 def discrepancy_note(posterior: Posterior | None, cases: Sequence[Case]) -> str:
@@ -723,23 +722,36 @@ def predictive_check(cases: Sequence[Case], posterior: Posterior | None, draws: 
     for case in cases:
         runs = case_run(case, {}, seed, replicates=draws, posterior=posterior)
         errors = predictive_errors(posterior, case, seed, len(runs))
+        var = predictive_variances(posterior, case, seed, len(runs))
         floor = log_floor(runs.attrs["agents"])
+        force = float(case.scenario.force.soldiers)
         for j, o in enumerate(case.observed):
-            v = o.recorded_share(1.0) * runs[o.outcome].to_numpy(dtype=float)
-            v = np.minimum(np.maximum(v, floor) * np.exp(errors[:, j]), 1.0)  # a share is at most the whole force
+            v = np.maximum(o.recorded_share(1.0) * runs[o.outcome].to_numpy(dtype=float), floor)
+            if o.likelihood == "lognormal":
+                v = np.minimum(v * np.exp(errors[:, j]), 1.0)  # a share is at most the whole force
+            else:  # eq. 40b: a count of soldiers, drawn with the same error variance
+                rng = np.random.default_rng([DISCREPANCY_STREAM, seed, zlib.crc32(case.id.encode()), 10**6 + j])
+                v = np.minimum(predictive_counts(v, var[:, j], force, rng), 1.0)
             lo, q25, med, q75, hi = (float(np.quantile(v, q)) for q in (0.05, 0.25, 0.5, 0.75, 0.95))
+            if o.likelihood == "upper_bound":  # only a prediction above the bound misses it
+                inside = lo < o.value
+                error = max(0.0, log_error(med, o.value, floor))
+            else:
+                inside = lo <= o.value <= hi
+                error = abs(log_error(med, max(o.value, floor), floor))
             rows.append(
                 {
                     "case": case.id,
                     "outcome": o.outcome,
+                    "likelihood": o.likelihood,
                     "observed": o.value,
                     "tolerance": o.tolerance,
                     "tag": o.tag,
                     "median": med,
                     "p05": lo,
                     "p95": hi,
-                    "inside": bool(lo <= o.value <= hi),
-                    "abs_log_error": abs(log_error(med, o.value, floor)),
+                    "inside": bool(inside),
+                    "abs_log_error": error,
                     "p25": q25,
                     "p75": q75,
                     "log_floor": floor,

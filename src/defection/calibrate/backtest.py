@@ -55,6 +55,12 @@ def scored_rows(rows: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     r["inside_50"] = sc.inside(r["observed"], r["p25"], r["p75"])
     r["inside_90"] = sc.inside(r["observed"], r["p05"], r["p95"])
     r["pit"] = sc.pit_values(list(r["observed"]), list(r["draws"]), seed)
+    bound = (r["likelihood"] == "upper_bound").to_numpy() if "likelihood" in r else np.zeros(len(r), bool)
+    if bound.any():  # "fewer than N": an interval covers it if its lower end is below N; no PIT for a bound
+        obs = r["observed"].to_numpy(float)
+        r.loc[bound, "inside_50"] = r["p25"].to_numpy(float)[bound] < obs[bound]
+        r.loc[bound, "inside_90"] = r["p05"].to_numpy(float)[bound] < obs[bound]
+        r.loc[bound, "pit"] = np.nan
     q = np.column_stack([sc.log_shares(r[c], floor) for c in ("p05", "p25", "median", "p75", "p95")])
     r["interval_score"] = sc.weighted_interval_score(y, centre, q[:, [1, 0]], q[:, [3, 4]])
     naive = sc.naive_quantiles(y, groups)

@@ -18,6 +18,11 @@ The observation model: ``recorded`` says what the source counted (prosecutions, 
 taken), and ``capture`` ∈ (0, 1] the share of the true flow that record catches (default 1, which needs no source;
 any other value needs ``capture_source``: a source, or the word "assumption"). A simulated share is multiplied by
 ``capture`` before it is compared with, or reported against, the observed figure.
+
+Zeros and bounds (eq. 40b): ``likelihood = "count"`` compares the number of soldiers the record counted,
+value × ``force.soldiers`` (value may be 0), with the simulated count under a negative binomial;
+``likelihood = "upper_bound"`` says the record counted fewer than value × ``force.soldiers``
+(`calibrate.likelihood`).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from defection.model.outputs import OUTCOMES
 from defection.scenario import (
@@ -52,7 +57,16 @@ TAG_MIN_TOLERANCE = {"S": 0.25, "S2": 0.5, "D": 0.4, "M": 0.75}
 SHARE_OUTCOMES = tuple(
     name
     for name in OUTCOMES
-    if name.startswith("defected_share") or name in ("caught_share", "defected_programme_share")
+    if name.startswith("defected_share")
+    or name
+    in (
+        "caught_share",
+        "defected_programme_share",
+        "deserted_share",
+        "surrendered_share",
+        "caught_deserting_share",
+        "lost_share",
+    )
 )
 
 
@@ -76,13 +90,30 @@ class CaseMeta(_Strict):
 
 class Observation(_Strict):
     outcome: str
-    value: float = Field(gt=0.0, description="Observed value over the simulated horizon (> 0: compared in logs).")
+    likelihood: Literal["lognormal", "count", "upper_bound"] = Field(
+        "lognormal",
+        description="How it is compared (eq. 40, 40b): a positive share on the log scale; a count of soldiers "
+        "(value × force, may be 0) under a negative binomial; or an upper bound, fewer than value × force.",
+    )
+    value: float = Field(
+        ge=0.0,
+        description="Observed share of the force over the simulated horizon (> 0 for a lognormal observation, "
+        "compared in logs; a count may be 0).",
+    )
     tolerance: float = Field(gt=0.0, le=5.0, description="SD of the observation error, natural-log scale.")
     tag: Literal["S", "S2", "D", "M"]
     note: str = ""
     recorded: str = Field("", description="What the source counted, e.g. 'prosecutions for AWOL'.")
     capture: float = Field(1.0, gt=0.0, le=1.0, description="Share of the true flow the record catches.")
     capture_source: str = Field("", description="A source for `capture`, or the word 'assumption'.")
+
+    @field_validator("value")
+    @classmethod
+    def _positive_unless_count(cls, v: float, info: ValidationInfo) -> float:
+        kind = info.data.get("likelihood", "lognormal")
+        if kind != "count" and v <= 0:
+            raise ValueError(f'must be positive for a {kind} observation; a zero is a count: likelihood = "count"')
+        return v
 
     @field_validator("outcome")
     @classmethod
@@ -178,6 +209,18 @@ def case_from_dict(data: dict[str, Any], source: str, calibrated: tuple[str, ...
         sc = scenario_from_dict(merged, source)
     except ScenarioError as e:
         raise CaseError(source, [Problem(f"scenario.{p.path}", p.value, p.message) for p in e.problems]) from None
+    tiny = [
+        Problem(
+            f"observed[{k}].value",
+            o.value,
+            f"an upper bound of fewer than {o.value * sc.force.soldiers:.3g} soldiers (value × force.soldiers) "
+            "cannot be recorded; a bound must be at least one soldier",
+        )
+        for k, o in enumerate(cf.observed)
+        if o.likelihood == "upper_bound" and o.value * sc.force.soldiers < 1.0
+    ]
+    if tiny:
+        raise CaseError(source, tiny)
     return Case(cf.case, tuple(cf.observed), sc, source)
 
 
@@ -220,6 +263,11 @@ def load_cases(folder: str | Path | None = None, only: list[str] | None = None) 
     if not cases:
         raise CaseError(str(root), [Problem("(folder)", _MISSING, "no case files (*.toml) found")])
     return sorted(cases, key=lambda c: c.id)
+
+
+def observation_key(case: Case, k: int) -> str:
+    """A unique name for observation k of a case (a case may observe one outcome twice, from two sources)."""
+    return f"{case.id}:{k}:{case.observed[k].outcome}"
 
 
 def log_floor(agents: int) -> float:

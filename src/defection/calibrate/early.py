@@ -1,8 +1,9 @@
 """Exact early rejection for the stochastic acceptor (docs/calibration.md, "Method": early rejection).
 
 pyABC's stochastic acceptor accepts a particle when a uniform u ≤ exp((log p(x|θ) − c)/T), where log p is eq. 40's
-normal log density summed over every observation of every case, c the density normalisation and T the
-temperature. Each observation's term is at most its value at a perfect fit, −½·log(2π·var). So after some cases
+log density (and eq. 40b's count and bound terms, `likelihood`) summed over every observation of every case, c the
+density normalisation and T the temperature. Each observation's term is at most its value at a perfect fit:
+−½·log(2π·var) for a log share, the pmf at μ = k for a count, 0 for a bound. So after some cases
 are simulated, log p is bounded above by the terms found so far plus the perfect-fit terms of the rest; once that
 bound gives exp((bound − c)/T) < u the particle would be rejected whatever the other cases show, and they are not
 simulated. The decision is the one the full simulation would give, with u drawn from the same stream at the same
@@ -22,15 +23,16 @@ same sample (docs/calibration.md, "Early rejection", measured there).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pyabc
 from pyabc.model import ModelResult
 
-from defection.calibrate.abc import CaseModel, ErrorVariance, observation_key
-from defection.calibrate.cases import Case
+from defection.calibrate.abc import CaseModel, ErrorVariance
+from defection.calibrate.cases import Case, observation_key
+from defection.calibrate.likelihood import ObservationTerms
 
 BOUND_SLACK = 1e-9  # relative slack on the bound, so that rounding never rejects a particle the full density keeps
 
@@ -38,17 +40,6 @@ BOUND_SLACK = 1e-9  # relative slack on the bound, so that rounding never reject
 def case_cost(case: Case) -> float:
     """Agent-days of one simulation of a case: the order in which early rejection simulates them (cheapest first)."""
     return float(case.meta.calibration_agents * case.scenario.simulation.days)
-
-
-def perfect_fit_terms(var: np.ndarray) -> np.ndarray:
-    """Each observation's largest possible log density term: its value at a perfect fit, −½·log(2π·var)."""
-    return np.asarray(-0.5 * np.log(2 * np.pi * var), dtype=float)
-
-
-def log_density_terms(x: dict[str, float], x_0: dict[str, float], keys: Sequence[str], var: np.ndarray) -> np.ndarray:
-    """Eq. 40's log density of each observation in `keys` (pyABC's `IndependentNormalKernel`, term by term)."""
-    diff = np.array([x[k] - x_0[k] for k in keys])
-    return np.asarray(perfect_fit_terms(var) - 0.5 * diff**2 / var, dtype=float)
 
 
 def rejected_early(known: float, rest: float, pdf_norm: float, temperature: float, u: float) -> bool:
@@ -82,6 +73,7 @@ class EarlyRejectionModel(pyabc.Model):  # type: ignore[misc]
         self.order = sorted(model.cases, key=case_cost)
         self.keys = {c.id: [observation_key(c, k) for k in range(len(c.observed))] for c in self.order}
         self.cases_simulated = 0  # case simulations in this process (for the benchmark)
+        self.terms = ObservationTerms.from_cases(model.cases)
 
     def sample(self, pars: dict[str, float]) -> dict[str, float]:
         return self.model(pars)
@@ -111,14 +103,14 @@ class EarlyRejectionModel(pyabc.Model):  # type: ignore[misc]
         changes = self.model.changes(pars)
         stats: dict[str, float] = {}
         known = 0.0
-        rest = float(sum(perfect_fit_terms(np.array(list(var.values())))))
+        rest = float(sum(self.terms.perfect_fit(x_0, list(var), np.array(list(var.values())))))
         for case in self.order:
             keys = self.keys[case.id]
             case_var = np.array([var[k] for k in keys])
             stats.update(self.model.case_stats(case, changes, seed))
             self.cases_simulated += 1
-            known += float(log_density_terms(stats, x_0, keys, case_var).sum())
-            rest -= float(perfect_fit_terms(case_var).sum())
+            known += float(self.terms.log_terms(stats, x_0, keys, case_var).sum())
+            rest -= float(self.terms.perfect_fit(x_0, keys, case_var).sum())
             if len(stats) < len(var) and rejected_early(known, rest, pdf_norm, temperature, u):
                 # the density pyABC records is an upper bound: only the temperature schedule reads it
                 return ModelResult(sum_stat=stats, distance=known + rest, accepted=False)
