@@ -217,8 +217,8 @@ def test_strength_percentile_matches_numpy_and_a_hand_computed_case() -> None:
 def test_death_hazard_and_crossing_death_are_capped_products() -> None:
     assert d.death_hazard(0.001, 2.0, 1.5, 0.5) == pytest.approx(0.001 * 2.0 * 1.5 * 0.5)  # eq. 1
     assert d.death_hazard(0.5, 2.0, 2.0, 1.0) == 1.0
-    assert d.crossing_death_probability(0.05, 1.5) == pytest.approx(0.075)  # eq. 10
-    assert d.crossing_death_probability(0.6, 2.0) == 1.0
+    assert d.crossing_death_probability(0.05, 1.5, 1.0) == pytest.approx(0.075)  # eq. 10
+    assert d.crossing_death_probability(0.6, 2.0, 1.0) == 1.0
 
 
 def test_discounts_and_unit_conversion() -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from defection import simulate
 from defection.model import decision as d
+from defection.model import parameters as mp
 from defection.model.parameters import engine_params
 from defection.scenario import ScenarioError
 
@@ -49,9 +50,40 @@ def test_route_equations_by_hand() -> None:
     # returned for sure, never executed: back to staying, less the penalty
     assert d.home_caught_value(1e6, 0.0, 1.0, 0.3, 1e5, 0.01, -5_000.0, 20_000.0) == pytest.approx(-25_000.0)
     assert d.home_success_value(50_000.0, 70_000.0, 10_000.0, 30_000.0) == pytest.approx(-60_000.0)
-    assert d.surrender_opportunity(0.002, 3.0, 2.0) == pytest.approx(0.012)
-    assert d.surrender_opportunity(0.5, 3.0, 2.0) == 1.0
+    assert d.surrender_opportunity(0.002, 3.0, 2.0, 1.0) == pytest.approx(0.012)
+    assert d.surrender_opportunity(0.5, 3.0, 2.0, 1.0) == 1.0
     assert d.surrender_death_probability(0.1, 2.5) == pytest.approx(0.25)
+
+
+def test_the_kind_of_war_by_hand() -> None:
+    """Eq. 48–51 with round numbers; the reference war (the defaults) leaves every route term as it is."""
+    # a constant hazard per km: 10% over the reference 10 km is 1 − 0.9² = 19% over 20 km, 1 − 0.9^0.05 over 0.5 km
+    assert d.crossing_death_probability(0.1, 1.0, 2.0) == pytest.approx(0.19)
+    assert d.crossing_death_probability(0.1, 1.0, 0.05) == pytest.approx(1 - 0.9**0.05)
+    assert d.crossing_death_probability(0.1, 1.5, 1.0) == 0.1 * 1.5  # the reference depth: p^x_0 exactly
+    # a home area half held by the enemy: halfway between his own side's reach and the enemy's
+    assert d.home_catch_probability(0.3, 0.05, 0.5) == pytest.approx(0.175)
+    assert d.home_catch_probability(0.3, 0.05, 0.0) == 0.3
+    assert d.surrender_opportunity(0.002, 1.0, 1.0, mp.manoeuvre_factor(10.0, 0.5)) == pytest.approx(0.011)
+    sc = scenario(**OPEN, war__home_distance_km=1_300.0, routes__home__daily_opportunity=0.01)
+    # e^{−300/300} of the reference distance's opportunity; rear squads m_rear = 10 times more
+    assert mp.home_class_opportunity(sc) == pytest.approx(0.01 * math.exp(-1.0) * np.array([10.0, 1.0, 1.0]))
+    p, rp = engine_params(scenario()), mp.route_params(scenario())
+    assert (p.depth_ratio, rp.home_enemy_control, rp.surrender_manoeuvre_factor) == (1.0, 0.0, 1.0)
+
+
+def test_a_war_that_holds_deserters_homes_moves_desertion_and_catches() -> None:
+    """An enemy holding the deserters' home areas: fewer deserters caught, more get away; a deep front kills more
+    crossers; a mobile war brings more surrenders (same seeds)."""
+    base = {**OPEN, "routes__home__daily_opportunity": 0.02, "routes__surrender__daily_opportunity": 0.005}
+    ref = simulate(scenario(**base), **SMALL).daily
+    held = simulate(scenario(**base, war__enemy_holds_home_share=1.0), **SMALL).daily
+    assert held["caught_deserting"].sum() < ref["caught_deserting"].sum()
+    assert held["deserted"].sum() > ref["deserted"].sum()
+    deep = simulate(scenario(**base, war__front_depth_km=40.0), **SMALL).daily
+    assert deep["killed_crossing"].sum() / deep["attempts"].sum() > ref["killed_crossing"].sum() / ref["attempts"].sum()
+    mobile = simulate(scenario(**base, war__manoeuvre=1.0), **SMALL).daily
+    assert mobile["surrendered"].sum() > ref["surrendered"].sum()
 
 
 def _homogeneous(**overrides: object):
@@ -86,7 +118,7 @@ def _homogeneous(**overrides: object):
 
 def _route_probabilities_by_hand(sc) -> np.ndarray:
     """P(cross), P(home), P(surrender) of one soldier of `_homogeneous`, from the equations (eq. 1–17, 42–47)."""
-    p = engine_params(sc)
+    p, rp = engine_params(sc), mp.route_params(sc)
     ty = 0  # contract
     vsl = p.type_vsl_median_usd[ty]
     r, beta = p.discount_rate, p.present_bias
@@ -122,26 +154,31 @@ def _route_probabilities_by_hand(sc) -> np.ndarray:
     monitors = p.class_monitors[1]
     pc = d.catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, 0.0)
     delta_cross = d.net_gain(
-        pc, d.crossing_death_probability(p.killed_crossing_base, p.intensity), plain, v_caught, -vsl, v_stay
+        pc,
+        d.crossing_death_probability(p.killed_crossing_base, p.intensity, p.depth_ratio),
+        plain,
+        v_caught,
+        -vsl,
+        v_stay,
     )
-    prison_home = d.prison_cost(p.home_sentence_years, vsly, p.prison_year_cost_vsly, beta, r)
-    v_home = d.home_success_value(0.0, moral, p.home_family_exposure * p.family_reprisal_usd, p.home_hiding_cost_usd)
+    prison_home = d.prison_cost(rp.home_sentence_years, vsly, p.prison_year_cost_vsly, beta, r)
+    v_home = d.home_success_value(0.0, moral, rp.home_family_exposure * p.family_reprisal_usd, rp.home_hiding_cost_usd)
     v_home_caught = d.home_caught_value(
         vsl,
         p.execution_probability,
-        p.home_returned,
+        rp.home_returned,
         p.sentence_served_share,
         prison_home,
         p.penal_death_risk,
         v_stay,
-        p.home_return_penalty_usd,
+        rp.home_return_penalty_usd,
     )
-    delta_home = d.net_gain(p.home_catch, 0.0, v_home, v_home_caught, -vsl, v_stay)
+    delta_home = d.net_gain(rp.home_catch, 0.0, v_home, v_home_caught, -vsl, v_stay)
     pc_s = d.catch_probability(
-        p.catch_base, p.arrest_constant, monitors * p.surrender_monitor_factor, p.monitor_vision, 0.0
+        p.catch_base, p.arrest_constant, monitors * rp.surrender_monitor_factor, p.monitor_vision, 0.0
     )
     delta_surrender = d.net_gain(
-        pc_s, d.surrender_death_probability(p.surrender_death, p.intensity), plain, v_caught, -vsl, v_stay
+        pc_s, d.surrender_death_probability(rp.surrender_death, p.intensity), plain, v_caught, -vsl, v_stay
     )
     z = np.array([delta_cross, delta_home, delta_surrender]) / p.utility_scale_usd - p.threshold_mean
     out = np.zeros(3)

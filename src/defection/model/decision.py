@@ -37,7 +37,7 @@ from defection.model.outputs import (
     SERVING,
     SURRENDERED,
 )
-from defection.model.parameters import EngineParams
+from defection.model.parameters import EngineParams, RouteParams
 from defection.model.population import Companies, SoldierState, Traits
 
 LIFE_YEARS_FOR_VSLY = 40.0  # remaining life used to annuitise VSL into a life-year value (assumption)
@@ -169,10 +169,18 @@ def catch_probability(catch_base: float, arrest_k: float, monitors: float, visio
     return catch_base + (1.0 - catch_base) * (1.0 - math.exp(-arrest_k * monitors * vision / (1.0 + co_defectors)))
 
 
+@njit(cache=True)
+def crossing_death_probability(base: float, intensity: float, depth_ratio: float) -> float:
+    """Eq. 10, 48: p^x = min(1, p^x(L)·I), p^x(L) = 1 − (1 − p^x_0)^{L/L_ref}: a constant hazard per km crossed,
+    p^x_0 at the reference depth (exactly: 1 − (1 − p) would round)."""
+    at_depth = base if depth_ratio == 1.0 else 1.0 - (1.0 - base) ** depth_ratio
+    return min(1.0, at_depth * intensity)
+
+
 @njit(cache=True, inline="always")
-def crossing_death_probability(base: float, intensity: float) -> float:
-    """Eq. 10: p^x = p^x_0 · I(t)."""
-    return min(1.0, base * intensity)
+def home_catch_probability(own: float, enemy: float, enemy_control: float) -> float:
+    """Eq. 49: p^c_H = (1 − e)·p^c_own + e·p^c_enemy, the deserter's chance of being caught at home."""
+    return (1.0 - enemy_control) * own + enemy_control * enemy
 
 
 @njit(cache=True, inline="always")
@@ -208,9 +216,10 @@ def defector_threat_cost(amnesty: float, threat: float) -> float:
 
 
 @njit(cache=True, inline="always")
-def surrender_opportunity(base: float, exposure: float, intensity: float) -> float:
-    """Eq. 42: π^S_class = min(1, π^S·e_class·I), the daily chance of a position where surrender is possible."""
-    return min(1.0, base * exposure * intensity)
+def surrender_opportunity(base: float, exposure: float, intensity: float, manoeuvre_factor: float) -> float:
+    """Eq. 42, 51: π^S_class = min(1, π^S·e_class·I·(1 + (R_m − 1)·m)), the daily chance of a position where
+    surrender is possible."""
+    return min(1.0, base * exposure * intensity * manoeuvre_factor)
 
 
 @njit(cache=True, inline="always")
@@ -561,6 +570,7 @@ def _route_values(
     cohesion: float,
     exposure: float,
     p: EngineParams,
+    rp: RouteParams,
     tr: Traits,
     record: np.ndarray,
 ) -> tuple[float, float, float]:
@@ -569,17 +579,18 @@ def _route_values(
     `aware` is whether he knows an offer that is open today; the offer's package counts on a route only if the
     offer rewards it (`route_rewarded`). A surrender the offer does not reward is plain surrender (eq. 12 with
     c = 0, the terms of a soldier who knows no offer)."""
-    rewards_home = aware and p.route_rewarded[1] > 0.0
-    rewards_surrender = aware and p.route_rewarded[2] > 0.0
+    rewards_home = aware and rp.route_rewarded[1] > 0.0
+    rewards_surrender = aware and rp.route_rewarded[2] > 0.0
     v = tr.vsl[i]
     r, beta = p.discount_rate, p.present_bias
     c = cred if rewards_home else 0.0
     extraction = p.family_extraction_probability if rewards_home else 0.0
     m = moral_cost(tr.moral[i], p.cohesion_cost_usd, cohesion, share_def)
-    fam = family_reprisal_cost(p.home_family_exposure * p.family_reprisal_usd, tr.family[i], c, extraction)
-    v_home = home_success_value(package if rewards_home else 0.0, m, fam, p.home_hiding_cost_usd)
-    prison_home = prison_cost(p.home_sentence_years, value_of_life_year(v, r), p.prison_year_cost_vsly, beta, r)
-    returned = p.home_returned if record[i] == 0 else 0.0  # a second offence is not suspended
+    exposure_home = rp.home_family_exposure * (1.0 - rp.home_enemy_control)  # f_H·(1 − e): out of reach (eq. 49)
+    fam = family_reprisal_cost(exposure_home * p.family_reprisal_usd, tr.family[i], c, extraction)
+    v_home = home_success_value(package if rewards_home else 0.0, m, fam, rp.home_hiding_cost_usd)
+    prison_home = prison_cost(rp.home_sentence_years, value_of_life_year(v, r), p.prison_year_cost_vsly, beta, r)
+    returned = rp.home_returned if record[i] == 0 else 0.0  # a second offence is not suspended
     v_home_caught = home_caught_value(
         v,
         p.execution_probability,
@@ -588,10 +599,10 @@ def _route_values(
         prison_home,
         p.penal_death_risk,
         v_stay,
-        p.home_return_penalty_usd,
+        rp.home_return_penalty_usd,
     )
     v_surrender = 0.0
-    if p.route_open[2] > 0.0:
+    if rp.route_open[2] > 0.0:
         v_surrender = _soldier_terms(i, rewards_surrender, offer, cred, share_def, cohesion, exposure, p, tr)[0]
     return v_home, v_home_caught, v_surrender
 
@@ -629,6 +640,9 @@ class SquadRisks(NamedTuple):
     p_cross: float  # death crossing alone
     p_cross_guided: float  # death crossing with the programme's help
     p_surrender_death: float  # death while surrendering (eq. 43)
+    p_home_catch: float  # a deserter caught, by his own side's reach into his home area (eq. 43, 49)
+    p_home_cross: float  # a deserter killed crossing the enemy's lines on his way home (eq. 49)
+    surrender_monitors: float  # M_class × monitor_factor, the monitoring of a surrender (eq. 43)
 
 
 NO_ROUTE = -1e300
@@ -659,9 +673,7 @@ def _propensity(j: int, delta: float, option: float, d_known: int, sq: Squad, rk
 @njit(cache=True)
 def surrender_catch_probability(d: int, rk: SquadRisks, p: EngineParams) -> float:
     """Eq. 43: p^c_S, eq. 9 with the monitoring of a surrender (monitors × `monitor_factor`) and D co-surrenderers."""
-    return catch_probability(
-        p.catch_base, p.arrest_constant, rk.monitors * p.surrender_monitor_factor, p.monitor_vision, d
-    )
+    return catch_probability(p.catch_base, p.arrest_constant, rk.surrender_monitors, p.monitor_vision, d)
 
 
 @njit(cache=True)
@@ -671,7 +683,7 @@ def route_propensity(r: int, j: int, d_known: int, sq: Squad, rk: SquadRisks, p:
     if r == 0:
         return squad_propensity(j, d_known, sq, rk, p)
     if r == 1:
-        delta = net_gain(p.home_catch, 0.0, sq.v_home[j], sq.v_home_caught[j], sq.v_k[j], sq.v_st[j])
+        delta = net_gain(rk.p_home_catch, rk.p_home_cross, sq.v_home[j], sq.v_home_caught[j], sq.v_k[j], sq.v_st[j])
     else:
         pc = surrender_catch_probability(d_known, rk, p)
         delta = net_gain(pc, rk.p_surrender_death, sq.v_surrender[j], sq.v_c[j], sq.v_k[j], sq.v_st[j])
@@ -769,7 +781,7 @@ def squad_expected_departures(
             else:
                 out[0] += go * success_probability(pc, rk.p_cross)
         if sq.shares[1] > 0.0:
-            out[3] += sq.shares[1] * (1.0 - p.home_catch)
+            out[3] += sq.shares[1] * success_probability(rk.p_home_catch, rk.p_home_cross)
         if sq.shares[2] > 0.0:
             pc_s = surrender_catch_probability(co_defectors, rk, p)
             out[4] += sq.shares[2] * success_probability(pc_s, rk.p_surrender_death)
@@ -794,16 +806,27 @@ def route_shocks(
 
 @njit(cache=True)
 def desertion_outcome(
-    i: int, p: EngineParams, record: np.ndarray, k_catch: np.uint64, k_exec: np.uint64, k_return: np.uint64
+    i: int,
+    p: EngineParams,
+    rp: RouteParams,
+    rk: SquadRisks,
+    record: np.ndarray,
+    k_catch: np.uint64,
+    k_cross: np.uint64,
+    k_exec: np.uint64,
+    k_return: np.uint64,
 ) -> int:
-    """§7.5b resolution of soldier i's desertion home: caught with p^c_H (then executed with π_exec, else returned
-    to his unit with ρ_ret if he has no record, else CAUGHT), else DESERTED. A returned soldier is SERVING again."""
-    if rng.uniform(k_catch, i) < p.home_catch:
+    """§7.6b resolution of soldier i's desertion home: caught with p^c_H (then executed with π_exec, else returned
+    to his unit with ρ_ret if he has no record, else CAUGHT), else killed crossing the enemy's lines on the way
+    home with p^x_H (KILLED_CROSSING), else DESERTED. A returned soldier is SERVING again."""
+    if rng.uniform(k_catch, i) < rk.p_home_catch:
         if rng.uniform(k_exec, i) < p.execution_probability:
             return EXECUTED
-        if record[i] == 0 and rng.uniform(k_return, i) < p.home_returned:
+        if record[i] == 0 and rng.uniform(k_return, i) < rp.home_returned:
             return SERVING
         return CAUGHT
+    if rng.uniform(k_cross, i) < rk.p_home_cross:
+        return KILLED_CROSSING
     return DESERTED
 
 
@@ -839,8 +862,8 @@ def _count_route_exit(
             counts[c, C_EXECUTED] += 1
         if route == 1:
             counts[c, C_CAUGHT_DESERTING] += 1
-    elif outcome == KILLED_CROSSING:
-        counts[c, C_KILLED_SURRENDERING] += 1
+    elif outcome == KILLED_CROSSING:  # surrendering, or crossing the enemy's lines on the way home
+        counts[c, C_KILLED_SURRENDERING if route == 2 else C_KILLED_X] += 1
     elif outcome in (DESERTED, SURRENDERED):
         counts[c, C_DESERTED if outcome == DESERTED else C_SURRENDERED] += 1
         if paid:
@@ -859,6 +882,7 @@ def decide(
     seed: int,
     rep: int,
     p: EngineParams,
+    rp: RouteParams,
     today: OfferToday,
     st: SoldierState,
     tr: Traits,
@@ -890,19 +914,23 @@ def decide(
     k_cross = rng.stream_key(seed, rep, t, rng.CROSSING)
     k_exec = rng.stream_key(seed, rep, t, rng.EXECUTION)
     k_return = rng.stream_key(seed, rep, t, rng.RETURN_TO_UNIT)
-    p_cross = crossing_death_probability(p.killed_crossing_base, p.intensity)
+    p_cross = crossing_death_probability(p.killed_crossing_base, p.intensity, p.depth_ratio)
     p_cross_guided = guided_crossing_death_probability(p_cross, p.extraction_crossing_risk)
     p_wait = wait_detection(p.queue_detection_per_day, wait_days)
-    p_surrender_death = surrender_death_probability(p.surrender_death, p.intensity)
-    p_opp_home = p.home_opportunity if p.route_open[1] > 0.0 else 0.0
-    guided_cross = p.route_rewarded[0] > 0.0  # the offer rewards crossing: aware soldiers go through its queue
+    p_surrender_death = surrender_death_probability(rp.surrender_death, p.intensity)
+    p_home_catch = home_catch_probability(rp.home_catch, rp.home_enemy_catch, rp.home_enemy_control)
+    p_home_cross = rp.home_enemy_control * p_cross  # the way home runs through the enemy's lines (eq. 49)
+    guided_cross = rp.route_rewarded[0] > 0.0  # the offer rewards crossing: aware soldiers go through its queue
     for c in prange(n_comp):
         cls = company_class[c]
         p_opp = p.class_opportunity[cls]
         exposure = p.class_exposure[cls]
+        p_opp_home = rp.home_class_opportunity[cls] if rp.route_open[1] > 0.0 else 0.0
         p_opp_surrender = 0.0
-        if p.route_open[2] > 0.0:
-            p_opp_surrender = surrender_opportunity(p.surrender_opportunity, exposure, p.intensity)
+        if rp.route_open[2] > 0.0:
+            p_opp_surrender = surrender_opportunity(
+                rp.surrender_opportunity, exposure, p.intensity, rp.surrender_manoeuvre_factor
+            )
         if p_opp <= 0.0 and p_opp_home <= 0.0 and p_opp_surrender <= 0.0:
             continue
         monitors = p.class_monitors[cls]
@@ -1013,7 +1041,7 @@ def decide(
                     if knows and not aware:  # the offer rewards other routes only: value its package for them
                         package = _soldier_terms(i, True, offer, cred, share_def, cohesion[c], exposure, p, tr)[7]
                     v_home[j], v_home_caught[j], v_surrender[j] = _route_values(
-                        i, knows, offer, cred, package, v_st[j], share_def, cohesion[c], exposure, p, tr, st.record
+                        i, knows, offer, cred, package, v_st[j], share_def, cohesion[c], exposure, p, rp, tr, st.record
                     )
                 n_def = 0
                 for d in range(neighbours.shape[1]):
@@ -1027,7 +1055,17 @@ def decide(
             if n_here == 0:
                 continue
             # eq. 18: best-response cascade on action inside the squad, A_0 with D = 0
-            rk = SquadRisks(precedent[c], monitors, p_wait, p_cross, p_cross_guided, p_surrender_death)
+            rk = SquadRisks(
+                precedent[c],
+                monitors,
+                p_wait,
+                p_cross,
+                p_cross_guided,
+                p_surrender_death,
+                p_home_catch,
+                p_home_cross,
+                monitors * rp.surrender_monitor_factor,
+            )
             n_rev = squad_cascade(-1, willing, sq, rk, p)
             n_go = 0
             for j in range(ss):
@@ -1052,12 +1090,12 @@ def decide(
                     continue
                 i = first + j
                 if route[j] == 1:
-                    paid = offer_open and aware_day[i] <= t and p.route_rewarded[1] > 0.0
-                    outcome = desertion_outcome(i, p, st.record, k_catch, k_exec, k_return)
+                    paid = offer_open and aware_day[i] <= t and rp.route_rewarded[1] > 0.0
+                    outcome = desertion_outcome(i, p, rp, rk, st.record, k_catch, k_cross, k_exec, k_return)
                     _count_route_exit(counts, c, 1, outcome, paid, i, t, st)
                     continue
                 if route[j] == 2:
-                    paid = offer_open and aware_day[i] <= t and p.route_rewarded[2] > 0.0
+                    paid = offer_open and aware_day[i] <= t and rp.route_rewarded[2] > 0.0
                     outcome = surrender_outcome(
                         i, pc_surrender, p_surrender_death, p.execution_probability, k_catch, k_cross, k_exec
                     )

@@ -47,7 +47,7 @@ from defection.model.outputs import (
     STRENGTH_QUANTILES,
     WOUNDED,
 )
-from defection.model.parameters import MODE_THRESHOLD, EngineParams, per_month_to_per_day
+from defection.model.parameters import MODE_THRESHOLD, EngineParams, per_month_to_per_day, route_params
 from defection.model.population import (
     NEVER,
     Companies,
@@ -432,6 +432,7 @@ def run_replicate(
     measures0 = initial_counter_measures(sc)
     measures = fixed_counter_measures if fixed_counter_measures is not None else measures0
     p = apply_counter_measures(p0, sc, measures)
+    rp = route_params(sc)
     prog = ProgrammeState()
     arrived_total = 0
     kernels = DayKernels()
@@ -498,6 +499,7 @@ def run_replicate(
                 seed,
                 rep,
                 p,
+                rp,
                 OfferToday(
                     prog.offer,
                     prog.open,

@@ -7,6 +7,7 @@ small arrays. Nothing else converts units: money is USD, time is days unless a n
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -32,9 +33,12 @@ DERIVED = {
     "threat_sentence_years": "offer.threat.sentence_years, J_wc (eq. 7)",
     "channel_effective": "min(1, m·ρ_k)·(1 − b_k)·x_k per channel (eq. 23b)",
     "external_reach": "p_ext (eq. 23b)",
+    "depth_ratio": "L/L_ref = war.front_depth_km / crossing.reference_depth_km (eq. 48)",
+}
+"""EngineParams fields that are not a scenario leaf of the same name, and what they are computed from."""
+ROUTE_DERIVED = {
     "route_open": "(1, routes.home.open, routes.surrender.open) as 0/1, by route (eq. 42)",
     "route_rewarded": "1 where the route is in offer.rewards, by route (eq. 44)",
-    "home_opportunity": "routes.home.daily_opportunity, π^H (eq. 42)",
     "home_catch": "routes.home.catch_probability, p^c_H (eq. 43)",
     "home_returned": "routes.home.returned_to_unit_probability, ρ_ret (eq. 44)",
     "home_sentence_years": "routes.home.sentence_years, J_H (eq. 44)",
@@ -44,8 +48,12 @@ DERIVED = {
     "surrender_opportunity": "routes.surrender.daily_opportunity, π^S (eq. 42)",
     "surrender_monitor_factor": "routes.surrender.monitor_factor (eq. 43)",
     "surrender_death": "routes.surrender.death_probability, p^x_S0 (eq. 43)",
+    "home_class_opportunity": "π^H_class = π^H·(m_rear, 1, 1)·exp(−(d − d_ref)/d_0), by class (eq. 50)",
+    "home_enemy_control": "war.enemy_holds_home_share, e (eq. 49)",
+    "home_enemy_catch": "routes.home.enemy_held_catch_probability, p^c_enemy (eq. 49)",
+    "surrender_manoeuvre_factor": "1 + (R_m − 1)·m, R_m = routes.surrender.manoeuvre_ratio, m = war.manoeuvre (eq. 51)",
 }
-"""EngineParams fields that are not a scenario leaf of the same name, and what they are computed from."""
+"""RouteParams fields and what they are computed from (every one is derived: the scenario leaves repeat names)."""
 
 
 class EngineParams(NamedTuple):
@@ -149,10 +157,16 @@ class EngineParams(NamedTuple):
     weight_caught_waiting: float
     # units
     combat_ineffective_threshold: float
-    # exit routes (§7.5b): 0 cross, 1 home, 2 surrender (scenario.ROUTE_NAMES)
+    depth_ratio: float  # L/L_ref (eq. 48)
+
+
+class RouteParams(NamedTuple):
+    """The exit routes' numbers (§7.6b, §7.6c) as the decision kernel reads them: 0 cross, 1 home, 2 surrender
+    (scenario.ROUTE_NAMES). A tuple of their own: Numba unpacks a tuple passed into a parallel region only up to
+    100 fields, and `EngineParams` is near that."""
+
     route_open: np.ndarray  # (3,) 1.0 if the route is open in this war
     route_rewarded: np.ndarray  # (3,) 1.0 if the offer pays for the route
-    home_opportunity: float
     home_catch: float
     home_returned: float
     home_sentence_years: float
@@ -162,6 +176,11 @@ class EngineParams(NamedTuple):
     surrender_opportunity: float
     surrender_monitor_factor: float
     surrender_death: float
+    # the kind of war (§7.6c)
+    home_class_opportunity: np.ndarray  # (3,) π^H by class, distance included (eq. 50)
+    home_enemy_control: float  # e (eq. 49)
+    home_enemy_catch: float  # p^c_enemy (eq. 49)
+    surrender_manoeuvre_factor: float  # 1 + (R_m − 1)·m (eq. 51)
 
 
 def per_month_to_per_day(x: float) -> float:
@@ -178,6 +197,18 @@ def class_monitors(monitors_per_soldier: float, sc: Scenario) -> np.ndarray:
     """Eq. 9: M_class = M × (rear_monitor_multiplier, 1, assault_monitor_multiplier), by company class."""
     rg = sc.regime
     return monitors_per_soldier * np.array([rg.rear_monitor_multiplier, 1.0, rg.assault_monitor_multiplier])
+
+
+def home_class_opportunity(sc: Scenario) -> np.ndarray:
+    """Eq. 50: π^H_class = π^H·m_class·exp(−(d − d_ref)/d_0), m = (m_rear, 1, 1), by class (rear, line, assault)."""
+    h = sc.routes.home
+    distance = math.exp(-(sc.war.home_distance_km - h.reference_distance_km) / h.distance_scale_km)
+    return h.daily_opportunity * np.array([h.rear_multiplier, 1.0, 1.0]) * distance
+
+
+def manoeuvre_factor(ratio: float, manoeuvre: float) -> float:
+    """Eq. 51: 1 + (R_m − 1)·m, how much more often surrender is possible in a war of mobility m."""
+    return 1.0 + (ratio - 1.0) * manoeuvre
 
 
 def channel_effective(sc: Scenario) -> np.ndarray:
@@ -202,7 +233,6 @@ def reach_with_blocking(effective: np.ndarray, regime_blocking: float) -> float:
 def engine_params(sc: Scenario) -> EngineParams:
     f, p, cb, cr = sc.force, sc.preferences, sc.combat, sc.crossing
     rg, inf, cd, of = sc.regime, sc.information, sc.credibility, sc.offer
-    rt = sc.routes
     types = [t for _, t in f.types.ordered()]
     return EngineParams(
         mode=MODE_FULL if sc.simulation.mode == "full" else MODE_THRESHOLD,
@@ -291,9 +321,16 @@ def engine_params(sc: Scenario) -> EngineParams:
         extraction_crossing_risk=sc.programme.extraction_crossing_risk,
         weight_caught_waiting=sc.programme.weight_caught_waiting,
         combat_ineffective_threshold=sc.units.combat_ineffective_threshold,
+        depth_ratio=sc.war.front_depth_km / cr.reference_depth_km,
+    )
+
+
+def route_params(sc: Scenario) -> RouteParams:
+    """The scenario's exit-route and war numbers for the decision kernel (`RouteParams`)."""
+    of, rt = sc.offer, sc.routes
+    return RouteParams(
         route_open=np.array([1.0, float(rt.home.open), float(rt.surrender.open)]),
         route_rewarded=np.array([float(r in of.rewards) for r in ROUTE_NAMES]),
-        home_opportunity=rt.home.daily_opportunity,
         home_catch=rt.home.catch_probability,
         home_returned=rt.home.returned_to_unit_probability,
         home_sentence_years=rt.home.sentence_years,
@@ -303,4 +340,8 @@ def engine_params(sc: Scenario) -> EngineParams:
         surrender_opportunity=rt.surrender.daily_opportunity,
         surrender_monitor_factor=rt.surrender.monitor_factor,
         surrender_death=rt.surrender.death_probability,
+        home_class_opportunity=home_class_opportunity(sc),
+        home_enemy_control=sc.war.enemy_holds_home_share,
+        home_enemy_catch=rt.home.enemy_held_catch_probability,
+        surrender_manoeuvre_factor=manoeuvre_factor(rt.surrender.manoeuvre_ratio, sc.war.manoeuvre),
     )

@@ -250,7 +250,7 @@ def serve_queue(
     k_exec = rng.stream_key(seed, rep, t, rng.EXECUTION)
     k_screen = rng.stream_key(seed, rep, t, rng.SCREENING)
     p_cross = guided_crossing_death_probability(
-        crossing_death_probability(p.killed_crossing_base, p.intensity), p.extraction_crossing_risk
+        crossing_death_probability(p.killed_crossing_base, p.intensity, p.depth_ratio), p.extraction_crossing_risk
     )
     served = 0
     pos = head

@@ -501,7 +501,15 @@ class Crossing(Section):
         1.0,
         "probability",
         "calibrated (design default p^x_0; [S1, S7])",
-        "p^x_0, chance of being killed while crossing (eq. 10).",
+        "p^x_0, chance of being killed while crossing a front of the reference depth (eq. 10, 48).",
+    )
+    reference_depth_km: float = param(
+        10.0,
+        0.1,
+        200.0,
+        "km",
+        "kill zone 5–10 km deep in 2023 (Moscow Times, 11 Oct 2025 [W1]) [S2]",
+        "L_ref, the depth of front at which killed_crossing_base applies (eq. 48).",
     )
 
 
@@ -1205,6 +1213,49 @@ class Programme(Section):
     )
 
 
+class War(Section):
+    """The kind of war: what sets which exit routes are open and how risky each is (docs/model.md §7.6c)."""
+
+    kind: Literal["conventional", "insurgency", "mixed"] = Field(
+        "conventional",
+        description="A conventional front, an insurgency without one, or a mix (docs/model.md §7.6c lists the "
+        "settings of each).",
+    )
+    front_depth_km: float = param(
+        10.0,
+        0.1,
+        200.0,
+        "km",
+        "5–10 km in 2023; 15–20, locally 30–40 km, by late 2025 (Moscow Times [W1]; Zaluzhnyi 20–30 km [W2]) [S2]",
+        "L, depth of the zone a crosser must pass under fire; an insurgency's walk to a post ≈ 0.5 km (eq. 48).",
+    )
+    home_distance_km: float = param(
+        1_000.0,
+        0.0,
+        20_000.0,
+        "km",
+        "assumption (Russian soldiers in Ukraine: 500–2,000 km [M])",
+        "d, distance from the unit to the soldiers' homes (eq. 50).",
+    )
+    enemy_holds_home_share: float = param(
+        0.0,
+        0.0,
+        1.0,
+        "share",
+        "scenario (Confederate home regions under Union occupation; Syrian opposition-held towns [W3])",
+        "e, share of the soldiers' home areas the enemy holds: a deserter there is out of his side's reach but must "
+        "cross the lines to get home (eq. 49).",
+    )
+    manoeuvre: float = param(
+        0.0,
+        0.0,
+        1.0,
+        "index",
+        "scenario (0 positional, as Ukraine 2024–25; 1 a front-wide breakthrough, as Germany 1918)",
+        "m, how mobile the war is: breakthroughs and encirclements make surrender possible (eq. 51).",
+    )
+
+
 class DesertHome(Section):
     """Desert home: leave the unit and hide at home or abroad without reaching the enemy (eq. 42–44)."""
 
@@ -1268,6 +1319,38 @@ class DesertHome(Section):
         "assumption (the family is where a deserter hides)",
         "f_H, family reprisals against a deserter relative to a defector's (eq. 44).",
     )
+    rear_multiplier: float = param(
+        10.0,
+        0.0,
+        100.0,
+        "×",
+        "DERIVED: 80% of Ukrainian AWOL from training centres [W4] [S2], if 10–30% of men are in the rear [M]",
+        "m_rear, the desertion opportunity of a rear squad relative to a line or assault squad (eq. 50).",
+    )
+    reference_distance_km: float = param(
+        1_000.0,
+        0.0,
+        20_000.0,
+        "km",
+        "assumption (a Russian soldier's home and the front in Ukraine)",
+        "d_ref, the distance home at which daily_opportunity applies (eq. 50).",
+    )
+    distance_scale_km: float = param(
+        300.0,
+        10.0,
+        10_000.0,
+        "km",
+        "assumption ('a few hundred miles' from home left little hope of getting back [W5]) [M]",
+        "d_0, the distance over which the chance to get home falls by a factor e (eq. 50).",
+    )
+    enemy_held_catch_probability: float = param(
+        0.05,
+        0.0,
+        1.0,
+        "probability",
+        "assumption (beyond the reach of his own side's police)",
+        "p^c_enemy, chance a deserter hiding in a home area the enemy holds is caught (eq. 49).",
+    )
 
 
 class SurrenderInCombat(Section):
@@ -1297,6 +1380,15 @@ class SurrenderInCombat(Section):
         "probability",
         "assumption (prisoner killing deterred surrender, Ferguson [S7])",
         "p^x_S, chance of being killed while surrendering at intensity 1 (eq. 43).",
+    )
+    manoeuvre_ratio: float = param(
+        10.0,
+        1.0,
+        100.0,
+        "×",
+        "DERIVED: German captures ×14 in the mobile last 4 months of 1918 (Watson 2014 [W6]) [S]; ×4–6 in the "
+        "Kursk incursion, Aug 2024 [W7] [S2]",
+        "R_m, surrender opportunity in a fully mobile war relative to a positional one (eq. 51).",
     )
 
 
@@ -1338,6 +1430,7 @@ class Scenario(Section):
     programme: Programme = Field(default_factory=Programme)
     units: Units = Field(default_factory=Units)
     routes: Routes = Field(default_factory=Routes)
+    war: War = Field(default_factory=War)
 
     @model_validator(mode="after")
     def _sizes(self) -> Scenario:
