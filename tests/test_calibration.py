@@ -16,7 +16,7 @@ import pytest
 
 from defection import simulate
 from defection.calibrate.abc import calibrate, case_run
-from defection.calibrate.cases import Case, CaseError, library_hash, load_case, load_cases
+from defection.calibrate.cases import Case, CaseError, candidates_dir, library_hash, load_case, load_cases
 from defection.engine import code_version
 from defection.model.rng import posterior_particle
 from defection.scenario import ScenarioError, load_scenario
@@ -85,14 +85,18 @@ def test_the_shipped_library_loads_and_covers_the_issue_cases() -> None:
         "russia-awol-2022-25",
     ):
         assert expected in ids
-    for c in load_cases():
-        assert c.meta.sources and all(o.value > 0 and o.tolerance > 0 for o in c.observed)
+    for c in (*load_cases(), *load_cases(candidates_dir())):
+        assert c.meta.sources and all(o.tolerance > 0 for o in c.observed)
+        assert all(o.value > 0 or o.likelihood == "count" for o in c.observed)
         assert c.scenario.simulation.agents == c.meta.calibration_agents
+    # the candidates are not in the library (they test the model out of sample until they join it)
+    assert not ids & {c.id for c in load_cases(candidates_dir())}
 
 
 def test_every_number_in_a_case_file_has_a_comment() -> None:
-    """Each scenario value is commented with its source, tag or 'assumption' (on its line or the line before)."""
-    for c in load_cases():
+    """Each scenario value is commented with its source, tag or 'assumption' (on its line or the line before), in
+    the library and among the candidate cases."""
+    for c in (*load_cases(), *load_cases(candidates_dir())):
         lines = Path(c.path).read_text().splitlines()
         in_scenario = False
         for k, line in enumerate(lines):

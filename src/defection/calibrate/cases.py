@@ -243,6 +243,12 @@ def library_dir() -> Path:
     return Path(str(resources.files("defection") / "data" / "cases"))
 
 
+def candidates_dir() -> Path:
+    """The folder of candidate cases: written and sourced, not yet in the calibration library, so that the model
+    can be tested on them out of sample (`defection predict`; docs/calibration.md, "Candidate cases")."""
+    return Path(str(resources.files("defection") / "data" / "candidate-cases"))
+
+
 def load_cases(folder: str | Path | None = None, only: list[str] | None = None) -> list[Case]:
     """Every case in a folder (default: the shipped library), sorted by id; `only` keeps the given ids."""
     root = Path(folder) if folder is not None else library_dir()
