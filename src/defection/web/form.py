@@ -60,6 +60,8 @@ GROUP_TITLES = {
     "offer": "Offer",
     "programme": "Programme",
     "units": "Units",
+    "routes": "Exit routes",
+    "war": "The kind of war",
 }
 
 _INDEX = re.compile(r"^([a-z_]+)\[(\d+)\]$")
@@ -159,7 +161,21 @@ def _annotation(path: str) -> Any:
     return ann
 
 
+def _is_list(path: str) -> bool:
+    """Whether a leaf field holds a list of choices (offer.rewards): the form shows it as comma-separated text."""
+    model: type[BaseModel] = Scenario
+    ann: Any = None
+    for part in path.split("."):
+        ann = model.model_fields[_INDEX.sub(r"\1", part)].annotation
+        item = get_args(ann)[0] if get_origin(ann) is list else ann
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            model = item
+    return get_origin(ann) is list and not (isinstance(item, type) and issubclass(item, BaseModel))
+
+
 def _kind(path: str, ann: Any) -> tuple[FieldKind, tuple[str, ...]]:
+    if _is_list(path):
+        return "str", tuple(str(a) for a in get_args(ann)) if get_origin(ann) is Literal else ()
     if get_origin(ann) is Literal:
         return "choice", tuple(str(a) for a in get_args(ann))
     if ann is bool:
@@ -180,12 +196,13 @@ def _build_fields() -> tuple[FormField, ...]:
         group = top if top in GROUP_TITLES else "simulation"
         label = info.path.split(".", 1)[1] if "." in info.path else info.path
         kind, choices = _kind(info.path, _annotation(info.path))
+        default = ", ".join(info.default) if isinstance(info.default, list) else info.default
         fields[info.path] = FormField(
             info.path,
             group,
             label,
             kind,
-            info.default,
+            default,
             info.unit,
             info.lo,
             info.hi,
@@ -211,6 +228,8 @@ def _build_fields() -> tuple[FormField, ...]:
 
 FIELDS: tuple[FormField, ...] = _build_fields()
 FIELD_BY_PATH: dict[str, FormField] = {f.path: f for f in FIELDS}
+LIST_FIELDS = frozenset(f.path for f in FIELDS if _is_list(f.path))
+"""Fields that hold a list of choices, entered as comma-separated text."""
 
 
 def groups() -> list[tuple[str, str, list[FormField]]]:
@@ -263,6 +282,8 @@ def scenario_for(changes: dict[str, Any], base: Scenario | None = None) -> Scena
         for part in parents:
             m = _INDEX.match(part)
             node = node[m.group(1)][int(m.group(2))] if m else node[part]
+        if path in LIST_FIELDS and isinstance(value, str):  # "cross, surrender" → ["cross", "surrender"]
+            value = [v.strip() for v in value.split(",") if v.strip()]
         node[leaf] = value
     return scenario_from_dict(data, SOURCE)
 
