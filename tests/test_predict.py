@@ -27,7 +27,8 @@ def test_predict_json_reports_every_observation_with_ordered_intervals(tmp_path:
     rows = out["observations"]
     assert [(o["case"], o["outcome"]) for o in rows] == [("mine", "defected_share"), ("mine", "caught_share")]
     for o in rows:
-        assert set(o) == {"case", "outcome", "observed", "median", "p05", "p95", "p25", "p75", "inside_90"}
+        keys = {"case", "outcome", "observed", "median", "p05", "p95", "p25", "p75", "inside_90", "likelihood"}
+        assert set(o) == keys and o["likelihood"] == "lognormal"  # the shipped cases observe log shares
         assert o["p05"] <= o["p25"] <= o["median"] <= o["p75"] <= o["p95"]
         assert o["inside_90"] == (o["p05"] <= o["observed"] <= o["p95"])
     again = cli("predict", str(case), "--no-posterior", "--draws", "6", "--seed", "3", "--json", cwd=tmp_path)

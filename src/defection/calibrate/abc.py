@@ -270,10 +270,12 @@ def case_run(
     replicates: int = 1,
     agents: int | None = None,
     posterior: Posterior | None = None,
+    variant: int = 0,
 ) -> pd.DataFrame:
     """Per-replicate outcomes of one case with calibrated parameters set to `changes`: the shares, which are what
-    a case observes (no cost accounting: cost outcomes are NaN)."""
-    sc = with_changes(case.scenario, changes, case.path) if changes else case.scenario
+    a case observes (no cost accounting: cost outcomes are NaN). `variant` is the period (`Case.scenarios()`)."""
+    base = case.scenarios()[variant]
+    sc = with_changes(base, changes, case.path) if changes else base
     agents = agents or case.meta.calibration_agents
     res = simulate(sc, replicates=replicates, seed=seed, agents=agents, posterior=posterior, accounting=False)
     out = res.per_replicate.copy()
@@ -281,13 +283,14 @@ def case_run(
     return out
 
 
-def log_recorded_shares(case: Case, row: pd.Series, agents: int) -> dict[str, float]:
-    """Eq. 40's summary statistics: log of each simulated share as recorded (times `capture`), raised to the log
-    floor of `agents` where it is smaller (a zero)."""
+def log_recorded_shares(case: Case, row: pd.Series, agents: int, variant: int = 0) -> dict[str, float]:
+    """Eq. 40's summary statistics of the observations of period `variant`: log of each simulated share as recorded
+    (times `capture`), raised to the log floor of `agents` where it is smaller (a zero)."""
     floor = log_floor(agents)
     return {
         observation_key(case, k): math.log(max(o.recorded_share(float(row[o.outcome])), floor))
         for k, o in enumerate(case.observed)
+        if case.variant(k) == variant
     }
 
 
@@ -327,9 +330,13 @@ class CaseModel:
 
     @staticmethod
     def case_stats(case: Case, changes: dict[str, float], seed: int) -> dict[str, float]:
-        """One simulation of a case: the log recorded share of each of its observations."""
-        runs = case_run(case, changes, seed)
-        return log_recorded_shares(case, runs.iloc[0], runs.attrs["agents"])
+        """One simulation of a case (of each of its periods, with the same seed): the log recorded share of each of
+        its observations."""
+        stats: dict[str, float] = {}
+        for v in range(len(case.scenarios())):
+            runs = case_run(case, changes, seed, variant=v)
+            stats.update(log_recorded_shares(case, runs.iloc[0], runs.attrs["agents"], v))
+        return {observation_key(case, k): stats[observation_key(case, k)] for k in range(len(case.observed))}
 
     def __call__(self, par: dict[str, float]) -> dict[str, float]:
         seed = self.draw_seed()
@@ -720,12 +727,16 @@ def predictive_check(cases: Sequence[Case], posterior: Posterior | None, draws: 
     error and model discrepancy), at most 1; `attrs["discrepancy"]` says what the predictive includes."""
     rows = []
     for case in cases:
-        runs = case_run(case, {}, seed, replicates=draws, posterior=posterior)
-        errors = predictive_errors(posterior, case, seed, len(runs))
-        var = predictive_variances(posterior, case, seed, len(runs))
-        floor = log_floor(runs.attrs["agents"])
-        force = float(case.scenario.force.soldiers)
+        periods = [
+            case_run(case, {}, seed, replicates=draws, posterior=posterior, variant=v)
+            for v in range(len(case.scenarios()))
+        ]
+        errors = predictive_errors(posterior, case, seed, draws)
+        var = predictive_variances(posterior, case, seed, draws)
         for j, o in enumerate(case.observed):
+            runs = periods[case.variant(j)]
+            floor = log_floor(runs.attrs["agents"])
+            force = float(case.scenarios()[case.variant(j)].force.soldiers)
             v = np.maximum(o.recorded_share(1.0) * runs[o.outcome].to_numpy(dtype=float), floor)
             if o.likelihood == "lognormal":
                 v = np.minimum(v * np.exp(errors[:, j]), 1.0)  # a share is at most the whole force

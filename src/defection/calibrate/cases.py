@@ -19,6 +19,9 @@ taken), and ``capture`` ∈ (0, 1] the share of the true flow that record catche
 any other value needs ``capture_source``: a source, or the word "assumption"). A simulated share is multiplied by
 ``capture`` before it is compared with, or reported against, the observed figure.
 
+Before/after and dose pairs: an observation's ``changes`` (dotted scenario paths) make it observe another period of
+the case, simulated with the same seed as the others (``Case.scenarios()``, ``Case.variant(k)``).
+
 Zeros and bounds (eq. 40b): ``likelihood = "count"`` compares the number of soldiers the record counted,
 value × ``force.soldiers`` (value may be 0), with the simulated count under a negative binomial;
 ``likelihood = "upper_bound"`` says the record counted fewer than value × ``force.soldiers``
@@ -28,6 +31,7 @@ value × ``force.soldiers`` (value may be 0), with the simulated count under a n
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import tomllib
 from collections.abc import Sequence
@@ -46,6 +50,7 @@ from defection.scenario import (
     default_scenario,
     problems_from_file_errors,
     scenario_from_dict,
+    with_changes,
 )
 from defection.scenario.errors import _MISSING
 from defection.scenario.ranges import CALIBRATED
@@ -106,6 +111,12 @@ class Observation(_Strict):
     recorded: str = Field("", description="What the source counted, e.g. 'prosecutions for AWOL'.")
     capture: float = Field(1.0, gt=0.0, le=1.0, description="Share of the true flow the record catches.")
     capture_source: str = Field("", description="A source for `capture`, or the word 'assumption'.")
+    changes: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Scenario changes for the period this observation covers, as dotted paths (e.g. "
+        '{"offer.cash_usd" = 0} for the flow before a programme started): a before/after or dose pair in one '
+        "case, simulated with common random numbers.",
+    )
 
     @field_validator("value")
     @classmethod
@@ -152,10 +163,20 @@ class Case:
     observed: tuple[Observation, ...]
     scenario: Scenario
     path: str
+    variants: tuple[Scenario, ...] = ()  # the scenario of each period: [0] is `scenario`, then each `changes`
+    variant_of: tuple[int, ...] = ()  # the variant each observation is simulated in
 
     @property
     def id(self) -> str:
         return self.meta.id
+
+    def scenarios(self) -> tuple[Scenario, ...]:
+        """The scenario of each period the observations cover (one unless an observation has `changes`)."""
+        return self.variants or (self.scenario,)
+
+    def variant(self, k: int) -> int:
+        """The index in `scenarios()` of observation k's period."""
+        return self.variant_of[k] if self.variant_of else 0
 
 
 class CaseError(ScenarioError):
@@ -221,7 +242,48 @@ def case_from_dict(data: dict[str, Any], source: str, calibrated: tuple[str, ...
     ]
     if tiny:
         raise CaseError(source, tiny)
-    return Case(cf.case, tuple(cf.observed), sc, source)
+    variants, variant_of = _variants(cf, sc, source, calibrated)
+    return Case(cf.case, tuple(cf.observed), sc, source, variants, variant_of)
+
+
+def _variants(
+    cf: CaseFile, sc: Scenario, source: str, calibrated: tuple[str, ...]
+) -> tuple[tuple[Scenario, ...], tuple[int, ...]]:
+    """The scenario of each distinct `changes` among the observations (the case's own first), and each observation's
+    index into them. Changes are validated as the scenario is; a calibrated parameter may not be changed."""
+    keys: list[str] = [json.dumps({}, sort_keys=True)]
+    scenarios = [sc]
+    variant_of = []
+    problems = []
+    for k, o in enumerate(cf.observed):
+        key = json.dumps(o.changes, sort_keys=True)
+        if key not in keys:
+            bad = [p for p in o.changes if p in calibrated]
+            if bad:
+                problems += [
+                    Problem(
+                        f"observed[{k}].changes.{p}", o.changes[p], "is estimated by calibration; a case may not set it"
+                    )
+                    for p in bad
+                ]
+                continue
+            try:
+                scenarios.append(with_changes(sc, o.changes, source))
+            except (KeyError, TypeError):
+                problems.append(
+                    Problem(f"observed[{k}].changes", o.changes, "names a scenario field that does not exist")
+                )
+                continue
+            except ScenarioError as e:
+                problems += [Problem(f"observed[{k}].changes: {p.path}", p.value, p.message) for p in e.problems]
+                continue
+            keys.append(key)
+        variant_of.append(keys.index(key))
+    if problems:
+        raise CaseError(source, problems)
+    if len(scenarios) == 1:
+        return (), ()
+    return tuple(scenarios), tuple(variant_of)
 
 
 def load_case(path: str | Path, calibrated: tuple[str, ...] | None = None) -> Case:

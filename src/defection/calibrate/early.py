@@ -39,7 +39,7 @@ BOUND_SLACK = 1e-9  # relative slack on the bound, so that rounding never reject
 
 def case_cost(case: Case) -> float:
     """Agent-days of one simulation of a case: the order in which early rejection simulates them (cheapest first)."""
-    return float(case.meta.calibration_agents * case.scenario.simulation.days)
+    return float(sum(case.meta.calibration_agents * sc.simulation.days for sc in case.scenarios()))
 
 
 def rejected_early(known: float, rest: float, pdf_norm: float, temperature: float, u: float) -> bool:

@@ -62,9 +62,10 @@ class ObservationTerms:
 
     @classmethod
     def from_cases(cls, cases: Sequence[Case]) -> ObservationTerms:
-        keyed = [(observation_key(c, k), o, c) for c in cases for k, o in enumerate(c.observed)]
+        keyed = [(observation_key(c, k), o, c, k) for c in cases for k, o in enumerate(c.observed)]
         return cls(
-            {key: o.likelihood for key, o, _ in keyed}, {key: float(c.scenario.force.soldiers) for key, _, c in keyed}
+            {key: o.likelihood for key, o, _, _ in keyed},
+            {key: float(c.scenarios()[c.variant(k)].force.soldiers) for key, _, c, k in keyed},
         )
 
     def perfect_fit(self, x_0: dict[str, float], keys: Sequence[str], var: np.ndarray) -> np.ndarray:
@@ -101,5 +102,6 @@ def observed_data(cases: Sequence[Case]) -> dict[str, float]:
     for c in cases:
         for k, o in enumerate(c.observed):
             key = observation_key(c, k)
-            out[key] = math.log(o.value) if o.likelihood == LOGNORMAL else o.value * c.scenario.force.soldiers
+            force = c.scenarios()[c.variant(k)].force.soldiers
+            out[key] = math.log(o.value) if o.likelihood == LOGNORMAL else o.value * force
     return out
