@@ -100,3 +100,31 @@ def test_the_offer_moves_the_flow_between_the_periods_with_common_random_numbers
 def test_bad_changes_are_refused_with_the_field(tmp_path: Path, before: str, message: str) -> None:
     with pytest.raises(CaseError, match=re.escape(message)):
         load_case(write(tmp_path, before), calibrated=("preferences.logit_scale",))
+
+
+def test_the_offer_effect_by_hand_and_where_money_matters() -> None:
+    """Eq. 52: log2 of the ratio, floored; in a world where money matters (tests/conftest.py SALIENT) doubling the
+    cash raises defections, and against no cash at all too; in the world with no channels nobody hears it."""
+    from defection.calibrate.effect import doubling_effect, offer_effect
+
+    from .conftest import SALIENT, scenario
+
+    assert doubling_effect(0.01, 0.02, 1e-6) == 1.0
+    assert doubling_effect(0.0, 0.0, 1e-4) == 0.0
+    assert doubling_effect(0.0, 4e-4, 1e-4) == 2.0
+    sc = scenario(**SALIENT, simulation__days=90)
+    money = offer_effect(sc, None, draws=4, seed=2, agents=4_950)
+    assert money.agents == 4_950 and money.per_doubling.shape == (4,)
+    assert (money.per_doubling > 0).all() and (money.versus_no_cash > 0).all()
+    unheard = scenario(
+        **{
+            **SALIENT,
+            "simulation__days": 90,
+            "information__channels": [],
+            "information__peer_imitation": 0.0,
+            "information__initial_aware_share": 0.0,
+        }
+    )
+    deaf = offer_effect(unheard, None, draws=4, seed=2, agents=4_950)
+    assert (deaf.per_doubling == 0).all()
+    assert set(deaf.summary()) >= {"log2_change_per_doubling", "log2_change_versus_no_cash", "share"}

@@ -95,6 +95,63 @@ def predict(
         out.print(f"structural error: {table.attrs['discrepancy']}", highlight=False)
 
 
+def offer_effect(
+    file: Annotated[
+        Path | None, typer.Argument(help="A case file or a scenario file (default: the default scenario).")
+    ] = None,
+    outcome: Annotated[str, typer.Option("--outcome", help="The share outcome to measure.")] = "defected_share",
+    posterior: PosteriorOpt = None,
+    no_posterior: NoPosteriorOpt = False,
+    draws: Annotated[int, typer.Option("--draws", min=2, max=10_000, help="Posterior draws (simulations).")] = 40,
+    agents: Annotated[int | None, typer.Option("--agents", min=99, help="Agents (default: the file's).")] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed (common random numbers).")] = 1,
+    as_json: JsonOpt = False,
+) -> None:
+    """The offer's effect as the calibrated model sees it (eq. 52): the change in the outcome per doubling of the
+    cash, log2(share(2B)/share(B)), and against no cash at all, each over posterior draws with common random
+    numbers, with its median and 90% interval. +1 means the flow doubles with the reward; 0 that it does not move."""
+    import tomllib
+
+    from defection.calibrate.cases import SHARE_OUTCOMES
+    from defection.calibrate.effect import offer_effect as measure
+    from defection.scenario import ScenarioError, default_scenario, load_scenario
+
+    if posterior is not None and no_posterior:
+        fail("give either --posterior or --no-posterior, not both")
+    if outcome not in SHARE_OUTCOMES:
+        fail(f"--outcome {outcome!r} is not a share outcome; allowed: {', '.join(SHARE_OUTCOMES)}")
+    if file is None:
+        sc = default_scenario()
+    else:
+        try:
+            is_case = "case" in tomllib.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            fail(f"{file}: cannot read it as TOML: {e}")
+        try:
+            sc = _load([file])[0].scenario if is_case else load_scenario(file)
+        except ScenarioError as e:
+            fail(e.render())
+    post, where = choose_posterior(sc, posterior, no_posterior)
+    result = measure(sc, post, outcome=outcome, draws=draws, seed=seed, agents=agents).summary()
+    result["posterior"] = None if post is None else {"hash": post.content_hash(), "source": where}
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=json_default) + "\n")
+        return
+    t = Table(title=f"The offer's effect on {outcome} ({draws} draws; {where})", title_justify="left")
+    for col in ("", "median", "90% interval"):
+        t.add_column(col, justify="left" if not col else "right")
+    for label, key in (
+        (f"{outcome} at ${result['cash_usd']:,.0f}", "share"),
+        ("log2 change per doubling of the cash", "log2_change_per_doubling"),
+        ("log2 change against no cash", "log2_change_versus_no_cash"),
+    ):
+        r = result[key]
+        cells = [fmt(outcome, r[q]) if key == "share" else f"{r[q]:+.2f}" for q in ("median", "p05", "p95")]
+        t.add_row(label, cells[0], f"{cells[1]} – {cells[2]}")
+    out.print(t)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `defection` app."""
     app.command()(predict)
+    app.command("offer-effect")(offer_effect)
