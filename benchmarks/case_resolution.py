@@ -1,7 +1,7 @@
 """How few agents can each historical case be simulated with during calibration (issue 11)?
 
-Usage: .venv/bin/python benchmarks/case_resolution.py [--replicates 24] [--case ID …] [--posterior FILE]
-       [--fractions 0.125 0.25 0.5 1] [--reference 4]
+Usage: .venv/bin/python benchmarks/case_resolution.py [--replicates 24] [--case ID …] [--cases FOLDER]
+       [--posterior FILE] [--fractions 0.125 0.25 0.5 1] [--reference 4]
 
 For every case, simulates `--replicates` replicates at several agent counts (fractions of the case's
 `calibration_agents`, rounded to whole companies) and at a reference size (`--reference` times it, capped at the
@@ -76,13 +76,14 @@ def main() -> None:
     ap.add_argument("--replicates", type=int, default=24)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--case", action="append", help="Only this case (repeatable).")
+    ap.add_argument("--cases", help="Folder of case files (default: the shipped library; e.g. the candidate cases).")
     ap.add_argument("--posterior", help="Posterior file: each replicate draws its own particle.")
     ap.add_argument("--fractions", type=float, nargs="*", default=[0.125, 0.25, 0.5, 1.0])
     ap.add_argument("--reference", type=float, default=4.0, help="Reference size, times calibration_agents.")
     ap.add_argument("--noise", type=float, default=0.5, help="Largest replicate SD, times the tolerance.")
     args = ap.parse_args()
     posterior = Posterior.load(args.posterior) if args.posterior else None
-    for case in load_cases(only=args.case):
+    for case in load_cases(args.cases, only=args.case):
         size = case.scenario.force.company_size
         soldiers = case.scenario.force.soldiers
         current = case.meta.calibration_agents
