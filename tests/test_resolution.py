@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from defection import simulate
-from defection.model.decision import Squad, SquadRisks, squad_cascade, squad_expected_departures
+from defection.model.decision import NO_ROUTE, Squad, SquadRisks, squad_cascade, squad_expected_departures
 from defection.model.parameters import engine_params
 from defection.model.population import min_resolved_agents, resolution_warning
 from defection.model.programme import expected_queue_step
@@ -58,12 +58,14 @@ def test_the_queue_in_expectation_by_hand() -> None:
 def _squad(ss: int, z0: float, eps: np.ndarray, reveals: bool) -> Squad:
     """A squad whose members' propensity is z0 plus the peer terms (everything else zero)."""
     f = np.zeros(ss)
+    shocks = np.full((ss, 3), NO_ROUTE)  # only crossing is open: its shock is eq. 17's logistic ε
+    shocks[:, 0] = eps
     return Squad(
         np.ones(ss, np.bool_),
         np.zeros(ss, np.bool_),
         np.full(ss, reveals),
         np.zeros(ss, np.bool_),
-        eps,
+        shocks,
         f.copy(),
         f.copy(),
         f.copy(),
@@ -71,6 +73,13 @@ def _squad(ss: int, z0: float, eps: np.ndarray, reveals: bool) -> Squad:
         f.copy(),
         np.full(ss, -z0),  # z = −τ = z0 with no payoffs
         f.copy(),
+        f.copy(),
+        f.copy(),
+        f.copy(),
+        np.array([True, False, False]),
+        np.zeros(ss, np.int8),
+        np.zeros(3),
+        np.zeros(3),
     )
 
 
@@ -87,7 +96,7 @@ def test_expected_departures_integrate_each_members_own_shock() -> None:
     )
     p = engine_params(sc)
     ss = p.squad_size
-    rk = SquadRisks(0.0, 0.0, 0.0, 0.0, 0.0)
+    rk = SquadRisks(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     rng = np.random.default_rng(3)
     realised, expected = [], []
     for _ in range(4000):
@@ -96,7 +105,7 @@ def test_expected_departures_integrate_each_members_own_shock() -> None:
         sq = _squad(ss, -1.5 * p.logit_scale, eps, reveals=True)
         n_rev = squad_cascade(-1, sq.willing, sq, rk, p)
         n_go = int(sq.willing.sum())
-        out = np.zeros(3)
+        out = np.zeros(5)
         squad_expected_departures(n_rev, n_go, sq, rk, p, out)
         realised.append(n_go)
         expected.append(out[0] / (1.0 - p.catch_base) if p.catch_base < 1 else out[0])
