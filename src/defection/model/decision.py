@@ -649,7 +649,7 @@ NO_ROUTE = -1e300
 """The shock of a route a squad has no opportunity for today: it is never chosen."""
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def squad_propensity(j: int, d_known: int, sq: Squad, rk: SquadRisks, p: EngineParams) -> float:
     """Eq. 17: squad member j's propensity z to cross when he knows of `d_known` revealed willing squad-mates."""
     pc = catch_probability(p.catch_base, p.arrest_constant, rk.monitors, p.monitor_vision, d_known)
@@ -676,21 +676,24 @@ def surrender_catch_probability(d: int, rk: SquadRisks, p: EngineParams) -> floa
     return catch_probability(p.catch_base, p.arrest_constant, rk.surrender_monitors, p.monitor_vision, d)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def route_propensity(r: int, j: int, d_known: int, sq: Squad, rk: SquadRisks, p: EngineParams) -> float:
     """Eq. 45–46: member j's propensity z_r for route r (0 cross, 1 home, 2 surrender) given `d_known` revealed
-    willing squad-mates. Only crossing has an option value of waiting (eq. 19)."""
+    willing squad-mates. Only crossing has an option value of waiting (eq. 19). Inlined (it only reads): the
+    cascade calls it for every member and route (docs/performance.md, "Exit routes")."""
     if r == 0:
-        return squad_propensity(j, d_known, sq, rk, p)
-    if r == 1:
-        delta = net_gain(rk.p_home_catch, rk.p_home_cross, sq.v_home[j], sq.v_home_caught[j], sq.v_k[j], sq.v_st[j])
+        z = squad_propensity(j, d_known, sq, rk, p)
     else:
-        pc = surrender_catch_probability(d_known, rk, p)
-        delta = net_gain(pc, rk.p_surrender_death, sq.v_surrender[j], sq.v_c[j], sq.v_k[j], sq.v_st[j])
-    return _propensity(j, delta, 0.0, d_known, sq, rk, p)
+        if r == 1:
+            delta = net_gain(rk.p_home_catch, rk.p_home_cross, sq.v_home[j], sq.v_home_caught[j], sq.v_k[j], sq.v_st[j])
+        else:
+            pc = surrender_catch_probability(d_known, rk, p)
+            delta = net_gain(pc, rk.p_surrender_death, sq.v_surrender[j], sq.v_c[j], sq.v_k[j], sq.v_st[j])
+        z = _propensity(j, delta, 0.0, d_known, sq, rk, p)
+    return z
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def best_route(j: int, d_known: int, sq: Squad, rk: SquadRisks, p: EngineParams) -> tuple[int, float]:
     """Eq. 47: member j's best available route and its utility z_r + ε_r − ε_0 (he goes iff it is > 0)."""
     best, best_u = -1, NO_ROUTE
@@ -792,16 +795,17 @@ def route_shocks(
     i: int, j: int, n_routes: int, only: int, k_shock: np.uint64, k_route: np.uint64, p: EngineParams, sq: Squad
 ) -> None:
     """Eq. 47: member j's (slot i's) shocks ε_r − ε_0 for the squad's available routes. With one route, the
-    logistic shock of eq. 17 (the difference of two Gumbels), so that a war with one route is the binary choice."""
+    logistic shock of eq. 17 (the difference of two Gumbels), so that a war with one route is the binary choice.
+    Not inlined: inlining it (it writes into an array of the `sq` tuple) changed results (docs/performance.md)."""
     for r in range(3):
         sq.eps[j, r] = NO_ROUTE
     if n_routes == 1:
         sq.eps[j, only] = rng.logistic(k_shock, i, p.logit_scale)
-        return
-    stay = rng.gumbel(k_route, 4 * i, p.logit_scale)
-    for r in range(3):
-        if sq.available[r]:
-            sq.eps[j, r] = rng.gumbel(k_route, 4 * i + 1 + r, p.logit_scale) - stay
+    else:
+        stay = rng.gumbel(k_route, 4 * i, p.logit_scale)
+        for r in range(3):
+            if sq.available[r]:
+                sq.eps[j, r] = rng.gumbel(k_route, 4 * i + 1 + r, p.logit_scale) - stay
 
 
 @njit(cache=True)
@@ -871,6 +875,29 @@ def _count_route_exit(
 
 
 @njit(cache=True, inline="always")
+def opportunity(s: int, p_opp: float, key: np.uint64) -> bool:
+    """Eq. 15, 42: whether squad s has an opportunity today for a route whose daily chance is `p_opp`."""
+    return p_opp > 0.0 and rng.uniform(key, s) < p_opp
+
+
+@njit(cache=True)
+def any_opportunity(
+    squads: range,
+    p_cross: float,
+    p_home: float,
+    p_surrender: float,
+    k_cross: np.uint64,
+    k_home: np.uint64,
+    k_surr: np.uint64,
+) -> bool:
+    """Whether any squad of a company has an opportunity for any route today (the same draws as `opportunity`)."""
+    for s in squads:
+        if opportunity(s, p_cross, k_cross) or opportunity(s, p_home, k_home) or opportunity(s, p_surrender, k_surr):
+            return True
+    return False
+
+
+@njit(cache=True, inline="always")
 def left_by_a_route(status: int) -> bool:
     """The slot's soldier left the army by an exit route and got through: crossed, deserted or surrendered."""
     return status in (ARRIVED, DESERTED, SURRENDERED)
@@ -931,8 +958,9 @@ def decide(
             p_opp_surrender = surrender_opportunity(
                 rp.surrender_opportunity, exposure, p.intensity, rp.surrender_manoeuvre_factor
             )
-        if p_opp <= 0.0 and p_opp_home <= 0.0 and p_opp_surrender <= 0.0:
-            continue
+        squads = range(c * cs // ss, (c + 1) * cs // ss)
+        if not any_opportunity(squads, p_opp, p_opp_home, p_opp_surrender, k_opp, k_opp_home, k_opp_surrender):
+            continue  # most companies on most days: no scratch to allocate
         monitors = p.class_monitors[cls]
         p_reveal = reveal_probability(p.reveal_probability, p.reveal_monitor_sensitivity, monitors)
         cred = credibility(p.prior_alpha, p.prior_beta, evidence_pos[c] + public_pos, evidence_neg[c] + public_neg)
@@ -976,11 +1004,11 @@ def decide(
             np.zeros(3),
             np.zeros(3),
         )
-        for s in range(c * cs // ss, (c + 1) * cs // ss):
+        for s in squads:
             # eq. 15, 42: which routes the squad has an opportunity for today
-            available[0] = p_opp > 0.0 and rng.uniform(k_opp, s) < p_opp
-            available[1] = p_opp_home > 0.0 and rng.uniform(k_opp_home, s) < p_opp_home
-            available[2] = p_opp_surrender > 0.0 and rng.uniform(k_opp_surrender, s) < p_opp_surrender
+            available[0] = opportunity(s, p_opp, k_opp)
+            available[1] = opportunity(s, p_opp_home, k_opp_home)
+            available[2] = opportunity(s, p_opp_surrender, k_opp_surrender)
             n_routes = 0
             only = 0
             for r in range(3):
