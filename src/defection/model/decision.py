@@ -792,20 +792,29 @@ def squad_expected_departures(
 
 @njit(cache=True)
 def route_shocks(
-    i: int, j: int, n_routes: int, only: int, k_shock: np.uint64, k_route: np.uint64, p: EngineParams, sq: Squad
+    i: int,
+    j: int,
+    n_routes: int,
+    only: int,
+    k_shock: np.uint64,
+    k_route: np.uint64,
+    scale: float,
+    eps: np.ndarray,
+    available: np.ndarray,
 ) -> None:
     """Eq. 47: member j's (slot i's) shocks ε_r − ε_0 for the squad's available routes. With one route, the
     logistic shock of eq. 17 (the difference of two Gumbels), so that a war with one route is the binary choice.
-    Not inlined: inlining it (it writes into an array of the `sq` tuple) changed results (docs/performance.md)."""
+    Takes the two arrays it needs rather than the squad's tuple: a call passing the tuple costs a reference-count
+    update for each of its arrays. Not inlined: inlined, it changed results (docs/performance.md)."""
     for r in range(3):
-        sq.eps[j, r] = NO_ROUTE
+        eps[j, r] = NO_ROUTE
     if n_routes == 1:
-        sq.eps[j, only] = rng.logistic(k_shock, i, p.logit_scale)
+        eps[j, only] = rng.logistic(k_shock, i, scale)
     else:
-        stay = rng.gumbel(k_route, 4 * i, p.logit_scale)
+        stay = rng.gumbel(k_route, 4 * i, scale)
         for r in range(3):
-            if sq.available[r]:
-                sq.eps[j, r] = rng.gumbel(k_route, 4 * i + 1 + r, p.logit_scale) - stay
+            if available[r]:
+                eps[j, r] = rng.gumbel(k_route, 4 * i + 1 + r, scale) - stay
 
 
 @njit(cache=True)
@@ -1078,7 +1087,7 @@ def decide(
                         n_def += 1
                 peer_net[j] = n_def / neighbours.shape[1]
                 thr[j] = threshold[i]
-                route_shocks(i, j, n_routes, only, k_shock, k_route, p, sq)
+                route_shocks(i, j, n_routes, only, k_shock, k_route, p.logit_scale, eps, available)
                 reveals[j] = rng.uniform(k_rev, i) < p_reveal
             if n_here == 0:
                 continue
