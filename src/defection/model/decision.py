@@ -754,12 +754,7 @@ def squad_expected_departures(
     """
     ss = sq.active.size
     scratch = np.zeros(ss, np.bool_)
-    n_routes = 0
-    only = 0
-    for r in range(3):
-        if sq.available[r]:
-            n_routes += 1
-            only = r
+    n_routes, only = available_routes(sq.available)
     for j in range(ss):
         if not sq.active[j]:
             continue
@@ -881,6 +876,17 @@ def _count_route_exit(
         counts[c, C_DESERTED if outcome == DESERTED else C_SURRENDERED] += 1
         if paid:
             counts[c, C_PAID] += 1
+
+
+@njit(cache=True, inline="always")
+def available_routes(available: np.ndarray) -> tuple[int, int]:
+    """How many routes a squad has an opportunity for today, and the last of them (the only one when there is one)."""
+    n, last = 0, 0
+    for r in range(available.size):
+        if available[r]:
+            n += 1
+            last = r
+    return n, last
 
 
 @njit(cache=True, inline="always")
@@ -1018,12 +1024,7 @@ def decide(
             available[0] = opportunity(s, p_opp, k_opp)
             available[1] = opportunity(s, p_opp_home, k_opp_home)
             available[2] = opportunity(s, p_opp_surrender, k_opp_surrender)
-            n_routes = 0
-            only = 0
-            for r in range(3):
-                if available[r]:
-                    n_routes += 1
-                    only = r
+            n_routes, only = available_routes(available)
             if n_routes == 0:
                 continue
             first = s * ss
