@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean venv browser calibrate validate candidates
+.PHONY: demo test lint bench clean venv browser calibrate validate
 
 venv: $(STAMP)
 
@@ -44,32 +44,23 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/defection bench --agents 1000000 --days 100
 
-# The leave-one-case-out backtest of the whole case library with the command's default settings (a fixed seed):
-# the validation report (validation.html), the PNG and the JSON summary (docs/calibration.md, "How the backtest is
-# scored"). Slow: about an hour on a 2-core machine.
 # The calibrated model the commands use by default (docs/calibration.md, "The shipped posterior"); a fixed seed.
 # Run it on a committed tree: the posterior records the code version and the case library's hash.
 calibrate: $(STAMP)
 	@mkdir -p src/defection/data/posterior
-	$(BIN)/defection calibrate --seed 1 --particles 48 --generations 8 --max-minutes 40 --workers 2 --db calibration.duckdb --output src/defection/data/posterior/default.json.tmp --report calibration.html --json > docs/validation/calibration.json.tmp
+	$(BIN)/defection calibrate --seed 1 --particles 48 --generations 8 --max-minutes 30 --workers 2 --db calibration.duckdb --output src/defection/data/posterior/default.json.tmp --report calibration.html --json > docs/validation/calibration.json.tmp
 	mv src/defection/data/posterior/default.json.tmp src/defection/data/posterior/default.json
 	mv docs/validation/calibration.json.tmp docs/validation/calibration.json
 	@echo "wrote src/defection/data/posterior/default.json, calibration.html and docs/validation/calibration.json"
 
+# The leave-one-case-out backtest of the whole case library with the command's default settings (a fixed seed):
+# the validation report (validation.html), the PNG and the JSON summary (docs/calibration.md, "How the backtest is
+# scored"). Slow: about an hour on a 2-core machine.
 validate: $(STAMP)
 	@mkdir -p docs/validation
 	$(BIN)/defection backtest --seed 1 --report docs/validation/validation.html --plot backtest.png --json > docs/validation/backtest.json.tmp
 	mv docs/validation/backtest.json.tmp docs/validation/backtest.json
 	@echo "wrote docs/validation/validation.html, backtest.png and docs/validation/backtest.json"
-
-# The candidate cases (not yet in the library) predicted with the shipped posterior and with the hand-tuned defaults:
-# an out-of-sample test (docs/calibration.md, "Candidate cases"). A few minutes on a 2-core machine.
-candidates: $(STAMP)
-	@mkdir -p docs/validation
-	$(BIN)/defection predict src/defection/data/candidate-cases/*.toml --draws 40 --seed 1 --json > docs/validation/candidates-posterior.json.tmp
-	$(BIN)/defection predict src/defection/data/candidate-cases/*.toml --draws 40 --seed 1 --no-posterior --json > docs/validation/candidates-defaults.json.tmp
-	mv docs/validation/candidates-posterior.json.tmp docs/validation/candidates-posterior.json
-	mv docs/validation/candidates-defaults.json.tmp docs/validation/candidates-defaults.json
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

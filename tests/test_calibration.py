@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import pytest
 
 from defection import simulate
 from defection.calibrate.abc import calibrate, case_run
-from defection.calibrate.cases import Case, CaseError, candidates_dir, library_hash, load_case, load_cases
+from defection.calibrate.cases import Case, CaseError, library_hash, load_case, load_cases
 from defection.engine import code_version
 from defection.model.rng import posterior_particle
 from defection.scenario import ScenarioError, load_scenario
@@ -83,20 +84,37 @@ def test_the_shipped_library_loads_and_covers_the_issue_cases() -> None:
         "us-civil-war-usct",
         "ukraine-hotline-2022-24",
         "russia-awol-2022-25",
+        "caporetto-1917",
+        "confederate-desertion-1863-65",
+        "nigeria-safe-corridor-2021-22",
+        "philippines-eclip-2018-19",
+        "red-army-returns-1919",
+        "syria-army-2011-12",
+        "uganda-lra-amnesty-2000s",
+        "ukraine-awol-2022-25",
+        "wehrmacht-desertion-1939-45",
     ):
         assert expected in ids
-    for c in (*load_cases(), *load_cases(candidates_dir())):
+    cases = load_cases()
+    for c in cases:
         assert c.meta.sources and all(o.tolerance > 0 for o in c.observed)
         assert all(o.value > 0 or o.likelihood == "count" for o in c.observed)
         assert c.scenario.simulation.agents == c.meta.calibration_agents
-    # the candidates are not in the library (they test the model out of sample until they join it)
-    assert not ids & {c.id for c in load_cases(candidates_dir())}
+        # every case file states its kind of war and which routes were open, and its war is of its family
+        raw = tomllib.loads(Path(c.path).read_text())["scenario"]
+        assert "kind" in raw["war"] and all("open" in raw["routes"][r] for r in ("home", "surrender")), c.id
+        assert c.scenario.war.kind in (c.meta.family, "mixed"), c.id
+    # issue 12: at least 16 cases and 30 observations, with routes besides crossing and a before/after period
+    assert len(cases) >= 16 and sum(len(c.observed) for c in cases) >= 30
+    outcomes = {o.outcome for c in cases for o in c.observed}
+    assert {"deserted_share", "surrendered_share", "caught_deserting_share"} <= outcomes
+    assert any(len(c.scenarios()) > 1 for c in cases)
 
 
 def test_every_number_in_a_case_file_has_a_comment() -> None:
     """Each scenario value is commented with its source, tag or 'assumption' (on its line or the line before), in
-    the library and among the candidate cases."""
-    for c in (*load_cases(), *load_cases(candidates_dir())):
+    the library."""
+    for c in load_cases():
         lines = Path(c.path).read_text().splitlines()
         in_scenario = False
         for k, line in enumerate(lines):
@@ -143,6 +161,14 @@ def test_every_number_in_a_case_file_has_a_comment() -> None:
         (lambda s: s + "\n[scenario.force]\nsoldiers = -5\n", "scenario.force.soldiers = -5: out of range"),
         (lambda s: s.replace("[case]", "[case]\ncolour = 'red'"), "case.colour = 'red': unknown key"),
         (lambda s: s.replace("period =", "period = = "), "malformed TOML"),
+        (
+            lambda s: s.replace("[case]", '[case]\nfamily = "insurgency"'),
+            "scenario.war.kind = 'conventional': contradicts case.family",
+        ),
+        (
+            lambda s: s + "\n[scenario.routes.home]\ndaily_opportunity = 0.01\n",
+            "scenario.routes.home.daily_opportunity: is estimated by calibration",
+        ),
     ],
 )
 def test_bad_case_files_get_a_clear_error(tmp_path: Path, edit, expected: str) -> None:

@@ -26,7 +26,8 @@ def _series(result) -> np.ndarray:
 
 
 def test_conservation_of_soldiers() -> None:
-    """Establishment = present + everyone who left − replacements, every day of every replicate."""
+    """Establishment = present + everyone who left by any route − replacements, every day of every replicate (the
+    default opens all three routes; a deserter returned to his unit has not left)."""
     sc = scenario(
         combat__death_hazard=2e-3,
         combat__replacement_rate=0.05,
@@ -35,6 +36,9 @@ def test_conservation_of_soldiers() -> None:
         combat__opportunity_line=0.05,
         information__initial_aware_share=0.5,
         programme__extraction_capacity_per_day=200.0,
+        # crossing only, so that the crossing attempts' identity below holds alone (all routes: tests/test_routes.py)
+        routes__home__open=False,
+        routes__surrender__open=False,
     )
     res = simulate(sc, **SMALL)
     daily = res.daily
@@ -42,7 +46,8 @@ def test_conservation_of_soldiers() -> None:
         assert daily[col].sum() > 0, col
     w = res.represented / res.agents
     for _, rep in daily.groupby("replicate"):
-        left = rep[["arrived", "caught", "killed_crossing", "killed_in_action", "wounded"]].sum(axis=1).cumsum()
+        left = rep[["arrived", "deserted", "surrendered", "killed_crossing", "killed_surrendering"]].sum(axis=1)
+        left = (left + rep["caught"] - rep["returned_to_unit"] + rep["killed_in_action"] + rep["wounded"]).cumsum()
         joined = rep["replaced"].cumsum()
         balance = (rep["serving"] + left - joined).to_numpy() / w
         assert np.allclose(balance, res.agents, rtol=0, atol=1e-6)

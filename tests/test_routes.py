@@ -296,6 +296,11 @@ def test_a_caught_deserter_is_returned_once_then_jailed() -> None:
 
 def test_rewarding_a_closed_route_is_refused() -> None:
     with pytest.raises(ScenarioError, match=r"offer.rewards .* routes.home.open = false"):
-        scenario(offer__rewards=["cross", "home"])
+        scenario(routes__home__open=False, offer__rewards=["cross", "home"])
     with pytest.raises(ScenarioError, match="names a route twice"):
         scenario(**OPEN, offer__rewards=["cross", "cross"])
+
+
+def test_the_default_war_opens_all_three_routes() -> None:
+    """Russian soldiers in Ukraine cross, go home and surrender in combat (issue 12): the default opens all three."""
+    assert scenario().routes.open_routes() == ("cross", "home", "surrender")

@@ -230,6 +230,17 @@ def case_from_dict(data: dict[str, Any], source: str, calibrated: tuple[str, ...
         sc = scenario_from_dict(merged, source)
     except ScenarioError as e:
         raise CaseError(source, [Problem(f"scenario.{p.path}", p.value, p.message) for p in e.problems]) from None
+    if sc.war.kind not in (cf.case.family, "mixed"):
+        raise CaseError(
+            source,
+            [
+                Problem(
+                    "scenario.war.kind",
+                    sc.war.kind,
+                    f'contradicts case.family = "{cf.case.family}": a case\'s war is of its family, or "mixed"',
+                )
+            ],
+        )
     tiny = [
         Problem(
             f"observed[{k}].value",
@@ -303,12 +314,6 @@ def load_case(path: str | Path, calibrated: tuple[str, ...] | None = None) -> Ca
 def library_dir() -> Path:
     """The folder of case files shipped with the package."""
     return Path(str(resources.files("defection") / "data" / "cases"))
-
-
-def candidates_dir() -> Path:
-    """The folder of candidate cases: written and sourced, not yet in the calibration library, so that the model
-    can be tested on them out of sample (`defection predict`; docs/calibration.md, "Candidate cases")."""
-    return Path(str(resources.files("defection") / "data" / "candidate-cases"))
 
 
 def load_cases(folder: str | Path | None = None, only: list[str] | None = None) -> list[Case]:

@@ -62,6 +62,20 @@ CALIBRATED: tuple[Range, ...] = (
     Range("information.peer_imitation", 0.0, 0.5, False, "Bass q, per day (design range 0.02–0.5; [I1, I2])"),
     Range("credibility.prior_alpha", 0.5, 6.0, False, "credibility prior Beta(α, 2) (design range (1,4)–(4,1))"),
     Range("crossing.killed_crossing_base", 0.02, 0.4, False, "p^x_0, base crossing risk (design range; [S1, S7])"),
+    Range(
+        "routes.home.daily_opportunity",
+        1e-4,
+        0.05,
+        True,
+        "π^H, a squad's daily chance to walk away unseen in the reference war (eq. 42, 50); wide prior",
+    ),
+    Range(
+        "routes.surrender.daily_opportunity",
+        1e-4,
+        0.05,
+        True,
+        "π^S, a squad's daily chance of a position where surrender is possible (eq. 42, 51); wide prior",
+    ),
 )
 
 

@@ -1260,8 +1260,9 @@ class DesertHome(Section):
     """Desert home: leave the unit and hide at home or abroad without reaching the enemy (eq. 42–44)."""
 
     open: bool = Field(
-        False,
-        description="The route is open in this war (closed: the model has only crossing, as before issue 12).",
+        True,
+        description="The route is open in this war (Russian soldiers leave their units for home [S]; closed with the "
+        "surrender route, the model has only crossing, as before issue 12).",
     )
     daily_opportunity: float = param(
         0.002,
@@ -1356,7 +1357,7 @@ class DesertHome(Section):
 class SurrenderInCombat(Section):
     """Surrender in combat: give up in place when overrun or in a hopeless position (eq. 42–44)."""
 
-    open: bool = Field(False, description="The route is open in this war.")
+    open: bool = Field(True, description="The route is open in this war (Russian soldiers surrender in combat [S]).")
     daily_opportunity: float = param(
         0.002,
         0.0,
