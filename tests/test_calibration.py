@@ -539,3 +539,36 @@ def test_backtest_scores_and_validation_report(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     text = stored.read_text()
     assert 'id="fig-validation-predicted"' in text and 'id="scores"' in text and "<script src" not in text
+
+
+def test_case_folds_hold_every_case_out_once_and_mix_the_families() -> None:
+    """Grouped K-fold: each case is held out exactly once, each group mixes the families, and every training set
+    keeps at least two cases of each family (a held-out case needs its family's δ from the others)."""
+    from defection.calibrate.backtest import case_folds
+
+    cases = load_cases()
+    assert case_folds(cases) == [[c] for c in cases]  # default: leave one case out
+    groups = case_folds(cases, 4)
+    assert len(groups) == 4 and sorted(c.id for g in groups for c in g) == sorted(c.id for c in cases)
+    families = {c.meta.family for c in cases}
+    for g in groups:
+        assert {c.meta.family for c in g} == families
+        rest = [c for c in cases if c not in g]
+        assert all(sum(c.meta.family == f for c in rest) >= 2 for f in families)
+    with pytest.raises(ValueError, match="folds = 18 must be between 2"):
+        case_folds(cases, 18)
+
+
+def test_backtest_with_folds_holds_out_groups(tmp_path: Path) -> None:
+    """`--folds 2` calibrates twice, each time without a group of cases, and predicts every case once."""
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    for name, defected in (("alpha", 0.004), ("beta", 0.01), ("gamma", 0.02)):
+        write_case(folder, name, defected=defected, caught=0.01, days=40, agents=990)
+    args = ["--cases", str(folder), "--particles", "5", "--generations", "1", "--workers", "1", "--draws", "4"]
+    r = cli("backtest", *args, "--folds", "2", "--plot", str(tmp_path / "bt.png"), "--db", str(tmp_path / "r.duckdb"))
+    assert r.returncode == 0, r.stderr
+    assert "fold 1/2: calibrating without alpha, gamma" in r.stderr and "fold 2/2: predicting beta" in r.stderr
+    assert "2-fold (cases held out in groups) predictions" in r.stdout
+    r = cli("backtest", *args, "--folds", "4", "--plot", str(tmp_path / "bt.png"), "--db", str(tmp_path / "r.duckdb"))
+    assert r.returncode == 2 and "--folds 4: there are only 3 cases" in r.stderr and "Traceback" not in r.stderr

@@ -50,8 +50,9 @@ def _share_interval(lo: Any, hi: Any) -> str:
 
 
 # ----------------------------------------------------------------------------- figures
-def predicted_against_observed(rows: list[dict[str, Any]]) -> go.Figure:
-    """Predicted median with 50% and 90% intervals against observed, log–log, with the line of perfect prediction."""
+def predicted_against_observed(rows: list[dict[str, Any]], how: str = "leave-one-case-out") -> go.Figure:
+    """Predicted median with 50% and 90% intervals against observed, log–log, with the line of perfect prediction;
+    `how` names how the backtest held cases out (in the title)."""
     obs = np.array([_finite(r["observed"]) for r in rows])
     q = {k: np.array([_finite(r.get(k)) for r in rows]) for k in ("p05", "p25", "median", "p75", "p95")}
     positive = np.concatenate([obs, *q.values()])
@@ -104,7 +105,7 @@ def predicted_against_observed(rows: list[dict[str, Any]]) -> go.Figure:
         )
     fig.update_layout(
         **{**LAYOUT, "hovermode": "closest", "height": 520},
-        title={"text": "Leave-one-case-out predictions against history"},
+        title={"text": f"{how.capitalize()} predictions against history"},
     )
     fig.update_xaxes(type="log", title_text="observed (share of the force)")
     fig.update_yaxes(type="log", title_text="predicted (share of the force)")
@@ -178,12 +179,18 @@ def fold_particles(posteriors: dict[str, dict[str, Any]]) -> dict[str, dict[str,
     return {f"without {case}": p["particles"] for case, p in posteriors.items() if p.get("particles")}
 
 
+def held_out(summary: dict[str, Any]) -> str:
+    """How the backtest held cases out: "leave-one-case-out", or "K-fold" when it held out groups of cases."""
+    folds = (summary.get("settings") or {}).get("folds")
+    return "leave-one-case-out" if not folds else f"{folds}-fold"
+
+
 def validation_figures(summary: dict[str, Any]) -> dict[str, go.Figure]:
     """The report's figures, keyed by figure id; a backtest stored before the scores gets its one old figure."""
     if "rows" not in summary:
         return {"backtest": predicted_vs_observed(summary.get("cases", []), "Backtest: leave-one-case-out predictions")}
     figs = {
-        "validation-predicted": predicted_against_observed(summary["rows"]),
+        "validation-predicted": predicted_against_observed(summary["rows"], held_out(summary)),
         "validation-pit": pit_histogram(summary["rows"]),
     }
     if summary.get("posteriors"):
@@ -206,7 +213,7 @@ def scores_section(summary: dict[str, Any]) -> str:
             "",
             "",
             _pct(summary.get("conformal_coverage_90")),
-            "jackknife+ from the other cases' leave-one-out residuals (Barber et al. 2021)",
+            "jackknife+ (CV+ with folds) from the other cases' held-out residuals (Barber et al. 2021)",
         ),
         (
             "median |log error| of the median",
@@ -323,7 +330,7 @@ def validation_report(summary: dict[str, Any], run_id: str | None = None) -> tup
         ("wall time", f"{_finite(summary.get('wall_seconds')):.0f} s"),
     ]
     header = (
-        "<header><h1>Validation: leave-one-case-out backtest</h1>"
+        f"<header><h1>Validation: {held_out(summary)} backtest</h1>"
         + table(["", ""], ["<tr>" + cell(k) + cell(v) + "</tr>" for k, v in ident])
         + "</header>"
     )
