@@ -41,6 +41,13 @@ precedent_weight = 0.0
 
 [scenario.regime.response]
 mode = "static"
+
+# the one-route war these tests were written on (crossing only), so that a share's spread is the crossing flow's
+[scenario.routes.home]
+open = false
+
+[scenario.routes.surrender]
+open = false
 """
 
 OBSERVED = """
