@@ -193,13 +193,13 @@ def backtest(
                 predictions.append(pool.submit(predictive_check, held, cal.posterior, draws, seed))
             else:
                 predictions.append(predictive_check(held, cal.posterior, draws, seed))
-            for c in held:
-                posteriors[c.id] = {
-                    "simulations": cal.simulations,
-                    "final_epsilon": cal.posterior.meta.get("final_epsilon"),
-                    "parameters": cal.posterior.summary().to_dict("records"),
-                    "particles": particles(cal.posterior),
-                }
+            fold = {
+                "simulations": cal.simulations,
+                "final_epsilon": cal.posterior.meta.get("final_epsilon"),
+                "parameters": cal.posterior.summary().to_dict("records"),
+                "particles": particles(cal.posterior),
+            }
+            posteriors.update({c.id: fold for c in held})  # one summary per fold, shared by its cases
         frames = [p.result() if isinstance(p, Future) else p for p in predictions]
     rows = pd.concat(frames, ignore_index=True)
     return Backtest(
