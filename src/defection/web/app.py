@@ -4,6 +4,11 @@
 limits live on `app.state`. Pages are plain server-rendered HTML with one small script and one stylesheet,
 both package data; nothing is loaded from elsewhere.
 
+Access: `token` (see `defection.web.security`) is required on every request when given; the `Host` header must
+be one of `allowed_hosts`. Load: report and comparison responses are rendered in their own threads, cached
+gzipped with an ETag (304 on If-None-Match), and at most `max_heavy` are in progress at once (503 beyond); see
+`defection.web.load`.
+
 Limits: request bodies over `max_body_bytes` get 413; unknown fields, fields that name a file, values that are
 not plain numbers/text/booleans, invalid scenarios (the CLI's messages), jobs over `max_agent_days` agent-days
 and malformed run or job ids get 4xx with a message; a full queue gets 429. Run ids are checked against the id
@@ -16,13 +21,13 @@ import json
 import logging
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 import anyio.to_thread
 import pandas as pd
 from fastapi import FastAPI, Query, Request
@@ -30,7 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from defection.analysis import json_safe
@@ -39,6 +44,9 @@ from defection.scenario import Scenario, ScenarioError
 from defection.store import ResultsDB, ResultsError, RunNotFound
 from defection.web import form, pages
 from defection.web.jobs import JOB_ID_PATTERN, JobQueue, JobTarget, QueueFull, job_cost, run_job
+from defection.web.limits import LOOPBACK_NAMES, MAX_HEAVY, TOKEN_PARAM
+from defection.web.load import HeavyLimit, RenderedReport, ReportCache
+from defection.web.security import HostCheck, TokenAuth
 
 log = logging.getLogger("defection.web")
 
@@ -49,6 +57,9 @@ QUERY_PARAMS = {"/compare": {"run"}, "/api/runs": {"limit"}}
 """The query parameters each path takes; any other is refused (400)."""
 MAX_COMPARE = 8
 REPORT_CACHE = 16
+RENDER_THREADS = 2
+"""Threads that render reports (apart from the pool that serves pages and the API, so neither waits on the other)."""
+HEAVY_PATHS = ("/runs/", "/compare")
 RUN_ID = re.compile(r"r[0-9a-f]{1,10}")
 JOB_ID = re.compile(JOB_ID_PATTERN)
 STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
@@ -232,6 +243,8 @@ def create_app(
     max_queue: int = MAX_QUEUE,
     max_agent_days: int = MAX_AGENT_DAYS,
     allowed_hosts: list[str] | None = None,
+    token: str | None = None,
+    max_heavy: int = MAX_HEAVY,
     posterior: str | None = None,
     job_target: JobTarget = run_job,
     start_worker: bool = True,
@@ -239,6 +252,8 @@ def create_app(
     """The dashboard for the results database at `db_path` (created if missing; its folder must exist).
 
     `allowed_hosts`: Host header values accepted (DNS-rebinding guard); default localhost names only.
+    `token`: when given, every request must present it (`defection.web.security.TokenAuth`); None: no check.
+    `max_heavy`: report and comparison responses in progress at once; more get 503 with Retry-After.
     `posterior`: a checked posterior file every job uses (the server's choice, never the form's); None: the
     scenario's hand-tuned values.
     `job_target`: the function each job process runs (see `defection.web.jobs.run_job`).
@@ -275,15 +290,22 @@ def create_app(
         "max_compare": MAX_COMPARE,
         "posterior": posterior,
     }
-    reports: OrderedDict[tuple[str, ...], str] = OrderedDict()
+    reports = ReportCache(REPORT_CACHE)
     render_lock = threading.Lock()
+    render_threads = anyio.CapacityLimiter(RENDER_THREADS)
 
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or ["127.0.0.1", "localhost", "::1", "[::1]"])
+    # added innermost first: a request passes the query check, the Host check, the token, the bound on heavy
+    # responses, compression and the body limit, in that order
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)  # leaves the pre-compressed reports as they are
+    app.add_middleware(HeavyLimit, prefixes=HEAVY_PATHS, max_heavy=max_heavy)
+    app.add_middleware(TokenAuth, token=token)
+    app.add_middleware(HostCheck, allowed=allowed_hosts or LOOPBACK_NAMES)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
-        unknown = sorted(set(request.query_params) - QUERY_PARAMS.get(request.url.path, set()))
+        taken = QUERY_PARAMS.get(request.url.path, set()) | {TOKEN_PARAM}  # the token is TokenAuth's
+        unknown = sorted(set(request.query_params) - taken)
         if unknown:  # like unknown body fields: refused, not silently ignored
             allowed = ", ".join(sorted(QUERY_PARAMS.get(request.url.path, set()))) or "none"
             response = _error(
@@ -376,18 +398,39 @@ def create_app(
             )
         return sc
 
-    def report_html(key: tuple[str, ...], render: Callable[[], str], cacheable: bool) -> str:
+    def report_bytes(key: tuple[str, ...], render: Callable[[], str], cacheable: bool) -> RenderedReport:
+        """Rendered (in a render thread, one at a time), with the back link, encoded and gzipped; kept if
+        `cacheable` (every run complete: a report that cannot change)."""
         with render_lock:
-            if key in reports:
-                reports.move_to_end(key)
-                return reports[key]
+            found = reports.get(key)
+            if found is not None:
+                return found
             with db_lock:
                 text = render()
+            rendered = RenderedReport.of(_with_back_link(text))
             if cacheable:
-                reports[key] = text
-                while len(reports) > REPORT_CACHE:
-                    reports.popitem(last=False)
-            return text
+                reports.put(key, rendered)
+            return rendered
+
+    def run_report(run_id: str) -> tuple[RenderedReport, bool]:
+        run = get_run(run_id)
+        rid = run["run_id"]
+        complete = run["status"] == "complete"
+        try:
+            return report_bytes((rid,), lambda: render_report(db, rid), complete), complete
+        except ReportError as e:
+            raise ApiError(409, f"run {rid} ({run['status']}, kind {run['kind']}) has no report: {e}") from None
+
+    def compare_report(ids: list[str]) -> tuple[RenderedReport, bool]:
+        infos = [get_run(r) for r in ids]
+        full = [i["run_id"] for i in infos]
+        if len(set(full)) < len(full):
+            raise ApiError(400, "the same run is selected twice; select different runs")
+        complete = all(i["status"] == "complete" for i in infos)
+        try:
+            return report_bytes(("compare", *full), lambda: render_compare(db, full), complete), complete
+        except ReportError as e:
+            raise ApiError(409, f"these runs cannot be compared: {e}") from None
 
     # -- pages -------------------------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse)
@@ -405,33 +448,31 @@ def create_app(
             raise ApiError(404, f"no job {job_id} on this server (jobs are forgotten when it restarts)")
         return _html(pages.job_page(job.id))
 
+    # Reports: async, so that neither the rendering nor the database lookups occupy the thread pool that serves
+    # the other pages; a complete run's report (full id) is served from the cache without touching the database.
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
-    def report_page(run_id: str) -> Response:
-        run = get_run(run_id)
-        rid = run["run_id"]
-        try:
-            text = report_html((rid,), lambda: render_report(db, rid), run["status"] == "complete")
-        except ReportError as e:
-            raise ApiError(409, f"run {rid} ({run['status']}, kind {run['kind']}) has no report: {e}") from None
-        return _html(_with_back_link(text), REPORT_CSP)
+    async def report_page(run_id: str, request: Request) -> Response:
+        check_run_id(run_id)
+        cached = reports.get((run_id,))
+        if cached is not None:  # only complete runs are cached, under their full id
+            rendered, complete = cached, True
+        else:
+            rendered, complete = await anyio.to_thread.run_sync(run_report, run_id, limiter=render_threads)
+        return rendered.response(request, {"Content-Security-Policy": REPORT_CSP}, complete)
 
     @app.get("/compare", response_class=HTMLResponse)
-    def compare_page(run: Annotated[list[str] | None, Query()] = None) -> Response:
+    async def compare_page(request: Request, run: Annotated[list[str] | None, Query()] = None) -> Response:
         ids = [check_run_id(r) for r in (run or [])]
         if len(ids) < 2:
             raise ApiError(400, "select at least two runs to compare")
         if len(ids) > MAX_COMPARE:
             raise ApiError(400, f"at most {MAX_COMPARE} runs can be compared at once, not {len(ids)}")
-        infos = [get_run(r) for r in ids]
-        full = [i["run_id"] for i in infos]
-        if len(set(full)) < len(full):
-            raise ApiError(400, "the same run is selected twice; select different runs")
-        complete = all(i["status"] == "complete" for i in infos)
-        try:
-            text = report_html(("compare", *full), lambda: render_compare(db, full), complete)
-        except ReportError as e:
-            raise ApiError(409, f"these runs cannot be compared: {e}") from None
-        return _html(_with_back_link(text), REPORT_CSP)
+        cached = reports.get(("compare", *ids))
+        if cached is not None:
+            rendered, complete = cached, True
+        else:
+            rendered, complete = await anyio.to_thread.run_sync(compare_report, ids, limiter=render_threads)
+        return rendered.response(request, {"Content-Security-Policy": REPORT_CSP}, complete)
 
     @app.get("/static/{name}")
     def static_file(name: str) -> Response:
@@ -441,7 +482,7 @@ def create_app(
 
     # -- API ---------------------------------------------------------------------------------------------
     @app.get("/api/health")
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:  # on the event loop: never waits for a thread
         return {"ok": True, "limits": app.state.limits}
 
     @app.get("/api/runs")
