@@ -91,6 +91,8 @@ class RenderedReport:
             common["Cache-Control"] = "no-store"
         if accepts_gzip(request.headers.get("accept-encoding", "")):
             return Response(self.gzipped, media_type="text/html", headers={**common, "Content-Encoding": "gzip"})
+        # GZipMiddleware adds "Vary: Accept-Encoding" to an uncompressed body of this size; not twice
+        del common["Vary"]
         return Response(self.body, media_type="text/html", headers=common)
 
 

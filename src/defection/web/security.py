@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from defection.web import pages
-from defection.web.limits import COOKIE_PREFIX, TOKEN_PARAM
+from defection.web.limits import COOKIE_PREFIX, MAX_HEAD_BYTES, TOKEN_PARAM
 
 
 def host_name(header: str) -> str:
@@ -41,14 +41,23 @@ def _refuse(scope: Scope, status: int, detail: str, headers: dict[str, str] | No
 
 class HostCheck:
     """Refuse (400) a request whose `Host` header is not one of `allowed` names (ports are ignored; IPv6
-    addresses may be written with or without brackets)."""
+    addresses may be written with or without brackets), and (431) one whose target and headers exceed
+    `max_head_bytes` (uvicorn's own cap applies only to a head that arrives in pieces)."""
 
-    def __init__(self, app: ASGIApp, allowed: Iterable[str]):
+    def __init__(self, app: ASGIApp, allowed: Iterable[str], max_head_bytes: int = MAX_HEAD_BYTES):
         self.app = app
         self.allowed = frozenset(host_name(h) for h in allowed)
+        self.max_head_bytes = max_head_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            raw = scope.get("headers") or []
+            size = len(scope.get("raw_path") or b"") + len(scope.get("query_string", b""))
+            size += sum(len(k) + len(v) + 4 for k, v in raw)
+            if size > self.max_head_bytes:
+                detail = f"request head too large: {size} bytes; the limit is {self.max_head_bytes} bytes"
+                await _refuse(scope, 431, detail, {"Connection": "close"})(scope, receive, send)
+                return
             header = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
             if host_name(header) not in self.allowed:
                 shown = repr(header[:60]) if header else "none"
