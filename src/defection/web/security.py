@@ -119,7 +119,8 @@ class TokenAuth:
         cookie = f"{cookie_name}={self.token.decode()}; Path=/; HttpOnly; SameSite=Strict"
         accept = headers.get(b"accept", b"").decode("latin-1")
         if scope["method"] == "GET" and "text/html" in accept:
-            target = scope["path"] + (f"?{rest}" if rest else "")
+            path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+            target = "/" + path.lstrip("/\\") + (f"?{rest}" if rest else "")  # never '//elsewhere'
             redirect = RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
             redirect.headers.append("Set-Cookie", cookie)
             await redirect(scope, receive, send)
