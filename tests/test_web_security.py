@@ -349,3 +349,14 @@ def test_idle_and_slow_connections_are_closed(stored: dict[str, Any]) -> None:
         finally:
             for s in (idle, slow):
                 s.close()
+
+
+def test_a_wildcard_address_accepts_this_machines_names_only() -> None:
+    from defection.cli.web import _bound_names
+
+    names = _bound_names("0.0.0.0")
+    assert {"127.0.0.1", "localhost", "::1", "0.0.0.0", socket.gethostname().lower()} <= set(names)
+    lan = non_loopback_ipv4()
+    assert lan is None or lan in names
+    assert "*" not in names and "attacker.example" not in names
+    assert _bound_names("127.0.0.2") == ["127.0.0.1", "::1", "localhost", "127.0.0.2"]
