@@ -119,6 +119,7 @@ COMMANDS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this system")
 @pytest.mark.parametrize(("before", "after"), [c[1:] for c in COMMANDS], ids=[c[0] for c in COMMANDS])
 def test_a_fifo_is_refused_unopened(tmp_path: Path, before: tuple[str, ...], after: tuple[str, ...]) -> None:
     fifo = tmp_path / "input.toml"
