@@ -280,10 +280,16 @@ def test_the_memory_estimate_covers_the_populations_arrays(monkeypatch: pytest.M
     assert per_soldier == SOLDIER_BYTES + TIE_BYTES * p.network_degree
 
 
-def test_available_memory_reads_meminfo(tmp_path: Path) -> None:
+def test_available_memory_is_the_least_of_meminfo_and_the_cgroup_limit(tmp_path: Path) -> None:
     from defection.model.size import available_memory
 
-    meminfo = tmp_path / "meminfo"
+    meminfo, cgroup = tmp_path / "meminfo", tmp_path / "cgroup"
     meminfo.write_text("MemTotal:       24000000 kB\nMemAvailable:   12000000 kB\n", encoding="ascii")
-    assert available_memory(meminfo) == 12_000_000 * 1024
-    assert available_memory(tmp_path / "missing") is None or available_memory(tmp_path / "missing") > 0
+    cgroup.mkdir()
+    assert available_memory(meminfo, cgroup) == 12_000_000 * 1024  # no cgroup files: the machine's
+    (cgroup / "memory.max").write_text("max\n", encoding="ascii")
+    assert available_memory(meminfo, cgroup) == 12_000_000 * 1024  # no limit
+    (cgroup / "memory.max").write_text(f"{4 * 2**30}\n", encoding="ascii")
+    (cgroup / "memory.current").write_text(f"{2**30}\n", encoding="ascii")
+    assert available_memory(meminfo, cgroup) == 3 * 2**30  # a container's limit, less what it uses
+    assert available_memory(tmp_path / "none", cgroup) == 3 * 2**30

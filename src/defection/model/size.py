@@ -87,17 +87,35 @@ def scenario_size(sc: Scenario) -> RunSize:
     )
 
 
-def available_memory(meminfo: Path = Path("/proc/meminfo")) -> int | None:
-    """Bytes of memory available to a new process: Linux's MemAvailable, else free physical pages; None if unknown."""
+def available_memory(meminfo: Path = Path("/proc/meminfo"), cgroup: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """Bytes of memory a new process can use: the least of Linux's MemAvailable and what the cgroup (v2) limit
+    leaves (a container's `memory.max` less `memory.current`); else the free physical pages; None if unknown."""
+    found = [v for v in (_meminfo_available(meminfo), _cgroup_available(cgroup)) if v is not None]
+    if found:
+        return min(found)
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _meminfo_available(meminfo: Path) -> int | None:
     try:
         for line in meminfo.read_text(encoding="ascii").splitlines():
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
+    return None
+
+
+def _cgroup_available(cgroup: Path) -> int | None:
     try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, OSError, ValueError):
+        limit = (cgroup / "memory.max").read_text(encoding="ascii").strip()
+        if limit == "max":
+            return None
+        return max(0, int(limit) - int((cgroup / "memory.current").read_text(encoding="ascii")))
+    except (OSError, ValueError):
         return None
 
 
