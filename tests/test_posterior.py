@@ -80,6 +80,24 @@ BAD: list[tuple[str, str | bytes, str, str]] = [
     ("not-utf8", b'{"format": "\xff\xfe"}', "(file)", "not UTF-8"),
     ("nested-too-deep-to-parse", "[" * 200_000 + "]" * 200_000, "(file)", "nested too deeply"),
     ("nested-deeper-than-needed", "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1), "(file)", "depth 33"),
+    # issue 13, item 4: the files it tried, and the rest of the file checked as a whole
+    ("issue-meta-text", payload(meta="abc"), "meta", "expected an object"),
+    ("issue-parameter-list", payload(parameters=[["x"], PEER.path]), "parameters[0]", "a string"),
+    ("issue-nested-10000", "[" * 10_000 + "]" * 10_000, "(file)", "nested too deeply"),
+    ("issue-weight-infinite", payload(weights=[float("inf"), 1.0]), "weights[0]", "inf: not a finite number"),
+    ("issue-parameter-duplicate", payload(parameters=[PEER.path, PEER.path]), "parameters[1]", "duplicate"),
+    ("issue-sample-out-of-range", payload(samples=[[1e5, 0.5], [2e5, 2.5]]), "samples[1][1]", "[0, 2]"),
+    ("meta-number-as-text", payload(meta={"effective_sample_size": "12"}), "meta.effective_sample_size", "number"),
+    ("meta-negative-ess", payload(meta={"effective_sample_size": -1.0}), "meta.effective_sample_size", "or equal to 0"),
+    ("meta-cases-text", payload(meta={"cases": "gulf-1991"}), "meta.cases", "valid list"),
+    (
+        "meta-prior-bound-text",
+        payload(meta={"priors": {PEER.path: {"lo": "0", "hi": 2}}}),
+        f"meta.priors.{PEER.path}.lo",
+        "number",
+    ),
+    ("member-unknown", payload(weight=[0.5, 0.5]), "weight", "unknown key; allowed keys: format, parameters"),
+    ("member-twice", payload()[:-1] + ', "weights": [0.5, 0.5]}', "(file)", "key 'weights' appears twice"),
 ]
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -52,7 +51,8 @@ from defection.scenario import (
     scenario_from_dict,
     with_changes,
 )
-from defection.scenario.errors import _MISSING
+from defection.scenario.errors import _MISSING, render_problems
+from defection.scenario.files import InputFileError, read_toml
 from defection.scenario.ranges import CALIBRATED
 
 # Floor on the log-scale tolerance by the reliability tag (docs/model.md, References): [S] sourced, [S2] secondary,
@@ -183,9 +183,7 @@ class CaseError(ScenarioError):
     """A case file could not be loaded; carries the file and every problem found."""
 
     def render(self) -> str:
-        head = f"{self.source}: invalid case file ({len(self.problems)} problem"
-        head += "s)" if len(self.problems) != 1 else ")"
-        return "\n".join([head, *(f"  - {p}" for p in self.problems)])
+        return render_problems(self.source, "invalid case file", self.problems)
 
 
 def _leaf_paths(data: dict[str, Any], prefix: str = "") -> list[str]:
@@ -302,12 +300,10 @@ def load_case(path: str | Path, calibrated: tuple[str, ...] | None = None) -> Ca
     if calibrated is None:
         calibrated = tuple(u.path for u in CALIBRATED)
     p = Path(path)
-    if not p.is_file():
-        raise CaseError(str(p), [Problem("(file)", _MISSING, "file not found" if not p.exists() else "is not a file")])
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise CaseError(str(p), [Problem("(file)", _MISSING, f"malformed TOML: {err}")]) from None
+        data = read_toml(p)
+    except InputFileError as e:
+        raise CaseError(str(p), [e.problem]) from None
     return case_from_dict(data, str(p), calibrated)
 
 

@@ -110,11 +110,10 @@ def offer_effect(
     """The offer's effect as the calibrated model sees it (eq. 52): the change in the outcome per doubling of the
     cash, log2(share(2B)/share(B)), and against no cash at all, each over posterior draws with common random
     numbers, with its median and 90% interval. +1 means the flow doubles with the reward; 0 that it does not move."""
-    import tomllib
-
     from defection.calibrate.cases import SHARE_OUTCOMES
     from defection.calibrate.effect import offer_effect as measure
     from defection.scenario import ScenarioError, default_scenario, load_scenario
+    from defection.scenario.files import InputFileError, read_toml
 
     if posterior is not None and no_posterior:
         fail("give either --posterior or --no-posterior, not both")
@@ -124,9 +123,9 @@ def offer_effect(
         sc = default_scenario()
     else:
         try:
-            is_case = "case" in tomllib.loads(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-            fail(f"{file}: cannot read it as TOML: {e}")
+            is_case = "case" in read_toml(file)
+        except InputFileError as e:
+            fail(f"{file}: {e}")
         try:
             sc = _load([file])[0].scenario if is_case else load_scenario(file)
         except ScenarioError as e:

@@ -25,6 +25,7 @@ from defection.cli.console import (
     recorded,
     warn_resolution,
 )
+from defection.cli.size import YesOpt, check_size
 from defection.engine import simulate
 from defection.report import ReportError
 from defection.scenario import (
@@ -63,8 +64,10 @@ def run(
             show_default=False,
         ),
     ] = None,
+    yes: YesOpt = False,
 ) -> None:
-    """Simulate a scenario, print median and 90% interval of each outcome, and store the run."""
+    """Simulate a scenario, print median and 90% interval of each outcome, and store the run. A run estimated to take
+    over an hour, or more memory than the machine has available, is refused unless --yes is given."""
     from defection.store import RunMeta  # lazy: see the note at the top
 
     if report is not None and (not report.parent.exists() or report.is_dir()):
@@ -95,6 +98,7 @@ def run(
             sc = with_posterior(sc, shipped_posterior_path(), "the shipped posterior")
     except ScenarioError as e:
         fail(e.render())
+    check_size(sc, yes)
     sim = sc.simulation
     warn_resolution(sim.agents, sc.force.company_size)
     show_progress = not as_json or err.is_terminal

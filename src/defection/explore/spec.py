@@ -40,15 +40,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from defection.model.outputs import OUTCOMES
-from defection.scenario import Problem, Scenario, ScenarioError, load_scenario, problems_from_file_errors
-from defection.scenario.errors import _MISSING
+from defection.scenario import Scenario, ScenarioError, load_scenario, problems_from_file_errors
+from defection.scenario.errors import render_problems
+from defection.scenario.files import InputFileError, read_toml
 from defection.scenario.ranges import Range
 from defection.scenario.registry import registry
 
@@ -166,8 +166,7 @@ class SpecError(ScenarioError):
     """A spec file could not be loaded."""
 
     def render(self) -> str:
-        head = f"{self.source}: invalid spec ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''})"
-        return "\n".join([head, *(f"  - {p}" for p in self.problems)])
+        return render_problems(self.source, "invalid spec", self.problems)
 
 
 def spec_from_dict(data: dict[str, Any], source: str = "<spec>") -> Spec:
@@ -180,12 +179,10 @@ def spec_from_dict(data: dict[str, Any], source: str = "<spec>") -> Spec:
 def load_spec(path: str | Path) -> tuple[Spec, Scenario]:
     """The validated spec and its base scenario (the spec's `experiment.scenario`, else the default)."""
     p = Path(path)
-    if not p.is_file():
-        raise SpecError(str(p), [Problem("(file)", _MISSING, "file not found" if not p.exists() else "not a file")])
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise SpecError(str(p), [Problem("(file)", _MISSING, f"malformed TOML: {err}")]) from None
+        data = read_toml(p)
+    except InputFileError as e:
+        raise SpecError(str(p), [e.problem]) from None
     spec = spec_from_dict(data, str(p))
     base = load_scenario(p.parent / spec.experiment.scenario) if spec.experiment.scenario else load_scenario(None)
     return spec, base

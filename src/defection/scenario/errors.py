@@ -34,9 +34,22 @@ class ScenarioError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
-        head = f"{self.source}: invalid scenario ({len(self.problems)} problem"
-        head += "s)" if len(self.problems) != 1 else ")"
-        return "\n".join([head, *(f"  - {p}" for p in self.problems)])
+        return render_problems(self.source, "invalid scenario", self.problems)
+
+
+MAX_LISTED = 20
+"""The most problems listed for one file; the rest are counted ("… and 399,980 more"), so a file of a million
+mistakes gives a screenful, not megabytes."""
+
+
+def render_problems(source: str, what: str, problems: list[Problem]) -> str:
+    """`source: what (N problems)` and one line per problem, at most `MAX_LISTED` of them and a count of the rest."""
+    n = len(problems)
+    lines = [f"{source}: {what} ({n:,} problem{'s' if n != 1 else ''})"]
+    lines += [f"  - {p}" for p in problems[:MAX_LISTED]]
+    if n > MAX_LISTED:
+        lines.append(f"  … and {n - MAX_LISTED:,} more")
+    return "\n".join(lines)
 
 
 def _field_meta(path: tuple[str | int, ...]) -> tuple[dict[str, Any], str] | None:

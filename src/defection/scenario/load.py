@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 from defection.scenario.build import default_scenario, scenario_from_dict
 from defection.scenario.errors import _MISSING, Problem, ScenarioError
+from defection.scenario.files import InputFileError, read_toml
 from defection.scenario.posterior import Posterior, PosteriorError
 from defection.scenario.schema import Scenario
 
@@ -17,16 +17,10 @@ def load_scenario(path: str | Path | None = None, *, posterior: bool = True) -> 
     if path is None:
         return default_scenario()
     p = Path(path)
-    if not p.exists():
-        raise ScenarioError(str(p), [Problem("(file)", _MISSING, "file not found")])
-    if p.is_dir():
-        raise ScenarioError(str(p), [Problem("(file)", _MISSING, "is a directory, expected a TOML file")])
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ScenarioError(str(p), [Problem("(file)", _MISSING, "not UTF-8 text")]) from None
-    except tomllib.TOMLDecodeError as err:
-        raise ScenarioError(str(p), [Problem("(file)", _MISSING, f"malformed TOML: {err}")]) from None
+        data = read_toml(p)
+    except InputFileError as e:
+        raise ScenarioError(str(p), [e.problem]) from None
     sc = scenario_from_dict(data, str(p))
     if not posterior and sc.simulation.posterior:
         sc = sc.model_copy(deep=True)

@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from defection.scenario.build import with_changes
-from defection.scenario.errors import _MISSING, Problem, ScenarioError
+from defection.scenario.errors import _MISSING, Problem, ScenarioError, problems_from_file_errors
+from defection.scenario.files import MAX_DEPTH, MAX_JSON_BYTES, InputFileError, read_json
 from defection.scenario.ranges import CALIBRATED, DISCREPANCY, discrepancy_path
 from defection.scenario.schema import Scenario
 
@@ -47,6 +49,8 @@ class Posterior:
     def __post_init__(self) -> None:
         self.samples = np.asarray(self.samples, dtype=float).reshape(-1, len(self.parameters))
         w = np.asarray(self.weights, dtype=float)
+        if w.size and np.max(w) > 0:
+            w = w / np.max(w)  # first scaled to at most 1, so that the sum of very large weights cannot overflow
         self.weights = w / w.sum()
 
     @property
@@ -129,13 +133,17 @@ class Posterior:
             raise PosteriorError(
                 source, [Problem("format", data.get("format", _MISSING), f"expected '{POSTERIOR_FORMAT}'")]
             )
-        problems = parameter_problems(data.get("parameters"))
+        problems = [
+            Problem(str(key), _MISSING, "unknown key; allowed keys: " + ", ".join(FIELDS))
+            for key in data
+            if key not in FIELDS
+        ]
+        problems += parameter_problems(data.get("parameters"))
         if not problems:
             problems = sample_problems(data.get("samples"), tuple(data["parameters"]))
         if isinstance(data.get("samples"), list) and data["samples"]:  # the particle count is known
             problems += weight_problems(data.get("weights"), len(data["samples"]))
-        if "meta" in data and not isinstance(data["meta"], dict | None):
-            problems.append(Problem("meta", type(data["meta"]).__name__, "expected an object"))
+        problems += meta_problems(data.get("meta"))
         if problems:
             raise PosteriorError(source, _shortened(problems))
         return cls(
@@ -147,42 +155,24 @@ class Posterior:
 
     @classmethod
     def load(cls, path: str | Path) -> Posterior:
-        """Read and check a posterior file; refuses a file that is missing, too large, not UTF-8 JSON, or nested
-        deeper than the format needs (`MAX_DEPTH`)."""
+        """Read and check a posterior file as a whole (`from_dict`); refuses a file that is missing or not a regular
+        file, larger than `MAX_BYTES`, not UTF-8 JSON, with a key given twice in one object, or nested deeper than
+        `MAX_DEPTH` (`scenario.files.read_json`)."""
         p = Path(path)
-        if not p.is_file():
-            raise PosteriorError(str(p), [Problem("(file)", _MISSING, "posterior file not found")])
         try:
-            size = p.stat().st_size
-            if size > MAX_BYTES:
-                raise PosteriorError(
-                    str(p), [Problem("(file)", f"{size:,} bytes", f"larger than the {MAX_BYTES:,} bytes allowed")]
-                )
-            data = json.loads(p.read_bytes().decode("utf-8"))
-        except OSError as e:
-            raise PosteriorError(str(p), [Problem("(file)", _MISSING, f"cannot be read: {e}")]) from None
-        except UnicodeDecodeError as e:
-            raise PosteriorError(str(p), [Problem("(file)", _MISSING, f"not UTF-8 text: {e}")]) from None
-        except RecursionError:
-            raise PosteriorError(
-                str(p), [Problem("(file)", _MISSING, f"JSON nested too deeply (a posterior needs {MAX_DEPTH} levels)")]
-            ) from None
-        except ValueError as e:  # json.JSONDecodeError, or an integer literal too long to convert
-            raise PosteriorError(str(p), [Problem("(file)", _MISSING, f"not JSON: {e}")]) from None
-        if (depth := nesting_depth(data)) > MAX_DEPTH:
-            raise PosteriorError(
-                str(p), [Problem("(file)", f"depth {depth}", f"JSON nested deeper than the {MAX_DEPTH} levels allowed")]
-            )
+            data = read_json(p, MAX_BYTES, MAX_DEPTH)
+        except InputFileError as e:
+            raise PosteriorError(str(p), [e.problem]) from None
         post = cls.from_dict(data, str(p))
         post.source = str(p)
         return post
 
 
 # ----------------------------------------------------------------------------- checks of a posterior file
-MAX_BYTES = 50_000_000
+MAX_BYTES = MAX_JSON_BYTES
 """The largest posterior file read: 50 MB is about a million particles of nine parameters."""
-MAX_DEPTH = 32
-"""The deepest JSON nesting read: the format needs 3 (object, samples, row); a calibration's `meta` a few more."""
+FIELDS = ("format", "parameters", "samples", "weights", "meta")
+"""The members of a posterior file; any other is refused (a misspelt `weight` would otherwise be ignored)."""
 MAX_PROBLEMS = 20
 """The most problems listed for one file; the rest are counted."""
 RANGE_TOLERANCE = 1e-9
@@ -207,17 +197,48 @@ def _finite(v: int | float) -> bool:
         return False
 
 
-def nesting_depth(data: Any) -> int:
-    """How deeply lists and objects nest in parsed JSON (a number or string is 0 deep); iterative, so any depth."""
-    deepest, stack = 0, [(data, 1)]
-    while stack:
-        node, depth = stack.pop()
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
-        if children is None:
-            continue
-        deepest = max(deepest, depth)
-        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
-    return deepest
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)  # strict: "3" is not a number, 1 is not true
+
+
+class PriorMeta(_Strict):
+    """One parameter's prior, as a calibration records it in `meta.priors`."""
+
+    lo: float
+    hi: float
+    log: bool = False
+    why: str = ""
+
+
+class PosteriorMeta(_Strict):
+    """A posterior's `meta` object: what `defection calibrate` records (all optional: a posterior written by hand
+    may carry none). Other keys are kept as they are; a known key must have its type."""
+
+    created: str | None = None
+    method: str | None = None
+    error_model: str | None = None
+    cases: list[str] | None = None
+    observations: list[str] | None = None
+    final_epsilon: float | None = Field(None, ge=0)  # may be +inf for a calibration stopped in its first generation
+    effective_sample_size: float | None = Field(None, ge=0, allow_inf_nan=False)
+    settings: dict[str, Any] | None = None
+    priors: dict[str, PriorMeta] | None = None
+    cases_hash: str | None = None
+    code_version: str | None = None
+    run_id: str | None = None
+
+
+def meta_problems(raw: Any) -> list[Problem]:
+    """`meta`, if present, must be an object whose known keys have their types (`PosteriorMeta`)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, dict):
+        return [Problem("meta", type(raw).__name__, "expected an object")]
+    try:
+        PosteriorMeta.model_validate(raw)
+    except ValidationError as err:
+        return [Problem(f"meta.{p.path}", p.value, p.message) for p in problems_from_file_errors(err)]
+    return []
 
 
 def parameter_problems(raw: Any) -> list[Problem]:
