@@ -15,6 +15,7 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from defection.analysis import json_safe
@@ -44,7 +45,9 @@ def sweep(
     spec_file: Annotated[
         Path,
         typer.Argument(
-            help="Spec TOML file: [experiment], [[uncertainties]], [[levers]], [[outcomes]].", show_default=False
+            # escaped: Typer renders help as Rich markup, where [experiment] would be taken for a style tag
+            help=escape("Spec TOML file: [experiment], [[uncertainties]], [[levers]], [[outcomes]]."),
+            show_default=False,
         ),
     ],
     workers: Annotated[
