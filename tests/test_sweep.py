@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from defection.cli.app import app
 from defection.explore.sweep import SweepFolder, load_plan
+from defection.explore.sweep import sweep as sweep_api
 from defection.store import ResultsDB
 
 from .conftest import cli
@@ -263,10 +264,56 @@ def test_resume_after_sigkill_equals_uninterrupted_run(reference: dict, tmp_path
     statuses = {r["run_id"]: r["status"] for r in json.loads(cli("runs", "list", "--db", str(db), "--json").stdout)}
     assert statuses == {killed["run_id"]: "interrupted", p["run_id"]: "complete"}
 
-    # resuming a finished folder runs nothing and stores the same table again
+    # resuming the finished folder runs nothing and stores nothing: it names the run that holds it
     again = sweep_json(reference["spec"], "--workers", "0", "--out", out, "--db", db, "--resume")
-    assert again["ran"] == 0 and again["resumed"] == PLANNED
-    pd.testing.assert_frame_equal(table(db, again["run_id"]), reference["table"], check_exact=True)
+    assert again["already_stored"] and again["run_id"] == p["run_id"] and again["ran"] == 0
+    assert len(json.loads(cli("runs", "list", "--db", str(db), "--json").stdout)) == 2
+
+
+def _runs_and_rows(db: Path) -> tuple[list[str], int]:
+    """The run ids in the database and its number of experiment rows."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        runs = [r[0] for r in con.execute("SELECT run_id FROM runs ORDER BY run_id").fetchall()]
+        [(rows,)] = con.execute("SELECT count(*) FROM experiments").fetchall()
+    return runs, rows
+
+
+@pytest.mark.slow
+def test_resume_of_a_finished_sweep_changes_nothing(tmp_path: Path) -> None:
+    """Issue 13, item 6: `--resume` of a finished, stored sweep said nothing and stored it all a second time."""
+    spec, db, out = write_spec(tmp_path, samples=4), tmp_path / "r.duckdb", tmp_path / "out"
+    plan = load_plan(spec)
+    sweep_api(plan, out, flush_every=1)  # four parts, one experiment each, never stored
+    for part in SweepFolder(out).parts()[2:]:
+        part.unlink()  # a half-finished sweep: two experiments left to run
+
+    half = sweep_json(spec, "--workers", "0", "--out", out, "--db", db, "--resume")
+    assert (half["resumed"], half["ran"], half["done"]) == (2, 2, 4)
+    assert _runs_and_rows(db) == ([half["run_id"]], 4)
+    assert list(table(db, half["run_id"])["experiment"]) == [0, 1, 2, 3]
+
+    before = db.read_bytes()
+    again = sweep_json(spec, "--workers", "0", "--out", out, "--db", db, "--resume")
+    assert _runs_and_rows(db) == ([half["run_id"]], 4), "a second run or duplicate experiment rows were stored"
+    assert again["already_stored"] and again["run_id"] == half["run_id"] and not half["already_stored"]
+    assert (again["planned"], again["done"], again["ran"]) == (4, 4, 0)
+
+    (out / "stored.json").unlink()  # a folder finished by an older version: the run is found by its folder
+    r = cli("sweep", str(spec), "--workers", "0", "--out", str(out), "--db", str(db), "--resume")
+    assert r.returncode == 0, r.stderr
+    said = " ".join(r.stdout.split())
+    assert "is complete" in said and half["run_id"] in said and "nothing was run or stored" in said
+    assert _runs_and_rows(db) == ([half["run_id"]], 4)
+    assert db.read_bytes() == before, "the database must not change"
+
+    # a finished folder whose driver died before storing it (not in this database): resuming stores it, once
+    other = tmp_path / "other.duckdb"
+    first = sweep_json(spec, "--workers", "0", "--out", out, "--db", other, "--resume")
+    assert (first["resumed"], first["ran"], first["already_stored"]) == (4, 0, False)
+    assert _runs_and_rows(other) == ([first["run_id"]], 4)
+    second = sweep_json(spec, "--workers", "0", "--out", out, "--db", other, "--resume")
+    assert second["already_stored"] and second["run_id"] == first["run_id"]
+    assert _runs_and_rows(other) == ([first["run_id"]], 4)
 
 
 BAD_SPECS = [
