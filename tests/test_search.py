@@ -21,6 +21,7 @@ from defection.explore import optimize as opt
 from defection.explore.design import base_json, run_point, salib_problem, unit_design
 from defection.explore.sensitivity import check_method, indices
 from defection.explore.spec import spec_from_dict
+from defection.report import render_report
 from defection.scenario import default_scenario
 from defection.store import ResultsDB
 
@@ -444,6 +445,8 @@ def test_discover_says_when_the_threshold_does_not_split_the_cases(tmp_path: Pat
     human = cli("discover", str(spec), "--threshold", "2", "--outcome", "defected_share", "--db", str(db))
     assert human.returncode == 0 and "every case (6 of 6)" in " ".join(human.stderr.split()), human.stderr
     assert "6 of 6 cases have defected_share < 2" in human.stdout
+    html = render_report(ResultsDB(db), payload["run_id"])
+    assert "Every case meets the threshold, so it does not split the cases" in html
 
 
 @pytest.mark.parametrize(
