@@ -24,6 +24,7 @@ from defection.explore.sweep import sweep as sweep_api
 from defection.store import ResultsDB
 
 from .conftest import cli
+from .processes import HANG_GUARD, REQUEST, STOP, started
 
 # 40 points of 990 agents × 20 days × 2 replicates; half the points ask for a rule that is invalid with zero growth
 SPEC = """\
@@ -153,21 +154,20 @@ def dask_cluster(tmp_path: Path):
     dask = str(Path(sys.executable).parent / "dask")
     env = {**os.environ, "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     scheduler_file = tmp_path / "scheduler.json"
-    log = (tmp_path / "dask.log").open("w")
     procs: list[subprocess.Popen] = []
+    # each process in a group of its own, killed with everything it started when the fixture ends, whatever happened
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context((tmp_path / "dask.log").open("w"))
 
-    def start(*args: str) -> None:
-        procs.append(
-            subprocess.Popen(
-                [dask, *args], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True
+        def start(*args: str) -> None:
+            procs.append(
+                stack.enter_context(started([dask, *args], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path))
             )
-        )
 
-    try:
         start(
             "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)
         )
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + HANG_GUARD
         while not scheduler_file.exists():
             assert time.monotonic() < deadline and procs[0].poll() is None, "scheduler did not start"
             time.sleep(0.2)
@@ -190,20 +190,9 @@ def dask_cluster(tmp_path: Path):
             )
         from dask.distributed import Client
 
-        with Client(address, timeout="60s", set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=180)
+        with Client(address, timeout=f"{REQUEST:.0f}s", set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=HANG_GUARD)
         yield address
-    finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in reversed(procs):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=15)
-        log.close()
 
 
 @pytest.mark.slow
@@ -233,21 +222,18 @@ def test_resume_after_sigkill_equals_uninterrupted_run(reference: dict, tmp_path
         "1",
         "--json",
     ]
-    with (tmp_path / "killed.err").open("w") as errlog:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errlog, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
+    # the process group (the driver's local workers) is killed on leaving the block, whatever happened
+    with (
+        (tmp_path / "killed.err").open("w") as errlog,
+        started(cmd, stdout=subprocess.DEVNULL, stderr=errlog) as proc,
+    ):
+        deadline = time.monotonic() + HANG_GUARD
         while len(SweepFolder(out).parts()) < 3:
             assert proc.poll() is None, (tmp_path / "killed.err").read_text()
             assert time.monotonic() < deadline, "no parts were written"
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)  # the driver only: its local workers notice and exit
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # anything of its process group still alive
+        proc.wait(timeout=STOP)
     written = int(SweepFolder(out).done_mask(PLANNED).sum())
     assert 3 <= written < PLANNED, "the driver must be killed part-way"
 
