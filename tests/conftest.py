@@ -14,6 +14,8 @@ import pytest
 from defection.scenario import Scenario, default_scenario, scenario_from_dict
 from defection.store import ResultsDB
 
+from .processes import HANG_GUARD, run
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # A world where money matters: soldiers believe the offer, know of it, and face modest moral costs.
@@ -56,19 +58,12 @@ def no_offer(**overrides: Any) -> Scenario:
 
 
 def cli(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = HANG_GUARD
 ) -> subprocess.CompletedProcess[str]:
-    """Run the `defection` command line in a subprocess."""
+    """Run the `defection` command line in a subprocess (in a process group of its own, killed whole if the
+    generous hang guard expires or the test is interrupted: see tests/processes.py)."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "defection", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=full_env,
-        timeout=timeout,
-        check=False,
-    )
+    return run([sys.executable, "-m", "defection", *args], cwd=cwd, env=full_env, timeout=timeout)
 
 
 @pytest.fixture
@@ -78,8 +73,8 @@ def tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def wait_for_running(db: Path, proc: subprocess.Popen[str]) -> str:
-    """The id of the run a subprocess has recorded as 'running' in `db` (waits up to 120 s)."""
-    deadline = time.monotonic() + 120
+    """The id of the run a subprocess has recorded as 'running' in `db` (a hang guard of HANG_GUARD seconds)."""
+    deadline = time.monotonic() + HANG_GUARD
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
         if db.exists():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -13,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from defection.store import ResultsDB
+
+from .processes import run
 
 ROOT = Path(__file__).resolve().parents[1]
 TOUR = ROOT / "examples" / "api_tour.py"
@@ -36,14 +37,7 @@ def test_docs_code_blocks_are_the_tour_sections() -> None:
 @pytest.mark.slow
 def test_api_tour_runs_and_produces_its_results(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run(
-        [sys.executable, str(TOUR), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+    proc = run([sys.executable, str(TOUR), str(tmp_path)], env=env)
     assert proc.returncode == 0, proc.stderr
 
     # Two complete runs in the database: the default offer and the changed lever, same seed and settings.

@@ -51,7 +51,7 @@ def test_fixed_seed_run_is_bit_identical_to_golden(tmp_path: Path) -> None:
         "--json",
     )
     args += ("--db", str(db))
-    proc = cli(*args, timeout=900)
+    proc = cli(*args)
     assert proc.returncode == 0, proc.stderr
     printed = json.loads(proc.stdout)
     run_id = printed.pop("run_id")

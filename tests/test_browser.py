@@ -11,6 +11,7 @@ there a missing browser is a failure (`make browser` installs it). `playwright i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 
 from .conftest import ROOT, cli
+from .processes import HANG_GUARD, REQUEST, STOP, started
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -90,29 +92,28 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         ),
     ]
     log = folder / "serve.log"
-    with log.open("w") as err:
-        proc = subprocess.Popen(
+    with (
+        log.open("w") as err,
+        started(
             [sys.executable, "-m", "defection", "serve", "--port", "0", "--db", str(db)],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=err,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        m = None
-        while m is None:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "the server did not start: " + log.read_text()
-            m = re.search(r"http://127\.0\.0\.1:(\d+)/", log.read_text())
-            time.sleep(0.1)
-        yield Server(f"http://127.0.0.1:{m.group(1)}", db, runs, folder)
-    finally:
-        proc.terminate()
+        ) as proc,
+    ):  # the server's process group is killed on leaving, whatever happened
         try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            deadline = time.monotonic() + HANG_GUARD
+            m = None
+            while m is None:
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "the server did not start: " + log.read_text()
+                m = re.search(r"http://127\.0\.0\.1:(\d+)/", log.read_text())
+                time.sleep(0.1)
+            yield Server(f"http://127.0.0.1:{m.group(1)}", db, runs, folder)
+        finally:
+            proc.terminate()  # a graceful stop first: its log must hold no traceback
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(STOP)
     assert "Traceback" not in log.read_text(), log.read_text()
 
 
@@ -146,7 +147,7 @@ class Tab:
 def tab(browser: Any) -> Iterator[Tab]:
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(REQUEST * 1000)  # a hang guard (ms), not a speed limit
     t = Tab(page)
     page.on("console", lambda m: t.errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: t.errors.append(str(e)))
@@ -198,7 +199,7 @@ def test_create_a_run_through_the_form(server: Server, tab: Tab) -> None:
     except Exception as e:  # playwright's TimeoutError
         if "Timeout" not in type(e).__name__:
             raise
-    page.locator("#job-done").wait_for(state="visible", timeout=120_000)
+    page.locator("#job-done").wait_for(state="visible", timeout=HANG_GUARD * 1000)
     assert page.inner_text("#job-status") == "complete"
     assert page.get_attribute(".bar", "aria-valuenow") == "100"
     page.click("#report-link")

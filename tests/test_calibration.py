@@ -25,6 +25,7 @@ from defection.scenario.posterior import Posterior, PosteriorError, weighted_qua
 from defection.scenario.ranges import CALIBRATED
 
 from .conftest import cli, scenario, wait_for_running
+from .processes import communicate, started
 
 MORAL = next(u for u in CALIBRATED if u.path == "preferences.moral_cost_median_usd")
 CROSSING = next(u for u in CALIBRATED if u.path == "crossing.killed_crossing_base")
@@ -458,7 +459,7 @@ def test_an_interrupted_calibration_is_recorded_and_writes_no_posterior(tmp_path
     folder.mkdir()
     write_case(folder, days=60, agents=990)
     db, post_file = tmp_path / "r.duckdb", tmp_path / "post.json"
-    proc = subprocess.Popen(
+    with started(
         [
             sys.executable,
             "-m",
@@ -480,11 +481,11 @@ def test_an_interrupted_calibration_is_recorded_and_writes_no_posterior(tmp_path
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    run_id = wait_for_running(db, proc)
-    time.sleep(3.0)  # into the sampling
-    os.kill(proc.pid, sig)
-    _, stderr = proc.communicate(timeout=120)
+    ) as proc:  # the driver and its 2 workers are killed with their process group on leaving
+        run_id = wait_for_running(db, proc)
+        time.sleep(3.0)  # into the sampling
+        os.kill(proc.pid, sig)  # the driver only, as before
+        _, stderr = communicate(proc)
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr
     assert not post_file.exists()
     runs = json.loads(cli("runs", "list", "--db", str(db), "--json").stdout)

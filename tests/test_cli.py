@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,7 @@ from defection.model.outputs import OUTCOMES
 from defection.store import ResultsDB
 
 from .conftest import ROOT, cli, wait_for_running
+from .processes import communicate, started
 
 REQUIRED_KEYS = {"run_id", "scenario_hash", "seed", "agents", "represented", "days", "replicates", "outcomes"}
 REQUIRED_OUTCOMES = {
@@ -90,8 +92,9 @@ def test_bench_json_reports_throughput() -> None:
     assert set(report["phase_seconds"]) >= {"information", "decision", "attrition"}
 
 
-def _start_long_run(db: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+def _long_run(db: Path) -> AbstractContextManager[subprocess.Popen[str]]:
+    """A run of 200 replicates × 3,650 days, far longer than any test: its process group is killed on leaving."""
+    return started(
         [
             sys.executable,
             "-m",
@@ -120,10 +123,10 @@ def test_interrupted_run_leaves_database_consistent(tmp_path: Path, sig: signal.
     done = cli("run", "--days", "5", "--replicates", "2", "--agents", "990", "--db", str(db), "--json")
     assert done.returncode == 0, done.stderr
     complete_id = json.loads(done.stdout)["run_id"]
-    proc = _start_long_run(db)
-    run_id = wait_for_running(db, proc)
-    os.kill(proc.pid, sig)
-    _, stderr = proc.communicate(timeout=120)
+    with _long_run(db) as proc:
+        run_id = wait_for_running(db, proc)
+        os.kill(proc.pid, sig)  # the run's process only, as a Ctrl-C or a kill would
+        _, stderr = communicate(proc)
     assert proc.returncode != 0
     assert "Traceback" not in stderr
     listed = cli("runs", "list", "--db", str(db), "--json")

@@ -6,7 +6,6 @@ import hashlib
 import itertools
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -17,6 +16,7 @@ from defection import simulate
 from defection.model.outputs import SERIES
 
 from .conftest import ROOT, no_offer, scenario
+from .processes import run
 
 SMALL = {"replicates": 3, "days": 120, "agents": 4_950, "seed": 11}
 
@@ -88,15 +88,7 @@ def test_identical_across_thread_counts() -> None:
     out = {}
     for n in ("1", "2"):
         env = {**os.environ, "NUMBA_NUM_THREADS": n}
-        proc = subprocess.run(
-            [sys.executable, "-c", _THREAD_SCRIPT],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            timeout=600,
-            check=True,
-        )
+        proc = run([sys.executable, "-c", _THREAD_SCRIPT], env=env, cwd=ROOT, check=True)
         out[n] = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["1"]["threads"] == 1 and out["2"]["threads"] == 2
     assert out["1"]["hash"] == out["2"]["hash"]

@@ -19,6 +19,7 @@ from defection.calibrate.cases import load_case
 from defection.cli.console import HEARTBEAT_ENV, Reporter, elapsed_text, heartbeat_seconds
 
 from .conftest import cli
+from .processes import HANG_GUARD
 from .test_calibration import write_case
 
 LINE = re.compile(
@@ -28,9 +29,10 @@ LINE = re.compile(
 
 # ----------------------------------------------------------------------------- the pieces
 def test_a_deadline_counts_down_and_shares_what_is_left() -> None:
-    d = Deadline(10.0)
-    assert 9.0 < d.left() <= 10.0 and not d.expired()
-    assert 4.0 < d.share(2).left() <= 5.0  # two folds left: each gets half
+    d = Deadline(4 * HANG_GUARD)  # so long that no pause of a busy machine between these lines can matter
+    before = d.left()
+    assert 3 * HANG_GUARD < before <= 4 * HANG_GUARD and not d.expired()
+    assert (before - HANG_GUARD) / 2 < d.share(2).left() <= before / 2  # two folds left: each gets half
     gone = Deadline(0.0)
     assert gone.expired() and gone.left() == 0.0
 
@@ -59,7 +61,10 @@ def test_off_a_terminal_the_reporter_writes_stage_lines_and_heartbeats(monkeypat
     with Reporter("demo", console=Console(file=buffer, force_terminal=False)) as rep:
         rep.stage("first step", total=3)
         rep.update(completed=2, detail="items done")
-        time.sleep(0.45)  # a long step: heartbeats, no new stage
+        deadline = time.monotonic() + HANG_GUARD  # a long step: heartbeats, no new stage (however busy the machine)
+        while buffer.getvalue().count(" working: ") < 2:
+            assert time.monotonic() < deadline, buffer.getvalue()
+            time.sleep(0.05)
         rep.note("half way")
         rep("second step")  # a progress(message) callback
     lines = buffer.getvalue().splitlines()
@@ -107,33 +112,31 @@ def test_calibrate_cut_short_by_its_time_limit_keeps_finished_generations_and_re
     misfit: Path, tmp_path: Path
 ) -> None:
     """45 s for 50 generations: the limit stops it (an unbounded run takes many minutes). A machine so slow
-    that not even the first generation finishes in 45 s gets the documented failure instead."""
+    that not even the first generation finishes in 45 s gets the documented failure instead. That the limit
+    stopped it is read from the result (cut short, fewer generations), not from the wall clock, which a busy
+    machine stretches."""
     db, post = tmp_path / "r.duckdb", tmp_path / "post.json"
     # far from history and without the discrepancy term, the temperature schedule needs many generations
     args = ["--particles", "20", "--generations", "50", "--workers", "1", "--check-draws", "3", "--no-discrepancy"]
-    start = time.monotonic()
     r = cli(
         "calibrate", "--cases", str(misfit), *args, "--max-minutes", "0.75",
         "-o", str(post), "--db", str(db), "--json",
         env={HEARTBEAT_ENV: "1"},
-        timeout=240,
     )  # fmt: skip
-    wall = time.monotonic() - start
-    assert wall < 120, wall  # 45 s allowed, plus start-up and shutting the sampler down
     # stderr: timestamped plain lines only (the error message of a failure aside), stages and heartbeats
     assert "\x1b" not in r.stderr and "Traceback" not in r.stderr
     lines = [line for line in r.stderr.splitlines() if not line.startswith("error: ")]
     assert lines and all(LINE.match(line) for line in lines), r.stderr
     stages = [line for line in lines if " stage: " in line]
     assert any("stage: ABC-SMC: sampling the prior" in line for line in stages)
-    assert any("stage: ABC-SMC generation 1/50" in line for line in stages)
-    assert any(" working: ABC-SMC " in line and "particles accepted" in line for line in lines), r.stderr
-    if r.returncode == 1:  # too slow a machine: the documented failure
+    if r.returncode == 1:  # too slow a machine (even the prior's sampling outlasted 45 s): the documented failure
         assert r.stdout == "" and "ran out before the first ABC-SMC generation finished" in r.stderr
         runs = json.loads(cli("runs", "list", "--db", str(db), "--json").stdout)
         assert [r["status"] for r in runs] == ["failed"] and not post.exists()
         return
     assert r.returncode == 0, r.stderr
+    assert any("stage: ABC-SMC generation 1/50" in line for line in stages)
+    assert any(" working: ABC-SMC " in line and "particles accepted" in line for line in lines), r.stderr
     assert any("note: time limit reached during ABC-SMC generation" in line for line in lines)
     # stdout: one JSON object
     assert r.stdout.count("\n") == 1
@@ -150,13 +153,10 @@ def test_calibrate_cut_short_by_its_time_limit_keeps_finished_generations_and_re
 
 def test_calibrate_with_no_time_for_one_generation_fails_clearly(library: Path, tmp_path: Path) -> None:
     db, post = tmp_path / "r.duckdb", tmp_path / "post.json"
-    start = time.monotonic()
     r = cli(
         "calibrate", "--cases", str(library), "--particles", "400", "--workers", "1", "--max-minutes", "0.01",
         "-o", str(post), "--db", str(db), "--json",
-        timeout=240,
     )  # fmt: skip
-    assert time.monotonic() - start < 60
     assert r.returncode == 1 and r.stdout == ""
     assert "ran out before the first ABC-SMC generation finished" in r.stderr and "Traceback" not in r.stderr
     assert not post.exists()

@@ -16,6 +16,8 @@ from defection.engine import RunResult
 from defection.model.outputs import OUTCOMES, SERIES
 from defection.store import DEFAULT_DB, ResultsDB, ResultsError, RunMeta, RunNotFound
 
+from .processes import run
+
 REPLICATES, DAYS = 2, 5
 
 
@@ -275,7 +277,7 @@ def test_connection_not_held_between_calls(db: ResultsDB, result: RunResult) -> 
         "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
         "print(c.execute('select status from runs').fetchone()[0])"
     )
-    proc = subprocess.run([sys.executable, "-c", code, str(db.path)], capture_output=True, text=True, check=True)
+    proc = run([sys.executable, "-c", code, str(db.path)], check=True)
     assert proc.stdout.strip() == "complete"
     assert db.get_run(run_id)["status"] == "complete"
 

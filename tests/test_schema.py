@@ -21,6 +21,8 @@ from defection.report import render_report
 from defection.scenario import TYPE_NAMES
 from defection.store import ResultsDB, ResultsError
 
+from .processes import run
+
 # A launcher that adds one outcome through the declaration only, then runs the ordinary command line.
 LAUNCHER = """
 import sys
@@ -78,9 +80,7 @@ def test_an_outcome_is_declared_once() -> None:
 
 
 def _launch(script: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=600, check=False
-    )
+    return run([sys.executable, str(script), *args])
 
 
 def test_an_outcome_added_through_the_declaration_reaches_run_the_store_and_the_report(tmp_path: Path) -> None:

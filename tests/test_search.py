@@ -21,6 +21,7 @@ from defection.explore import optimize as opt
 from defection.explore.design import base_json, run_point, salib_problem, unit_design
 from defection.explore.sensitivity import check_method, indices
 from defection.explore.spec import spec_from_dict
+from defection.report import render_report
 from defection.scenario import default_scenario
 from defection.store import ResultsDB
 
@@ -273,6 +274,26 @@ def test_discovery_inputs() -> None:
         disc.uncertainty_spec(spec_from_dict({"experiment": {"name": "d"}, "levers": LEVERS[:1]}))
 
 
+def test_a_threshold_that_does_not_split_the_cases_finds_no_box() -> None:
+    """Issue 13, item 9: PRIM raised AssertionError when every case was of interest."""
+    x = pd.DataFrame({"a": np.linspace(0.0, 1.0, 10)})
+    assert disc.prim_boxes(x, np.ones(10, dtype=bool)) == []
+    assert disc.threshold_split(np.ones(10, dtype=bool)) == "all"
+    assert disc.threshold_split(np.zeros(10, dtype=bool)) == "none"
+    assert disc.threshold_split(np.arange(10) < 3) == "some"
+    values = np.array([0.004, 0.001, np.nan, 0.002, 0.0031, 0.01])
+    assert disc.outcome_range(values) == {"min": 0.001, "median": 0.0031, "max": 0.01}
+    assert disc.outcome_range(np.array([np.nan])) is None
+    # strictly between two observed values, splitting the finite cases evenly, with few digits
+    assert disc.splitting_threshold(values) == 0.003
+    assert disc.splitting_threshold(np.array([0.2, 0.2, np.nan])) is None
+    for v in (np.array([1.0, 1.0, 1.0, 2.0]), np.array([0.12345678, 0.12345679]), np.array([-3.0, 5.0, 7.0])):
+        t = disc.splitting_threshold(v)
+        assert t is not None
+        below = disc.cases_of_interest(v, t)
+        assert below.any() and not below.all() and not np.isin(t, v)
+
+
 # ----------------------------------------------------------------------------- commands end to end
 TINY = """
 [experiment]
@@ -386,6 +407,46 @@ def test_discover_command(tmp_path: Path) -> None:
         assert set(box["restricted"]) <= {"preferences.moral_cost_median_usd", "regime.monitors_per_soldier"}
     store = _stored(db, payload["run_id"], "discover")
     assert len(store.artifact(payload["run_id"], "cases")) == 10
+
+
+@pytest.mark.slow
+def test_discover_says_when_the_threshold_does_not_split_the_cases(tmp_path: Path) -> None:
+    """Issue 13, item 9: a threshold every case meets (README: --threshold 0.1) crashed with AssertionError; one
+    that no case meets printed only "nothing to discover". Both now say so, show the outcome's range and suggest a
+    threshold inside it; the run and its cases are stored, exit 0."""
+    spec, db = _write(tmp_path, "tiny-unsplit", samples=6, extra=CASH_FIXED), tmp_path / "r.duckdb"
+    common = ("--outcome", "defected_share", "--db", str(db), "--json")
+    every = cli("discover", str(spec), "--threshold", "2", *common)  # a share is at most 1: every case is below
+    assert every.returncode == 0 and "Traceback" not in every.stderr, every.stderr
+    said = " ".join(every.stderr.split())
+    assert "every case (6 of 6) has defected_share < 2" in said and "no region to discover" in said
+    payload = _json(every)
+    assert payload["meets_threshold"] == "all" and payload["cases_of_interest"] == 6 and payload["boxes"] == []
+    reached = payload["outcome_range"]
+    assert 0 <= reached["min"] <= reached["median"] <= reached["max"] <= 1
+    assert f"ranged from {reached['min']:.4g} to {reached['max']:.4g} (median {reached['median']:.4g})" in said
+    stored = _stored(db, payload["run_id"], "discover").artifact(payload["run_id"], "cases")
+    cases = [c["defected_share_mean"] for c in stored]
+    assert len(cases) == 6, cases
+    assert min(cases) == pytest.approx(reached["min"]) and max(cases) == pytest.approx(reached["max"])
+    suggested = payload["suggested_threshold"]
+    if reached["min"] < reached["max"]:
+        assert reached["min"] < suggested < reached["max"] and f"--threshold {suggested!r}" in said
+        assert 0 < sum(c < suggested for c in cases) < 6, "the suggestion must split the cases"
+    else:
+        assert suggested is None and "no threshold splits them" in said
+
+    none = cli("discover", str(spec), "--threshold", "-1", *common)  # no share is below -1
+    assert none.returncode == 0 and "Traceback" not in none.stderr, none.stderr
+    said = " ".join(none.stderr.split())
+    assert "no case has defected_share < -1" in said and "ranged from" in said
+    assert _json(none)["meets_threshold"] == "none"
+
+    human = cli("discover", str(spec), "--threshold", "2", "--outcome", "defected_share", "--db", str(db))
+    assert human.returncode == 0 and "every case (6 of 6)" in " ".join(human.stderr.split()), human.stderr
+    assert "6 of 6 cases have defected_share < 2" in human.stdout
+    html = render_report(ResultsDB(db), payload["run_id"])
+    assert "Every case meets the threshold, so it does not split the cases" in html
 
 
 @pytest.mark.parametrize(

@@ -20,9 +20,11 @@ from typer.testing import CliRunner
 
 from defection.cli.app import app
 from defection.explore.sweep import SweepFolder, load_plan
+from defection.explore.sweep import sweep as sweep_api
 from defection.store import ResultsDB
 
 from .conftest import cli
+from .processes import HANG_GUARD, REQUEST, STOP, started
 
 # 40 points of 990 agents × 20 days × 2 replicates; half the points ask for a rule that is invalid with zero growth
 SPEC = """\
@@ -152,21 +154,20 @@ def dask_cluster(tmp_path: Path):
     dask = str(Path(sys.executable).parent / "dask")
     env = {**os.environ, "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     scheduler_file = tmp_path / "scheduler.json"
-    log = (tmp_path / "dask.log").open("w")
     procs: list[subprocess.Popen] = []
+    # each process in a group of its own, killed with everything it started when the fixture ends, whatever happened
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context((tmp_path / "dask.log").open("w"))
 
-    def start(*args: str) -> None:
-        procs.append(
-            subprocess.Popen(
-                [dask, *args], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True
+        def start(*args: str) -> None:
+            procs.append(
+                stack.enter_context(started([dask, *args], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path))
             )
-        )
 
-    try:
         start(
             "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)
         )
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + HANG_GUARD
         while not scheduler_file.exists():
             assert time.monotonic() < deadline and procs[0].poll() is None, "scheduler did not start"
             time.sleep(0.2)
@@ -189,20 +190,9 @@ def dask_cluster(tmp_path: Path):
             )
         from dask.distributed import Client
 
-        with Client(address, timeout="60s", set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=180)
+        with Client(address, timeout=f"{REQUEST:.0f}s", set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=HANG_GUARD)
         yield address
-    finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in reversed(procs):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=15)
-        log.close()
 
 
 @pytest.mark.slow
@@ -232,21 +222,18 @@ def test_resume_after_sigkill_equals_uninterrupted_run(reference: dict, tmp_path
         "1",
         "--json",
     ]
-    with (tmp_path / "killed.err").open("w") as errlog:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errlog, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
+    # the process group (the driver's local workers) is killed on leaving the block, whatever happened
+    with (
+        (tmp_path / "killed.err").open("w") as errlog,
+        started(cmd, stdout=subprocess.DEVNULL, stderr=errlog) as proc,
+    ):
+        deadline = time.monotonic() + HANG_GUARD
         while len(SweepFolder(out).parts()) < 3:
             assert proc.poll() is None, (tmp_path / "killed.err").read_text()
             assert time.monotonic() < deadline, "no parts were written"
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)  # the driver only: its local workers notice and exit
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # anything of its process group still alive
+        proc.wait(timeout=STOP)
     written = int(SweepFolder(out).done_mask(PLANNED).sum())
     assert 3 <= written < PLANNED, "the driver must be killed part-way"
 
@@ -263,10 +250,56 @@ def test_resume_after_sigkill_equals_uninterrupted_run(reference: dict, tmp_path
     statuses = {r["run_id"]: r["status"] for r in json.loads(cli("runs", "list", "--db", str(db), "--json").stdout)}
     assert statuses == {killed["run_id"]: "interrupted", p["run_id"]: "complete"}
 
-    # resuming a finished folder runs nothing and stores the same table again
+    # resuming the finished folder runs nothing and stores nothing: it names the run that holds it
     again = sweep_json(reference["spec"], "--workers", "0", "--out", out, "--db", db, "--resume")
-    assert again["ran"] == 0 and again["resumed"] == PLANNED
-    pd.testing.assert_frame_equal(table(db, again["run_id"]), reference["table"], check_exact=True)
+    assert again["already_stored"] and again["run_id"] == p["run_id"] and again["ran"] == 0
+    assert len(json.loads(cli("runs", "list", "--db", str(db), "--json").stdout)) == 2
+
+
+def _runs_and_rows(db: Path) -> tuple[list[str], int]:
+    """The run ids in the database and its number of experiment rows."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        runs = [r[0] for r in con.execute("SELECT run_id FROM runs ORDER BY run_id").fetchall()]
+        [(rows,)] = con.execute("SELECT count(*) FROM experiments").fetchall()
+    return runs, rows
+
+
+@pytest.mark.slow
+def test_resume_of_a_finished_sweep_changes_nothing(tmp_path: Path) -> None:
+    """Issue 13, item 6: `--resume` of a finished, stored sweep said nothing and stored it all a second time."""
+    spec, db, out = write_spec(tmp_path, samples=4), tmp_path / "r.duckdb", tmp_path / "out"
+    plan = load_plan(spec)
+    sweep_api(plan, out, flush_every=1)  # four parts, one experiment each, never stored
+    for part in SweepFolder(out).parts()[2:]:
+        part.unlink()  # a half-finished sweep: two experiments left to run
+
+    half = sweep_json(spec, "--workers", "0", "--out", out, "--db", db, "--resume")
+    assert (half["resumed"], half["ran"], half["done"]) == (2, 2, 4)
+    assert _runs_and_rows(db) == ([half["run_id"]], 4)
+    assert list(table(db, half["run_id"])["experiment"]) == [0, 1, 2, 3]
+
+    before = db.read_bytes()
+    again = sweep_json(spec, "--workers", "0", "--out", out, "--db", db, "--resume")
+    assert _runs_and_rows(db) == ([half["run_id"]], 4), "a second run or duplicate experiment rows were stored"
+    assert again["already_stored"] and again["run_id"] == half["run_id"] and not half["already_stored"]
+    assert (again["planned"], again["done"], again["ran"]) == (4, 4, 0)
+
+    (out / "stored.json").unlink()  # a folder finished by an older version: the run is found by its folder
+    r = cli("sweep", str(spec), "--workers", "0", "--out", str(out), "--db", str(db), "--resume")
+    assert r.returncode == 0, r.stderr
+    said = " ".join(r.stdout.split())
+    assert "is complete" in said and half["run_id"] in said and "nothing was run or stored" in said
+    assert _runs_and_rows(db) == ([half["run_id"]], 4)
+    assert db.read_bytes() == before, "the database must not change"
+
+    # a finished folder whose driver died before storing it (not in this database): resuming stores it, once
+    other = tmp_path / "other.duckdb"
+    first = sweep_json(spec, "--workers", "0", "--out", out, "--db", other, "--resume")
+    assert (first["resumed"], first["ran"], first["already_stored"]) == (4, 0, False)
+    assert _runs_and_rows(other) == ([first["run_id"]], 4)
+    second = sweep_json(spec, "--workers", "0", "--out", out, "--db", other, "--resume")
+    assert second["already_stored"] and second["run_id"] == first["run_id"]
+    assert _runs_and_rows(other) == ([first["run_id"]], 4)
 
 
 BAD_SPECS = [

@@ -33,6 +33,7 @@ from defection.web import form
 from defection.web.app import create_app
 
 from .conftest import ROOT, cli
+from .processes import HANG_GUARD, REQUEST, STOP, communicate, started
 
 TINY = {"simulation.agents": 2000, "simulation.days": 20, "simulation.replicates": 2}
 BASE = "http://127.0.0.1"
@@ -70,7 +71,7 @@ class LiveServer:
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + HANG_GUARD
         while not self.server.started:
             assert time.monotonic() < deadline, "uvicorn did not start"
             time.sleep(0.05)
@@ -78,14 +79,14 @@ class LiveServer:
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
-        self.thread.join(20)
+        self.thread.join(STOP)
         self.sock.close()
 
     def raw(
         self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
     ) -> tuple[int, str]:
         """A request sent exactly as written (no client-side normalisation of the path)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             r = conn.getresponse()
@@ -376,7 +377,7 @@ def test_fifty_concurrent_requests(live: LiveServer, stored: dict[str, Any]) -> 
 
     def one(k: int) -> str:
         kind = k % 6
-        with httpx.Client(base_url=live.url, timeout=120) as h:
+        with httpx.Client(base_url=live.url, timeout=REQUEST) as h:
             if kind == 0:
                 r = h.get("/api/runs")
                 assert r.status_code == 200 and {x["run_id"] for x in r.json()["runs"]} == expected_ids
@@ -398,15 +399,13 @@ def test_fifty_concurrent_requests(live: LiveServer, stored: dict[str, Any]) -> 
                 assert r.status_code == 200 and r.json()["scenario"]["offer"]["cash_usd"] == 1e6
         return f"{kind}:{r.status_code}"
 
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=50) as pool:
+    with ThreadPoolExecutor(max_workers=50) as pool:  # each request has its hang guard; no wall-clock limit here
         results = list(pool.map(one, range(50)))
     assert len(results) == 50
-    assert time.perf_counter() - t0 < 120
 
 
 # ---------------------------------------------------------------------------------------------- jobs
-def wait_for(c: TestClient, job_id: str, timeout: float = 180) -> dict[str, Any]:
+def wait_for(c: TestClient, job_id: str, timeout: float = HANG_GUARD) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = c.get(f"/api/jobs/{job_id}").json()
@@ -420,10 +419,9 @@ def wait_for(c: TestClient, job_id: str, timeout: float = 180) -> dict[str, Any]
 def test_jobs_run_in_background_one_after_another(tmp_path: Path) -> None:
     db = tmp_path / "jobs.duckdb"
     with TestClient(create_app(db), base_url=BASE) as c:
-        t0 = time.perf_counter()
         first = c.post("/api/jobs", json={"changes": {**TINY, "meta.name": "first"}})
         second = c.post("/api/jobs", json={"changes": {**TINY, "meta.name": "second", "offer.cash_usd": 0}})
-        assert time.perf_counter() - t0 < 5, "submitting must not wait for a simulation"
+        # submitting did not wait for a simulation: both are still queued or running (checked below, not timed)
         assert first.status_code == second.status_code == 202
         j2 = c.get(f"/api/jobs/{second.json()['job_id']}").json()
         j1 = c.get(f"/api/jobs/{first.json()['job_id']}").json()
@@ -431,7 +429,7 @@ def test_jobs_run_in_background_one_after_another(tmp_path: Path) -> None:
         assert j2["status"] == "queued" and j2["position"] in (1, 2)
         assert j1["status"] == "running" or (j1["status"] == "queued" and j1["position"] < j2["position"])
         seen_running = False
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + HANG_GUARD
         while time.monotonic() < deadline and not seen_running:
             j1 = c.get(f"/api/jobs/{first.json()['job_id']}").json()
             seen_running = j1["status"] == "running" and j1["run_id"] is not None
@@ -492,24 +490,22 @@ def test_failed_jobs_are_marked_failed(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_serve_stops_cleanly_and_records_the_interrupted_run(tmp_path: Path) -> None:
     db = tmp_path / "serve.duckdb"
-    proc = subprocess.Popen(
+    with started(
         [sys.executable, "-m", "defection", "serve", "--port", "0", "--db", str(db)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,
-    )
-    try:
+    ) as proc:  # its process group (the job process included) is killed on leaving, whatever happened
         line = proc.stderr.readline()  # type: ignore[union-attr]
         m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
         assert m, line
         url = f"http://127.0.0.1:{m.group(1)}"
-        with httpx.Client(base_url=url, timeout=30) as h:
+        with httpx.Client(base_url=url, timeout=REQUEST) as h:
             big = {"simulation.agents": 3000, "simulation.days": 365, "simulation.replicates": 60}
             job = h.post("/api/jobs", json={"changes": big}).json()
             queued = h.post("/api/jobs", json={"changes": TINY}).json()
-            deadline = time.monotonic() + 90
+            deadline = time.monotonic() + HANG_GUARD
             while time.monotonic() < deadline:
                 state = h.get(f"/api/jobs/{job['job_id']}").json()
                 if state["status"] == "running" and state["done"] > 0:
@@ -518,11 +514,7 @@ def test_serve_stops_cleanly_and_records_the_interrupted_run(tmp_path: Path) -> 
             assert state["status"] == "running" and state["done"] > 0, state
             assert queued["status"] == "queued"
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole process group, job process included
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _, err = communicate(proc, STOP)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "dashboard stopped" in err
     runs = ResultsDB(db).list_runs()

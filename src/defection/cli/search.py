@@ -432,6 +432,7 @@ def discover_command(
             )
         y_values = outputs_from_rows(rows, outcome)
         y = disc.cases_of_interest(y_values, threshold, below)
+        split = disc.threshold_split(y)
         found = disc.prim_boxes(x, y, density_threshold=density, max_boxes=boxes)
         wall = time.perf_counter() - start
         result = {
@@ -441,6 +442,9 @@ def discover_command(
             "direction": "below" if below else "above",
             "cases": len(points),
             "cases_of_interest": int(y.sum()),
+            "meets_threshold": split,
+            "outcome_range": disc.outcome_range(y_values),
+            "suggested_threshold": disc.splitting_threshold(y_values) if split != "some" else None,
             "fixed_levers": fixed,
             "density_threshold": density,
             "boxes": found,
@@ -453,6 +457,8 @@ def discover_command(
             outcome_summary({outcome: y_values[np.isfinite(y_values)]}) if np.isfinite(y_values).any() else None,
             wall,
         )
+    if split != "some":  # a valid answer (the cases are stored), but not the one asked for: say why and what to try
+        console.warn(escape(_unsplit_message(result)))
     if as_json:
         _emit(
             {
@@ -465,18 +471,38 @@ def discover_command(
     _print_discover(result, run_id, db)
 
 
+def _unsplit_message(result: dict[str, Any]) -> str:
+    """Why a threshold that no case (or every case) meets finds nothing: the outcome's range, and a threshold
+    inside it."""
+    n, name, sign = result["cases"], result["outcome"], "<" if result["direction"] == "below" else ">"
+    who = "no case" if result["meets_threshold"] == "none" else f"every case ({n} of {n})"
+    text = (
+        f"{who} has {name} {sign} {result['threshold']:g}: the threshold does not split the cases, so there is "
+        "no region to discover."
+    )
+    reached, suggestion = result["outcome_range"], result["suggested_threshold"]
+    if reached is None:
+        return f"{text} No case has a finite {name}."
+    text += (
+        f" Across the {n} cases {name} ranged from {reached['min']:.4g} to {reached['max']:.4g} "
+        f"(median {reached['median']:.4g})"
+    )
+    if suggestion is None:
+        return f"{text}; every case has the same value, so no threshold splits them."
+    return (
+        f"{text}; try a threshold inside that range, e.g. --threshold {suggestion!r} "
+        "(about half the cases on each side)."
+    )
+
+
 def _print_discover(result: dict[str, Any], run_id: str, db: Path) -> None:
     sign = "<" if result["direction"] == "below" else ">"
     console.out.print(
         f"{result['cases_of_interest']} of {result['cases']} cases have {result['outcome']} "
         f"{sign} {result['threshold']:g}"
     )
-    if not result["boxes"]:
-        console.out.print(
-            "[yellow]PRIM found no box reaching the density threshold[/]"
-            if result["cases_of_interest"]
-            else "[yellow]no cases of interest: nothing to discover[/]"
-        )
+    if not result["boxes"] and result["meets_threshold"] == "some":  # otherwise the warning said why
+        console.out.print("[yellow]PRIM found no box reaching the density threshold[/]")
     for k, b in enumerate(result["boxes"], start=1):
         table = Table(
             title=f"box {k}: coverage {b['coverage']:.2f}, density {b['density']:.2f}, mass {b['mass']:.2f}"

@@ -5,6 +5,7 @@ Registered on the main `defection` app by `defection.cli.app`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,19 +13,23 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from defection.analysis import json_safe
-from defection.cli.console import Reporter, fail, out, recorded, warn_resolution
+from defection.cli.console import Reporter, fail, open_store, out, recorded, warn_resolution
 from defection.cli.console import fmt as _fmt
 from defection.engine import library_versions, package_version
 from defection.scenario import ScenarioError
 
 # defection.explore.sweep (Dask, pyarrow, duckdb) and defection.store are imported inside the command:
 # `defection --help` need not load them.
+if TYPE_CHECKING:
+    from defection.explore.sweep import SweepFolder
+    from defection.store import ResultsDB
 
 CPUS = max(1, os.cpu_count() or 1)
 DESIGN_ARTIFACT_ROWS = 100_000  # a larger design is stored by reference to its Parquet file (and in `experiments`)
@@ -44,7 +49,9 @@ def sweep(
     spec_file: Annotated[
         Path,
         typer.Argument(
-            help="Spec TOML file: [experiment], [[uncertainties]], [[levers]], [[outcomes]].", show_default=False
+            # escaped: Typer renders help as Rich markup, where [experiment] would be taken for a style tag
+            help=escape("Spec TOML file: [experiment], [[uncertainties]], [[levers]], [[outcomes]]."),
+            show_default=False,
         ),
     ],
     workers: Annotated[
@@ -108,7 +115,15 @@ def sweep(
     common random numbers) on Dask; stream results to Parquet parts in --out and store them in the database as
     a run of kind 'sweep' (tables `experiments` and `experiment_outcomes`)."""
     # lazy: see the note at the top
-    from defection.explore.sweep import SweepError, SweepFolder, executor_for, failures, load_plan, run_sweep
+    from defection.explore.sweep import (
+        SweepError,
+        SweepFolder,
+        executor_for,
+        failures,
+        load_plan,
+        run_sweep,
+        stored_run,
+    )
     from defection.store import RunMeta
 
     t_start = time.perf_counter()
@@ -143,6 +158,12 @@ def sweep(
     try:
         with folder.lock(resume):
             done = folder.prepare(plan, resume)
+            if resume and done.all() and db.exists():
+                finished = open_store(db)
+                stored_as = stored_run(folder, plan, finished)
+                if stored_as is not None:  # nothing to run and nothing to store: a second run would duplicate it
+                    _report_complete(finished, stored_as, plan.spec.experiment.name, folder, db, as_json)
+                    return
             with recorded(db, meta, "sweep") as (store, run_id):
                 previous = signal.signal(signal.SIGTERM, _interrupt)
                 try:
@@ -181,6 +202,8 @@ def sweep(
                     wall = time.perf_counter() - t_start
                     parts: list[str | Path] = list(stats.parts)
                     counts = store.complete_sweep(run_id, parts, plan.outcomes, plan.planned, artifacts, wall)
+                    with contextlib.suppress(OSError):  # a note only: a resume finds the run by its folder too
+                        folder.record_stored(run_id, db)
                 finally:
                     signal.signal(signal.SIGTERM, previous)
             summary = store.outcomes(run_id)
@@ -196,6 +219,7 @@ def sweep(
         "parts": str(folder.parts_dir / "part-*.parquet"),
         "design": str(folder.path / "design.parquet"),
         **counts,
+        "already_stored": False,
         "resumed": stats.resumed,
         "ran": stats.ran,
         "executor": stats.executor or "none (nothing to run)",
@@ -218,6 +242,32 @@ def sweep(
         sys.stdout.write(json.dumps(json_safe(payload)) + "\n")
         return
     _print_report(payload, db)
+
+
+def _report_complete(store: ResultsDB, run_id: str, name: str, folder: SweepFolder, db: Path, as_json: bool) -> None:
+    """`--resume` of a sweep whose experiments are all in its folder and already stored as `run_id`: say so (one
+    JSON object with --json); nothing is run or stored."""
+    counts = store.artifact(run_id, "counts") or {}
+    if as_json:
+        payload = {
+            "run_id": run_id,
+            "name": name,
+            "out": str(folder.path),
+            "parts": str(folder.parts_dir / "part-*.parquet"),
+            **counts,
+            "already_stored": True,
+            "resumed": counts.get("done"),
+            "ran": 0,
+        }
+        sys.stdout.write(json.dumps(json_safe(payload)) + "\n")
+        return
+    out.print(
+        f"sweep [bold]{escape(name)}[/] is complete: all {int(counts.get('planned', 0)):,} experiments in "
+        f"{escape(str(folder.path))} are stored as run [bold]{run_id}[/] in {escape(str(db))}; nothing was run "
+        f"or stored (see `defection runs show {run_id}`)",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _print_report(p: dict[str, Any], db: Path) -> None:

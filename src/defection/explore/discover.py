@@ -7,14 +7,15 @@ outcome's mean over replicates is below (or above) a threshold; PRIM peels boxes
 For each box, the chosen point of its peeling trajectory is the one with the highest coverage among those whose
 density reaches PRIM's density threshold (else the densest); its limits are reported for the uncertainties it
 restricts, with coverage (share of all cases of interest inside the box), density (share of the box's cases that
-are of interest), mass and quasi-p-values.
+are of interest), mass and quasi-p-values. A threshold that no case, or every case, meets leaves nothing to
+separate: no box is sought, and `outcome_range` and `splitting_threshold` tell the user what to try instead.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,43 @@ def cases_of_interest(values: np.ndarray, threshold: float, below: bool = True) 
         return (v < threshold) if below else (v > threshold)
 
 
+def threshold_split(y: np.ndarray) -> Literal["none", "all", "some"]:
+    """Whether no case, every case or only some cases are of interest; PRIM needs some of each to find a box."""
+    y = np.asarray(y, dtype=bool)
+    if not y.any():
+        return "none"
+    return "all" if y.all() else "some"
+
+
+def outcome_range(values: np.ndarray) -> dict[str, float] | None:
+    """Minimum, median and maximum of the finite outcome values (None if there is none)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return None
+    return {"min": float(v.min()), "median": float(np.median(v)), "max": float(v.max())}
+
+
+def splitting_threshold(values: np.ndarray) -> float | None:
+    """A threshold that splits the cases as evenly as possible (strictly between two observed values, so the
+    same cases fall on each side whether the cases of interest are below or above it), rounded to the fewest
+    significant digits that keep it there; None if the finite values are all equal."""
+    v = np.sort(np.asarray(values, dtype=float))
+    v = v[np.isfinite(v)]
+    distinct = np.unique(v)
+    if len(distinct) < 2:
+        return None
+    mids = (distinct[:-1] + distinct[1:]) / 2
+    below = np.searchsorted(v, mids, side="left")  # cases under each candidate
+    k = int(np.argmin(np.abs(below - len(v) / 2)))
+    lo, hi, mid = float(distinct[k]), float(distinct[k + 1]), float(mids[k])
+    for digits in range(1, 18):
+        rounded = float(f"{mid:.{digits}g}")
+        if lo < rounded < hi:
+            return rounded
+    return mid
+
+
 def prim_boxes(
     x: pd.DataFrame,
     y: np.ndarray,
@@ -54,7 +92,7 @@ def prim_boxes(
     """Up to `max_boxes` PRIM boxes (stopping at the first that does not reach the density threshold), each at its
     chosen trajectory point: {coverage, density, mass, restricted: {factor: limits}, qp, trajectory, chosen}."""
     y = np.asarray(y, dtype=bool)
-    if y.sum() == 0:
+    if threshold_split(y) != "some":  # no case, or every case, is of interest: there is no region to find
         return []
     x = _prim_frame(x)
     with warnings.catch_warnings():

@@ -9,6 +9,7 @@ The output folder (`--out`) holds::
     parts/part-NNNNNN.parquet
                           results, append-only: one row per finished experiment (see `part_schema`)
     .lock                 the process id of the driver writing to the folder (removed when it ends)
+    stored.json           the runs the finished sweep was stored as ({run_id, db}), written by `defection sweep`
 
 A part is written under a temporary name and renamed into place (`os.replace`), so a killed driver leaves
 only whole parts; the experiments of a part that was never renamed simply run again on `--resume`. The
@@ -48,7 +49,7 @@ from defection.engine import RunSettings
 from defection.explore.design import base_json, design, run_point, settings
 from defection.explore.spec import Spec, SpecError, load_spec
 from defection.scenario import Problem, Scenario, ScenarioError, with_changes, with_overrides
-from defection.store import pid_alive
+from defection.store import ResultsDB, pid_alive
 
 STATS = ("mean", "median", "p05", "p95")
 MAX_EXPERIMENTS = 2_000_000
@@ -56,6 +57,7 @@ PLAN_FILE = "sweep.json"
 DESIGN_FILE = "design.parquet"
 PARTS_DIR = "parts"
 LOCK_FILE = ".lock"
+STORED_FILE = "stored.json"
 FORMAT_VERSION = 1
 
 
@@ -274,6 +276,23 @@ class SweepFolder:
             mask[ids] = True
         return mask
 
+    def stored(self) -> list[dict[str, str]]:
+        """The runs this folder's finished sweep was stored as, from `stored.json`: [{run_id, db}] (an unreadable
+        file counts as none: `stored_run` then finds the run by its folder)."""
+        try:
+            doc = json.loads((self.path / STORED_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        runs = doc.get("runs") if isinstance(doc, dict) else None
+        if not isinstance(runs, list):
+            return []
+        return [r for r in runs if isinstance(r, dict) and isinstance(r.get("run_id"), str)]
+
+    def record_stored(self, run_id: str, db: str | Path) -> None:
+        """Note in `stored.json` that the finished sweep was stored as run `run_id` in database `db`."""
+        runs = [*self.stored(), {"run_id": run_id, "db": str(Path(db).resolve())}]
+        _atomic_text(json.dumps({"runs": runs}, indent=2) + "\n", self.path / STORED_FILE)
+
     def next_part_number(self) -> int:
         numbers = [int(p.stem.split("-")[1]) for p in self.parts() if p.stem.split("-")[1].isdigit()]
         return max(numbers, default=-1) + 1
@@ -328,6 +347,17 @@ class SweepFolder:
             with contextlib.suppress(OSError):
                 if f.read_text(encoding="utf-8").strip() == me:
                     f.unlink()
+
+
+def stored_run(folder: SweepFolder, plan: Plan, store: ResultsDB) -> str | None:
+    """The newest complete run in `store` that holds this folder's sweep (same spec hash, and named in the folder's
+    `stored.json` or stored from the same folder), or None: then its results are not in that database yet."""
+    marked = {r["run_id"] for r in folder.stored()}
+    here = folder.path.resolve()
+    for run_id, out in reversed(store.stored_sweeps(plan.spec_hash)):
+        if run_id in marked or (out and Path(out).resolve() == here):
+            return run_id
+    return None
 
 
 def _atomic_text(text: str, target: Path) -> None:

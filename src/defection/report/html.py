@@ -310,6 +310,21 @@ def claims_section(claims: dict[str, Any]) -> str:
     )
 
 
+def _no_box_note(result: dict[str, Any]) -> str:
+    """Why a discovery found no box: a threshold that no case (or every case) meets, or no box dense enough."""
+    split = result.get("meets_threshold")
+    if split not in ("none", "all"):
+        return "PRIM found no box reaching the density threshold."
+    who = "No case meets" if split == "none" else "Every case meets"
+    reached = result.get("outcome_range")
+    spread = (
+        f"; the outcome ranged from {reached['min']:.4g} to {reached['max']:.4g} (median {reached['median']:.4g})"
+        if isinstance(reached, dict)
+        else ""
+    )
+    return f"{who} the threshold, so it does not split the cases and there is no region to discover{spread}."
+
+
 def boxes_section(result: dict[str, Any]) -> str:
     """PRIM boxes with coverage, density, mass and limits."""
     rows = [
@@ -329,7 +344,7 @@ def boxes_section(result: dict[str, Any]) -> str:
     body = (
         table(["box", "coverage", "density", "mass", "cases", "limits"], rows, "prim-table")
         if rows
-        else '<p class="note">PRIM found no box reaching the density threshold.</p>'
+        else f'<p class="note">{escape(_no_box_note(result))}</p>'
     )
     return f'<section id="prim"><h2>Scenario discovery (PRIM)</h2><p class="note">{escape(note)}</p>{body}</section>'
 

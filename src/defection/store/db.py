@@ -461,6 +461,18 @@ class ResultsDB:
         wide = wide[[f"{o}_{s}" for o in names for s in SWEEP_STATS]]
         return base.merge(wide, left_on="experiment", right_index=True, how="left")
 
+    def stored_sweeps(self, spec_hash: str) -> list[tuple[str, str]]:
+        """The complete sweeps planned from a spec hash, oldest first, as (run_id, the --out folder it was stored
+        from, as given then)."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT r.run_id, a.payload FROM runs r JOIN artifacts a ON a.run_id = r.run_id AND a.name = 'sweep' "
+                "WHERE r.kind = 'sweep' AND r.status = 'complete' AND r.scenario_hash = ? "
+                "ORDER BY r.finished_at, r.run_id",
+                [spec_hash],
+            ).fetchall()
+        return [(str(rid), str(json.loads(payload).get("out", ""))) for rid, payload in rows]
+
     def latest(self, kind: str) -> str | None:
         """The id of the newest complete run of a kind (e.g. 'calibration'), or None."""
         with self._connect() as con:
