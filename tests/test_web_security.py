@@ -37,6 +37,7 @@ from defection.store import ResultsDB
 from defection.web.app import create_app
 
 from .conftest import ROOT, cli
+from .processes import HANG_GUARD, REQUEST, STOP
 
 TINY = {"simulation.agents": 2000, "simulation.days": 20, "simulation.replicates": 2}
 TOKEN_RE = re.compile(r"http://(\S+?):(\d+)/(?:\?token=([A-Za-z0-9_-]+))?")
@@ -75,7 +76,7 @@ class Serve:
         for line in self.proc.stderr:
             self.lines.append(line)
 
-    def address(self, timeout: float = 120) -> tuple[str, int, str | None]:
+    def address(self, timeout: float = HANG_GUARD) -> tuple[str, int, str | None]:
         """Host, port and printed token (None when not printed) from the start-up line."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -90,7 +91,7 @@ class Serve:
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(30)
+        self.proc.wait(STOP)
 
 
 def non_loopback_ipv4() -> str | None:
@@ -128,7 +129,7 @@ def test_serve_on_another_address_requires_the_token(stored: dict[str, Any], whe
             token = printed
         url = f"http://{host}:{port}"
         run = stored["run"]
-        with httpx.Client(base_url=url, timeout=60) as h:
+        with httpx.Client(base_url=url, timeout=REQUEST) as h:
             for path in [*PROTECTED, f"/runs/{run}", f"/api/runs/{run}"]:
                 r = h.get(path)
                 assert r.status_code == 401, (path, r.status_code)
@@ -155,7 +156,7 @@ def test_serve_on_another_address_requires_the_token(stored: dict[str, Any], whe
             r = h.get(f"/runs/{run}", params={"token": token}, headers={"accept": "text/html"})
             assert r.status_code == 303 and r.headers["location"] == f"/runs/{run}"
             assert "HttpOnly" in r.headers["set-cookie"]
-        with httpx.Client(base_url=url, timeout=60, cookies={f"defection_token_{port}": token}) as h:
+        with httpx.Client(base_url=url, timeout=REQUEST, cookies={f"defection_token_{port}": token}) as h:
             assert h.get("/", headers={"accept": "text/html"}).status_code == 200
             assert h.get(f"/runs/{run}").status_code == 200
             assert h.get("/static/app.js").status_code == 200
@@ -179,7 +180,7 @@ def test_serve_refuses_a_non_loopback_address_without_a_token(tmp_path: Path) ->
         (["--host", "127.0.0.2", "--token", "has space 0123456789"], {}, "the token must be 16 to 256"),
         (["--host", "127.0.0.2", "--token", GIVEN_TOKEN, "--no-token"], {}, "contradict each other"),
     ]:
-        r = cli("serve", "--port", "0", "--db", str(db), *args, env=env, timeout=600)
+        r = cli("serve", "--port", "0", "--db", str(db), *args, env=env)
         assert r.returncode == 2, (args, r.stderr)
         assert expected in " ".join(r.stderr.split()), (args, r.stderr)
         assert "Traceback" not in r.stderr
@@ -250,7 +251,7 @@ def test_concurrent_report_downloads_are_bounded_and_health_answers(
     with LiveServer(app) as live:
 
         def download(_: int) -> tuple[int, str, bytes]:
-            with httpx.Client(base_url=live.url, timeout=300) as h:
+            with httpx.Client(base_url=live.url, timeout=REQUEST) as h:
                 r = h.get(f"/runs/{run}")
                 return r.status_code, r.headers.get("retry-after", ""), r.content
 
@@ -261,16 +262,16 @@ def test_concurrent_report_downloads_are_bounded_and_health_answers(
             while sum(f.done() for f in futures) < 196:
                 assert time.monotonic() < deadline, "refusals did not come"
                 time.sleep(0.05)
-            with httpx.Client(base_url=live.url, timeout=60) as h:
+            with httpx.Client(base_url=live.url, timeout=REQUEST) as h:
                 health = h.get("/api/health")
                 assert health.status_code == 200 and health.json()["ok"] is True
             done = [f.result() for f in futures if f.done()]
             assert len(done) == 196 and all(s == 503 and ra == "2" for s, ra, _ in done)
             held_render.set()
-            results = [f.result(timeout=300) for f in futures]
+            results = [f.result(timeout=REQUEST) for f in futures]
         served = [body for s, _, body in results if s == 200]
         assert len(served) == 4 and len({*served}) == 1 and served[0].rstrip().endswith(b"</html>")
-        with httpx.Client(base_url=live.url, timeout=60) as h:  # once the load is gone, all is served again
+        with httpx.Client(base_url=live.url, timeout=REQUEST) as h:  # once the load is gone, all is served again
             assert h.get(f"/runs/{run}").status_code == 200
             assert h.get("/", headers={"accept": "text/html"}).status_code == 200
             assert h.get("/api/health").status_code == 200
@@ -321,8 +322,8 @@ def _closed_within(sock: socket.socket, seconds: float) -> bool:
 def test_idle_and_slow_connections_are_closed(stored: dict[str, Any]) -> None:
     app = create_app(stored["db"], start_worker=False)
     with LiveServer(app, header_timeout=1.0, keep_alive=1) as live:
-        idle = socket.create_connection(("127.0.0.1", live.port), timeout=30)  # opens and sends nothing
-        slow = socket.create_connection(("127.0.0.1", live.port), timeout=30)  # sends its head a byte at a time
+        idle = socket.create_connection(("127.0.0.1", live.port), timeout=REQUEST)  # opens and sends nothing
+        slow = socket.create_connection(("127.0.0.1", live.port), timeout=REQUEST)  # sends its head a byte at a time
         slow.sendall(b"GET /api/health HTTP/1.1\r\n")
         try:
             head = b"Host: 127.0.0.1\r\nX-Slow: " + b"a" * 400
@@ -336,14 +337,14 @@ def test_idle_and_slow_connections_are_closed(stored: dict[str, Any]) -> None:
                     break
                 time.sleep(0.2)
                 assert time.monotonic() < deadline
-            assert closed or _closed_within(slow, 120), "a head sent a byte at a time kept its connection"
-            assert _closed_within(idle, 120), "an idle connection was kept open"
+            assert closed or _closed_within(slow, REQUEST), "a head sent a byte at a time kept its connection"
+            assert _closed_within(idle, REQUEST), "an idle connection was kept open"
             # a well-behaved client is served, and its idle keep-alive connection is closed after it
-            with socket.create_connection(("127.0.0.1", live.port), timeout=30) as polite:
+            with socket.create_connection(("127.0.0.1", live.port), timeout=REQUEST) as polite:
                 polite.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                 assert polite.recv(4096).startswith(b"HTTP/1.1 200")
-                assert _closed_within(polite, 120)
-            with socket.create_connection(("127.0.0.1", live.port), timeout=30) as big:  # a head over 16 KiB
+                assert _closed_within(polite, REQUEST)
+            with socket.create_connection(("127.0.0.1", live.port), timeout=REQUEST) as big:  # a head over 16 KiB
                 big.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n")
                 assert big.recv(4096).startswith(b"HTTP/1.1 431")
         finally:
