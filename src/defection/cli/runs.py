@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from rich.table import Table
-
 from rich.markup import escape
+from rich.table import Table
 
 from defection.cli.console import DbOpt, JsonOpt, fail, notify_wait, open_store, out, outcome_table
 

@@ -358,8 +358,8 @@ class ResultsDB:
             tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
             if not {"meta", "runs", "daily"} <= tables:
                 raise ResultsError(f"{self.path} is not a defection results database (it has no runs table)")
-            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None or int(row[0]) != SCHEMA_VERSION or missing_series(con) or missing_run_columns(con):
+            rows = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+            if not rows or int(rows[0][0]) != SCHEMA_VERSION or missing_series(con) or missing_run_columns(con):
                 raise ResultsError(
                     f"results database {self.path} was written by an older version of defection-lab and must be "
                     "brought up to date, which needs write access: make the file and its folder writable and run "
@@ -467,10 +467,10 @@ class ResultsDB:
         try:
             self._write_check(f"store run {run_id}")
             with self._transaction() as con:
-                row = con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchone()
-                if row is None:
+                rows = con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchall()
+                if not rows:
                     raise RunNotFound(run_id, self.path)
-                if row[0] == "complete":
+                if rows[0][0] == "complete":
                     raise ValueError(f"run '{run_id}' is already complete; its results cannot be replaced")
                 return write(con)
         except ResultsError as e:
@@ -752,7 +752,8 @@ class ResultsDB:
         self._write_check(f"ingest {folder}")
         stored: dict[str, int] = {}
         with self._transaction() as con:
-            row = con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchone()
+            found = con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchall()
+            row = found[0] if found else None
             if row is not None and row[0] == "complete":
                 return run_id, {}
             runs_file = _sql_path(folder / "runs.parquet")
@@ -778,8 +779,8 @@ class ResultsDB:
                     source = _sql_path(folder / f"{table}.parquet")
                     con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet('{source}')")
                     stored[table] = int(tables[table])
-            status = con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchone()
-            if status is None or status[0] != "complete":
+            status = con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchall()
+            if not status or status[0][0] != "complete":
                 raise ResultsError(f"{folder}: the spilled run {run_id} is not marked complete; nothing was stored")
         return run_id, stored
 
@@ -939,8 +940,7 @@ def _write_spill(mem: duckdb.DuckDBPyConnection, base: Path, run_id: str, db_pat
     try:
         tables: dict[str, int] = {}
         for table in ("runs", *DATA_TABLES):
-            count = mem.execute(f"SELECT count(*) FROM {table}").fetchone()
-            rows = int(count[0]) if count else 0
+            rows = int(mem.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
             if table == "runs" or rows:
                 mem.execute(f"COPY {table} TO '{_sql_path(staging / f'{table}.parquet')}' (FORMAT parquet)")
                 tables[table] = rows
