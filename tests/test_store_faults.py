@@ -87,15 +87,13 @@ def test_lock_at_completion_spills_the_run_and_ingest_stores_it_once(tmp_path: P
     from defection.store import ResultsSpilled  # not on main: the lock made it discard the results
 
     db = tmp_path / "runs.duckdb"
-    store = ResultsDB(db, notify=lambda m: said.append(m))
     said: list[str] = []
+    store = ResultsDB(db, notify=said.append)
     run_id = store.begin_run(RunMeta.from_scenario(result.scenario))
-    os.environ["DEFECTION_DB_LOCK_WAIT"] = LOCK_WAIT
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DEFECTION_DB_LOCK_WAIT", LOCK_WAIT)
         with _lock_held(db) as holder, pytest.raises(ResultsSpilled) as caught:
             store.complete_run(run_id, result)
-    finally:
-        del os.environ["DEFECTION_DB_LOCK_WAIT"]
     assert any(f"pid {holder.pid}" in m and "retrying in" in m for m in said), said  # it said what it waits for
     spill = caught.value.spill
     assert spill == tmp_path / "runs.duckdb.spill" / run_id and (spill / "daily.parquet").is_file()
@@ -112,6 +110,30 @@ def test_lock_at_completion_spills_the_run_and_ingest_stores_it_once(tmp_path: P
     other = ResultsDB(tmp_path / "other.duckdb")
     other.ingest(spill / "spill.json")
     assert other.get_run(run_id)["scenario_hash"] == result.scenario.content_hash()
+
+
+def test_calibration_artifacts_are_spilled_too(
+    tmp_path: Path, result: RunResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`complete_artifacts` (calibrate, backtest, sensitivity, optimize, discover) takes the same path: a run
+    begun by another process (as the dashboard's jobs are) spills its results without its description, and
+    ingesting completes the row the database already has."""
+    from defection.store import ResultsSpilled
+
+    db = tmp_path / "runs.duckdb"
+    run_id = ResultsDB(db).begin_run(RunMeta(kind="calibration", scenario_name="cases"))
+    store = ResultsDB(db, notify=lambda m: None)  # another instance: it does not know the run's description
+    monkeypatch.setenv("DEFECTION_DB_LOCK_WAIT", "1")
+    with _lock_held(db), pytest.raises(ResultsSpilled) as caught:
+        store.complete_artifacts(run_id, {"posterior": {"particles": [1, 2, 3]}}, result.outcomes(), 1.5)
+    monkeypatch.delenv("DEFECTION_DB_LOCK_WAIT")
+    again = ResultsDB(db)
+    assert again.get_run(run_id)["status"] == "running"
+    again.ingest(caught.value.spill)
+    again.ingest(caught.value.spill)
+    assert again.get_run(run_id)["status"] == "complete"
+    assert again.artifact(run_id, "posterior") == {"particles": [1, 2, 3]}
+    assert len(again.outcomes(run_id)) == len(result.outcomes())
 
 
 @pytest.mark.slow
@@ -164,7 +186,7 @@ def test_run_waits_for_a_lock_then_spills_and_runs_ingest_is_idempotent(tmp_path
 
 def _running(db: Path) -> bool:
     try:
-        runs = ResultsDB(db, read_only=True).list_runs()
+        runs = ResultsDB(db).list_runs()
     except Exception:  # the writer holds the file for a moment
         return False
     return bool(len(runs)) and runs.iloc[0]["status"] == "running"
@@ -231,12 +253,14 @@ def test_read_only_database_can_be_browsed_and_refuses_writes_clearly(
 
 def _damage(db: Path, how: str) -> None:
     data = bytearray(db.read_bytes())
-    if how == "truncated":
-        db.write_bytes(bytes(data[: len(data) // 3]))
+    if how == "truncated":  # the catalog opens; the runs' blocks are missing
+        db.write_bytes(bytes(data[: len(data) // 2]))
     elif how == "truncated-header":
         db.write_bytes(bytes(data[:100]))
-    else:  # corrupted blocks: garble 400 bytes inside every 256 KiB block after the three 4 KiB headers
-        for start in range(3 * 4096, len(data) - 1000, 262_144):
+    else:  # corrupted blocks: garble 400 bytes inside every 256 KiB block after the three 4 KiB headers and the
+        # first block, so that the file opens and the damage is found when the runs are read
+        assert len(data) > 3 * 4096 + 2 * 262_144, "too small a database to corrupt a block after the first"
+        for start in range(3 * 4096 + 262_144, len(data) - 1000, 262_144):
             data[start + 500 : start + 900] = bytes(range(256)) + bytes(144)
         db.write_bytes(bytes(data))
 
