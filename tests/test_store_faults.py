@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import defection
@@ -295,3 +296,48 @@ def test_serve_on_a_damaged_database_refuses_to_start_with_a_clear_message(tmp_p
     assert r.returncode == 2, r.stderr
     _no_traceback(r)
     assert f"results database {db} is damaged or truncated" in " ".join(r.stderr.split())
+
+
+# ----------------------------------------------------------------------------- daily rows streamed to the store
+
+
+def test_daily_rows_are_streamed_per_replicate_and_stored_at_completion(tmp_path: Path) -> None:
+    """`simulate(on_daily=...)` hands each replicate's rows over as soon as the replicate is done (not held until
+    the end); staged by the store, they reach the database only with the run's completion, bit for bit the rows
+    an unstreamed run holds."""
+    days, replicates = 5, 3
+    done = 0
+    seen: list[tuple[int, int, int]] = []  # (replicate, rows, days simulated when the rows arrived)
+
+    def progress(d: int, total: int) -> None:
+        nonlocal done
+        done = d
+
+    db = ResultsDB(tmp_path / "runs.duckdb")
+    plain = defection.simulate(replicates=replicates, days=days, agents=300, seed=4)
+    run_id = db.begin_run(RunMeta.from_scenario(plain.scenario))
+    with db.stage_daily(run_id) as staged:
+
+        def sink(rows: pd.DataFrame) -> None:
+            seen.append((int(rows["replicate"].iloc[0]), len(rows), done))
+            staged(rows)
+
+        streamed = defection.simulate(
+            replicates=replicates, days=days, agents=300, seed=4, progress=progress, on_daily=sink
+        )
+        assert streamed.daily.empty  # nothing held in memory
+        assert staged.folder.is_dir() and db.daily(run_id).empty  # staged beside, not yet in the database
+        db.complete_run(run_id, streamed, staged=staged)
+    assert seen == [(r, days, (r + 1) * days) for r in range(replicates)]
+    assert not staged.folder.exists()
+    stored = db.daily(run_id)
+    assert stored.equals(plain.daily[stored.columns].astype(stored.dtypes.to_dict()))
+    assert streamed.per_replicate.equals(plain.per_replicate)
+
+    # a run that fails after streaming leaves no daily rows in the database and no staged files
+    failed = db.begin_run(RunMeta.from_scenario(plain.scenario))
+    with db.stage_daily(failed) as staged:
+        defection.simulate(replicates=1, days=days, agents=300, seed=4, on_daily=staged)
+        assert staged.files
+    db.mark_run(failed, "failed", "test")
+    assert db.daily(failed).empty and not staged.folder.exists()

@@ -301,6 +301,52 @@ def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
+class DailyStage:
+    """Where a running simulation streams its daily rows (`simulate(on_daily=stage)`): each replicate's rows are
+    appended to a Parquet file in a staging folder beside the database, so they are not held in memory until the
+    end; `ResultsDB.complete_run(..., staged=stage)` then moves them into the database in the same transaction that
+    marks the run complete (a run that fails or is interrupted leaves no daily rows in the database). Use it as a
+    context manager: the staging folder is removed on leaving, whatever happened."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.files: list[Path] = []
+        self.rows = 0
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def __call__(self, rows: pd.DataFrame) -> None:
+        if self._con is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._con = duckdb.connect(":memory:")
+        target = self.folder / f"daily-{len(self.files):06d}.parquet"
+        self._con.register("stage_df", rows)
+        try:
+            self._con.execute(f"COPY (SELECT * FROM stage_df) TO '{_sql_path(target)}' (FORMAT parquet)")
+        finally:
+            self._con.unregister("stage_df")
+        self.files.append(target)
+        self.rows += len(rows)
+
+    def source(self) -> str:
+        """SQL reading every staged row (in replicate, day order)."""
+        files = ", ".join(f"'{_sql_path(f)}'" for f in self.files)
+        return f"(SELECT * FROM read_parquet([{files}]) ORDER BY replicate, day)"
+
+    def close(self) -> None:
+        """Remove the staged files."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.files = []
+
+    def __enter__(self) -> DailyStage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class ResultsDB:
     """A DuckDB file of runs. Opening it creates the schema if missing.
 
@@ -477,9 +523,21 @@ class ResultsDB:
             target = self.spill(run_id, write)
             raise ResultsSpilled(run_id, target, self.path, str(e)) from e
 
-    def complete_run(self, run_id: str, result: RunResult, artifacts: dict[str, Any] | None = None) -> None:
+    def stage_daily(self, run_id: str) -> DailyStage:
+        """A sink for a running simulation's daily rows (see `DailyStage`), staged in
+        `<database>.spill/.<run_id>.daily/`."""
+        return DailyStage(spill_dir(self.path) / f".{run_id}.daily")
+
+    def complete_run(
+        self,
+        run_id: str,
+        result: RunResult,
+        artifacts: dict[str, Any] | None = None,
+        staged: DailyStage | None = None,
+    ) -> None:
         """Store a run's results (and named JSON artifacts, e.g. a claims report) and mark it 'complete', all in
-        one transaction."""
+        one transaction. `staged`: the daily rows were streamed there during the run (`result.daily` is then
+        empty)."""
         daily = result.daily
         per_rep = result.per_replicate
         names = [c for c in per_rep.columns if c != "replicate"]
@@ -494,6 +552,12 @@ class ResultsDB:
                 f"SELECT $rid, replicate, day, {series} FROM daily_df",
                 {"rid": run_id},
             )
+            if staged is not None and staged.files:
+                con.execute(
+                    f"INSERT INTO daily (run_id, replicate, day, {series}) "
+                    f"SELECT $rid, replicate, day, {series} FROM {staged.source()}",
+                    {"rid": run_id},
+                )
             con.register("rep_df", long)
             con.execute(
                 "INSERT INTO replicate_outcomes (run_id, replicate, outcome, value) "
@@ -699,6 +763,7 @@ class ResultsDB:
         with self._connect(writing=True) as con:
             stale = self._stale(con)
             for rid, why in stale.items():
+                shutil.rmtree(spill_dir(self.path) / f".{rid}.daily", ignore_errors=True)  # its staged daily rows
                 con.execute(
                     "UPDATE runs SET status = 'interrupted', finished_at = ?, error = coalesce(error, ?) "
                     "WHERE run_id = ? AND status = 'running'",
