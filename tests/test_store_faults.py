@@ -329,7 +329,7 @@ def test_daily_rows_are_streamed_per_replicate_and_stored_at_completion(tmp_path
         assert staged.folder.is_dir() and db.daily(run_id).empty  # staged beside, not yet in the database
         db.complete_run(run_id, streamed, staged=staged)
     assert seen == [(r, days, (r + 1) * days) for r in range(replicates)]
-    assert not staged.folder.exists()
+    assert not staged.folder.exists() and not staged.folder.parent.exists()  # no empty spill folder left either
     stored = db.daily(run_id)
     assert stored.equals(plain.daily[stored.columns].astype(stored.dtypes.to_dict()))
     assert streamed.per_replicate.equals(plain.per_replicate)

@@ -338,6 +338,8 @@ class DailyStage:
             self._con.close()
             self._con = None
         shutil.rmtree(self.folder, ignore_errors=True)
+        with suppress(OSError):  # the spill folder, if nothing else is in it
+            self.folder.parent.rmdir()
         self.files = []
 
     def __enter__(self) -> DailyStage:
