@@ -135,14 +135,18 @@ def _replicates(
     phases: dict[str, float],
     posterior: Posterior | None = None,
     accounting: bool = True,
-) -> list[np.ndarray]:
-    """Every replicate's daily series under one regime policy (adaptive/static rules, or fixed counter-measures).
+    sink: Callable[[int, np.ndarray], None] | None = None,
+) -> tuple[list[np.ndarray], list[dict[str, float]]]:
+    """Every replicate's daily series and outcomes under one regime policy (adaptive/static rules, or fixed
+    counter-measures). With a `sink`, each replicate's daily series goes to it as soon as the replicate is done and
+    is not kept (the returned list is then empty), so memory does not grow with the replicates.
 
     With a posterior, replicate r runs with the calibrated parameters of particle
     `posterior_particle(posterior, seed, r)`.
     """
     p = engine_params(sc)
-    out = []
+    out: list[np.ndarray] = []
+    outcomes: list[dict[str, float]] = []
     for rep in range(sc.simulation.replicates):
         sc_rep = sc
         if posterior is not None:
@@ -151,8 +155,26 @@ def _replicates(
         res = run_replicate(sc_rep, p, rep, n_agents, on_day=tick, fixed_counter_measures=fixed, accounting=accounting)
         for k, v in res.phase_seconds.items():
             phases[k] += v
-        out.append(res.daily)
-    return out
+        outcomes.append(replicate_outcomes(res.daily, sc))
+        if sink is None:
+            out.append(res.daily)
+        else:
+            sink(rep, res.daily)
+    return out, outcomes
+
+
+def _daily_frame(rep: int, daily: np.ndarray) -> pd.DataFrame:
+    """One replicate's daily series as tidy rows: replicate, day and one column per series."""
+    df = pd.DataFrame(daily, columns=list(SERIES))
+    df.insert(0, "day", np.arange(len(daily), dtype=np.int32))
+    df.insert(0, "replicate", np.int32(rep))
+    return df
+
+
+def _empty_daily() -> pd.DataFrame:
+    columns: dict[str, pd.Series] = {"replicate": pd.Series(dtype="int32"), "day": pd.Series(dtype="int32")}
+    columns.update({name: pd.Series(dtype="float64") for name in SERIES})
+    return pd.DataFrame(columns)
 
 
 def simulate(
@@ -165,8 +187,14 @@ def simulate(
     posterior: Posterior | None = None,
     progress: Callable[[int, int], None] | None = None,
     accounting: bool = True,
+    on_daily: Callable[[pd.DataFrame], None] | None = None,
 ) -> RunResult:
     """Run every replicate of a scenario. Keyword arguments override `scenario.simulation`.
+
+    `on_daily(rows)` streams the daily series: it receives each replicate's rows (replicate, day, series) as soon
+    as the replicate is done, and the result's `daily` is then empty, so memory does not grow with replicates x
+    days (`ResultsDB.stage_daily` is such a sink). In best-response mode the kept policy is known only at the end:
+    its replicates' rows go to `on_daily` then.
 
     `posterior` (or the file named by `scenario.simulation.posterior`) gives each replicate its own draw of the
     calibrated parameters, so intervals include parameter uncertainty.
@@ -199,14 +227,24 @@ def simulate(
             progress(done, total)
 
     choice: dict[str, Any] | None = None
-    best: tuple[float, list[np.ndarray]] | None = None
+    stream = on_daily is not None and not best_response
+    best: tuple[float, list[np.ndarray], list[dict[str, float]]] | None = None
     losses = []
     for k, cand in enumerate(candidates):
-        dailies = _replicates(sc, n_agents, cand, tick, phases, posterior, accounting or best_response)
-        loss = float(np.mean([replicate_outcomes(d, sc)["regime_loss_usd"] for d in dailies]))
+        dailies, outs = _replicates(
+            sc,
+            n_agents,
+            cand,
+            tick,
+            phases,
+            posterior,
+            accounting or best_response,
+            sink=(lambda rep, daily: on_daily(_daily_frame(rep, daily))) if stream and on_daily else None,
+        )
+        loss = float(np.mean([o["regime_loss_usd"] for o in outs]))
         losses.append(loss)
         if best is None or loss < best[0]:
-            best = (loss, dailies)
+            best = (loss, dailies, outs)
             if best_response:
                 choice = {
                     "candidate": k,
@@ -217,14 +255,12 @@ def simulate(
     assert best is not None
     if choice is not None:
         choice["candidate_losses_usd"] = losses
-    frames: list[pd.DataFrame] = []
-    rows: list[dict[str, float]] = []
-    for rep, daily in enumerate(best[1]):
-        df = pd.DataFrame(daily, columns=list(SERIES))
-        df.insert(0, "day", np.arange(sim.days, dtype=np.int32))
-        df.insert(0, "replicate", np.int32(rep))
-        frames.append(df)
-        rows.append({"replicate": rep, **replicate_outcomes(daily, sc)})
+    frames = [_daily_frame(rep, daily) for rep, daily in enumerate(best[1])]
+    rows = [{"replicate": rep, **o} for rep, o in enumerate(best[2])]
+    if on_daily is not None:
+        for frame in frames:  # best-response mode: the kept policy's rows, now that it is known
+            on_daily(frame)
+        frames = []
     return RunResult(
         scenario=sc,
         seed=sim.seed,
@@ -232,7 +268,7 @@ def simulate(
         represented=sc.force.soldiers,
         days=sim.days,
         replicates=sim.replicates,
-        daily=pd.concat(frames, ignore_index=True),
+        daily=pd.concat(frames, ignore_index=True) if frames else _empty_daily(),
         per_replicate=pd.DataFrame(rows),
         phase_seconds=phases,
         wall_seconds=time.perf_counter() - start,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, Self
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -99,15 +100,20 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 @contextmanager
 def recorded(db: Path, meta: RunMeta, what: str = "run") -> Iterator[tuple[ResultsDB, str]]:
     """Record a run as 'running', yield (store, run_id); an interruption or failure inside the block marks it
-    'interrupted' or 'failed' (exit 130 or 1, no traceback). The block must complete the run itself."""
+    'interrupted' or 'failed' (exit 130 or 1, no traceback). The block must complete the run itself.
+
+    If the database cannot take the finished results (locked by another process past the wait, damaged, no longer
+    writable), the store spills them to Parquet beside it (`ResultsSpilled`): the message says where and how to
+    ingest them, and the command exits with `SPILLED_EXIT` (3); the run's row is left 'running' (the database
+    could not be written) and is shown as interrupted, pointing at the spill, until it is ingested."""
     # lazy: `defection --help` and `defection check` need no store; duckdb and the store take 0.03 s to import
-    from defection.store import ResultsDB, ResultsError
+    from defection.store import ResultsDB, ResultsError, ResultsSpilled
 
     try:
-        store = ResultsDB(db)
+        store = ResultsDB(db, notify=notify_wait)
         run_id = store.begin_run(meta)
     except ResultsError as e:
-        fail(str(e))
+        fail(escape(str(e)))
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         yield store, run_id
@@ -117,11 +123,22 @@ def recorded(db: Path, meta: RunMeta, what: str = "run") -> Iterator[tuple[Resul
         raise typer.Exit(130) from None
     except typer.Exit:
         raise
+    except ResultsSpilled as e:
+        fail(escape(f"{what} {run_id} finished but could not be stored: {e}"), code=SPILLED_EXIT)
     except Exception as e:  # a bug or resource failure: record it, no traceback for the user
         _mark(store, run_id, "failed", f"{type(e).__name__}: {e}")
         fail(f"{what} {run_id} failed: {type(e).__name__}: {e}", code=1)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def notify_wait(message: str) -> None:
+    """What the store says while it waits for another process's lock on the database (on stderr)."""
+    err.print(f"[yellow]waiting:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+SPILLED_EXIT = 3
+"""Exit status of a command whose finished results went to a spill file because the database could not take them."""
 
 
 def _mark(store: ResultsDB, run_id: str, status: Literal["failed", "interrupted"], error: str) -> None:
@@ -171,9 +188,9 @@ def open_store(db: Path) -> ResultsDB:
     if not db.exists():
         fail(f"no results database at {db}; run `defection run` first or pass --db")
     try:
-        return ResultsDB(db)
+        return ResultsDB(db, notify=notify_wait)
     except ResultsError as e:
-        fail(str(e))
+        fail(escape(str(e)))
 
 
 def json_default(o: Any) -> Any:

@@ -113,12 +113,12 @@ def run(
         disable=not show_progress,
         transient=as_json,
     )
-    with recorded(db, RunMeta.from_scenario(sc)) as (store, run_id):
+    with recorded(db, RunMeta.from_scenario(sc)) as (store, run_id), store.stage_daily(run_id) as staged:
         with progress:
             task = progress.add_task("run", total=sim.days * sim.replicates)
-            result = simulate(sc, progress=lambda done, total: progress.update(task, completed=done))
+            result = simulate(sc, progress=lambda done, total: progress.update(task, completed=done), on_daily=staged)
         result.run_id = run_id
-        store.complete_run(run_id, result)
+        store.complete_run(run_id, result, staged=staged)  # the daily rows were streamed to `staged`
     if report is not None:
         _write_report(store, run_id, report)
     if as_json:

@@ -1,4 +1,4 @@
-"""`defection runs list|show|export`: browse and export stored runs."""
+"""`defection runs list|show|export|ingest`: browse and export stored runs, store spilled ones."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from defection.cli.console import DbOpt, JsonOpt, fail, open_store, out, outcome_table
+from defection.cli.console import DbOpt, JsonOpt, fail, notify_wait, open_store, out, outcome_table
 
 # defection.store (duckdb) is imported inside the commands: `defection --help` need not load it.
 
@@ -118,6 +119,30 @@ def runs_export(
         fail(str(e))
     for f in files:
         out.print(f"wrote {f}")
+
+
+@runs_app.command("ingest")
+def runs_ingest(
+    spill: Annotated[
+        Path, typer.Argument(help="A spilled run: the folder <database>.spill/<run_id> (or its spill.json).")
+    ],
+    db: DbOpt = Path("defection.duckdb"),
+) -> None:
+    """Store a run whose results were spilled to Parquet because the database was unavailable. Ingesting the same
+    spill again stores nothing twice."""
+    from defection.store import ResultsDB, ResultsError, RunNotFound  # lazy: duckdb
+
+    if not spill.exists():
+        fail(escape(f"{spill} does not exist; give the spill folder that the failed command printed"))
+    try:
+        run_id, stored = ResultsDB(db, notify=notify_wait).ingest(spill)
+    except (ResultsError, RunNotFound) as e:
+        fail(escape(str(e)))
+    if not stored:
+        out.print(escape(f"run {run_id} is already complete in {db}; nothing to do"), highlight=False)
+        return
+    rows = ", ".join(f"{n:,} {table}" for table, n in stored.items() if table != "runs")
+    out.print(escape(f"stored run {run_id} in {db} ({rows or 'no result rows'}); {spill} may now be removed"))
 
 
 def register(app: typer.Typer) -> None:

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import socket
+import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import duckdb
 import pandas as pd
@@ -37,7 +41,19 @@ date in place when opened; a newer or older one is refused. Adding a daily serie
 form (one row per outcome), so a new outcome needs no column. Bump the version only for a change that old
 files cannot be brought up to by adding columns."""
 OLDEST_READABLE_VERSION = 2  # 2 → 3 added daily series (unit_strength_p10…p90), which adding columns repairs
-LOCK_WAIT_SECONDS = 10.0
+LOCK_WAIT_SECONDS = 60.0
+"""How long an operation waits, in all, for a lock another process holds on the file before it gives up (a
+finished run's results are then spilled to Parquet beside the database, never discarded; see `ResultsDB.spill`)."""
+LOCK_WAIT_ENV = "DEFECTION_DB_LOCK_WAIT"
+"""Environment variable overriding `LOCK_WAIT_SECONDS` (seconds, >= 0)."""
+LOCK_RETRY_FIRST, LOCK_RETRY_MAX = 0.1, 8.0  # the back-off: 0.1 s, doubling, at most 8 s between attempts
+LOCK_RETRY_SILENT = 0.4  # waits shorter than this are not announced (a brief overlap with another command)
+SPILL_SUFFIX = ".spill"
+"""A run whose results cannot be written is spilled to `<database>.spill/<run_id>/`: one Parquet file per table
+and `spill.json` (see `ResultsDB.spill` and `ResultsDB.ingest`)."""
+SPILL_MANIFEST = "spill.json"
+DATA_TABLES = ("daily", "replicate_outcomes", "outcomes", "artifacts", "experiments", "experiment_outcomes")
+"""The tables that hold a run's results, keyed by run_id (besides its row in `runs`)."""
 
 LIST_COLUMNS = (
     "run_id",
@@ -125,6 +141,77 @@ class ResultsError(Exception):
     """The results database cannot be opened or used."""
 
 
+class ResultsLocked(ResultsError):
+    """Another process held the database's lock for longer than the wait allowed (`lock_wait_seconds`)."""
+
+
+class ResultsSpilled(ResultsError):
+    """A finished run could not be written to the database; its results are in a spill folder instead."""
+
+    def __init__(self, run_id: str, spill: Path, db_path: Path, reason: str):
+        self.run_id, self.spill, self.db_path, self.reason = run_id, spill, db_path, reason
+        super().__init__(
+            f"{reason}\nthe results of run {run_id} are safe in {spill}; store them with "
+            f"`defection runs ingest {spill} --db {db_path}` once the database is available (ingesting twice "
+            "stores nothing twice)"
+        )
+
+
+T = TypeVar("T")
+
+
+def lock_wait_seconds() -> float:
+    """Seconds to wait for another process's lock: $DEFECTION_DB_LOCK_WAIT if it is a number >= 0, else 60."""
+    try:
+        value = float(os.environ.get(LOCK_WAIT_ENV, "") or LOCK_WAIT_SECONDS)
+    except ValueError:
+        return LOCK_WAIT_SECONDS
+    return value if value >= 0 and value == value else LOCK_WAIT_SECONDS
+
+
+def spill_dir(db_path: Path | str) -> Path:
+    """The folder beside a database where runs that could not be written are spilled."""
+    path = Path(db_path)
+    return path.with_name(path.name + SPILL_SUFFIX)
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+def _is_lock(message: str) -> bool:
+    return "could not set lock" in message.lower() or "conflicting lock" in message.lower()
+
+
+def _lock_holder(message: str) -> str:
+    """'pid 1234' from DuckDB's lock message, or a generic phrase."""
+    found = re.search(r"\(PID (\d+)\)", message)
+    return f"pid {found.group(1)}" if found else "process unknown"
+
+
+_DAMAGE = ("checksum", "corrupt", "could not read enough bytes", "not a valid duckdb", "invalid database", "magic")
+_DENIED = ("operation not permitted", "permission denied", "read-only file system", "read-only mode")
+
+
+def describe_error(path: Path, e: BaseException, writing: bool = False) -> str:
+    """A user-facing sentence for a DuckDB error on the database at `path`: what is wrong and what to do."""
+    msg = _first_line(e)
+    low = msg.lower()
+    if any(k in low for k in _DAMAGE):
+        return (
+            f"results database {path} is damaged or truncated (DuckDB: {msg}). Move it aside "
+            f"(`mv {path} {path}.damaged`) or restore it from a backup; the next run then starts a new database "
+            "there, and stored runs can be re-created from their scenario files with `defection run`"
+        )
+    if any(k in low for k in _DENIED):
+        return (
+            f"results database {path} cannot be written: the file or its folder {path.parent} is not writable "
+            f"(DuckDB: {msg}). Reading commands (`runs list`, `runs show`, `report`, `compare`, `serve`) still "
+            "work on it; to store runs, make both writable or pass --db with a writable path"
+        )
+    return f"results database {path}: {'cannot write' if writing else 'cannot read'} (DuckDB: {msg})"
+
+
 class RunNotFound(KeyError):
     """No run (or no unique run) matches the given id or prefix."""
 
@@ -206,20 +293,98 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-class ResultsDB:
-    """A DuckDB file of runs. Opening it creates the schema if missing."""
+class DailyStage:
+    """Where a running simulation streams its daily rows (`simulate(on_daily=stage)`): each replicate's rows are
+    appended to a Parquet file in a staging folder beside the database, so they are not held in memory until the
+    end; `ResultsDB.complete_run(..., staged=stage)` then moves them into the database in the same transaction that
+    marks the run complete (a run that fails or is interrupted leaves no daily rows in the database). Use it as a
+    context manager: the staging folder is removed on leaving, whatever happened."""
 
-    def __init__(self, path: str | Path = DEFAULT_DB):
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.files: list[Path] = []
+        self.rows = 0
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def __call__(self, rows: pd.DataFrame) -> None:
+        if self._con is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._con = duckdb.connect(":memory:")
+        target = self.folder / f"daily-{len(self.files):06d}.parquet"
+        self._con.register("stage_df", rows)
+        try:
+            self._con.execute(f"COPY (SELECT * FROM stage_df) TO '{_sql_path(target)}' (FORMAT parquet)")
+        finally:
+            self._con.unregister("stage_df")
+        self.files.append(target)
+        self.rows += len(rows)
+
+    def source(self) -> str:
+        """SQL reading every staged row (in replicate, day order)."""
+        files = ", ".join(f"'{_sql_path(f)}'" for f in self.files)
+        return f"(SELECT * FROM read_parquet([{files}]) ORDER BY replicate, day)"
+
+    def close(self) -> None:
+        """Remove the staged files."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+        with suppress(OSError):  # the spill folder, if nothing else is in it
+            self.folder.parent.rmdir()
+        self.files = []
+
+    def __enter__(self) -> DailyStage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ResultsDB:
+    """A DuckDB file of runs. Opening it creates the schema if missing.
+
+    `read_only`: None (the default) opens the file read-only when it or its folder is not writable (reading works,
+    writing raises `ResultsError` naming the file), else read-write; True or False forces the mode. A read-only
+    database is not reconciled on disk: stale 'running' rows are shown as 'interrupted' without being rewritten.
+    `notify`: where the messages about waiting for another process's lock go (default: a line on stderr)."""
+
+    def __init__(
+        self,
+        path: str | Path = DEFAULT_DB,
+        read_only: bool | None = None,
+        notify: Callable[[str], None] | None = None,
+    ):
         self.path = Path(path)
+        self.notify = notify or _to_stderr
+        self._begun: dict[str, dict[str, Any]] = {}
         if not self.path.parent.exists():
             raise ResultsError(f"cannot open results database {self.path}: directory {self.path.parent} does not exist")
         if self.path.is_dir():
             raise ResultsError(f"cannot open results database {self.path}: it is a directory")
-        with self._connect() as con:
+        if self.path.exists() and not self.path.is_file():
+            raise ResultsError(f"cannot open results database {self.path}: it is not a regular file")
+        if read_only is None:
+            folder_ok = os.access(self.path.parent, os.W_OK)
+            read_only = self.path.exists() and not (folder_ok and os.access(self.path, os.W_OK))
+            if not self.path.exists() and not folder_ok:
+                raise ResultsError(
+                    f"cannot create results database {self.path}: folder {self.path.parent} is not writable; "
+                    "pass --db with a writable path"
+                )
+        self.read_only = bool(read_only)
+        if self.read_only:
+            self._check_readable()
+            return
+        with self._connect(writing=True) as con:
             for stmt in _SCHEMA:
                 con.execute(stmt)
             row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -235,30 +400,75 @@ class ResultsDB:
                 if missing or missing_runs or int(row[0]) < SCHEMA_VERSION:
                     add_missing_columns(con, missing, missing_runs)
 
+    def _check_readable(self) -> None:
+        """A read-only database must already have this version's layout: it cannot be brought up to date."""
+        with self._connect() as con:
+            tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+            if not {"meta", "runs", "daily"} <= tables:
+                raise ResultsError(f"{self.path} is not a defection results database (it has no runs table)")
+            rows = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+            if not rows or int(rows[0][0]) != SCHEMA_VERSION or missing_series(con) or missing_run_columns(con):
+                raise ResultsError(
+                    f"results database {self.path} was written by an older version of defection-lab and must be "
+                    "brought up to date, which needs write access: make the file and its folder writable and run "
+                    "any `defection runs list` once"
+                )
+
+    def _write_check(self, what: str) -> None:
+        if self.read_only:
+            raise ResultsError(
+                f"results database {self.path} is read-only (the file or its folder {self.path.parent} is not "
+                f"writable): cannot {what}. Make both writable, or pass --db with a writable path"
+            )
+
     # -- connections -------------------------------------------------------------------------------
 
-    @contextmanager
-    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One short-lived connection; waits a little if another process holds the file lock."""
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    def _open(self, writing: bool) -> duckdb.DuckDBPyConnection:
+        """A connection; while another process holds the file's lock, retry with exponential back-off (0.1 s,
+        doubling, at most 8 s) for `lock_wait_seconds()` in all, announcing each wait through `notify`. Raises
+        `ResultsLocked` when the wait is over, `ResultsError` (with what to do) for any other failure."""
+        budget = lock_wait_seconds()
+        deadline = time.monotonic() + budget
+        delay = LOCK_RETRY_FIRST
         while True:
             try:
-                con = duckdb.connect(str(self.path))
-                break
+                return duckdb.connect(str(self.path), read_only=self.read_only)
             except duckdb.Error as e:
-                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-                if "lock" in msg.lower() and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                    continue
-                raise ResultsError(f"cannot open results database {self.path}: {msg}") from e
+                msg = _first_line(e)
+                if not _is_lock(msg):
+                    raise ResultsError(describe_error(self.path, e, writing)) from e
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ResultsLocked(
+                        f"results database {self.path} is locked by another process ({_lock_holder(msg)}); gave up "
+                        f"after waiting {budget:g} s (${LOCK_WAIT_ENV} sets the wait). Close the other program "
+                        "that has the file open (a Python shell, a notebook, a DuckDB CLI) and try again"
+                    ) from e
+                wait = min(delay, left)
+                if wait >= LOCK_RETRY_SILENT:
+                    self.notify(
+                        f"results database {self.path} is locked by another process ({_lock_holder(msg)}); "
+                        f"retrying in {wait:.1f} s ({max(left, 0):.0f} s left of {budget:g} s)"
+                    )
+                time.sleep(wait)
+                delay = min(delay * 2, LOCK_RETRY_MAX)
+
+    @contextmanager
+    def _connect(self, writing: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One short-lived connection (see `_open`); a DuckDB error while it is used becomes a `ResultsError` that
+        names the file and what to do (a damaged file, a folder that is not writable)."""
+        con = self._open(writing)
         try:
             yield con
+        except duckdb.Error as e:
+            raise ResultsError(describe_error(self.path, e, writing)) from e
         finally:
-            con.close()
+            with suppress(duckdb.Error):
+                con.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._connect() as con:
+        with self._connect(writing=True) as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
@@ -272,52 +482,84 @@ class ResultsDB:
 
     def begin_run(self, meta: RunMeta) -> str:
         """Record a run as 'running' (committed at once) and return its new id."""
+        self._write_check("record a run")
         run_id = new_run_id()
-        with self._connect() as con:
-            con.execute(
-                "INSERT INTO runs (run_id, kind, status, created_at, scenario_name, scenario_hash, "
-                "scenario_json, seed, agents, represented, days, replicates, package_version, "
-                "library_versions, host, pid) "
-                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    run_id,
-                    meta.kind,
-                    _now(),
-                    meta.scenario_name,
-                    meta.scenario_hash,
-                    meta.scenario_json,
-                    meta.seed,
-                    meta.agents,
-                    meta.represented,
-                    meta.days,
-                    meta.replicates,
-                    meta.package_version,
-                    json.dumps(meta.library_versions, sort_keys=True),
-                    socket.gethostname(),
-                    os.getpid(),
-                ],
-            )
+        row: dict[str, Any] = {
+            "run_id": run_id,
+            "kind": meta.kind,
+            "status": "running",
+            "created_at": _now(),
+            "scenario_name": meta.scenario_name,
+            "scenario_hash": meta.scenario_hash,
+            "scenario_json": meta.scenario_json,
+            "seed": meta.seed,
+            "agents": meta.agents,
+            "represented": meta.represented,
+            "days": meta.days,
+            "replicates": meta.replicates,
+            "package_version": meta.package_version,
+            "library_versions": json.dumps(meta.library_versions, sort_keys=True),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+        with self._connect(writing=True) as con:
+            _insert_row(con, "runs", row)
+        self._begun[run_id] = row
         return run_id
 
-    def complete_run(self, run_id: str, result: RunResult, artifacts: dict[str, Any] | None = None) -> None:
+    def _complete(self, run_id: str, write: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run `write` (the INSERTs and the UPDATE that completes the run) in one transaction, after checking that
+        the run exists and is not complete. If the database cannot be written (locked by another process for
+        longer than `lock_wait_seconds()`, damaged, no longer writable), the same `write` fills a spill folder
+        instead (`spill`) and `ResultsSpilled` says where: finished results are never discarded."""
+        try:
+            self._write_check(f"store run {run_id}")
+            with self._transaction() as con:
+                rows = con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchall()
+                if not rows:
+                    raise RunNotFound(run_id, self.path)
+                if rows[0][0] == "complete":
+                    raise ValueError(f"run '{run_id}' is already complete; its results cannot be replaced")
+                return write(con)
+        except ResultsError as e:
+            target = self.spill(run_id, write)
+            raise ResultsSpilled(run_id, target, self.path, str(e)) from e
+
+    def stage_daily(self, run_id: str) -> DailyStage:
+        """A sink for a running simulation's daily rows (see `DailyStage`), staged in
+        `<database>.spill/.<run_id>.daily/`."""
+        return DailyStage(spill_dir(self.path) / f".{run_id}.daily")
+
+    def complete_run(
+        self,
+        run_id: str,
+        result: RunResult,
+        artifacts: dict[str, Any] | None = None,
+        staged: DailyStage | None = None,
+    ) -> None:
         """Store a run's results (and named JSON artifacts, e.g. a claims report) and mark it 'complete', all in
-        one transaction."""
-        status = self._status(run_id)
-        if status == "complete":
-            raise ValueError(f"run '{run_id}' is already complete; its results cannot be replaced")
+        one transaction. `staged`: the daily rows were streamed there during the run (`result.daily` is then
+        empty)."""
         daily = result.daily
         per_rep = result.per_replicate
         names = [c for c in per_rep.columns if c != "replicate"]
         long = per_rep.melt(id_vars="replicate", value_vars=names, var_name="outcome", value_name="value")
         table = result.outcomes()
         series = ", ".join(SERIES)
-        with self._transaction() as con:
+
+        def write(con: duckdb.DuckDBPyConnection) -> None:
             con.register("daily_df", daily)
             con.execute(
                 f"INSERT INTO daily (run_id, replicate, day, {series}) "
                 f"SELECT $rid, replicate, day, {series} FROM daily_df",
                 {"rid": run_id},
             )
+            if staged is not None and staged.files:
+                con.execute(
+                    f"INSERT INTO daily (run_id, replicate, day, {series}) "
+                    f"SELECT $rid, replicate, day, {series} FROM {staged.source()}",
+                    {"rid": run_id},
+                )
             con.register("rep_df", long)
             con.execute(
                 "INSERT INTO replicate_outcomes (run_id, replicate, outcome, value) "
@@ -350,14 +592,15 @@ class ResultsDB:
                 ],
             )
 
+        self._complete(run_id, write)
+
     def complete_artifacts(
         self, run_id: str, artifacts: dict[str, Any], outcomes: pd.DataFrame | None = None, wall_seconds: float = 0.0
     ) -> None:
         """Complete a run that produced named JSON artifacts (a calibration, a backtest) rather than daily series,
         with an optional outcomes table (outcome, median, p05, p95, mean), all in one transaction."""
-        if self._status(run_id) == "complete":
-            raise ValueError(f"run '{run_id}' is already complete; its results cannot be replaced")
-        with self._transaction() as con:
+
+        def write(con: duckdb.DuckDBPyConnection) -> None:
             if outcomes is not None and not outcomes.empty:
                 con.register("out_df", outcomes[["outcome", "median", "p05", "p95", "mean"]])
                 con.execute(
@@ -371,6 +614,8 @@ class ResultsDB:
                 "UPDATE runs SET status = 'complete', finished_at = ?, wall_seconds = ?, error = NULL WHERE run_id = ?",
                 [_now(), float(wall_seconds), run_id],
             )
+
+        self._complete(run_id, write)
 
     def complete_sweep(
         self,
@@ -387,12 +632,11 @@ class ResultsDB:
         and the counts, and mark the run complete, all in one transaction. The parts must hold each of the
         `planned` experiments exactly once, else nothing is stored. DuckDB reads the parts itself, so memory
         does not grow with the number of experiments. Returns {planned, done, ok, failed}."""
-        if self._status(run_id) == "complete":
-            raise ValueError(f"run '{run_id}' is already complete; its results cannot be replaced")
         if not parts:
             raise ValueError(f"sweep {run_id} has no result parts to ingest")
         files = "[" + ", ".join(f"'{_sql_path(Path(p))}'" for p in parts) + "]"
-        with self._transaction() as con:
+
+        def write(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
             con.execute(f"CREATE TEMP VIEW sweep_parts AS SELECT * FROM read_parquet({files})")
             try:
                 rows, distinct, lo, hi, ok, failed = con.execute(
@@ -435,7 +679,9 @@ class ResultsDB:
                 "UPDATE runs SET status = 'complete', finished_at = ?, wall_seconds = ?, error = NULL WHERE run_id = ?",
                 [_now(), float(wall_seconds), run_id],
             )
-        return counts
+            return counts
+
+        return self._complete(run_id, write)
 
     def experiments(self, run_id: str, params: bool = True) -> pd.DataFrame:
         """A sweep's experiments, one row each in experiment order: experiment, status, error, wall_seconds, one
@@ -497,33 +743,131 @@ class ResultsDB:
         """Mark a run that did not complete as 'failed' or 'interrupted'."""
         if status not in ("failed", "interrupted"):
             raise ValueError(f"status must be 'failed' or 'interrupted', not {status!r}")
+        self._write_check(f"record run {run_id} as {status}")
         if self._status(run_id) == "complete":
             raise ValueError(f"run '{run_id}' is complete; it cannot be marked {status}")
-        with self._connect() as con:
+        with self._connect(writing=True) as con:
             con.execute(
                 "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?",
                 [status, error, _now(), run_id],
             )
 
-    def reconcile(self) -> list[str]:
-        """Mark 'running' rows of this host whose process is gone as 'interrupted'; return their ids."""
+    def _stale(self, con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+        """The 'running' runs of this host whose process is gone, each with why it ended (its results may have
+        been spilled: then where, and how to store them)."""
         host = socket.gethostname()
-        with self._connect() as con:
-            rows = con.execute("SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", [host]).fetchall()
-            stale = [rid for rid, pid in rows if pid is None or not pid_alive(int(pid))]
-            for rid in stale:
-                con.execute(
-                    "UPDATE runs SET status = 'interrupted', finished_at = ?, "
-                    "error = coalesce(error, 'process ended before the run completed') "
-                    "WHERE run_id = ? AND status = 'running'",
-                    [_now(), rid],
+        rows = con.execute("SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", [host]).fetchall()
+        stale: dict[str, str] = {}
+        for rid, pid in rows:
+            if pid is None or not pid_alive(int(pid)):
+                spilled = spill_dir(self.path) / str(rid)
+                stale[str(rid)] = (
+                    f"the results could not be written and were spilled to {spilled}; store them with "
+                    f"`defection runs ingest {spilled} --db {self.path}`"
+                    if (spilled / SPILL_MANIFEST).is_file()
+                    else "process ended before the run completed"
                 )
         return stale
+
+    def reconcile(self) -> list[str]:
+        """Mark 'running' rows of this host whose process is gone as 'interrupted'; return their ids. A read-only
+        database is left as it is (its readers show such rows as interrupted, see `list_runs`)."""
+        if self.read_only:
+            return []
+        with self._connect(writing=True) as con:
+            stale = self._stale(con)
+            for rid, why in stale.items():
+                shutil.rmtree(spill_dir(self.path) / f".{rid}.daily", ignore_errors=True)  # its staged daily rows
+                con.execute(
+                    "UPDATE runs SET status = 'interrupted', finished_at = ?, error = coalesce(error, ?) "
+                    "WHERE run_id = ? AND status = 'running'",
+                    [_now(), why, rid],
+                )
+        return list(stale)
+
+    # -- spilling ------------------------------------------------------------------------------------
+
+    def spill(self, run_id: str, write: Callable[[duckdb.DuckDBPyConnection], Any]) -> Path:
+        """Write a run's results to `<database>.spill/<run_id>/` (or, if that folder cannot be written, the same
+        under the system's temporary folder) instead of the database: `write` runs against an in-memory database
+        of the same layout holding the run's row, and each table's rows for the run go to `<table>.parquet`, with
+        `spill.json` describing them. The folder appears complete or not at all (written beside, then renamed).
+        `ingest` stores it. Returns the folder."""
+        mem = duckdb.connect(":memory:")
+        try:
+            for stmt in _SCHEMA:
+                mem.execute(stmt)
+            begun = self._begun.get(run_id)
+            _insert_row(mem, "runs", begun if begun is not None else {"run_id": run_id, "status": "running"})
+            write(mem)
+            errors: list[str] = []
+            for base in (spill_dir(self.path), Path(tempfile.gettempdir()) / f"defection{SPILL_SUFFIX}"):
+                try:
+                    return _write_spill(mem, base, run_id, self.path, full=begun is not None)
+                except (OSError, duckdb.Error) as e:
+                    errors.append(f"{base}: {_first_line(e)}")
+            raise ResultsError(f"run {run_id}: could not spill its results either ({'; '.join(errors)})")
+        finally:
+            mem.close()
+
+    def ingest(self, path: str | Path) -> tuple[str, dict[str, int]]:
+        """Store a spilled run (a folder written by `spill`, or its `spill.json`) and mark it complete, in one
+        transaction. Idempotent: a run that is already complete is left as it is (returns empty counts). Returns
+        (run_id, rows stored per table)."""
+        folder = Path(path)
+        if folder.is_file():
+            folder = folder.parent
+        manifest_path = folder / SPILL_MANIFEST
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            run_id, tables, full = str(manifest["run_id"]), dict(manifest["tables"]), bool(manifest["full"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ResultsError(
+                f"{folder} is not a spilled run (its {SPILL_MANIFEST} cannot be read: {type(e).__name__}: {e})"
+            ) from e
+        unknown = sorted(set(tables) - set(DATA_TABLES) - {"runs"})
+        if unknown or not all((folder / f"{t}.parquet").is_file() for t in tables):
+            raise ResultsError(f"{folder}: the spill is incomplete or has unknown tables ({', '.join(unknown)})")
+        self._write_check(f"ingest {folder}")
+        stored: dict[str, int] = {}
+        with self._transaction() as con:
+            found = con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchall()
+            row = found[0] if found else None
+            if row is not None and row[0] == "complete":
+                return run_id, {}
+            runs_file = _sql_path(folder / "runs.parquet")
+            if row is None:
+                if not full:
+                    raise ResultsError(
+                        f"run {run_id} is not in {self.path} and {folder} holds only its results, not its "
+                        f"description: ingest it into the database it was spilled from ({manifest.get('database')})"
+                    )
+                con.execute(f"INSERT INTO runs BY NAME SELECT * FROM read_parquet('{runs_file}')")
+            else:
+                cols = [c for c in _columns(con, "runs") if c != "run_id"]
+                spilled = con.execute(f"SELECT * FROM read_parquet('{runs_file}') LIMIT 0").description
+                have = {d[0] for d in spilled}
+                sets = ", ".join(f"{c} = coalesce(s.{c}, runs.{c})" for c in cols if c in have)
+                con.execute(
+                    f"UPDATE runs SET {sets} FROM read_parquet('{runs_file}') AS s WHERE runs.run_id = s.run_id"
+                )
+            con.execute("UPDATE runs SET error = NULL WHERE run_id = ? AND status = 'complete'", [run_id])
+            for table in DATA_TABLES:
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])  # nothing partial stays
+                if table in tables:
+                    source = _sql_path(folder / f"{table}.parquet")
+                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet('{source}')")
+                    stored[table] = int(tables[table])
+            status = con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchall()
+            if not status or status[0][0] != "complete":
+                raise ResultsError(f"{folder}: the spilled run {run_id} is not marked complete; nothing was stored")
+        return run_id, stored
 
     # -- reading -----------------------------------------------------------------------------------
 
     def list_runs(self, limit: int | None = None) -> pd.DataFrame:
-        """Runs, newest first (stale 'running' rows are reconciled first)."""
+        """Runs, newest first (stale 'running' rows are reconciled first; on a read-only database they are shown
+        as 'interrupted' without being rewritten)."""
         self.reconcile()
         sql = f"SELECT {', '.join(LIST_COLUMNS)} FROM runs ORDER BY created_at DESC, run_id"
         params: list[Any] = []
@@ -531,7 +875,11 @@ class ResultsDB:
             sql += " LIMIT ?"
             params.append(int(limit))
         with self._connect() as con:
-            return con.execute(sql, params).df()
+            df = con.execute(sql, params).df()
+            stale = self._stale(con) if self.read_only else {}
+        if stale:
+            df.loc[df["run_id"].isin(list(stale)), "status"] = "interrupted"
+        return df
 
     def resolve(self, run_id: str) -> str:
         """The full id of a run given its id or a unique prefix."""
@@ -564,6 +912,11 @@ class ResultsDB:
         if row is None:
             raise RunNotFound(run_id, self.path)
         out = dict(zip(cols, row, strict=True))
+        if self.read_only and out["status"] == "running":
+            with self._connect() as con:
+                why = self._stale(con).get(rid)
+            if why is not None:
+                out["status"], out["error"] = "interrupted", out["error"] or why
         out["library_versions"] = json.loads(out["library_versions"] or "{}")
         return out
 
@@ -646,6 +999,46 @@ class ResultsDB:
         target.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
         written.append(target)
         return written
+
+
+def _insert_row(con: duckdb.DuckDBPyConnection, table: str, row: dict[str, Any]) -> None:
+    names = list(row)
+    con.execute(
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+        [row[n] for n in names],
+    )
+
+
+def _write_spill(mem: duckdb.DuckDBPyConnection, base: Path, run_id: str, db_path: Path, full: bool) -> Path:
+    """Copy the in-memory database's tables (one run's rows) to `<base>/<run_id>/`, atomically; see `spill`."""
+    base.mkdir(parents=True, exist_ok=True)
+    target = base / run_id
+    staging = base / f".{run_id}.{os.getpid()}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        tables: dict[str, int] = {}
+        for table in ("runs", *DATA_TABLES):
+            rows = int(mem.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+            if table == "runs" or rows:
+                mem.execute(f"COPY {table} TO '{_sql_path(staging / f'{table}.parquet')}' (FORMAT parquet)")
+                tables[table] = rows
+        manifest = {
+            "format": 1,
+            "run_id": run_id,
+            "database": str(db_path.resolve()),
+            "spilled_at": _now().isoformat(),
+            "full": full,
+            "tables": tables,
+        }
+        (staging / SPILL_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        if target.exists():  # an earlier spill of the same run (it cannot have completed twice): keep the newest
+            shutil.rmtree(target)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
 
 
 def _ordered(names: list[str]) -> list[str]:

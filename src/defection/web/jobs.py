@@ -110,9 +110,11 @@ def run_job(db_path: str, run_id: str, scenario_json: str, conn: Connection) -> 
                 conn.send(("progress", done, total))
                 last = now
 
-        result = simulate(sc, progress=progress)
-        result.run_id = run_id
-        ResultsDB(db_path).complete_run(run_id, result)
+        store = ResultsDB(db_path)
+        with store.stage_daily(run_id) as staged:  # daily rows streamed to Parquet, stored with the run at the end
+            result = simulate(sc, progress=progress, on_daily=staged)
+            result.run_id = run_id
+            store.complete_run(run_id, result, staged=staged)
         conn.send(("done", float(result.wall_seconds)))
     except BaseException as e:
         with suppress(OSError, ValueError):
