@@ -21,8 +21,10 @@ import defection
 from defection.engine import RunResult
 from defection.store import ResultsDB, RunMeta
 
+from .processes import HANG_GUARD
+
 LOCK_WAIT = "3"  # seconds the store waits for another process's lock in these tests ($DEFECTION_DB_LOCK_WAIT)
-GENEROUS = 600.0  # the longest any subprocess may take here: a hang guard, never a speed test
+GENEROUS = HANG_GUARD  # the longest any subprocess may take here: a hang guard, never a speed test
 
 
 @pytest.fixture(scope="module")
@@ -292,7 +294,7 @@ def test_serve_on_a_damaged_database_refuses_to_start_with_a_clear_message(tmp_p
     db = tmp_path / "runs.duckdb"
     _stored(db, result, runs=1)
     _damage(db, "corrupted")
-    r = _run("serve", "--db", str(db), "--port", "0", "--no-posterior", timeout=300)
+    r = _run("serve", "--db", str(db), "--port", "0", "--no-posterior")
     assert r.returncode == 2, r.stderr
     _no_traceback(r)
     assert f"results database {db} is damaged or truncated" in " ".join(r.stderr.split())
