@@ -10,13 +10,12 @@ import sys
 import time
 from typing import Annotated, Any
 
-import numba
 import typer
 from rich.table import Table
 
 from defection.cli.console import JsonOpt, fail, out
-from defection.engine import simulate
-from defection.scenario import default_scenario
+
+# numba and the engine are imported inside `run_bench`: `defection --help` and `defection check` need neither.
 
 
 def machine_description() -> str:
@@ -39,6 +38,11 @@ def run_bench(agents: int = 1_000_000, days: int = 100, repeats: int = 3) -> dic
     The force is enlarged to at least `agents` soldiers so that any agent count is valid; population
     synthesis is included in the time, as in a real run.
     """
+    import numba
+
+    from defection.engine import simulate
+    from defection.scenario import default_scenario
+
     sc = default_scenario()
     sc.force.soldiers = max(sc.force.soldiers, agents)
     simulate(sc, replicates=1, days=2, agents=sc.force.company_size * 10, seed=1)  # JIT/cache warm-up

@@ -11,11 +11,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.table import Table
 
-from defection.calibrate.cases import Case, CaseError, load_case, load_cases
 from defection.cli.console import (
     DbOpt,
     JsonOpt,
@@ -26,11 +24,14 @@ from defection.cli.console import (
     out,
     recorded,
 )
-from defection.engine import library_versions, package_version
 
-# defection.store (duckdb) and calibrate.abc/backtest (pyABC, matplotlib) are imported inside the commands that
-# use them, so that `defection --help` and `defection cases` do not load them.
+# defection.store (duckdb), calibrate.abc/backtest (pyABC, matplotlib), the case library (pydantic), the engine
+# (numba, scipy) and pandas are imported inside the commands that use them, so that `defection --help` does not
+# load them (and `defection cases` only the case library).
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from defection.calibrate.cases import Case
     from defection.store import RunMeta
 
 # ----------------------------------------------------------------------------- cases, calibrate, backtest
@@ -66,6 +67,8 @@ CPUS = max(1, os.cpu_count() or 1)
 
 
 def _cases(folder: Path | None, only: list[str] | None = None) -> list[Case]:
+    from defection.calibrate.cases import CaseError, load_cases  # lazy: see the note at the top
+
     try:
         return load_cases(folder, only)
     except CaseError as e:
@@ -106,6 +109,8 @@ def cases_list(folder: CasesOpt = None, as_json: JsonOpt = False) -> None:
 @cases_app.command("check")
 def cases_check(files: Annotated[list[Path], typer.Argument(help="Case TOML files.")]) -> None:
     """Validate case files and say what is wrong."""
+    from defection.calibrate.cases import CaseError, load_case  # lazy: see the note at the top
+
     bad = []
     for f in files:
         try:
@@ -118,7 +123,8 @@ def cases_check(files: Annotated[list[Path], typer.Argument(help="Case TOML file
 
 
 def _calibration_meta(kind: str, cases: list[Case], settings: dict[str, Any]) -> RunMeta:
-    from defection.store import RunMeta  # lazy: duckdb (see the note at the top)
+    from defection.engine import library_versions, package_version  # lazy: see the note at the top
+    from defection.store import RunMeta
 
     spec = {"cases": [c.id for c in cases], "settings": settings}
     text = json.dumps(spec, sort_keys=True)
@@ -267,7 +273,9 @@ def calibrate(
     out.print(f"wrote {written}; stored as run [bold]{run_id}[/] in {db}")
 
 
-def _calibration_outcomes(cal: Any) -> Any:
+def _calibration_outcomes(cal: Any) -> pd.DataFrame:
+    import pandas as pd  # lazy: see the note at the top
+
     rows = [
         {
             "outcome": f"param:{r['parameter']}",

@@ -6,7 +6,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -25,15 +25,12 @@ from defection.cli.console import (
     recorded,
     warn_resolution,
 )
-from defection.scenario import (
-    Scenario,
-    ScenarioError,
-    with_overrides,
-)
-from defection.scenario.posterior import Posterior, PosteriorError, shipped_posterior_path
 
-# defection.claims and defection.store (duckdb) are imported inside the commands: `defection --help` need not
-# load them.
+# defection.claims, defection.store (duckdb), the scenario (pydantic) and the posterior (numpy) are imported inside
+# the commands: `defection --help` need not load them.
+if TYPE_CHECKING:
+    from defection.scenario import Scenario
+    from defection.scenario.posterior import Posterior
 
 # ----------------------------------------------------------------------------- claims
 VERDICT_STYLE = {"supported": "bold green", "not supported": "bold red"}
@@ -66,6 +63,7 @@ def claims(
     """Test each claim of the proposal on the simulator: numbers with 90% intervals, a verdict, the parameters
     that decide it, and the best alternative design for a failing claim."""
     from defection.claims import run_claims  # lazy: see the note at the top
+    from defection.scenario import ScenarioError, with_overrides
     from defection.store import RunMeta  # lazy: duckdb
 
     if posterior is not None and no_posterior:
@@ -136,6 +134,8 @@ def claims(
 def choose_posterior(sc: Scenario, posterior: Path | None, no_posterior: bool) -> tuple[Posterior | None, str]:
     """The posterior `claims` and `predict` use: --posterior, else the scenario's, else the shipped calibrated model
     (unless --no-posterior, which gives the scenario's hand-tuned values)."""
+    from defection.scenario.posterior import Posterior, PosteriorError, shipped_posterior_path  # lazy: numpy
+
     if no_posterior:
         return None, "scenario values (--no-posterior)"
     try:

@@ -29,11 +29,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from defection.model.outputs import OUTCOMES
-from defection.model.population import resolution_warning
-from defection.scenario import Scenario, ScenarioError, load_scenario
-
+# The scenario (pydantic), the model's declarations and the store (duckdb) are imported where they are used:
+# `defection --help` loads none of them (docs/performance.md, "Start-up").
 if TYPE_CHECKING:
+    from defection.scenario import Scenario
     from defection.store import ResultsDB, RunMeta
 
 
@@ -76,6 +75,8 @@ def warn(message: str) -> None:
 
 def warn_resolution(agents: int, company_size: int, what: str = "") -> None:
     """Warn when `agents` is too few for resolution-independent outcomes (model.population.MIN_RESOLVED_COMPANIES)."""
+    from defection.model.population import resolution_warning  # lazy: numba, which `--help` and `check` skip
+
     message = resolution_warning(agents, company_size)
     if message is not None:
         warn(f"{what}{message}")
@@ -83,6 +84,8 @@ def warn_resolution(agents: int, company_size: int, what: str = "") -> None:
 
 def load_or_fail(path: Path | None, *, posterior: bool = True) -> Scenario:
     """The scenario file, or a clean error; `posterior=False` ignores a posterior the file names."""
+    from defection.scenario import ScenarioError, load_scenario  # lazy: see the note at the top
+
     try:
         return load_scenario(path, posterior=posterior)
     except ScenarioError as e:
@@ -167,6 +170,8 @@ def fmt(name: str, v: float | None) -> str:
 
 
 def outcome_table(rows: list[dict[str, Any]], title: str) -> Table:
+    from defection.model.outputs import OUTCOMES  # lazy: see the note at the top
+
     table = Table(title=title, title_justify="left")
     table.add_column("outcome", no_wrap=True)
     table.add_column("median", justify="right")

@@ -9,19 +9,25 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from defection.calibrate.cases import Case, CaseError, load_case
 from defection.cli.claims import choose_posterior
 from defection.cli.console import JsonOpt, NoPosteriorOpt, PosteriorOpt, fail, fmt, json_default, out
+
+# The case library (pydantic, the scenario) and the engine are imported inside the commands: `defection --help` needs
+# neither.
+if TYPE_CHECKING:
+    from defection.calibrate.cases import Case
 
 PREDICTION_KEYS = ("case", "outcome", "observed", "median", "p05", "p95", "p25", "p75", "inside_90")
 
 
 def _load(files: list[Path]) -> list[Case]:
+    from defection.calibrate.cases import CaseError, load_case  # lazy: see the note at the top
+
     cases, bad = [], []
     for f in files:
         try:

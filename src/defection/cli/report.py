@@ -16,14 +16,14 @@ from rich.table import Table
 from rich.text import Text
 
 from defection.cli.console import fail, open_store, out
-from defection.report.comparison import Comparison, load_comparison
 from defection.report.errors import ReportError
 
-# defection.report.html and .png (plotly, kaleido) and defection.store (duckdb) are imported inside the commands:
-# `defection --help` and the other commands need neither.
+# defection.report.html and .png (plotly, kaleido), defection.report.comparison (pandas) and defection.store
+# (duckdb) are imported inside the commands: `defection --help` and the other commands need none of them.
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
+    from defection.report.comparison import Comparison
     from defection.store import ResultsDB
 
 DbOpt = Annotated[Path, typer.Option("--db", help="Results database (DuckDB file).")]
@@ -129,7 +129,8 @@ def compare(
 ) -> None:
     """Compare runs side by side: each outcome's median and 90% interval per run, and each run's difference from
     the first, paired replicate by replicate where the runs share seed and replicates (common random numbers)."""
-    from defection.store import ResultsError, RunNotFound  # lazy: duckdb (see the note at the top)
+    from defection.report.comparison import load_comparison  # lazy: see the note at the top
+    from defection.store import ResultsError, RunNotFound
 
     if len(runs) < 2:
         _fail("compare needs at least two run ids")

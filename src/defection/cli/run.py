@@ -26,20 +26,11 @@ from defection.cli.console import (
     warn_resolution,
 )
 from defection.cli.size import YesOpt, check_size
-from defection.engine import simulate
 from defection.report import ReportError
-from defection.scenario import (
-    ScenarioError,
-    iter_params,
-    registry_markdown,
-    scenario_to_toml,
-    with_overrides,
-    with_posterior,
-)
-from defection.scenario.posterior import shipped_posterior_path
 
-# defection.store (duckdb) and the HTML report (plotly) are imported inside the commands: `defection --help` and
-# `defection check` need neither.
+# defection.store (duckdb), the HTML report (plotly), the engine (numba, pandas, scipy), the posterior (numpy) and
+# the scenario (pydantic) are imported inside the commands: `defection --help` needs none of them, and `defection
+# check` only the scenario.
 if TYPE_CHECKING:
     from defection.store import ResultsDB
 
@@ -68,7 +59,10 @@ def run(
 ) -> None:
     """Simulate a scenario, print median and 90% interval of each outcome, and store the run. A run estimated to take
     over an hour, or more memory than the machine has available, is refused unless --yes is given."""
-    from defection.store import RunMeta  # lazy: see the note at the top
+    from defection.engine import simulate  # lazy: see the note at the top
+    from defection.scenario import ScenarioError, with_overrides, with_posterior
+    from defection.scenario.posterior import shipped_posterior_path
+    from defection.store import RunMeta
 
     if report is not None and (not report.parent.exists() or report.is_dir()):
         fail(
@@ -159,6 +153,8 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write the default scenario as a commented TOML file to start from."""
+    from defection.scenario import scenario_to_toml  # lazy: see the note at the top
+
     if path.exists() and not force:
         fail(f"{path} exists; pass --force to overwrite it")
     if not path.parent.exists():
@@ -178,6 +174,8 @@ def params(
     markdown: Annotated[bool, typer.Option("--markdown", help="Print docs/parameters.md.")] = False,
 ) -> None:
     """Every parameter with unit, default, range and source."""
+    from defection.scenario import iter_params, registry_markdown  # lazy: see the note at the top
+
     if markdown:
         sys.stdout.write(registry_markdown())
         return

@@ -15,23 +15,22 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from defection.cli import console
-from defection.engine import library_versions, package_version
-from defection.explore.spec import Factor, Spec, load_spec
-from defection.model.outputs import OPEN_ENDED, OUTCOMES
-from defection.scenario import Scenario, ScenarioError
 
-# The rest of defection.explore (SALib, Dask, Optuna, EMA Workbench) and defection.store (duckdb) are imported
-# inside the commands that use them: together they take about 0.3 s, which `defection --help` need not pay.
+# defection.explore (SALib, Dask, Optuna, EMA Workbench; the spec and the scenario: pydantic), the engine (numba,
+# scipy), numpy, pandas and defection.store (duckdb) are imported inside the functions that use them: together they
+# take seconds, which `defection --help` need not pay.
 if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
     from distributed import Client
 
+    from defection.explore.spec import Factor, Spec
+    from defection.scenario import Scenario
     from defection.store import RunMeta
 
 SpecArg = Annotated[Path, typer.Argument(help="Exploration spec (TOML): experiment, uncertainties, levers, outcomes.")]
@@ -64,6 +63,9 @@ def _fail(message: str) -> NoReturn:
 
 
 def _load(path: Path) -> tuple[Spec, Scenario]:
+    from defection.explore.spec import load_spec  # lazy: pydantic (see the note at the top)
+    from defection.scenario import ScenarioError
+
     try:
         spec, base = load_spec(path)
     except ScenarioError as e:  # SpecError too; also a bad base scenario
@@ -73,7 +75,8 @@ def _load(path: Path) -> tuple[Spec, Scenario]:
 
 
 def _meta(kind: str, spec: Spec, base: Scenario, options: dict[str, Any]) -> RunMeta:
-    from defection.store import RunMeta  # lazy: duckdb (see the note at the top)
+    from defection.engine import library_versions, package_version  # lazy: see the note at the top
+    from defection.store import RunMeta
 
     ex = spec.experiment
     text = json.dumps(
@@ -117,6 +120,8 @@ def _changes(factors: list[Factor], units: np.ndarray) -> list[dict[str, Any]]:
 
 
 def _check_outcome(name: str, option: str) -> None:
+    from defection.model.outputs import OUTCOMES  # lazy: see the note at the top
+
     if name not in OUTCOMES:
         _fail(f"{option} {name!r} is not an outcome; allowed: {', '.join(OUTCOMES)}")
 
@@ -130,6 +135,9 @@ def _fmt(name: str, v: Any) -> str:
 
 
 def _summary_frame(summary: dict[str, dict[str, float | None]]) -> pd.DataFrame:
+    import numpy as np  # lazy: see the note at the top
+    import pandas as pd
+
     rows = [
         {"outcome": k, **{s: (np.nan if v.get(s) is None else v[s]) for s in ("median", "p05", "p95", "mean")}}
         for k, v in summary.items()
@@ -149,6 +157,8 @@ def sensitivity_command(
     scheduler: str | None,
 ) -> None:
     # lazy: see the note at the top
+    import numpy as np
+
     from defection.explore import sensitivity as sa
     from defection.explore.design import base_json, salib_problem, settings, unit_design
     from defection.explore.optimize import evaluate
@@ -219,6 +229,8 @@ def sensitivity_command(
 
 
 def _index_cell(row: dict[str, Any], col: str) -> str:
+    import numpy as np  # lazy: see the note at the top
+
     v, conf = row[col], row.get(col + "_conf")
     if v is None or not np.isfinite(v):
         return "–"
@@ -247,6 +259,8 @@ def optimize_command(
 
     spec, base = _load(spec_path)
     _check_outcome(target_outcome, "--target-outcome")
+    from defection.model.outputs import OPEN_ENDED
+
     if target_outcome in OPEN_ENDED:
         _fail(
             f"--target-outcome {target_outcome} can be 'never' (infinite); choose a finite outcome such as "
@@ -391,6 +405,9 @@ def discover_command(
     scheduler: str | None,
 ) -> None:
     # lazy: see the note at the top
+    import numpy as np
+    import pandas as pd
+
     from defection.explore import discover as disc
     from defection.explore.design import base_json, settings, unit_design
     from defection.explore.optimize import evaluate

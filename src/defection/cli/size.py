@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from defection.cli.console import fail, warn
-from defection.model.size import available_memory, describe, scenario_size, size_problems
-from defection.scenario import Scenario
+
+if TYPE_CHECKING:
+    from defection.scenario import Scenario
 
 YesOpt = Annotated[
     bool,
@@ -23,6 +24,9 @@ YesOpt = Annotated[
 def check_size(sc: Scenario, yes: bool) -> None:
     """Refuse (exit 2, nothing recorded) a run whose estimate is over the limits of `model.size`, with the estimate
     and what to change; with `yes`, warn and go on."""
+    # lazy: model.size reads model.population, which loads numba; `defection --help` needs neither
+    from defection.model.size import available_memory, describe, scenario_size, size_problems
+
     size = scenario_size(sc)
     problems = size_problems(size, available_memory())
     if not problems:

@@ -19,14 +19,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from defection.analysis import json_safe
 from defection.cli.console import Reporter, fail, open_store, out, recorded, warn_resolution
 from defection.cli.console import fmt as _fmt
-from defection.engine import library_versions, package_version
-from defection.scenario import ScenarioError
 
-# defection.explore.sweep (Dask, pyarrow, duckdb) and defection.store are imported inside the command:
-# `defection --help` need not load them.
+# defection.explore.sweep (Dask, pyarrow, duckdb), defection.store, the engine, defection.analysis (numba, pandas)
+# and the scenario (pydantic) are imported inside the functions that use them: `defection --help` need not load them.
 if TYPE_CHECKING:
     from defection.explore.sweep import SweepFolder
     from defection.store import ResultsDB
@@ -115,6 +112,8 @@ def sweep(
     common random numbers) on Dask; stream results to Parquet parts in --out and store them in the database as
     a run of kind 'sweep' (tables `experiments` and `experiment_outcomes`)."""
     # lazy: see the note at the top
+    from defection.analysis import json_safe
+    from defection.engine import library_versions, package_version
     from defection.explore.sweep import (
         SweepError,
         SweepFolder,
@@ -124,6 +123,7 @@ def sweep(
         run_sweep,
         stored_run,
     )
+    from defection.scenario import ScenarioError
     from defection.store import RunMeta
 
     t_start = time.perf_counter()
@@ -247,6 +247,8 @@ def sweep(
 def _report_complete(store: ResultsDB, run_id: str, name: str, folder: SweepFolder, db: Path, as_json: bool) -> None:
     """`--resume` of a sweep whose experiments are all in its folder and already stored as `run_id`: say so (one
     JSON object with --json); nothing is run or stored."""
+    from defection.analysis import json_safe  # lazy: see the note at the top
+
     counts = store.artifact(run_id, "counts") or {}
     if as_json:
         payload = {

@@ -17,7 +17,6 @@ import typer
 
 from defection.cli.claims import choose_posterior
 from defection.cli.console import NoPosteriorOpt, PosteriorOpt, err, fail
-from defection.scenario import default_scenario
 from defection.web.limits import (
     LOOPBACK_NAMES,
     MAX_CONNECTIONS,
@@ -154,6 +153,7 @@ def serve(
     # lazy: uvicorn, FastAPI and duckdb take about 0.25 s to import; only `defection serve` needs them
     import uvicorn
 
+    from defection.scenario import default_scenario
     from defection.store import ResultsError
     from defection.web.app import create_app
     from defection.web.load import server_config

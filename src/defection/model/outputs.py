@@ -1,8 +1,9 @@
 """What the model outputs, declared once: soldier statuses, per-company counters, the daily series and the
 outcomes (docs/model.md §Outcomes).
 
-This is the bottom of the model: it imports only the scenario (for ``TYPE_NAMES``) and numpy, so every
-other module (the kernels, the daily loop, the store, the report, the CLI) reads its names from here.
+This is the bottom of the model: it imports only the scenario (for ``TYPE_NAMES``; numpy only for a type
+hint, so the CLI reads it without loading numpy), so every other module (the kernels, the daily loop, the
+store, the report, the CLI) reads its names from here.
 Numeric values follow from the order of the tuples below; they are part of the stored results and of the
 golden files, so **append, never reorder**. The Numba kernels need statuses and counter columns as
 compile-time constants: they are exported as plain module-level ``int`` s (``C_ARRIVED``, ``SERVING``, …)
@@ -22,10 +23,12 @@ Recipes:
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from defection.scenario import TYPE_NAMES, Scenario
+
+if TYPE_CHECKING:
+    import numpy as np  # only in a type: the CLI reads these names without loading numpy
 
 # -- soldiers -------------------------------------------------------------------------------------------
 
@@ -243,7 +246,7 @@ OUTCOMES = {
 OPEN_ENDED = {"days_to_target", "cost_per_genuine_defector_usd"}
 """Outcomes whose 'never' is stored as NaN and read as +∞ (shown as none)."""
 
-OutcomeFromDaily = Callable[[np.ndarray, Scenario], float]
+OutcomeFromDaily = Callable[["np.ndarray", Scenario], float]
 """An outcome computed from one replicate's daily array (days × ``SERIES``, indexed with ``COL``) and its
 scenario."""
 DERIVED_OUTCOMES: dict[str, OutcomeFromDaily] = {}

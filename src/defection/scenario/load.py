@@ -7,7 +7,6 @@ from pathlib import Path
 from defection.scenario.build import default_scenario, scenario_from_dict
 from defection.scenario.errors import _MISSING, Problem, ScenarioError
 from defection.scenario.files import InputFileError, read_toml
-from defection.scenario.posterior import Posterior, PosteriorError
 from defection.scenario.schema import Scenario
 
 
@@ -35,6 +34,9 @@ def with_posterior(
 ) -> Scenario:
     """The scenario with `simulation.posterior` set to a checked, absolute path of a posterior file (a relative
     path is taken from `base`, the scenario file's folder)."""
+    # lazy: numpy; a scenario without a posterior loads without it (`defection check` and `--help` start faster)
+    from defection.scenario.posterior import Posterior, PosteriorError
+
     path = ((base or Path.cwd()) / posterior).resolve()
     try:
         Posterior.load(path)
