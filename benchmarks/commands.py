@@ -45,7 +45,8 @@ time (cProfile's tottime), by where the function lives:
   the numpy calls it makes;
 * `pandas`: pandas and pyarrow; `database`: duckdb and defection.store;
 * `numba dispatch`: numba and llvmlite (argument typing on each replicate's first call of a kernel);
-* `imports`: importlib (modules the command imports on first use); `other`: everything else.
+* `imports`: importlib (modules the command imports on first use); `other`: everything else (Typer's parsing,
+  Rich's progress display, the standard library).
 
 A profile inflates Python-heavy parts relative to compiled code (each Python call is timed), so the shares are
 indicative; the wall times and throughputs are from the unprofiled processes. The machine's load is printed with
