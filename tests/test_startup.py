@@ -83,6 +83,7 @@ assert "defection.engine" not in sys.modules and "numba" not in sys.modules, "im
 from defection import RunResult, Scenario, simulate
 from defection import engine, scenario
 assert simulate is engine.simulate and RunResult is engine.RunResult and Scenario is scenario.Scenario
+assert "scipy.stats" not in sys.modules, "the engine loaded scipy.stats (needed in best-response mode only)"
 assert set(defection.__all__) <= set(dir(defection))
 try:
     defection.no_such_name
@@ -96,7 +97,7 @@ print("names ok")
 
 def test_package_loads_the_engine_on_first_use() -> None:
     """`import defection` (as every submodule import does first) loads no engine; its public names, imported on
-    first use, are still the engine's and the scenario's own."""
+    first use, are still the engine's and the scenario's own; the engine itself loads no scipy.stats (1 s)."""
     modules, stdout = imported(["-c", PACKAGE_NAMES])
     assert stdout.strip() == "names ok"
     assert "numba" in modules  # `simulate` brought the engine in

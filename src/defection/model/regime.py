@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.stats import qmc
 
 from defection.model.parameters import EngineParams, class_monitors, per_month_to_per_day, reach_with_blocking
 from defection.scenario import Scenario
@@ -94,6 +93,8 @@ def adaptive_update(sc: Scenario, lv: CounterMeasures, ratio: float, strength_sh
 def candidate_counter_measures(sc: Scenario, n: int, seed: int) -> list[CounterMeasures]:
     """Eq. 32: static counter-measure sets for the best-response search, a Latin hypercube over each one's range
     (from where the regime starts to the ceiling its adaptive rules may reach)."""
+    from scipy.stats import qmc  # lazy: scipy.stats takes about 1 s to import, and only best-response mode needs it
+
     r = sc.regime.response
     base = initial_counter_measures(sc)
     lo = np.array(
