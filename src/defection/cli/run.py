@@ -17,6 +17,7 @@ from defection.cli.console import (
     NoPosteriorOpt,
     PosteriorOpt,
     ScenarioArg,
+    command_seconds,
     err,
     fail,
     load_or_fail,
@@ -118,9 +119,11 @@ def run(
             task = progress.add_task("run", total=sim.days * sim.replicates)
             result = simulate(sc, progress=lambda done, total: progress.update(task, completed=done), on_daily=staged)
         result.run_id = run_id
+        result.wall_seconds = command_seconds()  # the command's (imports, loading, storing), not the engine's alone
         store.complete_run(run_id, result, staged=staged)  # the daily rows were streamed to `staged`
     if report is not None:
         _write_report(store, run_id, report)
+    result.wall_seconds = command_seconds()
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict()) + "\n")
         return
