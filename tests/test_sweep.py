@@ -85,8 +85,9 @@ def table(db: Path, run_id: str) -> pd.DataFrame:
 
 def test_a_sweep_reports_the_agent_days_it_simulated_and_its_own_wall_time(reference: dict) -> None:
     payload = reference["payload"]
-    assert payload["ran"] == PLANNED
-    assert payload["agent_days"] == PLANNED * 2 * 20 * 990  # experiments × replicates × days × agents
+    assert payload["ran"] == PLANNED and 0 < payload["ok"] < PLANNED
+    # experiments simulated × replicates × days × agents: a point refused as invalid simulates nothing
+    assert payload["agent_days"] == payload["ok"] * 2 * 20 * 990
     stored = ResultsDB(reference["db"]).list_runs().set_index("run_id").loc[payload["run_id"]]
     # the command's wall time (imports, planning, storing included), not the experiments' alone
     assert payload["compute_seconds"] <= stored["wall_seconds"] <= payload["wall_seconds"]
