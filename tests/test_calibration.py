@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from defection import simulate
-from defection.calibrate.abc import calibrate, case_run
+from defection.calibrate.abc import calibrate, case_run, particle_agent_days
 from defection.calibrate.cases import Case, CaseError, library_hash, load_case, load_cases
 from defection.engine import code_version
 from defection.model.rng import posterior_particle
@@ -358,6 +358,12 @@ def test_calibrate_and_backtest_commands(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     cal = json.loads(r.stdout)
+    # bookkeeping: every ABC simulation and predictive draw simulates each case once; the stored wall time is
+    # the command's (the JSON's is read a moment later), and at least the sampler's own
+    per_particle = particle_agent_days(load_cases(folder))
+    assert per_particle > 0 and cal["agent_days"] == per_particle * (cal["simulations"] + cal["check_draws"])
+    stored = json.loads(cli("runs", "show", cal["run_id"], "--db", str(db), "--json").stdout)
+    assert 0 < stored["wall_seconds"] <= cal["wall_seconds"]
     # --report: the calibration's report, with the posterior's marginals and pairwise plots
     report = (tmp_path / "calibration.html").read_text(encoding="utf-8")
     assert cal["report"] == str(tmp_path / "calibration.html") and cal["run_id"] in report

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from defection.calibrate.abc import Deadline, case_run, check_draws_that_fit
 from defection.calibrate.cases import load_case
-from defection.cli.console import HEARTBEAT_ENV, Reporter, elapsed_text, heartbeat_seconds
+from defection.cli.console import HEARTBEAT_ENV, Reporter, elapsed_text, heartbeat_seconds, time_left
 
 from .conftest import cli
 from .processes import HANG_GUARD
@@ -83,6 +83,94 @@ def test_on_a_terminal_the_reporter_draws_a_display_not_log_lines() -> None:
         rep.update(completed=2)
     text = buffer.getvalue()
     assert "first step" in text and "\x1b" in text and " stage: " not in text
+
+
+# ----------------------------------------------------------------------------- the time left
+class FakeClock:
+    """A clock the test moves by hand: estimates of the time left are checked without waiting or timing."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _quiet_reporter(clock: FakeClock) -> Reporter:
+    return Reporter("demo", console=Console(file=io.StringIO(), force_terminal=False), clock=clock)
+
+
+def _estimates(sizes: list[float], weighted: bool) -> list[tuple[float, float, float | None]]:
+    """Run a job of tasks of these sizes at a constant rate (1 s per unit of work) through a Reporter; after each
+    task: (share of the work done, true time left, estimated time left)."""
+    clock, total = FakeClock(), sum(sizes)
+    out = []
+    with _quiet_reporter(clock) as rep:
+        rep.stage("tasks", total=len(sizes), work_total=total if weighted else None)
+        done = 0.0
+        for size in sizes:
+            clock.now += size
+            done += size
+            rep.update(advance=1, work=size if weighted else 0.0)
+            out.append((done / total, total - done, rep.time_left()))
+    return out
+
+
+def test_the_time_left_after_a_tenth_of_a_constant_rate_job_is_right_within_a_factor_of_two() -> None:
+    assert time_left(0, 100, 5.0) is None and time_left(10, None, 5.0) is None  # nothing to go on yet
+    assert time_left(10, 100, 5.0) == pytest.approx(45.0)
+    for share, truth, estimate in _estimates([1.0] * 50, weighted=False):
+        if share >= 0.1 and truth > 0:
+            assert estimate is not None and truth / 2 <= estimate <= 2 * truth, (share, truth, estimate)
+
+
+def test_the_time_left_weighs_tasks_of_unequal_size_by_their_work() -> None:
+    """Ten small tasks, then ten thirty times larger (e.g. variants of more agent-days): counted in tasks, the
+    estimate after the small ones is many times too short; counted in work (agent-days) it is right."""
+    sizes = [1.0] * 10 + [30.0] * 10
+    checked = 0
+    for share, truth, estimate in _estimates(sizes, weighted=True):
+        if share >= 0.1 and truth > 0:
+            assert estimate is not None and truth / 2 <= estimate <= 2 * truth, (share, truth, estimate)
+            checked += 1
+    assert checked >= 9
+    by_count = [(s, t, e) for s, t, e in _estimates(sizes, weighted=False) if s >= 0.1 and t > 0]
+    assert any(e is not None and e < t / 2 for _, t, e in by_count)  # what a count of tasks would have said
+
+
+def test_a_commands_overall_work_gives_its_time_left_across_stages() -> None:
+    """A backtest's folds each run several stages (generations); its time left is the whole command's, from the
+    folds done weighted by their cost, not the current stage's."""
+    clock = FakeClock()
+    with _quiet_reporter(clock) as rep:
+        rep.stage("fold 1, generation 1", total=8)
+        clock.now += 10.0
+        rep.update(completed=8)
+        assert rep.time_left() == 0.0  # the stage is done
+        rep.overall(1.0, 4.0)  # one fold of four equal ones in 10 s
+        assert rep.time_left() == pytest.approx(30.0)
+        rep.stage("fold 2, generation 1", total=8)
+        assert rep.time_left() == pytest.approx(30.0)
+
+
+def test_log_lines_carry_the_time_left() -> None:
+    clock, buffer = FakeClock(), io.StringIO()
+    with Reporter("demo", console=Console(file=buffer, force_terminal=False), clock=clock) as rep:
+        rep.stage("variants", total=10)
+        clock.now += 20.0
+        rep.update(completed=2, detail="now: variant 3 of 10", line=True)
+    lines = buffer.getvalue().splitlines()
+    assert all(LINE.match(line) for line in lines), lines
+    assert any("variants, 2/10, now: variant 3 of 10, about 1m20s left" in line for line in lines), lines
+
+
+def test_on_a_terminal_the_display_shows_the_time_left() -> None:
+    clock, buffer = FakeClock(), io.StringIO()
+    with Reporter("demo", console=Console(file=buffer, force_terminal=True, width=140), clock=clock) as rep:
+        rep.stage("variants", total=10)
+        clock.now += 20.0
+        rep.update(completed=2)
+    assert "about 1m20s left" in buffer.getvalue()
 
 
 # ----------------------------------------------------------------------------- the command

@@ -377,10 +377,15 @@ def test_optimize_command_resumes_from_journal(tmp_path: Path) -> None:
     first = _json(cli("optimize", str(spec), "--trials", "2", *common))
     assert first["mode"] == "target" and first["sampler"] == "tpe" and first["worlds"] == 2
     assert (first["reused"], first["evaluated"], first["complete"]) == (0, 2, 2)
+    # the agent-days this command simulated: trials evaluated × worlds × replicates × agents × days
+    assert first["agent_days"] == 2 * 2 * 2 * 990 * 20
+    stored_wall = _stored(db, first["run_id"], "optimize").list_runs().set_index("run_id").loc[first["run_id"]]
+    assert 0 < stored_wall["wall_seconds"] <= first["wall_seconds"]
     assert first["target"] == {"outcome": "defected_share", "value": 0.0005, "probability": 0.5, "above": True}
     second = _json(cli("optimize", str(spec), "--trials", "3", *common))
     assert second["study"] == first["study"]
     assert (second["reused"], second["evaluated"], second["complete"]) == (2, 1, 3)
+    assert second["agent_days"] == 1 * 2 * 2 * 990 * 20  # the reused trials were not simulated again
     for payload in (first, second):
         for row in [payload["best"] or payload["closest"]]:
             assert set(row) == {"trial", "package", "metrics", "feasible"}

@@ -83,6 +83,16 @@ def table(db: Path, run_id: str) -> pd.DataFrame:
     return ResultsDB(db).experiments(run_id).drop(columns="wall_seconds")
 
 
+def test_a_sweep_reports_the_agent_days_it_simulated_and_its_own_wall_time(reference: dict) -> None:
+    payload = reference["payload"]
+    assert payload["ran"] == PLANNED and 0 < payload["ok"] < PLANNED
+    # experiments simulated × replicates × days × agents: a point refused as invalid simulates nothing
+    assert payload["agent_days"] == payload["ok"] * 2 * 20 * 990
+    stored = ResultsDB(reference["db"]).list_runs().set_index("run_id").loc[payload["run_id"]]
+    # the command's wall time (imports, planning, storing included), not the experiments' alone
+    assert payload["compute_seconds"] <= stored["wall_seconds"] <= payload["wall_seconds"]
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The sweep run serially in the driver (--workers 0): what every other way of running it must equal."""

@@ -8,13 +8,19 @@ uncertain parameters to the ends of their plausible ranges one at a time.
 
 from __future__ import annotations
 
+import math
+import re
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from defection.engine import RunResult, RunSettings, simulate
+from defection.model.outputs import OUTCOMES, SERIES
+from defection.model.population import simulated_agents
 from defection.scenario import Scenario, with_changes
 from defection.scenario.posterior import Posterior
 from defection.scenario.ranges import Range
@@ -22,6 +28,14 @@ from defection.scenario.registry import registry
 
 MASS_SHARE = 0.10  # Lyall [S8]: mass desertion is ≥10% of the fielded force
 STOPPED_UNITS = 0.30  # share of companies combat-ineffective that we call "stopped in its tracks" (assumption)
+MIN_REPLICATES = 4  # fewer paired replicates give no 90% interval worth the name (p05/p95 are the extremes)
+MIN_DAYS = 60  # the proposal's effects (credibility, word of mouth, extraction) take weeks to show
+UNDECIDED = "undecided"
+"""The verdict of a claim that these settings cannot decide (a quantity it rests on is undefined)."""
+
+Progress = Callable[[str, int, int | None], None]
+"""`progress(label, done, planned)`: called before each new simulation, with the simulations done so far and
+the number planned (None if unknown)."""
 
 
 @dataclass
@@ -116,13 +130,20 @@ class Lab:
         days: int,
         agents: int,
         seed: int,
-        progress: Callable[[str], None] | None = None,
+        progress: Progress | None = None,
         posterior: Posterior | None = None,
+        *,
+        dry: bool = False,
+        planned: int | None = None,
     ):
         self.base = base
         self.settings: RunSettings = {"replicates": replicates, "days": days, "agents": agents, "seed": seed}
         self.progress = progress
         self.posterior = posterior  # replicate r uses the same posterior draw in every variant (paired)
+        self.dry = dry  # plan only: count the distinct variants, simulate nothing (placeholder results)
+        self.planned = planned
+        self.agent_days = 0  # agents × days × replicates simulated, summed over the variants
+        self.simulate_seconds = 0.0  # wall time spent in `simulate`, summed over the variants
         self._cache: dict[str, RunResult] = {}
 
     def variant(self, changes: dict[str, Any], base: Scenario | None = None) -> Scenario:
@@ -145,11 +166,28 @@ class Lab:
         sc = self.variant(changes, base)
         key = sc.content_hash()
         if key not in self._cache:
+            if self.dry:
+                self._cache[key] = self._placeholder(sc)
+                return self._cache[key]
             if self.progress:
-                self.progress(label or ", ".join(changes) or "proposal")
+                self.progress(label or ", ".join(changes) or "proposal", len(self._cache), self.planned)
             post = self.posterior.without(list(changes)) if self.posterior is not None else None
-            self._cache[key] = simulate(sc, posterior=post, **self.settings)
+            res = simulate(sc, posterior=post, **self.settings)
+            self.agent_days += res.agent_days
+            self.simulate_seconds += res.wall_seconds
+            self._cache[key] = res
         return self._cache[key]
+
+    def _placeholder(self, sc: Scenario) -> RunResult:
+        """A result of zeros with the shape of a real one (planning: only the variants matter)."""
+        reps, days = int(self.settings["replicates"]), 1
+        daily = pd.DataFrame(0.0, index=range(reps * days), columns=list(SERIES))
+        daily.insert(0, "day", np.zeros(reps * days, dtype=np.int32))
+        daily.insert(0, "replicate", np.arange(reps, dtype=np.int32))
+        per_rep = pd.DataFrame(0.0, index=range(reps), columns=list(OUTCOMES))
+        per_rep.insert(0, "replicate", np.arange(reps))
+        n = simulated_agents(int(self.settings["agents"]), sc.force.company_size)
+        return RunResult(sc, int(self.settings["seed"]), n, sc.force.soldiers, days, reps, daily, per_rep)
 
     @property
     def runs(self) -> int:
@@ -162,7 +200,10 @@ def per_rep(res: RunResult, outcome: str) -> np.ndarray:
 
 
 def verdict_from_interval(n: Number, threshold: float, what: str) -> tuple[str, str]:
-    """Supported if the median clears the threshold, not supported if even the 95th percentile misses it."""
+    """Supported if the median clears the threshold, not supported if even the 95th percentile misses it;
+    undecided if the number is undefined."""
+    if not all(math.isfinite(v) for v in (n.median, n.p05, n.p95)):
+        return UNDECIDED, f"{what} is undefined at these settings"
     if n.median >= threshold:
         return "supported", f"median {what} {n.median:.3g} ≥ {threshold:.3g}"
     if n.p95 < threshold:
@@ -347,6 +388,7 @@ def claim_cheap_and_paid_by_frozen_assets(lab: Lab) -> ClaimResult:
     variable = (d["programme_cost_pv"].sum() - d["cost_communications_pv"].sum()).to_numpy()
     fixed = d["cost_communications_pv"].sum().to_numpy()
     per_defector = np.where(paid > 0, variable / np.maximum(paid, 1e-9), np.nan)
+    no_paid = not (paid > 0).any()
     absorb = 300_000.0
     budget = sum(s.amount_usd for s in lab.base.programme.budget_sources)
     total_300k = per_defector * absorb + fixed
@@ -356,7 +398,13 @@ def claim_cheap_and_paid_by_frozen_assets(lab: Lab) -> ClaimResult:
     n_fraud = _interval(
         "share of payments lost to fraud", (d["cost_fraud_pv"].sum() / d["programme_cost_pv"].sum()).to_numpy()
     )
-    if n_share.p95 <= 0.10:
+    if no_paid:
+        verdict, reason = (
+            UNDECIDED,
+            "cost per defector undefined: no defector was paid in any replicate at these settings "
+            "(more agents, days or replicates are needed)",
+        )
+    elif n_share.p95 <= 0.10:
         verdict, reason = "supported", f"300,000 defectors cost ≤{n_share.p95:.1%} of the budget sources"
     elif n_share.p05 > 1.0:
         verdict, reason = "not supported", "300,000 defectors cost more than the budget sources"
@@ -477,13 +525,60 @@ class ClaimsReport:
     settings: dict[str, Any]
     simulations: int
     proposal: RunResult
+    agent_days: int = 0  # agents × days × replicates simulated, summed over every variant
+    simulate_seconds: float = 0.0  # wall time spent simulating, summed over every variant
+    warnings: list[str] = field(default_factory=list)  # why these settings may be too small to decide
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "settings": self.settings,
             "simulations": self.simulations,
+            "agent_days": self.agent_days,
+            "simulate_seconds": self.simulate_seconds,
+            "warnings": self.warnings,
             "claims": [c.to_dict() for c in self.claims],
         }
+
+
+def settings_warnings(replicates: int, days: int) -> list[str]:
+    """Why settings may be too small for the claims' verdicts (before anything is simulated)."""
+    found = []
+    if replicates < MIN_REPLICATES:
+        found.append(
+            f"{replicates} replicate(s) per variant: fewer than {MIN_REPLICATES} give no usable 90% interval "
+            "(the 5th and 95th percentiles are the extremes), so paired differences cannot be told from noise"
+        )
+    if days < MIN_DAYS:
+        found.append(
+            f"{days} day(s): fewer than {MIN_DAYS} leave too little time for credibility and extraction to act; "
+            "most variants end with few or no defectors"
+        )
+    return found  # too few agents: `model.population.resolution_warning`, which the commands show
+
+
+_UNDEFINED = re.compile(r"\b(nan|inf)\b|nan%", re.IGNORECASE)
+
+
+def undecided_if_undefined(claim: ClaimResult) -> ClaimResult:
+    """A claim whose verdict rests on an undefined quantity (no defectors, no variation) is undecided, and says
+    so: no NaN reaches the user as a number."""
+    if claim.verdict != UNDECIDED and _UNDEFINED.search(claim.reason):
+        claim.verdict = UNDECIDED
+        claim.reason = (
+            "undefined at these settings: a quantity this verdict rests on has no value (e.g. no defectors in a "
+            "variant, so a share or cost per defector is undefined)"
+        )
+    return claim
+
+
+def plan_claims(base: Scenario, replicates: int, days: int, agents: int, seed: int) -> int:
+    """How many distinct variants `run_claims` simulates with these settings (counted without simulating)."""
+    lab = Lab(base, replicates, days, agents, seed, dry=True)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for claim in CLAIMS:
+            claim(lab)
+    return lab.runs
 
 
 def run_claims(
@@ -492,14 +587,28 @@ def run_claims(
     days: int,
     agents: int,
     seed: int,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
     posterior: Posterior | None = None,
+    planned: int | None = None,
 ) -> ClaimsReport:
     """Test all six claims of the proposal against `base` (the proposal scenario). With a posterior, every
-    replicate draws calibrated parameters, so intervals include parameter uncertainty."""
-    lab = Lab(base, replicates, days, agents, seed, progress, posterior)
-    results = [claim(lab) for claim in CLAIMS]
+    replicate draws calibrated parameters, so intervals include parameter uncertainty. `progress(label, done,
+    planned)` is called before each simulation (`planned`: from `plan_claims`, if given).
+
+    Settings too small to decide are listed in the report's `warnings`; a verdict resting on an undefined
+    quantity is 'undecided' and says why."""
+    lab = Lab(base, replicates, days, agents, seed, progress, posterior, planned=planned)
+    with np.errstate(all="ignore"), warnings.catch_warnings():  # undefined quantities are reported, not warned
+        warnings.simplefilter("ignore", RuntimeWarning)
+        results = [undecided_if_undefined(claim(lab)) for claim in CLAIMS]
     for r in results:
         if r.verdict == "depends" and r.deciding:
             r.verdict = "depends on " + ", ".join(d["parameter"] for d in r.deciding)
-    return ClaimsReport(results, dict(lab.settings), lab.runs, lab.run({}))
+    found = settings_warnings(replicates, days)
+    undecided = [r.number for r in results if r.verdict == UNDECIDED]
+    if undecided:
+        found.append(
+            f"claim(s) {', '.join(map(str, undecided))} undecided: a quantity their verdict rests on is undefined "
+            "at these settings"
+        )
+    return ClaimsReport(results, dict(lab.settings), lab.runs, lab.run({}), lab.agent_days, lab.simulate_seconds, found)

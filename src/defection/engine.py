@@ -88,6 +88,7 @@ class RunResult:
     per_replicate: pd.DataFrame
     phase_seconds: dict[str, float] = field(default_factory=dict)
     wall_seconds: float = 0.0
+    agent_days: int = 0  # agents × days × replicates simulated, every candidate policy of best-response mode included
     run_id: str | None = None
     regime_choice: dict[str, Any] | None = None  # best-response mode: the policy the regime chose
     posterior_hash: str | None = None  # content hash of the posterior the replicates drew from, if any
@@ -118,6 +119,8 @@ class RunResult:
             "represented": self.represented,
             "days": self.days,
             "replicates": self.replicates,
+            "agent_days": self.agent_days,
+            "wall_seconds": self.wall_seconds,
             "posterior": {"hash": self.posterior_hash, "path": self.posterior_path} if self.posterior_hash else None,
             "outcomes": {
                 r.outcome: {"median": json_number(r.median), "p05": json_number(r.p05), "p95": json_number(r.p95)}
@@ -272,6 +275,7 @@ def simulate(
         per_replicate=pd.DataFrame(rows),
         phase_seconds=phases,
         wall_seconds=time.perf_counter() - start,
+        agent_days=n_agents * total,
         regime_choice=choice,
         posterior_hash=posterior.content_hash() if posterior is not None else None,
         posterior_path=posterior.source if posterior is not None else None,

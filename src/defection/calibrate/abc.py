@@ -42,6 +42,7 @@ import pandas as pd
 from defection.calibrate.cases import Case, library_hash, log_error, log_floor, observation_key
 from defection.calibrate.likelihood import observed_data
 from defection.engine import code_version, simulate
+from defection.model.population import simulated_agents
 from defection.model.rng import posterior_particle
 from defection.scenario import with_changes
 from defection.scenario.posterior import (
@@ -359,6 +360,7 @@ class Calibration:
     settings: dict[str, Any]
     check: pd.DataFrame | None = None  # posterior predictive check: one row per observation
     check_draws: int = 0  # posterior predictive draws per case actually used (fewer than asked if time ran short)
+    agent_days: int = 0  # agent-days simulated (an upper bound with early rejection: `particle_agent_days`)
     cut_short: bool = False  # the time limit stopped the sampler or shortened the predictive check
     notes: list[str] = field(default_factory=list)  # why, in words
 
@@ -368,6 +370,7 @@ class Calibration:
             "settings": self.settings,
             "simulations": self.simulations,
             "wall_seconds": self.wall_seconds,
+            "agent_days": self.agent_days,
             "generations": self.populations.to_dict("records"),
             "parameters": self.posterior.summary().to_dict("records"),
             "check": None if self.check is None else self.check.to_dict("records"),
@@ -525,8 +528,20 @@ def calibrate(
         if check_draws > 0:
             seconds_per_draw = sampling_seconds * max(1, workers) / max(1, simulations)  # one draw of every case
             _timed_check(result, cases, check_draws, seed, deadline, seconds_per_draw, sink, pool, workers)
+    per_particle = particle_agent_days(cases)
+    result.agent_days = per_particle * (simulations + result.check_draws)
     result.wall_seconds = time.perf_counter() - start
     return result
+
+
+def particle_agent_days(cases: Sequence[Case]) -> int:
+    """Agent-days of one ABC simulation (one particle): every case, each of its periods, one replicate at its
+    calibration agents. Early rejection stops some of them sooner, so counts built on it are upper bounds."""
+    total = 0
+    for case in cases:
+        for sc in case.scenarios():
+            total += simulated_agents(case.meta.calibration_agents, sc.force.company_size) * sc.simulation.days
+    return total
 
 
 def check_draws_that_fit(draws: int, seconds_left: float, seconds_per_draw: float) -> int:

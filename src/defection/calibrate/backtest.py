@@ -16,6 +16,7 @@ import pandas as pd
 from defection.calibrate import scores as sc
 from defection.calibrate.abc import (
     calibrate,
+    particle_agent_days,
     predictive_check,
     shared_pool,
 )
@@ -163,6 +164,7 @@ def backtest(
     draws: int = 40,
     folds: int | None = None,
     progress: Callable[[str], None] | None = None,
+    on_fold: Callable[[float, float], None] | None = None,
     **settings: Any,
 ) -> Backtest:
     """Leave one case out: calibrate on the rest (same `settings` as `calibrate`), predict the one left out
@@ -170,7 +172,11 @@ def backtest(
     instead (`case_folds`): fewer calibrations, each on fewer cases.
 
     With `workers` > 1 one pool of worker processes serves every fold (started once, not once per fold), and each
-    held-out prediction runs in it while the next fold calibrates."""
+    held-out prediction runs in it while the next fold calibrates.
+
+    `on_fold(done, total)` is called after each fold's calibration with the work done and in all, each fold
+    weighted by the agent-days of one particle of its training set (`abc.particle_agent_days`): folds of unequal
+    cost then give a time left proportional to the work left."""
     if len(cases) < 2:
         raise ValueError("a backtest needs at least two cases")
     groups = case_folds(cases, folds)
@@ -178,6 +184,7 @@ def backtest(
     seed = int(settings.get("seed", 1))
     predictions: list[Future[pd.DataFrame] | pd.DataFrame] = []
     posteriors = {}
+    weights = [float(particle_agent_days([c for c in cases if c.id not in {h.id for h in held}])) for held in groups]
     with shared_pool(int(settings.get("workers", 1))) as pool:
         for k, held in enumerate(groups):
             out = {c.id for c in held}
@@ -200,6 +207,8 @@ def backtest(
                 "particles": particles(cal.posterior),
             }
             posteriors.update({c.id: fold for c in held})  # one summary per fold, shared by its cases
+            if on_fold is not None:
+                on_fold(sum(weights[: k + 1]), sum(weights))
         frames = [p.result() if isinstance(p, Future) else p for p in predictions]
     rows = pd.concat(frames, ignore_index=True)
     return Backtest(

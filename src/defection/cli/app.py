@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from defection.cli import bench, calibrate, claims, predict, report, run, runs, search, sweep, web
+from defection.cli.console import STARTED_KEY, mark_command_start, process_started
 
 app = typer.Typer(
     add_completion=False,
@@ -12,9 +13,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="defection-lab: test offers that would make soldiers of an invading army defect.",
 )
+
+
+@app.callback()
+def _start(ctx: typer.Context) -> None:
+    """Every command: note when it began, so its recorded wall time is the whole command's."""
+    mark_command_start(ctx)
+
+
 for group in (run, runs, claims, calibrate, predict, bench, sweep, search, report, web):
     group.register(app)
 
 
 def main() -> None:
-    app()
+    """The `defection` entry point: the command's clock starts with the process (its imports included)."""
+    app(obj={STARTED_KEY: process_started()})

@@ -18,11 +18,13 @@ from defection.cli.console import (
     PosteriorOpt,
     Reporter,
     ScenarioArg,
+    command_seconds,
     fail,
     json_default,
     load_or_fail,
     out,
     recorded,
+    warn,
     warn_resolution,
 )
 
@@ -37,6 +39,9 @@ VERDICT_STYLE = {"supported": "bold green", "not supported": "bold red"}
 
 
 def _money_or_share(n: dict[str, Any]) -> str:
+    if n["median"] is None or not math.isfinite(n["median"]):
+        return "undefined at these settings (e.g. no defectors)"
+
     def f(v: float) -> str:
         if v is None or not math.isfinite(v):
             return "–"
@@ -62,7 +67,7 @@ def claims(
 ) -> None:
     """Test each claim of the proposal on the simulator: numbers with 90% intervals, a verdict, the parameters
     that decide it, and the best alternative design for a failing claim."""
-    from defection.claims import run_claims  # lazy: see the note at the top
+    from defection.claims import plan_claims, run_claims, settings_warnings  # lazy: see the note at the top
     from defection.scenario import ScenarioError, with_overrides
     from defection.store import RunMeta  # lazy: duckdb
 
@@ -75,22 +80,37 @@ def claims(
         fail(e.render())
     warn_resolution(sc.simulation.agents, sc.force.company_size)
     post, post_source = choose_posterior(sc, posterior, no_posterior)
+    early = settings_warnings(replicates, days)
+    for why in early:
+        warn(f"these settings may be too small to decide the claims: {why}")
     with recorded(db, RunMeta.from_scenario(sc, kind="claims"), "claims run") as (store, run_id):
         with Reporter("claims", transient=as_json) as rep:
-            rep.stage("testing the claims (simulations run)")
+            planned = plan_claims(sc, replicates, days, sc.simulation.agents, sc.simulation.seed)
+            rep.stage("testing the claims: variants", total=planned)
+
+            def progress(label: str, done: int, total: int | None) -> None:
+                rep.update(completed=done, detail=f"now: variant {done + 1} of {total}: {label}", line=True)
+
             report = run_claims(
                 sc,
                 replicates,
                 days,
                 sc.simulation.agents,
                 sc.simulation.seed,
-                progress=lambda label: rep.update(advance=1, detail=f"now: {label}"),
+                progress=progress,
                 posterior=post,
+                planned=planned,
             )
+            rep.update(completed=report.simulations, detail="all variants simulated")
         report.settings["posterior"] = post_source
         report.proposal.run_id = run_id
+        # the stored run's wall time is the command's (every variant), not the proposal's simulation alone
+        report.proposal.wall_seconds = command_seconds()
         store.complete_run(run_id, report.proposal, artifacts={"claims": report.to_dict()})
-    payload = {"run_id": run_id, **report.to_dict()}
+    payload = {"run_id": run_id, **report.to_dict(), "wall_seconds": command_seconds()}
+    for why in report.warnings:
+        if why not in early:
+            warn(why)
     if as_json:
         sys.stdout.write(json.dumps(payload, default=json_default) + "\n")
         return
@@ -113,7 +133,7 @@ def claims(
             out.print("[dim]decided by:[/] none of the tested parameters moves it", highlight=False)
         else:
             parts = [
-                f"{d['parameter']} ({d['low']:g} → {d['high']:g}: {d['metric_at_low']:.3g} → {d['metric_at_high']:.3g})"
+                f"{d['parameter']} ({d['low']:g} → {d['high']:g}: {_g(d['metric_at_low'])} → {_g(d['metric_at_high'])})"
                 for d in c["deciding"]
             ]
             out.print("[dim]decided by:[/] " + "; ".join(parts), highlight=False)
@@ -121,14 +141,19 @@ def claims(
         if alt and c["verdict"] != "supported":
             out.print(
                 f"[dim]best alternative:[/] {alt['name']} — {alt['description']} "
-                f"({alt['proposal_metric']:.3g} → {alt['metric']:.3g})",
+                f"({_g(alt['proposal_metric'])} → {_g(alt['metric'])})",
                 highlight=False,
             )
         out.print()
     out.print(
-        f"{payload['simulations']} simulations × {replicates} replicates; "
-        f"parameters: {post_source}; stored as run [bold]{run_id}[/] in {db}"
+        f"{payload['simulations']} simulations × {replicates} replicates ({report.agent_days:,} agent-days, "
+        f"{payload['wall_seconds']:.1f} s); parameters: {post_source}; stored as run [bold]{run_id}[/] in {db}"
     )
+
+
+def _g(v: float | None) -> str:
+    """A metric with three significant digits; 'undefined' for a missing or non-finite one (never 'nan')."""
+    return "undefined" if v is None or not math.isfinite(v) else f"{v:.3g}"
 
 
 def choose_posterior(sc: Scenario, posterior: Path | None, no_posterior: bool) -> tuple[Posterior | None, str]:

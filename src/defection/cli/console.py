@@ -7,8 +7,9 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -25,7 +26,6 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 
@@ -210,6 +210,52 @@ def check_folder(option: str, path: Path) -> None:
         fail(f"{option} {path}: folder {path.parent} does not exist")
 
 
+# ----------------------------------------------------------------------------- the command's own clock
+STARTED_KEY = "defection.started"
+"""Key in the app's context object (`main` passes it) under which the process's start is given."""
+
+_command_start: ContextVar[float | None] = ContextVar("defection_command_start", default=None)
+"""When the running command began (time.monotonic()); set by the app's callback for each invocation."""
+
+
+def process_age() -> float:
+    """Seconds since this process started (Linux: /proc), so that a command's wall time includes its start-up
+    (imports); 0.0 where the platform does not tell."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        age = uptime - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return age if 0.0 <= age < 86_400 * 365 else 0.0
+
+
+def process_started() -> float:
+    """When this process started, as a time.monotonic() reading (now, where the platform does not tell)."""
+    return time.monotonic() - process_age()
+
+
+def mark_command_start(ctx: typer.Context) -> None:
+    """Remember when the command began (the app's callback calls this before any command runs): the process's
+    start when the `defection` entry point passed it (`main`: the imports count too), else now (an in-process
+    call, e.g. a test's CliRunner)."""
+    given = ctx.obj.get(STARTED_KEY) if isinstance(ctx.obj, dict) else None
+    _command_start.set(float(given) if given is not None else time.monotonic())
+
+
+def command_started() -> float:
+    """When the running command began (time.monotonic()); outside a command (a library call), now."""
+    started = _command_start.get()
+    return started if started is not None else time.monotonic()
+
+
+def command_seconds(started: float | None = None) -> float:
+    """Wall seconds since the command began (or since `started`, a time.monotonic() reading): what a stored run
+    and the `--json` output's `wall_seconds` record, so a run's recorded time is the whole command's."""
+    begun = command_started() if started is None else started
+    return max(0.0, time.monotonic() - begun)
+
+
 # ----------------------------------------------------------------------------- progress of long commands
 HEARTBEAT_ENV = "DEFECTION_HEARTBEAT_SECONDS"
 HEARTBEAT_SECONDS = 60.0  # the longest silence on a non-terminal stderr while a command works
@@ -234,27 +280,58 @@ def elapsed_text(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
+def time_left(done: float, total: float | None, elapsed: float) -> float | None:
+    """Seconds left for a stage that did `done` of `total` work units in `elapsed` seconds, at the rate so far
+    (None before any work is done or with no total). Work units must be proportional to cost (agent-days, or
+    tasks of equal size), so that tasks of unequal size do not skew the estimate."""
+    if total is None or done <= 0 or elapsed <= 0 or not math.isfinite(elapsed):
+        return None
+    return max(0.0, elapsed * (total - done) / done)
+
+
+def left_text(seconds: float | None) -> str:
+    """An estimate of the time left, e.g. 'about 3m05s left' ('' when there is none yet)."""
+    return "" if seconds is None else f"about {elapsed_text(seconds)} left"
+
+
 class Reporter:
     """What a long command is doing, on stderr. On a terminal: a Rich progress display (stage, bar, count,
-    elapsed). Otherwise (a log file, CI): plain timestamped lines, one at every stage change and note, and a
-    heartbeat with the stage, its count and the elapsed time whenever nothing was written for
-    `heartbeat_seconds()`, so a log never goes silent for longer while work continues. Stdout is untouched.
+    time elapsed and left). Otherwise (a log file, CI): plain timestamped lines, one at every stage change and
+    note, and a heartbeat with the stage, its count, the time left and the elapsed time whenever nothing was
+    written for `heartbeat_seconds()`, so a log never goes silent for longer while work continues. Stdout is
+    untouched.
+
+    The time left (`time_left`) is the stage's work left at the stage's rate so far. The work is counted in
+    `work` units when the stage gives a `work_total` (e.g. agent-days, for tasks of unequal size), else in the
+    stage's count.
 
     Use: ``with Reporter("calibrate") as rep: rep.stage("generation 1/6", total=64); rep.update(completed=3)``;
     ``rep.stage`` is itself a ``progress(message)`` callback, ``rep.count`` a ``progress(done, total)`` one."""
 
-    def __init__(self, command: str, *, transient: bool = False, console: Console | None = None) -> None:
+    def __init__(
+        self,
+        command: str,
+        *,
+        transient: bool = False,
+        console: Console | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.command = command
         self.console = console or err
         self.interactive = self.console.is_terminal
         self.transient = transient
         self.heartbeat = heartbeat_seconds()
+        self.clock = clock
         self._stage = "starting"
         self._detail = ""
         self._completed = 0
         self._total: int | None = None
-        self._start = time.monotonic()
-        self._last_line = self._start
+        self._stage_start = self._start = clock()
+        self._first_completed = 0
+        self._work = 0.0
+        self._work_total: float | None = None
+        self._overall: tuple[float, float] | None = None  # (work done, work in all) of the whole command
+        self._last_line = time.monotonic()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -262,7 +339,8 @@ class Reporter:
         self._task: TaskID | None = None
 
     def __enter__(self) -> Self:
-        self._start = self._last_line = time.monotonic()
+        self._start = self._stage_start = self.clock()
+        self._last_line = time.monotonic()
         if self.interactive:
             self._progress = Progress(
                 SpinnerColumn(),
@@ -271,12 +349,12 @@ class Reporter:
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[detail]}"),
                 TimeElapsedColumn(),
-                TimeRemainingColumn(),
+                TextColumn("{task.fields[left]}"),
                 console=self.console,
                 transient=self.transient,
             )
             self._progress.start()
-            self._task = self._progress.add_task(self.command, total=None, detail="")
+            self._task = self._progress.add_task(self.command, total=None, detail="", left="")
         else:
             self._thread = threading.Thread(target=self._beat, name=f"{self.command}-heartbeat", daemon=True)
             self._thread.start()
@@ -293,30 +371,66 @@ class Reporter:
             self._line("done", ended)
 
     def elapsed(self) -> float:
-        return time.monotonic() - self._start
+        return self.clock() - self._start
 
-    def stage(self, name: str, total: int | None = None, completed: int = 0) -> None:
-        """A new stage (always a line on a non-terminal stderr)."""
+    def stage(self, name: str, total: int | None = None, completed: int = 0, work_total: float | None = None) -> None:
+        """A new stage (always a line on a non-terminal stderr). `work_total`: the stage's work in units
+        proportional to cost (e.g. agent-days), which `update(work=…)` counts and the time left is based on."""
         with self._lock:
             self._stage, self._total, self._completed, self._detail = name, total, completed, ""
+            self._first_completed, self._work, self._work_total = completed, 0.0, work_total
+            self._stage_start = self.clock()
         if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, description=name, total=total, completed=completed, detail="")
+            self._progress.update(self._task, description=name, total=total, completed=completed, detail="", left="")
         else:
             self._line("stage", name)
 
     def update(
-        self, *, completed: int | None = None, total: int | None = None, advance: int = 0, detail: str | None = None
+        self,
+        *,
+        completed: int | None = None,
+        total: int | None = None,
+        advance: int = 0,
+        detail: str | None = None,
+        work: float = 0.0,
+        line: bool = False,
     ) -> None:
-        """Progress within the stage (a count, a detail); shown live on a terminal, in the next heartbeat otherwise."""
+        """Progress within the stage (a count, a detail, `work` units done since the last update); shown live on
+        a terminal, in the next heartbeat otherwise (at once with `line=True`)."""
         with self._lock:
             if total is not None:
                 self._total = total
             self._completed = (self._completed if completed is None else completed) + advance
+            self._work += work
             if detail is not None:
                 self._detail = detail
             state = (self._completed, self._total, self._detail)
+        left = left_text(self.time_left())
         if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, completed=state[0], total=state[1], detail=state[2])
+            self._progress.update(self._task, completed=state[0], total=state[1], detail=state[2], left=left)
+        elif line:
+            self._line("working", self.status())
+
+    def overall(self, done: float, total: float) -> None:
+        """Work of the whole command (e.g. a backtest's folds weighted by their cost): once given, the time left
+        is the command's, at its rate so far, rather than the stage's."""
+        with self._lock:
+            self._overall = (float(done), float(total))
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, left=left_text(self.time_left()))
+
+    def time_left(self) -> float | None:
+        """Seconds the stage (or, once `overall` was called, the command) still needs, at its rate so far (None
+        before any of its work is done)."""
+        with self._lock:
+            if self._overall is not None:
+                return time_left(self._overall[0], self._overall[1], self.clock() - self._start)
+            elapsed = self.clock() - self._stage_start
+            if self._work_total is not None:
+                return time_left(self._work, self._work_total, elapsed)
+            if self._total is None:
+                return None
+            return time_left(self._completed - self._first_completed, self._total - self._first_completed, elapsed)
 
     def __call__(self, message: str) -> None:
         """A `progress(message)` callback: each message starts a stage."""
@@ -334,7 +448,8 @@ class Reporter:
             self._line("note", message)
 
     def status(self) -> str:
-        """The stage, its count and detail, as one phrase."""
+        """The stage, its count and detail, and the time left, as one phrase."""
+        left = left_text(self.time_left())
         with self._lock:
             parts = [self._stage]
             if self._total is not None:
@@ -343,7 +458,7 @@ class Reporter:
                 parts.append(str(self._completed))
             if self._detail:
                 parts.append(self._detail)
-        return ", ".join(parts)
+        return ", ".join([*parts, *([left] if left else [])])
 
     def _beat(self) -> None:
         while True:

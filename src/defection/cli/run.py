@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from defection.cli.console import (
@@ -16,8 +15,9 @@ from defection.cli.console import (
     JsonOpt,
     NoPosteriorOpt,
     PosteriorOpt,
+    Reporter,
     ScenarioArg,
-    err,
+    command_seconds,
     fail,
     load_or_fail,
     out,
@@ -95,26 +95,17 @@ def run(
     check_size(sc, yes)
     sim = sc.simulation
     warn_resolution(sim.agents, sc.force.company_size)
-    show_progress = not as_json or err.is_terminal
-    progress = Progress(
-        TextColumn("[bold]simulating[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("replicate-days"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=not show_progress,
-        transient=as_json,
-    )
     with recorded(db, RunMeta.from_scenario(sc)) as (store, run_id), store.stage_daily(run_id) as staged:
-        with progress:
-            task = progress.add_task("run", total=sim.days * sim.replicates)
-            result = simulate(sc, progress=lambda done, total: progress.update(task, completed=done), on_daily=staged)
+        # replicate-days: units of equal cost (the same agents every day), so the time left is proportional
+        with Reporter("run", transient=as_json) as rep:
+            rep.stage("simulating: replicate-days", total=sim.days * sim.replicates)
+            result = simulate(sc, progress=rep.count, on_daily=staged)
         result.run_id = run_id
+        result.wall_seconds = command_seconds()  # the command's (imports, loading, storing), not the engine's alone
         store.complete_run(run_id, result, staged=staged)  # the daily rows were streamed to `staged`
     if report is not None:
         _write_report(store, run_id, report)
+    result.wall_seconds = command_seconds()
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict()) + "\n")
         return

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -179,7 +178,6 @@ def sensitivity_command(
         _evaluator(workers, scheduler) as client,
         console.recorded(db, _meta("sensitivity", spec, base, options), "sensitivity") as (store, run_id),
     ):
-        start = time.perf_counter()
         with console.Reporter("sensitivity", transient=as_json) as progress:
             progress.stage("simulating design points", total=len(points))
             rows = evaluate(
@@ -194,7 +192,7 @@ def sensitivity_command(
         tables = {n: sa.indices(m, problem, X, Y[n], seed=spec.experiment.seed) for n in names}
         if plot is not None:
             sa.plot_indices(tables, m, plot, f"{spec.experiment.name}: {m} indices ({len(points)} points)")
-        wall = time.perf_counter() - start
+        wall = console.command_seconds()  # the command's wall time, not its simulations' alone
         result = {
             "spec": spec.experiment.name,
             "method": m,
@@ -314,15 +312,15 @@ def optimize_command(
         _evaluator(workers, scheduler) as client,
         console.recorded(db, _meta("optimize", spec, base, options), "optimisation") as (store, run_id),
     ):
-        start = time.perf_counter()
+        tally = opt.Tally()
         with console.Reporter("optimize", transient=as_json) as progress:
             progress.stage(f"optimising ({mode}, {sampler}): trials", total=trials)
             score = opt.simulation_scorer(
-                problem, spec_worlds, fixed, base_json(base), settings(spec), outcomes, client
+                problem, spec_worlds, fixed, base_json(base), settings(spec), outcomes, client, tally=tally
             )
             counts = opt.optimise(study, levers, score, trials, batch, on_batch=progress.count)
         found = opt.results(study, problem)
-        wall = time.perf_counter() - start
+        wall = console.command_seconds()  # the command's: imports, the cluster's start-up, every trial
         result = {
             "spec": spec.experiment.name,
             "study": name,
@@ -338,6 +336,7 @@ def optimize_command(
             "best": _slim(found["best"]),
             "closest": _slim(found["closest"]),
             "pareto": [_slim(r) for r in found["pareto"]],
+            "agent_days": tally.agent_days,
             "wall_seconds": wall,
         }
         best = found["best"]
@@ -436,7 +435,6 @@ def discover_command(
         _evaluator(workers, scheduler) as client,
         console.recorded(db, _meta("discover", spec, base, options), "scenario discovery") as (store, run_id),
     ):
-        start = time.perf_counter()
         with console.Reporter("discover", transient=as_json) as progress:
             progress.stage("simulating cases", total=len(points))
             rows = evaluate(
@@ -451,7 +449,7 @@ def discover_command(
         y = disc.cases_of_interest(y_values, threshold, below)
         split = disc.threshold_split(y)
         found = disc.prim_boxes(x, y, density_threshold=density, max_boxes=boxes)
-        wall = time.perf_counter() - start
+        wall = console.command_seconds()  # the command's wall time, not its simulations' alone
         result = {
             "spec": spec.experiment.name,
             "outcome": outcome,

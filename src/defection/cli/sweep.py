@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
@@ -19,7 +18,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from defection.cli.console import Reporter, fail, open_store, out, recorded, warn_resolution
+from defection.cli.console import Reporter, command_seconds, fail, open_store, out, recorded, warn_resolution
 from defection.cli.console import fmt as _fmt
 
 # defection.explore.sweep (Dask, pyarrow, duckdb), defection.store, the engine, defection.analysis (numba, pandas)
@@ -126,7 +125,6 @@ def sweep(
     from defection.scenario import ScenarioError
     from defection.store import RunMeta
 
-    t_start = time.perf_counter()
     if scheduler is not None and workers is not None:
         fail(
             "--workers and --scheduler: give one (--workers starts a local cluster; with --scheduler the "
@@ -170,10 +168,12 @@ def sweep(
                     with Reporter("sweep", transient=as_json) as progress:
                         progress.stage("experiments", total=plan.planned, completed=int(done.sum()))
                         failed = 0
+                        agent_days = 0  # simulated by this command (a resumed sweep's earlier parts excluded)
 
                         def tick(experiment: int, result: dict[str, Any]) -> None:
-                            nonlocal failed
+                            nonlocal failed, agent_days
                             failed += result.get("status") != "ok"
+                            agent_days += int(result.get("agent_days") or 0)
                             progress.update(advance=1, detail=f"{failed} failed")
 
                         try:
@@ -199,7 +199,7 @@ def sweep(
                             "compute_seconds": stats.compute_seconds,
                         },
                     }
-                    wall = time.perf_counter() - t_start
+                    wall = command_seconds()  # the command's: imports, planning, the cluster's start-up, storing
                     parts: list[str | Path] = list(stats.parts)
                     counts = store.complete_sweep(run_id, parts, plan.outcomes, plan.planned, artifacts, wall)
                     with contextlib.suppress(OSError):  # a note only: a resume finds the run by its folder too
@@ -223,7 +223,8 @@ def sweep(
         "resumed": stats.resumed,
         "ran": stats.ran,
         "executor": stats.executor or "none (nothing to run)",
-        "wall_seconds": round(time.perf_counter() - t_start, 3),
+        "agent_days": agent_days,
+        "wall_seconds": round(command_seconds(), 3),
         "startup_seconds": round(stats.startup_seconds, 3),
         "compute_seconds": round(stats.compute_seconds, 3),
         "simulations_per_minute": round(60.0 * sims / stats.compute_seconds, 1) if stats.ran else None,

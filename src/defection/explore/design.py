@@ -92,7 +92,12 @@ def run_point(
             numba.set_num_threads(1)
         sc = with_changes(scenario_from_dict(_loads(base_json), "<sweep base>"), changes, "<sweep point>")
         res = simulate(sc, **run_settings)
-        row: dict[str, Any] = {"status": "ok", "error": None, "wall_seconds": res.wall_seconds}
+        row: dict[str, Any] = {
+            "status": "ok",
+            "error": None,
+            "wall_seconds": res.wall_seconds,
+            "agent_days": res.agent_days,
+        }
         for name in outcomes:
             v = res.per_replicate[name].to_numpy(dtype=float)
             finite = v[np.isfinite(v)]

@@ -130,7 +130,7 @@ def run_replicates(
         sc = with_changes(scenario_from_dict(json.loads(base_json), "<optimise base>"), changes, "<package>")
         res = simulate(sc, **run_settings)
         values = {name: [float(v) for v in res.per_replicate[name].to_numpy(dtype=float)] for name in outcomes}
-        return {"status": "ok", "error": None, "values": values}
+        return {"status": "ok", "error": None, "values": values, "agent_days": res.agent_days}
     except Exception as e:  # recorded, not raised
         return {"status": "failed", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=5)}
 
@@ -228,6 +228,13 @@ def _summary(name: str, v: np.ndarray) -> dict[str, float | None]:
     return {k: (x if math.isfinite(x) else None) for k, x in stats.items()}
 
 
+@dataclass
+class Tally:
+    """What an optimisation simulated so far."""
+
+    agent_days: int = 0
+
+
 def simulation_scorer(
     problem: Problem,
     spec_worlds: list[dict[str, Any]],
@@ -237,13 +244,17 @@ def simulation_scorer(
     outcomes: list[str],
     client: Client | None = None,
     progress: Progress | None = None,
+    tally: Tally | None = None,
 ) -> Scorer:
-    """Score a batch of packages by simulating each in every world (one Dask batch for all of them)."""
+    """Score a batch of packages by simulating each in every world (one Dask batch for all of them); the
+    agent-days simulated are added to `tally`."""
     k = len(spec_worlds)
 
     def score(packages: list[dict[str, Any]]) -> list[Scored]:
         points = [{**world, **fixed, **pkg} for pkg in packages for world in spec_worlds]
         rows = evaluate(points, base_json, settings, outcomes, client, task=run_replicates, progress=progress)
+        if tally is not None:
+            tally.agent_days += sum(int(r.get("agent_days") or 0) for r in rows)
         return [score_package(rows[i * k : (i + 1) * k], problem) for i in range(len(packages))]
 
     return score
