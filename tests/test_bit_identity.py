@@ -55,6 +55,9 @@ def test_fixed_seed_run_is_bit_identical_to_golden(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     printed = json.loads(proc.stdout)
     run_id = printed.pop("run_id")
+    # bookkeeping, not results (issue 14): the command's own wall time, and the agent-days it simulated
+    assert printed.pop("wall_seconds") > 0
+    assert printed.pop("agent_days") == printed["agents"] * printed["days"] * printed["replicates"]
     daily = ResultsDB(db).daily(run_id)
     now = {"run": printed, "daily_sha256": {c: sha256(daily[c].to_numpy(dtype=np.float64)) for c in daily.columns}}
     if os.environ.get("DEFECTION_UPDATE_GOLDEN") == "1":
