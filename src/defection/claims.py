@@ -12,6 +12,7 @@ import math
 import re
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -135,6 +136,7 @@ class Lab:
         *,
         dry: bool = False,
         planned: int | None = None,
+        workers: Executor | None = None,
     ):
         self.base = base
         self.settings: RunSettings = {"replicates": replicates, "days": days, "agents": agents, "seed": seed}
@@ -142,6 +144,7 @@ class Lab:
         self.posterior = posterior  # replicate r uses the same posterior draw in every variant (paired)
         self.dry = dry  # plan only: count the distinct variants, simulate nothing (placeholder results)
         self.planned = planned
+        self.workers = workers  # a pool from `defection.workers.replicate_workers`: replicates side by side
         self.agent_days = 0  # agents × days × replicates simulated, summed over the variants
         self.simulate_seconds = 0.0  # wall time spent in `simulate`, summed over the variants
         self._cache: dict[str, RunResult] = {}
@@ -172,7 +175,7 @@ class Lab:
             if self.progress:
                 self.progress(label or ", ".join(changes) or "proposal", len(self._cache), self.planned)
             post = self.posterior.without(list(changes)) if self.posterior is not None else None
-            res = simulate(sc, posterior=post, **self.settings)
+            res = simulate(sc, posterior=post, workers=self.workers, **self.settings)
             self.agent_days += res.agent_days
             self.simulate_seconds += res.wall_seconds
             self._cache[key] = res
@@ -590,14 +593,16 @@ def run_claims(
     progress: Progress | None = None,
     posterior: Posterior | None = None,
     planned: int | None = None,
+    workers: Executor | None = None,
 ) -> ClaimsReport:
     """Test all six claims of the proposal against `base` (the proposal scenario). With a posterior, every
     replicate draws calibrated parameters, so intervals include parameter uncertainty. `progress(label, done,
-    planned)` is called before each simulation (`planned`: from `plan_claims`, if given).
+    planned)` is called before each simulation (`planned`: from `plan_claims`, if given). `workers` (a pool from
+    `defection.workers.replicate_workers`) runs each variant's replicates side by side, with the same results.
 
     Settings too small to decide are listed in the report's `warnings`; a verdict resting on an undefined
     quantity is 'undecided' and says why."""
-    lab = Lab(base, replicates, days, agents, seed, progress, posterior, planned=planned)
+    lab = Lab(base, replicates, days, agents, seed, progress, posterior, planned=planned, workers=workers)
     with np.errstate(all="ignore"), warnings.catch_warnings():  # undefined quantities are reported, not warned
         warnings.simplefilter("ignore", RuntimeWarning)
         results = [undecided_if_undefined(claim(lab)) for claim in CLAIMS]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import platform
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from defection.analysis import interval_table, json_number
-from defection.model.dynamics import PHASES, run_replicate
+from defection.model.dynamics import PHASES, ReplicateOutput, run_replicate
 from defection.model.outcomes import replicate_outcomes
 from defection.model.outputs import SERIES
 from defection.model.parameters import engine_params
@@ -24,6 +25,9 @@ from defection.model.regime import CounterMeasures, candidate_counter_measures
 from defection.model.rng import posterior_particle
 from defection.scenario import Scenario, default_scenario, with_overrides
 from defection.scenario.posterior import Posterior
+from defection.workers import auto_workers, prefer_passive_threads, replicate_task
+
+prefer_passive_threads()  # before any kernel starts Numba's thread pool (docs/performance.md)
 
 
 class RunSettings(TypedDict, total=False):
@@ -130,6 +134,12 @@ class RunResult:
         }
 
 
+def workers_for(sc: Scenario) -> int:
+    """How many worker processes should simulate this scenario's replicates (`defection.workers.auto_workers`)."""
+    sim = sc.simulation
+    return auto_workers(simulated_agents(sim.agents, sc.force.company_size), sim.days, sim.replicates)
+
+
 def _replicates(
     sc: Scenario,
     n_agents: int,
@@ -139,23 +149,18 @@ def _replicates(
     posterior: Posterior | None = None,
     accounting: bool = True,
     sink: Callable[[int, np.ndarray], None] | None = None,
+    workers: Executor | None = None,
 ) -> tuple[list[np.ndarray], list[dict[str, float]]]:
     """Every replicate's daily series and outcomes under one regime policy (adaptive/static rules, or fixed
     counter-measures). With a `sink`, each replicate's daily series goes to it as soon as the replicate is done and
     is not kept (the returned list is then empty), so memory does not grow with the replicates.
 
     With a posterior, replicate r runs with the calibrated parameters of particle
-    `posterior_particle(posterior, seed, r)`.
+    `posterior_particle(posterior, seed, r)`. With `workers`, the replicates run side by side in its processes.
     """
-    p = engine_params(sc)
     out: list[np.ndarray] = []
     outcomes: list[dict[str, float]] = []
-    for rep in range(sc.simulation.replicates):
-        sc_rep = sc
-        if posterior is not None:
-            sc_rep = posterior.apply(sc, posterior_particle(posterior, sc.simulation.seed, rep))
-            p = engine_params(sc_rep)
-        res = run_replicate(sc_rep, p, rep, n_agents, on_day=tick, fixed_counter_measures=fixed, accounting=accounting)
+    for rep, res in enumerate(_replicate_outputs(sc, n_agents, fixed, tick, posterior, accounting, workers)):
         for k, v in res.phase_seconds.items():
             phases[k] += v
         outcomes.append(replicate_outcomes(res.daily, sc))
@@ -164,6 +169,52 @@ def _replicates(
         else:
             sink(rep, res.daily)
     return out, outcomes
+
+
+def _replicate_scenarios(sc: Scenario, posterior: Posterior | None) -> Iterator[Scenario]:
+    """Each replicate's scenario: the scenario itself, or with replicate r's posterior particle applied."""
+    for rep in range(sc.simulation.replicates):
+        yield sc if posterior is None else posterior.apply(sc, posterior_particle(posterior, sc.simulation.seed, rep))
+
+
+def _replicate_outputs(
+    sc: Scenario,
+    n_agents: int,
+    fixed: CounterMeasures | None,
+    tick: Callable[[int], None],
+    posterior: Posterior | None,
+    accounting: bool,
+    workers: Executor | None,
+) -> Iterator[ReplicateOutput]:
+    """Every replicate's output, in replicate order: one after another in this process (`tick` after each day),
+    or side by side in the `workers` (`tick` for each day of a replicate when it is done; the outputs are the
+    same, since a replicate's random numbers depend on its number, not on where it runs)."""
+    scenarios = _replicate_scenarios(sc, posterior)
+    if workers is None or sc.simulation.replicates < 2:
+        p = engine_params(sc)
+        for rep, sc_rep in enumerate(scenarios):
+            p = p if sc_rep is sc else engine_params(sc_rep)
+            yield run_replicate(
+                sc_rep, p, rep, n_agents, on_day=tick, fixed_counter_measures=fixed, accounting=accounting
+            )
+        return
+    futures = [
+        workers.submit(replicate_task, sc_rep, rep, n_agents, fixed, accounting) for rep, sc_rep in enumerate(scenarios)
+    ]
+    replicate_of = {future: rep for rep, future in enumerate(futures)}
+    finished: dict[int, ReplicateOutput] = {}
+    next_rep = 0
+    try:
+        for future in as_completed(futures):
+            for t in range(sc.simulation.days):
+                tick(t)
+            finished[replicate_of[future]] = future.result()  # a failed replicate stops the run now
+            while next_rep in finished:  # in replicate order, each as soon as those before it are done
+                yield finished.pop(next_rep)
+                next_rep += 1
+    finally:
+        for future in futures:
+            future.cancel()
 
 
 def _daily_frame(rep: int, daily: np.ndarray) -> pd.DataFrame:
@@ -191,6 +242,7 @@ def simulate(
     progress: Callable[[int, int], None] | None = None,
     accounting: bool = True,
     on_daily: Callable[[pd.DataFrame], None] | None = None,
+    workers: Executor | None = None,
 ) -> RunResult:
     """Run every replicate of a scenario. Keyword arguments override `scenario.simulation`.
 
@@ -205,6 +257,9 @@ def simulate(
     `accounting=False` skips the cost accounting (`dynamics.run_replicate`): the same soldiers and shares, cost
     outcomes NaN; for callers that read only shares (calibration). Best-response mode chooses by cost, so it
     keeps the accounting.
+
+    `workers` (a pool from `defection.workers.replicate_workers`) runs the replicates side by side in its
+    processes, with the same results; `progress` then advances a replicate at a time.
 
     `progress(done_days, total_days)` is called after every simulated day. In best-response mode the regime's
     candidate policies are simulated on the same seeds and the one with the lowest mean loss is kept (eq. 32).
@@ -243,6 +298,7 @@ def simulate(
             posterior,
             accounting or best_response,
             sink=(lambda rep, daily: on_daily(_daily_frame(rep, daily))) if stream and on_daily else None,
+            workers=workers,
         )
         loss = float(np.mean([o["regime_loss_usd"] for o in outs]))
         losses.append(loss)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import multiprocessing
 import os
 import random
 import tempfile
@@ -35,7 +34,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
-import numba
 import numpy as np
 import pandas as pd
 
@@ -50,6 +48,7 @@ from defection.scenario.posterior import (
     effective_sample_size,
 )
 from defection.scenario.ranges import CALIBRATED, DISCREPANCY, Range, discrepancy_path
+from defection.workers import replicate_workers, worker_pool
 
 KERNEL_SCALING = 2.0  # ABC-SMC proposal width relative to Silverman's rule (see `calibrate`)
 CHECK_TIME_SHARE = 0.8  # the predictive check plans to use at most this share of the time left after sampling
@@ -444,7 +443,7 @@ def calibrate(
     prior = pyabc.Distribution(
         **{u.key: pyabc.RV("uniform", u.prior_bounds[0], u.prior_bounds[1] - u.prior_bounds[0]) for u in parameters}
     )
-    own = shared_pool(workers) if pool is None else nullcontext(pool)
+    own = replicate_workers(workers) if pool is None else nullcontext(pool)
     with own as pool:
         variance = ErrorVariance(cases)
         model: Any = CaseModel(cases, parameters)
@@ -607,20 +606,6 @@ def _timed_check(
     result.check_draws = n if frames else 0
 
 
-def _single_thread() -> None:
-    numba.set_num_threads(1)
-
-
-def worker_pool(workers: int) -> ProcessPoolExecutor:
-    """`workers` fresh processes (spawned, not forked: Numba's OpenMP layer is not fork-safe) that simulate
-    single-threaded. Start one per command and pass it to every calibration and predictive check of the command
-    (`calibrate(pool=…)`, as `backtest` does): each worker then imports the package and loads the compiled kernels
-    from Numba's cache once, not once per fold."""
-    return ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_single_thread
-    )
-
-
 def _sampler(workers: int, watch: _Watch, pool: ProcessPoolExecutor | None = None) -> Any:
     """pyABC's sampler: one process, or `workers` processes of `pool` (a new `worker_pool` that the sampler owns
     when none is given) that simulate single-threaded; either stops at the watch's deadline."""
@@ -670,19 +655,6 @@ def _closing(sampler: Any) -> Iterator[None]:
         pool = getattr(sampler, "client", None)
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-
-
-@contextmanager
-def shared_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
-    """A `worker_pool` for the length of a command (None for one worker), shut down however the command ends."""
-    if workers <= 1:
-        yield None
-        return
-    pool = worker_pool(workers)
-    try:
-        yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def predictive_variances(posterior: Posterior | None, case: Case, seed: int, draws: int) -> np.ndarray:

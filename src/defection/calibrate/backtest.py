@@ -18,11 +18,11 @@ from defection.calibrate.abc import (
     calibrate,
     particle_agent_days,
     predictive_check,
-    shared_pool,
 )
 from defection.calibrate.cases import Case, library_hash
 from defection.engine import code_version
 from defection.scenario.posterior import Posterior
+from defection.workers import replicate_workers
 
 # ----------------------------------------------------------------------------- backtest
 ROW_KEYS = (
@@ -185,7 +185,7 @@ def backtest(
     predictions: list[Future[pd.DataFrame] | pd.DataFrame] = []
     posteriors = {}
     weights = [float(particle_agent_days([c for c in cases if c.id not in {h.id for h in held}])) for held in groups]
-    with shared_pool(int(settings.get("workers", 1))) as pool:
+    with replicate_workers(int(settings.get("workers", 1))) as pool:
         for k, held in enumerate(groups):
             out = {c.id for c in held}
             rest = [c for c in cases if c.id not in out]

@@ -16,6 +16,7 @@ from defection.cli.console import (
     JsonOpt,
     NoPosteriorOpt,
     PosteriorOpt,
+    ReplicateWorkersOpt,
     Reporter,
     ScenarioArg,
     command_seconds,
@@ -64,12 +65,15 @@ def claims(
     as_json: JsonOpt = False,
     posterior: PosteriorOpt = None,
     no_posterior: NoPosteriorOpt = False,
+    workers: ReplicateWorkersOpt = None,
 ) -> None:
     """Test each claim of the proposal on the simulator: numbers with 90% intervals, a verdict, the parameters
     that decide it, and the best alternative design for a failing claim."""
     from defection.claims import plan_claims, run_claims, settings_warnings  # lazy: see the note at the top
+    from defection.engine import workers_for
     from defection.scenario import ScenarioError, with_overrides
     from defection.store import RunMeta  # lazy: duckdb
+    from defection.workers import replicate_workers
 
     if posterior is not None and no_posterior:
         fail("--posterior and --no-posterior contradict each other; give one")
@@ -84,7 +88,8 @@ def claims(
     for why in early:
         warn(f"these settings may be too small to decide the claims: {why}")
     with recorded(db, RunMeta.from_scenario(sc, kind="claims"), "claims run") as (store, run_id):
-        with Reporter("claims", transient=as_json) as rep:
+        n_workers = workers if workers is not None else workers_for(sc)
+        with Reporter("claims", transient=as_json) as rep, replicate_workers(n_workers) as pool:
             planned = plan_claims(sc, replicates, days, sc.simulation.agents, sc.simulation.seed)
             rep.stage("testing the claims: variants", total=planned)
 
@@ -100,6 +105,7 @@ def claims(
                 progress=progress,
                 posterior=post,
                 planned=planned,
+                workers=pool,
             )
             rep.update(completed=report.simulations, detail="all variants simulated")
         report.settings["posterior"] = post_source

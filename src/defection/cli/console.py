@@ -61,6 +61,17 @@ NoPosteriorOpt = Annotated[
         "scenario's parameter values.",
     ),
 ]
+ReplicateWorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        max=512,
+        help="Processes that simulate replicates side by side, each on one thread (same results). Default: one per "
+        "CPU when the run is large enough to pay for starting them (about 2 s), else 1 (this process, threads).",
+        show_default=False,
+    ),
+]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -15,6 +15,7 @@ from defection.cli.console import (
     JsonOpt,
     NoPosteriorOpt,
     PosteriorOpt,
+    ReplicateWorkersOpt,
     Reporter,
     ScenarioArg,
     command_seconds,
@@ -56,13 +57,15 @@ def run(
         ),
     ] = None,
     yes: YesOpt = False,
+    workers: ReplicateWorkersOpt = None,
 ) -> None:
     """Simulate a scenario, print median and 90% interval of each outcome, and store the run. A run estimated to take
     over an hour, or more memory than the machine has available, is refused unless --yes is given."""
-    from defection.engine import simulate  # lazy: see the note at the top
+    from defection.engine import simulate, workers_for  # lazy: see the note at the top
     from defection.scenario import ScenarioError, with_overrides, with_posterior
     from defection.scenario.posterior import shipped_posterior_path
     from defection.store import RunMeta
+    from defection.workers import replicate_workers
 
     if report is not None and (not report.parent.exists() or report.is_dir()):
         fail(
@@ -95,11 +98,12 @@ def run(
     check_size(sc, yes)
     sim = sc.simulation
     warn_resolution(sim.agents, sc.force.company_size)
+    n_workers = workers if workers is not None else workers_for(sc)
     with recorded(db, RunMeta.from_scenario(sc)) as (store, run_id), store.stage_daily(run_id) as staged:
         # replicate-days: units of equal cost (the same agents every day), so the time left is proportional
-        with Reporter("run", transient=as_json) as rep:
+        with Reporter("run", transient=as_json) as rep, replicate_workers(n_workers) as pool:
             rep.stage("simulating: replicate-days", total=sim.days * sim.replicates)
-            result = simulate(sc, progress=rep.count, on_daily=staged)
+            result = simulate(sc, progress=rep.count, on_daily=staged, workers=pool)
         result.run_id = run_id
         result.wall_seconds = command_seconds()  # the command's (imports, loading, storing), not the engine's alone
         store.complete_run(run_id, result, staged=staged)  # the daily rows were streamed to `staged`
