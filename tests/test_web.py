@@ -450,6 +450,9 @@ def test_jobs_run_in_background_one_after_another(tmp_path: Path) -> None:
         assert row["status"] == "complete" and row["scenario_name"] == name
         assert (row["days"], row["replicates"]) == (20, 2)
         assert len(store.daily(done["run_id"])) == 40 and "defected" in set(store.outcomes(done["run_id"])["outcome"])
+        # the stored wall time is the job's (its process started, imported the engine, simulated, stored), not
+        # the simulation's alone (a fraction of a second at this size, against seconds of start-up)
+        assert row["wall_seconds"] >= 0.5 * (done["finished_at"] - done["started_at"])
     assert len(runs) == 2
 
 

@@ -29,6 +29,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from defection.workers import process_age
+
 # The scenario (pydantic), the model's declarations and the store (duckdb) are imported where they are used:
 # `defection --help` loads none of them (docs/performance.md, "Start-up").
 if TYPE_CHECKING:
@@ -227,18 +229,6 @@ STARTED_KEY = "defection.started"
 
 _command_start: ContextVar[float | None] = ContextVar("defection_command_start", default=None)
 """When the running command began (time.monotonic()); set by the app's callback for each invocation."""
-
-
-def process_age() -> float:
-    """Seconds since this process started (Linux: /proc), so that a command's wall time includes its start-up
-    (imports); 0.0 where the platform does not tell."""
-    try:
-        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])  # field 22: starttime
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-        age = uptime - ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    return age if 0.0 <= age < 86_400 * 365 else 0.0
 
 
 def process_started() -> float:

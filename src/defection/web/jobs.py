@@ -29,6 +29,7 @@ from defection.engine import simulate
 from defection.model.population import resolution_warning
 from defection.scenario import Scenario
 from defection.store import ResultsDB, ResultsError, RunMeta, RunNotFound
+from defection.workers import process_age
 
 log = logging.getLogger("defection.web")
 
@@ -114,6 +115,7 @@ def run_job(db_path: str, run_id: str, scenario_json: str, conn: Connection) -> 
         with store.stage_daily(run_id) as staged:  # daily rows streamed to Parquet, stored with the run at the end
             result = simulate(sc, progress=progress, on_daily=staged)
             result.run_id = run_id
+            result.wall_seconds = process_age()  # the job's (its process's start-up included), not the engine's
             store.complete_run(run_id, result, staged=staged)
         conn.send(("done", float(result.wall_seconds)))
     except BaseException as e:
