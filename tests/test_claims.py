@@ -92,3 +92,56 @@ def test_patch_changes_only_what_it_names() -> None:
     changed = patch(sc, {"offer.cash_usd": 5.0, "regime.response.mode": "static"})
     assert changed.offer.cash_usd == 5.0 and changed.regime.response.mode == "static"
     assert changed.force == sc.force and sc.offer.cash_usd == 100_000.0
+
+
+@pytest.mark.slow
+def test_adaptive_replicates_stop_early_without_changing_a_verdict() -> None:
+    """On a case decided early (990 agents, 60 days, seed 7: every verdict the same with 4 and 8 replicates), the
+    adaptive run stops at 8 of 12 replicates per variant, says so, and gives the verdicts of the full fixed count;
+    its numbers are those of a fixed run of 8 replicates (each round extends the variants by replicates 4…7, under
+    common random numbers, rather than redrawing)."""
+    from defection.claims import run_claims
+    from defection.scenario import default_scenario
+    from defection.workers import replicate_workers
+
+    base = default_scenario()
+    with replicate_workers(2) as pool:
+        adaptive = run_claims(base, 12, 60, 990, 7, workers=pool, adaptive=True)
+        full = run_claims(base, 12, 60, 990, 7, workers=pool)
+        eight = run_claims(base, 8, 60, 990, 7, workers=pool)
+    assert adaptive.adaptive is not None and adaptive.adaptive["stopped_early"]
+    assert adaptive.adaptive["rounds"] == [4, 8] and adaptive.settings["replicates"] == 8
+    assert "same with 4 and 8" in adaptive.adaptive["why"]
+    assert [c.verdict for c in adaptive.claims] == [c.verdict for c in full.claims]
+    assert [c.to_dict() for c in adaptive.claims] == [c.to_dict() for c in eight.claims]
+    assert adaptive.agent_days == eight.agent_days < full.agent_days
+    assert full.adaptive is None and len(adaptive.proposal.per_replicate) == 8
+
+
+def test_replicate_rounds() -> None:
+    from defection.claims import replicate_rounds
+
+    assert replicate_rounds(12, adaptive=True) == [4, 8, 12]
+    assert replicate_rounds(10, adaptive=True) == [4, 8, 10]
+    assert replicate_rounds(12, adaptive=False) == [12]
+    assert replicate_rounds(7, adaptive=True) == [7]  # too few to stop early
+
+
+def test_a_run_extended_by_replicates_equals_one_longer_run() -> None:
+    """`extended(first 3, next 2)` is the 5-replicate run: every daily value and outcome, the numbering included."""
+    import pandas as pd
+
+    from defection.engine import extended, simulate
+    from defection.scenario import default_scenario
+
+    sc = default_scenario()
+    whole = simulate(sc, replicates=5, days=20, agents=990)
+    parts = extended(
+        simulate(sc, replicates=3, days=20, agents=990),
+        simulate(sc, replicates=2, days=20, agents=990, first_replicate=3),
+    )
+    pd.testing.assert_frame_equal(parts.daily, whole.daily, check_exact=True)
+    pd.testing.assert_frame_equal(parts.per_replicate, whole.per_replicate, check_exact=True)
+    assert parts.replicates == 5 and parts.scenario.simulation.replicates == 5
+    with pytest.raises(ValueError, match="next replicate"):
+        extended(whole, simulate(sc, replicates=1, days=20, agents=990))

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from defection.engine import RunResult, RunSettings, simulate
+from defection.engine import RunResult, RunSettings, extended, simulate
 from defection.model.outputs import OUTCOMES, SERIES
 from defection.model.population import simulated_agents
 from defection.scenario import Scenario, with_changes
@@ -147,6 +147,7 @@ class Lab:
         self.workers = workers  # a pool from `defection.workers.replicate_workers`: replicates side by side
         self.agent_days = 0  # agents × days × replicates simulated, summed over the variants
         self.simulate_seconds = 0.0  # wall time spent in `simulate`, summed over the variants
+        self.simulated = 0  # calls of `simulate` (a variant extended by more replicates counts again)
         self._cache: dict[str, RunResult] = {}
 
     def variant(self, changes: dict[str, Any], base: Scenario | None = None) -> Scenario:
@@ -166,19 +167,26 @@ class Lab:
         return patch(sc, resolved)
 
     def run(self, changes: dict[str, Any], label: str = "", base: Scenario | None = None) -> RunResult:
+        """The variant's result with the lab's current replicate count: simulated once, and extended by the
+        replicates it lacks when the count has grown since (adaptive replicates: the first ones are not re-run)."""
         sc = self.variant(changes, base)
         key = sc.content_hash()
-        if key not in self._cache:
-            if self.dry:
-                self._cache[key] = self._placeholder(sc)
-                return self._cache[key]
-            if self.progress:
-                self.progress(label or ", ".join(changes) or "proposal", len(self._cache), self.planned)
-            post = self.posterior.without(list(changes)) if self.posterior is not None else None
-            res = simulate(sc, posterior=post, workers=self.workers, **self.settings)
-            self.agent_days += res.agent_days
-            self.simulate_seconds += res.wall_seconds
-            self._cache[key] = res
+        wanted = int(self.settings["replicates"])
+        have = self._cache[key].replicates if key in self._cache else 0
+        if have >= wanted:
+            return self._cache[key]
+        if self.dry:
+            self._cache[key] = self._placeholder(sc)
+            return self._cache[key]
+        if self.progress:
+            self.progress(label or ", ".join(changes) or "proposal", self.simulated, self.planned)
+        post = self.posterior.without(list(changes)) if self.posterior is not None else None
+        settings: RunSettings = {**self.settings, "replicates": wanted - have}
+        res = simulate(sc, posterior=post, workers=self.workers, first_replicate=have, **settings)
+        self.simulated += 1
+        self.agent_days += res.agent_days
+        self.simulate_seconds += res.wall_seconds
+        self._cache[key] = extended(self._cache[key], res) if have else res
         return self._cache[key]
 
     def _placeholder(self, sc: Scenario) -> RunResult:
@@ -531,10 +539,12 @@ class ClaimsReport:
     agent_days: int = 0  # agents × days × replicates simulated, summed over every variant
     simulate_seconds: float = 0.0  # wall time spent simulating, summed over every variant
     warnings: list[str] = field(default_factory=list)  # why these settings may be too small to decide
+    adaptive: dict[str, Any] | None = None  # adaptive replicates: the rounds tried and why it stopped (run_claims)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "settings": self.settings,
+            "adaptive": self.adaptive,
             "simulations": self.simulations,
             "agent_days": self.agent_days,
             "simulate_seconds": self.simulate_seconds,
@@ -584,6 +594,45 @@ def plan_claims(base: Scenario, replicates: int, days: int, agents: int, seed: i
     return lab.runs
 
 
+def replicate_rounds(replicates: int, adaptive: bool) -> list[int]:
+    """The replicate counts a claims run tries in turn: with `adaptive`, MIN_REPLICATES, then MIN_REPLICATES more
+    each round, up to `replicates`; else `replicates` alone."""
+    if not adaptive or replicates < 2 * MIN_REPLICATES:
+        return [replicates]
+    return [*range(MIN_REPLICATES, replicates, MIN_REPLICATES), replicates]
+
+
+def judge_claims(lab: Lab) -> list[ClaimResult]:
+    """Every claim's verdict with the lab's current replicate count."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():  # undefined quantities are reported, not warned
+        warnings.simplefilter("ignore", RuntimeWarning)
+        results = [undecided_if_undefined(claim(lab)) for claim in CLAIMS]
+    for r in results:
+        if r.verdict == "depends" and r.deciding:
+            r.verdict = "depends on " + ", ".join(d["parameter"] for d in r.deciding)
+    return results
+
+
+def adaptive_summary(tried: list[int], replicates: int, best_response: bool) -> dict[str, Any]:
+    """What an adaptive claims run did: the replicate counts tried, the one used, and why it stopped there."""
+    used = tried[-1]
+    if used < replicates:
+        why = f"every verdict was the same with {tried[-2]} and {used} replicates per variant"
+    elif best_response:
+        why = "best-response mode: its runs cannot be extended by more replicates, so all were run"
+    elif len(tried) > 1:
+        why = "the verdicts changed from round to round up to the full replicate count"
+    else:
+        why = f"fewer than {2 * MIN_REPLICATES} replicates: too few to stop early"
+    return {
+        "max_replicates": replicates,
+        "replicates_used": used,
+        "rounds": tried,
+        "stopped_early": used < replicates,
+        "why": why,
+    }
+
+
 def run_claims(
     base: Scenario,
     replicates: int,
@@ -594,26 +643,42 @@ def run_claims(
     posterior: Posterior | None = None,
     planned: int | None = None,
     workers: Executor | None = None,
+    adaptive: bool = False,
 ) -> ClaimsReport:
     """Test all six claims of the proposal against `base` (the proposal scenario). With a posterior, every
     replicate draws calibrated parameters, so intervals include parameter uncertainty. `progress(label, done,
     planned)` is called before each simulation (`planned`: from `plan_claims`, if given). `workers` (a pool from
     `defection.workers.replicate_workers`) runs each variant's replicates side by side, with the same results.
 
+    `adaptive`: judge the claims with MIN_REPLICATES replicates per variant, then with MIN_REPLICATES more each
+    round (common random numbers: each round adds replicates, it does not redraw the first ones), and stop, before
+    `replicates`, at the first round whose verdicts are all the same as the round before; the report's `adaptive`
+    says where it stopped. A stability rule, not a guarantee: the verdicts of the full count may differ.
+
     Settings too small to decide are listed in the report's `warnings`; a verdict resting on an undefined
     quantity is 'undecided' and says why."""
     lab = Lab(base, replicates, days, agents, seed, progress, posterior, planned=planned, workers=workers)
-    with np.errstate(all="ignore"), warnings.catch_warnings():  # undefined quantities are reported, not warned
-        warnings.simplefilter("ignore", RuntimeWarning)
-        results = [undecided_if_undefined(claim(lab)) for claim in CLAIMS]
-    for r in results:
-        if r.verdict == "depends" and r.deciding:
-            r.verdict = "depends on " + ", ".join(d["parameter"] for d in r.deciding)
-    found = settings_warnings(replicates, days)
+    rounds = replicate_rounds(replicates, adaptive and base.regime.response.mode != "best_response")
+    tried: list[int] = []
+    previous: list[str] | None = None
+    for count in rounds:
+        lab.settings["replicates"] = count
+        tried.append(count)
+        results = judge_claims(lab)
+        verdicts = [r.verdict for r in results]
+        if verdicts == previous:
+            break
+        previous = verdicts
+    used = tried[-1]
+    found = settings_warnings(used, days)
     undecided = [r.number for r in results if r.verdict == UNDECIDED]
     if undecided:
         found.append(
             f"claim(s) {', '.join(map(str, undecided))} undecided: a quantity their verdict rests on is undefined "
             "at these settings"
         )
-    return ClaimsReport(results, dict(lab.settings), lab.runs, lab.run({}), lab.agent_days, lab.simulate_seconds, found)
+    rule = adaptive_summary(tried, replicates, base.regime.response.mode == "best_response") if adaptive else None
+    proposal = lab.run({})
+    return ClaimsReport(
+        results, dict(lab.settings), lab.runs, proposal, lab.agent_days, lab.simulate_seconds, found, adaptive=rule
+    )

@@ -134,6 +134,33 @@ class RunResult:
         }
 
 
+def extended(res: RunResult, more: RunResult) -> RunResult:
+    """`res` with the replicates of `more` appended: `more` is the same scenario simulated with
+    `first_replicate=res.replicates`, so the whole equals one run of res.replicates + more.replicates replicates
+    (not in best-response mode, whose kept policy depends on every replicate)."""
+    if res.regime_choice is not None or more.regime_choice is not None:
+        raise ValueError("a best-response run cannot be extended: its kept policy depends on all its replicates")
+    same = (more.seed, more.agents, more.days) == (res.seed, res.agents, res.days)
+    if not same or int(more.per_replicate["replicate"].min()) != res.replicates:
+        raise ValueError("only a run of the same settings, numbered from the next replicate, extends a run")
+    total = res.replicates + more.replicates
+    return RunResult(
+        scenario=with_overrides(res.scenario, "extended", replicates=total),
+        seed=res.seed,
+        agents=res.agents,
+        represented=res.represented,
+        days=res.days,
+        replicates=total,
+        daily=pd.concat([res.daily, more.daily], ignore_index=True),
+        per_replicate=pd.concat([res.per_replicate, more.per_replicate], ignore_index=True),
+        phase_seconds={k: v + more.phase_seconds.get(k, 0.0) for k, v in res.phase_seconds.items()},
+        wall_seconds=res.wall_seconds + more.wall_seconds,
+        agent_days=res.agent_days + more.agent_days,
+        posterior_hash=res.posterior_hash,
+        posterior_path=res.posterior_path,
+    )
+
+
 def workers_for(sc: Scenario) -> int:
     """How many worker processes should simulate this scenario's replicates (`defection.workers.auto_workers`)."""
     sim = sc.simulation
@@ -150,6 +177,7 @@ def _replicates(
     accounting: bool = True,
     sink: Callable[[int, np.ndarray], None] | None = None,
     workers: Executor | None = None,
+    first: int = 0,
 ) -> tuple[list[np.ndarray], list[dict[str, float]]]:
     """Every replicate's daily series and outcomes under one regime policy (adaptive/static rules, or fixed
     counter-measures). With a `sink`, each replicate's daily series goes to it as soon as the replicate is done and
@@ -160,7 +188,8 @@ def _replicates(
     """
     out: list[np.ndarray] = []
     outcomes: list[dict[str, float]] = []
-    for rep, res in enumerate(_replicate_outputs(sc, n_agents, fixed, tick, posterior, accounting, workers)):
+    outputs = _replicate_outputs(sc, n_agents, fixed, tick, posterior, accounting, workers, first)
+    for rep, res in enumerate(outputs, start=first):
         for k, v in res.phase_seconds.items():
             phases[k] += v
         outcomes.append(replicate_outcomes(res.daily, sc))
@@ -171,9 +200,9 @@ def _replicates(
     return out, outcomes
 
 
-def _replicate_scenarios(sc: Scenario, posterior: Posterior | None) -> Iterator[Scenario]:
+def _replicate_scenarios(sc: Scenario, posterior: Posterior | None, first: int) -> Iterator[Scenario]:
     """Each replicate's scenario: the scenario itself, or with replicate r's posterior particle applied."""
-    for rep in range(sc.simulation.replicates):
+    for rep in range(first, first + sc.simulation.replicates):
         yield sc if posterior is None else posterior.apply(sc, posterior_particle(posterior, sc.simulation.seed, rep))
 
 
@@ -185,23 +214,25 @@ def _replicate_outputs(
     posterior: Posterior | None,
     accounting: bool,
     workers: Executor | None,
+    first: int,
 ) -> Iterator[ReplicateOutput]:
     """Every replicate's output, in replicate order: one after another in this process (`tick` after each day),
     or side by side in the `workers` (`tick` for each day of a replicate when it is done; the outputs are the
     same, since a replicate's random numbers depend on its number, not on where it runs)."""
-    scenarios = _replicate_scenarios(sc, posterior)
+    scenarios = _replicate_scenarios(sc, posterior, first)
     if workers is None or sc.simulation.replicates < 2:
         p = engine_params(sc)
-        for rep, sc_rep in enumerate(scenarios):
+        for rep, sc_rep in enumerate(scenarios, start=first):
             p = p if sc_rep is sc else engine_params(sc_rep)
             yield run_replicate(
                 sc_rep, p, rep, n_agents, on_day=tick, fixed_counter_measures=fixed, accounting=accounting
             )
         return
     futures = [
-        workers.submit(replicate_task, sc_rep, rep, n_agents, fixed, accounting) for rep, sc_rep in enumerate(scenarios)
+        workers.submit(replicate_task, sc_rep, rep, n_agents, fixed, accounting)
+        for rep, sc_rep in enumerate(scenarios, start=first)
     ]
-    replicate_of = {future: rep for rep, future in enumerate(futures)}
+    replicate_of = {future: k for k, future in enumerate(futures)}
     finished: dict[int, ReplicateOutput] = {}
     next_rep = 0
     try:
@@ -243,6 +274,7 @@ def simulate(
     accounting: bool = True,
     on_daily: Callable[[pd.DataFrame], None] | None = None,
     workers: Executor | None = None,
+    first_replicate: int = 0,
 ) -> RunResult:
     """Run every replicate of a scenario. Keyword arguments override `scenario.simulation`.
 
@@ -260,6 +292,10 @@ def simulate(
 
     `workers` (a pool from `defection.workers.replicate_workers`) runs the replicates side by side in its
     processes, with the same results; `progress` then advances a replicate at a time.
+
+    `first_replicate` numbers the replicates from there: replicates k…k+n−1 of a longer run, the same numbers as
+    in that run (random numbers and posterior particles are keyed by the replicate's number), so a run can be
+    extended by more replicates without simulating the first ones again (`extended`).
 
     `progress(done_days, total_days)` is called after every simulated day. In best-response mode the regime's
     candidate policies are simulated on the same seeds and the one with the lowest mean loss is kept (eq. 32).
@@ -299,6 +335,7 @@ def simulate(
             accounting or best_response,
             sink=(lambda rep, daily: on_daily(_daily_frame(rep, daily))) if stream and on_daily else None,
             workers=workers,
+            first=first_replicate,
         )
         loss = float(np.mean([o["regime_loss_usd"] for o in outs]))
         losses.append(loss)
@@ -314,8 +351,8 @@ def simulate(
     assert best is not None
     if choice is not None:
         choice["candidate_losses_usd"] = losses
-    frames = [_daily_frame(rep, daily) for rep, daily in enumerate(best[1])]
-    rows = [{"replicate": rep, **o} for rep, o in enumerate(best[2])]
+    frames = [_daily_frame(rep, daily) for rep, daily in enumerate(best[1], start=first_replicate)]
+    rows = [{"replicate": rep, **o} for rep, o in enumerate(best[2], start=first_replicate)]
     if on_daily is not None:
         for frame in frames:  # best-response mode: the kept policy's rows, now that it is known
             on_daily(frame)

@@ -66,10 +66,18 @@ def claims(
     posterior: PosteriorOpt = None,
     no_posterior: NoPosteriorOpt = False,
     workers: ReplicateWorkersOpt = None,
+    adaptive: Annotated[
+        bool,
+        typer.Option(
+            "--adaptive",
+            help="Judge the claims with 4 replicates per variant, then 4 more each round, and stop before --replicates "
+            "once every verdict is the same two rounds running (a stability rule; the output says where it stopped).",
+        ),
+    ] = False,
 ) -> None:
     """Test each claim of the proposal on the simulator: numbers with 90% intervals, a verdict, the parameters
     that decide it, and the best alternative design for a failing claim."""
-    from defection.claims import plan_claims, run_claims, settings_warnings  # lazy: see the note at the top
+    from defection.claims import plan_claims, replicate_rounds, run_claims, settings_warnings  # lazy: see the top
     from defection.engine import workers_for
     from defection.scenario import ScenarioError, with_overrides
     from defection.store import RunMeta  # lazy: duckdb
@@ -91,7 +99,9 @@ def claims(
         n_workers = workers if workers is not None else workers_for(sc)
         with Reporter("claims", transient=as_json) as rep, replicate_workers(n_workers) as pool:
             planned = plan_claims(sc, replicates, days, sc.simulation.agents, sc.simulation.seed)
-            rep.stage("testing the claims: variants", total=planned)
+            if adaptive:  # each round may extend every variant: at most this many simulations
+                planned *= len(replicate_rounds(replicates, adaptive))
+            rep.stage("testing the claims: variants" + (" × rounds (at most)" if adaptive else ""), total=planned)
 
             def progress(label: str, done: int, total: int | None) -> None:
                 rep.update(completed=done, detail=f"now: variant {done + 1} of {total}: {label}", line=True)
@@ -106,6 +116,7 @@ def claims(
                 posterior=post,
                 planned=planned,
                 workers=pool,
+                adaptive=adaptive,
             )
             rep.update(completed=report.simulations, detail="all variants simulated")
         report.settings["posterior"] = post_source
@@ -151,8 +162,16 @@ def claims(
                 highlight=False,
             )
         out.print()
+    if report.adaptive is not None:
+        a = report.adaptive
+        out.print(
+            f"adaptive replicates: {a['replicates_used']} of at most {a['max_replicates']} per variant "
+            f"(rounds {', '.join(map(str, a['rounds']))}): {a['why']}",
+            highlight=False,
+        )
+    used = report.settings["replicates"]
     out.print(
-        f"{payload['simulations']} simulations × {replicates} replicates ({report.agent_days:,} agent-days, "
+        f"{payload['simulations']} simulations × {used} replicates ({report.agent_days:,} agent-days, "
         f"{payload['wall_seconds']:.1f} s); parameters: {post_source}; stored as run [bold]{run_id}[/] in {db}"
     )
 
