@@ -1,25 +1,24 @@
-"""The embedded DuckDB results store: one row per run, its daily series, per-replicate outcomes and
-intervals.
+"""The results store's entry point: `ResultsDB`, one DuckDB file of runs (connections and transactions, recording
+and completing runs and sweeps, reading them back, export), and `RunMeta`, what is recorded as a run starts.
 
-Connections are short-lived (one per operation) so another process can open the file between
-writes. Timestamps are naive UTC.
+The file's layout is in `schema`, its errors and lock handling in `errors`, the staging of daily rows during a run
+in `staging`, and the spill files written when the file cannot be written in `spill`. Connections are short-lived
+(one per operation) so another process can open the file between writes. Timestamps are naive UTC.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import socket
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -27,202 +26,56 @@ import duckdb
 import pandas as pd
 
 from defection.model.outputs import OUTCOMES, SERIES
+from defection.store.errors import (
+    LOCK_RETRY_FIRST,
+    LOCK_RETRY_MAX,
+    LOCK_RETRY_SILENT,
+    LOCK_WAIT_ENV,
+    ResultsError,
+    ResultsLocked,
+    ResultsSpilled,
+    RunNotFound,
+    describe_error,
+    first_line,
+    is_lock,
+    lock_holder,
+    lock_wait_seconds,
+)
+from defection.store.schema import (
+    CREATE_TABLES,
+    DEFAULT_DB,
+    LIST_COLUMNS,
+    OLDEST_READABLE_VERSION,
+    SCHEMA_VERSION,
+    SWEEP_STATS,
+    add_missing_columns,
+    insert_row,
+    missing_run_columns,
+    missing_series,
+    sql_path,
+    utc_now,
+)
+from defection.store.spill import SPILL_MANIFEST, read_spill, spill_dir, spill_run, store_spill
+from defection.store.staging import DailyStage
 
 if TYPE_CHECKING:
     from defection.engine import RunResult
     from defection.scenario import Scenario
 
-DEFAULT_DB = "defection.duckdb"
-SCHEMA_VERSION = 3
-"""The layout of the tables. A database of an older version down to ``OLDEST_READABLE_VERSION`` is brought up to
-date in place when opened; a newer or older one is refused. Adding a daily series or an outcome (declared in
-``model.outputs``) does not change the version: the ``daily`` table's series columns are derived from
-``outputs.SERIES`` and missing ones are added on opening (``add_missing_columns``); outcomes are stored in long
-form (one row per outcome), so a new outcome needs no column. Bump the version only for a change that old
-files cannot be brought up to by adding columns."""
-OLDEST_READABLE_VERSION = 2  # 2 → 3 added daily series (unit_strength_p10…p90), which adding columns repairs
-LOCK_WAIT_SECONDS = 60.0
-"""How long an operation waits, in all, for a lock another process holds on the file before it gives up (a
-finished run's results are then spilled to Parquet beside the database, never discarded; see `ResultsDB.spill`)."""
-LOCK_WAIT_ENV = "DEFECTION_DB_LOCK_WAIT"
-"""Environment variable overriding `LOCK_WAIT_SECONDS` (seconds, >= 0)."""
-LOCK_RETRY_FIRST, LOCK_RETRY_MAX = 0.1, 8.0  # the back-off: 0.1 s, doubling, at most 8 s between attempts
-LOCK_RETRY_SILENT = 0.4  # waits shorter than this are not announced (a brief overlap with another command)
-SPILL_SUFFIX = ".spill"
-"""A run whose results cannot be written is spilled to `<database>.spill/<run_id>/`: one Parquet file per table
-and `spill.json` (see `ResultsDB.spill` and `ResultsDB.ingest`)."""
-SPILL_MANIFEST = "spill.json"
-DATA_TABLES = ("daily", "replicate_outcomes", "outcomes", "artifacts", "experiments", "experiment_outcomes")
-"""The tables that hold a run's results, keyed by run_id (besides its row in `runs`)."""
-
-LIST_COLUMNS = (
-    "run_id",
-    "kind",
-    "status",
-    "created_at",
-    "scenario_name",
-    "scenario_hash",
-    "seed",
-    "agents",
-    "represented",
-    "days",
-    "replicates",
-    "wall_seconds",
-)
-RUN_COLUMNS_ADDED = {"posterior_hash": "VARCHAR", "posterior_path": "VARCHAR"}
-"""Columns of ``runs`` added since schema version 3: a file that lacks them gets them (NULL for its runs) on opening,
-as a missing daily series does. The posterior a run drew its calibrated parameters from: its content hash and where
-it was read from (both NULL for a run with the hand-tuned defaults)."""
-
-_SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
-    """CREATE TABLE IF NOT EXISTS runs (
-        run_id VARCHAR PRIMARY KEY, kind VARCHAR, status VARCHAR, created_at TIMESTAMP,
-        finished_at TIMESTAMP, scenario_name VARCHAR, scenario_hash VARCHAR, scenario_json VARCHAR,
-        seed BIGINT, agents BIGINT, represented BIGINT, days INTEGER, replicates INTEGER,
-        package_version VARCHAR, library_versions VARCHAR, host VARCHAR, pid INTEGER,
-        wall_seconds DOUBLE, error VARCHAR, """
-    + ", ".join(f"{name} {kind}" for name, kind in RUN_COLUMNS_ADDED.items())
-    + ")",
-    "CREATE TABLE IF NOT EXISTS daily (run_id VARCHAR, replicate INTEGER, day INTEGER, "
-    + ", ".join(f"{name} DOUBLE" for name in SERIES)
-    + ")",
-    """CREATE TABLE IF NOT EXISTS replicate_outcomes (
-        run_id VARCHAR, replicate INTEGER, outcome VARCHAR, value DOUBLE)""",
-    """CREATE TABLE IF NOT EXISTS outcomes (
-        run_id VARCHAR, outcome VARCHAR, median DOUBLE, p05 DOUBLE, p95 DOUBLE, mean DOUBLE)""",
-    """CREATE TABLE IF NOT EXISTS artifacts (run_id VARCHAR, name VARCHAR, payload VARCHAR)""",
-    # sweeps (`defection sweep`): one row per planned experiment, and its outcome summaries in long form
-    """CREATE TABLE IF NOT EXISTS experiments (
-        run_id VARCHAR, experiment BIGINT, status VARCHAR, error VARCHAR, params_json VARCHAR,
-        wall_seconds DOUBLE)""",
-    """CREATE TABLE IF NOT EXISTS experiment_outcomes (
-        run_id VARCHAR, experiment BIGINT, outcome VARCHAR, mean DOUBLE, median DOUBLE, p05 DOUBLE, p95 DOUBLE)""",
+__all__ = [  # what `from defection.store.db import ...` offered before the store was split by concept
+    "DEFAULT_DB",
+    "DailyStage",
+    "ResultsDB",
+    "ResultsError",
+    "ResultsLocked",
+    "ResultsSpilled",
+    "RunMeta",
+    "RunNotFound",
+    "pid_alive",
+    "posterior_label",
 ]
-SWEEP_STATS = ("mean", "median", "p05", "p95")
-
-
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    rows = con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()
-    return {r[0] for r in rows}
-
-
-def missing_series(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The declared daily series (``outputs.SERIES``) that the open database's ``daily`` table has no column for."""
-    have = _columns(con, "daily")
-    return [name for name in SERIES if name not in have]
-
-
-def missing_run_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The declared ``runs`` columns (``RUN_COLUMNS_ADDED``) that the open database's ``runs`` table lacks."""
-    have = _columns(con, "runs")
-    return [name for name in RUN_COLUMNS_ADDED if name not in have]
-
-
-def add_missing_columns(
-    con: duckdb.DuckDBPyConnection, missing: list[str], missing_runs: tuple[str, ...] | list[str] = ()
-) -> None:
-    """Add the `missing` daily series and `missing_runs` run columns, NULL for the runs already stored, and record
-    the current schema version, in one transaction."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for name in missing:
-            con.execute(f"ALTER TABLE daily ADD COLUMN {name} DOUBLE")
-        for name in missing_runs:
-            con.execute(f"ALTER TABLE runs ADD COLUMN {name} {RUN_COLUMNS_ADDED[name]}")
-        con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
-
-
-class ResultsError(Exception):
-    """The results database cannot be opened or used."""
-
-
-class ResultsLocked(ResultsError):
-    """Another process held the database's lock for longer than the wait allowed (`lock_wait_seconds`)."""
-
-
-class ResultsSpilled(ResultsError):
-    """A finished run could not be written to the database; its results are in a spill folder instead."""
-
-    def __init__(self, run_id: str, spill: Path, db_path: Path, reason: str):
-        self.run_id, self.spill, self.db_path, self.reason = run_id, spill, db_path, reason
-        super().__init__(
-            f"{reason}\nthe results of run {run_id} are safe in {spill}; store them with "
-            f"`defection runs ingest {spill} --db {db_path}` once the database is available (ingesting twice "
-            "stores nothing twice)"
-        )
-
 
 T = TypeVar("T")
-
-
-def lock_wait_seconds() -> float:
-    """Seconds to wait for another process's lock: $DEFECTION_DB_LOCK_WAIT if it is a number >= 0, else 60."""
-    try:
-        value = float(os.environ.get(LOCK_WAIT_ENV, "") or LOCK_WAIT_SECONDS)
-    except ValueError:
-        return LOCK_WAIT_SECONDS
-    return value if value >= 0 and value == value else LOCK_WAIT_SECONDS
-
-
-def spill_dir(db_path: Path | str) -> Path:
-    """The folder beside a database where runs that could not be written are spilled."""
-    path = Path(db_path)
-    return path.with_name(path.name + SPILL_SUFFIX)
-
-
-def _first_line(e: BaseException) -> str:
-    return str(e).splitlines()[0] if str(e) else type(e).__name__
-
-
-def _is_lock(message: str) -> bool:
-    return "could not set lock" in message.lower() or "conflicting lock" in message.lower()
-
-
-def _lock_holder(message: str) -> str:
-    """'pid 1234' from DuckDB's lock message, or a generic phrase."""
-    found = re.search(r"\(PID (\d+)\)", message)
-    return f"pid {found.group(1)}" if found else "process unknown"
-
-
-_DAMAGE = ("checksum", "corrupt", "could not read enough bytes", "not a valid duckdb", "invalid database", "magic")
-_DENIED = ("operation not permitted", "permission denied", "read-only file system", "read-only mode")
-
-
-def describe_error(path: Path, e: BaseException, writing: bool = False) -> str:
-    """A user-facing sentence for a DuckDB error on the database at `path`: what is wrong and what to do."""
-    msg = _first_line(e)
-    low = msg.lower()
-    if any(k in low for k in _DAMAGE):
-        return (
-            f"results database {path} is damaged or truncated (DuckDB: {msg}). Move it aside "
-            f"(`mv {path} {path}.damaged`) or restore it from a backup; the next run then starts a new database "
-            "there, and stored runs can be re-created from their scenario files with `defection run`"
-        )
-    if any(k in low for k in _DENIED):
-        return (
-            f"results database {path} cannot be written: the file or its folder {path.parent} is not writable "
-            f"(DuckDB: {msg}). Reading commands (`runs list`, `runs show`, `report`, `compare`, `serve`) still "
-            "work on it; to store runs, make both writable or pass --db with a writable path"
-        )
-    return f"results database {path}: {'cannot write' if writing else 'cannot read'} (DuckDB: {msg})"
-
-
-class RunNotFound(KeyError):
-    """No run (or no unique run) matches the given id or prefix."""
-
-    def __init__(self, run_id: str, db_path: Path | str = DEFAULT_DB, detail: str | None = None):
-        self.run_id = run_id
-        self.db_path = str(db_path)
-        self.message = detail or (f"run '{run_id}' not found in {self.db_path}; see `defection runs list`")
-        super().__init__(run_id)
-
-    def __str__(self) -> str:
-        return self.message
 
 
 @dataclass
@@ -274,10 +127,6 @@ def new_run_id() -> str:
     return "r" + uuid.uuid4().hex[:10]
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 def pid_alive(pid: int) -> bool:
     """Whether a process with this id exists on this host."""
     if pid <= 0:
@@ -295,58 +144,6 @@ def pid_alive(pid: int) -> bool:
 
 def _to_stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
-
-
-class DailyStage:
-    """Where a running simulation streams its daily rows (`simulate(on_daily=stage)`): each replicate's rows are
-    appended to a Parquet file in a staging folder beside the database, so they are not held in memory until the
-    end; `ResultsDB.complete_run(..., staged=stage)` then moves them into the database in the same transaction that
-    marks the run complete (a run that fails or is interrupted leaves no daily rows in the database). Use it as a
-    context manager: the staging folder is removed on leaving, whatever happened."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.files: list[Path] = []
-        self.rows = 0
-        self._con: duckdb.DuckDBPyConnection | None = None
-
-    def __call__(self, rows: pd.DataFrame) -> None:
-        if self._con is None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self._con = duckdb.connect(":memory:")
-        target = self.folder / f"daily-{len(self.files):06d}.parquet"
-        self._con.register("stage_df", rows)
-        try:
-            self._con.execute(f"COPY (SELECT * FROM stage_df) TO '{_sql_path(target)}' (FORMAT parquet)")
-        finally:
-            self._con.unregister("stage_df")
-        self.files.append(target)
-        self.rows += len(rows)
-
-    def source(self) -> str:
-        """SQL reading every staged row (in replicate, day order)."""
-        files = ", ".join(f"'{_sql_path(f)}'" for f in self.files)
-        return f"(SELECT * FROM read_parquet([{files}]) ORDER BY replicate, day)"
-
-    def close(self) -> None:
-        """Remove the staged files."""
-        if self._con is not None:
-            self._con.close()
-            self._con = None
-        shutil.rmtree(self.folder, ignore_errors=True)
-        with suppress(OSError):  # the spill folder, if nothing else is in it
-            self.folder.parent.rmdir()
-        self.files = []
-
-    def __enter__(self) -> DailyStage:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class ResultsDB:
@@ -385,7 +182,7 @@ class ResultsDB:
             self._check_readable()
             return
         with self._connect(writing=True) as con:
-            for stmt in _SCHEMA:
+            for stmt in CREATE_TABLES:
                 con.execute(stmt)
             row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
@@ -434,20 +231,20 @@ class ResultsDB:
             try:
                 return duckdb.connect(str(self.path), read_only=self.read_only)
             except duckdb.Error as e:
-                msg = _first_line(e)
-                if not _is_lock(msg):
+                msg = first_line(e)
+                if not is_lock(msg):
                     raise ResultsError(describe_error(self.path, e, writing)) from e
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise ResultsLocked(
-                        f"results database {self.path} is locked by another process ({_lock_holder(msg)}); gave up "
+                        f"results database {self.path} is locked by another process ({lock_holder(msg)}); gave up "
                         f"after waiting {budget:g} s (${LOCK_WAIT_ENV} sets the wait). Close the other program "
                         "that has the file open (a Python shell, a notebook, a DuckDB CLI) and try again"
                     ) from e
                 wait = min(delay, left)
                 if wait >= LOCK_RETRY_SILENT:
                     self.notify(
-                        f"results database {self.path} is locked by another process ({_lock_holder(msg)}); "
+                        f"results database {self.path} is locked by another process ({lock_holder(msg)}); "
                         f"retrying in {wait:.1f} s ({max(left, 0):.0f} s left of {budget:g} s)"
                     )
                 time.sleep(wait)
@@ -488,7 +285,7 @@ class ResultsDB:
             "run_id": run_id,
             "kind": meta.kind,
             "status": "running",
-            "created_at": _now(),
+            "created_at": utc_now(),
             "scenario_name": meta.scenario_name,
             "scenario_hash": meta.scenario_hash,
             "scenario_json": meta.scenario_json,
@@ -503,7 +300,7 @@ class ResultsDB:
             "pid": os.getpid(),
         }
         with self._connect(writing=True) as con:
-            _insert_row(con, "runs", row)
+            insert_row(con, "runs", row)
         self._begun[run_id] = row
         return run_id
 
@@ -579,7 +376,7 @@ class ResultsDB:
                 "seed = ?, agents = ?, represented = ?, days = ?, replicates = ?, posterior_hash = ?, "
                 "posterior_path = ? WHERE run_id = ?",
                 [
-                    _now(),
+                    utc_now(),
                     float(result.wall_seconds),
                     int(result.seed),
                     int(result.agents),
@@ -612,7 +409,7 @@ class ResultsDB:
                 con.execute("INSERT INTO artifacts VALUES (?, ?, ?)", [run_id, name, json.dumps(payload)])
             con.execute(
                 "UPDATE runs SET status = 'complete', finished_at = ?, wall_seconds = ?, error = NULL WHERE run_id = ?",
-                [_now(), float(wall_seconds), run_id],
+                [utc_now(), float(wall_seconds), run_id],
             )
 
         self._complete(run_id, write)
@@ -634,7 +431,7 @@ class ResultsDB:
         does not grow with the number of experiments. Returns {planned, done, ok, failed}."""
         if not parts:
             raise ValueError(f"sweep {run_id} has no result parts to ingest")
-        files = "[" + ", ".join(f"'{_sql_path(Path(p))}'" for p in parts) + "]"
+        files = "[" + ", ".join(f"'{sql_path(Path(p))}'" for p in parts) + "]"
 
         def write(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
             con.execute(f"CREATE TEMP VIEW sweep_parts AS SELECT * FROM read_parquet({files})")
@@ -677,7 +474,7 @@ class ResultsDB:
                 con.execute("INSERT INTO artifacts VALUES (?, ?, ?)", [run_id, name, json.dumps(payload)])
             con.execute(
                 "UPDATE runs SET status = 'complete', finished_at = ?, wall_seconds = ?, error = NULL WHERE run_id = ?",
-                [_now(), float(wall_seconds), run_id],
+                [utc_now(), float(wall_seconds), run_id],
             )
             return counts
 
@@ -749,7 +546,7 @@ class ResultsDB:
         with self._connect(writing=True) as con:
             con.execute(
                 "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?",
-                [status, error, _now(), run_id],
+                [status, error, utc_now(), run_id],
             )
 
     def _stale(self, con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -781,87 +578,27 @@ class ResultsDB:
                 con.execute(
                     "UPDATE runs SET status = 'interrupted', finished_at = ?, error = coalesce(error, ?) "
                     "WHERE run_id = ? AND status = 'running'",
-                    [_now(), why, rid],
+                    [utc_now(), why, rid],
                 )
         return list(stale)
 
     # -- spilling ------------------------------------------------------------------------------------
 
     def spill(self, run_id: str, write: Callable[[duckdb.DuckDBPyConnection], Any]) -> Path:
-        """Write a run's results to `<database>.spill/<run_id>/` (or, if that folder cannot be written, the same
-        under the system's temporary folder) instead of the database: `write` runs against an in-memory database
-        of the same layout holding the run's row, and each table's rows for the run go to `<table>.parquet`, with
-        `spill.json` describing them. The folder appears complete or not at all (written beside, then renamed).
-        `ingest` stores it. Returns the folder."""
-        mem = duckdb.connect(":memory:")
-        try:
-            for stmt in _SCHEMA:
-                mem.execute(stmt)
-            begun = self._begun.get(run_id)
-            _insert_row(mem, "runs", begun if begun is not None else {"run_id": run_id, "status": "running"})
-            write(mem)
-            errors: list[str] = []
-            for base in (spill_dir(self.path), Path(tempfile.gettempdir()) / f"defection{SPILL_SUFFIX}"):
-                try:
-                    return _write_spill(mem, base, run_id, self.path, full=begun is not None)
-                except (OSError, duckdb.Error) as e:
-                    errors.append(f"{base}: {_first_line(e)}")
-            raise ResultsError(f"run {run_id}: could not spill its results either ({'; '.join(errors)})")
-        finally:
-            mem.close()
+        """Write a run's results to `<database>.spill/<run_id>/` instead of the database (see `spill.spill_run`):
+        `write` runs against an in-memory database of the same layout holding the run's row. The folder appears
+        complete or not at all. `ingest` stores it. Returns the folder."""
+        return spill_run(self.path, run_id, self._begun.get(run_id), write)
 
     def ingest(self, path: str | Path) -> tuple[str, dict[str, int]]:
         """Store a spilled run (a folder written by `spill`, or its `spill.json`) and mark it complete, in one
         transaction. Idempotent: a run that is already complete is left as it is (returns empty counts). Returns
         (run_id, rows stored per table)."""
-        folder = Path(path)
-        if folder.is_file():
-            folder = folder.parent
-        manifest_path = folder / SPILL_MANIFEST
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            run_id, tables, full = str(manifest["run_id"]), dict(manifest["tables"]), bool(manifest["full"])
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise ResultsError(
-                f"{folder} is not a spilled run (its {SPILL_MANIFEST} cannot be read: {type(e).__name__}: {e})"
-            ) from e
-        unknown = sorted(set(tables) - set(DATA_TABLES) - {"runs"})
-        if unknown or not all((folder / f"{t}.parquet").is_file() for t in tables):
-            raise ResultsError(f"{folder}: the spill is incomplete or has unknown tables ({', '.join(unknown)})")
-        self._write_check(f"ingest {folder}")
-        stored: dict[str, int] = {}
+        spilled = read_spill(path)
+        self._write_check(f"ingest {spilled.folder}")
         with self._transaction() as con:
-            found = con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchall()
-            row = found[0] if found else None
-            if row is not None and row[0] == "complete":
-                return run_id, {}
-            runs_file = _sql_path(folder / "runs.parquet")
-            if row is None:
-                if not full:
-                    raise ResultsError(
-                        f"run {run_id} is not in {self.path} and {folder} holds only its results, not its "
-                        f"description: ingest it into the database it was spilled from ({manifest.get('database')})"
-                    )
-                con.execute(f"INSERT INTO runs BY NAME SELECT * FROM read_parquet('{runs_file}')")
-            else:
-                cols = [c for c in _columns(con, "runs") if c != "run_id"]
-                spilled = con.execute(f"SELECT * FROM read_parquet('{runs_file}') LIMIT 0").description
-                have = {d[0] for d in spilled}
-                sets = ", ".join(f"{c} = coalesce(s.{c}, runs.{c})" for c in cols if c in have)
-                con.execute(
-                    f"UPDATE runs SET {sets} FROM read_parquet('{runs_file}') AS s WHERE runs.run_id = s.run_id"
-                )
-            con.execute("UPDATE runs SET error = NULL WHERE run_id = ? AND status = 'complete'", [run_id])
-            for table in DATA_TABLES:
-                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])  # nothing partial stays
-                if table in tables:
-                    source = _sql_path(folder / f"{table}.parquet")
-                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet('{source}')")
-                    stored[table] = int(tables[table])
-            status = con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchall()
-            if not status or status[0][0] != "complete":
-                raise ResultsError(f"{folder}: the spilled run {run_id} is not marked complete; nothing was stored")
-        return run_id, stored
+            stored = store_spill(con, spilled, self.path)
+        return spilled.run_id, stored
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -987,7 +724,7 @@ class ResultsDB:
             for name, df in tables.items():
                 target = out / f"{name}.{fmt}"
                 con.register("export_df", df)
-                con.execute(f"COPY (SELECT * FROM export_df) TO '{_sql_path(target)}' {options}")
+                con.execute(f"COPY (SELECT * FROM export_df) TO '{sql_path(target)}' {options}")
                 con.unregister("export_df")
                 written.append(target)
         doc = dict(run)
@@ -999,46 +736,6 @@ class ResultsDB:
         target.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
         written.append(target)
         return written
-
-
-def _insert_row(con: duckdb.DuckDBPyConnection, table: str, row: dict[str, Any]) -> None:
-    names = list(row)
-    con.execute(
-        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
-        [row[n] for n in names],
-    )
-
-
-def _write_spill(mem: duckdb.DuckDBPyConnection, base: Path, run_id: str, db_path: Path, full: bool) -> Path:
-    """Copy the in-memory database's tables (one run's rows) to `<base>/<run_id>/`, atomically; see `spill`."""
-    base.mkdir(parents=True, exist_ok=True)
-    target = base / run_id
-    staging = base / f".{run_id}.{os.getpid()}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
-        tables: dict[str, int] = {}
-        for table in ("runs", *DATA_TABLES):
-            rows = int(mem.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
-            if table == "runs" or rows:
-                mem.execute(f"COPY {table} TO '{_sql_path(staging / f'{table}.parquet')}' (FORMAT parquet)")
-                tables[table] = rows
-        manifest = {
-            "format": 1,
-            "run_id": run_id,
-            "database": str(db_path.resolve()),
-            "spilled_at": _now().isoformat(),
-            "full": full,
-            "tables": tables,
-        }
-        (staging / SPILL_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        if target.exists():  # an earlier spill of the same run (it cannot have completed twice): keep the newest
-            shutil.rmtree(target)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
 
 
 def _ordered(names: list[str]) -> list[str]:
