@@ -150,7 +150,7 @@ def describe_box(box: Any, box_init: pd.DataFrame, density_threshold: float) -> 
             restricted[col] = {"low": float(lo) if lo > init_lo else None, "high": float(hi) if hi < init_hi else None}
     for col, p in qp.items():
         if col in restricted:
-            restricted[col]["qp"] = [_finite(v) for v in p]
+            restricted[col]["qp"] = [_qp_or_none(v) for v in p]
     row = traj.iloc[i]
     return {
         "coverage": float(row["coverage"]),
@@ -165,7 +165,8 @@ def describe_box(box: Any, box_init: pd.DataFrame, density_threshold: float) -> 
     }
 
 
-def _finite(v: Any) -> float | None:
+def _qp_or_none(v: Any) -> float | None:
+    """A restriction's quasi-p-value as a float, or None where PRIM gives none (missing, non-finite or negative)."""
     try:
         f = float(v)
     except (TypeError, ValueError):

@@ -24,7 +24,7 @@ from defection.report.figures import BLUE, GREY, LAYOUT, ORANGE, RED, rgba
 from defection.report.html import cell, figure_block, page, table
 
 
-def _finite(x: Any) -> float:
+def _finite_or_nan(x: Any) -> float:
     """A number from the summary (None, a missing or non-finite value become nan)."""
     try:
         v = float(x)
@@ -34,12 +34,12 @@ def _finite(x: Any) -> float:
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
-    v = _finite(x)
+    v = _finite_or_nan(x)
     return "–" if math.isnan(v) else f"{v:.{digits}g}"
 
 
 def _pct(x: Any) -> str:
-    v = _finite(x)
+    v = _finite_or_nan(x)
     if x is not None and not isinstance(x, str) and math.isinf(float(x)):
         return "∞"
     return "–" if math.isnan(v) else f"{100 * v:.3g}%"
@@ -53,8 +53,8 @@ def _share_interval(lo: Any, hi: Any) -> str:
 def predicted_against_observed(rows: list[dict[str, Any]], how: str = "leave-one-case-out") -> go.Figure:
     """Predicted median with 50% and 90% intervals against observed, log–log, with the line of perfect prediction;
     `how` names how the backtest held cases out (in the title)."""
-    obs = np.array([_finite(r["observed"]) for r in rows])
-    q = {k: np.array([_finite(r.get(k)) for r in rows]) for k in ("p05", "p25", "median", "p75", "p95")}
+    obs = np.array([_finite_or_nan(r["observed"]) for r in rows])
+    q = {k: np.array([_finite_or_nan(r.get(k)) for r in rows]) for k in ("p05", "p25", "median", "p75", "p95")}
     positive = np.concatenate([obs, *q.values()])
     positive = positive[np.isfinite(positive) & (positive > 0)]
     floor = float(positive.min()) / 2 if positive.size else 1e-6
@@ -114,7 +114,7 @@ def predicted_against_observed(rows: list[dict[str, Any]], how: str = "leave-one
 
 def pit_histogram(rows: list[dict[str, Any]], bins: int = 10) -> go.Figure:
     """Histogram of the PIT values on [0, 1], with the flat line a calibrated model would give."""
-    pit = [v for v in (_finite(r.get("pit")) for r in rows) if not math.isnan(v)]
+    pit = [v for v in (_finite_or_nan(r.get("pit")) for r in rows) if not math.isnan(v)]
     fig = go.Figure(
         go.Histogram(
             x=pit, xbins={"start": 0.0, "end": 1.0, "size": 1.0 / bins}, marker_color=BLUE, name="observations"
@@ -148,10 +148,10 @@ def fold_marginals(posteriors: dict[str, dict[str, Any]]) -> go.Figure:
         mid, lo, hi = [], [], []
         for f in folds:
             p = next((p for p in posteriors[f].get("parameters", []) if p["parameter"] == name), None)
-            m = _finite(p["median"]) if p else math.nan
+            m = _finite_or_nan(p["median"]) if p else math.nan
             mid.append(m)
-            lo.append(m - _finite(p["p05"]) if p else math.nan)
-            hi.append(_finite(p["p95"]) - m if p else math.nan)
+            lo.append(m - _finite_or_nan(p["p05"]) if p else math.nan)
+            hi.append(_finite_or_nan(p["p95"]) - m if p else math.nan)
         fig.add_trace(
             go.Scatter(
                 x=[escape(f) for f in folds],
@@ -327,7 +327,7 @@ def validation_report(summary: dict[str, Any], run_id: str | None = None) -> tup
         ("case library (sha256)", summary.get("cases_hash", "unknown")),
         ("cases", ", ".join(map(str, summary.get("posteriors", {}) or {}))),
         ("settings", settings),
-        ("wall time", f"{_finite(summary.get('wall_seconds')):.0f} s"),
+        ("wall time", f"{_finite_or_nan(summary.get('wall_seconds')):.0f} s"),
     ]
     header = (
         f"<header><h1>Validation: {held_out(summary)} backtest</h1>"

@@ -194,7 +194,8 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-def _finite(v: int | float) -> bool:
+def _is_finite_number(v: int | float) -> bool:
+    """Whether a number is finite as a float (an integer beyond float range is not)."""
     try:
         return math.isfinite(float(v))
     except OverflowError:  # an integer beyond float range
@@ -300,7 +301,7 @@ def sample_problems(raw: Any, params: tuple[str, ...]) -> list[Problem]:
             problems += [
                 Problem(f"samples[{i}][{j}]", v, "expected a number" if not _is_number(v) else "not a finite number")
                 for j, v in enumerate(row)
-                if not _is_number(v) or not _finite(v)
+                if not _is_number(v) or not _is_finite_number(v)
             ]
         if len(problems) > MAX_PROBLEMS:
             return problems
@@ -333,11 +334,11 @@ def weight_problems(raw: Any, particles: int) -> list[Problem]:
             "expected a number"
             if not _is_number(w)
             else "not a finite number"
-            if not _finite(w)
+            if not _is_finite_number(w)
             else "negative; weights must be ≥ 0",
         )
         for i, w in enumerate(raw)
-        if not _is_number(w) or not _finite(w) or w < 0
+        if not _is_number(w) or not _is_finite_number(w) or w < 0
     ]
     if not problems and not any(w > 0 for w in raw):
         problems.append(Problem("weights", "all zero", "expected a positive sum"))
