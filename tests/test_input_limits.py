@@ -249,6 +249,13 @@ def test_the_estimate_is_linear_and_the_demo_is_far_under_the_limits() -> None:
     assert estimate_run(9_900, 100, 4).seconds == pytest.approx(4 * one.seconds)
     assert estimate_run(9_900, 400, 1).agent_days == 4 * one.agent_days
     assert estimate_run(9_900, 100, 1, candidates=5).seconds == pytest.approx(5 * one.seconds)
+    # `defection run` streams the daily rows to the store one replicate at a time: memory does not grow with
+    # replicates; best-response mode holds every replicate's series until the best candidate is known
+    assert estimate_run(9_900, 100, 1000).memory_bytes == one.memory_bytes
+    assert (
+        estimate_run(9_900, 100, 1000, candidates=5).memory_bytes
+        > estimate_run(9_900, 100, 1, candidates=5).memory_bytes
+    )
     demo = scenario_size(default_scenario())  # `make demo`: 99,000 agents × 365 days × 20 replicates
     assert demo.seconds < MAX_SECONDS / 10 and demo.memory_bytes < 2**30
     assert size_problems(demo, available_bytes=4 * 2**30) == []
@@ -262,8 +269,8 @@ def test_the_estimate_is_linear_and_the_demo_is_far_under_the_limits() -> None:
             )
         )
     )
-    problems = size_problems(biggest, available_bytes=64 * 2**30)
-    assert len(problems) == 2 and "7.7 years" in problems[0] and "543.0 GiB of memory" in problems[1]
+    problems = size_problems(biggest, available_bytes=4 * 2**30)
+    assert len(problems) == 2 and "7.7 years" in problems[0] and "4.5 GiB of memory" in problems[1]
     assert size_problems(biggest, available_bytes=None) == problems[:1]  # memory unknown: only the time is checked
 
 

@@ -33,8 +33,12 @@ WORKING_FACTOR = 2.0
 """Headroom on the population's arrays for the kernels' working arrays and the allocator."""
 BASE_BYTES = 400e6
 """The process before the population: Python, NumPy, Numba, pandas, DuckDB (a sweep's driver peaks at 377-409 MB)."""
-DAILY_COPIES = 3
-"""The daily series is held as arrays, as one frame per replicate, and as their concatenation when stored."""
+DAILY_COPIES_STREAMED = 2
+"""`defection run` streams the daily series (`simulate(on_daily=...)` into `ResultsDB.stage_daily`): one replicate's
+series is held at a time, as its array and as its frame, then written to the staging folder."""
+DAILY_COPIES_BEST_RESPONSE = 3
+"""In best-response mode the kept policy is known only at the end, so every replicate's daily series is held: as
+arrays, as one frame per replicate, and as their concatenation (for the best candidate and the current one)."""
 MAX_SECONDS = 3600.0
 """The longest run started without `--yes`: one hour at the assumed throughput."""
 
@@ -58,11 +62,16 @@ def estimate_run(agents: int, days: int, replicates: int, network_degree: int = 
 
     Time: every replicate-day costs `SECONDS_PER_REPLICATE_DAY` plus its agents at `AGENT_DAYS_PER_SECOND`.
     Memory: one replicate's population (`SOLDIER_BYTES`, `TIE_BYTES` per tie, `QUEUE_BYTES`, times
-    `WORKING_FACTOR`), plus every replicate's daily series (`len(SERIES)` 8-byte values a day, `DAILY_COPIES`
-    times, twice in best-response mode: the best candidate's and the current one's), plus `BASE_BYTES`."""
+    `WORKING_FACTOR`), plus the daily series (`len(SERIES)` 8-byte values a day): one replicate's at a time,
+    `DAILY_COPIES_STREAMED` times, as `defection run` streams them; in best-response mode every replicate's,
+    `DAILY_COPIES_BEST_RESPONSE` times, twice (the best candidate's and the current one's); plus `BASE_BYTES`."""
     runs = float(candidates) * replicates * days
     per_agent = SOLDIER_BYTES + TIE_BYTES * network_degree + QUEUE_BYTES
-    daily = float(replicates) * days * len(SERIES) * 8 * DAILY_COPIES * (2 if candidates > 1 else 1)
+    series_bytes = float(days) * len(SERIES) * 8
+    if candidates > 1:
+        daily = replicates * series_bytes * DAILY_COPIES_BEST_RESPONSE * 2
+    else:
+        daily = series_bytes * DAILY_COPIES_STREAMED
     return RunSize(
         agents=agents,
         days=days,
@@ -75,7 +84,8 @@ def estimate_run(agents: int, days: int, replicates: int, network_degree: int = 
 
 
 def scenario_size(sc: Scenario) -> RunSize:
-    """`estimate_run` for a scenario as `engine.simulate` would run it."""
+    """`estimate_run` for a scenario as `defection run` would run it (`engine.simulate`, its daily rows streamed to
+    the store)."""
     sim, rr = sc.simulation, sc.regime.response
     best_response = rr.mode == "best_response" and sim.mode == "full"
     return estimate_run(
