@@ -224,7 +224,7 @@ def test_a_huge_run_is_refused_with_its_estimate_and_nothing_recorded(tmp_path: 
     flat = " ".join(stderr.split())
     assert_refused(code, flat, "699,930 agents × 3,650 days × 100,000 replicates", "agent-days", "--yes")
     assert "it would take about 100 days" in flat  # 2.6e14 agent-days at 3e7 per second
-    assert "GiB of memory" in flat
+    # its memory (about 560 MB: the daily rows are streamed to the store) is refused only where less is available
     assert not db.exists() and stdout == ""
 
 
