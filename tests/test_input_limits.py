@@ -252,6 +252,10 @@ def test_the_estimate_is_linear_and_the_demo_is_far_under_the_limits() -> None:
     # `defection run` streams the daily rows to the store one replicate at a time: memory does not grow with
     # replicates; best-response mode holds every replicate's series until the best candidate is known
     assert estimate_run(9_900, 100, 1000).memory_bytes == one.memory_bytes
+    # each worker process holds its own population (and interpreter): two workers, twice that part
+    two = estimate_run(9_900, 100, 1000, workers=2)
+    assert 1.9 * one.memory_bytes < two.memory_bytes < 2 * one.memory_bytes  # the daily series is not doubled
+    assert two.seconds == pytest.approx(1000 * one.seconds)  # not divided: an upper bound
     assert (
         estimate_run(9_900, 100, 1000, candidates=5).memory_bytes
         > estimate_run(9_900, 100, 1, candidates=5).memory_bytes

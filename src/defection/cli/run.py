@@ -95,10 +95,10 @@ def run(
             sc = with_posterior(sc, shipped_posterior_path(), "the shipped posterior")
     except ScenarioError as e:
         fail(e.render())
-    check_size(sc, yes)
+    n_workers = workers if workers is not None else workers_for(sc)
+    check_size(sc, yes, n_workers)  # each worker holds a population
     sim = sc.simulation
     warn_resolution(sim.agents, sc.force.company_size)
-    n_workers = workers if workers is not None else workers_for(sc)
     with recorded(db, RunMeta.from_scenario(sc)) as (store, run_id), store.stage_daily(run_id) as staged:
         # replicate-days: units of equal cost (the same agents every day), so the time left is proportional
         with Reporter("run", transient=as_json) as rep, replicate_workers(n_workers) as pool:

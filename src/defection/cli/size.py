@@ -21,13 +21,13 @@ YesOpt = Annotated[
 ]
 
 
-def check_size(sc: Scenario, yes: bool) -> None:
+def check_size(sc: Scenario, yes: bool, workers: int = 1) -> None:
     """Refuse (exit 2, nothing recorded) a run whose estimate is over the limits of `model.size`, with the estimate
     and what to change; with `yes`, warn and go on."""
     # lazy: model.size reads model.population, which loads numba; `defection --help` needs neither
     from defection.model.size import available_memory, describe, scenario_size, size_problems
 
-    size = scenario_size(sc)
+    size = scenario_size(sc, workers)
     problems = size_problems(size, available_memory())
     if not problems:
         return

@@ -56,9 +56,13 @@ class RunSize:
     memory_bytes: float
 
 
-def estimate_run(agents: int, days: int, replicates: int, network_degree: int = 8, candidates: int = 1) -> RunSize:
+def estimate_run(
+    agents: int, days: int, replicates: int, network_degree: int = 8, candidates: int = 1, workers: int = 1
+) -> RunSize:
     """The size of a run of `agents` simulated agents (whole companies), `days` × `replicates`, each simulated
-    `candidates` times (best-response mode simulates the regime's candidate policies on the same seeds).
+    `candidates` times (best-response mode simulates the regime's candidate policies on the same seeds), in
+    `workers` processes (`defection.workers`: each holds a population and its own `BASE_BYTES`; the time is not
+    divided by them, so that the estimate stays an upper bound).
 
     Time: every replicate-day costs `SECONDS_PER_REPLICATE_DAY` plus its agents at `AGENT_DAYS_PER_SECOND`.
     Memory: one replicate's population (`SOLDIER_BYTES`, `TIE_BYTES` per tie, `QUEUE_BYTES`, times
@@ -79,13 +83,13 @@ def estimate_run(agents: int, days: int, replicates: int, network_degree: int = 
         candidates=candidates,
         agent_days=runs * agents,
         seconds=runs * (SECONDS_PER_REPLICATE_DAY + agents / AGENT_DAYS_PER_SECOND),
-        memory_bytes=BASE_BYTES + WORKING_FACTOR * per_agent * agents + daily,
+        memory_bytes=(BASE_BYTES + WORKING_FACTOR * per_agent * agents) * max(1, workers) + daily,
     )
 
 
-def scenario_size(sc: Scenario) -> RunSize:
+def scenario_size(sc: Scenario, workers: int = 1) -> RunSize:
     """`estimate_run` for a scenario as `defection run` would run it (`engine.simulate`, its daily rows streamed to
-    the store)."""
+    the store, in `workers` processes)."""
     sim, rr = sc.simulation, sc.regime.response
     best_response = rr.mode == "best_response" and sim.mode == "full"
     return estimate_run(
@@ -94,6 +98,7 @@ def scenario_size(sc: Scenario) -> RunSize:
         sim.replicates,
         sc.information.network_degree,
         1 + rr.best_response_trials if best_response else 1,
+        workers,
     )
 
 
