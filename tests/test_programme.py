@@ -12,7 +12,7 @@ from defection import simulate
 from defection.model.outputs import PROGRAMME_COMPONENTS
 from defection.scenario import ScenarioError, load_scenario
 
-from .conftest import SALIENT, cli, scenario
+from .conftest import SALIENT, cli_in_process, scenario
 
 RUN = {"replicates": 6, "days": 90, "agents": 19_800, "seed": 4}
 
@@ -226,5 +226,5 @@ def test_inconsistent_schedules_and_levers_are_rejected(
         load_scenario(path)
     for needle in needles:
         assert needle in str(info.value), (label, str(info.value))
-    r = cli("check", str(path))
+    r = cli_in_process("check", str(path))
     assert r.returncode == 2 and "Traceback" not in r.stderr
