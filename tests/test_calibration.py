@@ -244,7 +244,9 @@ def test_bad_posterior_files_are_rejected(tmp_path: Path, payload: dict, expecte
     with pytest.raises(ScenarioError) as exc2:
         load_scenario(scen)
     assert "simulation.posterior = 'bad.json'" in exc2.value.render()
-    r = cli_in_process("run", "--posterior", str(path), "--db", str(tmp_path / "r.duckdb"), "-r", "1", "-d", "5", "-k", "990")
+    r = cli_in_process(
+        "run", "--posterior", str(path), "--db", str(tmp_path / "r.duckdb"), "-r", "1", "-d", "5", "-k", "990"
+    )
     assert r.returncode == 2 and "simulation.posterior" in r.stderr and "Traceback" not in r.stderr
 
 

@@ -78,7 +78,9 @@ def test_unknown_run_and_bad_format(stored: tuple[Path, dict], tmp_path: Path) -
     db, payload = stored
     r = cli_in_process("runs", "show", "zzz", "--db", str(db))
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
-    r = cli_in_process("runs", "export", payload["run_id"], "--format", "xlsx", "-o", str(tmp_path / "o"), "--db", str(db))
+    r = cli_in_process(
+        "runs", "export", payload["run_id"], "--format", "xlsx", "-o", str(tmp_path / "o"), "--db", str(db)
+    )
     assert r.returncode == 2 and "parquet" in r.stderr
     r = cli_in_process("runs", "list", "--db", str(tmp_path / "missing.duckdb"))
     assert r.returncode == 2 and "no results database" in r.stderr

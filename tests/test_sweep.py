@@ -257,7 +257,9 @@ def test_resume_after_sigkill_equals_uninterrupted_run(reference: dict, tmp_path
     final = table(db, p["run_id"])
     assert final["experiment"].is_unique and len(final) == PLANNED
     pd.testing.assert_frame_equal(final, reference["table"], check_exact=True)
-    statuses = {r["run_id"]: r["status"] for r in json.loads(cli_in_process("runs", "list", "--db", str(db), "--json").stdout)}
+    statuses = {
+        r["run_id"]: r["status"] for r in json.loads(cli_in_process("runs", "list", "--db", str(db), "--json").stdout)
+    }
     assert statuses == {killed["run_id"]: "interrupted", p["run_id"]: "complete"}
 
     # resuming the finished folder runs nothing and stores nothing: it names the run that holds it
