@@ -377,14 +377,15 @@ def test_calibrate_and_backtest_commands(tmp_path: Path) -> None:
     assert Posterior.load(post_file).size == 8
     meta = Posterior.load(post_file).meta  # provenance: the case library and the code it was calibrated with
     assert meta["cases_hash"] == library_hash(load_cases(folder)) and meta["code_version"] == code_version()
-    # claims uses the shipped posterior by default, and a calibration's file when given it
-    r = cli("claims", "--db", str(db), "-r", "2", "-d", "20", "-k", "990", "--json")
+    # claims uses the shipped posterior by default, and a calibration's file when given it (2 days: only the
+    # posterior it names is checked here; tests/test_claims.py checks what it finds)
+    r = cli("claims", "--db", str(db), "-r", "2", "-d", "2", "-k", "990", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["settings"]["posterior"].startswith("the shipped posterior")
-    r = cli("claims", "--db", str(db), "-r", "2", "-d", "20", "-k", "990", "--json", "--posterior", str(post_file))
+    r = cli("claims", "--db", str(db), "-r", "2", "-d", "2", "-k", "990", "--json", "--posterior", str(post_file))
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["settings"]["posterior"] == f"posterior {post_file}"
-    r = cli("claims", "--db", str(db), "-r", "2", "-d", "20", "-k", "990", "--json", "--no-posterior")
+    r = cli("claims", "--db", str(db), "-r", "2", "-d", "2", "-k", "990", "--json", "--no-posterior")
     assert json.loads(r.stdout)["settings"]["posterior"].startswith("scenario values")
     # run --posterior propagates parameter uncertainty and records which posterior it used
     r = cli("run", "--posterior", str(post_file), "--db", str(db), "-r", "2", "-d", "10", "-k", "990", "--json")
