@@ -66,6 +66,22 @@ def cli(
     return run([sys.executable, "-m", "defection", *args], cwd=cwd, env=full_env, timeout=timeout)
 
 
+def cli_in_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the `defection` command line in this process (Typer's CliRunner), for a command that refuses bad input
+    or reads the store: what it prints and its exit code are the same as `cli`'s, without a new interpreter's start-up
+    (1–3 s each on a 2-core machine). An exception other than the command's own exit fails the test here, where a
+    process would have printed its traceback and exited with 1. Tests whose point is the real process (signals,
+    locks, start-up imports, servers) use `cli`."""
+    from typer.testing import CliRunner
+
+    from defection.cli.app import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args], env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(f"`defection {' '.join(args)}` raised {result.exception!r}") from result.exception
+    return subprocess.CompletedProcess(["defection", *args], result.exit_code, result.stdout, result.stderr)
+
+
 @pytest.fixture
 def tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)

@@ -15,7 +15,7 @@ from defection.claims import NO_OFFER, UNDECIDED, Lab, claim_cheap_and_paid_by_f
 from defection.cli.claims import _g, _money_or_share
 from defection.model.population import simulated_agents
 
-from .conftest import cli, scenario
+from .conftest import cli, cli_in_process, scenario
 from .test_progress import LINE
 
 
@@ -25,7 +25,7 @@ def test_run_json_reports_agent_days_and_the_commands_wall_time(tmp_path: Path) 
     assert r.returncode == 0, r.stderr
     payload = json.loads(r.stdout)
     assert payload["agent_days"] == 2 * 10 * 990
-    stored = json.loads(cli("runs", "show", payload["run_id"], "--db", str(db), "--json").stdout)
+    stored = json.loads(cli_in_process("runs", "show", payload["run_id"], "--db", str(db), "--json").stdout)
     assert 0 < stored["wall_seconds"] <= payload["wall_seconds"]  # stored just before the JSON is printed
 
 
@@ -60,7 +60,7 @@ def test_claims_records_its_own_wall_time_counts_variants_and_warns_at_small_set
     n = payload["simulations"]
     assert n == plan_claims(scenario(), 2, 30, 990, 3)  # the count the progress announces is the count simulated
     assert payload["agent_days"] == n * 2 * 30 * simulated_agents(990, scenario().force.company_size)
-    stored = json.loads(cli("runs", "show", payload["run_id"], "--db", str(db), "--json").stdout)
+    stored = json.loads(cli_in_process("runs", "show", payload["run_id"], "--db", str(db), "--json").stdout)
     assert payload["simulate_seconds"] <= stored["wall_seconds"] <= payload["wall_seconds"]
     # why these settings cannot decide, on stderr and in the JSON
     assert "too small to decide" in r.stderr and "2 replicate(s)" in r.stderr and "30 day(s)" in r.stderr

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import ROOT, cli
+from .conftest import ROOT, cli_in_process
 from .processes import HANG_GUARD, REQUEST, STOP, started
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -256,7 +256,7 @@ def test_invalid_values_show_the_cli_message(server: Server, tab: Tab) -> None:
     days = page.locator('.error[data-for="simulation.days"]')
     days.wait_for(state="visible")
     assert days.inner_text() == expected("simulation.days", 5000)
-    cli_run = cli("run", "--days", "5000", "--db", str(server.folder / "never.duckdb"))
+    cli_run = cli_in_process("run", "--days", "5000", "--db", str(server.folder / "never.duckdb"))
     assert cli_run.returncode == 2 and f"  - {days.inner_text()}" in cli_run.stderr.splitlines()
     page.fill('[name="offer.cash_usd"]', "lots")
     cash = page.locator('.error[data-for="offer.cash_usd"]')

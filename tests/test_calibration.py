@@ -24,7 +24,7 @@ from defection.scenario import ScenarioError, load_scenario
 from defection.scenario.posterior import Posterior, PosteriorError, weighted_quantiles
 from defection.scenario.ranges import CALIBRATED
 
-from .conftest import cli, scenario, wait_for_running
+from .conftest import cli, cli_in_process, scenario, wait_for_running
 from .processes import communicate, started
 
 MORAL = next(u for u in CALIBRATED if u.path == "preferences.moral_cost_median_usd")
@@ -179,13 +179,13 @@ def test_bad_case_files_get_a_clear_error(tmp_path: Path, edit, expected: str) -
         load_case(path)
     assert str(path) in exc.value.render()
     assert expected in exc.value.render()
-    r = cli("cases", "check", str(path))
+    r = cli_in_process("cases", "check", str(path))
     assert r.returncode == 2
     assert expected in r.stderr and "Traceback" not in r.stderr
 
 
 def test_case_check_accepts_a_good_file(tmp_path: Path) -> None:
-    r = cli("cases", "check", str(write_case(tmp_path)))
+    r = cli_in_process("cases", "check", str(write_case(tmp_path)))
     assert r.returncode == 0, r.stderr
     assert "ok" in r.stdout
 
@@ -244,7 +244,9 @@ def test_bad_posterior_files_are_rejected(tmp_path: Path, payload: dict, expecte
     with pytest.raises(ScenarioError) as exc2:
         load_scenario(scen)
     assert "simulation.posterior = 'bad.json'" in exc2.value.render()
-    r = cli("run", "--posterior", str(path), "--db", str(tmp_path / "r.duckdb"), "-r", "1", "-d", "5", "-k", "990")
+    r = cli_in_process(
+        "run", "--posterior", str(path), "--db", str(tmp_path / "r.duckdb"), "-r", "1", "-d", "5", "-k", "990"
+    )
     assert r.returncode == 2 and "simulation.posterior" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -362,7 +364,7 @@ def test_calibrate_and_backtest_commands(tmp_path: Path) -> None:
     # the command's (the JSON's is read a moment later), and at least the sampler's own
     per_particle = particle_agent_days(load_cases(folder))
     assert per_particle > 0 and cal["agent_days"] == per_particle * (cal["simulations"] + cal["check_draws"])
-    stored = json.loads(cli("runs", "show", cal["run_id"], "--db", str(db), "--json").stdout)
+    stored = json.loads(cli_in_process("runs", "show", cal["run_id"], "--db", str(db), "--json").stdout)
     assert 0 < stored["wall_seconds"] <= cal["wall_seconds"]
     # --report: the calibration's report, with the posterior's marginals and pairwise plots
     report = (tmp_path / "calibration.html").read_text(encoding="utf-8")
@@ -375,14 +377,15 @@ def test_calibrate_and_backtest_commands(tmp_path: Path) -> None:
     assert Posterior.load(post_file).size == 8
     meta = Posterior.load(post_file).meta  # provenance: the case library and the code it was calibrated with
     assert meta["cases_hash"] == library_hash(load_cases(folder)) and meta["code_version"] == code_version()
-    # claims uses the shipped posterior by default, and a calibration's file when given it
-    r = cli("claims", "--db", str(db), "-r", "2", "-d", "20", "-k", "990", "--json")
+    # claims uses the shipped posterior by default, and a calibration's file when given it (2 days: only the
+    # posterior it names is checked here; tests/test_claims.py checks what it finds)
+    r = cli("claims", "--db", str(db), "-r", "2", "-d", "2", "-k", "990", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["settings"]["posterior"].startswith("the shipped posterior")
-    r = cli("claims", "--db", str(db), "-r", "2", "-d", "20", "-k", "990", "--json", "--posterior", str(post_file))
+    r = cli("claims", "--db", str(db), "-r", "2", "-d", "2", "-k", "990", "--json", "--posterior", str(post_file))
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["settings"]["posterior"] == f"posterior {post_file}"
-    r = cli("claims", "--db", str(db), "-r", "2", "-d", "20", "-k", "990", "--json", "--no-posterior")
+    r = cli("claims", "--db", str(db), "-r", "2", "-d", "2", "-k", "990", "--json", "--no-posterior")
     assert json.loads(r.stdout)["settings"]["posterior"].startswith("scenario values")
     # run --posterior propagates parameter uncertainty and records which posterior it used
     r = cli("run", "--posterior", str(post_file), "--db", str(db), "-r", "2", "-d", "10", "-k", "990", "--json")
@@ -427,7 +430,7 @@ def test_calibrate_and_backtest_commands(tmp_path: Path) -> None:
     assert bt["coverage"] == pytest.approx(np.mean([c["inside"] for c in bt["cases"]]))
     assert math.isfinite(bt["median_abs_log_error"])
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    r = cli("runs", "list", "--db", str(db), "--json")
+    r = cli_in_process("runs", "list", "--db", str(db), "--json")
     kinds = [row["kind"] for row in json.loads(r.stdout)]
     assert kinds.count("calibration") == 1 and kinds.count("backtest") == 1
 
@@ -494,7 +497,7 @@ def test_an_interrupted_calibration_is_recorded_and_writes_no_posterior(tmp_path
         _, stderr = communicate(proc)
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr
     assert not post_file.exists()
-    runs = json.loads(cli("runs", "list", "--db", str(db), "--json").stdout)
+    runs = json.loads(cli_in_process("runs", "list", "--db", str(db), "--json").stdout)
     assert [(r["run_id"], r["kind"], r["status"]) for r in runs] == [(run_id, "calibration", "interrupted")]
 
 

@@ -16,7 +16,7 @@ import pytest
 from defection.model.outputs import OUTCOMES
 from defection.store import ResultsDB
 
-from .conftest import ROOT, cli, wait_for_running
+from .conftest import ROOT, cli, cli_in_process, wait_for_running
 from .processes import communicate, started
 
 REQUIRED_KEYS = {"run_id", "scenario_hash", "seed", "agents", "represented", "days", "replicates", "outcomes"}
@@ -55,10 +55,10 @@ def test_run_json_shape(stored: tuple[Path, dict]) -> None:
 
 def test_runs_list_show_export(stored: tuple[Path, dict], tmp_path: Path) -> None:
     db, payload = stored
-    listed = json.loads(cli("runs", "list", "--db", str(db), "--json").stdout)
+    listed = json.loads(cli_in_process("runs", "list", "--db", str(db), "--json").stdout)
     row = next(r for r in listed if r["run_id"] == payload["run_id"])
     assert row["status"] == "complete"
-    shown = cli("runs", "show", payload["run_id"][:6], "--db", str(db), "--json")
+    shown = cli_in_process("runs", "show", payload["run_id"][:6], "--db", str(db), "--json")
     assert shown.returncode == 0, shown.stderr
     info = json.loads(shown.stdout)
     assert info["scenario"]["offer"]["cash_usd"] == 100_000.0
@@ -66,21 +66,23 @@ def test_runs_list_show_export(stored: tuple[Path, dict], tmp_path: Path) -> Non
     assert {"numba", "numpy", "duckdb"} <= info["library_versions"].keys()
     for fmt in ("parquet", "csv"):
         target = tmp_path / fmt
-        r = cli("runs", "export", payload["run_id"], "--format", fmt, "-o", str(target), "--db", str(db))
+        r = cli_in_process("runs", "export", payload["run_id"], "--format", fmt, "-o", str(target), "--db", str(db))
         assert r.returncode == 0, r.stderr
         daily = pd.read_parquet(target / "daily.parquet") if fmt == "parquet" else pd.read_csv(target / "daily.csv")
         assert len(daily) == 3 * 30
-    text = cli("runs", "show", payload["run_id"], "--db", str(db)).stdout
+    text = cli_in_process("runs", "show", payload["run_id"], "--db", str(db)).stdout
     assert "defected" in text and "complete" in text
 
 
 def test_unknown_run_and_bad_format(stored: tuple[Path, dict], tmp_path: Path) -> None:
     db, payload = stored
-    r = cli("runs", "show", "zzz", "--db", str(db))
+    r = cli_in_process("runs", "show", "zzz", "--db", str(db))
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
-    r = cli("runs", "export", payload["run_id"], "--format", "xlsx", "-o", str(tmp_path / "o"), "--db", str(db))
+    r = cli_in_process(
+        "runs", "export", payload["run_id"], "--format", "xlsx", "-o", str(tmp_path / "o"), "--db", str(db)
+    )
     assert r.returncode == 2 and "parquet" in r.stderr
-    r = cli("runs", "list", "--db", str(tmp_path / "missing.duckdb"))
+    r = cli_in_process("runs", "list", "--db", str(tmp_path / "missing.duckdb"))
     assert r.returncode == 2 and "no results database" in r.stderr
 
 
@@ -129,12 +131,12 @@ def test_interrupted_run_leaves_database_consistent(tmp_path: Path, sig: signal.
         _, stderr = communicate(proc)
     assert proc.returncode != 0
     assert "Traceback" not in stderr
-    listed = cli("runs", "list", "--db", str(db), "--json")
+    listed = cli_in_process("runs", "list", "--db", str(db), "--json")
     assert listed.returncode == 0, listed.stderr
     status = {r["run_id"]: r["status"] for r in json.loads(listed.stdout)}
     assert status[complete_id] == "complete"
     assert status[run_id] == "interrupted"
     store = ResultsDB(db)
     assert store.daily(run_id).empty and store.outcomes(run_id).empty
-    r = cli("runs", "export", run_id, "-o", str(tmp_path / "x"), "--db", str(db))
+    r = cli_in_process("runs", "export", run_id, "-o", str(tmp_path / "x"), "--db", str(db))
     assert r.returncode == 2 and "complete" in r.stderr

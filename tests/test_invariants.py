@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from defection import simulate
+from defection.engine import RunResult
 from defection.model.outputs import SERIES
 
 from .conftest import ROOT, no_offer, scenario
@@ -66,8 +67,15 @@ def test_conservation_of_soldiers() -> None:
     assert ((per["strength_remaining_share"] >= 0) & (per["strength_remaining_share"] <= 1)).all()
 
 
-def test_same_seed_same_result_and_different_seed_differs() -> None:
-    a = simulate(scenario(), **SMALL)
+@pytest.fixture(scope="module")
+def proposal() -> RunResult:
+    """`simulate(scenario(), **SMALL)`: the default scenario at the small settings, simulated once for the module
+    (the tests only read it)."""
+    return simulate(scenario(), **SMALL)
+
+
+def test_same_seed_same_result_and_different_seed_differs(proposal: RunResult) -> None:
+    a = proposal  # and b simulated afresh: two runs of one seed
     b = simulate(scenario(), **SMALL)
     c = simulate(scenario(), **{**SMALL, "seed": 12})
     assert np.array_equal(_series(a), _series(b))
@@ -77,6 +85,7 @@ def test_same_seed_same_result_and_different_seed_differs() -> None:
 _THREAD_SCRIPT = """
 import hashlib, json, numba
 from defection import simulate
+from defection.engine import RunResult
 res = simulate(replicates=2, days=60, agents=9_900, seed=5)
 print(json.dumps({"threads": numba.get_num_threads(),
                   "hash": hashlib.sha256(res.daily.to_numpy().tobytes()).hexdigest()}))
@@ -96,12 +105,12 @@ def test_identical_across_thread_counts() -> None:
     assert hashlib.sha256(res.daily.to_numpy().tobytes()).hexdigest() == out["1"]["hash"]
 
 
-def test_common_random_numbers_noop_lever() -> None:
+def test_common_random_numbers_noop_lever(proposal: RunResult) -> None:
     """A lever change that cannot matter (a channel with zero reach, a new name) changes nothing."""
     base = scenario()
     channels = [*base.model_dump()["information"]["channels"], {"name": "sms", "daily_reach": 0.0, "coverage": 0.0}]
     noop = scenario(information__channels=channels, meta__name="renamed")
-    a = simulate(base, **SMALL)
+    a = proposal  # simulate(base, **SMALL)
     b = simulate(noop, **SMALL)
     assert np.array_equal(_series(a), _series(b))
 
@@ -114,24 +123,37 @@ def test_common_random_numbers_shared_population() -> None:
     pd.testing.assert_series_equal(a.daily.loc[first, "killed_in_action"], b.daily.loc[first, "killed_in_action"])
 
 
-def _medians(levels: list[float], make) -> list[float]:
+LONG = {"replicates": 9, "days": 240, "agents": 9_900, "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def proposal_long() -> RunResult:
+    """`simulate(scenario(), **LONG)`: a level of both monotonicity tests ($100k cash, 0.05 monitors per soldier are
+    the defaults), simulated once for the module."""
+    return simulate(scenario(), **LONG)
+
+
+def _medians(levels: list[float], make, default: RunResult) -> list[float]:
+    """The median defections at each level; `default` is the run of the default scenario (LONG), used where a level
+    makes it."""
     out = []
     for level in levels:
-        res = simulate(make(level), replicates=9, days=240, agents=9_900, seed=3)
+        sc = make(level)
+        res = default if sc == scenario() else simulate(sc, **LONG)
         out.append(float(res.per_replicate["defected"].median()))
     return out
 
 
 @pytest.mark.slow
-def test_more_cash_does_not_lower_defections() -> None:
-    med = _medians([0.0, 1e5, 1e6, 1e7], lambda c: scenario(offer__cash_usd=c))
+def test_more_cash_does_not_lower_defections(proposal_long: RunResult) -> None:
+    med = _medians([0.0, 1e5, 1e6, 1e7], lambda c: scenario(offer__cash_usd=c), proposal_long)
     assert all(b >= a for a, b in itertools.pairwise(med)), med
     assert med[-1] > med[0], med
 
 
 @pytest.mark.slow
-def test_more_monitoring_does_not_raise_defections() -> None:
-    med = _medians([0.0, 0.05, 0.1, 0.3], lambda m: scenario(regime__monitors_per_soldier=m))
+def test_more_monitoring_does_not_raise_defections(proposal_long: RunResult) -> None:
+    med = _medians([0.0, 0.05, 0.1, 0.3], lambda m: scenario(regime__monitors_per_soldier=m), proposal_long)
     assert all(b <= a for a, b in itertools.pairwise(med)), med
     assert med[-1] < med[0], med
 

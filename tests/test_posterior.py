@@ -19,7 +19,7 @@ from defection.scenario.posterior import MAX_BYTES, MAX_DEPTH, POSTERIOR_FORMAT,
 from defection.scenario.ranges import CALIBRATED
 from defection.store import ResultsDB
 
-from .conftest import cli
+from .conftest import cli_in_process
 
 MORAL = next(u for u in CALIBRATED if u.path == "preferences.moral_cost_median_usd")  # prior [3e4, 3e6], log
 PEER = next(u for u in CALIBRATED if u.path == "preferences.peer_weight")  # prior [0, 2]
@@ -127,7 +127,7 @@ def test_a_bad_posterior_is_refused_by_the_command_line_before_the_run(
 ) -> None:
     path = write(tmp_path / "bad.json", content)
     db = tmp_path / "r.duckdb"
-    r = cli(*RUN, "--posterior", str(path), "--db", str(db))
+    r = cli_in_process(*RUN, "--posterior", str(path), "--db", str(db))
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
     assert message in r.stderr and str(path) in r.stderr
@@ -142,7 +142,7 @@ def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
     with pytest.raises(PosteriorError) as exc:
         Posterior.load(path)
     assert exc.value.problems[0].path == "(file)" and "larger than the 50,000,000 bytes" in exc.value.render()
-    r = cli(*RUN, "--posterior", str(path), "--db", str(tmp_path / "r.duckdb"))
+    r = cli_in_process(*RUN, "--posterior", str(path), "--db", str(tmp_path / "r.duckdb"))
     assert r.returncode == 2 and "larger than" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -191,24 +191,24 @@ def test_a_run_says_which_posterior_it_used_in_json_store_show_and_report(tmp_pa
     want = {"hash": Posterior.load(post_file).content_hash(), "path": str(post_file.resolve())}
     db = tmp_path / "r.duckdb"
     report = tmp_path / "report.html"
-    r = cli(*RUN, "--posterior", str(post_file), "--db", str(db), "--json", "--report", str(report))
+    r = cli_in_process(*RUN, "--posterior", str(post_file), "--db", str(db), "--json", "--report", str(report))
     assert r.returncode == 0, r.stderr
     printed = json.loads(r.stdout)
     assert printed["posterior"] == want
     info = ResultsDB(db).get_run(printed["run_id"])
     assert (info["posterior_hash"], info["posterior_path"]) == (want["hash"], want["path"])
-    shown = cli("runs", "show", printed["run_id"], "--db", str(db))
+    shown = cli_in_process("runs", "show", printed["run_id"], "--db", str(db))
     assert shown.returncode == 0 and want["hash"] in row_of(shown.stdout, "posterior")
-    shown = json.loads(cli("runs", "show", printed["run_id"], "--db", str(db), "--json").stdout)
+    shown = json.loads(cli_in_process("runs", "show", printed["run_id"], "--db", str(db), "--json").stdout)
     assert (shown["posterior_hash"], shown["posterior_path"]) == (want["hash"], want["path"])
     assert f"{want['hash']} ({want['path']})" in report.read_text()
     # without a posterior: null, NULL, and the defaults named
-    r = cli(*RUN, "--no-posterior", "--db", str(db), "--json", "--report", str(report))
+    r = cli_in_process(*RUN, "--no-posterior", "--db", str(db), "--json", "--report", str(report))
     assert r.returncode == 0, r.stderr
     plain = json.loads(r.stdout)
     assert plain["posterior"] is None
     assert ResultsDB(db).get_run(plain["run_id"])["posterior_hash"] is None
-    shown = cli("runs", "show", plain["run_id"], "--db", str(db))
+    shown = cli_in_process("runs", "show", plain["run_id"], "--db", str(db))
     assert "hand-tuned defaults (no posterior)" in row_of(shown.stdout, "posterior")
     assert "hand-tuned defaults (no posterior)" in report.read_text()
 
@@ -220,9 +220,9 @@ def test_no_posterior_ignores_the_scenarios_posterior_without_reading_it(tmp_pat
     with pytest.raises(ScenarioError, match="weights"):
         load_scenario(scen)
     assert load_scenario(scen, posterior=False).simulation.posterior == ""
-    r = cli(*RUN, str(scen), "--db", str(tmp_path / "r.duckdb"))
+    r = cli_in_process(*RUN, str(scen), "--db", str(tmp_path / "r.duckdb"))
     assert r.returncode == 2 and "weights" in r.stderr
-    r = cli(*RUN, str(scen), "--no-posterior", "--db", str(tmp_path / "r.duckdb"), "--json")
+    r = cli_in_process(*RUN, str(scen), "--no-posterior", "--db", str(tmp_path / "r.duckdb"), "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["posterior"] is None
 
@@ -230,7 +230,7 @@ def test_no_posterior_ignores_the_scenarios_posterior_without_reading_it(tmp_pat
 @pytest.mark.parametrize("command", [RUN, ("claims", "-r", "1", "-d", "2", "-k", "990")], ids=["run", "claims"])
 def test_posterior_and_no_posterior_together_is_an_error(tmp_path: Path, command: tuple[str, ...]) -> None:
     post_file = write(tmp_path / "post.json", payload())
-    r = cli(*command, "--posterior", str(post_file), "--no-posterior", "--db", str(tmp_path / "r.duckdb"))
+    r = cli_in_process(*command, "--posterior", str(post_file), "--no-posterior", "--db", str(tmp_path / "r.duckdb"))
     assert r.returncode == 2 and "--no-posterior" in r.stderr and "Traceback" not in r.stderr
 
 

@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 from defection import simulate
+from defection.engine import RunResult
 from defection.model.outputs import PROGRAMME_COMPONENTS
 from defection.scenario import ScenarioError, load_scenario
 
-from .conftest import SALIENT, cli, scenario
+from .conftest import SALIENT, cli_in_process, scenario
 
 RUN = {"replicates": 6, "days": 90, "agents": 19_800, "seed": 4}
 
@@ -23,10 +24,16 @@ def cumulative_arrivals(res, day: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def schedules() -> dict:
-    out = {}
+def salient() -> RunResult:
+    """`simulate(scenario(**SALIENT), **RUN)`: the static world with a flat offer, which the schedules and five
+    other tests compare against, simulated once for the module (the tests only read it)."""
+    return simulate(scenario(**SALIENT), **RUN)
+
+
+@pytest.fixture(scope="module")
+def schedules(salient: RunResult) -> dict:
+    out = {"flat": salient}
     for name, extra in {
-        "flat": {},
         "announced": {"offer__schedule__rule": "announced_escalation", "offer__schedule__growth_per_step": 1.0},
         "ratchet": {"offer__schedule__rule": "ratchet_topup", "offer__schedule__growth_per_step": 1.0},
         "deadline": {"offer__schedule__rule": "deadline", "offer__schedule__deadline_day": 60},
@@ -69,8 +76,8 @@ def test_topup_is_paid_to_earlier_defectors(schedules: dict) -> None:
     assert schedules["announced"].daily["cost_topup_pv"].sum() == 0
 
 
-def test_cost_identities() -> None:
-    res = simulate(scenario(**SALIENT), **RUN)
+def test_cost_identities(salient: RunResult) -> None:
+    res = salient
     d = res.daily
     parts = d[[f"cost_{c}_pv" for c in PROGRAMME_COMPONENTS]].sum(axis=1)
     assert np.allclose(parts, d["programme_cost_pv"])
@@ -121,17 +128,17 @@ def test_best_response_never_worse_for_the_regime_than_adaptive() -> None:
     assert "regime_best_response" in best.to_dict()
 
 
-def test_adaptive_regime_tightens_when_exits_exceed_its_target() -> None:
+def test_adaptive_regime_tightens_when_exits_exceed_its_target(salient: RunResult) -> None:
     res = simulate(scenario(**dict(SALIENT, regime__response__mode="adaptive")), **RUN)
     last = res.daily[res.daily["day"] == 89]
     assert (last["monitors"] > 0.05).all() and (last["blocking"] > 0).all()
-    static = simulate(scenario(**SALIENT), **RUN)
+    static = salient
     assert res.per_replicate["defected"].median() < static.per_replicate["defected"].median()
 
 
-def test_extraction_capacity_is_a_bottleneck() -> None:
+def test_extraction_capacity_is_a_bottleneck(salient: RunResult) -> None:
     low = simulate(scenario(**dict(SALIENT, programme__extraction_capacity_per_day=50.0)), **RUN)
-    high = simulate(scenario(**SALIENT), **RUN)
+    high = salient
     assert low.per_replicate["detected_waiting"].median() > high.per_replicate["detected_waiting"].median()
     assert low.per_replicate["paid_defectors"].median() < high.per_replicate["paid_defectors"].median()
     assert low.per_replicate["queued_final"].median() > high.per_replicate["queued_final"].median()
@@ -162,10 +169,10 @@ def test_adaptive_offer_sweetens_until_target() -> None:
     assert (reached.daily["offer_usd"] == 200_000.0).all()
 
 
-def test_credibility_event_hurts_after_it_happens() -> None:
+def test_credibility_event_hurts_after_it_happens(salient: RunResult) -> None:
     event = [{"name": "paid defector assassinated abroad", "day": 30, "weight": -40.0}]
     hit = simulate(scenario(**SALIENT, programme__events=event), **RUN)
-    calm = simulate(scenario(**SALIENT), **RUN)
+    calm = salient
     before = hit.daily["day"] < 30
     pd.testing.assert_frame_equal(
         hit.daily.loc[before, ["arrived", "credibility"]], calm.daily.loc[before, ["arrived", "credibility"]]
@@ -175,8 +182,8 @@ def test_credibility_event_hurts_after_it_happens() -> None:
     assert hit.per_replicate["defected"].median() < calm.per_replicate["defected"].median()
 
 
-def test_fraud_grows_with_the_bounty() -> None:
-    small = simulate(scenario(**SALIENT), **RUN)
+def test_fraud_grows_with_the_bounty(salient: RunResult) -> None:
+    small = salient
     big = simulate(scenario(**dict(SALIENT, offer__cash_usd=800_000.0)), **RUN)
     per_defector = [
         r.per_replicate["fraud_claimants"].sum() / r.per_replicate["paid_defectors"].sum() for r in (small, big)
@@ -226,5 +233,5 @@ def test_inconsistent_schedules_and_levers_are_rejected(
         load_scenario(path)
     for needle in needles:
         assert needle in str(info.value), (label, str(info.value))
-    r = cli("check", str(path))
+    r = cli_in_process("check", str(path))
     assert r.returncode == 2 and "Traceback" not in r.stderr

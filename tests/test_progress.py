@@ -18,7 +18,7 @@ from defection.calibrate.abc import Deadline, case_run, check_draws_that_fit
 from defection.calibrate.cases import load_case
 from defection.cli.console import HEARTBEAT_ENV, Reporter, elapsed_text, heartbeat_seconds, time_left
 
-from .conftest import cli
+from .conftest import cli, cli_in_process
 from .processes import HANG_GUARD
 from .test_calibration import write_case
 
@@ -219,7 +219,7 @@ def test_calibrate_cut_short_by_its_time_limit_keeps_finished_generations_and_re
     assert any("stage: ABC-SMC: sampling the prior" in line for line in stages)
     if r.returncode == 1:  # too slow a machine (even the prior's sampling outlasted 45 s): the documented failure
         assert r.stdout == "" and "ran out before the first ABC-SMC generation finished" in r.stderr
-        runs = json.loads(cli("runs", "list", "--db", str(db), "--json").stdout)
+        runs = json.loads(cli_in_process("runs", "list", "--db", str(db), "--json").stdout)
         assert [r["status"] for r in runs] == ["failed"] and not post.exists()
         return
     assert r.returncode == 0, r.stderr
@@ -235,7 +235,7 @@ def test_calibrate_cut_short_by_its_time_limit_keeps_finished_generations_and_re
     assert any("time limit stopped ABC-SMC" in n for n in cal["notes"])
     assert cal["check"] is None or cal["check_draws"] <= 3
     assert post.exists()
-    runs = json.loads(cli("runs", "list", "--db", str(db), "--json").stdout)
+    runs = json.loads(cli_in_process("runs", "list", "--db", str(db), "--json").stdout)
     assert [(r["run_id"], r["status"]) for r in runs] == [(cal["run_id"], "complete")]
 
 
@@ -248,7 +248,7 @@ def test_calibrate_with_no_time_for_one_generation_fails_clearly(library: Path, 
     assert r.returncode == 1 and r.stdout == ""
     assert "ran out before the first ABC-SMC generation finished" in r.stderr and "Traceback" not in r.stderr
     assert not post.exists()
-    runs = json.loads(cli("runs", "list", "--db", str(db), "--json").stdout)
+    runs = json.loads(cli_in_process("runs", "list", "--db", str(db), "--json").stdout)
     assert [r["status"] for r in runs] == ["failed"]
-    info = json.loads(cli("runs", "show", runs[0]["run_id"], "--db", str(db), "--json").stdout)
+    info = json.loads(cli_in_process("runs", "show", runs[0]["run_id"], "--db", str(db), "--json").stdout)
     assert "ran out before the first ABC-SMC generation" in info["error"]

@@ -11,7 +11,7 @@ import pytest
 
 from defection.scenario import ScenarioError, default_scenario, iter_params, load_scenario, scenario_to_toml
 
-from .conftest import ROOT, cli
+from .conftest import ROOT, cli_in_process
 
 
 def test_default_toml_round_trips() -> None:
@@ -54,14 +54,14 @@ def test_parameters_doc_is_current() -> None:
 
 def test_init_writes_a_file_that_checks(tmp_path: Path) -> None:
     target = tmp_path / "s.toml"
-    r = cli("init", str(target))
+    r = cli_in_process("init", str(target))
     assert r.returncode == 0, r.stderr
-    assert cli("check", str(target)).returncode == 0
-    assert cli("init", str(target)).returncode != 0  # refuses to overwrite
+    assert cli_in_process("check", str(target)).returncode == 0
+    assert cli_in_process("init", str(target)).returncode != 0  # refuses to overwrite
 
 
 def test_params_json_lists_every_parameter() -> None:
-    r = cli("params", "--json")
+    r = cli_in_process("params", "--json")
     assert r.returncode == 0
     rows = json.loads(r.stdout)
     paths = {row["path"] for row in rows}
@@ -103,7 +103,7 @@ def test_bad_scenarios_get_clear_errors(tmp_path: Path, label: str, text: str, n
     assert str(path) in message
     for needle in needles:
         assert needle in message, (label, message)
-    r = cli("check", str(path))
+    r = cli_in_process("check", str(path))
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "Traceback" not in r.stdout
     assert str(path) in r.stderr
@@ -113,17 +113,17 @@ def test_bad_scenarios_get_clear_errors(tmp_path: Path, label: str, text: str, n
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:
     for path, needle in ((tmp_path / "nope.toml", "file not found"), (tmp_path, "is a directory")):
-        r = cli("run", str(path), "--db", str(tmp_path / "x.duckdb"))
+        r = cli_in_process("run", str(path), "--db", str(tmp_path / "x.duckdb"))
         assert r.returncode == 2
         assert needle in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "x.duckdb").exists()
 
 
 def test_bad_command_line_overrides_are_reported(tmp_path: Path) -> None:
-    r = cli("run", "--agents", "5000000", "--db", str(tmp_path / "x.duckdb"))
+    r = cli_in_process("run", "--agents", "5000000", "--db", str(tmp_path / "x.duckdb"))
     assert r.returncode == 2
     assert "simulation.agents" in r.stderr and "force.soldiers" in r.stderr
-    r = cli("run", "--days", "0", "--db", str(tmp_path / "x.duckdb"))
+    r = cli_in_process("run", "--days", "0", "--db", str(tmp_path / "x.duckdb"))
     assert r.returncode == 2 and "simulation.days" in r.stderr and "[1, 3650]" in r.stderr
     assert not (tmp_path / "x.duckdb").exists()
 

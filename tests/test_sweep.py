@@ -23,7 +23,7 @@ from defection.explore.sweep import SweepFolder, load_plan
 from defection.explore.sweep import sweep as sweep_api
 from defection.store import ResultsDB
 
-from .conftest import cli
+from .conftest import cli, cli_in_process
 from .processes import HANG_GUARD, REQUEST, STOP, started
 
 # 40 points of 990 agents × 20 days × 2 replicates; half the points ask for a rule that is invalid with zero growth
@@ -247,7 +247,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(reference: dict, tmp_path
     written = int(SweepFolder(out).done_mask(PLANNED).sum())
     assert 3 <= written < PLANNED, "the driver must be killed part-way"
 
-    listed = cli("runs", "list", "--db", str(db), "--json")
+    listed = cli_in_process("runs", "list", "--db", str(db), "--json")
     assert listed.returncode == 0, listed.stderr
     [killed] = json.loads(listed.stdout)
     assert killed["status"] == "interrupted"
@@ -257,13 +257,15 @@ def test_resume_after_sigkill_equals_uninterrupted_run(reference: dict, tmp_path
     final = table(db, p["run_id"])
     assert final["experiment"].is_unique and len(final) == PLANNED
     pd.testing.assert_frame_equal(final, reference["table"], check_exact=True)
-    statuses = {r["run_id"]: r["status"] for r in json.loads(cli("runs", "list", "--db", str(db), "--json").stdout)}
+    statuses = {
+        r["run_id"]: r["status"] for r in json.loads(cli_in_process("runs", "list", "--db", str(db), "--json").stdout)
+    }
     assert statuses == {killed["run_id"]: "interrupted", p["run_id"]: "complete"}
 
     # resuming the finished folder runs nothing and stores nothing: it names the run that holds it
     again = sweep_json(reference["spec"], "--workers", "0", "--out", out, "--db", db, "--resume")
     assert again["already_stored"] and again["run_id"] == p["run_id"] and again["ran"] == 0
-    assert len(json.loads(cli("runs", "list", "--db", str(db), "--json").stdout)) == 2
+    assert len(json.loads(cli_in_process("runs", "list", "--db", str(db), "--json").stdout)) == 2
 
 
 def _runs_and_rows(db: Path) -> tuple[list[str], int]:

@@ -32,7 +32,7 @@ from defection.store import ResultsDB, RunMeta
 from defection.web import form
 from defection.web.app import create_app
 
-from .conftest import ROOT, cli
+from .conftest import ROOT, cli_in_process
 from .processes import HANG_GUARD, REQUEST, STOP, communicate, started
 
 TINY = {"simulation.agents": 2000, "simulation.days": 20, "simulation.replicates": 2}
@@ -290,7 +290,7 @@ def test_invalid_values_get_the_cli_messages(client: TestClient) -> None:
 
 
 def test_cli_prints_the_same_problem(client: TestClient, tmp_path: Path) -> None:
-    r = cli("run", "--days", "5000", "--db", str(tmp_path / "x.duckdb"))
+    r = cli_in_process("run", "--days", "5000", "--db", str(tmp_path / "x.duckdb"))
     assert r.returncode == 2
     web = client.post("/api/validate", json={"changes": {"simulation.days": 5000}}).json()["problems"][0]["text"]
     assert f"  - {web}" in r.stderr.splitlines()
