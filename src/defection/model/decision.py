@@ -928,10 +928,12 @@ SCRATCH_BLOCKS = 64
 
 
 @njit(cache=True)
-def squad_scratch(blocks: int, ss: int) -> Squad:
-    """Scratch for `blocks` squads of `ss` members: each field of `Squad` with a leading axis, one row per run of
-    companies. Allocated once per day; each squad with an opportunity reuses its run's row (`squad_row`)."""
-    return Squad(
+def squad_scratch(blocks: int, ss: int) -> tuple[np.ndarray, ...]:
+    """Scratch for `blocks` squads of `ss` members: the fields of `Squad`, in order, each with a leading axis, one row
+    per run of companies. Allocated once per day; each squad with an opportunity reuses its run's row
+    (`squad_row`). A plain tuple, not a `Squad`: a named tuple made outside a parallel loop and read inside it does
+    not compile (the loop's body is compiled without the module's names)."""
+    return (
         np.zeros((blocks, ss), np.bool_),
         np.zeros((blocks, ss), np.bool_),
         np.zeros((blocks, ss), np.bool_),
@@ -955,29 +957,29 @@ def squad_scratch(blocks: int, ss: int) -> Squad:
 
 
 @njit(cache=True)
-def squad_row(scratch: Squad, b: int) -> Squad:
+def squad_row(scratch: tuple[np.ndarray, ...], b: int) -> Squad:
     """Row `b` of the scratch of `squad_scratch`: one squad's arrays (views, no allocation). Every field a member's
     choice reads is written for that member before it is read, so a row needs no clearing between squads."""
     return Squad(
-        scratch.active[b],
-        scratch.willing[b],
-        scratch.reveals[b],
-        scratch.guided[b],
-        scratch.eps[b],
-        scratch.v_s[b],
-        scratch.v_c[b],
-        scratch.v_k[b],
-        scratch.v_st[b],
-        scratch.ov[b],
-        scratch.thr[b],
-        scratch.peer_net[b],
-        scratch.v_home[b],
-        scratch.v_home_caught[b],
-        scratch.v_surrender[b],
-        scratch.available[b],
-        scratch.route[b],
-        scratch.z[b],
-        scratch.shares[b],
+        scratch[0][b],
+        scratch[1][b],
+        scratch[2][b],
+        scratch[3][b],
+        scratch[4][b],
+        scratch[5][b],
+        scratch[6][b],
+        scratch[7][b],
+        scratch[8][b],
+        scratch[9][b],
+        scratch[10][b],
+        scratch[11][b],
+        scratch[12][b],
+        scratch[13][b],
+        scratch[14][b],
+        scratch[15][b],
+        scratch[16][b],
+        scratch[17][b],
+        scratch[18][b],
     )
 
 
