@@ -420,7 +420,7 @@ def expected_offer(perceived: float, credibility_: float, ratio: float) -> float
     return perceived * (1.0 + credibility_ * (ratio - 1.0))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _soldier_terms(
     i: int,
     aware: bool,
@@ -490,7 +490,7 @@ def _soldier_terms(
     return v_succ, v_caught, -v, v_stay, perceived, cash, hz, package
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _option_value(
     i: int,
     delta_now: float,
@@ -564,7 +564,7 @@ class OfferToday(NamedTuple):
     wait_days: float  # W, the expected wait in the queue
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _route_values(
     i: int,
     aware: bool,
@@ -593,28 +593,28 @@ def _route_values(
     v_surrender = 0.0
     if surrender:
         v_surrender = _soldier_terms(i, rewards_surrender, offer, cred, share_def, cohesion, exposure, p, tr, True)[0]
-    if not home:
-        return 0.0, 0.0, v_surrender
-    v = tr.vsl[i]
-    r, beta = p.discount_rate, p.present_bias
-    c = cred if rewards_home else 0.0
-    extraction = p.family_extraction_probability if rewards_home else 0.0
-    m = moral_cost(tr.moral[i], p.cohesion_cost_usd, cohesion, share_def)
-    exposure_home = rp.home_family_exposure * (1.0 - rp.home_enemy_control)  # f_H·(1 − e): out of reach (eq. 49)
-    fam = family_reprisal_cost(exposure_home * p.family_reprisal_usd, tr.family[i], c, extraction)
-    v_home = home_success_value(package if rewards_home else 0.0, m, fam, rp.home_hiding_cost_usd)
-    prison_home = prison_cost(rp.home_sentence_years, value_of_life_year(v, r), p.prison_year_cost_vsly, beta, r)
-    returned = rp.home_returned if record[i] == 0 else 0.0  # a second offence is not suspended
-    v_home_caught = home_caught_value(
-        v,
-        p.execution_probability,
-        returned,
-        p.sentence_served_share,
-        prison_home,
-        p.penal_death_risk,
-        v_stay,
-        rp.home_return_penalty_usd,
-    )
+    v_home = v_home_caught = 0.0
+    if home:  # no early return: the function is inlined (docs/performance.md, "Exit routes")
+        v = tr.vsl[i]
+        r, beta = p.discount_rate, p.present_bias
+        c = cred if rewards_home else 0.0
+        extraction = p.family_extraction_probability if rewards_home else 0.0
+        m = moral_cost(tr.moral[i], p.cohesion_cost_usd, cohesion, share_def)
+        exposure_home = rp.home_family_exposure * (1.0 - rp.home_enemy_control)  # f_H·(1 − e): out of reach (eq. 49)
+        fam = family_reprisal_cost(exposure_home * p.family_reprisal_usd, tr.family[i], c, extraction)
+        v_home = home_success_value(package if rewards_home else 0.0, m, fam, rp.home_hiding_cost_usd)
+        prison_home = prison_cost(rp.home_sentence_years, value_of_life_year(v, r), p.prison_year_cost_vsly, beta, r)
+        returned = rp.home_returned if record[i] == 0 else 0.0  # a second offence is not suspended
+        v_home_caught = home_caught_value(
+            v,
+            p.execution_probability,
+            returned,
+            p.sentence_served_share,
+            prison_home,
+            p.penal_death_risk,
+            v_stay,
+            rp.home_return_penalty_usd,
+        )
     return v_home, v_home_caught, v_surrender
 
 
@@ -681,7 +681,7 @@ def _propensity(j: int, delta: float, option: float, d_known: int, sq: Squad, rk
     )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def surrender_catch_probability(d: int, rk: SquadRisks, p: EngineParams) -> float:
     """Eq. 43: p^c_S, eq. 9 with the monitoring of a surrender (monitors × `monitor_factor`) and D co-surrenderers."""
     return catch_probability(p.catch_base, p.arrest_constant, rk.surrender_monitors, p.monitor_vision, d)
