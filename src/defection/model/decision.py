@@ -923,63 +923,36 @@ def any_opportunity(
     return False
 
 
-SCRATCH_BLOCKS = 64
-"""The decision's companies are visited in up to this many contiguous runs, each with its own squad scratch."""
+SCRATCH_BLOCKS = 8
+"""The decision visits the companies in up to this many contiguous runs, each with its own squad scratch."""
 
 
 @njit(cache=True)
-def squad_scratch(blocks: int, ss: int) -> tuple[np.ndarray, ...]:
-    """Scratch for `blocks` squads of `ss` members: the fields of `Squad`, in order, each with a leading axis, one row
-    per run of companies. Allocated once per day; each squad with an opportunity reuses its run's row
-    (`squad_row`). A plain tuple, not a `Squad`: a named tuple made outside a parallel loop and read inside it does
-    not compile (the loop's body is compiled without the module's names)."""
-    return (
-        np.zeros((blocks, ss), np.bool_),
-        np.zeros((blocks, ss), np.bool_),
-        np.zeros((blocks, ss), np.bool_),
-        np.zeros((blocks, ss), np.bool_),
-        np.zeros((blocks, ss, 3)),
-        np.zeros((blocks, ss)),
-        np.zeros((blocks, ss)),
-        np.zeros((blocks, ss)),
-        np.zeros((blocks, ss)),
-        np.zeros((blocks, ss)),
-        np.zeros((blocks, ss)),
-        np.zeros((blocks, ss)),
-        np.zeros((blocks, ss)),
-        np.zeros((blocks, ss)),
-        np.zeros((blocks, ss)),
-        np.zeros((blocks, 3), np.bool_),
-        np.zeros((blocks, ss), np.int8),
-        np.zeros((blocks, 3)),
-        np.zeros((blocks, 3)),
-    )
-
-
-@njit(cache=True)
-def squad_row(scratch: tuple[np.ndarray, ...], b: int) -> Squad:
-    """Row `b` of the scratch of `squad_scratch`: one squad's arrays (views, no allocation). Every field a member's
-    choice reads is written for that member before it is read, so a row needs no clearing between squads."""
+def squad_scratch(ss: int) -> Squad:
+    """Scratch arrays for one squad of `ss` members, allocated once per run of companies and reused by each of its
+    squads with an opportunity: every field a member's choice reads is written for that member before it is read.
+    Each run allocates its own (inside the parallel loop), so that the reference counts that calls passing the
+    squad update are not shared between threads."""
     return Squad(
-        scratch[0][b],
-        scratch[1][b],
-        scratch[2][b],
-        scratch[3][b],
-        scratch[4][b],
-        scratch[5][b],
-        scratch[6][b],
-        scratch[7][b],
-        scratch[8][b],
-        scratch[9][b],
-        scratch[10][b],
-        scratch[11][b],
-        scratch[12][b],
-        scratch[13][b],
-        scratch[14][b],
-        scratch[15][b],
-        scratch[16][b],
-        scratch[17][b],
-        scratch[18][b],
+        np.zeros(ss, np.bool_),
+        np.zeros(ss, np.bool_),
+        np.zeros(ss, np.bool_),
+        np.zeros(ss, np.bool_),
+        np.zeros((ss, 3)),
+        np.zeros(ss),
+        np.zeros(ss),
+        np.zeros(ss),
+        np.zeros(ss),
+        np.zeros(ss),
+        np.zeros(ss),
+        np.zeros(ss),
+        np.zeros(ss),
+        np.zeros(ss),
+        np.zeros(ss),
+        np.zeros(3, np.bool_),
+        np.zeros(ss, np.int8),
+        np.zeros(3),
+        np.zeros(3),
     )
 
 
@@ -1035,9 +1008,8 @@ def decide(
     p_home_cross = rp.home_enemy_control * p_cross  # the way home runs through the enemy's lines (eq. 49)
     guided_cross = rp.route_rewarded[0] > 0.0  # the offer rewards crossing: aware soldiers go through its queue
     n_blocks = min(n_comp, SCRATCH_BLOCKS)
-    scratch = squad_scratch(n_blocks, ss)
     for b in prange(n_blocks):
-        sq = squad_row(scratch, b)
+        sq = squad_scratch(ss)
         active, willing, reveals, guided, eps = sq.active, sq.willing, sq.reveals, sq.guided, sq.eps
         v_s, v_c, v_k, v_st, ov, thr, peer_net = sq.v_s, sq.v_c, sq.v_k, sq.v_st, sq.ov, sq.thr, sq.peer_net
         v_home, v_home_caught, v_surrender = sq.v_home, sq.v_home_caught, sq.v_surrender
