@@ -420,7 +420,7 @@ def expected_offer(perceived: float, credibility_: float, ratio: float) -> float
     return perceived * (1.0 + credibility_ * (ratio - 1.0))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _soldier_terms(
     i: int,
     aware: bool,
@@ -431,9 +431,11 @@ def _soldier_terms(
     exposure: float,
     p: EngineParams,
     tr: Traits,
+    success: bool = True,
 ) -> tuple[float, float, float, float, float, float, float, float]:
     """(V_succ, V_caught, V_killed, V_stay, perceived offer B̂, cash value R, hazard p^K, package P_i) of soldier i
-    today."""
+    today. With `success` False, V_succ, B̂, R and P_i are not evaluated (returned as 0): the caller reads only
+    V_caught, V_killed and V_stay (a squad whose only routes today are deserting home or surrendering)."""
     vsl, income, moral, family, offer_noise = tr.vsl, tr.income, tr.moral, tr.family, tr.offer_noise
     soldier_type = tr.soldier_type
     v = vsl[i]
@@ -454,6 +456,7 @@ def _soldier_terms(
         threat = stayer_threat_cost(
             p.prosecution_probability, prison_cost(p.threat_sentence_years, vsly, p.prison_year_cost_vsly, beta, r)
         )
+    if aware and success:
         perceived = perceived_offer(offer, p.offer_noise_log_sd, offer_noise[i])
         cash = cash_value(
             perceived, p.share_on_arrival, p.deferred_delay_years, p.deferred_instalments, income[i], p.crra, beta, r
@@ -470,14 +473,16 @@ def _soldier_terms(
         asylum_p = p.asylum_probability
         extraction = p.family_extraction_probability
         package = offer_value(c, cash, asylum_p, asylum, trip)
-    m = moral_cost(moral[i], p.cohesion_cost_usd, cohesion, share_def)
-    fam = family_reprisal_cost(p.family_reprisal_usd, family[i], c, extraction)
-    ret = exchange_return_cost(
-        c, asylum_p, p.exchange_return_probability, p.prosecution_if_returned, p.sentence_served_share, prison
-    )
-    def_threat = defector_threat_cost(p.amnesty_for_defectors, threat)
-    assn = assassination_cost(c, asylum_p, p.assassination_risk, p.protection, v)
-    v_succ = success_value(package, m, fam, ret, def_threat, assn)
+    v_succ = 0.0
+    if success:
+        m = moral_cost(moral[i], p.cohesion_cost_usd, cohesion, share_def)
+        fam = family_reprisal_cost(p.family_reprisal_usd, family[i], c, extraction)
+        ret = exchange_return_cost(
+            c, asylum_p, p.exchange_return_probability, p.prosecution_if_returned, p.sentence_served_share, prison
+        )
+        def_threat = defector_threat_cost(p.amnesty_for_defectors, threat)
+        assn = assassination_cost(c, asylum_p, p.assassination_risk, p.protection, v)
+        v_succ = success_value(package, m, fam, ret, def_threat, assn)
     v_caught = caught_value(v, p.execution_probability, p.sentence_served_share, prison, p.penal_death_risk)
     v_stay = stay_value(
         hz, v, p.pay_usd_day, p.death_benefit_usd, p.family_benefit_weight, p.remaining_exposure_days, beta, r, threat
@@ -485,7 +490,7 @@ def _soldier_terms(
     return v_succ, v_caught, -v, v_stay, perceived, cash, hz, package
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _option_value(
     i: int,
     delta_now: float,
@@ -510,7 +515,6 @@ def _option_value(
     delta_closed = 1e300
     for h in range(HORIZONS.size):
         k = HORIZONS[h]
-        disc = waiting_discount(p.present_bias, p.discount_rate, hazard, p.opportunity_persistence, k)
         if horizon_open[h]:
             if horizon_ratio[h] == 1.0:
                 continue  # same offer later: waiting only loses (δ_k < 1)
@@ -538,9 +542,11 @@ def _option_value(
                     exposure,
                     p,
                     tr,
+                    True,
                 )
                 delta_closed = net_gain(p_catch_plain, p_cross, vs, vc, vk, vst)
             delta_k = delta_closed
+        disc = waiting_discount(p.present_bias, p.discount_rate, hazard, p.opportunity_persistence, k)
         ov = max(ov, option_value(delta_now, delta_k, disc))
     return ov
 
@@ -558,7 +564,7 @@ class OfferToday(NamedTuple):
     wait_days: float  # W, the expected wait in the queue
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _route_values(
     i: int,
     aware: bool,
@@ -573,37 +579,42 @@ def _route_values(
     rp: RouteParams,
     tr: Traits,
     record: np.ndarray,
+    home: bool,
+    surrender: bool,
 ) -> tuple[float, float, float]:
     """(V_succ,H, V_caught,H, V_succ,S) of soldier i today (eq. 44): deserting home and surrendering in combat.
 
     `aware` is whether he knows an offer that is open today; the offer's package counts on a route only if the
     offer rewards it (`route_rewarded`). A surrender the offer does not reward is plain surrender (eq. 12 with
-    c = 0, the terms of a soldier who knows no offer)."""
+    c = 0, the terms of a soldier who knows no offer). `home` and `surrender` are whether his squad has an
+    opportunity for that route today: the values of a route it has none for are never read, and are 0."""
     rewards_home = aware and rp.route_rewarded[1] > 0.0
     rewards_surrender = aware and rp.route_rewarded[2] > 0.0
-    v = tr.vsl[i]
-    r, beta = p.discount_rate, p.present_bias
-    c = cred if rewards_home else 0.0
-    extraction = p.family_extraction_probability if rewards_home else 0.0
-    m = moral_cost(tr.moral[i], p.cohesion_cost_usd, cohesion, share_def)
-    exposure_home = rp.home_family_exposure * (1.0 - rp.home_enemy_control)  # f_H·(1 − e): out of reach (eq. 49)
-    fam = family_reprisal_cost(exposure_home * p.family_reprisal_usd, tr.family[i], c, extraction)
-    v_home = home_success_value(package if rewards_home else 0.0, m, fam, rp.home_hiding_cost_usd)
-    prison_home = prison_cost(rp.home_sentence_years, value_of_life_year(v, r), p.prison_year_cost_vsly, beta, r)
-    returned = rp.home_returned if record[i] == 0 else 0.0  # a second offence is not suspended
-    v_home_caught = home_caught_value(
-        v,
-        p.execution_probability,
-        returned,
-        p.sentence_served_share,
-        prison_home,
-        p.penal_death_risk,
-        v_stay,
-        rp.home_return_penalty_usd,
-    )
     v_surrender = 0.0
-    if rp.route_open[2] > 0.0:
-        v_surrender = _soldier_terms(i, rewards_surrender, offer, cred, share_def, cohesion, exposure, p, tr)[0]
+    if surrender:
+        v_surrender = _soldier_terms(i, rewards_surrender, offer, cred, share_def, cohesion, exposure, p, tr, True)[0]
+    v_home = v_home_caught = 0.0
+    if home:  # no early return: the function is inlined (docs/performance.md, "Exit routes")
+        v = tr.vsl[i]
+        r, beta = p.discount_rate, p.present_bias
+        c = cred if rewards_home else 0.0
+        extraction = p.family_extraction_probability if rewards_home else 0.0
+        m = moral_cost(tr.moral[i], p.cohesion_cost_usd, cohesion, share_def)
+        exposure_home = rp.home_family_exposure * (1.0 - rp.home_enemy_control)  # f_H·(1 − e): out of reach (eq. 49)
+        fam = family_reprisal_cost(exposure_home * p.family_reprisal_usd, tr.family[i], c, extraction)
+        v_home = home_success_value(package if rewards_home else 0.0, m, fam, rp.home_hiding_cost_usd)
+        prison_home = prison_cost(rp.home_sentence_years, value_of_life_year(v, r), p.prison_year_cost_vsly, beta, r)
+        returned = rp.home_returned if record[i] == 0 else 0.0  # a second offence is not suspended
+        v_home_caught = home_caught_value(
+            v,
+            p.execution_probability,
+            returned,
+            p.sentence_served_share,
+            prison_home,
+            p.penal_death_risk,
+            v_stay,
+            rp.home_return_penalty_usd,
+        )
     return v_home, v_home_caught, v_surrender
 
 
@@ -670,7 +681,7 @@ def _propensity(j: int, delta: float, option: float, d_known: int, sq: Squad, rk
     )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def surrender_catch_probability(d: int, rk: SquadRisks, p: EngineParams) -> float:
     """Eq. 43: p^c_S, eq. 9 with the monitoring of a surrender (monitors × `monitor_factor`) and D co-surrenderers."""
     return catch_probability(p.catch_base, p.arrest_constant, rk.surrender_monitors, p.monitor_vision, d)
@@ -912,6 +923,39 @@ def any_opportunity(
     return False
 
 
+SCRATCH_BLOCKS = 8
+"""The decision visits the companies in up to this many contiguous runs, each with its own squad scratch."""
+
+
+@njit(cache=True)
+def squad_scratch(ss: int) -> Squad:
+    """Scratch arrays for one squad of `ss` members, allocated once per run of companies and reused by each of its
+    squads with an opportunity: every field a member's choice reads is written for that member before it is read.
+    Each run allocates its own (inside the parallel loop), so that the reference counts that calls passing the
+    squad update are not shared between threads."""
+    return Squad(
+        np.zeros(ss, np.bool_),
+        np.zeros(ss, np.bool_),
+        np.zeros(ss, np.bool_),
+        np.zeros(ss, np.bool_),
+        np.zeros((ss, 3)),
+        np.zeros(ss),
+        np.zeros(ss),
+        np.zeros(ss),
+        np.zeros(ss),
+        np.zeros(ss),
+        np.zeros(ss),
+        np.zeros(ss),
+        np.zeros(ss),
+        np.zeros(ss),
+        np.zeros(ss),
+        np.zeros(3, np.bool_),
+        np.zeros(ss, np.int8),
+        np.zeros(3),
+        np.zeros(3),
+    )
+
+
 @njit(cache=True, inline="always")
 def left_by_a_route(status: int) -> bool:
     """The slot's soldier left the army by an exit route and got through: crossed, deserted or surrendered."""
@@ -963,193 +1007,180 @@ def decide(
     p_home_catch = home_catch_probability(rp.home_catch, rp.home_enemy_catch, rp.home_enemy_control)
     p_home_cross = rp.home_enemy_control * p_cross  # the way home runs through the enemy's lines (eq. 49)
     guided_cross = rp.route_rewarded[0] > 0.0  # the offer rewards crossing: aware soldiers go through its queue
-    for c in prange(n_comp):
-        cls = company_class[c]
-        p_opp = p.class_opportunity[cls]
-        exposure = p.class_exposure[cls]
-        p_opp_home = rp.home_class_opportunity[cls] if rp.route_open[1] > 0.0 else 0.0
-        p_opp_surrender = 0.0
-        if rp.route_open[2] > 0.0:
-            p_opp_surrender = surrender_opportunity(
-                rp.surrender_opportunity, exposure, p.intensity, rp.surrender_manoeuvre_factor
-            )
-        squads = range(c * cs // ss, (c + 1) * cs // ss)
-        if not any_opportunity(squads, p_opp, p_opp_home, p_opp_surrender, k_opp, k_opp_home, k_opp_surrender):
-            continue  # most companies on most days: no scratch to allocate
-        monitors = p.class_monitors[cls]
-        p_reveal = reveal_probability(p.reveal_probability, p.reveal_monitor_sensitivity, monitors)
-        cred = credibility(p.prior_alpha, p.prior_beta, evidence_pos[c] + public_pos, evidence_neg[c] + public_neg)
-        share_def = defected[c] / cs
-        # per-squad scratch
-        v_s = np.zeros(ss)
-        v_c = np.zeros(ss)
-        v_k = np.zeros(ss)
-        v_st = np.zeros(ss)
-        thr = np.zeros(ss)
-        peer_net = np.zeros(ss)
-        ov = np.zeros(ss)
-        eps = np.zeros((ss, 3))
-        willing = np.zeros(ss, np.bool_)
-        reveals = np.zeros(ss, np.bool_)
-        active = np.zeros(ss, np.bool_)
-        guided = np.zeros(ss, np.bool_)
-        v_home = np.zeros(ss)
-        v_home_caught = np.zeros(ss)
-        v_surrender = np.zeros(ss)
-        available = np.zeros(3, np.bool_)
-        route = np.zeros(ss, np.int8)
-        sq = Squad(
-            active,
-            willing,
-            reveals,
-            guided,
-            eps,
-            v_s,
-            v_c,
-            v_k,
-            v_st,
-            ov,
-            thr,
-            peer_net,
-            v_home,
-            v_home_caught,
-            v_surrender,
-            available,
-            route,
-            np.zeros(3),
-            np.zeros(3),
-        )
-        for s in squads:
-            # eq. 15, 42: which routes the squad has an opportunity for today
-            available[0] = opportunity(s, p_opp, k_opp)
-            available[1] = opportunity(s, p_opp_home, k_opp_home)
-            available[2] = opportunity(s, p_opp_surrender, k_opp_surrender)
-            n_routes, only = available_routes(available)
-            if n_routes == 0:
-                continue
-            first = s * ss
-            n_here = 0
-            for j in range(ss):
-                i = first + j
-                active[j] = status[i] == SERVING
-                willing[j] = False
-                ov[j] = 0.0
-                if not active[j]:
-                    continue
-                n_here += 1
-                knows = offer_open and aware_day[i] <= t  # knows an offer that is open today
-                aware = knows and guided_cross
-                guided[j] = aware
-                v_s[j], v_c[j], v_k[j], v_st[j], perceived, cash_now, hz, package = _soldier_terms(
-                    i,
-                    aware,
-                    offer,
-                    cred,
-                    share_def,
-                    cohesion[c],
-                    exposure,
-                    p,
-                    tr,
+    n_blocks = min(n_comp, SCRATCH_BLOCKS)
+    for b in prange(n_blocks):
+        sq = squad_scratch(ss)
+        active, willing, reveals, guided, eps = sq.active, sq.willing, sq.reveals, sq.guided, sq.eps
+        v_s, v_c, v_k, v_st, ov, thr, peer_net = sq.v_s, sq.v_c, sq.v_k, sq.v_st, sq.ov, sq.thr, sq.peer_net
+        v_home, v_home_caught, v_surrender = sq.v_home, sq.v_home_caught, sq.v_surrender
+        available, route = sq.available, sq.route
+        for c in range(b * n_comp // n_blocks, (b + 1) * n_comp // n_blocks):
+            cls = company_class[c]
+            p_opp = p.class_opportunity[cls]
+            exposure = p.class_exposure[cls]
+            p_opp_home = rp.home_class_opportunity[cls] if rp.route_open[1] > 0.0 else 0.0
+            p_opp_surrender = 0.0
+            if rp.route_open[2] > 0.0:
+                p_opp_surrender = surrender_opportunity(
+                    rp.surrender_opportunity, exposure, p.intensity, rp.surrender_manoeuvre_factor
                 )
-                if available[0] and aware and not topup:
-                    pc0 = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, 0.0)
-                    pc0 = guided_catch_probability(pc0, p_wait)
-                    delta_now = net_gain(pc0, p_cross_guided, v_s[j], v_c[j], v_k[j], v_st[j])
-                    q_now = success_probability(pc0, p_cross_guided)
-                    pc_plain = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, 0.0)
-                    ov[j] = _option_value(
+            squads = range(c * cs // ss, (c + 1) * cs // ss)
+            if not any_opportunity(squads, p_opp, p_opp_home, p_opp_surrender, k_opp, k_opp_home, k_opp_surrender):
+                continue  # most companies on most days
+            monitors = p.class_monitors[cls]
+            p_reveal = reveal_probability(p.reveal_probability, p.reveal_monitor_sensitivity, monitors)
+            cred = credibility(p.prior_alpha, p.prior_beta, evidence_pos[c] + public_pos, evidence_neg[c] + public_neg)
+            share_def = defected[c] / cs
+            for s in squads:
+                # eq. 15, 42: which routes the squad has an opportunity for today
+                available[0] = opportunity(s, p_opp, k_opp)
+                available[1] = opportunity(s, p_opp_home, k_opp_home)
+                available[2] = opportunity(s, p_opp_surrender, k_opp_surrender)
+                n_routes, only = available_routes(available)
+                if n_routes == 0:
+                    continue
+                # V_succ of crossing (and the package) is read only by crossing, and by desertion if the offer pays it
+                success_read = available[0] or (available[1] and rp.route_rewarded[1] > 0.0)
+                first = s * ss
+                n_here = 0
+                for j in range(ss):
+                    i = first + j
+                    active[j] = status[i] == SERVING
+                    willing[j] = False
+                    ov[j] = 0.0
+                    if not active[j]:
+                        continue
+                    n_here += 1
+                    knows = offer_open and aware_day[i] <= t  # knows an offer that is open today
+                    aware = knows and guided_cross
+                    guided[j] = aware
+                    v_s[j], v_c[j], v_k[j], v_st[j], perceived, cash_now, hz, package = _soldier_terms(
                         i,
-                        delta_now,
-                        q_now,
+                        aware,
+                        offer,
                         cred,
-                        perceived,
-                        cash_now,
-                        hz,
                         share_def,
                         cohesion[c],
                         exposure,
                         p,
-                        horizon_ratio,
-                        horizon_open,
-                        pc_plain,
-                        p_cross,
                         tr,
+                        success_read,
                     )
-                if available[1] or available[2]:
-                    if knows and not aware:  # the offer rewards other routes only: value its package for them
-                        package = _soldier_terms(i, True, offer, cred, share_def, cohesion[c], exposure, p, tr)[7]
-                    v_home[j], v_home_caught[j], v_surrender[j] = _route_values(
-                        i, knows, offer, cred, package, v_st[j], share_def, cohesion[c], exposure, p, rp, tr, st.record
-                    )
-                n_def = 0
-                for d in range(neighbours.shape[1]):
-                    nb = neighbours[i, d]
-                    if left_by_a_route(status[nb]) and left_day[nb] < t:  # left before today
-                        n_def += 1
-                peer_net[j] = n_def / neighbours.shape[1]
-                thr[j] = threshold[i]
-                route_shocks(i, j, n_routes, only, k_shock, k_route, p.logit_scale, eps, available)
-                reveals[j] = rng.uniform(k_rev, i) < p_reveal
-            if n_here == 0:
-                continue
-            # eq. 18: best-response cascade on action inside the squad, A_0 with D = 0
-            rk = SquadRisks(
-                precedent[c],
-                monitors,
-                p_wait,
-                p_cross,
-                p_cross_guided,
-                p_surrender_death,
-                p_home_catch,
-                p_home_cross,
-                monitors * rp.surrender_monitor_factor,
-            )
-            n_rev = squad_cascade(-1, willing, sq, rk, p)
-            n_go = 0
-            for j in range(ss):
-                if active[j] and willing[j]:
-                    n_go += 1
-            squad_expected_departures(n_rev, n_go, sq, rk, p, expected[c])
-            if n_go == 0:
-                continue
-            # eq. 47: each willing member's route, given the others who revealed themselves
-            n_route = np.zeros(3, np.int64)
-            for j in range(ss):
-                if active[j] and willing[j]:
-                    route[j] = only if n_routes == 1 else best_route(j, n_rev - int(reveals[j]), sq, rk, p)[0]
-                    n_route[route[j]] += 1
-            # the group's catch probability: D = the others going by the same route (eq. 9, 43)
-            pc_real = catch_probability(
-                p.catch_base, p.arrest_constant, monitors, p.monitor_vision, max(n_route[0] - 1, 0)
-            )
-            pc_surrender = surrender_catch_probability(max(n_route[2] - 1, 0), rk, p)
-            for j in range(ss):
-                if not (active[j] and willing[j]):
+                    if available[0] and aware and not topup:
+                        pc0 = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, 0.0)
+                        pc0 = guided_catch_probability(pc0, p_wait)
+                        delta_now = net_gain(pc0, p_cross_guided, v_s[j], v_c[j], v_k[j], v_st[j])
+                        q_now = success_probability(pc0, p_cross_guided)
+                        pc_plain = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, 0.0)
+                        ov[j] = _option_value(
+                            i,
+                            delta_now,
+                            q_now,
+                            cred,
+                            perceived,
+                            cash_now,
+                            hz,
+                            share_def,
+                            cohesion[c],
+                            exposure,
+                            p,
+                            horizon_ratio,
+                            horizon_open,
+                            pc_plain,
+                            p_cross,
+                            tr,
+                        )
+                    if available[1] or available[2]:
+                        if knows and not aware:  # the offer rewards other routes only: value its package for them
+                            package = _soldier_terms(
+                                i, True, offer, cred, share_def, cohesion[c], exposure, p, tr, True
+                            )[7]
+                        v_home[j], v_home_caught[j], v_surrender[j] = _route_values(
+                            i,
+                            knows,
+                            offer,
+                            cred,
+                            package,
+                            v_st[j],
+                            share_def,
+                            cohesion[c],
+                            exposure,
+                            p,
+                            rp,
+                            tr,
+                            st.record,
+                            available[1],
+                            available[2],
+                        )
+                    n_def = 0
+                    for d in range(neighbours.shape[1]):
+                        nb = neighbours[i, d]
+                        if left_by_a_route(status[nb]) and left_day[nb] < t:  # left before today
+                            n_def += 1
+                    peer_net[j] = n_def / neighbours.shape[1]
+                    thr[j] = threshold[i]
+                    route_shocks(i, j, n_routes, only, k_shock, k_route, p.logit_scale, eps, available)
+                    reveals[j] = rng.uniform(k_rev, i) < p_reveal
+                if n_here == 0:
                     continue
-                i = first + j
-                if route[j] == 1:
-                    paid = offer_open and aware_day[i] <= t and rp.route_rewarded[1] > 0.0
-                    outcome = desertion_outcome(i, p, rp, rk, st.record, k_catch, k_cross, k_exec, k_return)
-                    _count_route_exit(counts, c, 1, outcome, paid, i, t, st)
+                # eq. 18: best-response cascade on action inside the squad, A_0 with D = 0
+                rk = SquadRisks(
+                    precedent[c],
+                    monitors,
+                    p_wait,
+                    p_cross,
+                    p_cross_guided,
+                    p_surrender_death,
+                    p_home_catch,
+                    p_home_cross,
+                    monitors * rp.surrender_monitor_factor,
+                )
+                n_rev = squad_cascade(-1, willing, sq, rk, p)
+                n_go = 0
+                for j in range(ss):
+                    if active[j] and willing[j]:
+                        n_go += 1
+                squad_expected_departures(n_rev, n_go, sq, rk, p, expected[c])
+                if n_go == 0:
                     continue
-                if route[j] == 2:
-                    paid = offer_open and aware_day[i] <= t and rp.route_rewarded[2] > 0.0
-                    outcome = surrender_outcome(
-                        i, pc_surrender, p_surrender_death, p.execution_probability, k_catch, k_cross, k_exec
-                    )
-                    _count_route_exit(counts, c, 2, outcome, paid, i, t, st)
-                    continue
-                if guided[j]:  # contacts the programme and waits for extraction (eq. 34)
-                    status[i] = QUEUED
-                    queue_day[i] = t
-                    attempt_catch[i] = pc_real
-                    counts[c, C_CONTACTS] += 1
-                    continue
-                counts[c, C_ATTEMPTS] += 1
-                left_day[i] = t
-                outcome = crossing_outcome(i, pc_real, p_cross, p.execution_probability, k_catch, k_cross, k_exec)
-                status[i] = outcome
-                count_outcome(counts, c, outcome, soldier_type[i])
+                # eq. 47: each willing member's route, given the others who revealed themselves
+                n_route = np.zeros(3, np.int64)
+                for j in range(ss):
+                    if active[j] and willing[j]:
+                        route[j] = only if n_routes == 1 else best_route(j, n_rev - int(reveals[j]), sq, rk, p)[0]
+                        n_route[route[j]] += 1
+                # the group's catch probability: D = the others going by the same route (eq. 9, 43)
+                pc_real = catch_probability(
+                    p.catch_base, p.arrest_constant, monitors, p.monitor_vision, max(n_route[0] - 1, 0)
+                )
+                pc_surrender = surrender_catch_probability(max(n_route[2] - 1, 0), rk, p)
+                for j in range(ss):
+                    if not (active[j] and willing[j]):
+                        continue
+                    i = first + j
+                    if route[j] == 1:
+                        paid = offer_open and aware_day[i] <= t and rp.route_rewarded[1] > 0.0
+                        outcome = desertion_outcome(i, p, rp, rk, st.record, k_catch, k_cross, k_exec, k_return)
+                        _count_route_exit(counts, c, 1, outcome, paid, i, t, st)
+                        continue
+                    if route[j] == 2:
+                        paid = offer_open and aware_day[i] <= t and rp.route_rewarded[2] > 0.0
+                        outcome = surrender_outcome(
+                            i, pc_surrender, p_surrender_death, p.execution_probability, k_catch, k_cross, k_exec
+                        )
+                        _count_route_exit(counts, c, 2, outcome, paid, i, t, st)
+                        continue
+                    if guided[j]:  # contacts the programme and waits for extraction (eq. 34)
+                        status[i] = QUEUED
+                        queue_day[i] = t
+                        attempt_catch[i] = pc_real
+                        counts[c, C_CONTACTS] += 1
+                        continue
+                    counts[c, C_ATTEMPTS] += 1
+                    left_day[i] = t
+                    outcome = crossing_outcome(i, pc_real, p_cross, p.execution_probability, k_catch, k_cross, k_exec)
+                    status[i] = outcome
+                    count_outcome(counts, c, outcome, soldier_type[i])
 
 
 @njit(cache=True, parallel=True)

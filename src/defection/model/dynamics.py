@@ -107,9 +107,11 @@ def attrition_and_replacement(
     tr: Traits,
     co: Companies,
     counts: np.ndarray,
+    census: np.ndarray,
 ) -> None:
     """Phase 10: deaths and wounds at the eq. 1 hazard (queued soldiers too: they are still in the line);
-    vacant slots refilled at the rate of eq. 21."""
+    vacant slots refilled at the rate of eq. 21. Then each company's census (`census_row`) while its slots are
+    in cache: nothing after this phase changes a soldier's status or awareness the same day."""
     status, left_day, aware_day = st.status, st.left_day, st.aware_day
     soldier_type, vsl, income, moral, threshold, family, offer_noise = tr
     company_type, company_class = co.company_type, co.company_class
@@ -140,26 +142,33 @@ def attrition_and_replacement(
                 aware_day[i] = NEVER
                 st.record[i] = 0
                 counts[c, C_REPLACED] += 1
+        census[c, 0], census[c, 1], census[c, 2] = census_row(t, c * cs, (c + 1) * cs, status, aware_day)
+
+
+@njit(cache=True, inline="always")
+def census_row(t: int, first: int, stop: int, status: np.ndarray, aware_day: np.ndarray) -> tuple[int, int, int]:
+    """Present (serving or queued), queued and aware soldiers among slots first…stop−1 (one company; integer
+    counts: exact sums). Inlined (it only reads): a call would update the reference counts of its arrays."""
+    s = 0
+    q = 0
+    a = 0
+    for i in range(first, stop):
+        if present(status[i]):
+            s += 1
+            if status[i] == QUEUED:
+                q += 1
+            if aware_day[i] <= t:
+                a += 1
+    return s, q, a
 
 
 @njit(cache=True, parallel=True)
 def company_census(t: int, p: EngineParams, status: np.ndarray, aware_day: np.ndarray, census: np.ndarray) -> None:
-    """Present (serving or queued), queued and aware soldiers per company (integer counts: exact sums)."""
+    """Present (serving or queued), queued and aware soldiers per company (threshold mode, which has no attrition
+    phase; otherwise `attrition_and_replacement` takes the census)."""
     cs = p.company_size
     for c in prange(census.shape[0]):
-        s = 0
-        q = 0
-        a = 0
-        for i in range(c * cs, (c + 1) * cs):
-            if present(status[i]):
-                s += 1
-                if status[i] == QUEUED:
-                    q += 1
-                if aware_day[i] <= t:
-                    a += 1
-        census[c, 0] = s
-        census[c, 1] = q
-        census[c, 2] = a
+        census[c, 0], census[c, 1], census[c, 2] = census_row(t, c * cs, (c + 1) * cs, status, aware_day)
 
 
 @njit(cache=True, inline="always")
@@ -549,13 +558,14 @@ def run_replicate(
         timer.lap("extraction")
         # 10. attrition and replacement
         if not threshold_mode:
-            kernels.attrition_and_replacement(t, seed, rep, p, soldiers, traits, companies, counts)
+            kernels.attrition_and_replacement(t, seed, rep, p, soldiers, traits, companies, counts, census)
         timer.lap("attrition")
         # 11-12. unit state, precedent and credibility evidence
         kernels.update_company_signals(
             p, counts, companies.precedent, companies.evidence_pos, companies.evidence_neg, companies.defected
         )
-        kernels.company_census(t, p, soldiers.status, soldiers.aware_day, census)
+        if threshold_mode:  # otherwise the attrition phase took it
+            kernels.company_census(t, p, soldiers.status, soldiers.aware_day, census)
         cred, ineffective = kernels.unit_summary(
             p, census, companies.evidence_pos, companies.evidence_neg, prog.public_pos, prog.public_neg, counts, totals
         )

@@ -32,6 +32,15 @@ def awareness_hazard(external: float, imitation: float, aware_neighbour_share: f
 
 
 @njit(cache=True, inline="always")
+def awareness_hazard_bounds(external: float, imitation: float) -> tuple[float, float]:
+    """Eq. 23: the least and the greatest hazard over aware-neighbour shares in [0, 1]. The hazard is monotone in
+    the share in floating point too (each operation rounds monotonically), so these bound it exactly."""
+    h0 = awareness_hazard(external, imitation, 0.0)
+    h1 = awareness_hazard(external, imitation, 1.0)
+    return min(h0, h1), max(h0, h1)
+
+
+@njit(cache=True, inline="always")
 def decayed_evidence(evidence: float, memory: float, new: float) -> float:
     """Eq. 26: E_{t+1} = λ_c·E_t + Σ w_e (evidence above the prior decays with memory λ_c)."""
     return memory * evidence + new
@@ -55,23 +64,30 @@ def spread_awareness(
     neighbours: np.ndarray,
     n_comp: int,
 ) -> None:
-    """Phase 4: unaware serving soldiers learn of the offer with the hazard of eq. 23."""
+    """Phase 4: unaware serving soldiers learn of the offer with the hazard of eq. 23. A soldier's network ties are
+    scanned only when his draw falls between the hazard's bounds (about a fifth of them at the defaults): below the
+    least hazard he learns whatever his ties know, above the greatest he does not."""
     if not offer_on:
         return
     cs = p.company_size
     deg = neighbours.shape[1]
     k_aw = rng.stream_key(seed, rep, t, rng.AWARENESS)
+    h_lo, h_hi = awareness_hazard_bounds(p.external_reach, p.peer_imitation)
     for c in prange(n_comp):
         for i in range(c * cs, (c + 1) * cs):
             if status[i] != SERVING or aware_day[i] < t:
                 continue
-            n_aware = 0
-            for d in range(deg):
-                if aware_day[neighbours[i, d]] < t:
-                    n_aware += 1
-            h = awareness_hazard(p.external_reach, p.peer_imitation, n_aware / deg)
-            if rng.uniform(k_aw, i) < h:
-                aware_day[i] = t
+            u = rng.uniform(k_aw, i)
+            if u >= h_hi:
+                continue
+            if u >= h_lo:
+                n_aware = 0
+                for d in range(deg):
+                    if aware_day[neighbours[i, d]] < t:
+                        n_aware += 1
+                if u >= awareness_hazard(p.external_reach, p.peer_imitation, n_aware / deg):
+                    continue
+            aware_day[i] = t
 
 
 @njit(cache=True)
