@@ -140,3 +140,28 @@ def test_interrupted_run_leaves_database_consistent(tmp_path: Path, sig: signal.
     assert store.daily(run_id).empty and store.outcomes(run_id).empty
     r = cli_in_process("runs", "export", run_id, "-o", str(tmp_path / "x"), "--db", str(db))
     assert r.returncode == 2 and "complete" in r.stderr
+
+
+def test_console_width_into_a_pipe() -> None:
+    """A terminal keeps its own width; COLUMNS decides when set; a pipe or file gets PIPE_WIDTH, not Rich's 80."""
+    from defection.cli.console import PIPE_WIDTH, console_width
+
+    assert console_width(True, {}) is None
+    assert console_width(False, {"COLUMNS": "90"}) is None
+    assert console_width(False, {}) == PIPE_WIDTH
+    assert console_width(False, {"COLUMNS": ""}) == PIPE_WIDTH
+
+
+def test_a_table_printed_to_a_pipe_keeps_its_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15: tables printed to a pipe were cut to 80 columns. The parameter table, piped, keeps every column
+    and every full parameter name on one line (at 80 columns Rich wrapped `meta.description` over two)."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    proc = cli("params")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    header = next(line for line in lines if "parameter" in line and "source" in line)
+    for column in ("parameter", "default", "unit", "range", "source"):
+        assert column in header
+    assert any("meta.description" in line for line in lines)
+    assert any("offer.cash_usd" in line for line in lines)
+    assert max(len(line) for line in lines) > 80

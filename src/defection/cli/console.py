@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
@@ -38,8 +38,20 @@ if TYPE_CHECKING:
     from defection.store import ResultsDB, RunMeta
 
 
-out = Console()
-err = Console(stderr=True)
+# Into a pipe or a file Rich would assume 80 columns and squeeze a table until columns are cut; there the width is
+# wide enough for every table the commands print (COLUMNS, when set, still decides, as on a terminal).
+PIPE_WIDTH = 200
+
+
+def console_width(is_terminal: bool, environ: Mapping[str, str]) -> int | None:
+    """The width to print at: the terminal's own (None: Rich measures it), COLUMNS if set, else PIPE_WIDTH."""
+    if is_terminal or environ.get("COLUMNS", "").strip().isdigit():
+        return None
+    return PIPE_WIDTH
+
+
+out = Console(width=console_width(Console().is_terminal, os.environ))
+err = Console(stderr=True, width=console_width(Console(stderr=True).is_terminal, os.environ))
 
 ScenarioArg = Annotated[
     Path | None, typer.Argument(help="Scenario TOML file (default: the embedded proposal).", show_default=False)
