@@ -313,8 +313,8 @@ def test_changed_parameters_are_listed_with_unit_and_source(store: tuple[Results
     by_path = {re.search(r"<td[^>]*>([^<]*)</td>", r).group(1): r for r in rows}
     assert set(by_path) == {"offer.cash_usd", "simulation.days", "simulation.replicates", "simulation.agents"}
     cash = by_path["offer.cash_usd"]
-    assert 'title="proposal (shared/seed/proposal.txt)"' in cash  # the source on hover…
-    assert "<td>proposal (shared/seed/proposal.txt)</td>" in cash  # …and in its column
+    assert 'title="proposal (docs/proposal.md)"' in cash  # the source on hover…
+    assert "<td>proposal (docs/proposal.md)</td>" in cash  # …and in its column
     assert "250,000" in cash and "100,000" in cash and "<td>USD</td>" in cash
 
 

@@ -42,7 +42,7 @@ class Section(BaseModel):
 class Meta(Section):
     name: str = Field("proposal-100k", description="Short scenario name shown in run lists.")
     description: str = Field(
-        "The proposal in shared/seed/proposal.txt: $100,000 cash, a Disneyland trip, asylum and a "
+        "The proposal (docs/proposal.md): $100,000 cash, a Disneyland trip, asylum and a "
         "Western education offered to Russian soldiers in Ukraine, with war-crimes threats to stayers.",
         description="Free text.",
     )
@@ -951,7 +951,7 @@ class Schedule(Section):
 
 class Offer(Section):
     cash_usd: float = param(
-        100_000.0, 0.0, 1e8, "USD", "proposal (shared/seed/proposal.txt)", "B, cash offered to each defector."
+        100_000.0, 0.0, 1e8, "USD", "proposal (docs/proposal.md)", "B, cash offered to each defector."
     )
     start_day: int = param(0, 0, 3650, "day", "scenario", "Day the offer is announced.")
     share_on_arrival: float = param(
