@@ -204,3 +204,18 @@ def test_range_positions_by_hand() -> None:
 
     assert Range("offer.cash_usd", 100.0, 300.0).at(0.25) == 150.0
     assert Range("offer.cash_usd", 100.0, 10_000.0, log=True).at(0.5) == pytest.approx(1_000.0)
+
+
+def test_a_soldier_type_given_in_part_keeps_its_own_defaults(tmp_path: Path) -> None:
+    """`[force.types.conscript]` with only `share` keeps the conscript's other defaults (hazard ×0.2, rear affinity
+    10), not a generic soldier's (×1, 1): before this, a scenario file that changed one type's share silently gave
+    that type the generic values."""
+    path = tmp_path / "s.toml"
+    path.write_text("[force.types.conscript]\nshare = 0.2\n[force.types.contract]\nshare = 0.42\n", encoding="utf-8")
+    got = load_scenario(path).force.types
+    default = default_scenario().force.types
+    assert got.conscript.share == 0.2 and got.contract.share == 0.42
+    for name in ("conscript", "contract"):
+        mine, theirs = getattr(got, name).model_dump(), getattr(default, name).model_dump()
+        assert {k: v for k, v in mine.items() if k != "share"} == {k: v for k, v in theirs.items() if k != "share"}
+    assert got.conscript.hazard_multiplier == 0.2 and got.contract.vsl_median_usd == 3.0e5

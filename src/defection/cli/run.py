@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -20,6 +20,7 @@ from defection.cli.console import (
     ScenarioArg,
     command_seconds,
     fail,
+    fmt,
     load_or_fail,
     out,
     outcome_table,
@@ -33,6 +34,9 @@ from defection.report import ReportError
 # the scenario (pydantic) are imported inside the commands: `defection --help` needs none of them, and `defection
 # check` only the scenario.
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from defection.calibrate.cases import Case
     from defection.store import ResultsDB
 
 # ----------------------------------------------------------------------------- run
@@ -58,9 +62,19 @@ def run(
     ] = None,
     yes: YesOpt = False,
     workers: ReplicateWorkersOpt = None,
+    case: Annotated[
+        str | None,
+        typer.Option(
+            "--case",
+            help="Run a historical case of the library as a scenario (`defection scenarios list`), at its "
+            "calibration size unless --agents is given, and print what history recorded beside the simulation.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Simulate a scenario, print median and 90% interval of each outcome, and store the run. A run estimated to take
-    over an hour, or more memory than the machine has available, is refused unless --yes is given."""
+    """Simulate a scenario (a file, a shipped scenario's name, or a historical case with --case), print median and
+    90% interval of each outcome, and store the run. A run estimated to take over an hour, or more memory than the
+    machine has available, is refused unless --yes is given."""
     from defection.engine import simulate, workers_for  # lazy: see the note at the top
     from defection.scenario import ScenarioError, with_overrides, with_posterior
     from defection.scenario.posterior import shipped_posterior_path
@@ -78,8 +92,16 @@ def run(
         )
     if posterior is not None and no_posterior:
         fail("--posterior and --no-posterior contradict each other; give one")
-    base = load_or_fail(scenario, posterior=not no_posterior)
-    source = str(scenario) if scenario else "<command line>"
+    history: Case | None = None
+    if case is not None:
+        if scenario is not None:
+            fail(f"give a scenario file ({scenario}) or --case {case}, not both")
+        history = case_or_fail(case)
+        base, source = history.scenario, history.path
+        agents = agents if agents is not None else history.meta.calibration_agents
+    else:
+        base = load_or_fail(scenario, posterior=not no_posterior)
+        source = str(scenario) if scenario else "<command line>"
     try:
         sc = with_overrides(
             base,
@@ -110,8 +132,19 @@ def run(
     if report is not None:
         _write_report(store, run_id, report)
     result.wall_seconds = command_seconds()
+    # history's figures cover the case's own horizon: another --days makes them incomparable
+    compared = history is not None and sim.days == history.scenario.simulation.days
+    recorded_rows = case_comparison(history, result.outcomes()) if history is not None and compared else []
     if as_json:
-        sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+        payload = result.to_dict()
+        if history is not None:
+            payload["case"] = {
+                "id": history.id,
+                "title": history.meta.title,
+                "horizon_days": history.scenario.simulation.days,
+                "observed": recorded_rows,  # empty when --days changed the horizon
+            }
+        sys.stdout.write(json.dumps(payload) + "\n")
         return
     title = (
         f"{sc.meta.name}: {result.agents:,} agents for {result.represented:,} soldiers, "
@@ -125,9 +158,74 @@ def run(
         else "calibrated parameters: none; the scenario's hand-tuned values (--no-posterior or no posterior)",
         highlight=False,
     )
+    if history is not None and compared:
+        out.print(case_table(history, recorded_rows))
+    elif history is not None:
+        out.print(
+            f"history's figures for {history.id} cover its horizon of {history.scenario.simulation.days} days; this "
+            f"run simulated {sim.days}, so they are not shown beside it (run without --days to compare)",
+            highlight=False,
+        )
     out.print(f"stored as run [bold]{run_id}[/] in {db} ({result.wall_seconds:.1f} s)")
     if report is not None:
         out.print(f"report: {report}", highlight=False)
+
+
+def case_or_fail(case_id: str) -> Case:
+    """A historical case of the shipped library by its id, or a clean error naming the known ids."""
+    from defection.calibrate.cases import CaseError, load_cases  # lazy: see the note at the top
+
+    try:
+        return load_cases(only=[case_id])[0]
+    except CaseError as e:
+        fail(e.render())
+
+
+def case_comparison(history: Case, outcomes: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each observation of the case's first period beside the simulated share as its source would have recorded it
+    (the simulated median and 90% interval times `capture`); later periods (`changes`) are `defection predict`'s."""
+    by_name = outcomes.set_index("outcome")
+    rows = []
+    for k, o in enumerate(history.observed):
+        if history.variant(k) != 0:
+            continue
+        sim = by_name.loc[o.outcome]
+        rows.append(
+            {
+                "outcome": o.outcome,
+                "observed": o.value,
+                "likelihood": o.likelihood,
+                "tag": o.tag,
+                "recorded": o.recorded,
+                "simulated_median": o.recorded_share(float(sim["median"])),
+                "simulated_p05": o.recorded_share(float(sim["p05"])),
+                "simulated_p95": o.recorded_share(float(sim["p95"])),
+            }
+        )
+    return rows
+
+
+def case_table(history: Case, rows: list[dict[str, Any]]) -> Table:
+    """What history recorded beside what the model simulates, as the source would have counted it."""
+    table = Table(title=f"{history.meta.title}: recorded by history and simulated", title_justify="left")
+    for col in ("outcome", "observed", "simulated median", "simulated 90% interval", "source tag", "what was counted"):
+        table.add_column(col, justify="right" if "simulated" in col or col == "observed" else "left")
+    for r in rows:
+        bound = "< " if r["likelihood"] == "upper_bound" else ""
+        table.add_row(
+            r["outcome"],
+            f"{bound}{fmt(r['outcome'], r['observed'])}",
+            fmt(r["outcome"], r["simulated_median"]),
+            f"{fmt(r['outcome'], r['simulated_p05'])} – {fmt(r['outcome'], r['simulated_p95'])}",
+            f"[{r['tag']}]",
+            r["recorded"],
+        )
+    if len(history.scenarios()) > 1:
+        table.caption = (
+            f"This runs the case's first period; its {len(history.scenarios()) - 1} other period(s) are compared by "
+            f"`defection predict`."
+        )
+    return table
 
 
 def _write_report(store: ResultsDB, run_id: str, path: Path) -> None:

@@ -7,15 +7,23 @@ from pathlib import Path
 from defection.scenario.build import default_scenario, scenario_from_dict
 from defection.scenario.errors import _MISSING, Problem, ScenarioError
 from defection.scenario.files import InputFileError, read_toml
+from defection.scenario.library import library_names, library_path
 from defection.scenario.schema import Scenario
 
 
 def load_scenario(path: str | Path | None = None, *, posterior: bool = True) -> Scenario:
-    """Load and validate a scenario TOML file; ``None`` gives the default scenario. With ``posterior=False`` a
-    posterior the file names (`simulation.posterior`) is ignored: not read, and cleared from the scenario."""
+    """Load and validate a scenario TOML file, or a shipped scenario by name (`defection scenarios list`; a file of
+    that name wins); ``None`` gives the default scenario. With ``posterior=False`` a posterior the file names
+    (`simulation.posterior`) is ignored: not read, and cleared from the scenario."""
     if path is None:
         return default_scenario()
     p = Path(path)
+    if not p.exists():
+        shipped = library_path(str(path))
+        if shipped is None:
+            why = "file not found, and not a shipped scenario (" + ", ".join(library_names()) + ")"
+            raise ScenarioError(str(p), [Problem("(file)", _MISSING, why)])
+        p = shipped
     try:
         data = read_toml(p)
     except InputFileError as e:

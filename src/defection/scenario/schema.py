@@ -170,6 +170,20 @@ class SoldierTypes(Section):
     def ordered(self) -> list[tuple[str, SoldierType]]:
         return [(n, getattr(self, n)) for n in TYPE_NAMES]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _each_type_keeps_its_own_defaults(cls, data: Any) -> Any:
+        """A type given in part (`[force.types.conscript]` with only `share`) keeps that type's defaults for the
+        fields it does not give, not a generic soldier's (a conscript's hazard ×0.2, not ×1)."""
+        if not isinstance(data, dict):
+            return data
+        completed = dict(data)
+        for name, given in data.items():
+            factory = cls.model_fields[name].default_factory if name in cls.model_fields else None
+            if isinstance(given, dict) and factory is not None:
+                completed[name] = {**factory().model_dump(), **given}  # type: ignore[call-arg]
+        return completed
+
     @model_validator(mode="after")
     def _shares_sum_to_one(self) -> SoldierTypes:
         total = sum(t.share for _, t in self.ordered())
