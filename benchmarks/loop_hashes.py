@@ -4,8 +4,9 @@ Usage: .venv/bin/python benchmarks/loop_hashes.py [--agents 5000] [--days 90] [-
 
 Runs `simulate` for several settings that exercise different branches of `dynamics.run_replicate` (the default
 scenario, a static regime, threshold mode, best response, escalating and ratchet offers, an adaptive offer, a
-deadline) and prints, per setting, the SHA-256 of `RunResult.daily` and `RunResult.per_replicate` (the raw bytes of
-every column, in order) and, for best response, every candidate's mean loss, as JSON. Run it before and after a
+deadline; crossing only, and the offer rewarding each mix of the three exit routes) and prints, per setting, the
+SHA-256 of `RunResult.daily` and `RunResult.per_replicate` (the raw bytes of every column, in order) and, for best
+response, every candidate's mean loss, as JSON. Run it before and after a
 change and compare the two files: any difference is a changed number.
 """
 
@@ -44,6 +45,23 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "offer.schedule.rule": "deadline",
         "offer.schedule.deadline_day": 40,
         "offer.schedule.budget_cap_usd": 5e8,
+    },
+    # the exit routes (docs/model.md §7.5b): home and surrender are open by default
+    "crossing_only": {"routes.home.open": False, "routes.surrender.open": False},
+    "rewards_all_routes": {"offer.rewards": ["cross", "home", "surrender"]},
+    "rewards_home_surrender": {"offer.rewards": ["home", "surrender"]},
+    "ratchet_cross_surrender": {
+        "routes.home.open": False,
+        "offer.rewards": ["cross", "surrender"],
+        "offer.schedule.rule": "ratchet_topup",
+        "offer.schedule.growth_per_step": 0.5,
+    },
+    "announced_all_routes_enemy_home": {
+        "offer.rewards": ["cross", "home", "surrender"],
+        "offer.schedule.rule": "announced_escalation",
+        "offer.schedule.growth_per_step": 0.5,
+        "offer.schedule.step_days": 14,
+        "war.enemy_holds_home_share": 0.3,
     },
 }
 

@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 
 from defection import simulate
-from defection.model.decision import NO_ROUTE, Squad, SquadRisks, squad_cascade, squad_expected_departures
+from defection.model.decision import (
+    NO_ROUTE,
+    Squad,
+    SquadRisks,
+    squad_cascade,
+    squad_expected_departures,
+    squad_params,
+)
 from defection.model.parameters import engine_params
 from defection.model.population import min_resolved_agents, resolution_warning
 from defection.model.programme import expected_queue_step
@@ -97,16 +104,17 @@ def test_expected_departures_integrate_each_members_own_shock() -> None:
     p = engine_params(sc)
     ss = p.squad_size
     rk = SquadRisks(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    sp = squad_params(p)
     rng = np.random.default_rng(3)
     realised, expected = [], []
     for _ in range(4000):
         u = rng.uniform(size=ss)
         eps = p.logit_scale * np.log(u / (1 - u))
         sq = _squad(ss, -1.5 * p.logit_scale, eps, reveals=True)
-        n_rev = squad_cascade(-1, sq.willing, sq, rk, p)
+        n_rev = squad_cascade(-1, sq.willing, sq, rk, sp)
         n_go = int(sq.willing.sum())
         out = np.zeros(5)
-        squad_expected_departures(n_rev, n_go, sq, rk, p, out)
+        squad_expected_departures(n_rev, n_go, sq, rk, sp, out)
         realised.append(n_go)
         expected.append(out[0] / (1.0 - p.catch_base) if p.catch_base < 1 else out[0])
     realised_a, expected_a = np.asarray(realised, float), np.asarray(expected)

@@ -656,72 +656,105 @@ class SquadRisks(NamedTuple):
     surrender_monitors: float  # M_class × monitor_factor, the monitoring of a surrender (eq. 43)
 
 
+class SquadParams(NamedTuple):
+    """The parameters the squad's cascade and its expected departures read (eq. 9, 17, 47): scalars only, taken
+    from `EngineParams` once a day (`squad_params`), so that a call passing them updates no reference count."""
+
+    catch_base: float  # p^c_0
+    arrest_constant: float  # k, eq. 9
+    monitor_vision: float  # v, eq. 9
+    squad_size: int  # n_squad
+    complex_contagion_contacts: int  # k_cc, eq. 17
+    utility_scale_usd: float  # V0
+    peer_weight: float  # φ
+    precedent_weight: float  # ψ
+    logit_scale: float  # σ
+
+
+@njit(cache=True, inline="always")
+def squad_params(p: EngineParams) -> SquadParams:
+    """The scalars of `p` that the squad's cascade reads (`SquadParams`). Inlined: a NamedTuple that a parallel
+    loop reads must be built in the kernel by a call to its class (Numba's parfor lowering looks the class up)."""
+    return SquadParams(
+        p.catch_base,
+        p.arrest_constant,
+        p.monitor_vision,
+        p.squad_size,
+        p.complex_contagion_contacts,
+        p.utility_scale_usd,
+        p.peer_weight,
+        p.precedent_weight,
+        p.logit_scale,
+    )
+
+
 NO_ROUTE = -1e300
 """The shock of a route a squad has no opportunity for today: it is never chosen."""
 
 
 @njit(cache=True, inline="always")
-def squad_propensity(j: int, d_known: int, sq: Squad, rk: SquadRisks, p: EngineParams) -> float:
+def squad_propensity(j: int, d_known: int, sq: Squad, rk: SquadRisks, sp: SquadParams) -> float:
     """Eq. 17: squad member j's propensity z to cross when he knows of `d_known` revealed willing squad-mates."""
-    pc = catch_probability(p.catch_base, p.arrest_constant, rk.monitors, p.monitor_vision, d_known)
+    pc = catch_probability(sp.catch_base, sp.arrest_constant, rk.monitors, sp.monitor_vision, d_known)
     px = rk.p_cross
     if sq.guided[j]:
         pc = guided_catch_probability(pc, rk.p_wait)
         px = rk.p_cross_guided
     delta = net_gain(pc, px, sq.v_s[j], sq.v_c[j], sq.v_k[j], sq.v_st[j])
-    return _propensity(j, delta, sq.ov[j], d_known, sq, rk, p)
+    return _propensity(j, delta, sq.ov[j], d_known, sq, rk, sp)
 
 
 @njit(cache=True, inline="always")
-def _propensity(j: int, delta: float, option: float, d_known: int, sq: Squad, rk: SquadRisks, p: EngineParams) -> float:
+def _propensity(j: int, delta: float, option: float, d_known: int, sq: Squad, rk: SquadRisks, sp: SquadParams) -> float:
     """Eq. 17 for member j given his net gain Δ on a route and that route's option value of waiting."""
-    peer = sq.peer_net[j] + squad_peer_share(d_known, p.squad_size, p.complex_contagion_contacts)
+    peer = sq.peer_net[j] + squad_peer_share(d_known, sp.squad_size, sp.complex_contagion_contacts)
     return attempt_propensity(
-        delta, option, p.utility_scale_usd, sq.thr[j], peer, rk.precedent, p.peer_weight, p.precedent_weight
+        delta, option, sp.utility_scale_usd, sq.thr[j], peer, rk.precedent, sp.peer_weight, sp.precedent_weight
     )
 
 
 @njit(cache=True, inline="always")
-def surrender_catch_probability(d: int, rk: SquadRisks, p: EngineParams) -> float:
+def surrender_catch_probability(d: int, rk: SquadRisks, sp: SquadParams) -> float:
     """Eq. 43: p^c_S, eq. 9 with the monitoring of a surrender (monitors × `monitor_factor`) and D co-surrenderers."""
-    return catch_probability(p.catch_base, p.arrest_constant, rk.surrender_monitors, p.monitor_vision, d)
+    return catch_probability(sp.catch_base, sp.arrest_constant, rk.surrender_monitors, sp.monitor_vision, d)
 
 
 @njit(cache=True, inline="always")
-def route_propensity(r: int, j: int, d_known: int, sq: Squad, rk: SquadRisks, p: EngineParams) -> float:
+def route_propensity(r: int, j: int, d_known: int, sq: Squad, rk: SquadRisks, sp: SquadParams) -> float:
     """Eq. 45–46: member j's propensity z_r for route r (0 cross, 1 home, 2 surrender) given `d_known` revealed
     willing squad-mates. Only crossing has an option value of waiting (eq. 19). Inlined (it only reads): the
     cascade calls it for every member and route (docs/performance.md, "Exit routes")."""
     if r == 0:
-        z = squad_propensity(j, d_known, sq, rk, p)
+        z = squad_propensity(j, d_known, sq, rk, sp)
     else:
         if r == 1:
             delta = net_gain(rk.p_home_catch, rk.p_home_cross, sq.v_home[j], sq.v_home_caught[j], sq.v_k[j], sq.v_st[j])
         else:
-            pc = surrender_catch_probability(d_known, rk, p)
+            pc = surrender_catch_probability(d_known, rk, sp)
             delta = net_gain(pc, rk.p_surrender_death, sq.v_surrender[j], sq.v_c[j], sq.v_k[j], sq.v_st[j])
-        z = _propensity(j, delta, 0.0, d_known, sq, rk, p)
+        z = _propensity(j, delta, 0.0, d_known, sq, rk, sp)
     return z
 
 
 @njit(cache=True, inline="always")
-def best_route(j: int, d_known: int, sq: Squad, rk: SquadRisks, p: EngineParams) -> tuple[int, float]:
+def best_route(j: int, d_known: int, sq: Squad, rk: SquadRisks, sp: SquadParams) -> tuple[int, float]:
     """Eq. 47: member j's best available route and its utility z_r + ε_r − ε_0 (he goes iff it is > 0)."""
     best, best_u = -1, NO_ROUTE
     for r in range(3):
         if sq.available[r]:
-            u = route_propensity(r, j, d_known, sq, rk, p) + sq.eps[j, r]
+            u = route_propensity(r, j, d_known, sq, rk, sp) + sq.eps[j, r]
             if u > best_u:
                 best, best_u = r, u
     return best, best_u
 
 
-@njit(cache=True)
-def squad_cascade(excluded: int, willing: np.ndarray, sq: Squad, rk: SquadRisks, p: EngineParams) -> int:
+@njit(cache=True, inline="always")
+def squad_cascade(excluded: int, willing: np.ndarray, sq: Squad, rk: SquadRisks, sp: SquadParams) -> int:
     """Eq. 18: the best-response cascade inside a squad, from nobody willing (A_0, D = 0): a member becomes
     willing once his best route's utility is positive (eq. 47; with one route, z + ε > 0) given the willing
     squad-mates who revealed themselves. Fills `willing` and returns D, the revealed willing at the end. Member
-    `excluded` (−1: none) never becomes willing."""
+    `excluded` (−1: none) never becomes willing. Inlined: it writes only `willing`, an array passed on its own
+    (not through a tuple), and reads scalars (`SquadParams`) rather than `EngineParams`."""
     ss = sq.active.size
     willing[:] = False
     changed = True
@@ -734,7 +767,7 @@ def squad_cascade(excluded: int, willing: np.ndarray, sq: Squad, rk: SquadRisks,
             if not sq.active[j] or willing[j] or j == excluded:
                 continue
             # j is not yet willing, so he is not among the revealed willing: he knows of n_rev
-            if best_route(j, n_rev, sq, rk, p)[1] > 0.0:
+            if best_route(j, n_rev, sq, rk, sp)[1] > 0.0:
                 willing[j] = True
                 changed = True
     return revealed_willing(willing, sq)
@@ -752,7 +785,7 @@ def revealed_willing(willing: np.ndarray, sq: Squad) -> int:
 
 @njit(cache=True)
 def squad_expected_departures(
-    n_rev: int, n_go: int, sq: Squad, rk: SquadRisks, p: EngineParams, out: np.ndarray
+    n_rev: int, n_go: int, sq: Squad, rk: SquadRisks, sp: SquadParams, out: np.ndarray
 ) -> None:
     """Eq. 28b: the squad's expected departures today, Σ_j P_r(z_j(D_−j)) by route (eq. 47; with one route
     Λ(z/σ)), each weighted by his chance of getting through, added to `out`: [direct crossers arriving, programme
@@ -772,18 +805,18 @@ def squad_expected_departures(
         d_without = n_rev
         co_defectors = n_go  # if he went, his squad-mates going with him
         if sq.willing[j]:
-            d_without = squad_cascade(j, scratch, sq, rk, p)
+            d_without = squad_cascade(j, scratch, sq, rk, sp)
             co_defectors = n_go - 1
         if n_routes == 1:
             sq.shares[:] = 0.0
-            sq.shares[only] = logit_probability(route_propensity(only, j, d_without, sq, rk, p), p.logit_scale)
+            sq.shares[only] = logit_probability(route_propensity(only, j, d_without, sq, rk, sp), sp.logit_scale)
         else:
             for r in range(3):
-                sq.z[r] = route_propensity(r, j, d_without, sq, rk, p) if sq.available[r] else 0.0
-            route_shares(sq.z, sq.available, p.logit_scale, sq.shares)
+                sq.z[r] = route_propensity(r, j, d_without, sq, rk, sp) if sq.available[r] else 0.0
+            route_shares(sq.z, sq.available, sp.logit_scale, sq.shares)
         go = sq.shares[0]
         if go > 0.0:
-            pc = catch_probability(p.catch_base, p.arrest_constant, rk.monitors, p.monitor_vision, co_defectors)
+            pc = catch_probability(sp.catch_base, sp.arrest_constant, rk.monitors, sp.monitor_vision, co_defectors)
             if sq.guided[j]:  # the queue's own detection is carried by the programme's expected queue (eq. 34c)
                 out[1] += go
                 out[2] += go * success_probability(pc, rk.p_cross_guided)
@@ -792,7 +825,7 @@ def squad_expected_departures(
         if sq.shares[1] > 0.0:
             out[3] += sq.shares[1] * success_probability(rk.p_home_catch, rk.p_home_cross)
         if sq.shares[2] > 0.0:
-            pc_s = surrender_catch_probability(co_defectors, rk, p)
+            pc_s = surrender_catch_probability(co_defectors, rk, sp)
             out[4] += sq.shares[2] * success_probability(pc_s, rk.p_surrender_death)
 
 
@@ -1007,6 +1040,7 @@ def decide(
     p_home_catch = home_catch_probability(rp.home_catch, rp.home_enemy_catch, rp.home_enemy_control)
     p_home_cross = rp.home_enemy_control * p_cross  # the way home runs through the enemy's lines (eq. 49)
     guided_cross = rp.route_rewarded[0] > 0.0  # the offer rewards crossing: aware soldiers go through its queue
+    sp = squad_params(p)  # the cascade's parameters, as scalars (no reference counts to update)
     n_blocks = min(n_comp, SCRATCH_BLOCKS)
     for b in prange(n_blocks):
         sq = squad_scratch(ss)
@@ -1135,25 +1169,25 @@ def decide(
                     p_home_cross,
                     monitors * rp.surrender_monitor_factor,
                 )
-                n_rev = squad_cascade(-1, willing, sq, rk, p)
+                n_rev = squad_cascade(-1, willing, sq, rk, sp)
                 n_go = 0
                 for j in range(ss):
                     if active[j] and willing[j]:
                         n_go += 1
-                squad_expected_departures(n_rev, n_go, sq, rk, p, expected[c])
+                squad_expected_departures(n_rev, n_go, sq, rk, sp, expected[c])
                 if n_go == 0:
                     continue
                 # eq. 47: each willing member's route, given the others who revealed themselves
                 n_route = np.zeros(3, np.int64)
                 for j in range(ss):
                     if active[j] and willing[j]:
-                        route[j] = only if n_routes == 1 else best_route(j, n_rev - int(reveals[j]), sq, rk, p)[0]
+                        route[j] = only if n_routes == 1 else best_route(j, n_rev - int(reveals[j]), sq, rk, sp)[0]
                         n_route[route[j]] += 1
                 # the group's catch probability: D = the others going by the same route (eq. 9, 43)
                 pc_real = catch_probability(
                     p.catch_base, p.arrest_constant, monitors, p.monitor_vision, max(n_route[0] - 1, 0)
                 )
-                pc_surrender = surrender_catch_probability(max(n_route[2] - 1, 0), rk, p)
+                pc_surrender = surrender_catch_probability(max(n_route[2] - 1, 0), rk, sp)
                 for j in range(ss):
                     if not (active[j] and willing[j]):
                         continue

@@ -110,39 +110,97 @@ def attrition_and_replacement(
     census: np.ndarray,
 ) -> None:
     """Phase 10: deaths and wounds at the eq. 1 hazard (queued soldiers too: they are still in the line);
-    vacant slots refilled at the rate of eq. 21. Then each company's census (`census_row`) while its slots are
-    in cache: nothing after this phase changes a soldier's status or awareness the same day."""
-    status, left_day, aware_day = st.status, st.left_day, st.aware_day
+    vacant slots refilled at the rate of eq. 21. Each company's census (present, queued, aware: as `census_row`
+    counts them) is taken in the same pass, in integers, from the soldiers who stay and the replacements: nothing
+    after this phase changes a soldier's status or awareness the same day.
+
+    The hazards are read from a table by company class and soldier type (`attrition_thresholds`, once a day), and
+    a soldier whose uniform is at or above his class's greatest threshold (`attrition_reach`) survives without
+    his type being read. The arrays are read from the tuples once, before the parallel loop (a tuple's arrays read
+    inside it would have their reference counts updated by both threads)."""
+    status, left_day, aware_day, record = st.status, st.left_day, st.aware_day, st.record
     soldier_type, vsl, income, moral, threshold, family, offer_noise = tr
     company_type, company_class = co.company_type, co.company_class
+    killed_below, hit_below = attrition_thresholds(
+        p.death_hazard, p.class_exposure, p.type_hazard_multiplier, p.intensity, p.wounded_per_killed
+    )
+    reach = attrition_reach(killed_below, hit_below)
+    replacement_rate = p.replacement_rate
     cs = p.company_size
     k_att = rng.stream_key(seed, rep, t, rng.ATTRITION)
     k_rep = rng.stream_key(seed, rep, t, rng.REPLACEMENT)
     keys = soldier_keys(seed, rep, t)
     for c in prange(company_type.size):
-        exposure = p.class_exposure[company_class[c]]
+        cls = company_class[c]
+        reach_c = reach[cls]
+        n_present = 0
+        n_queued = 0
+        n_aware = 0
         for i in range(c * cs, (c + 1) * cs):
-            if present(status[i]):
-                pk = death_hazard(p.death_hazard, exposure, p.type_hazard_multiplier[soldier_type[i]], p.intensity)
+            s = status[i]
+            if present(s):
                 u = rng.uniform(k_att, i)
-                if u < pk:
-                    status[i] = KILLED
-                    left_day[i] = t
-                    counts[c, C_KILLED] += 1
-                elif u < pk * (1.0 + p.wounded_per_killed):
-                    status[i] = WOUNDED
-                    left_day[i] = t
-                    counts[c, C_WOUNDED] += 1
-            elif left_day[i] < t and rng.uniform(k_rep, i) < p.replacement_rate:
+                stays = True
+                if u < reach_c:
+                    ty = soldier_type[i]
+                    if u < killed_below[cls, ty]:
+                        status[i] = KILLED
+                        left_day[i] = t
+                        counts[c, C_KILLED] += 1
+                        stays = False
+                    elif u < hit_below[cls, ty]:
+                        status[i] = WOUNDED
+                        left_day[i] = t
+                        counts[c, C_WOUNDED] += 1
+                        stays = False
+                if stays:
+                    n_present += 1
+                    if s == QUEUED:
+                        n_queued += 1
+                    if aware_day[i] <= t:
+                        n_aware += 1
+            elif left_day[i] < t and rng.uniform(k_rep, i) < replacement_rate:
                 draw_soldier(
                     i, company_type[c], keys, p, soldier_type, vsl, income, moral, threshold, family, offer_noise
                 )
                 status[i] = SERVING
                 left_day[i] = NEVER
                 aware_day[i] = NEVER
-                st.record[i] = 0
+                record[i] = 0
                 counts[c, C_REPLACED] += 1
-        census[c, 0], census[c, 1], census[c, 2] = census_row(t, c * cs, (c + 1) * cs, status, aware_day)
+                n_present += 1  # serving, not queued, not aware (aware_day NEVER)
+        census[c, 0], census[c, 1], census[c, 2] = n_present, n_queued, n_aware
+
+
+@njit(cache=True)
+def attrition_thresholds(
+    death_hazard0: float,
+    class_exposure: np.ndarray,
+    type_hazard_multiplier: np.ndarray,
+    intensity: float,
+    wounded_per_killed: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Eq. 1 by company class (rows) and soldier type (columns): the uniform below which a present soldier is
+    killed, p^K, and below which he is killed or wounded, p^K·(1 + wounded per killed); the same expressions as
+    evaluated per soldier, so the same numbers."""
+    killed = np.empty((class_exposure.size, type_hazard_multiplier.size))
+    hit = np.empty_like(killed)
+    for k in range(class_exposure.size):
+        for j in range(type_hazard_multiplier.size):
+            pk = death_hazard(death_hazard0, class_exposure[k], type_hazard_multiplier[j], intensity)
+            killed[k, j] = pk
+            hit[k, j] = pk * (1.0 + wounded_per_killed)
+    return killed, hit
+
+
+@njit(cache=True)
+def attrition_reach(killed_below: np.ndarray, hit_below: np.ndarray) -> np.ndarray:
+    """The greatest threshold of each company class over soldier types and both tables of `attrition_thresholds`:
+    a soldier whose uniform is at or above it is neither killed nor wounded, whatever his type."""
+    reach = np.empty(hit_below.shape[0])
+    for k in range(hit_below.shape[0]):
+        reach[k] = max(killed_below[k].max(), hit_below[k].max())
+    return reach
 
 
 @njit(cache=True, inline="always")

@@ -41,6 +41,13 @@ def awareness_hazard_bounds(external: float, imitation: float) -> tuple[float, f
 
 
 @njit(cache=True, inline="always")
+def awareness_candidate(status: int, aware_day: int, t: int) -> bool:
+    """Eq. 23 applies to soldier i today: he is unaware (he did not learn before today) and serving. The awareness
+    day is tested first: once the offer has spread, most serving soldiers are aware and are skipped on one read."""
+    return aware_day >= t and status == SERVING
+
+
+@njit(cache=True, inline="always")
 def decayed_evidence(evidence: float, memory: float, new: float) -> float:
     """Eq. 26: E_{t+1} = λ_c·E_t + Σ w_e (evidence above the prior decays with memory λ_c)."""
     return memory * evidence + new
@@ -66,16 +73,18 @@ def spread_awareness(
 ) -> None:
     """Phase 4: unaware serving soldiers learn of the offer with the hazard of eq. 23. A soldier's network ties are
     scanned only when his draw falls between the hazard's bounds (about a fifth of them at the defaults): below the
-    least hazard he learns whatever his ties know, above the greatest he does not."""
+    least hazard he learns whatever his ties know, above the greatest he does not. Candidates are found by
+    `awareness_candidate`; the parameters are read from `p` once, before the parallel loop."""
     if not offer_on:
         return
     cs = p.company_size
     deg = neighbours.shape[1]
+    external, imitation = p.external_reach, p.peer_imitation
     k_aw = rng.stream_key(seed, rep, t, rng.AWARENESS)
-    h_lo, h_hi = awareness_hazard_bounds(p.external_reach, p.peer_imitation)
+    h_lo, h_hi = awareness_hazard_bounds(external, imitation)
     for c in prange(n_comp):
         for i in range(c * cs, (c + 1) * cs):
-            if status[i] != SERVING or aware_day[i] < t:
+            if not awareness_candidate(status[i], aware_day[i], t):
                 continue
             u = rng.uniform(k_aw, i)
             if u >= h_hi:
@@ -85,7 +94,7 @@ def spread_awareness(
                 for d in range(deg):
                     if aware_day[neighbours[i, d]] < t:
                         n_aware += 1
-                if u >= awareness_hazard(p.external_reach, p.peer_imitation, n_aware / deg):
+                if u >= awareness_hazard(external, imitation, n_aware / deg):
                     continue
             aware_day[i] = t
 
