@@ -101,3 +101,13 @@ def test_package_loads_the_engine_on_first_use() -> None:
     modules, stdout = imported(["-c", PACKAGE_NAMES])
     assert stdout.strip() == "names ok"
     assert "numba" in modules  # `simulate` brought the engine in
+
+
+def test_exploration_workers_import_no_store_or_design_libraries() -> None:
+    """The tasks that sweep and optimize hand to worker processes (`defection.explore.points`) load the engine
+    only: not DuckDB (the store), scipy.stats or SALib (the designs), Optuna or Dask (Numba itself imports the
+    top of the scipy package)."""
+    modules, _ = imported(["-c", "import defection.explore.points"])
+    assert "defection.engine" in modules
+    unwanted = {"duckdb", "scipy.stats", "SALib", "optuna", "dask", "distributed", "defection.store"}
+    assert not unwanted & modules, sorted(unwanted & modules)

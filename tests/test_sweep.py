@@ -1,4 +1,5 @@
-"""`defection sweep`: serial and Dask runs agree exactly (local cluster and a real scheduler with two workers),
+"""`defection sweep`: serial, worker-pool and Dask runs agree exactly (local processes, a local cluster and a real
+scheduler with two workers),
 failed points are recorded and do not stop a sweep, a SIGKILLed sweep resumes to the same table, and invalid
 specs or folders give clean errors."""
 
@@ -83,6 +84,12 @@ def table(db: Path, run_id: str) -> pd.DataFrame:
     return ResultsDB(db).experiments(run_id).drop(columns="wall_seconds")
 
 
+def parts(payload: dict) -> pd.DataFrame:
+    """The sweep's Parquet parts, in experiment order, without their timings."""
+    rows = duckdb.sql(f"SELECT * FROM read_parquet('{payload['parts']}') ORDER BY experiment").df()
+    return rows.drop(columns="wall_seconds").reset_index(drop=True)
+
+
 def test_a_sweep_reports_the_agent_days_it_simulated_and_its_own_wall_time(reference: dict) -> None:
     payload = reference["payload"]
     assert payload["ran"] == PLANNED and 0 < payload["ok"] < PLANNED
@@ -100,7 +107,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict:
     spec = write_spec(root)
     db = root / "ref.duckdb"
     payload = sweep_json(spec, "--workers", "0", "--out", root / "ref", "--db", db)
-    return {"spec": spec, "db": db, "payload": payload, "table": table(db, payload["run_id"])}
+    return {"spec": spec, "db": db, "payload": payload, "table": table(db, payload["run_id"]), "parts": parts(payload)}
 
 
 def test_serial_sweep_records_every_experiment_and_failures(reference: dict) -> None:
@@ -137,6 +144,35 @@ def test_serial_sweep_records_every_experiment_and_failures(reference: dict) -> 
     assert p["summary"]["defected_share"]["p05"] <= p["summary"]["defected_share"]["p95"]
 
 
+def test_worker_pool_equals_serial(reference: dict, tmp_path: Path) -> None:
+    """A small sweep on 2 workers runs on the worker pool (`--executor auto`), with the same table and parts."""
+    db = tmp_path / "pool.duckdb"
+    p = sweep_json(reference["spec"], "--workers", "2", "--out", tmp_path / "pool", "--db", db, "--flush-every", "7")
+    assert p["executor"] == "worker pool (2 single-threaded processes)"
+    assert (p["planned"], p["ok"], p["failed"]) == (PLANNED, reference["payload"]["ok"], reference["payload"]["failed"])
+    pd.testing.assert_frame_equal(table(db, p["run_id"]), reference["table"], check_exact=True)
+    pd.testing.assert_frame_equal(parts(p), reference["parts"], check_exact=True)
+
+
+def test_executor_for_chooses_the_pool_for_small_sweeps() -> None:
+    from defection.explore.sweep import (
+        DASK_MIN_AGENT_DAYS,
+        DaskExecutor,
+        PoolExecutor,
+        SerialExecutor,
+        executor_for,
+    )
+
+    assert isinstance(executor_for(2, None, agent_days=DASK_MIN_AGENT_DAYS - 1), PoolExecutor)
+    assert isinstance(executor_for(2, None, agent_days=DASK_MIN_AGENT_DAYS), DaskExecutor)
+    assert isinstance(executor_for(2, None, kind="dask"), DaskExecutor)
+    assert isinstance(executor_for(2, None, kind="pool", agent_days=1e12), PoolExecutor)
+    assert isinstance(executor_for(0, None, kind="pool"), SerialExecutor)
+    assert isinstance(executor_for(2, "tcp://127.0.0.1:1", kind="auto"), DaskExecutor)
+    with pytest.raises(ValueError, match="executor"):
+        executor_for(2, None, kind="threads")
+
+
 @pytest.mark.slow
 def test_local_cluster_equals_serial(reference: dict, tmp_path: Path) -> None:
     db = tmp_path / "local.duckdb"
@@ -144,6 +180,8 @@ def test_local_cluster_equals_serial(reference: dict, tmp_path: Path) -> None:
         reference["spec"],
         "--workers",
         "2",
+        "--executor",
+        "dask",
         "--out",
         tmp_path / "local",
         "--db",
@@ -156,6 +194,7 @@ def test_local_cluster_equals_serial(reference: dict, tmp_path: Path) -> None:
     assert "LocalCluster (2" in p["executor"]
     assert (p["planned"], p["ok"], p["failed"]) == (PLANNED, reference["payload"]["ok"], reference["payload"]["failed"])
     pd.testing.assert_frame_equal(table(db, p["run_id"]), reference["table"], check_exact=True)
+    pd.testing.assert_frame_equal(parts(p), reference["parts"], check_exact=True)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from defection.analysis import interval_table, json_number
-from defection.model.dynamics import PHASES, ReplicateOutput, run_replicate
+from defection.model.dynamics import PHASES, EntryPoints, ReplicateOutput, run_replicate
 from defection.model.outcomes import replicate_outcomes
 from defection.model.outputs import SERIES
 from defection.model.parameters import engine_params
@@ -178,6 +178,7 @@ def _replicates(
     sink: Callable[[int, np.ndarray], None] | None = None,
     workers: Executor | None = None,
     first: int = 0,
+    entry_points: EntryPoints | None = None,
 ) -> tuple[list[np.ndarray], list[dict[str, float]]]:
     """Every replicate's daily series and outcomes under one regime policy (adaptive/static rules, or fixed
     counter-measures). With a `sink`, each replicate's daily series goes to it as soon as the replicate is done and
@@ -185,10 +186,11 @@ def _replicates(
 
     With a posterior, replicate r runs with the calibrated parameters of particle
     `posterior_particle(posterior, seed, r)`. With `workers`, the replicates run side by side in its processes.
+    In this process the replicates share the kernels' compiled `entry_points` (`dynamics.DirectCall`).
     """
     out: list[np.ndarray] = []
     outcomes: list[dict[str, float]] = []
-    outputs = _replicate_outputs(sc, n_agents, fixed, tick, posterior, accounting, workers, first)
+    outputs = _replicate_outputs(sc, n_agents, fixed, tick, posterior, accounting, workers, first, entry_points)
     for rep, res in enumerate(outputs, start=first):
         for k, v in res.phase_seconds.items():
             phases[k] += v
@@ -215,6 +217,7 @@ def _replicate_outputs(
     accounting: bool,
     workers: Executor | None,
     first: int,
+    entry_points: EntryPoints | None = None,
 ) -> Iterator[ReplicateOutput]:
     """Every replicate's output, in replicate order: one after another in this process (`tick` after each day),
     or side by side in the `workers` (`tick` for each day of a replicate when it is done; the outputs are the
@@ -225,7 +228,14 @@ def _replicate_outputs(
         for rep, sc_rep in enumerate(scenarios, start=first):
             p = p if sc_rep is sc else engine_params(sc_rep)
             yield run_replicate(
-                sc_rep, p, rep, n_agents, on_day=tick, fixed_counter_measures=fixed, accounting=accounting
+                sc_rep,
+                p,
+                rep,
+                n_agents,
+                on_day=tick,
+                fixed_counter_measures=fixed,
+                accounting=accounting,
+                entry_points=entry_points,
             )
         return
     futures = [
@@ -324,6 +334,7 @@ def simulate(
     stream = on_daily is not None and not best_response
     best: tuple[float, list[np.ndarray], list[dict[str, float]]] | None = None
     losses = []
+    entry_points: EntryPoints = {}  # the kernels' compiled entry points, resolved once for all replicates
     for k, cand in enumerate(candidates):
         dailies, outs = _replicates(
             sc,
@@ -336,6 +347,7 @@ def simulate(
             sink=(lambda rep, daily: on_daily(_daily_frame(rep, daily))) if stream and on_daily else None,
             workers=workers,
             first=first_replicate,
+            entry_points=entry_points,
         )
         loss = float(np.mean([o["regime_loss_usd"] for o in outs]))
         losses.append(loss)

@@ -1,4 +1,5 @@
-"""`defection sweep`: run a spec's experiments on Dask, stream results to Parquet, store them in DuckDB.
+"""`defection sweep`: run a spec's experiments on local worker processes or Dask, stream results to Parquet,
+store them in DuckDB.
 
 Registered on the main `defection` app by `defection.cli.app`.
 """
@@ -57,7 +58,7 @@ def sweep(
             "-w",
             min=0,
             max=4096,
-            help="Local Dask worker processes, one thread each (default: "
+            help="Local worker processes, one thread each (default: "
             f"one per CPU, here {CPUS}); 0 runs the experiments serially "
             "in this process.",
             show_default=False,
@@ -69,10 +70,19 @@ def sweep(
             "--scheduler",
             help="Address of a running Dask scheduler "
             "(e.g. tcp://10.0.0.5:8786) whose workers run the "
-            "experiments instead of a local cluster.",
+            "experiments instead of local processes.",
             show_default=False,
         ),
     ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="How --workers run the experiments: 'pool' (worker processes started once, no scheduler), 'dask' "
+            "(a Dask LocalCluster: seconds to start, retries a task whose worker died), or 'auto' (the pool below "
+            "2e9 agent-days to run, else Dask).",
+        ),
+    ] = "auto",
     out_dir: Annotated[
         Path | None,
         typer.Option(
@@ -94,7 +104,7 @@ def sweep(
             "--batch",
             min=1,
             max=1000,
-            help="Experiments per Dask task (default: enough tasks for 8 per worker, at most 8 experiments each).",
+            help="Experiments per task (default: enough tasks for 8 per worker, at most 8 experiments each).",
             show_default=False,
         ),
     ] = None,
@@ -108,12 +118,13 @@ def sweep(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout instead of tables.")] = False,
 ) -> None:
     """Run every experiment of a spec (its design over uncertainties and levers, each with its replicates under
-    common random numbers) on Dask; stream results to Parquet parts in --out and store them in the database as
-    a run of kind 'sweep' (tables `experiments` and `experiment_outcomes`)."""
+    common random numbers) on local worker processes or Dask; stream results to Parquet parts in --out and store
+    them in the database as a run of kind 'sweep' (tables `experiments` and `experiment_outcomes`)."""
     # lazy: see the note at the top
     from defection.analysis import json_safe
     from defection.engine import library_versions, package_version
     from defection.explore.sweep import (
+        EXECUTORS,
         SweepError,
         SweepFolder,
         executor_for,
@@ -121,6 +132,7 @@ def sweep(
         load_plan,
         run_sweep,
         stored_run,
+        sweep_agent_days,
     )
     from defection.scenario import ScenarioError
     from defection.store import RunMeta
@@ -132,6 +144,10 @@ def sweep(
         )
     if scheduler is not None and not scheduler.strip():
         fail("--scheduler: give an address such as tcp://127.0.0.1:8786")
+    if executor not in EXECUTORS:
+        fail(f"--executor {executor}: choose one of {', '.join(EXECUTORS)}")
+    if scheduler is not None and executor == "pool":
+        fail("--executor pool and --scheduler: the scheduler's Dask workers run the experiments; give one")
     try:
         plan = load_plan(spec_file)
     except ScenarioError as e:  # SpecError included
@@ -139,7 +155,6 @@ def sweep(
     ex = plan.spec.experiment
     warn_resolution(ex.agents, plan.base.force.company_size, f"{spec_file}: experiment.agents: ")
     folder = SweepFolder(out_dir if out_dir is not None else Path("sweeps") / ex.name)
-    executor = executor_for(CPUS if workers is None else workers, scheduler, batch)
     meta = RunMeta(
         kind="sweep",
         scenario_name=ex.name,
@@ -156,6 +171,10 @@ def sweep(
     try:
         with folder.lock(resume):
             done = folder.prepare(plan, resume)
+            todo = int((~done).sum())
+            chosen = executor_for(
+                CPUS if workers is None else workers, scheduler, batch, executor, sweep_agent_days(plan, todo)
+            )
             if resume and done.all() and db.exists():
                 finished = open_store(db)
                 stored_as = stored_run(folder, plan, finished)
@@ -177,7 +196,7 @@ def sweep(
                             progress.update(advance=1, detail=f"{failed} failed")
 
                         try:
-                            stats = run_sweep(plan, folder, done, executor, flush_every, flush_seconds, tick)
+                            stats = run_sweep(plan, folder, done, chosen, flush_every, flush_seconds, tick)
                         except SweepError as e:  # e.g. the scheduler cannot be reached
                             store.mark_run(run_id, "failed", str(e))
                             fail(f"sweep {run_id} failed: {e}")

@@ -1,5 +1,6 @@
-"""Experimental designs over a spec's factors, and the one task every exploration runs: simulate one design
-point (a set of parameter changes) with the spec's replicates and return its outcome summary.
+"""Experimental designs over a spec's factors; the one task every exploration runs, simulate one design point (a
+set of parameter changes) with the spec's replicates and return its outcome summary, is `run_point`
+(`defection.explore.points`, a light module that worker processes import).
 
 Designs are built in the unit cube and mapped to parameter values by each factor (log or linear range, or a
 list of values). The task is a pure function of plain data (the base scenario as JSON, the changes, the
@@ -11,19 +12,18 @@ see the same random numbers (common random numbers) and differences between them
 from __future__ import annotations
 
 import itertools
-import json
-import math
-import traceback
 from typing import Any
 
-import numba
 import numpy as np
 import pandas as pd
 from scipy.stats import qmc
 
-from defection.engine import RunSettings, simulate
+from defection.engine import RunSettings
+from defection.explore.points import run_point
 from defection.explore.spec import Spec
-from defection.scenario import Scenario, scenario_from_dict, with_changes
+from defection.scenario import Scenario
+
+__all__ = ["base_json", "design", "run_point", "salib_problem", "settings", "unit_design"]
 
 
 def salib_problem(spec: Spec) -> dict[str, Any]:
@@ -76,43 +76,6 @@ def design(spec: Spec) -> pd.DataFrame:
 def settings(spec: Spec) -> RunSettings:
     ex = spec.experiment
     return {"replicates": ex.replicates, "days": ex.days, "agents": ex.agents, "seed": ex.seed}
-
-
-def run_point(
-    base_json: str,
-    changes: dict[str, Any],
-    run_settings: RunSettings,
-    outcomes: list[str],
-    single_thread: bool = True,
-) -> dict[str, Any]:
-    """Simulate one design point; return {status, error, <outcome>_mean/_median/_p05/_p95}. Never raises: a
-    failure is returned with its error so one bad point cannot stop a sweep."""
-    try:
-        if single_thread:  # one level of parallelism: the workers
-            numba.set_num_threads(1)
-        sc = with_changes(scenario_from_dict(_loads(base_json), "<sweep base>"), changes, "<sweep point>")
-        res = simulate(sc, **run_settings)
-        row: dict[str, Any] = {
-            "status": "ok",
-            "error": None,
-            "wall_seconds": res.wall_seconds,
-            "agent_days": res.agent_days,
-        }
-        for name in outcomes:
-            v = res.per_replicate[name].to_numpy(dtype=float)
-            finite = v[np.isfinite(v)]
-            row[f"{name}_mean"] = float(finite.mean()) if finite.size == v.size else math.inf
-            row[f"{name}_median"] = float(np.median(v))
-            row[f"{name}_p05"] = float(np.quantile(v, 0.05))
-            row[f"{name}_p95"] = float(np.quantile(v, 0.95))
-        return row
-    except Exception as e:  # recorded, not raised
-        return {"status": "failed", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=5)}
-
-
-def _loads(text: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(text)
-    return data
 
 
 def base_json(sc: Scenario) -> str:

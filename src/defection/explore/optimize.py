@@ -29,22 +29,19 @@ import json
 import math
 import os
 import socket
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-import numba
 import numpy as np
 from scipy.stats import qmc
 
 from defection.analysis import json_safe, quantiles
-from defection.engine import RunSettings, simulate
-from defection.explore.design import run_point
+from defection.engine import RunSettings
+from defection.explore.points import run_point, run_replicates
 from defection.explore.spec import Factor, Spec
 from defection.model.outputs import OPEN_ENDED
-from defection.scenario import scenario_from_dict, with_changes
 from defection.store import pid_alive
 
 # optuna and distributed are imported inside the functions that use them (lazy): `search sensitivity` and
@@ -113,26 +110,6 @@ def evaluate(
             progress(done, n)
     gathered: list[dict[str, Any]] = client.gather(futures)
     return gathered
-
-
-def run_replicates(
-    base_json: str,
-    changes: dict[str, Any],
-    run_settings: RunSettings,
-    outcomes: list[str],
-    single_thread: bool = True,
-) -> dict[str, Any]:
-    """Like `design.run_point`, but return every replicate's value of each outcome ({status, error, values:
-    {outcome: [...]}}), as the probability of reaching a target needs them. Never raises."""
-    try:
-        if single_thread:
-            numba.set_num_threads(1)
-        sc = with_changes(scenario_from_dict(json.loads(base_json), "<optimise base>"), changes, "<package>")
-        res = simulate(sc, **run_settings)
-        values = {name: [float(v) for v in res.per_replicate[name].to_numpy(dtype=float)] for name in outcomes}
-        return {"status": "ok", "error": None, "values": values, "agent_days": res.agent_days}
-    except Exception as e:  # recorded, not raised
-        return {"status": "failed", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=5)}
 
 
 # ----------------------------------------------------------------------------- the problem

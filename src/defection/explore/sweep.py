@@ -1,6 +1,6 @@
 """Sweeps: run every experiment of a spec's design (uncertainties × levers, each with the spec's replicates under
-common random numbers) on Dask, stream the summaries to Parquet as they finish, and resume an interrupted
-sweep without losing or repeating an experiment.
+common random numbers) on local worker processes or Dask, stream the summaries to Parquet as they finish, and
+resume an interrupted sweep without losing or repeating an experiment.
 
 The output folder (`--out`) holds::
 
@@ -17,7 +17,7 @@ planned experiments are a pure function of the spec (and its base scenario), so 
 same experiments, skips those already in the parts and runs the rest; every point uses the same seed, so a
 point gives the same numbers whichever run, worker or process simulates it.
 
-Tasks are plain data in, small dicts out (`defection.explore.design.run_point`, a few per Dask task): no
+Tasks are plain data in, small dicts out (`defection.explore.points.run_point`, a few per task): no
 simulation object crosses a process boundary, and the driver keeps at most a window of in-flight tasks and
 one part's worth of results, so its memory does not grow with the number of experiments.
 """
@@ -46,7 +46,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from defection.engine import RunSettings
-from defection.explore.design import base_json, design, run_point, settings
+from defection.explore.design import base_json, design, settings
+from defection.explore.points import run_point, run_points, warm_up
 from defection.explore.spec import Spec, SpecError, load_spec
 from defection.scenario import Problem, Scenario, ScenarioError, with_changes, with_overrides
 from defection.store import ResultsDB, pid_alive
@@ -421,25 +422,6 @@ Task = tuple[int, dict[str, Any]]
 Done = tuple[int, dict[str, Any], dict[str, Any]]
 
 
-def warm_up(base: str, run_settings: RunSettings) -> bool:
-    """Import the engine and load its compiled kernels with a one-day, one-replicate run, so the first experiment
-    on a fresh worker is not slower than the rest (results are pure: this changes nothing)."""
-    tiny: RunSettings = {**run_settings, "days": 1, "replicates": 1}
-    return bool(run_point(base, {}, tiny, [])["status"] == "ok")
-
-
-def run_points(
-    base: str,
-    batch: list[dict[str, Any]],
-    run_settings: RunSettings,
-    outcomes: list[str],
-    task: Callable[..., dict[str, Any]] = run_point,
-) -> list[dict[str, Any]]:
-    """One Dask task: a few experiments in a row (pure, so a batch rerun after a worker died gives the same
-    results). Batching amortises the scheduler's per-task cost over simulations that take tens of ms."""
-    return [task(base, changes, run_settings, outcomes) for changes in batch]
-
-
 def auto_batch(todo: int, workers: int) -> int:
     """Experiments per task: enough tasks for ≥ 8 per worker (load balance, a fine-grained progress bar, little
     lost on an interrupt), at most 8 experiments in one task."""
@@ -465,6 +447,96 @@ class SerialExecutor:
         base, run_settings, outcomes = plan.base_json, plan.settings, plan.outcomes
         for experiment, changes in tasks:
             yield experiment, changes, run_point(base, changes, run_settings, outcomes)
+
+
+class PoolExecutor:
+    """Runs the tasks on `workers` single-threaded worker processes of `defection.workers` (spawned once per
+    command, kept warm across its experiments): no Dask scheduler to start, so a small sweep is not dominated by a
+    cluster's start-up (docs/performance.md, "Fixed costs around the kernels"). A task runs a small batch of
+    experiments (`run_points`); a bounded window of tasks is in flight. A point that fails is recorded by
+    `run_point` itself; a worker that dies stops the sweep (the finished experiments are saved for `--resume`),
+    where Dask would reschedule its task. `task` is the function each experiment runs (`run_point`)."""
+
+    def __init__(
+        self,
+        workers: int = 2,
+        window: int | None = None,
+        task: Callable[..., dict[str, Any]] = run_point,
+        batch: int | None = None,
+    ):
+        self.task = task
+        self.batch = batch
+        self.workers = max(1, workers)
+        self.window = window
+        self.pool: Any = None
+        self.description = f"worker pool ({self.workers} single-threaded processes)"
+
+    def __enter__(self) -> PoolExecutor:
+        from defection.workers import worker_pool  # lazy: only a sweep on the pool starts processes
+
+        self.pool = worker_pool(self.workers)
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        from defection.workers import stop_workers
+
+        if self.pool is None:
+            return
+        if exc_type is None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        else:  # an error or an interrupt: the running experiments' results are not wanted
+            stop_workers(self.pool)
+        self.pool = None
+
+    def warm(self, plan: Plan) -> None:
+        """Start every worker and load the compiled kernels in it (one task per worker, run side by side)."""
+        futures = [self.pool.submit(warm_up, plan.base_json, plan.settings) for _ in range(self.workers)]
+        for fut in futures:
+            with contextlib.suppress(Exception):  # a worker that cannot warm up will fail its tasks visibly
+                fut.result()
+
+    def run(self, plan: Plan, tasks: Iterable[Task], todo: int | None = None) -> Iterator[Done]:
+        """Results as they finish, experiments in batches of `batch` (default: `auto_batch` of `todo`)."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        base, run_settings, outcomes = plan.base_json, plan.settings, plan.outcomes
+        size = self.batch or (auto_batch(todo, self.workers) if todo is not None else 1)
+        window = self.window or max(8, 4 * self.workers)
+        queue = iter(tasks)
+        inflight: dict[Any, list[Task]] = {}
+
+        def submit() -> bool:
+            batch = list(itertools.islice(queue, size))
+            if not batch:
+                return False
+            fut = self.pool.submit(run_points, base, [c for _, c in batch], run_settings, outcomes, self.task)
+            inflight[fut] = batch
+            return True
+
+        for _ in range(window):
+            if not submit():
+                break
+        try:
+            while inflight:
+                finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    batch = inflight.pop(fut)
+                    try:
+                        results = fut.result()
+                    except BrokenProcessPool as e:  # a worker died: stop, and let --resume rerun its experiments
+                        raise SweepError(
+                            f"a worker process died while running experiments {[e for e, _ in batch]} ({e}); the "
+                            "finished experiments are saved: continue with --resume"
+                        ) from None
+                    except Exception as e:  # the task itself raised (run_point never does)
+                        results = [{"status": "failed", "error": f"{type(e).__name__}: {e}"}] * len(batch)
+                    for (experiment, changes), result in zip(batch, results, strict=True):
+                        yield experiment, changes, result
+                    submit()
+        finally:
+            for fut in inflight:
+                fut.cancel()
 
 
 class DaskExecutor:
@@ -620,13 +692,43 @@ class DaskExecutor:
                 self.client.cancel([fut for _, fut in inflight.values()])
 
 
-def executor_for(workers: int, scheduler: str | None, batch: int | None = None) -> SerialExecutor | DaskExecutor:
-    """`--workers 0`: serial in this process; otherwise Dask (local, or the given scheduler)."""
+EXECUTORS = ("auto", "pool", "dask")
+"""`--executor`: `pool` (defection.workers' processes), `dask` (a Dask LocalCluster), `auto` (by the sweep's size)."""
+
+DASK_MIN_AGENT_DAYS = 2_000_000_000
+"""`auto` runs a sweep of fewer agent-days than this on the worker pool: a Dask LocalCluster costs seconds to start
+(4.3 s of a 15 s sweep of examples/package-sweep.toml), which only a long sweep pays back with Dask's retries of a
+task whose worker died."""
+
+Executor = SerialExecutor | PoolExecutor | DaskExecutor
+
+
+def executor_for(
+    workers: int,
+    scheduler: str | None,
+    batch: int | None = None,
+    kind: str = "auto",
+    agent_days: float = 0.0,
+) -> Executor:
+    """`--workers 0`: serial in this process; `--scheduler`: that Dask cluster; otherwise `workers` local processes,
+    on the worker pool or a Dask LocalCluster as `kind` says (`auto`: the pool below `DASK_MIN_AGENT_DAYS` of
+    `agent_days`, the sweep's agent-days to run)."""
+    if kind not in EXECUTORS:
+        raise ValueError(f"executor {kind!r}: choose one of {', '.join(EXECUTORS)}")
     if scheduler:
         return DaskExecutor(scheduler=scheduler, batch=batch)
     if workers <= 0:
         return SerialExecutor()
-    return DaskExecutor(workers=workers, batch=batch)
+    if kind == "dask" or (kind == "auto" and agent_days >= DASK_MIN_AGENT_DAYS):
+        return DaskExecutor(workers=workers, batch=batch)
+    return PoolExecutor(workers=workers, batch=batch)
+
+
+def sweep_agent_days(plan: Plan, experiments: int | None = None) -> float:
+    """Agent-days of `experiments` of the plan (default: all): experiments × replicates × agents × days."""
+    ex = plan.spec.experiment
+    n = plan.planned if experiments is None else experiments
+    return float(n) * ex.replicates * ex.agents * ex.days
 
 
 # ----------------------------------------------------------------------------- the sweep
@@ -646,7 +748,7 @@ def run_sweep(
     plan: Plan,
     folder: SweepFolder,
     done: np.ndarray,
-    executor: SerialExecutor | DaskExecutor,
+    executor: Executor,
     flush_every: int = 32,
     flush_seconds: float = 5.0,
     on_result: Callable[[int, dict[str, Any]], None] | None = None,
@@ -692,12 +794,16 @@ def sweep(
     resume: bool = False,
     flush_every: int = 32,
     flush_seconds: float = 5.0,
+    executor: str = "auto",
 ) -> SweepStats:
-    """The Python API: run (or resume) a sweep into folder `out` without a results database."""
+    """The Python API: run (or resume) a sweep into folder `out` without a results database (`executor`: see
+    `executor_for`)."""
     folder = SweepFolder(out)
     with folder.lock(resume):
         done = folder.prepare(plan, resume)
-        return run_sweep(plan, folder, done, executor_for(workers, scheduler), flush_every, flush_seconds)
+        todo = int((~done).sum())
+        chosen = executor_for(workers, scheduler, kind=executor, agent_days=sweep_agent_days(plan, todo))
+        return run_sweep(plan, folder, done, chosen, flush_every, flush_seconds)
 
 
 def failures(parts: list[str], limit: int = 10) -> list[dict[str, Any]]:

@@ -335,28 +335,74 @@ class _Timer:
         self._last = now
 
 
+EntryPoints = dict[tuple[object, tuple[object, ...]], Callable[..., Any]]
+"""Compiled entry points by (kernel, `argument_types_key`): memoisation of what a kernel's dispatcher resolves for
+arguments of those Numba types, shared by the replicates of one `simulate` (or one worker process)."""
+
+
+def argument_types_key(args: tuple[Any, ...]) -> tuple[object, ...] | None:
+    """A hashable fingerprint of the Numba types of `args`, computed without asking Numba to type them (which costs
+    tens of µs for a NamedTuple of 86 fields); None when an argument is of a kind it does not know.
+
+    Equal keys mean equal Numba types (`numba.typeof`): an array by its exact class, dtype, dimensions, layout,
+    writeability and alignment; a Python bool, float or int by its class (an int only below 64 bits, where Numba
+    types it as int64); a numpy scalar by its class; a tuple (NamedTuple) by its class and its elements' keys."""
+    key: list[object] = []
+    for a in args:
+        k = _value_types_key(a)
+        if k is None:
+            return None
+        key.append(k)
+    return tuple(key)
+
+
+def _value_types_key(a: Any) -> object:
+    """A hashable fingerprint of the Numba type of `a` (`argument_types_key`), None when unknown."""
+    cls = type(a)
+    if cls is np.ndarray:
+        f = a.flags
+        return (cls, a.dtype, a.ndim, f.c_contiguous, f.f_contiguous, f.writeable, f.aligned)
+    if cls is float or cls is bool or issubclass(cls, np.number | np.bool_):
+        return cls
+    if cls is int:  # Numba types an int of 64 bits or more as uint64 or not at all
+        return cls if a.bit_length() < 64 else None
+    if issubclass(cls, tuple):
+        elements = argument_types_key(a)
+        return (cls, elements) if elements is not None else None
+    return None
+
+
 class DirectCall:
     """A Numba kernel called through its compiled machine code, without the dispatcher's per-call type resolution.
 
     Resolving the types of the arguments costs the dispatcher about 6 µs for every NamedTuple argument (it has no
     fast path for them: `EngineParams` alone has 86 fields), which is most of the daily loop's fixed cost at small
-    agent counts (docs/performance.md, "The daily loop's fixed cost"). The first call goes through the dispatcher,
-    which compiles or loads the kernel and types the arguments; later calls go straight to that compiled version.
-    So every later call must pass arguments of the same Numba types: `run_replicate` makes one `DirectCall` per
-    kernel and replicate, and passes the same arrays and same-typed scalars and parameter tuples every day.
+    agent counts (docs/performance.md, "The daily loop's fixed cost"). The first call looks the compiled version up
+    in `entry_points` by `argument_types_key`, or goes through the dispatcher, which compiles or loads the kernel and
+    types the arguments, and records it there; later calls go straight to that compiled version. So every later
+    call must pass arguments of the same Numba types: `run_replicate` makes one `DirectCall` per kernel and
+    replicate, and passes the same arrays and same-typed scalars and parameter tuples every day.
     """
 
-    def __init__(self, kernel: Any) -> None:
+    def __init__(self, kernel: Any, entry_points: EntryPoints | None = None) -> None:
         self.kernel = kernel
+        self.entry_points: EntryPoints = {} if entry_points is None else entry_points
         self.call: Callable[..., Any] | None = None
 
     def __call__(self, *args: Any) -> Any:
         if self.call is not None:
             return self.call(*args)
+        key = argument_types_key(args)
+        known = self.entry_points.get((self.kernel, key)) if key is not None else None
+        if known is not None:
+            self.call = known
+            return known(*args)
         result = self.kernel(*args)
         overloads = getattr(self.kernel, "overloads", {})  # a plain function when NUMBA_DISABLE_JIT=1
         compiled = overloads.get(tuple(numba.typeof(a) for a in args))  # type: ignore[no-untyped-call]
         self.call = compiled.entry_point if compiled is not None else self.kernel
+        if key is not None:
+            self.entry_points[(self.kernel, key)] = self.call
         return result
 
 
@@ -377,19 +423,21 @@ def _window_mean(daily: np.ndarray, col: int, start: int, stop: int) -> float:
 
 
 class DayKernels:
-    """The kernels the daily loop calls every day, each a `DirectCall` (one set per replicate)."""
+    """The kernels the daily loop calls every day, each a `DirectCall` (one set per replicate), their compiled entry
+    points looked up in (and added to) `entry_points`."""
 
-    def __init__(self) -> None:
-        self.spread_awareness = DirectCall(spread_awareness)
-        self.decide = DirectCall(decide)
-        self.decide_threshold = DirectCall(decide_threshold)
-        self.enqueue = DirectCall(enqueue)
-        self.serve_queue = DirectCall(serve_queue)
-        self.attrition_and_replacement = DirectCall(attrition_and_replacement)
-        self.update_company_signals = DirectCall(update_company_signals)
-        self.company_census = DirectCall(company_census)
-        self.unit_summary = DirectCall(unit_summary)
-        self.strength_percentiles = DirectCall(strength_percentiles)
+    def __init__(self, entry_points: EntryPoints | None = None) -> None:
+        ep: EntryPoints = {} if entry_points is None else entry_points
+        self.spread_awareness = DirectCall(spread_awareness, ep)
+        self.decide = DirectCall(decide, ep)
+        self.decide_threshold = DirectCall(decide_threshold, ep)
+        self.enqueue = DirectCall(enqueue, ep)
+        self.serve_queue = DirectCall(serve_queue, ep)
+        self.attrition_and_replacement = DirectCall(attrition_and_replacement, ep)
+        self.update_company_signals = DirectCall(update_company_signals, ep)
+        self.company_census = DirectCall(company_census, ep)
+        self.unit_summary = DirectCall(unit_summary, ep)
+        self.strength_percentiles = DirectCall(strength_percentiles, ep)
 
 
 def book_costs(
@@ -468,13 +516,17 @@ def run_replicate(
     on_day: Callable[[int], None] | None = None,
     fixed_counter_measures: CounterMeasures | None = None,
     accounting: bool = True,
+    entry_points: EntryPoints | None = None,
 ) -> ReplicateOutput:
     """Simulate one replicate. `fixed_counter_measures` pins the regime's responses (best-response candidates).
 
     `accounting=False` skips the cost accounting that the soldiers' dynamics do not read (`book_costs` and the
     strength percentiles; with a budget cap the costs close the programme, so they are booked anyway): the same
     soldiers, flows and shares (`tests/test_accounting.py`), with the skipped columns of the daily series NaN.
-    Calibration uses it: its summary statistics are shares."""
+    Calibration uses it: its summary statistics are shares.
+
+    `entry_points` (see `DirectCall`) lets the replicates of one run share the kernels' compiled entry points
+    instead of resolving them again through Numba's dispatchers in each replicate (pure memoisation)."""
     sim, pg, rr = sc.simulation, sc.programme, sc.regime.response
     seed, days = sim.seed, sim.days
     timer = _Timer()
@@ -502,7 +554,7 @@ def run_replicate(
     rp = route_params(sc)
     prog = ProgrammeState()
     arrived_total = 0
-    kernels = DayKernels()
+    kernels = DayKernels(entry_points)
     adaptive_offer = sc.offer.schedule.rule == "adaptive"  # the only rule that reads the recent exit share
     queued_total = 0
     recorded_measures, measure_values = measures, list(measures.as_dict().values())
