@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean venv browser calibrate validate
+.PHONY: demo test lint bench clean venv browser calibrate validate numbers
 
 venv: $(STAMP)
 
@@ -40,6 +40,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# Every figure README.md and docs/ quote: simulate the worlds of docs/numbers.toml (shipped posterior, fixed seed),
+# store the runs in numbers.duckdb, write docs/validation/numbers.json and rewrite the marked figures
+# (<!-- n:KEY -->...<!-- /n -->). About 2 minutes on a 2-core machine. tests/test_numbers.py checks them.
+numbers: $(STAMP)
+	$(BIN)/python -m defection.report.numbers --db numbers.duckdb
 
 bench: $(STAMP)
 	$(BIN)/defection bench --agents 1000000 --days 100

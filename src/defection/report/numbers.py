@@ -1,0 +1,296 @@
+"""The numbers the documents quote, generated from stored runs so that they cannot drift from the model
+(`make numbers`; issue 15, "Numbers that reproduce").
+
+`docs/numbers.toml` declares the settings, the worlds (the default scenario with changes) and the tables and summary
+figures the documents quote. `make numbers` simulates each world with the shipped posterior, stores each run in a
+results database (so they can be queried later), writes `docs/validation/numbers.json` (every outcome's median and
+90% interval, the Monte Carlo interval of each median, the run ids, the posterior and the code version) and
+rewrites every marked place in README.md and docs/*.md from it:
+
+* ``<!-- n:WORLD.OUTCOME -->0.46% (0.25%–0.67%)<!-- /n -->``: the median and 90% interval over replicates;
+  ``WORLD.OUTCOME.median`` (or ``.p05``, ``.p95``) one of them;
+* ``<!-- n:SUMMARY -->...<!-- /n -->``: a figure read from a committed JSON summary (the backtest's);
+* ``<!-- n:table:KEY -->`` newline, the table, newline ``<!-- /n -->``: a Markdown table of worlds × outcomes.
+
+The markers are HTML comments, invisible where Markdown is rendered. `tests/test_numbers.py` checks every marked
+text against numbers.json, and a fresh run against the recorded Monte Carlo intervals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MARKER = re.compile(r"<!-- n:(?P<key>[A-Za-z0-9_.:-]+) -->(?P<text>.*?)<!-- /n -->", re.DOTALL)
+STATS = ("median", "p05", "p95")
+# Documents whose marked numbers `make numbers` rewrites (relative to the repository root).
+DOCUMENTS = ("README.md", "docs/*.md")
+
+
+@dataclass(frozen=True)
+class World:
+    """A world the documents quote: the default scenario with `changes` (dotted paths)."""
+
+    key: str
+    label: str
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A Markdown table: one row per world, one column per outcome (median and 90% interval)."""
+
+    key: str
+    worlds: tuple[str, ...]
+    columns: tuple[tuple[str, str], ...]  # (outcome, heading)
+
+
+@dataclass(frozen=True)
+class SummarySpec:
+    """A figure read from a committed JSON summary: `field` of `file`, shown by the named `format`."""
+
+    key: str
+    file: str
+    field: str
+    format: str
+    total: str = ""  # for "count_of": the field holding the total
+
+
+@dataclass(frozen=True)
+class NumbersSpec:
+    """docs/numbers.toml, validated."""
+
+    settings: dict[str, int]
+    worlds: tuple[World, ...]
+    tables: tuple[TableSpec, ...]
+    summaries: tuple[SummarySpec, ...] = field(default=())
+
+    def world(self, key: str) -> World:
+        for w in self.worlds:
+            if w.key == key:
+                return w
+        raise KeyError(f"no world '{key}' in docs/numbers.toml; worlds: {', '.join(w.key for w in self.worlds)}")
+
+
+def load_spec(path: Path) -> NumbersSpec:
+    """Read and check docs/numbers.toml (worlds named by tables exist, settings are whole numbers)."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    settings = {k: int(data["settings"][k]) for k in ("agents", "replicates", "days", "seed")}
+    worlds = tuple(World(w["key"], w["label"], dict(w.get("changes", {}))) for w in data["world"])
+    tables = tuple(
+        TableSpec(t["key"], tuple(t["worlds"]), tuple((c[0], c[1]) for c in t["columns"]))
+        for t in data.get("table", [])
+    )
+    summaries = tuple(
+        SummarySpec(s["key"], s["file"], s["field"], s["format"], s.get("total", "")) for s in data.get("summary", [])
+    )
+    spec = NumbersSpec(settings, worlds, tables, summaries)
+    for t in tables:
+        for w in t.worlds:
+            spec.world(w)
+    return spec
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def median_interval_ranks(n: int, level: float = 0.9) -> tuple[int, int]:
+    """The 1-based order statistics (j, n+1-j) that bracket the median with at least `level` confidence: the
+    distribution-free interval of the median (binomial with p = 1/2); (1, n) when n is too small for `level`."""
+    j = 1
+    while j < n // 2 and sum(math.comb(n, i) for i in range(j + 1)) / 2**n <= (1 - level) / 2:
+        j += 1
+    return j, n + 1 - j
+
+
+def median_monte_carlo_interval(values: np.ndarray, level: float = 0.9) -> tuple[float, float]:
+    """The Monte Carlo interval of the median of `values` (one per replicate): how far the median could move with
+    another draw of the replicates (`median_interval_ranks`)."""
+    v = np.sort(np.asarray(values, dtype=float)[~np.isnan(values)])
+    if v.size == 0:
+        return math.nan, math.nan
+    j, k = median_interval_ranks(int(v.size), level)
+    return float(v[j - 1]), float(v[k - 1])
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def percent(x: float) -> str:
+    """A share as a percentage: two significant digits below 1%, one decimal above."""
+    if x is None or not math.isfinite(x):
+        return "–"
+    return f"{100 * x:.2g}%" if abs(x) < 0.01 else f"{100 * x:.1f}%"
+
+
+def with_interval(stats: Mapping[str, float]) -> str:
+    """'median (p05–p95)' as percentages."""
+    return f"{percent(stats['median'])} ({percent(stats['p05'])}–{percent(stats['p95'])})"
+
+
+SUMMARY_FORMATS: dict[str, Callable[[float, float], str]] = {
+    "percent": lambda v, total: f"{100 * v:.0f}%",
+    "count_of": lambda v, total: f"{round(v * total)} of {round(total)}",
+    "factor": lambda v, total: f"{math.exp(v):.1f}",
+    "number2": lambda v, total: f"{v:.2f}",
+    "skill_phrase": lambda v, total: f"{100 * abs(v):.0f}% {'worse' if v < 0 else 'better'} than",
+}
+
+
+def render_table(spec: NumbersSpec, table: TableSpec, numbers: Mapping[str, Any]) -> str:
+    """A Markdown table of the worlds' medians and 90% intervals."""
+    head = "| world | " + " | ".join(h for _, h in table.columns) + " |"
+    lines = [head, "|---|" + "---:|" * len(table.columns)]
+    for key in table.worlds:
+        outcomes = numbers["worlds"][key]["outcomes"]
+        cells = [with_interval(outcomes[o]) for o, _ in table.columns]
+        lines.append(f"| {spec.world(key).label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_key(spec: NumbersSpec, key: str, numbers: Mapping[str, Any], root: Path) -> str:
+    """The text a marker with `key` stands for."""
+    if key.startswith("table:"):
+        name = key.removeprefix("table:")
+        table = next((t for t in spec.tables if t.key == name), None)
+        if table is None:
+            raise KeyError(f"no table '{name}' in docs/numbers.toml")
+        return "\n\n" + render_table(spec, table, numbers) + "\n\n"  # blank lines: the table is its own block
+    summary = next((s for s in spec.summaries if s.key == key), None)
+    if summary is not None:
+        data = json.loads((root / summary.file).read_text(encoding="utf-8"))
+        total = float(data[summary.total]) if summary.total else math.nan
+        return SUMMARY_FORMATS[summary.format](float(data[summary.field]), total)
+    world, _, rest = key.partition(".")
+    outcome, _, stat = rest.partition(".")
+    if world not in numbers["worlds"]:
+        raise KeyError(f"no world '{world}' in numbers.json (marker n:{key})")
+    stats = numbers["worlds"][world]["outcomes"].get(outcome)
+    if stats is None:
+        raise KeyError(f"no outcome '{outcome}' for world '{world}' (marker n:{key})")
+    if stat:
+        if stat not in STATS:
+            raise KeyError(f"marker n:{key}: the statistic is one of {', '.join(STATS)}")
+        return percent(stats[stat])
+    return with_interval(stats)
+
+
+def documents(root: Path) -> Iterator[Path]:
+    """The documents whose marked numbers are generated."""
+    for pattern in DOCUMENTS:
+        yield from sorted(root.glob(pattern))
+
+
+def markers(text: str) -> list[tuple[str, str]]:
+    """Every (key, marked text) in a document."""
+    return [(m.group("key"), m.group("text")) for m in MARKER.finditer(text)]
+
+
+def rewrite(text: str, spec: NumbersSpec, numbers: Mapping[str, Any], root: Path) -> str:
+    """The document with every marked text regenerated."""
+    return MARKER.sub(
+        lambda m: f"<!-- n:{m.group('key')} -->{render_key(spec, m.group('key'), numbers, root)}<!-- /n -->", text
+    )
+
+
+# ----------------------------------------------------------------------------- simulation
+
+
+def simulate_worlds(spec: NumbersSpec, db: Path, progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Simulate every world with the shipped posterior at the spec's settings, store each run, and return the
+    content of numbers.json."""
+    from defection.engine import code_version, simulate
+    from defection.scenario import default_scenario, with_changes
+    from defection.scenario.posterior import Posterior, shipped_posterior_path
+    from defection.store import ResultsDB
+    from defection.workers import auto_workers, replicate_workers
+
+    posterior = Posterior.load(shipped_posterior_path())
+    store = ResultsDB(db)
+    worlds: dict[str, Any] = {}
+    s = spec.settings
+    with replicate_workers(auto_workers(s["agents"], s["days"], s["replicates"])) as pool:
+        results = []
+        for w in spec.worlds:
+            progress(f"world {w.key}: {w.label}")
+            sc = with_changes(default_scenario(), w.changes, "docs/numbers.toml")
+            res = simulate(
+                sc,
+                posterior=posterior,
+                workers=pool,
+                agents=s["agents"],
+                replicates=s["replicates"],
+                days=s["days"],
+                seed=s["seed"],
+            )
+            results.append((w, res))
+    for w, res in results:
+        run_id = store.store(res, kind="numbers")
+        per = res.per_replicate
+        outcomes = {}
+        for row in res.outcomes().to_dict("records"):
+            name = row["outcome"]
+            lo, hi = median_monte_carlo_interval(per[name].to_numpy()) if name in per else (math.nan, math.nan)
+            outcomes[name] = {s: _plain(row[s]) for s in STATS} | {"mc_lo": _plain(lo), "mc_hi": _plain(hi)}
+        worlds[w.key] = {"label": w.label, "changes": w.changes, "run_id": run_id, "outcomes": outcomes}
+    return {
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "settings": spec.settings,
+        "posterior": {"hash": posterior.content_hash(), "path": shipped_posterior_path().name},
+        "code_version": code_version(),
+        "database": str(db),
+        "worlds": worlds,
+    }
+
+
+def _plain(v: Any) -> float | None:
+    """A float for JSON: None for NaN or missing."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`make numbers`: simulate (unless --from-json), write numbers.json, rewrite the documents."""
+    ap = argparse.ArgumentParser(prog="python -m defection.report.numbers", description=__doc__.splitlines()[0])
+    ap.add_argument("--root", type=Path, default=Path.cwd(), help="The repository (default: here).")
+    ap.add_argument("--db", type=Path, default=Path("numbers.duckdb"), help="Where the runs are stored.")
+    ap.add_argument("--from-json", action="store_true", help="Rewrite the documents from numbers.json only.")
+    args = ap.parse_args(argv)
+    root: Path = args.root
+    spec = load_spec(root / "docs" / "numbers.toml")
+    target = root / "docs" / "validation" / "numbers.json"
+    if args.from_json:
+        numbers = json.loads(target.read_text(encoding="utf-8"))
+    else:
+        numbers = simulate_worlds(spec, args.db)
+        tmp = target.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(numbers, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.replace(target)
+    changed = 0
+    for doc in documents(root):
+        text = doc.read_text(encoding="utf-8")
+        new = rewrite(text, spec, numbers, root)
+        if new != text:
+            doc.write_text(new, encoding="utf-8")
+            changed += 1
+            print(f"rewrote {doc.relative_to(root)}")
+    print(f"{target.relative_to(root)}: {len(numbers['worlds'])} worlds; {changed} documents changed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

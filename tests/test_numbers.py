@@ -1,0 +1,90 @@
+"""The documents' numbers are generated and reproduce (issue 15, "Numbers that reproduce"): every figure marked in
+README.md and docs/*.md is what `make numbers` wrote from docs/validation/numbers.json, that file matches
+docs/numbers.toml and the shipped posterior, and a fresh run of each world lands inside the recorded Monte Carlo
+interval of each quoted median."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from defection.engine import simulate
+from defection.report.numbers import (
+    documents,
+    load_spec,
+    markers,
+    median_interval_ranks,
+    median_monte_carlo_interval,
+    render_key,
+    rewrite,
+)
+from defection.scenario import default_scenario, with_changes
+from defection.scenario.posterior import Posterior, shipped_posterior_path
+
+from .conftest import ROOT
+
+SPEC = load_spec(ROOT / "docs" / "numbers.toml")
+NUMBERS = json.loads((ROOT / "docs" / "validation" / "numbers.json").read_text(encoding="utf-8"))
+
+
+def test_median_interval_ranks_by_hand() -> None:
+    """P(Bin(10, 1/2) <= 1) = 11/1024 = 0.011 <= 0.05 < P(<= 2) = 56/1024: ranks 2 and 9 (97.9%); for 12, P(<= 2) =
+    79/4096 = 0.019 and P(<= 3) = 299/4096 = 0.073: ranks 3 and 10 (96.1%); three values cannot reach 90%."""
+    assert median_interval_ranks(10) == (2, 9)
+    assert median_interval_ranks(12) == (3, 10)
+    assert median_interval_ranks(3) == (1, 3)
+    lo, hi = median_monte_carlo_interval(np.array([5.0, 1, 9, 3, 7, 2, 8, 4, 6, 10]))
+    assert (lo, hi) == (2.0, 9.0)
+    assert all(math.isnan(v) for v in median_monte_carlo_interval(np.array([math.nan])))
+
+
+def test_every_marked_figure_is_what_make_numbers_wrote() -> None:
+    """Each marker's text in README.md and docs/*.md renders from numbers.json exactly: a figure typed by hand, or a
+    numbers.json regenerated without rewriting the documents, fails here (run `make numbers`)."""
+    found = []
+    for doc in documents(ROOT):
+        text = doc.read_text(encoding="utf-8")
+        for key, shown in markers(text):
+            found.append(key)
+            assert shown == render_key(SPEC, key, NUMBERS, ROOT), f"{doc.name}: n:{key} is stale; run `make numbers`"
+        assert rewrite(text, SPEC, NUMBERS, ROOT) == text
+    assert "table:default_worlds" in found and "proposal.defected_share.median" in found
+    assert len(found) >= 8
+
+
+def test_numbers_json_matches_its_spec_and_the_shipped_posterior() -> None:
+    """numbers.json was made from docs/numbers.toml's settings and worlds and from the posterior the package ships
+    now (a recalibration without `make numbers` fails here)."""
+    assert NUMBERS["settings"] == SPEC.settings
+    assert sorted(NUMBERS["worlds"]) == sorted(w.key for w in SPEC.worlds)
+    for w in SPEC.worlds:
+        assert NUMBERS["worlds"][w.key]["changes"] == w.changes
+    assert NUMBERS["posterior"]["hash"] == Posterior.load(shipped_posterior_path()).content_hash()
+    for w in NUMBERS["worlds"].values():
+        for stats in w["outcomes"].values():
+            if stats["median"] is not None and stats["mc_lo"] is not None:
+                assert stats["mc_lo"] <= stats["median"] <= stats["mc_hi"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("world", [w.key for w in SPEC.worlds])
+def test_a_fresh_run_reproduces_each_quoted_median(world: str) -> None:
+    """The world simulated now, at the recorded settings and seed, gives medians inside the recorded Monte Carlo
+    intervals of every outcome a table quotes (bit-identical while the model is unchanged; a model change that
+    moves a quoted figure beyond its Monte Carlo error fails here until `make numbers` is rerun)."""
+    w = SPEC.world(world)
+    sc = with_changes(default_scenario(), w.changes, "docs/numbers.toml")
+    s = SPEC.settings
+    posterior = Posterior.load(shipped_posterior_path())
+    res = simulate(
+        sc, posterior=posterior, agents=s["agents"], replicates=s["replicates"], days=s["days"], seed=s["seed"]
+    )
+    fresh = res.outcomes().set_index("outcome")
+    recorded = NUMBERS["worlds"][world]["outcomes"]
+    quoted = {o for t in SPEC.tables for o, _ in t.columns}
+    for outcome in quoted:
+        r = recorded[outcome]
+        assert r["mc_lo"] <= float(fresh.loc[outcome, "median"]) <= r["mc_hi"], (world, outcome)
