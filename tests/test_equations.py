@@ -10,7 +10,7 @@ import pytest
 
 from defection.model import decision as d
 from defection.model.information import awareness_hazard
-from defection.model.parameters import engine_params, external_reach
+from defection.model.parameters import engine_params, external_reach, route_params
 from defection.model.population import Traits
 
 from .conftest import scenario
@@ -165,6 +165,7 @@ def test_one_soldier_hand_computed() -> None:
         1.0,
         1.0,
         p,
+        d.day_terms(p, route_params(sc)),
         traits,
     )
     # VSLY = 1e6/40 = 25,000; cost(5 y) = 5·0.5·25,000 = 62,500; cost(10 y) = 125,000
@@ -190,6 +191,7 @@ def test_one_soldier_hand_computed() -> None:
         1.0,
         1.0,
         p,
+        d.day_terms(p, route_params(sc)),
         traits,
     )
     assert u_succ == pytest.approx(-70_000 - 10_000 - 0.3 * 0.5 * 0.3 * 62_500)

@@ -94,12 +94,30 @@ def cash_value(
     rate: float,
 ) -> float:
     """Eq. 4: R = U(φ·B) + β Σ_{τ<T_pay} δ^{T_post+τ} U((1−φ)·B/T_pay), δ = 1/(1+r) per year."""
+    d = yearly_discount(rate)
+    return discounted_cash_value(
+        cash, share_now, delay_years, instalments, wealth, eta, present_bias, d, d**delay_years
+    )
+
+
+@njit(cache=True)
+def discounted_cash_value(
+    cash: float,
+    share_now: float,
+    delay_years: float,
+    instalments: int,
+    wealth: float,
+    eta: float,
+    present_bias: float,
+    discount: float,
+    first_discount: float,
+) -> float:
+    """Eq. 4 given the yearly discount δ and the first instalment's δ^{T_post} (`DayTerms`: once a day)."""
     now = crra_utility(share_now * cash, wealth, eta)
     later_each = crra_utility((1.0 - share_now) * cash / instalments, wealth, eta)
-    d = yearly_discount(rate)
     later = 0.0
     for k in range(instalments):
-        later += d ** (delay_years + k) * later_each
+        later += (first_discount if k == 0 else discount ** (delay_years + k)) * later_each
     return now + present_bias * later
 
 
@@ -108,9 +126,21 @@ def asylum_value(
     income_west: float, income_home: float, present_bias: float, rate: float, working_years: float, exile_cost: float
 ) -> float:
     """Eq. 6: A = β Σ_{τ=1}^{T_life} δ^τ (Y_West − Y_RU) − E."""
-    return (
-        present_bias * annuity_factor(yearly_discount(rate), working_years) * (income_west - income_home) - exile_cost
+    return annuitised_asylum_value(
+        asylum_annuity(present_bias, rate, working_years), income_west, income_home, exile_cost
     )
+
+
+@njit(cache=True, inline="always")
+def asylum_annuity(present_bias: float, rate: float, working_years: float) -> float:
+    """Eq. 6: β Σ_{τ=1}^{T_life} δ^τ, the weight of a yearly income gain abroad."""
+    return present_bias * annuity_factor(yearly_discount(rate), working_years)
+
+
+@njit(cache=True, inline="always")
+def annuitised_asylum_value(annuity: float, income_west: float, income_home: float, exile_cost: float) -> float:
+    """Eq. 6: A = [β Σ δ^τ]·(Y_West − Y_RU) − E, given the annuity (`asylum_annuity`)."""
+    return annuity * (income_west - income_home) - exile_cost
 
 
 @njit(cache=True, inline="always")
@@ -124,13 +154,25 @@ def offer_value(
 @njit(cache=True, inline="always")
 def value_of_life_year(vsl: float, rate: float) -> float:
     """Eq. 8b: VSLY = VSL / Σ_{τ=1}^{40} δ^τ, the VSL spread over remaining life."""
-    return vsl / annuity_factor(yearly_discount(rate), LIFE_YEARS_FOR_VSLY)
+    return vsl / life_annuity(rate)
+
+
+@njit(cache=True, inline="always")
+def life_annuity(rate: float) -> float:
+    """Eq. 8b: Σ_{τ=1}^{40} δ^τ, the remaining life the VSL is spread over."""
+    return annuity_factor(yearly_discount(rate), LIFE_YEARS_FOR_VSLY)
 
 
 @njit(cache=True, inline="always")
 def prison_cost(years: float, vsly: float, year_cost_share: float, present_bias: float, rate: float) -> float:
     """Eq. 13b: cost(J) = β Σ_{τ=1}^{J} δ^τ · κ · VSLY — concave in J, so certainty beats severity."""
-    return present_bias * annuity_factor(yearly_discount(rate), years) * year_cost_share * vsly
+    return prison_cost_per_vsly(years, year_cost_share, present_bias, rate) * vsly
+
+
+@njit(cache=True, inline="always")
+def prison_cost_per_vsly(years: float, year_cost_share: float, present_bias: float, rate: float) -> float:
+    """Eq. 13b: cost(J)/VSLY = β Σ_{τ=1}^{J} δ^τ · κ."""
+    return present_bias * annuity_factor(yearly_discount(rate), years) * year_cost_share
 
 
 @njit(cache=True, inline="always")
@@ -146,8 +188,26 @@ def stay_value(
     threat_cost: float,
 ) -> float:
     """Eq. 7: V_stay = β Σ_{τ=1}^{T} [δ(1−p^K)]^τ [w − p^K (VSL − ω D_death)] − C_w (survival-weighted)."""
+    return discounted_stay_value(
+        hazard, vsl, pay_day, death_benefit, family_weight, days, present_bias, daily_discount(rate), threat_cost
+    )
+
+
+@njit(cache=True, inline="always")
+def discounted_stay_value(
+    hazard: float,
+    vsl: float,
+    pay_day: float,
+    death_benefit: float,
+    family_weight: float,
+    days: float,
+    present_bias: float,
+    discount_day: float,
+    threat_cost: float,
+) -> float:
+    """Eq. 7 given the daily discount factor δ_d (`DayTerms`: once a day)."""
     flow = pay_day - hazard * (vsl - family_weight * death_benefit)
-    survive = daily_discount(rate) * (1.0 - hazard)
+    survive = discount_day * (1.0 - hazard)
     return present_bias * annuity_factor(survive, days) * flow - threat_cost
 
 
@@ -385,7 +445,48 @@ HORIZONS = np.array([1, 7, 30, 90], dtype=np.int64)  # delays k compared with ac
 @njit(cache=True, inline="always")
 def waiting_discount(present_bias: float, rate: float, hazard: float, persistence: float, k: int) -> float:
     """Eq. 19b: δ_k = β·[δ_d·(1 − p^K)·π_opp]^k, the value of a payoff k days away."""
-    return present_bias * (daily_discount(rate) * (1.0 - hazard) * persistence) ** k
+    return discounted_waiting_discount(present_bias, daily_discount(rate), hazard, persistence, k)
+
+
+@njit(cache=True, inline="always")
+def discounted_waiting_discount(
+    present_bias: float, discount_day: float, hazard: float, persistence: float, k: int
+) -> float:
+    """Eq. 19b given the daily discount factor δ_d (`DayTerms`: once a day)."""
+    return present_bias * (discount_day * (1.0 - hazard) * persistence) ** k
+
+
+class DayTerms(NamedTuple):
+    """The terms of a member's evaluation that depend only on the day's parameters (eq. 3, 4, 6, 8b, 13b, 44),
+    computed once a day (`day_terms`) by the same expressions the member's evaluation used to compute each time:
+    the same numbers, without a dozen `pow` per member."""
+
+    discount_day: float  # δ_d (eq. 3)
+    discount_year: float  # δ_y (eq. 3)
+    first_instalment_discount: float  # δ_y^{T_post} (eq. 4)
+    asylum_annuity: float  # β Σ_{τ=1}^{T_life} δ_y^τ (eq. 6)
+    life_annuity: float  # Σ_{τ=1}^{40} δ_y^τ (eq. 8b)
+    prison_per_vsly: float  # cost(J)/VSLY (eq. 13b)
+    threat_prison_per_vsly: float  # cost(J_wc)/VSLY (eq. 7)
+    home_prison_per_vsly: float  # cost(J_H)/VSLY (eq. 44)
+
+
+@njit(cache=True, inline="always")
+def day_terms(p: EngineParams, rp: RouteParams) -> DayTerms:
+    """The day's `DayTerms`. Inlined: a NamedTuple that a parallel loop reads must be built in the kernel by a call
+    to its class (Numba's parfor lowering looks the class up)."""
+    r, beta = p.discount_rate, p.present_bias
+    d_year = yearly_discount(r)
+    return DayTerms(
+        daily_discount(r),
+        d_year,
+        d_year**p.deferred_delay_years,
+        asylum_annuity(beta, r, p.working_life_years),
+        life_annuity(r),
+        prison_cost_per_vsly(p.sentence_years, p.prison_year_cost_vsly, beta, r),
+        prison_cost_per_vsly(p.threat_sentence_years, p.prison_year_cost_vsly, beta, r),
+        prison_cost_per_vsly(rp.home_sentence_years, p.prison_year_cost_vsly, beta, r),
+    )
 
 
 @njit(cache=True, inline="always")
@@ -430,20 +531,21 @@ def _soldier_terms(
     cohesion: float,
     exposure: float,
     p: EngineParams,
+    dt: DayTerms,
     tr: Traits,
     success: bool = True,
 ) -> tuple[float, float, float, float, float, float, float, float]:
     """(V_succ, V_caught, V_killed, V_stay, perceived offer B̂, cash value R, hazard p^K, package P_i) of soldier i
     today. With `success` False, V_succ, B̂, R and P_i are not evaluated (returned as 0): the caller reads only
-    V_caught, V_killed and V_stay (a squad whose only routes today are deserting home or surrendering)."""
+    V_caught, V_killed and V_stay (a squad whose only routes today are deserting home or surrendering). The day's
+    constants come from `dt` (`day_terms`)."""
     vsl, income, moral, family, offer_noise = tr.vsl, tr.income, tr.moral, tr.family, tr.offer_noise
     soldier_type = tr.soldier_type
     v = vsl[i]
-    r = p.discount_rate
     beta = p.present_bias
     hz = death_hazard(p.death_hazard, exposure, p.type_hazard_multiplier[soldier_type[i]], p.intensity)
-    vsly = value_of_life_year(v, r)
-    prison = prison_cost(p.sentence_years, vsly, p.prison_year_cost_vsly, beta, r)
+    vsly = v / dt.life_annuity  # eq. 8b
+    prison = dt.prison_per_vsly * vsly  # eq. 13b
     threat = 0.0
     package = 0.0
     asylum_p = 0.0
@@ -453,20 +555,24 @@ def _soldier_terms(
     cash = 0.0
     if aware:
         c = cred
-        threat = stayer_threat_cost(
-            p.prosecution_probability, prison_cost(p.threat_sentence_years, vsly, p.prison_year_cost_vsly, beta, r)
-        )
+        threat = stayer_threat_cost(p.prosecution_probability, dt.threat_prison_per_vsly * vsly)
     if aware and success:
         perceived = perceived_offer(offer, p.offer_noise_log_sd, offer_noise[i])
-        cash = cash_value(
-            perceived, p.share_on_arrival, p.deferred_delay_years, p.deferred_instalments, income[i], p.crra, beta, r
+        cash = discounted_cash_value(
+            perceived,
+            p.share_on_arrival,
+            p.deferred_delay_years,
+            p.deferred_instalments,
+            income[i],
+            p.crra,
+            beta,
+            dt.discount_year,
+            dt.first_instalment_discount,
         )
-        asylum = asylum_value(
+        asylum = annuitised_asylum_value(
+            dt.asylum_annuity,
             p.resettled_income_usd_year + p.education_premium_usd_year,
             income[i],
-            beta,
-            r,
-            p.working_life_years,
             p.exile_cost_usd,
         )
         trip = crra_utility(p.trip_value_usd, income[i], p.crra)
@@ -484,8 +590,16 @@ def _soldier_terms(
         assn = assassination_cost(c, asylum_p, p.assassination_risk, p.protection, v)
         v_succ = success_value(package, m, fam, ret, def_threat, assn)
     v_caught = caught_value(v, p.execution_probability, p.sentence_served_share, prison, p.penal_death_risk)
-    v_stay = stay_value(
-        hz, v, p.pay_usd_day, p.death_benefit_usd, p.family_benefit_weight, p.remaining_exposure_days, beta, r, threat
+    v_stay = discounted_stay_value(
+        hz,
+        v,
+        p.pay_usd_day,
+        p.death_benefit_usd,
+        p.family_benefit_weight,
+        p.remaining_exposure_days,
+        beta,
+        dt.discount_day,
+        threat,
     )
     return v_succ, v_caught, -v, v_stay, perceived, cash, hz, package
 
@@ -503,6 +617,7 @@ def _option_value(
     cohesion: float,
     exposure: float,
     p: EngineParams,
+    dt: DayTerms,
     horizon_ratio: np.ndarray,
     horizon_open: np.ndarray,
     p_catch_plain: float,
@@ -519,7 +634,7 @@ def _option_value(
             if horizon_ratio[h] == 1.0:
                 continue  # same offer later: waiting only loses (δ_k < 1)
             b_k = expected_offer(perceived, cred, horizon_ratio[h])
-            cash_k = cash_value(
+            cash_k = discounted_cash_value(
                 b_k,
                 p.share_on_arrival,
                 p.deferred_delay_years,
@@ -527,7 +642,8 @@ def _option_value(
                 income[i],
                 p.crra,
                 p.present_bias,
-                p.discount_rate,
+                dt.discount_year,
+                dt.first_instalment_discount,
             )
             delta_k = gain_if_waiting(delta_now, q_now, cred, cash_k, cash_now)
         else:  # the programme will be closed by then: only plain surrender remains
@@ -541,12 +657,13 @@ def _option_value(
                     cohesion,
                     exposure,
                     p,
+                    dt,
                     tr,
                     True,
                 )
                 delta_closed = net_gain(p_catch_plain, p_cross, vs, vc, vk, vst)
             delta_k = delta_closed
-        disc = waiting_discount(p.present_bias, p.discount_rate, hazard, p.opportunity_persistence, k)
+        disc = discounted_waiting_discount(p.present_bias, dt.discount_day, hazard, p.opportunity_persistence, k)
         ov = max(ov, option_value(delta_now, delta_k, disc))
     return ov
 
@@ -576,6 +693,7 @@ def _route_values(
     cohesion: float,
     exposure: float,
     p: EngineParams,
+    dt: DayTerms,
     rp: RouteParams,
     tr: Traits,
     record: np.ndarray,
@@ -592,18 +710,18 @@ def _route_values(
     rewards_surrender = aware and rp.route_rewarded[2] > 0.0
     v_surrender = 0.0
     if surrender:
-        v_surrender = _soldier_terms(i, rewards_surrender, offer, cred, share_def, cohesion, exposure, p, tr, True)[0]
+        terms = _soldier_terms(i, rewards_surrender, offer, cred, share_def, cohesion, exposure, p, dt, tr, True)
+        v_surrender = terms[0]
     v_home = v_home_caught = 0.0
     if home:  # no early return: the function is inlined (docs/performance.md, "Exit routes")
         v = tr.vsl[i]
-        r, beta = p.discount_rate, p.present_bias
         c = cred if rewards_home else 0.0
         extraction = p.family_extraction_probability if rewards_home else 0.0
         m = moral_cost(tr.moral[i], p.cohesion_cost_usd, cohesion, share_def)
         exposure_home = rp.home_family_exposure * (1.0 - rp.home_enemy_control)  # f_H·(1 − e): out of reach (eq. 49)
         fam = family_reprisal_cost(exposure_home * p.family_reprisal_usd, tr.family[i], c, extraction)
         v_home = home_success_value(package if rewards_home else 0.0, m, fam, rp.home_hiding_cost_usd)
-        prison_home = prison_cost(rp.home_sentence_years, value_of_life_year(v, r), p.prison_year_cost_vsly, beta, r)
+        prison_home = dt.home_prison_per_vsly * (v / dt.life_annuity)  # eq. 13b, 8b
         returned = rp.home_returned if record[i] == 0 else 0.0  # a second offence is not suspended
         v_home_caught = home_caught_value(
             v,
@@ -1041,6 +1159,7 @@ def decide(
     p_home_cross = rp.home_enemy_control * p_cross  # the way home runs through the enemy's lines (eq. 49)
     guided_cross = rp.route_rewarded[0] > 0.0  # the offer rewards crossing: aware soldiers go through its queue
     sp = squad_params(p)  # the cascade's parameters, as scalars (no reference counts to update)
+    dt = day_terms(p, rp)  # the members' evaluation's day constants
     n_blocks = min(n_comp, SCRATCH_BLOCKS)
     for b in prange(n_blocks):
         sq = squad_scratch(ss)
@@ -1097,6 +1216,7 @@ def decide(
                         cohesion[c],
                         exposure,
                         p,
+                        dt,
                         tr,
                         success_read,
                     )
@@ -1118,6 +1238,7 @@ def decide(
                             cohesion[c],
                             exposure,
                             p,
+                            dt,
                             horizon_ratio,
                             horizon_open,
                             pc_plain,
@@ -1127,7 +1248,7 @@ def decide(
                     if available[1] or available[2]:
                         if knows and not aware:  # the offer rewards other routes only: value its package for them
                             package = _soldier_terms(
-                                i, True, offer, cred, share_def, cohesion[c], exposure, p, tr, True
+                                i, True, offer, cred, share_def, cohesion[c], exposure, p, dt, tr, True
                             )[7]
                         v_home[j], v_home_caught[j], v_surrender[j] = _route_values(
                             i,
@@ -1140,6 +1261,7 @@ def decide(
                             cohesion[c],
                             exposure,
                             p,
+                            dt,
                             rp,
                             tr,
                             st.record,
