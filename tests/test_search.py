@@ -239,6 +239,27 @@ def test_evaluate_on_dask_matches_serial() -> None:
     }
 
 
+def test_evaluate_on_the_worker_pool_matches_serial() -> None:
+    from defection.workers import replicate_workers
+
+    bj = base_json(default_scenario())
+    settings = {"replicates": 2, "days": 10, "agents": 990, "seed": 4}
+    points = [{"offer.cash_usd": c} for c in (1e5, 1e7, 1e8)] + [{"offer.schedule.rule": "ratchet_topup"}]
+    outcomes = ["defected_share", "aware_share"]
+    serial = opt.evaluate(points, bj, settings, outcomes, task=opt.run_replicates)
+    seen: list[tuple[int, int]] = []
+    with replicate_workers(2) as pool:
+        assert pool is not None
+        assert opt.evaluator_description(pool, 2) == "worker pool (2 single-threaded processes)"
+        pooled = opt.evaluate(
+            points, bj, settings, outcomes, pool, task=opt.run_replicates, progress=lambda k, n: seen.append((k, n))
+        )
+    assert [r["status"] for r in serial] == ["ok", "ok", "ok", "failed"]  # a failed point is a row, in its place
+    strip = [{k: v for k, v in r.items() if k != "traceback"} for r in serial]
+    assert strip == [{k: v for k, v in r.items() if k != "traceback"} for r in pooled]
+    assert seen == [(k, 4) for k in range(1, 5)]
+
+
 # ----------------------------------------------------------------------------- scenario discovery
 def test_prim_recovers_a_known_box() -> None:
     rng = np.random.default_rng(7)
@@ -396,6 +417,19 @@ def test_optimize_command_resumes_from_journal(tmp_path: Path) -> None:
     pareto = _json(cli("optimize", str(spec), "--trials", "2", "--db", str(db), "--json"))
     assert pareto["mode"] == "pareto" and pareto["sampler"] == "nsga2" and pareto["pareto"]
     assert set(pareto["pareto"][0]["metrics"]) == {"programme_cost_usd", "defected_share", "days_to_target"}
+
+
+@pytest.mark.slow
+def test_optimize_gives_the_same_study_serially_and_on_the_worker_pool(tmp_path: Path) -> None:
+    spec = _write(tmp_path, "tiny-pool", replicates=2, samples=2)
+    common = ("--target", "0.0005", "--probability", "0.5", "--json", "--batch", "2", "--trials", "4")
+    runs = {
+        w: _json(cli("optimize", str(spec), *common, "--workers", w, "--db", str(tmp_path / f"{w}.db"))) for w in "02"
+    }
+    assert runs["0"]["executor"] == "serial (this process)"
+    assert runs["2"]["executor"] == "worker pool (2 single-threaded processes)"
+    same = [{k: v for k, v in p.items() if k not in ("run_id", "wall_seconds", "executor")} for p in runs.values()]
+    assert same[0] == same[1] and same[0]["evaluated"] == 4
 
 
 @pytest.mark.slow

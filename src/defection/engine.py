@@ -25,7 +25,7 @@ from defection.model.regime import CounterMeasures, candidate_counter_measures
 from defection.model.rng import posterior_particle
 from defection.scenario import Scenario, default_scenario, with_overrides
 from defection.scenario.posterior import Posterior
-from defection.workers import auto_workers, prefer_passive_threads, replicate_task
+from defection.workers import auto_workers, prefer_passive_threads, process_entry_points, replicate_task
 
 prefer_passive_threads()  # before any kernel starts Numba's thread pool (docs/performance.md)
 
@@ -334,7 +334,7 @@ def simulate(
     stream = on_daily is not None and not best_response
     best: tuple[float, list[np.ndarray], list[dict[str, float]]] | None = None
     losses = []
-    entry_points: EntryPoints = {}  # the kernels' compiled entry points, resolved once for all replicates
+    entry_points = process_entry_points()  # the kernels' compiled entry points, resolved once per process
     for k, cand in enumerate(candidates):
         dailies, outs = _replicates(
             sc,

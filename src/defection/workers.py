@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the model is imported in the worker, when it runs its first task
-    from defection.model.dynamics import ReplicateOutput
+    from defection.model.dynamics import EntryPoints, ReplicateOutput
     from defection.model.regime import CounterMeasures
     from defection.scenario import Scenario
 
@@ -139,6 +139,17 @@ def auto_workers(agents: int, days: int, replicates: int, cpus: int | None = Non
     return min(cpus, replicates)
 
 
+_ENTRY_POINTS: EntryPoints = {}
+
+
+def process_entry_points() -> EntryPoints:
+    """This process's compiled entry points of the daily kernels (`dynamics.DirectCall`), shared by every replicate
+    it simulates, so each kernel's dispatcher is asked once per argument types and process, not once per replicate.
+    Pure memoisation: an entry is what the kernel's dispatcher resolves for arguments of those Numba types, the same
+    whichever replicate asked first, so no result depends on what the process ran before."""
+    return _ENTRY_POINTS
+
+
 def replicate_task(
     sc: Scenario, rep: int, n_agents: int, fixed: CounterMeasures | None, accounting: bool
 ) -> ReplicateOutput:
@@ -146,4 +157,12 @@ def replicate_task(
     from defection.model.dynamics import run_replicate
     from defection.model.parameters import engine_params
 
-    return run_replicate(sc, engine_params(sc), rep, n_agents, fixed_counter_measures=fixed, accounting=accounting)
+    return run_replicate(
+        sc,
+        engine_params(sc),
+        rep,
+        n_agents,
+        fixed_counter_measures=fixed,
+        accounting=accounting,
+        entry_points=process_entry_points(),
+    )

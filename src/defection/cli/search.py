@@ -1,6 +1,7 @@
 """Command-line commands of the exploration layer (registered on the main `defection` app): `sensitivity`
-(Sobol'/Morris), `optimize` (robust cheapest package or Pareto front, Optuna on Dask, resumable) and `discover`
-(PRIM scenario discovery). Each stores its results as a run (kinds 'sensitivity', 'optimize', 'discover').
+(Sobol'/Morris), `optimize` (robust cheapest package or Pareto front, Optuna on local worker processes or Dask,
+resumable) and `discover` (PRIM scenario discovery). Each stores its results as a run (kinds 'sensitivity',
+'optimize', 'discover').
 
 Shared helpers come from `defection.cli.console`.
 """
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeAlias
 
 import typer
 from rich.markup import escape
@@ -24,6 +25,8 @@ from defection.cli import console
 # scipy), numpy, pandas and defection.store (duckdb) are imported inside the functions that use them: together they
 # take seconds, which `defection --help` need not pay.
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     import numpy as np
     import pandas as pd
     from distributed import Client
@@ -31,6 +34,8 @@ if TYPE_CHECKING:
     from defection.explore.spec import Factor, Spec
     from defection.scenario import Scenario
     from defection.store import RunMeta
+
+    Evaluator: TypeAlias = Client | Executor | None
 
 SpecArg = Annotated[Path, typer.Argument(help="Exploration spec (TOML): experiment, uncertainties, levers, outcomes.")]
 DbOpt = Annotated[Path, typer.Option("--db", help="Results database (DuckDB file).")]
@@ -41,7 +46,8 @@ WorkersOpt = Annotated[
         "--workers",
         min=0,
         max=512,
-        help="Local Dask worker processes (one thread each); 0 or 1 evaluates serially in this process.",
+        help="Local worker processes, one thread each, started once for the command; 0 or 1 evaluates serially in "
+        "this process, its kernels on every core (the default: on a busy machine the faster of the two).",
     ),
 ]
 SchedulerOpt = Annotated[
@@ -98,20 +104,23 @@ def _meta(kind: str, spec: Spec, base: Scenario, options: dict[str, Any]) -> Run
 
 
 @contextmanager
-def _evaluator(workers: int, scheduler: str | None) -> Iterator[Client | None]:
-    """The Dask client (or None: serial); a scheduler that cannot be reached is a clean error."""
-    from defection.explore.optimize import dask_client  # lazy: see the note at the top
+def _evaluator(workers: int, scheduler: str | None) -> Iterator[tuple[Evaluator, str]]:
+    """Where the points are evaluated, and that in words (the `executor` of --json): the Dask scheduler at
+    `scheduler`, else `workers` local worker processes (`defection.workers.replicate_workers`), or serially in this
+    process for 0 or 1. A scheduler that cannot be reached is a clean error."""
+    from defection.explore.optimize import dask_client, evaluator_description  # lazy: see the note at the top
+    from defection.workers import replicate_workers
 
     with ExitStack() as stack:
-        try:
-            client = stack.enter_context(dask_client(workers, scheduler))
-        except (OSError, TimeoutError, ValueError) as e:
-            _fail(
-                f"--scheduler {scheduler}: cannot connect ({type(e).__name__}: {e})"
-                if scheduler
-                else f"cannot start {workers} local Dask workers ({type(e).__name__}: {e})"
-            )
-        yield client
+        if scheduler:
+            try:
+                client = stack.enter_context(dask_client(0, scheduler))
+            except (OSError, TimeoutError, ValueError) as e:
+                _fail(f"--scheduler {scheduler}: cannot connect ({type(e).__name__}: {e})")
+            yield client, evaluator_description(client)
+            return
+        pool = stack.enter_context(replicate_workers(workers))
+        yield pool, evaluator_description(pool, workers)
 
 
 def _changes(factors: list[Factor], units: np.ndarray) -> list[dict[str, Any]]:
@@ -175,7 +184,7 @@ def sensitivity_command(
     problem = salib_problem(spec)
     options = {"method": m, "outcomes": names, "points": len(points)}
     with (
-        _evaluator(workers, scheduler) as client,
+        _evaluator(workers, scheduler) as (client, _),
         console.recorded(db, _meta("sensitivity", spec, base, options), "sensitivity") as (store, run_id),
     ):
         with console.Reporter("sensitivity", transient=as_json) as progress:
@@ -309,7 +318,7 @@ def optimize_command(
         "fixed_levers": fixed,
     }
     with (
-        _evaluator(workers, scheduler) as client,
+        _evaluator(workers, scheduler) as (client, executor),
         console.recorded(db, _meta("optimize", spec, base, options), "optimisation") as (store, run_id),
     ):
         tally = opt.Tally()
@@ -338,6 +347,7 @@ def optimize_command(
             "pareto": [_slim(r) for r in found["pareto"]],
             "agent_days": tally.agent_days,
             "wall_seconds": wall,
+            "executor": executor,
         }
         best = found["best"]
         store.complete_artifacts(
@@ -432,7 +442,7 @@ def discover_command(
         "cases": len(points),
     }
     with (
-        _evaluator(workers, scheduler) as client,
+        _evaluator(workers, scheduler) as (client, _),
         console.recorded(db, _meta("discover", spec, base, options), "scenario discovery") as (store, run_id),
     ):
         with console.Reporter("discover", transient=as_json) as progress:

@@ -13,13 +13,13 @@ Two problems:
   (`days_to_target`, min; a world-replicate that never reaches the scenario's `programme.target_share` counts
   as the horizon + 1 day), with NSGA-II (or multi-objective TPE).
 
-Asked trials are evaluated together as one batch (packages × worlds on Dask). With a journal file
-(`JournalFileBackend`) the study, named from the spec and the problem, survives the process: running again with
-the same storage reuses every finished trial, and trials a killed process left running are evaluated again with
-the parameters they were given.
+Asked trials are evaluated together as one batch (packages × worlds, on local worker processes or Dask). With a
+journal file (`JournalFileBackend`) the study, named from the spec and the problem, survives the process: running
+again with the same storage reuses every finished trial, and trials a killed process left running are evaluated
+again with the parameters they were given.
 
-`evaluate` (map the one-point task over points, serially or on a `distributed.Client`) and `dask_client` are
-shared by the other exploration commands.
+`evaluate` (map the one-point task over points, serially, on a pool of worker processes or on a
+`distributed.Client`) and `dask_client` are shared by the other exploration commands.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ import math
 import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
+from concurrent.futures import as_completed as futures_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -87,12 +89,13 @@ def evaluate(
     base_json: str,
     settings: RunSettings,
     outcomes: list[str],
-    client: Client | None = None,
+    client: Client | Executor | None = None,
     task: Task = run_point,
     progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
     """`task(base_json, changes, settings, outcomes)` for every point, in the points' order: serially here (the
-    simulation may use every core) or on the Dask client (one thread per task)."""
+    simulation may use every core), on a pool of worker processes (`defection.workers.replicate_workers`, one
+    thread each) or on the Dask client (one thread per task). The rows are the same whichever runs them."""
     n = len(points)
     if client is None:
         rows = []
@@ -101,15 +104,30 @@ def evaluate(
             if progress is not None:
                 progress(k + 1, n)
         return rows
+    if isinstance(client, Executor):
+        futures = [client.submit(task, base_json, changes, settings, outcomes) for changes in points]
+        for done, _ in enumerate(futures_completed(futures), start=1):
+            if progress is not None:
+                progress(done, n)
+        return [future.result() for future in futures]
     from distributed import as_completed
 
     base = client.scatter(base_json, broadcast=True)
-    futures = client.map(task, [base] * n, list(points), [settings] * n, [outcomes] * n, pure=False)
-    for done, _ in enumerate(as_completed(futures), start=1):
+    futures_dask = client.map(task, [base] * n, list(points), [settings] * n, [outcomes] * n, pure=False)
+    for done, _ in enumerate(as_completed(futures_dask), start=1):
         if progress is not None:
             progress(done, n)
-    gathered: list[dict[str, Any]] = client.gather(futures)
+    gathered: list[dict[str, Any]] = client.gather(futures_dask)
     return gathered
+
+
+def evaluator_description(client: Client | Executor | None, workers: int = 0) -> str:
+    """Where `evaluate` runs its points, in words (the `executor` of a command's --json)."""
+    if client is None:
+        return "serial (this process)"
+    if isinstance(client, Executor):
+        return f"worker pool ({workers} single-threaded processes)"
+    return f"Dask ({sum(client.nthreads().values())} worker threads)"
 
 
 # ----------------------------------------------------------------------------- the problem
@@ -219,7 +237,7 @@ def simulation_scorer(
     base_json: str,
     settings: RunSettings,
     outcomes: list[str],
-    client: Client | None = None,
+    client: Client | Executor | None = None,
     progress: Progress | None = None,
     tally: Tally | None = None,
 ) -> Scorer:

@@ -7,8 +7,8 @@ Counts are in represented soldiers (agents × soldiers/agent).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from defection.model.outputs import PROGRAMME_COMPONENTS
 from defection.scenario import Scenario
@@ -25,9 +25,9 @@ def annuity(rate: float, years: int, start_years: float = 0.0) -> float:
     return sum(discount_factor(rate, start_years + k) for k in range(years))
 
 
-@dataclass(frozen=True)
-class ProgrammeFlows:
-    """One day's programme flows, in represented soldiers."""
+class ProgrammeFlows(NamedTuple):
+    """One day's programme flows, in represented soldiers (a NamedTuple: built every simulated day, at a fraction of
+    a frozen dataclass's cost)."""
 
     paid: float  # genuine defectors accepted and paid today
     extracted: float  # extractions attempted today
@@ -119,9 +119,9 @@ def programme_costs(sc: Scenario, day: int, f: ProgrammeFlows) -> dict[str, tupl
     return {k: out[k] for k in PROGRAMME_COMPONENTS}
 
 
-@dataclass(frozen=True)
-class CounterMeasureCost:
-    """What the regime's counter-measures cost on one day, relative to where it started."""
+class CounterMeasureCost(NamedTuple):
+    """What the regime's counter-measures cost on one day, relative to where it started (a NamedTuple, as
+    `ProgrammeFlows`)."""
 
     serving: float  # represented soldiers present
     pay_rise_usd_day: float  # w(t) − w(0), per soldier per day

@@ -132,13 +132,18 @@ def update_offer(sc: Scenario, st: ProgrammeState, t: int, recent_share_per_mont
     return rise
 
 
+_EXPECTING_RULES = frozenset({"deadline", "announced_escalation", "unannounced_escalation", "adaptive"})
+"""The offer rules under which soldiers expect the offer to change or end (eq. 25b); under the others both
+expectations stay 1."""
+
+
 def horizon_expectations(sc: Scenario, st: ProgrammeState, t: int) -> tuple[np.ndarray, np.ndarray]:
     """Expected B(t+k)/B(t) and whether the offer is still open at t+k, for k in HORIZONS (eq. 25b)."""
     sch = sc.offer.schedule
     ratio = np.ones(HORIZONS.size)
     open_ = np.ones(HORIZONS.size, dtype=np.bool_)
-    if not st.open:
-        return ratio, open_
+    if not st.open or sch.rule not in _EXPECTING_RULES or (sch.rule != "deadline" and st.offer <= 0.0):
+        return ratio, open_  # nothing to expect: the loop below would leave both as they are
     for h, k in enumerate(HORIZONS):
         k = int(k)
         if sch.rule == "deadline":
