@@ -89,8 +89,9 @@ def lever_info(lever: str) -> ParamInfo:
 
 
 def level_text(level: float) -> str:
-    """A level as text: whole numbers with separators (10,000), others with four significant digits."""
-    if float(level).is_integer() and abs(level) < 1e15:
+    """A level as text: from 1,000 up in whole numbers with separators (125,992), below with four significant
+    digits (0.05)."""
+    if 1_000 <= abs(level) < 1e15 or (float(level).is_integer() and abs(level) < 1e15):
         return f"{level:,.0f}"
     return f"{level:.4g}"
 
