@@ -301,6 +301,43 @@ def test_report_file_opens_offline(server: Server, tab: Tab, tmp_path: Path) -> 
     assert tab.errors == []
 
 
+CURVE_JS = """() => { const d = document.getElementById('fig-curve'); return {
+  axes: Object.keys(d.layout).filter(k => k.startsWith('xaxis')).map(k => d.layout[k].type),
+  traces: d.data.map(t => ({fill: t.fill || null, x: t.xaxis || 'x', y: t.yaxis || 'y', n: (t.x || []).length})),
+  fills: Array.from(d.querySelectorAll('.fills path.js-fill')).filter(p => (p.getAttribute('d') || '').length > 10)
+    .length,
+}; }"""
+
+
+@pytest.mark.parametrize("spacing", ["--log", "--linear"])
+def test_curve_report_draws_bands_and_a_log_axis(tab: Tab, tmp_path: Path, spacing: str) -> None:
+    """`defection curve --report`: the file opens offline and draws the curve, each 90% band as two traces (its
+    lower edge, and its upper edge filled down to it), one panel per outcome, a log x axis with --log."""
+    target = tmp_path / "curve.html"
+    proc = cli_in_process(
+        "curve", "offer.cash_usd", "--from", "1e4", "--to", "2e7", "--points", "3", spacing,
+        "--agents", "2000", "--days", "30", "--replicates", "3", "--seed", "1",
+        "--db", str(tmp_path / "c.duckdb"), "--report", str(target),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    page = tab.page
+    page.goto(target.as_uri())
+    check_figures(page, at_least=1)
+    curve = page.evaluate(CURVE_JS)
+    traces = curve["traces"]
+    assert len(traces) == 2 * 3  # two outcomes × (band's lower edge, band's upper edge, median)
+    bands = [k for k, t in enumerate(traces) if t["fill"] == "tonexty"]
+    assert len(bands) == 2
+    for k in bands:  # each band: its lower edge is the trace just before, on the same axes
+        assert traces[k - 1]["fill"] is None and traces[k]["n"] == 3
+        assert (traces[k - 1]["x"], traces[k - 1]["y"]) == (traces[k]["x"], traces[k]["y"])
+    assert curve["fills"] >= 2  # the filled areas were drawn (SVG paths with a shape)
+    assert set(curve["axes"]) == {"log" if spacing == "--log" else "linear"}
+    screenshot(page, f"curve{spacing.replace('--', '-')}.png", full_page=True)
+    assert tab.errors == []
+    assert [u for u in tab.requests if not u.startswith(("file:", "data:", "about:", "blob:"))] == []
+
+
 def test_validation_report_fits_a_laptop_and_draws_the_pairs(tab: Tab, tmp_path: Path) -> None:
     """The committed backtest summary's validation report at 1280 px: the per-case table needs no sideways scroll;
     with hand-made particles added to each fold, the pairwise plot is drawn and its menu switches fold."""

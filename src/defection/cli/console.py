@@ -207,7 +207,8 @@ def outcome_table(rows: list[dict[str, Any]], title: str) -> Table:
     for r in rows:
         name = r["outcome"]
         cells = [name, fmt(name, r["median"]), f"{fmt(name, r['p05'])} – {fmt(name, r['p95'])}"]
-        table.add_row(*cells, *([OUTCOMES.get(name, "")] if wide else []))
+        meaning = OUTCOMES.get(name.split(" @ ", 1)[0], "")  # a curve's rows: 'defected_share @ level 1 = 10,000'
+        table.add_row(*cells, *([meaning] if wide else []))
     return table
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from defection.report.figures import BLUE, GREY, LAYOUT, ORANGE, RED, rgba
+from defection.report.figures import BLUE, GREY, LAYOUT, ORANGE, PALETTE, RED, rgba
 from defection.report.format import fmt_value
 from defection.scenario.posterior import effective_sample_size
 from defection.scenario.ranges import CALIBRATED, DISCREPANCY, Range
@@ -61,6 +61,117 @@ def sensitivity_bars(records: list[dict[str, Any]], method: str, outcome: str) -
     fig = go.Figure(traces)
     _titled(fig, f"Sensitivity of {outcome} ({method})", barmode="group", height=max(300, 40 * len(factors) + 160))
     fig.update_xaxes(title_text=xlabel)
+    return fig
+
+
+# ----------------------------------------------------------------------------- response curve
+def _axis_format(outcome: str) -> dict[str, Any]:
+    """Tick format of an outcome's axis: shares as percentages, money in dollars."""
+    if "share" in outcome:
+        return {"tickformat": ".2~%"}
+    if "usd" in outcome:
+        return {"tickprefix": "$", "tickformat": ",.3~s"}
+    return {"tickformat": ",.3~g"}
+
+
+def _curve_label(by: dict[str, Any] | None, value: Any) -> str:
+    """A curve's name in the legend: the second lever's value, or the outcome's name alone."""
+    return "" if by is None else escape(f"{by['path']} = {value}")
+
+
+def response_curve(curve: dict[str, Any]) -> go.Figure:
+    """A response curve (`defection curve`'s stored artifact): one panel per outcome, each outcome's median across
+    replicates against the lever's level, its 90% band (p05–p95) as a filled area between two traces, and the paired
+    difference against the first level in the hover; one curve per value of the second lever (`by`), if any; a log x
+    axis when the levels are log-spaced."""
+    outcomes = list(curve.get("outcomes", []))
+    by = curve.get("by")
+    lever = str(curve.get("lever", "lever"))
+    unit = str(curve.get("unit") or "")
+    fig = make_subplots(
+        rows=max(len(outcomes), 1),
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        subplot_titles=[escape(o) for o in outcomes],
+    )
+    for c, line in enumerate(curve.get("curves", [])):
+        colour = PALETTE[c % len(PALETTE)]
+        label = _curve_label(by, line.get("by"))
+        points = line.get("points", [])
+        x = [p["level"] for p in points]
+        for row, name in enumerate(outcomes, start=1):
+            stats = [p["outcomes"][name] for p in points]
+            group = f"{label or 'curve'}-{name}"
+            prefix = f"{label}: " if label else ""
+            first = row == 1
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=[s["p05"] for s in stats],
+                    mode="lines",
+                    line={"width": 0, "color": colour},
+                    hoverinfo="skip",
+                    name=f"{prefix}90% of replicates (p05)",
+                    legendgroup=group,
+                    showlegend=False,
+                ),
+                row=row,
+                col=1,
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=[s["p95"] for s in stats],
+                    mode="lines",
+                    line={"width": 0, "color": colour},
+                    fill="tonexty",
+                    fillcolor=rgba(colour, 0.2),
+                    hoverinfo="skip",
+                    name=f"{prefix}90% of replicates",
+                    legendgroup=group,
+                    showlegend=first,
+                ),
+                row=row,
+                col=1,
+            )
+            custom = [
+                [
+                    fmt_value(name, s["p05"]),
+                    fmt_value(name, s["p95"]),
+                    fmt_value(name, s["difference"]["median"]),
+                    fmt_value(name, s["difference"]["p05"]),
+                    fmt_value(name, s["difference"]["p95"]),
+                    fmt_value(name, s["median"]),
+                ]
+                for s in stats
+            ]
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=[s["median"] for s in stats],
+                    mode="lines+markers",
+                    line={"color": colour, "width": 2},
+                    marker={"size": 7},
+                    name=f"{prefix}median",
+                    legendgroup=group,
+                    showlegend=first,
+                    customdata=custom,
+                    hovertemplate=(
+                        f"{prefix}{escape(lever)} = %{{x:,.4~g}}<br>{escape(name)}: %{{customdata[5]}} "
+                        "(90%: %{customdata[0]} – %{customdata[1]})<br>paired difference from the first level: "
+                        "%{customdata[2]} (90%: %{customdata[3]} – %{customdata[4]})<extra></extra>"
+                    ),
+                ),
+                row=row,
+                col=1,
+            )
+    for row, name in enumerate(outcomes, start=1):
+        fig.update_yaxes(title_text=escape(name), row=row, col=1, **_axis_format(name))
+        fig.update_xaxes(type="log" if curve.get("log") else "linear", row=row, col=1)
+    fig.update_xaxes(title_text=escape(f"{lever}" + (f" ({unit})" if unit else "")), row=max(len(outcomes), 1))
+    title = f"Response of {', '.join(outcomes)} to {lever}"
+    _titled(fig, escape(title), height=max(420, 320 * len(outcomes)), hovermode="closest")
     return fig
 
 

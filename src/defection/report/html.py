@@ -24,7 +24,7 @@ from defection.report import figures as rf
 from defection.report.changes import Change, changed_parameters, scenario_of, shown
 from defection.report.comparison import Comparison, load_comparison
 from defection.report.errors import ReportError
-from defection.report.format import fmt_interval, fmt_value
+from defection.report.format import fmt_interval, fmt_signed, fmt_value
 from defection.report.store import complete_run
 from defection.scenario import iter_params
 from defection.store.db import posterior_label
@@ -81,6 +81,9 @@ CAPTIONS = {
     "the particle's weight; on the diagonal each parameter's weighted histogram (share of the total weight per bin). "
     "Axes span the prior ranges (log scales for log-uniform priors); ridges and clouds show which parameters trade "
     "off against each other.",
+    "curve": "Each outcome against the lever's level: the line is the median across replicates, the band the 90% "
+    "interval (p05–p95). Every level used the same seed and replicates (common random numbers): hover a point for "
+    "the paired difference from the first level, replicate by replicate, whose interval is narrower than the bands.",
     "compare-defections": "Each run's median (line) and 90% band of replicates.",
     "compare-cost": "Each run's median (line) and 90% band of replicates, present value at day 0.",
     "compare-differences": "Each dot is one replicate's paired difference (run − reference) under common random "
@@ -222,7 +225,7 @@ def outcomes_section(outcomes: Any) -> str:
     rows = []
     for r in outcomes.to_dict("records"):
         name = r["outcome"]
-        meaning = OUTCOMES.get(name.split(":", 1)[-1] if name.startswith("sweep:") else name, "")
+        meaning = OUTCOMES.get(name.split(":", 1)[-1] if name.startswith("sweep:") else name.split(" @ ", 1)[0], "")
         rows.append(
             f"<tr>{cell(name, meaning or None)}{cell(fmt_value(name, r['median']), numeric=True)}"
             f"{cell(fmt_interval(name, r['p05'], r['p95']), numeric=True)}{cell(meaning)}</tr>"
@@ -306,6 +309,45 @@ def claims_section(claims: dict[str, Any]) -> str:
         '<section id="claims"><h2>The proposal\'s claims</h2>'
         + f'<p class="note">{escape(note)}</p>'
         + table(["#", "claim", "verdict", "reason", "numbers (median, 90% interval)"], rows, "claims-table")
+        + "</section>"
+    )
+
+
+def curve_section(curve: dict[str, Any]) -> str:
+    """A response curve: the lever, its levels and spacing, the levers held or varied, and per level each outcome's
+    median, 90% interval and paired difference from the first level."""
+    by = curve.get("by")
+    rows = []
+    for line in curve.get("curves", []):
+        for p in line.get("points", []):
+            for name in curve.get("outcomes", []):
+                s, d = p["outcomes"][name], p["outcomes"][name]["difference"]
+                rows.append(
+                    "<tr>"
+                    + (cell(line.get("by")) if by else "")
+                    + cell(f"{p['level']:,.6g}", numeric=True)
+                    + cell(name, OUTCOMES.get(name))
+                    + cell(fmt_value(name, s["median"]), numeric=True)
+                    + cell(fmt_interval(name, s["p05"], s["p95"]), numeric=True)
+                    + cell(f"{fmt_signed(name, d['median'])} ({fmt_interval(name, d['p05'], d['p95'])})", numeric=True)
+                    + "</tr>"
+                )
+    held = curve.get("held") or {}
+    notes = [
+        f"lever: {curve.get('lever')} ({curve.get('unit') or 'no unit'}), {len(curve.get('levels', []))} levels; "
+        f"{curve.get('spacing') or ('log spacing' if curve.get('log') else 'even spacing')}",
+        "held: " + (", ".join(f"{k} = {v}" for k, v in held.items()) if held else "the scenario's values"),
+    ]
+    if by:
+        notes.append(f"one curve per value of {by['path']}: {', '.join(map(str, by['values']))}")
+    post = curve.get("posterior")
+    if post and post.get("set_by_the_curve"):
+        notes.append("set by the curve rather than drawn from the posterior: " + ", ".join(post["set_by_the_curve"]))
+    headers = [*(["by"] if by else []), "level", "outcome", "median", "90% interval", "paired difference (90%)"]
+    return (
+        '<section id="curve"><h2>Response curve</h2>'
+        + "".join(f'<p class="note">{escape(n)}</p>' for n in notes)
+        + table(headers, rows, "curve-table")
         + "</section>"
     )
 
@@ -402,6 +444,7 @@ def _figures(db: ResultsDB, run: dict[str, Any]) -> dict[str, go.Figure]:
         "discover",
         "calibration",
         "backtest",
+        "curve",
     ):
         sc = scenario_of(run)
         figs.update(simulation_figures(db.daily(rid), budget_total(sc) if sc is not None else 0.0))
@@ -410,6 +453,8 @@ def _figures(db: ResultsDB, run: dict[str, Any]) -> dict[str, go.Figure]:
     elif kind == "sensitivity" and (res := db.artifact(rid, "sensitivity")):
         for outcome, records in res.get("indices", {}).items():
             figs[f"sensitivity-{outcome}"] = ef.sensitivity_bars(records, res.get("method", "sobol"), outcome)
+    elif kind == "curve" and (curve := db.artifact(rid, "curve")):
+        figs["curve"] = ef.response_curve(curve)
     elif kind == "optimize" and (res := db.artifact(rid, "optimize")):
         figs["pareto"] = ef.pareto_front(res, db.artifact(rid, "trials") or [])
     elif kind == "discover" and (res := db.artifact(rid, "discover")):
@@ -469,6 +514,8 @@ def _kind_sections(db: ResultsDB, run: dict[str, Any]) -> str:
         out = ""
     if kind == "claims" and (claims := db.artifact(rid, "claims")):
         out += claims_section(claims)
+    elif kind == "curve" and (curve := db.artifact(rid, "curve")):
+        out += curve_section(curve)
     elif kind == "optimize" and (res := db.artifact(rid, "optimize")):
         out += packages_section(res)
     elif kind == "discover" and (res := db.artifact(rid, "discover")):

@@ -392,10 +392,20 @@ class ResultsDB:
         self._complete(run_id, write)
 
     def complete_artifacts(
-        self, run_id: str, artifacts: dict[str, Any], outcomes: pd.DataFrame | None = None, wall_seconds: float = 0.0
+        self,
+        run_id: str,
+        artifacts: dict[str, Any],
+        outcomes: pd.DataFrame | None = None,
+        wall_seconds: float = 0.0,
+        *,
+        agents: int | None = None,
+        posterior_hash: str | None = None,
+        posterior_path: str | None = None,
     ) -> None:
-        """Complete a run that produced named JSON artifacts (a calibration, a backtest) rather than daily series,
-        with an optional outcomes table (outcome, median, p05, p95, mean), all in one transaction."""
+        """Complete a run that produced named JSON artifacts (a calibration, a backtest, a response curve) rather
+        than daily series, with an optional outcomes table (outcome, median, p05, p95, mean), all in one transaction.
+        `agents` (the simulated count, when it differs from the requested one) and the posterior the simulations
+        drew from, if given, are recorded on the run's row as `complete_run` records them."""
 
         def write(con: duckdb.DuckDBPyConnection) -> None:
             if outcomes is not None and not outcomes.empty:
@@ -411,6 +421,13 @@ class ResultsDB:
                 "UPDATE runs SET status = 'complete', finished_at = ?, wall_seconds = ?, error = NULL WHERE run_id = ?",
                 [utc_now(), float(wall_seconds), run_id],
             )
+            if agents is not None:
+                con.execute("UPDATE runs SET agents = ? WHERE run_id = ?", [int(agents), run_id])
+            if posterior_hash is not None:
+                con.execute(
+                    "UPDATE runs SET posterior_hash = ?, posterior_path = ? WHERE run_id = ?",
+                    [posterior_hash, posterior_path, run_id],
+                )
 
         self._complete(run_id, write)
 
