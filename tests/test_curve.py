@@ -240,3 +240,19 @@ def test_figure_has_a_panel_per_outcome_and_bands_of_two_traces(log: bool) -> No
     assert {t.yaxis for t in traces} == {"y", "y2"}
     axis_type = "log" if log else "linear"
     assert fig.layout.xaxis.type == axis_type and fig.layout.xaxis2.type == axis_type
+
+
+def test_the_worked_example_runs(tmp_path: Path) -> None:
+    """examples/cash-curve.sh's command, as written (cash from $10k to $20M on a log axis), on a toy run: the
+    options that follow it (the last given wins) shrink it."""
+    from .conftest import ROOT
+
+    script = (ROOT / "examples" / "cash-curve.sh").read_text(encoding="utf-8").replace("\\\n", " ")
+    (line,) = [s for s in script.splitlines() if s.startswith("defection curve ")]
+    db, report = tmp_path / "c.duckdb", tmp_path / "cash-curve.html"
+    words = line.replace('"$DB"', str(db)).replace('"$REPORT"', str(report)).split()[1:]
+    assert words[:6] == ["curve", "offer.cash_usd", "--from", "10000", "--to", "20000000"] and "--log" in words
+    proc = cli_in_process(*words, "--points", "2", *TINY_ARGS, "--json")
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads(proc.stdout)
+    assert payload["levels"] == [1e4, 2e7] and payload["log"] is True and report.is_file()

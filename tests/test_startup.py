@@ -53,7 +53,9 @@ def heavy(modules: set[str]) -> list[str]:
     return sorted(modules & set(HEAVY))
 
 
-@pytest.mark.parametrize("args", [("--help",), ("run", "--help"), ("claims", "--help"), ("sweep", "--help")])
+@pytest.mark.parametrize(
+    "args", [("--help",), ("run", "--help"), ("claims", "--help"), ("sweep", "--help"), ("curve", "--help")]
+)
 def test_help_imports_no_heavy_library(args: tuple[str, ...]) -> None:
     modules, stdout = imported(["-m", "defection", *args])
     assert "Usage" in stdout

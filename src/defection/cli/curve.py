@@ -225,7 +225,9 @@ def curve(
     for name in result.outcomes:
         out.print(curve_table(result, name))
     out.print(
-        f"{n_points} levels × {result.replicates} replicates, seed {result.seed} at every level, "
+        f"{len(result.levels)} levels"
+        + (f" × {len(result.by_values)} values of {result.by}" if result.by is not None else "")
+        + f" × {result.replicates} replicates, seed {result.seed} at every level, "
         f"{result.agents:,} agents for {result.represented:,} soldiers, {result.days} days "
         f"({result.agent_days:,} agent-days, {result.wall_seconds:.1f} s)",
         highlight=False,
