@@ -411,3 +411,16 @@ def test_every_equation_of_the_model_doc_is_a_named_function() -> None:
                             cited |= set(re.split(r"\s*[–-]\s*", part))
     assert len(defined) > 50
     assert sorted(defined - cited) == []
+
+
+def test_replacement_probability_by_hand() -> None:
+    """Eq. 21b: the day's refill chance is ρ_rep while the expected refills ρ_rep·v stay within the capacity ρ_max,
+    else ρ_max / v, so that ρ·v = ρ_max; ρ_max = 0 switches the cap off."""
+    from defection.model.dynamics import replacement_probability
+
+    assert replacement_probability(0.02, 0.00167, 0.05) == 0.02  # 0.02 × 5% = 0.1% ≤ 0.167%
+    assert replacement_probability(0.02, 0.00167, 0.10) == pytest.approx(0.0167)  # 0.02 × 10% = 0.2% > 0.167%
+    assert replacement_probability(0.02, 0.00167, 0.10) * 0.10 == pytest.approx(0.00167)
+    assert replacement_probability(0.02, 0.0, 0.5) == 0.02
+    assert replacement_probability(0.0, 0.00167, 0.5) == 0.0
+    assert replacement_probability(0.02, 0.00167, 0.0) == 0.02

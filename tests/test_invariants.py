@@ -175,3 +175,21 @@ def test_zero_awareness_nobody_responds_to_the_offer() -> None:
     # and the same offer, once heard, does change behaviour
     heard = simulate(scenario(offer__cash_usd=1e7), **SMALL)
     assert heard.per_replicate["defected"].sum() > a.per_replicate["defected"].sum()
+
+
+def test_replacements_never_exceed_the_army_s_capacity() -> None:
+    """Eq. 21b: with heavy losses (five times the combat intensity), the day's replacements stay within the capacity
+    on average (the binomial noise of one day can exceed it), units end weaker than without the cap, and a higher
+    capacity never leaves them weaker (common random numbers)."""
+    heavy = {"combat__intensity": 5.0, "regime__response__mode": "static"}
+    runs = {
+        cap: simulate(scenario(**heavy, combat__replacement_capacity_share_per_day=cap), **SMALL)
+        for cap in (0.0005, 0.002, 0.0)
+    }
+    for cap in (0.0005, 0.002):
+        daily = runs[cap].daily  # "replaced": the day's replacements, in represented soldiers
+        replaced_share = daily.groupby("replicate")["replaced"].mean() / runs[cap].represented
+        assert (replaced_share > 0.5 * cap).all()  # the cap binds: losses outrun it
+        assert (replaced_share <= cap * 1.05).all(), (cap, replaced_share.tolist())
+    strength = {cap: float(r.per_replicate["strength_remaining_share"].median()) for cap, r in runs.items()}
+    assert strength[0.0005] < strength[0.002] <= strength[0.0]

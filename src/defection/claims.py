@@ -118,6 +118,13 @@ SENSITIVE: tuple[Range, ...] = (
     Range("preferences.moral_cost_median_usd", 100_000.0, 600_000.0, why="moral cost m0, calibrated (§7.4)"),
     Range("crossing.killed_crossing_base", 0.02, 0.3, why="base crossing risk, calibrated (§7.3)"),
     Range("regime.family_reprisal_usd", 0.0, 100_000.0, why="reprisals against families, assumption (§7.4)"),
+    Range(
+        "combat.replacement_capacity_share_per_day",
+        0.0005,
+        0.003,
+        why="replacements the army can send a day, ≈10,000–63,000 a month for 700,000 soldiers (recruitment "
+        "30,000–40,000 a month [R14]; §7.8, eq. 21b)",
+    ),
 )
 
 
@@ -345,6 +352,13 @@ def claim_few_defections_stop_the_army(lab: Lab) -> ClaimResult:
             "regime.response.mode": "static",
             "programme.extraction_capacity_per_day": "x100",
         },
+        "the same, replacements 10,000 a month": {  # the low end of the replacement capacity (eq. 21b)
+            "offer.cash_usd": 1e7,
+            "regime.monitors_per_soldier": 0.0,
+            "regime.response.mode": "static",
+            "programme.extraction_capacity_per_day": "x100",
+            "combat.replacement_capacity_share_per_day": 0.0005,
+        },
     }
     pairs = []
     numbers = []
@@ -374,7 +388,7 @@ def claim_few_defections_stop_the_army(lab: Lab) -> ClaimResult:
             "not supported",
             (
                 f"even {most[0]:.1%} defections ({most[2]}) left only {most[1]:.1%} of "
-                f"companies combat-ineffective at worst (replacements refill units)"
+                f"companies combat-ineffective at worst (replacements refill units, even at 10,000 a month)"
             ),
         )
     metric = lambda lab_, ch: _median(lab_, ch, "units_ineffective_peak_share")  # noqa: E731

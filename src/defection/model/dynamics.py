@@ -108,11 +108,13 @@ def attrition_and_replacement(
     co: Companies,
     counts: np.ndarray,
     census: np.ndarray,
+    replacement_rate: float,
 ) -> None:
     """Phase 10: deaths and wounds at the eq. 1 hazard (queued soldiers too: they are still in the line);
-    vacant slots refilled at the rate of eq. 21. Each company's census (present, queued, aware: as `census_row`
-    counts them) is taken in the same pass, in integers, from the soldiers who stay and the replacements: nothing
-    after this phase changes a soldier's status or awareness the same day.
+    vacant slots refilled with the day's probability `replacement_rate` (eq. 21, capped by eq. 21b). Each
+    company's census (present, queued, aware: as `census_row` counts them) is taken in the same pass, in
+    integers, from the soldiers who stay and the replacements: nothing after this phase changes a soldier's
+    status or awareness the same day.
 
     The hazards are read from a table by company class and soldier type (`attrition_thresholds`, once a day), and
     a soldier whose uniform is at or above his class's greatest threshold (`attrition_reach`) survives without
@@ -125,7 +127,6 @@ def attrition_and_replacement(
         p.death_hazard, p.class_exposure, p.type_hazard_multiplier, p.intensity, p.wounded_per_killed
     )
     reach = attrition_reach(killed_below, hit_below)
-    replacement_rate = p.replacement_rate
     cs = p.company_size
     k_att = rng.stream_key(seed, rep, t, rng.ATTRITION)
     k_rep = rng.stream_key(seed, rep, t, rng.REPLACEMENT)
@@ -406,6 +407,15 @@ class DirectCall:
         return result
 
 
+def replacement_probability(rate: float, capacity_share: float, vacant_share: float) -> float:
+    """Eq. 21b: ρ_t = min(ρ_rep, ρ_max / v_t), the day's chance that a vacant slot is refilled, so that the expected
+    replacements ρ_t·v_t never exceed the army's capacity ρ_max (v_t: vacant slots as a share of the establishment,
+    at the end of the day before; ρ_max = 0: no cap)."""
+    if capacity_share <= 0.0 or rate * vacant_share <= capacity_share:
+        return rate
+    return capacity_share / vacant_share
+
+
 def recent_exit_share(flow: np.ndarray, daily: np.ndarray, t: int, step: int) -> float:
     """Eq. 27b: the share of the force lost per 30 days over the last `step` days (the adaptive offer rule's d)."""
     mean_serving = _window_mean(daily, COL["serving"], t - step, t)
@@ -557,6 +567,8 @@ def run_replicate(
     kernels = DayKernels(entry_points)
     adaptive_offer = sc.offer.schedule.rule == "adaptive"  # the only rule that reads the recent exit share
     queued_total = 0
+    replacement_capacity = sc.combat.replacement_capacity_share_per_day
+    present_prev = float(n)  # slots present at the end of the day before (eq. 21b); all on day 0
     recorded_measures, measure_values = measures, list(measures.as_dict().values())
     timer.lap("exogenous")  # population synthesis is booked to the first phase
     for t in range(days):
@@ -668,7 +680,8 @@ def run_replicate(
         timer.lap("extraction")
         # 10. attrition and replacement
         if not threshold_mode:
-            kernels.attrition_and_replacement(t, seed, rep, p, soldiers, traits, companies, counts, census)
+            rho = replacement_probability(p.replacement_rate, replacement_capacity, 1.0 - present_prev / n)
+            kernels.attrition_and_replacement(t, seed, rep, p, soldiers, traits, companies, counts, census, rho)
         timer.lap("attrition")
         # 11-12. unit state, precedent and credibility evidence
         kernels.update_company_signals(
@@ -682,6 +695,7 @@ def run_replicate(
         timer.lap("units")
         # economics: programme and regime costs committed today (eq. 33, 36)
         present_total, queued_total, aware_total = census.sum(axis=0)
+        present_prev = float(present_total)
         row = daily[t]
         row[_COUNT_COLS] = totals[_COUNT_COUNTERS] * w
         present_now = float(present_total) * w

@@ -441,6 +441,15 @@ class Combat(Section):
         "assumption: recruitment ≈30k/month matches losses [R14]",
         "Daily chance a vacant slot is refilled (eq. 21).",
     )
+    replacement_capacity_share_per_day: float = param(
+        0.00167,
+        0.0,
+        0.05,
+        "share of force per day",
+        "DERIVED: recruitment 30,000–40,000/month [R14], the midpoint over a force of ≈700,000 [R11] "
+        "(35,000 / 30 / 700,000); 0 = no cap",
+        "ρ_max, the most replacements the army can send in a day, as a share of its force (eq. 21b).",
+    )
     remaining_exposure_days: float = param(
         365.0,
         30.0,
