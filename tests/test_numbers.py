@@ -52,6 +52,7 @@ def test_every_marked_figure_is_what_make_numbers_wrote() -> None:
             assert shown == render_key(SPEC, key, NUMBERS, ROOT), f"{doc.name}: n:{key} is stale; run `make numbers`"
         assert rewrite(text, SPEC, NUMBERS, ROOT) == text
     assert "table:default_worlds" in found and "proposal.defected_share.median" in found
+    assert "claims:table" in found and "claims:detail" in found  # docs/claims.md, from docs/validation/claims.json
     assert len(found) >= 8
 
 

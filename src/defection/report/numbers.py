@@ -75,6 +75,7 @@ class NumbersSpec:
     worlds: tuple[World, ...]
     tables: tuple[TableSpec, ...]
     summaries: tuple[SummarySpec, ...] = field(default=())
+    claims_file: str = ""  # the committed `defection claims --json` output the claims markers read
 
     def world(self, key: str) -> World:
         for w in self.worlds:
@@ -95,7 +96,7 @@ def load_spec(path: Path) -> NumbersSpec:
     summaries = tuple(
         SummarySpec(s["key"], s["file"], s["field"], s["format"], s.get("total", "")) for s in data.get("summary", [])
     )
-    spec = NumbersSpec(settings, worlds, tables, summaries)
+    spec = NumbersSpec(settings, worlds, tables, summaries, str(data.get("claims", {}).get("file", "")))
     for t in tables:
         for w in t.worlds:
             spec.world(w)
@@ -148,6 +149,99 @@ SUMMARY_FORMATS: dict[str, Callable[[float, float], str]] = {
 }
 
 
+def usd(v: float) -> str:
+    """Dollars to three significant digits: $171,000, $8.65M, $51.3bn."""
+    if v is None or not math.isfinite(v):
+        return "–"
+    if abs(v) >= 1e9:
+        return f"${v / 1e9:.3g}bn"
+    if abs(v) >= 1e6:
+        return f"${v / 1e6:.3g}M"
+    return f"${float(f'{v:.3g}'):,.0f}"
+
+
+def claim_value(number: Mapping[str, Any], v: float | None) -> str:
+    """One value of a claim's number, in its kind: a share as a percentage, dollars, else three digits."""
+    if v is None or not math.isfinite(v):
+        return "–"
+    if "share" in number["name"]:
+        return percent(v)
+    if number.get("unit") == "USD":
+        return usd(v)
+    return f"{v:.3g}"
+
+
+def claim_number(number: Mapping[str, Any]) -> str:
+    """A claim's number as 'median (p05 to p95)' (' to ': the values can be negative)."""
+    lo, mid, hi = (claim_value(number, number[k]) for k in ("p05", "median", "p95"))
+    return f"{mid} ({lo} to {hi})"
+
+
+def claims_table(claims: Mapping[str, Any]) -> str:
+    """The six verdicts: claim, verdict, why, what decides it, the best alternative."""
+    lines = ["| claim | verdict | why | decided by | best alternative |", "|---|---|---|---|---|"]
+    for c in claims["claims"]:
+        deciding = "; ".join(d["parameter"] for d in c.get("deciding") or []) or "–"
+        alt = c.get("alternative") or {}
+        best = f"{alt['name']} ({alt.get('description', '')})" if alt.get("name") else "–"
+        cells = [f"{c['number']}. {c['claim']}", f"**{c['verdict']}**", c["reason"], deciding, best]
+        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
+    return "\n".join(lines)
+
+
+def claims_detail(claims: Mapping[str, Any]) -> str:
+    """Claim by claim: the test, the verdict and why, every number with its interval, what decides it and the
+    best alternative."""
+    parts = []
+    for c in claims["claims"]:
+        lines = [f"### Claim {c['number']}: {c['claim']}", "", f"*Test.* {c['test']}", ""]
+        lines += [f"**Verdict: {c['verdict']}.** {c['reason']}", ""]
+        lines += ["| number | median (90% interval) |", "|---|---|"]
+        lines += [f"| {n['name']} | {claim_number(n)} |" for n in c["numbers"]]
+        deciding = c.get("deciding") or []
+        if deciding:
+            lines += ["", "*Decided by* (the claim's metric at each end of the parameter's plausible range):"]
+            lines += [
+                f"- `{d['parameter']}` {d['low']:g} → {d['high']:g}: "
+                f"{d['metric_at_low']:.3g} → {d['metric_at_high']:.3g}"
+                for d in deciding
+            ]
+        alt = c.get("alternative") or {}
+        if alt.get("name"):
+            lines += [
+                "",
+                f"*Best alternative:* {alt['name']} ({alt.get('description', '')}): "
+                f"{alt['metric']:.3g} against the proposal's {alt['proposal_metric']:.3g}.",
+            ]
+        parts.append("\n".join(lines))
+    return "\n\n" + "\n\n".join(parts) + "\n\n"
+
+
+def render_claims_key(key: str, claims: Mapping[str, Any]) -> str:
+    """`claims:table`, `claims:detail`, `claims.N.verdict`, `claims.N.reason`, `claims.N.settings`, `claims.N.K`
+    (claim N's K-th number with its interval) or `claims.N.K.median` (or .p05, .p95)."""
+    if key == "claims:table":
+        return "\n\n" + claims_table(claims) + "\n\n"
+    if key == "claims:detail":
+        return claims_detail(claims)
+    _, number, what = key.split(".", 2)
+    claim = next((c for c in claims["claims"] if str(c["number"]) == number), None)
+    if claim is None:
+        raise KeyError(f"marker n:{key}: no claim {number}")
+    if what in ("verdict", "reason"):
+        return str(claim[what])
+    if what == "settings":
+        st = claims["settings"]
+        return f"{st['agents']:,} agents, {st['days']} days, {st['replicates']} replicates, seed {st['seed']}"
+    index, _, stat = what.partition(".")
+    number = claim["numbers"][int(index)]
+    if stat:
+        if stat not in STATS:
+            raise KeyError(f"marker n:{key}: the statistic is one of {', '.join(STATS)}")
+        return claim_value(number, number[stat])
+    return claim_number(number)
+
+
 def render_table(spec: NumbersSpec, table: TableSpec, numbers: Mapping[str, Any]) -> str:
     """A Markdown table of the worlds' medians and 90% intervals."""
     head = "| world | " + " | ".join(h for _, h in table.columns) + " |"
@@ -161,6 +255,10 @@ def render_table(spec: NumbersSpec, table: TableSpec, numbers: Mapping[str, Any]
 
 def render_key(spec: NumbersSpec, key: str, numbers: Mapping[str, Any], root: Path) -> str:
     """The text a marker with `key` stands for."""
+    if key.startswith(("claims:", "claims.")):
+        if not spec.claims_file:
+            raise KeyError(f"marker n:{key}: docs/numbers.toml names no claims file")
+        return render_claims_key(key, json.loads((root / spec.claims_file).read_text(encoding="utf-8")))
     if key.startswith("table:"):
         name = key.removeprefix("table:")
         table = next((t for t in spec.tables if t.key == name), None)
