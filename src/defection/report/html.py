@@ -22,6 +22,7 @@ from defection.model.population import resolution_warning
 from defection.report import explore_figures as ef
 from defection.report import figures as rf
 from defection.report.changes import Change, changed_parameters, scenario_of, shown
+from defection.report.claims_text import alternative_text, decided_by_text
 from defection.report.comparison import Comparison, load_comparison
 from defection.report.errors import ReportError
 from defection.report.format import fmt_interval, fmt_signed, fmt_value
@@ -301,14 +302,18 @@ def claims_section(claims: dict[str, Any]) -> str:
         rows.append(
             f"<tr>{cell(c.get('number', ''))}{cell(c.get('claim', ''), c.get('test') or None)}"
             f'<td class="verdict" style="background:{colour}">{escape(c.get("verdict", ""))}</td>'
-            f"{cell(c.get('reason', ''))}{cell(numbers)}</tr>"
+            f"{cell(c.get('reason', ''))}{cell(decided_by_text(c))}{cell(alternative_text(c))}{cell(numbers)}</tr>"
         )
     settings = claims.get("settings", {})
     note = f"{claims.get('simulations', '?')} simulations; settings: {json.dumps(settings, default=str)}"
+    headers = ["#", "claim", "verdict", "reason", "decided by", "best alternative", "numbers (median, 90% interval)"]
     return (
         '<section id="claims"><h2>The proposal\'s claims</h2>'
         + f'<p class="note">{escape(note)}</p>'
-        + table(["#", "claim", "verdict", "reason", "numbers (median, 90% interval)"], rows, "claims-table")
+        + '<p class="note">Decided by: the tested parameters (at most three) whose low and high ends move the '
+        "claim's metric the most, one at a time under common random numbers. Best alternative: the programme design "
+        "that does best on the metric of a claim that is not supported.</p>"
+        + table(headers, rows, "claims-table")
         + "</section>"
     )
 
