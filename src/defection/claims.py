@@ -695,6 +695,8 @@ def run_claims(
         )
     rule = adaptive_summary(tried, replicates, base.regime.response.mode == "best_response") if adaptive else None
     proposal = lab.run({})
+    if posterior is not None:  # the posterior given, not the copy each variant draws from (its weights renormalised)
+        proposal.posterior_hash, proposal.posterior_path = posterior.content_hash(), posterior.source
     return ClaimsReport(
         results, dict(lab.settings), lab.runs, proposal, lab.agent_days, lab.simulate_seconds, found, adaptive=rule
     )
