@@ -533,8 +533,9 @@ def _kind_sections(db: ResultsDB, run: dict[str, Any]) -> str:
 
 
 def render_report(db: ResultsDB, run_id: str) -> str:
-    """One self-contained HTML document reporting a complete run: header, outcomes, changed parameters, the
-    sections and figures of its kind. ReportError if the run is not complete; RunNotFound if there is none."""
+    """One self-contained HTML document reporting a complete run: for a run or claims run the brief's summary block
+    first (`defection.report.brief.summary_section`), then header, outcomes, changed parameters, the sections and
+    figures of its kind. ReportError if the run is not complete; RunNotFound if there is none."""
     return report_with_figures(db, run_id)[0]
 
 
@@ -545,8 +546,11 @@ def report_with_figures(db: ResultsDB, run_id: str) -> tuple[str, dict[str, go.F
     sc = scenario_of(run)
     figs = _figures(db, run)
     html_figs = {k: v for k, v in figs.items() if k != "claims"}  # the claims are an HTML table instead
+    from defection.report.brief import summary_for  # lazy: brief.py builds on this module
+
     body = (
-        header_section(run, sc.meta.description if sc is not None else "")
+        summary_for(db, run)  # the brief's summary block starts every run and claims report
+        + header_section(run, sc.meta.description if sc is not None else "")
         + outcomes_section(db.outcomes(rid))
         + changes_section(changed_parameters(sc) if sc is not None else None)
         + _kind_sections(db, run)
