@@ -65,12 +65,13 @@ calibrate: $(STAMP)
 # The backtest of the whole case library (a fixed seed): 4-fold cross-validation with cases held out in groups
 # (leave-one-case-out, the command's default, needs 17 calibrations: about 3 hours on a 2-core machine); the
 # validation report (validation.html), the PNG and the JSON summary (docs/calibration.md, "How the backtest is
-# scored"). About 45 minutes on a 2-core machine (each fold: the prior and one or two generations).
+# scored"), and the few fields of it the package ships for `defection brief` (src/defection/data/backtest-summary.json). About 45 minutes on a 2-core machine (each fold: the prior and one or two generations).
 validate: $(STAMP)
 	@mkdir -p docs/validation
 	$(BIN)/defection backtest --seed 1 --folds 4 --particles 24 --max-minutes 11 --report docs/validation/validation.html --plot backtest.png --json > docs/validation/backtest.json.tmp
 	mv docs/validation/backtest.json.tmp docs/validation/backtest.json
-	@echo "wrote docs/validation/validation.html, backtest.png and docs/validation/backtest.json"
+	$(BIN)/python -m defection.report.backtest_summary
+	@echo "wrote docs/validation/validation.html, backtest.png, docs/validation/backtest.json and its packaged summary"
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -379,3 +379,29 @@ def test_validation_report_fits_a_laptop_and_draws_the_pairs(tab: Tab, tmp_path:
     assert len(page.evaluate(shown)) == 6
     assert tab.errors == []
     assert [u for u in tab.requests if not u.startswith(("file:", "data:", "about:", "blob:"))] == []
+
+
+def test_brief_fits_a_laptop_and_draws_its_figures(tab: Tab, tmp_path: Path) -> None:
+    """`defection brief` on a tiny claims run: at 1280 px the page needs no sideways scroll (long posterior paths
+    and claim texts wrap), the six verdicts are there, and the three figures are drawn, offline."""
+    target = tmp_path / "brief.html"
+    proc = cli_in_process(
+        "brief", "--agents", "990", "--days", "2", "--replicates", "2", "--seed", "3",
+        "--db", str(tmp_path / "b.duckdb"), "-o", str(target),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    page = tab.page
+    page.goto(target.as_uri())
+    figures = check_figures(page, at_least=3)
+    assert {f["id"] for f in figures} == {"fig-defections", "fig-funnel", "fig-cost"}
+    widths = page.evaluate(
+        "() => ({page: document.documentElement.scrollWidth, width: window.innerWidth,"
+        " widest: Math.max(...Array.from(document.querySelectorAll('main :is(p, li, td, th, h1, h2, h3, .plot)'))"
+        ".map(e => e.getBoundingClientRect().right))})"
+    )
+    assert widths["page"] <= 1280 and widths["widest"] <= widths["width"], widths
+    assert page.locator("#brief-claims .claim").count() == 6
+    assert page.locator("#brief-numbers-table tbody tr").count() == 5
+    screenshot(page, "brief.png", full_page=True)
+    assert tab.errors == []
+    assert [u for u in tab.requests if not u.startswith(("file:", "data:", "about:", "blob:"))] == []

@@ -48,8 +48,23 @@ CLAIMS = {
             "verdict": "not supported",
             "reason": "too few",
             "numbers": [{"name": "defected share", "median": 0.01, "p05": 0.005, "p95": 0.02, "unit": ""}],
-            "deciding": [],
-            "alternative": None,
+            "deciding": [
+                {
+                    "parameter": "credibility.prior_alpha",
+                    "low": 1.0,
+                    "high": 6.0,
+                    "metric_at_low": 0.0034,
+                    "metric_at_high": 0.0061,
+                    "swing": 0.0027,
+                }
+            ],
+            "alternative": {
+                "name": "credibility first",
+                "description": "publicised resettlements <first>",
+                "metric": 0.0061,
+                "proposal_metric": 0.0034,
+                "all": {"credibility first": 0.0061},
+            },
         },
         {
             "number": 2,
@@ -374,6 +389,17 @@ def test_claims_report_has_the_coloured_claims_table(store: tuple[ResultsDB, dic
     assert '<td class="verdict" style="background:#fff3cd">depends on credibility.prior_alpha</td>' in table
     assert "Mass &lt;defection&gt;" in table and "$2.00bn ($1.00bn – $3.00bn)" in table
     assert "fig-defections" in html  # the proposal's own run is reported too
+    # what `defection claims` prints under each table: the deciding parameters and the best alternative design
+    head = html[html.index('id="claims-table"') : html.index("</thead>", html.index('id="claims-table"'))]
+    assert "<th>decided by</th>" in head and "<th>best alternative</th>" in head
+    assert "<td>credibility.prior_alpha (1 → 6: median defected share 0.34% → 0.61%)</td>" in table
+    assert (
+        "<td>credibility first: publicised resettlements &lt;first&gt; (median defected share 0.34% with the "
+        "proposal → 0.61%)</td>"
+    ) in table
+    assert "<td>not needed: the claim is supported</td>" in table  # claim 2
+    assert table.count("<td>none of the tested parameters moves it</td>") == 2  # claims 2 and 3
+    assert "<td>none tested for this claim</td>" in table  # claim 3
     figs = report_figures(db, ids["claims"])
     assert "claims" in figs and list(figs["claims"].data[0].cells.values[2]) == [c["verdict"] for c in CLAIMS["claims"]]
     assert figs["claims"].data[0].cells.values[1][0] == "Mass &lt;defection&gt;"  # plotly renders some HTML

@@ -54,7 +54,15 @@ def heavy(modules: set[str]) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "args", [("--help",), ("run", "--help"), ("claims", "--help"), ("sweep", "--help"), ("curve", "--help")]
+    "args",
+    [
+        ("--help",),
+        ("run", "--help"),
+        ("claims", "--help"),
+        ("sweep", "--help"),
+        ("curve", "--help"),
+        ("brief", "--help"),
+    ],
 )
 def test_help_imports_no_heavy_library(args: tuple[str, ...]) -> None:
     modules, stdout = imported(["-m", "defection", *args])

@@ -534,6 +534,22 @@ def claim_asylum_and_education_matter(lab: Lab) -> ClaimResult:
     )
 
 
+# What each claim's `deciding` rows and `alternative` measure (`metric_at_low`/`_high`, `metric`, `proposal_metric`),
+# with the outcome whose units they are in: the reports label and format those numbers with them.
+DECIDING_METRICS: dict[int, tuple[str, str]] = {
+    1: ("median defected share", "defected_share"),
+    2: ("median defected share when raising the offer", "defected_share"),
+    3: ("median peak share of companies combat-ineffective", "units_ineffective_peak_share"),
+    4: ("median cost per paid genuine defector", "cost_per_genuine_defector_usd"),
+    5: ("median defectors gained by the threat", "defected"),
+    6: ("median defected share added by asylum and education", "defected_share"),
+}
+ALTERNATIVE_METRICS: dict[int, tuple[str, str]] = {
+    1: ("median defected share", "defected_share"),
+    2: ("median defected share when raising the offer", "defected_share"),
+    5: ("median defectors", "defected"),
+}
+
 CLAIMS = (
     claim_mass_defection,
     claim_raise_until_it_works,
@@ -693,6 +709,8 @@ def run_claims(
         )
     rule = adaptive_summary(tried, replicates, base.regime.response.mode == "best_response") if adaptive else None
     proposal = lab.run({})
+    if posterior is not None:  # the posterior given, not the copy each variant draws from (its weights renormalised)
+        proposal.posterior_hash, proposal.posterior_path = posterior.content_hash(), posterior.source
     return ClaimsReport(
         results, dict(lab.settings), lab.runs, proposal, lab.agent_days, lab.simulate_seconds, found, adaptive=rule
     )

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import typer
 
-from defection.cli import bench, calibrate, claims, curve, predict, report, run, runs, scenarios, search, sweep, web
+from defection.cli import (
+    bench,
+    brief,
+    calibrate,
+    claims,
+    curve,
+    predict,
+    report,
+    run,
+    runs,
+    scenarios,
+    search,
+    sweep,
+    web,
+)
 from defection.cli.console import STARTED_KEY, mark_command_start, process_started
 
 app = typer.Typer(
@@ -21,7 +35,7 @@ def _start(ctx: typer.Context) -> None:
     mark_command_start(ctx)
 
 
-for group in (run, scenarios, runs, claims, curve, calibrate, predict, bench, sweep, search, report, web):
+for group in (run, scenarios, runs, claims, curve, calibrate, predict, bench, sweep, search, report, brief, web):
     group.register(app)
 
 

@@ -32,6 +32,7 @@ from defection.cli.console import (
 # defection.claims, defection.store (duckdb), the scenario (pydantic) and the posterior (numpy) are imported inside
 # the commands: `defection --help` need not load them.
 if TYPE_CHECKING:
+    from defection.claims import ClaimsReport
     from defection.scenario import Scenario
     from defection.scenario.posterior import Posterior
 
@@ -77,53 +78,10 @@ def claims(
 ) -> None:
     """Test each claim of the proposal on the simulator: numbers with 90% intervals, a verdict, the parameters
     that decide it, and the best alternative design for a failing claim."""
-    from defection.claims import plan_claims, replicate_rounds, run_claims, settings_warnings  # lazy: see the top
-    from defection.engine import workers_for
-    from defection.scenario import ScenarioError, with_overrides
-    from defection.store import RunMeta  # lazy: duckdb
-    from defection.workers import replicate_workers
-
-    if posterior is not None and no_posterior:
-        fail("--posterior and --no-posterior contradict each other; give one")
-    base = load_or_fail(scenario, posterior=not no_posterior)
-    try:
-        sc = with_overrides(base, source="claims options", replicates=replicates, days=days, agents=agents, seed=seed)
-    except ScenarioError as e:
-        fail(e.render())
-    warn_resolution(sc.simulation.agents, sc.force.company_size)
-    post, post_source = choose_posterior(sc, posterior, no_posterior)
-    early = settings_warnings(replicates, days)
-    for why in early:
-        warn(f"these settings may be too small to decide the claims: {why}")
-    with recorded(db, RunMeta.from_scenario(sc, kind="claims"), "claims run") as (store, run_id):
-        n_workers = workers if workers is not None else workers_for(sc)
-        with Reporter("claims", transient=as_json) as rep, replicate_workers(n_workers) as pool:
-            planned = plan_claims(sc, replicates, days, sc.simulation.agents, sc.simulation.seed)
-            if adaptive:  # each round may extend every variant: at most this many simulations
-                planned *= len(replicate_rounds(replicates, adaptive))
-            rep.stage("testing the claims: variants" + (" × rounds (at most)" if adaptive else ""), total=planned)
-
-            def progress(label: str, done: int, total: int | None) -> None:
-                rep.update(completed=done, detail=f"now: variant {done + 1} of {total}: {label}", line=True)
-
-            report = run_claims(
-                sc,
-                replicates,
-                days,
-                sc.simulation.agents,
-                sc.simulation.seed,
-                progress=progress,
-                posterior=post,
-                planned=planned,
-                workers=pool,
-                adaptive=adaptive,
-            )
-            rep.update(completed=report.simulations, detail="all variants simulated")
-        report.settings["posterior"] = post_source
-        report.proposal.run_id = run_id
-        # the stored run's wall time is the command's (every variant), not the proposal's simulation alone
-        report.proposal.wall_seconds = command_seconds()
-        store.complete_run(run_id, report.proposal, artifacts={"claims": report.to_dict()})
+    run_id, report, early = stored_claims(
+        scenario, replicates, days, agents, seed, db, posterior, no_posterior, workers, adaptive, quiet=as_json
+    )
+    post_source = report.settings["posterior"]
     payload = {"run_id": run_id, **report.to_dict(), "wall_seconds": command_seconds()}
     for why in report.warnings:
         if why not in early:
@@ -174,6 +132,72 @@ def claims(
         f"{payload['simulations']} simulations × {used} replicates ({report.agent_days:,} agent-days, "
         f"{payload['wall_seconds']:.1f} s); parameters: {post_source}; stored as run [bold]{run_id}[/] in {db}"
     )
+
+
+def stored_claims(
+    scenario: Path | None,
+    replicates: int,
+    days: int,
+    agents: int,
+    seed: int | None,
+    db: Path,
+    posterior: Path | None = None,
+    no_posterior: bool = False,
+    workers: int | None = None,
+    adaptive: bool = False,
+    quiet: bool = False,
+) -> tuple[str, ClaimsReport, list[str]]:
+    """Test the claims on a scenario (a file, a shipped scenario's name, None: the default) as `defection claims`
+    does, with progress on standard error (`quiet`: transient), and store the run; (run id, the report, the warnings
+    given before simulating). A bad scenario or option is a clean error (exit 2) before anything is stored."""
+    from defection.claims import plan_claims, replicate_rounds, run_claims, settings_warnings  # lazy: see the top
+    from defection.engine import workers_for
+    from defection.scenario import ScenarioError, with_overrides
+    from defection.store import RunMeta  # lazy: duckdb
+    from defection.workers import replicate_workers
+
+    if posterior is not None and no_posterior:
+        fail("--posterior and --no-posterior contradict each other; give one")
+    base = load_or_fail(scenario, posterior=not no_posterior)
+    try:
+        sc = with_overrides(base, source="claims options", replicates=replicates, days=days, agents=agents, seed=seed)
+    except ScenarioError as e:
+        fail(e.render())
+    warn_resolution(sc.simulation.agents, sc.force.company_size)
+    post, post_source = choose_posterior(sc, posterior, no_posterior)
+    early = settings_warnings(replicates, days)
+    for why in early:
+        warn(f"these settings may be too small to decide the claims: {why}")
+    with recorded(db, RunMeta.from_scenario(sc, kind="claims"), "claims run") as (store, run_id):
+        n_workers = workers if workers is not None else workers_for(sc)
+        with Reporter("claims", transient=quiet) as rep, replicate_workers(n_workers) as pool:
+            planned = plan_claims(sc, replicates, days, sc.simulation.agents, sc.simulation.seed)
+            if adaptive:  # each round may extend every variant: at most this many simulations
+                planned *= len(replicate_rounds(replicates, adaptive))
+            rep.stage("testing the claims: variants" + (" × rounds (at most)" if adaptive else ""), total=planned)
+
+            def progress(label: str, done: int, total: int | None) -> None:
+                rep.update(completed=done, detail=f"now: variant {done + 1} of {total}: {label}", line=True)
+
+            report = run_claims(
+                sc,
+                replicates,
+                days,
+                sc.simulation.agents,
+                sc.simulation.seed,
+                progress=progress,
+                posterior=post,
+                planned=planned,
+                workers=pool,
+                adaptive=adaptive,
+            )
+            rep.update(completed=report.simulations, detail="all variants simulated")
+        report.settings["posterior"] = post_source
+        report.proposal.run_id = run_id
+        # the stored run's wall time is the command's (every variant), not the proposal's simulation alone
+        report.proposal.wall_seconds = command_seconds()
+        store.complete_run(run_id, report.proposal, artifacts={"claims": report.to_dict()})
+    return run_id, report, early
 
 
 def _g(v: float | None) -> str:

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from defection.model.outputs import COUNTER_MEASURES
+from defection.report.claims_text import alternative_text, decided_by_text
 from defection.report.format import fmt_interval, fmt_value
 from defection.report.series import bands, median_across, replicate_peaks, replicate_totals, summarise
 
@@ -306,14 +307,30 @@ def claims_table(claims: dict[str, Any]) -> go.Figure:
         [str(c.get("number", "")) for c in rows],
         [escape(c.get("claim", "")) for c in rows],
         [escape(v) for v in verdicts],
-        [escape(c.get("reason", "")) for c in rows],
+        [
+            "<br>".join(
+                escape(line)
+                for line in (
+                    c.get("reason", ""),
+                    f"decided by: {decided_by_text(c)}",
+                    f"best alternative: {alternative_text(c)}",
+                )
+            )
+            for c in rows
+        ],
         numbers,
     ]
     fig = go.Figure(
         go.Table(
             columnwidth=[30, 260, 110, 260, 320],
             header={
-                "values": ["#", "claim", "verdict", "reason", "numbers (median, 90% interval)"],
+                "values": [
+                    "#",
+                    "claim",
+                    "verdict",
+                    "reason; decided by; best alternative",
+                    "numbers (median, 90% interval)",
+                ],
                 "fill_color": "#e9ecef",
                 "align": "left",
             },
@@ -325,7 +342,7 @@ def claims_table(claims: dict[str, Any]) -> go.Figure:
             },
         )
     )
-    fig.update_layout(**{**LAYOUT, "height": 160 + 110 * len(rows)}, title={"text": "The proposal's claims"})
+    fig.update_layout(**{**LAYOUT, "height": 160 + 170 * len(rows)}, title={"text": "The proposal's claims"})
     return fig
 
 

@@ -22,6 +22,7 @@ from defection.model.population import resolution_warning
 from defection.report import explore_figures as ef
 from defection.report import figures as rf
 from defection.report.changes import Change, changed_parameters, scenario_of, shown
+from defection.report.claims_text import alternative_text, decided_by_text
 from defection.report.comparison import Comparison, load_comparison
 from defection.report.errors import ReportError
 from defection.report.format import fmt_interval, fmt_signed, fmt_value
@@ -301,14 +302,18 @@ def claims_section(claims: dict[str, Any]) -> str:
         rows.append(
             f"<tr>{cell(c.get('number', ''))}{cell(c.get('claim', ''), c.get('test') or None)}"
             f'<td class="verdict" style="background:{colour}">{escape(c.get("verdict", ""))}</td>'
-            f"{cell(c.get('reason', ''))}{cell(numbers)}</tr>"
+            f"{cell(c.get('reason', ''))}{cell(decided_by_text(c))}{cell(alternative_text(c))}{cell(numbers)}</tr>"
         )
     settings = claims.get("settings", {})
     note = f"{claims.get('simulations', '?')} simulations; settings: {json.dumps(settings, default=str)}"
+    headers = ["#", "claim", "verdict", "reason", "decided by", "best alternative", "numbers (median, 90% interval)"]
     return (
         '<section id="claims"><h2>The proposal\'s claims</h2>'
         + f'<p class="note">{escape(note)}</p>'
-        + table(["#", "claim", "verdict", "reason", "numbers (median, 90% interval)"], rows, "claims-table")
+        + '<p class="note">Decided by: the tested parameters (at most three) whose low and high ends move the '
+        "claim's metric the most, one at a time under common random numbers. Best alternative: the programme design "
+        "that does best on the metric of a claim that is not supported.</p>"
+        + table(headers, rows, "claims-table")
         + "</section>"
     )
 
@@ -528,8 +533,9 @@ def _kind_sections(db: ResultsDB, run: dict[str, Any]) -> str:
 
 
 def render_report(db: ResultsDB, run_id: str) -> str:
-    """One self-contained HTML document reporting a complete run: header, outcomes, changed parameters, the
-    sections and figures of its kind. ReportError if the run is not complete; RunNotFound if there is none."""
+    """One self-contained HTML document reporting a complete run: for a run or claims run the brief's summary block
+    first (`defection.report.brief.summary_section`), then header, outcomes, changed parameters, the sections and
+    figures of its kind. ReportError if the run is not complete; RunNotFound if there is none."""
     return report_with_figures(db, run_id)[0]
 
 
@@ -540,8 +546,11 @@ def report_with_figures(db: ResultsDB, run_id: str) -> tuple[str, dict[str, go.F
     sc = scenario_of(run)
     figs = _figures(db, run)
     html_figs = {k: v for k, v in figs.items() if k != "claims"}  # the claims are an HTML table instead
+    from defection.report.brief import summary_for  # lazy: brief.py builds on this module
+
     body = (
-        header_section(run, sc.meta.description if sc is not None else "")
+        summary_for(db, run)  # the brief's summary block starts every run and claims report
+        + header_section(run, sc.meta.description if sc is not None else "")
         + outcomes_section(db.outcomes(rid))
         + changes_section(changed_parameters(sc) if sc is not None else None)
         + _kind_sections(db, run)
