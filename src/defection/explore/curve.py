@@ -16,7 +16,6 @@ from __future__ import annotations
 import difflib
 import math
 import time
-import tomllib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from defection.analysis import json_number
 from defection.engine import simulate
 from defection.model.outputs import OUTCOMES
 from defection.scenario import Scenario, with_changes
+from defection.scenario.files import InputFileError, parse_toml_value
 from defection.scenario.posterior import Posterior
 from defection.scenario.registry import ParamInfo, registry
 
@@ -160,8 +160,8 @@ def parse_value(text: str) -> Any:
     """A value as written on the command line: a TOML value (number, true/false, quoted string, array), else the
     bare text as a string (e.g. flat)."""
     try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+        return parse_toml_value(text)
+    except InputFileError:
         return text.strip()
 
 

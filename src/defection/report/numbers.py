@@ -23,7 +23,6 @@ import json
 import math
 import re
 import sys
-import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from defection.scenario.files import read_toml
 
 MARKER = re.compile(r"<!-- n:(?P<key>[A-Za-z0-9_.:-]+) -->(?P<text>.*?)<!-- /n -->", re.DOTALL)
 STATS = ("median", "p05", "p95")
@@ -86,7 +87,7 @@ class NumbersSpec:
 
 def load_spec(path: Path) -> NumbersSpec:
     """Read and check docs/numbers.toml (worlds named by tables exist, settings are whole numbers)."""
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    data = read_toml(path)
     settings = {k: int(data["settings"][k]) for k in ("agents", "replicates", "days", "seed")}
     worlds = tuple(World(w["key"], w["label"], dict(w.get("changes", {}))) for w in data["world"])
     tables = tuple(

@@ -135,6 +135,18 @@ def read_toml(path: str | Path, max_bytes: int = MAX_TOML_BYTES, max_depth: int 
     return data
 
 
+def parse_toml_value(text: str, max_depth: int = MAX_DEPTH) -> Any:
+    """A TOML value as written on a command line (a number, true/false, a quoted string, an array), nested at most
+    `max_depth` levels; `InputFileError` when it is not one."""
+    _check_size(len(text.encode("utf-8")), MAX_TOML_BYTES)
+    try:
+        data = tomllib.loads(f"v = {text}")
+    except (tomllib.TOMLDecodeError, RecursionError) as e:
+        raise InputFileError(f"not a TOML value: {e}") from None
+    _check_depth(data, max_depth)
+    return data["v"]
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """A JSON object's members, refusing a key given twice (json.loads would keep the last one silently)."""
     out: dict[str, Any] = {}

@@ -8,10 +8,11 @@ The historical cases are runnable too (`defection run --case ID`), from the case
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+from defection.scenario.files import read_toml
 
 # A library name: lower-case words, digits and hyphens; never a path (a name with a slash or a suffix is a file).
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -33,7 +34,7 @@ def library_folder() -> Path:
 
 def _description(path: Path) -> str:
     """The `meta.description` of a shipped file, read without validating it (the tests validate every file)."""
-    meta = tomllib.loads(path.read_text(encoding="utf-8")).get("meta", {})
+    meta = read_toml(path).get("meta", {})
     return str(meta.get("description", "")).strip()
 
 
