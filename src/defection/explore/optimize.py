@@ -420,8 +420,35 @@ def trial_row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     }
 
 
+def closeness(row: dict[str, Any], target: Target) -> tuple[float, float, float]:
+    """How close a trial came to the target, larger is closer: first the share of world-replicates that reached
+    it, then the outcome's mean (higher for a target to reach from below, lower for one from above), then a lower
+    cost. With a target no trial reaches every probability is 0, and the package that achieved the most wins (not
+    the cheapest failure)."""
+    metrics = row["metrics"]
+    achieved = metrics.get(target.outcome)
+    level = -math.inf if achieved is None or not math.isfinite(achieved) else float(achieved)
+    return (float(metrics.get("probability", 0.0)), level if target.above else -level, -float(metrics[COST]))
+
+
+def interval(row: dict[str, Any], outcome: str) -> dict[str, float | None] | None:
+    """The outcome's median and 90% interval over a trial's world-replicates (None if the trial has no summary)."""
+    stats = (row.get("summary") or {}).get(outcome)
+    return None if stats is None else {k: stats.get(k) for k in ("median", "p05", "p95", "mean")}
+
+
+def slim(row: dict[str, Any] | None, outcome: str) -> dict[str, Any] | None:
+    """A trial as a command prints it: its summary of every outcome dropped, the target outcome's `interval`
+    kept."""
+    if row is None:
+        return None
+    return {**{k: v for k, v in row.items() if k != "summary"}, "interval": interval(row, outcome)}
+
+
 def results(study: optuna.Study, problem: Problem) -> dict[str, Any]:
-    """Best package (target: cheapest feasible; pareto: none), the Pareto front, and every complete trial."""
+    """Best package (target: cheapest feasible; pareto: none), the closest package when none is feasible (the
+    highest probability of reaching the target, then the most achieved: `closeness`), the Pareto front, and every
+    complete trial."""
     from optuna.trial import TrialState
 
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -431,7 +458,7 @@ def results(study: optuna.Study, problem: Problem) -> dict[str, Any]:
         feasible = [r for r in rows if r["feasible"]]
         if feasible:
             best = min(feasible, key=lambda r: (r["metrics"][COST], r["trial"]))
-        closest = max(rows, key=lambda r: (r["metrics"]["probability"], -r["metrics"][COST]), default=None)
+        closest = max(rows, key=lambda r: closeness(r, problem.target), default=None)
         front: list[dict[str, Any]] = []
     else:
         closest = None
