@@ -144,6 +144,7 @@ def test_numbers_are_printed_to_three_significant_digits() -> None:
     assert fmt_short("offer.cash_usd", 23927.65489308518) == "$23,900"
     assert fmt_short("programme_cost_usd", 2.0e7) == "$20,000,000"
     assert fmt_short("programme_cost_usd", 1.23456e10) == "$12.3bn"
+    assert fmt_short("programme_cost_usd", 3.3912e12) == "$3.39tn"
     assert fmt_short("defected_share", 0.1) == "10%"
     assert fmt_short("defected_share", 0.000123456) == "0.0123%"
     assert fmt_short("probability", 0.75) == "75%"
@@ -269,3 +270,11 @@ def test_sensitivity_command_warns_on_a_tiny_sample(tmp_path: Path) -> None:
     assert "N = 2 is below 512" in " ".join(r.stderr.split())
     html = report.read_text()
     assert 'id="sensitivity-warnings"' in html and "N = 2 is below 512" in html
+
+
+def test_an_infeasible_package_is_ranked_by_its_shortfall() -> None:
+    t = opt.Target(value=0.1, probability=0.8)
+    assert opt.violation(t, 0.9, 0.05) == pytest.approx(-0.1)  # feasible: the shortfall does not count
+    assert opt.violation(t, 0.0, 0.05) == pytest.approx(0.8 + 0.5)
+    assert opt.violation(t, 0.0, 0.02) > opt.violation(t, 0.0, 0.05) > opt.violation(t, 0.5, 0.09)
+    assert opt.violation(opt.Target(value=0.01, probability=0.8, above=False), 0.0, 0.015) == pytest.approx(1.3)

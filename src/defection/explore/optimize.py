@@ -8,7 +8,9 @@ Two problems:
   spec's replicates and the same seed (common random numbers); the probability is the share of the K × R
   world-replicates that reach the target. Feasibility is an Optuna constraint, required probability − achieved
   (feasible when ≤ 0), kept as the trial's `constraint` user attribute and given to Optuna with
-  `Trial.set_constraint` (Optuna ≥ 5; older versions read it through the sampler's `constraints_func`).
+  `Trial.set_constraint` (Optuna ≥ 5; older versions read it through the sampler's `constraints_func`). An
+  infeasible package's constraint also counts how far its mean fell short of the target (`violation`), so that
+  with a target no package reaches the search still moves towards the package that comes closest.
 * **pareto** — the Pareto front of mean cost (min), mean defections (max) and mean time to effect
   (`days_to_target`, min; a world-replicate that never reaches the scenario's `programme.target_share` counts
   as the horizon + 1 day), with NSGA-II (or multi-objective TPE).
@@ -212,9 +214,22 @@ def score_package(results: list[dict[str, Any]], problem: Problem) -> Scored:
     if problem.mode == "target":
         metrics["probability"] = reached
     values = [metrics[name] for name in problem.objectives]
-    constraint = [t.probability - reached] if problem.mode == "target" else []
+    constraint = [violation(t, reached, metrics[t.outcome])] if problem.mode == "target" else []
     summary = {name: _summary(name, v) for name, v in pooled.items()}
     return Scored(values, constraint, {"metrics": metrics, "summary": summary})
+
+
+def violation(target: Target, reached: float, achieved: float) -> float:
+    """The constraint Optuna sees (feasible when ≤ 0): the required probability less the share of world-replicates
+    that reached the target, and, for an infeasible package, also how far its mean fell short of the target value
+    (a share of the value, in [0, 1]). With a target no package reaches, every probability is 0; the shortfall then
+    still ranks the packages, so the sampler moves towards the most achieved rather than only the cheapest."""
+    missing = target.probability - reached
+    if missing <= 0:
+        return missing
+    scale = abs(target.value) or 1.0
+    short = (target.value - achieved if target.above else achieved - target.value) / scale
+    return missing + (min(1.0, max(0.0, short)) if math.isfinite(short) else 1.0)
 
 
 def _summary(name: str, v: np.ndarray) -> dict[str, float | None]:

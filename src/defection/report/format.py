@@ -69,6 +69,8 @@ def fmt_short(name: str, v: Any) -> str:
         return f"{fmt_sig(100 * v)}%"
     if "usd" in name or "cost" in name:
         sign = "−" if v < 0 else ""
+        if abs(v) >= 1e12:
+            return f"{sign}${fmt_sig(abs(v) / 1e12)}tn"
         return f"{sign}${fmt_sig(abs(v) / 1e9)}bn" if abs(v) >= 1e9 else f"{sign}${fmt_sig(abs(v))}"
     return fmt_sig(v)
 

@@ -492,7 +492,7 @@ def trials_section(result: dict[str, Any], trials: list[dict[str, Any]]) -> str:
         f"{goal} (mean)",
         f"{goal} (90% of worlds × replicates)",
         *(["reached the target"] if target_mode else []),
-        "days to target (mean)",
+        "days to target (mean; never counts as the horizon + 1)",
         "feasible" if target_mode else "on the front",
     ]
     note = (
