@@ -380,7 +380,9 @@ def cost_against_achieved(result: dict[str, Any], trials: list[dict[str, Any]]) 
             )
         )
     _titled(fig, "Optimisation: cost against the share achieved")
-    fig.update_xaxes(title_text="programme cost, USD (mean over worlds × replicates, present value)", type="log")
+    fig.update_xaxes(
+        title_text="programme cost, USD (mean over worlds × replicates, present value)", type="log", tickprefix="$"
+    )
     fig.update_yaxes(title_text=f"{goal} (mean over worlds × replicates)", **_axis_format(goal))
     return fig
 
