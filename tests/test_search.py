@@ -409,7 +409,7 @@ def test_optimize_command_resumes_from_journal(tmp_path: Path) -> None:
     assert second["agent_days"] == 1 * 2 * 2 * 990 * 20  # the reused trials were not simulated again
     for payload in (first, second):
         for row in [payload["best"] or payload["closest"]]:
-            assert set(row) == {"trial", "package", "metrics", "feasible"}
+            assert set(row) == {"trial", "package", "metrics", "feasible", "interval"}
             assert set(row["metrics"]) == {"programme_cost_usd", "defected_share", "days_to_target", "probability"}
     trials = _stored(db, second["run_id"], "optimize").artifact(second["run_id"], "trials")
     assert [t["trial"] for t in trials] == [0, 1, 2]

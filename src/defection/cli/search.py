@@ -58,6 +58,15 @@ SchedulerOpt = Annotated[
         show_default=False,
     ),
 ]
+ReportOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--report",
+        help="Also write the run's self-contained HTML report to this file (`defection report RUN_ID` writes it "
+        "again later).",
+        show_default=False,
+    ),
+]
 DB_DEFAULT = Path("defection.duckdb")
 
 
@@ -163,6 +172,7 @@ def sensitivity_command(
     as_json: bool,
     workers: int,
     scheduler: str | None,
+    report: Path | None = None,
 ) -> None:
     # lazy: see the note at the top
     import numpy as np
@@ -179,6 +189,8 @@ def sensitivity_command(
         _fail(f"{spec_path}: {e}")
     if plot is not None and not plot.parent.exists():
         _fail(f"--plot {plot}: folder {plot.parent} does not exist")
+    if report is not None:
+        console.check_folder("--report", report)
     X = unit_design(spec)
     points = _changes(spec.factors, X)
     problem = salib_problem(spec)
@@ -199,6 +211,7 @@ def sensitivity_command(
             )
         Y = {n: sa.outputs_from_rows(rows, n) for n in names}
         tables = {n: sa.indices(m, problem, X, Y[n], seed=spec.experiment.seed) for n in names}
+        cautions = sa.sample_warnings(m, spec.experiment.samples, tables)
         if plot is not None:
             sa.plot_indices(tables, m, plot, f"{spec.experiment.name}: {m} indices ({len(points)} points)")
         wall = console.command_seconds()  # the command's wall time, not its simulations' alone
@@ -209,10 +222,15 @@ def sensitivity_command(
             "factors": problem["names"],
             "outcomes": names,
             "indices": {n: sa.to_records(t) for n, t in tables.items()},
+            "warnings": cautions,
             "plot": None if plot is None else str(plot),
             "wall_seconds": wall,
         }
         store.complete_artifacts(run_id, {"sensitivity": result}, sa.outcome_summary(Y), wall)
+        if report is not None:
+            _write_report(store, run_id, report)
+    for caution in cautions:
+        console.warn(escape(caution))
     if as_json:
         _emit({"run_id": run_id, **result})
         return
@@ -232,6 +250,8 @@ def sensitivity_command(
             console.out.print(f"[yellow]{n} does not vary over the design (always {_fmt(n, float(Y[n][0]))})[/]")
     if plot is not None:
         console.out.print(f"chart: {plot}")
+    if report is not None:
+        console.out.print(f"report: {report}")
     console.out.print(f"stored as run [bold]{run_id}[/] in {db} ({wall:.1f} s)")
 
 
@@ -259,12 +279,16 @@ def optimize_command(
     as_json: bool,
     workers: int,
     scheduler: str | None,
+    report: Path | None = None,
 ) -> None:
     # lazy: see the note at the top
     from defection.explore import optimize as opt
     from defection.explore.design import base_json, settings
+    from defection.report.optimize_text import verdict
 
     spec, base = _load(spec_path)
+    if report is not None:
+        console.check_folder("--report", report)
     _check_outcome(target_outcome, "--target-outcome")
     from defection.model.outputs import OPEN_ENDED
 
@@ -342,31 +366,45 @@ def optimize_command(
             "fixed_levers": fixed,
             **counts,
             "failed": found["failed"],
-            "best": _slim(found["best"]),
-            "closest": _slim(found["closest"]),
-            "pareto": [_slim(r) for r in found["pareto"]],
+            "best": opt.slim(found["best"], target_outcome),
+            "closest": opt.slim(found["closest"], target_outcome),
+            "pareto": [opt.slim(r, target_outcome) for r in found["pareto"]],
             "agent_days": tally.agent_days,
             "wall_seconds": wall,
             "executor": executor,
         }
-        best = found["best"]
+        result["verdict"] = verdict(result)
+        shown = found["best"] or found["closest"]  # the outcomes table: the answer's, or the closest package's
         store.complete_artifacts(
             run_id,
             {"optimize": result, "trials": found["trials"]},
-            _summary_frame(best["summary"]) if best else None,
+            _summary_frame(shown["summary"]) if shown else None,
             wall,
         )
+        if report is not None:
+            _write_report(store, run_id, report)
     if as_json:
         _emit({"run_id": run_id, **result})
         return
     _print_optimize(result, run_id, db)
+    if report is not None:
+        console.out.print(f"report: {report}")
 
 
-def _slim(row: dict[str, Any] | None) -> dict[str, Any] | None:
-    return None if row is None else {k: v for k, v in row.items() if k != "summary"}
+def _write_report(store: Any, run_id: str, path: Path) -> None:
+    """Write a stored run's HTML report; a failure is a clean error (the run itself stays stored)."""
+    from defection.report import ReportError, render_report  # lazy: see the note at the top
+
+    try:
+        path.write_text(render_report(store, run_id), encoding="utf-8")
+    except (ReportError, OSError) as e:
+        console.fail(escape(f"run {run_id} is stored, but its report could not be written to {path}: {e}"), code=1)
 
 
 def _print_optimize(result: dict[str, Any], run_id: str, db: Path) -> None:
+    from defection.report.format import fmt_short  # lazy: see the note at the top
+    from defection.report.optimize_text import goal_text, package_text
+
     head = (
         f"study {result['study']}: {result['complete']} trials ({result['reused']} reused, "
         f"{result['evaluated']} evaluated now, {result['failed']} failed), {result['worlds']} worlds × "
@@ -375,12 +413,14 @@ def _print_optimize(result: dict[str, Any], run_id: str, db: Path) -> None:
     console.out.print(head)
     rows = [result["best"]] if result["mode"] == "target" else result["pareto"]
     if result["mode"] == "target":
-        t = result["target"]
-        goal = f"{t['outcome']} {'≥' if t['above'] else '≤'} {t['value']:g} with probability ≥ {t['probability']:g}"
+        goal = goal_text(result["target"])
+        style = "bold" if result["best"] is not None else "yellow"
+        console.out.print(f"[{style}]{escape(result['verdict'])}[/]", highlight=False)
         if result["best"] is None:
-            console.out.print(f"[yellow]no package reached {goal}[/]; the closest:")
             rows = [result["closest"]] if result["closest"] else []
-        title = f"cheapest package with {goal}"
+            title = f"the closest package (none reached {goal})"
+        else:
+            title = f"cheapest package with {goal}"
     else:
         title = f"Pareto front ({len(rows)} packages): cost, defections, days to target"
     table = Table(title=title, title_justify="left")
@@ -390,11 +430,10 @@ def _print_optimize(result: dict[str, Any], run_id: str, db: Path) -> None:
     for m in metric_names:
         table.add_column(m, justify="right")
     for r in rows:
-        pkg = "\n".join(f"{k} = {_fmt(k, v) if isinstance(v, float) else v}" for k, v in r["package"].items())
         table.add_row(
             str(r["trial"]),
-            pkg,
-            *(_fmt(m, r["metrics"][m]) if m != "probability" else f"{r['metrics'][m]:.2f}" for m in metric_names),
+            escape(package_text(r["package"], "\n")),
+            *(fmt_short(m, r["metrics"][m]) for m in metric_names),
         )
     console.out.print(table)
     console.out.print(f"stored as run [bold]{run_id}[/] in {db} ({result['wall_seconds']:.1f} s)")
@@ -577,10 +616,16 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
         workers: WorkersOpt = 0,
         scheduler: SchedulerOpt = None,
+        report: ReportOpt = None,
     ) -> None:
         """Global sensitivity of the spec's outcomes: Sobol' first-order and total indices (sampler 'sobol') or
-        Morris screening (sampler 'morris'), with bootstrap confidence intervals."""
-        sensitivity_command(spec, method, outcome, plot, db, as_json, workers, scheduler)
+        Morris screening (sampler 'morris'), with bootstrap confidence intervals.
+
+        Warns (stderr, `warnings` in --json, and the report) when the sample is too small to trust: a Sobol' base
+        sample N below 512 (where SALib's bootstrap intervals are still wider than ±0.1), fewer than 10 Morris
+        trajectories (the low end of the 10–20 recommended), or, for an outcome, every factor's 95% interval
+        including 0."""
+        sensitivity_command(spec, method, outcome, plot, db, as_json, workers, scheduler, report)
 
     @app.command()
     def optimize(
@@ -650,6 +695,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
         workers: WorkersOpt = 0,
         scheduler: SchedulerOpt = None,
+        report: ReportOpt = None,
     ) -> None:
         """Optimise the spec's levers across a fixed ensemble of uncertain worlds: the cheapest package reaching a
         target with a given probability, or the Pareto front of cost, defections and time to effect."""
@@ -667,6 +713,7 @@ def register(app: typer.Typer) -> None:
             as_json,
             workers,
             scheduler,
+            report,
         )
 
     @app.command()

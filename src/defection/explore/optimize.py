@@ -8,7 +8,9 @@ Two problems:
   spec's replicates and the same seed (common random numbers); the probability is the share of the K × R
   world-replicates that reach the target. Feasibility is an Optuna constraint, required probability − achieved
   (feasible when ≤ 0), kept as the trial's `constraint` user attribute and given to Optuna with
-  `Trial.set_constraint` (Optuna ≥ 5; older versions read it through the sampler's `constraints_func`).
+  `Trial.set_constraint` (Optuna ≥ 5; older versions read it through the sampler's `constraints_func`). An
+  infeasible package's constraint also counts how far its mean fell short of the target (`violation`), so that
+  with a target no package reaches the search still moves towards the package that comes closest.
 * **pareto** — the Pareto front of mean cost (min), mean defections (max) and mean time to effect
   (`days_to_target`, min; a world-replicate that never reaches the scenario's `programme.target_share` counts
   as the horizon + 1 day), with NSGA-II (or multi-objective TPE).
@@ -212,9 +214,22 @@ def score_package(results: list[dict[str, Any]], problem: Problem) -> Scored:
     if problem.mode == "target":
         metrics["probability"] = reached
     values = [metrics[name] for name in problem.objectives]
-    constraint = [t.probability - reached] if problem.mode == "target" else []
+    constraint = [violation(t, reached, metrics[t.outcome])] if problem.mode == "target" else []
     summary = {name: _summary(name, v) for name, v in pooled.items()}
     return Scored(values, constraint, {"metrics": metrics, "summary": summary})
+
+
+def violation(target: Target, reached: float, achieved: float) -> float:
+    """The constraint Optuna sees (feasible when ≤ 0): the required probability less the share of world-replicates
+    that reached the target, and, for an infeasible package, also how far its mean fell short of the target value
+    (a share of the value, in [0, 1]). With a target no package reaches, every probability is 0; the shortfall then
+    still ranks the packages, so the sampler moves towards the most achieved rather than only the cheapest."""
+    missing = target.probability - reached
+    if missing <= 0:
+        return missing
+    scale = abs(target.value) or 1.0
+    short = (target.value - achieved if target.above else achieved - target.value) / scale
+    return missing + (min(1.0, max(0.0, short)) if math.isfinite(short) else 1.0)
 
 
 def _summary(name: str, v: np.ndarray) -> dict[str, float | None]:
@@ -420,8 +435,35 @@ def trial_row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     }
 
 
+def closeness(row: dict[str, Any], target: Target) -> tuple[float, float, float]:
+    """How close a trial came to the target, larger is closer: first the share of world-replicates that reached
+    it, then the outcome's mean (higher for a target to reach from below, lower for one from above), then a lower
+    cost. With a target no trial reaches every probability is 0, and the package that achieved the most wins (not
+    the cheapest failure)."""
+    metrics = row["metrics"]
+    achieved = metrics.get(target.outcome)
+    level = -math.inf if achieved is None or not math.isfinite(achieved) else float(achieved)
+    return (float(metrics.get("probability", 0.0)), level if target.above else -level, -float(metrics[COST]))
+
+
+def interval(row: dict[str, Any], outcome: str) -> dict[str, float | None] | None:
+    """The outcome's median and 90% interval over a trial's world-replicates (None if the trial has no summary)."""
+    stats = (row.get("summary") or {}).get(outcome)
+    return None if stats is None else {k: stats.get(k) for k in ("median", "p05", "p95", "mean")}
+
+
+def slim(row: dict[str, Any] | None, outcome: str) -> dict[str, Any] | None:
+    """A trial as a command prints it: its summary of every outcome dropped, the target outcome's `interval`
+    kept."""
+    if row is None:
+        return None
+    return {**{k: v for k, v in row.items() if k != "summary"}, "interval": interval(row, outcome)}
+
+
 def results(study: optuna.Study, problem: Problem) -> dict[str, Any]:
-    """Best package (target: cheapest feasible; pareto: none), the Pareto front, and every complete trial."""
+    """Best package (target: cheapest feasible; pareto: none), the closest package when none is feasible (the
+    highest probability of reaching the target, then the most achieved: `closeness`), the Pareto front, and every
+    complete trial."""
     from optuna.trial import TrialState
 
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -431,7 +473,7 @@ def results(study: optuna.Study, problem: Problem) -> dict[str, Any]:
         feasible = [r for r in rows if r["feasible"]]
         if feasible:
             best = min(feasible, key=lambda r: (r["metrics"][COST], r["trial"]))
-        closest = max(rows, key=lambda r: (r["metrics"]["probability"], -r["metrics"][COST]), default=None)
+        closest = max(rows, key=lambda r: closeness(r, problem.target), default=None)
         front: list[dict[str, Any]] = []
     else:
         closest = None

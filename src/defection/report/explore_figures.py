@@ -275,7 +275,115 @@ def pareto_front(result: dict[str, Any], trials: list[dict[str, Any]]) -> go.Fig
         ylabel = f"{goal} (mean over worlds × replicates)"
     _titled(fig, "Optimisation: cost against effect" + ("" if target_mode else " (Pareto front)"))
     fig.update_xaxes(title_text="programme cost, USD (mean, present value)")
-    fig.update_yaxes(title_text=ylabel)
+    fig.update_yaxes(title_text=ylabel, **({"tickformat": ".0%"} if target_mode else _axis_format(goal)))
+    return fig
+
+
+def nondominated(costs: list[float], values: list[float], above: bool = True) -> list[int]:
+    """The positions of the points no other point beats on both cost (lower) and value (higher when `above`, else
+    lower), cheapest first; ties count as dominated only when another point is strictly better on one side."""
+    sign = 1.0 if above else -1.0
+    pts = [(c, sign * v) for c, v in zip(costs, values, strict=True)]
+    keep = [
+        i
+        for i, (c, v) in enumerate(pts)
+        if math.isfinite(c)
+        and math.isfinite(v)
+        and not any(c2 <= c and v2 >= v and (c2 < c or v2 > v) for c2, v2 in pts if math.isfinite(c2 + v2))
+    ]
+    return sorted(keep, key=lambda i: (costs[i], i))
+
+
+def _spread(trials: list[dict[str, Any]], outcome: str) -> tuple[list[float], list[float]]:
+    """Each trial's 5th and 95th percentile of the outcome over worlds × replicates (its mean where unknown)."""
+    lo, hi = [], []
+    for t in trials:
+        span, mean = (t.get("summary") or {}).get(outcome) or {}, float(t["metrics"][outcome])
+        lo.append(mean if span.get("p05") is None else float(span["p05"]))
+        hi.append(mean if span.get("p95") is None else float(span["p95"]))
+    return lo, hi
+
+
+def cost_against_achieved(result: dict[str, Any], trials: list[dict[str, Any]]) -> go.Figure:
+    """A target optimisation's trials: mean cost against the mean of the target's outcome they achieved (error bars:
+    90% of worlds × replicates), feasible trials in blue and the others grey, the front of packages no other beats on
+    both cost and outcome joined by a line, the target as a dashed line, the answer (or the closest) starred."""
+    goal = target_outcome(result, trials)
+    target = result.get("target") or {}
+    above = bool(target.get("above", True))
+    ok = [t for t in trials if COST in t.get("metrics", {}) and t["metrics"].get(goal) is not None]
+    fig = go.Figure()
+    for feasible, colour, label in ((True, BLUE, "feasible (reached the target)"), (False, GREY, "not feasible")):
+        group = [t for t in ok if bool(t.get("feasible")) == feasible]
+        y = [t["metrics"][goal] for t in group]
+        lo, hi = _spread(group, goal)
+        fig.add_trace(
+            go.Scatter(
+                x=[t["metrics"][COST] for t in group],
+                y=y,
+                mode="markers",
+                name=label,
+                hovertext=[
+                    f"trial {t['trial']}<br>{_package_text(t.get('package', {}))}<br>{escape(goal)}: "
+                    f"{fmt_value(goal, t['metrics'][goal])}; reached the target in "
+                    f"{fmt_value('probability', t['metrics'].get('probability'))}"
+                    for t in group
+                ],
+                hoverinfo="text+x",
+                marker={"color": colour, "size": 9, "symbol": "circle" if feasible else "circle-open"},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [h - v for h, v in zip(hi, y, strict=True)],
+                    "arrayminus": [v - low for low, v in zip(lo, y, strict=True)],
+                    "thickness": 0.8,
+                    "color": rgba(colour, 0.5),
+                },
+            )
+        )
+    costs = [t["metrics"][COST] for t in ok]
+    values = [t["metrics"][goal] for t in ok]
+    on = nondominated(costs, values, above)
+    fig.add_trace(
+        go.Scatter(
+            x=[costs[k] for k in on],
+            y=[values[k] for k in on],
+            mode="lines",
+            name="front: no trial is both cheaper and better",
+            line={"color": rgba(ORANGE, 0.8), "shape": "hv"},
+            hoverinfo="skip",
+        )
+    )
+    if target.get("value") is not None and costs:
+        fig.add_trace(
+            go.Scatter(
+                x=[min(costs), max(costs)],
+                y=[target["value"], target["value"]],
+                mode="lines",
+                name=f"target: {goal} {'≥' if above else '≤'} {fmt_value(goal, target['value'])}",
+                line={"color": RED, "dash": "dash"},
+            )
+        )
+    picked, label = (
+        (result.get("best"), "cheapest package reaching the target")
+        if result.get("best")
+        else (result.get("closest"), "closest package (none reached the target)")
+    )
+    if picked and picked.get("metrics", {}).get(goal) is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=[picked["metrics"][COST]],
+                y=[picked["metrics"][goal]],
+                mode="markers",
+                name=label,
+                marker={"color": RED, "size": 15, "symbol": "star"},
+            )
+        )
+    _titled(fig, "Optimisation: cost against the share achieved")
+    fig.update_xaxes(
+        title_text="programme cost, USD (mean over worlds × replicates, present value)", type="log", tickprefix="$"
+    )
+    fig.update_yaxes(title_text=f"{goal} (mean over worlds × replicates)", **_axis_format(goal))
     return fig
 
 

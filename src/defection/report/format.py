@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 
 def fmt_value(name: str, v: float | None) -> str:
@@ -30,3 +31,50 @@ def fmt_signed(name: str, v: float | None) -> str:
     """A difference, with an explicit sign for positive values."""
     text = fmt_value(name, v)
     return "+" + text if v is not None and math.isfinite(v) and v > 0 else text
+
+
+def round_sig(v: float, digits: int = 3) -> float:
+    """`v` rounded to `digits` significant digits (0 and non-finite values unchanged)."""
+    if v == 0 or not math.isfinite(v):
+        return v
+    return round(v, digits - 1 - math.floor(math.log10(abs(v))))
+
+
+def fmt_sig(v: float, digits: int = 3) -> str:
+    """`v` to `digits` significant digits with thousands separators and no trailing zeros: 23927.65 → '23,900',
+    0.012345 → '0.0123', 0.5 → '0.5'."""
+    if not math.isfinite(v):
+        return "∞" if v > 0 else ("−∞" if v < 0 else "–")
+    r = round_sig(float(v), digits)
+    if r == 0:
+        return "0"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(r))))
+    text = f"{r:,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def fmt_short(name: str, v: Any) -> str:
+    """A lever's or an outcome's value for a table a reader scans: shares and probabilities as percentages and
+    money in dollars, both to 3 significant digits with thousands separators ('$23,900', '1.23%'); other numbers
+    to 3 significant digits; integers, booleans and text as they are."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if math.isinf(v):
+        return "never" if "days_to_target" in name else ("∞" if v > 0 else "−∞")
+    if "share" in name or name.endswith("credibility") or name == "probability":
+        return f"{fmt_sig(100 * v)}%"
+    if "usd" in name or "cost" in name:
+        sign = "−" if v < 0 else ""
+        if abs(v) >= 1e12:
+            return f"{sign}${fmt_sig(abs(v) / 1e12)}tn"
+        return f"{sign}${fmt_sig(abs(v) / 1e9)}bn" if abs(v) >= 1e9 else f"{sign}${fmt_sig(abs(v))}"
+    return fmt_sig(v)
+
+
+def fmt_short_interval(name: str, lo: Any, hi: Any) -> str:
+    """A 90% interval as 'lo – hi', each end as `fmt_short` writes it."""
+    return f"{fmt_short(name, lo)} – {fmt_short(name, hi)}"

@@ -21,11 +21,12 @@ from defection.model.outputs import OUTCOMES
 from defection.model.population import resolution_warning
 from defection.report import explore_figures as ef
 from defection.report import figures as rf
+from defection.report import optimize_text as ot
 from defection.report.changes import Change, changed_parameters, scenario_of, shown
 from defection.report.claims_text import alternative_text, decided_by_text
 from defection.report.comparison import Comparison, load_comparison
 from defection.report.errors import ReportError
-from defection.report.format import fmt_interval, fmt_signed, fmt_value
+from defection.report.format import fmt_interval, fmt_short, fmt_short_interval, fmt_signed, fmt_value
 from defection.report.store import complete_run
 from defection.scenario import iter_params
 from defection.store.db import posterior_label
@@ -56,6 +57,9 @@ CAPTIONS = {
     "claims": "The proposal's claims, each tested with paired simulations; verdict colour: green supported, red not "
     "supported, amber depends.",
     "pareto": "Every optimisation trial's mean cost against the outcome it pursued.",
+    "cost-share": "Every trial's mean cost against the mean share it achieved over worlds × replicates (bars: 90% of "
+    "them); blue: feasible (reached the target with the required probability), grey: not. The line joins the "
+    "packages no other trial beats on both cost and share; dashed: the target.",
     "prim-boxes": "The limits of each PRIM box on the uncertainties it restricts, within the range the design sampled.",
     "prim-trajectory": "Coverage (share of all cases of interest inside the box) against density (share of the box's "
     "cases that are of interest) as PRIM peels; the star is the box reported.",
@@ -219,10 +223,11 @@ def header_section(run: dict[str, Any], description: str = "") -> str:
     )
 
 
-def outcomes_section(outcomes: Any) -> str:
-    """Median and 90% interval of every outcome, with what it means."""
+def outcomes_section(outcomes: Any, note: str | None = None, empty: str = "This run stored no outcomes.") -> str:
+    """Median and 90% interval of every outcome, with what it means; `note` says whose outcomes they are, `empty` what
+    to say when the run stored none."""
     if outcomes is None or len(outcomes) == 0:
-        return '<section id="outcomes"><h2>Outcomes</h2><p class="note">This run stored no outcomes.</p></section>'
+        return f'<section id="outcomes"><h2>Outcomes</h2><p class="note">{escape(empty)}</p></section>'
     rows = []
     for r in outcomes.to_dict("records"):
         name = r["outcome"]
@@ -231,10 +236,34 @@ def outcomes_section(outcomes: Any) -> str:
             f"<tr>{cell(name, meaning or None)}{cell(fmt_value(name, r['median']), numeric=True)}"
             f"{cell(fmt_interval(name, r['p05'], r['p95']), numeric=True)}{cell(meaning)}</tr>"
         )
+    whose = f'<p class="note" id="outcomes-of">{escape(note)}</p>' if note else ""
     return (
-        '<section id="outcomes"><h2>Outcomes</h2><p class="note">Median across replicates and the 90% interval '
+        f'<section id="outcomes"><h2>Outcomes</h2>{whose}<p class="note">Median across replicates and the 90% interval '
         "(5th–95th percentile).</p>" + table(["outcome", "median", "90% interval", "meaning"], rows) + "</section>"
     )
+
+
+def optimize_outcomes_notes(result: dict[str, Any] | None) -> tuple[str | None, str]:
+    """Whose outcomes an optimize run's outcome table holds (the cheapest package reaching the target, or the closest
+    when none did), and what to say when it holds none (a Pareto front has no single package)."""
+    if not result:
+        return None, "This run stored no outcomes."
+    where = "over the run's worlds × replicates"
+    if result.get("best"):
+        trial = result["best"]["trial"]
+        return f"The outcomes of the cheapest package reaching the target (trial {trial}), {where}.", ""
+    if result.get("closest"):
+        return (
+            f"No package reached the target: these are the outcomes of the closest (trial "
+            f"{result['closest']['trial']}), {where}.",
+            "",
+        )
+    if result.get("mode") == "pareto":
+        return None, (
+            "A Pareto front has no single package to give outcomes for: the trials table and the figures below give "
+            "every package's cost, defections and time to effect."
+        )
+    return None, "No trial completed, so no package has outcomes."
 
 
 def changes_section(
@@ -397,28 +426,83 @@ def boxes_section(result: dict[str, Any]) -> str:
 
 
 def packages_section(result: dict[str, Any]) -> str:
-    """The optimisation's answer: the cheapest package reaching the target, or the Pareto front."""
+    """The optimisation's answer: the cheapest package reaching the target (or, when none did, a plain sentence
+    saying so and the closest package), or the Pareto front."""
+    said = ot.verdict(result)
     if result.get("mode") == "target":
         picked = [result["best"]] if result.get("best") else ([result["closest"]] if result.get("closest") else [])
-        t = result.get("target") or {}
-        title = (
-            f"Cheapest package with {t.get('outcome')} {'≥' if t.get('above', True) else '≤'} {t.get('value')} "
-            f"with probability ≥ {t.get('probability')}"
-            + ("" if result.get("best") else " — none reached it; the closest")
-        )
+        goal = ot.goal_text(result.get("target") or {})
+        title = f"Cheapest package with {goal}" if result.get("best") else f"No package reached {goal}: the closest"
     else:
         picked = result.get("pareto", [])
         title = f"Pareto front ({len(picked)} packages)"
     names = list(picked[0]["metrics"]) if picked else []
     rows = [
-        f"<tr>{cell(p['trial'])}{cell('; '.join(f'{k} = {v}' for k, v in p['package'].items()))}"
-        + "".join(cell(fmt_value(m, p["metrics"].get(m)), numeric=True) for m in names)
+        f"<tr>{cell(p['trial'])}{cell(ot.package_text(p['package']))}"
+        + "".join(cell(fmt_short(m, p["metrics"].get(m)), numeric=True) for m in names)
         + "</tr>"
         for p in picked
     ]
+    css = "note" if result.get("best") or result.get("mode") != "target" else "note warning"
     return (
         f'<section id="packages"><h2>{escape(title)}</h2>'
+        + (f'<p class="{css}" id="verdict">{escape(said[0].upper() + said[1:])}.</p>' if said else "")
         + table(["trial", "package", *names], rows, "packages-table")
+        + "</section>"
+    )
+
+
+def sensitivity_warnings_section(result: dict[str, Any]) -> str:
+    """The warnings a sensitivity analysis gave about its sample size (nothing when it gave none)."""
+    cautions = result.get("warnings") or []
+    if not cautions:
+        return ""
+    items = "".join(f"<li>{escape(w)}</li>" for w in cautions)
+    return (
+        '<section id="sensitivity-warnings"><h2>Is the sample large enough?</h2>'
+        f'<div class="note warning"><p>Read these indices with care:</p><ul>{items}</ul></div></section>'
+    )
+
+
+def trials_section(result: dict[str, Any], trials: list[dict[str, Any]]) -> str:
+    """Every complete trial of an optimisation, cheapest first: its package, mean cost, the target outcome's mean and
+    90% interval over worlds × replicates, the share reaching the target, days to target, and whether it is feasible
+    (target) or on the Pareto front."""
+    goal = ef.target_outcome(result, trials)
+    target_mode = result.get("mode") == "target"
+    front = {r["trial"] for r in result.get("pareto", [])}
+    rows = []
+    for t in sorted(trials, key=lambda t: (t.get("metrics", {}).get(ef.COST, float("inf")), t.get("trial", 0))):
+        m, span = t.get("metrics", {}), (t.get("summary") or {}).get(goal) or {}
+        mark = ("yes" if t.get("feasible") else "no") if target_mode else ("yes" if t.get("trial") in front else "")
+        rows.append(
+            f"<tr>{cell(t.get('trial'))}{cell(ot.package_text(t.get('package', {})))}"
+            + cell(fmt_short(ef.COST, m.get(ef.COST)), numeric=True)
+            + cell(fmt_short(goal, m.get(goal)), numeric=True)
+            + cell(fmt_short_interval(goal, span.get("p05"), span.get("p95")), numeric=True)
+            + (cell(fmt_short("probability", m.get("probability")), numeric=True) if target_mode else "")
+            + cell(fmt_short(ef.DAYS, m.get(ef.DAYS)), numeric=True)
+            + cell(mark)
+            + "</tr>"
+        )
+    headers = [
+        "trial",
+        "package",
+        "mean cost",
+        f"{goal} (mean)",
+        f"{goal} (90% of worlds × replicates)",
+        *(["reached the target"] if target_mode else []),
+        "days to target (mean; never counts as the horizon + 1)",
+        "feasible" if target_mode else "on the front",
+    ]
+    note = (
+        f"{len(trials)} complete trials, cheapest first; each package simulated in {result.get('worlds')} worlds × "
+        f"{result.get('replicates')} replicates on the same seeds (common random numbers)."
+    )
+    return (
+        '<section id="trials"><h2>Trials</h2>'
+        + f'<p class="note">{escape(note)}</p>'
+        + table(headers, rows, "trials-table")
         + "</section>"
     )
 
@@ -461,7 +545,10 @@ def _figures(db: ResultsDB, run: dict[str, Any]) -> dict[str, go.Figure]:
     elif kind == "curve" and (curve := db.artifact(rid, "curve")):
         figs["curve"] = ef.response_curve(curve)
     elif kind == "optimize" and (res := db.artifact(rid, "optimize")):
-        figs["pareto"] = ef.pareto_front(res, db.artifact(rid, "trials") or [])
+        trials = db.artifact(rid, "trials") or []
+        if res.get("mode") == "target":
+            figs["cost-share"] = ef.cost_against_achieved(res, trials)
+        figs["pareto"] = ef.pareto_front(res, trials)
     elif kind == "discover" and (res := db.artifact(rid, "discover")):
         if res.get("boxes"):
             figs["prim-boxes"] = ef.prim_box_limits(res, db.artifact(rid, "cases") or [])
@@ -522,7 +609,9 @@ def _kind_sections(db: ResultsDB, run: dict[str, Any]) -> str:
     elif kind == "curve" and (curve := db.artifact(rid, "curve")):
         out += curve_section(curve)
     elif kind == "optimize" and (res := db.artifact(rid, "optimize")):
-        out += packages_section(res)
+        out += packages_section(res) + trials_section(res, db.artifact(rid, "trials") or [])
+    elif kind == "sensitivity" and (res := db.artifact(rid, "sensitivity")):
+        out += sensitivity_warnings_section(res)
     elif kind == "discover" and (res := db.artifact(rid, "discover")):
         out += boxes_section(res)
     elif kind == "backtest" and (bt := db.artifact(rid, "backtest")):
@@ -530,6 +619,13 @@ def _kind_sections(db: ResultsDB, run: dict[str, Any]) -> str:
 
         out += validation_sections(bt)
     return out
+
+
+def _outcomes_notes(db: ResultsDB, run: dict[str, Any]) -> tuple[str | None, str]:
+    """Whose outcomes the run's outcome table holds, and what to say if it holds none."""
+    if run.get("kind") == "optimize":
+        return optimize_outcomes_notes(db.artifact(run["run_id"], "optimize"))
+    return None, "This run stored no outcomes."
 
 
 def render_report(db: ResultsDB, run_id: str) -> str:
@@ -551,7 +647,7 @@ def report_with_figures(db: ResultsDB, run_id: str) -> tuple[str, dict[str, go.F
     body = (
         summary_for(db, run)  # the brief's summary block starts every run and claims report
         + header_section(run, sc.meta.description if sc is not None else "")
-        + outcomes_section(db.outcomes(rid))
+        + outcomes_section(db.outcomes(rid), *_outcomes_notes(db, run))
         + changes_section(changed_parameters(sc) if sc is not None else None)
         + _kind_sections(db, run)
     )
