@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from defection.report.figures import BLUE, GREY, LAYOUT, ORANGE, PALETTE, RED, rgba, subtitled
+from defection.report.figures import BLUE, GREY, LAYOUT, ORANGE, PALETTE, RED, rgba, subtitled, top_for
 from defection.report.format import fmt_value
 from defection.scenario.posterior import effective_sample_size
 from defection.scenario.ranges import CALIBRATED, DISCREPANCY, Range
@@ -628,14 +628,10 @@ def sweep_matrix(
         suffix = "" if k == 0 else str(k + 1)
         fig.update_layout({f"xaxis{suffix}": {**axis, "tickangle": -30}, f"yaxis{suffix}": axis})
     title = "Sweep: parameters and outcomes (one point per experiment)"
-    n = len(dims)
-    _titled(
-        fig,
-        subtitled(title, _dropped_note(dropped)) if dropped else title,
-        height=max(400, 150 * n),
-        width=None,
-        margin={"l": 90, "r": 30, "t": 90 if dropped else 60, "b": 80},
-    )
+    title = subtitled(title, _dropped_note(dropped)) if dropped else title
+    _titled(fig, title, height=max(400, 150 * len(dims)), width=None)
+    top_for(fig, title)
+    fig.update_layout(margin={"l": 90, "r": 30, "b": 80})
     return fig
 
 

@@ -294,6 +294,15 @@ NO_BASELINE_NOTE = (
 )
 
 
+def top_for(fig: go.Figure, title: str) -> go.Figure:
+    """Room at the top for a title of several lines (`subtitled`): the title pinned to the top edge, the top margin
+    grown by a line's height for each line under it, so it never runs into the panels' own titles."""
+    lines = title.count("<br>")
+    fig.update_layout(title={"y": 1.0, "yanchor": "top", "yref": "container", "pad": {"t": 28}})
+    fig.update_layout(margin={**LAYOUT["margin"], "t": 70 + 18 * lines})
+    return fig
+
+
 def subtitled(title: str, note: str, width: int = 120) -> str:
     """A figure title with smaller lines under it saying what it shows (`note` escaped and wrapped at `width`
     characters, since plotly does not wrap titles)."""
@@ -313,19 +322,14 @@ def units_ineffective(
     total = banded_traces(bands(daily, UNITS_INEFFECTIVE), RED, "ineffective companies")
     if baseline is None or UNITS_INEFFECTIVE not in baseline:
         fig = go.Figure(total)
-        _layout(
-            fig,
-            subtitled("Companies combat-ineffective over time", NO_BASELINE_NOTE),
-            "day",
-            "share of companies",
-            margin={**LAYOUT["margin"], "t": 90},
-        )
+        title = subtitled("Companies combat-ineffective over time", NO_BASELINE_NOTE)
+        top_for(_layout(fig, title, "day", "share of companies", height=460), title)
         fig.update_yaxes(tickformat=".1%", rangemode="tozero")
         return fig
     fig = make_subplots(
         rows=1,
         cols=2,
-        horizontal_spacing=0.1,
+        horizontal_spacing=0.14,
         subplot_titles=["total: with the offer, and no offer (dashed)", "the offer's effect: with − without (paired)"],
     )
     for trace in total:
@@ -343,14 +347,8 @@ def units_ineffective(
         "Right: the offer's effect, each replicate minus the same replicate with the offer switched off (same seed, "
         f"common random numbers). Switched off means {definition}."
     )
-    _layout(
-        fig,
-        subtitled("Companies combat-ineffective over time: the total and the offer's paired effect", note),
-        "day",
-        "",
-        margin={**LAYOUT["margin"], "t": 120},
-        height=460,
-    )
+    title = subtitled("Companies combat-ineffective over time: the total and the offer's paired effect", note)
+    top_for(_layout(fig, title, "day", "", height=520), title)
     fig.update_yaxes(title_text="share of companies", tickformat=".1%", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title_text="difference in the share of companies", tickformat=".1%", row=1, col=2)
     return fig
