@@ -38,12 +38,15 @@ def test_claims_command_reports_every_claim(tmp_path: Path) -> None:
     runs = stored.list_runs()
     assert runs.iloc[0]["kind"] == "claims" and runs.iloc[0]["status"] == "complete"
     assert stored.artifact(payload["run_id"], "claims")["claims"][0]["number"] == 1
+    # claim 1's no-offer variant is stored as the run's paired baseline (the report's paired differences)
+    baseline = stored.artifact(payload["run_id"], "paired_baseline")
+    assert baseline["seed"] == 3 and len(baseline["daily"]["units_ineffective_share"]) == 4 * 120
     # the stored claims run has a report with the claims table and every verdict
     html = tmp_path / "claims.html"
     r = cli("report", payload["run_id"], "--db", str(db), "-o", str(html))
     assert r.returncode == 0, r.stderr
     page = html.read_text(encoding="utf-8")
-    assert 'id="claims"' in page
+    assert 'id="claims"' in page and "the offer's paired effect" in page
     for c in claims:
         assert c["verdict"] in page
     # the human-readable table (a 2-day run: only the layout is checked here)

@@ -19,12 +19,14 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from defection.claims import NO_OFFER, PAIRED_BASELINE
 from defection.cli.app import app
 from defection.engine import simulate
 from defection.explore.spec import spec_from_dict
 from defection.explore.sweep import part_schema
 from defection.report import ReportError, render_compare, render_report, report_figures
 from defection.report.compare import paired_differences, pairing, unpaired_differences
+from defection.report.series import stored_baseline
 from defection.scenario import default_scenario
 from defection.store import ResultsDB, RunMeta, RunNotFound
 from tests.conftest import scenario
@@ -113,9 +115,17 @@ def _explore_run(db: ResultsDB, kind: str, artifacts: dict[str, Any], options: d
     return rid
 
 
-def _sweep_run(db: ResultsDB, folder: Path) -> str:
-    """A complete sweep of 6 experiments over two parameters, ingested from a synthetic Parquet part."""
-    spec = spec_from_dict({**SPEC, "experiment": {**SPEC["experiment"], "sampler": "lhs"}}, "<t>")
+def _sweep_run(db: ResultsDB, folder: Path, log: bool = False) -> str:
+    """A complete sweep of 6 experiments over two parameters, ingested from a synthetic Parquet part. `log`: the
+    monitors are sampled on a log scale, and a lever and an outcome have one value in every experiment."""
+    spec_dict: dict[str, Any] = {**SPEC, "experiment": {**SPEC["experiment"], "sampler": "lhs"}}
+    if log:
+        spec_dict |= {
+            "uncertainties": [{**SPEC["uncertainties"][0], "log": True}],
+            "levers": [*SPEC["levers"], {"path": "offer.asylum_probability", "values": [0.5]}],
+            "outcomes": [*SPEC["outcomes"], {"name": "lost_share"}],
+        }
+    spec = spec_from_dict(spec_dict, "<t>")
     rid = db.begin_run(
         RunMeta(
             kind="sweep",
@@ -136,7 +146,11 @@ def _sweep_run(db: ResultsDB, folder: Path) -> str:
         "error": [None] * 6,
         "traceback": [None] * 6,
         "params_json": [
-            json.dumps({"offer.cash_usd": c, "regime.monitors_per_soldier": m}) for c, m in zip(cash, mon, strict=True)
+            json.dumps(
+                {"offer.cash_usd": c, "regime.monitors_per_soldier": m}
+                | ({"offer.asylum_probability": 0.5} if log else {})
+            )
+            for c, m in zip(cash, mon, strict=True)
         ],
         "wall_seconds": [0.1] * 6,
     }
@@ -147,9 +161,13 @@ def _sweep_run(db: ResultsDB, folder: Path) -> str:
         "defected_share_p05": [v / 2 for v in med],
         "defected_share_p95": [v * 2 for v in med],
     }
-    part = folder / "part-0.parquet"
-    pq.write_table(pa.Table.from_pydict(rows, schema=part_schema(["defected_share"])), part)
-    db.complete_sweep(rid, [part], ["defected_share"], 6, {"spec": spec.model_dump(mode="json")})
+    outcomes = ["defected_share"]
+    if log:  # the same share lost in every experiment
+        outcomes.append("lost_share")
+        rows |= {f"lost_share_{stat}": [0.02] * 6 for stat in ("mean", "median", "p05", "p95")}
+    part = folder / f"part-{rid}.parquet"
+    pq.write_table(pa.Table.from_pydict(rows, schema=part_schema(outcomes)), part)
+    db.complete_sweep(rid, [part], outcomes, 6, {"spec": spec.model_dump(mode="json")})
     return rid
 
 
@@ -255,6 +273,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[ResultsDB, dict[str
         "optimize": _explore_run(db, "optimize", {"optimize": OPTIMIZE, "trials": TRIALS}),
         "discover": _explore_run(db, "discover", {"discover": DISCOVER, "cases": CASES}),
         "sweep": _sweep_run(db, tmp),
+        "log-sweep": _sweep_run(db, tmp, log=True),
     }
     failed = db.begin_run(RunMeta(kind="run", scenario_name="broken"))
     db.mark_run(failed, "failed", "RuntimeError: boom")
@@ -267,6 +286,11 @@ def figure_json(html: str) -> dict[str, dict[str, Any]]:
     """Every embedded figure's JSON, by element id."""
     found = re.findall(r'<script type="application/json" data-figure="([^"]+)">(.*?)</script>', html, re.S)
     return {fid: json.loads(text) for fid, text in found}
+
+
+def plain(text: str) -> str:
+    """A figure's title as it reads: tags (line breaks, <sup>) as spaces, runs of spaces as one."""
+    return " ".join(re.sub(r"<[^>]+>", " ", text).split())
 
 
 def trace(fig: dict[str, Any], name: str) -> dict[str, Any]:
@@ -456,10 +480,69 @@ def test_sweep_report_has_scatter_matrix_and_outcome_panels(store: tuple[Results
     db, ids = store
     figs = figure_json(render_report(db, ids["sweep"]))
     dims = figs["fig-sweep-matrix"]["data"][0]["dimensions"]
-    assert [d["label"] for d in dims] == ["regime.monitors_per_soldier", "offer.cash_usd", "defected_share (median)"]
+    assert [d["label"] for d in dims] == ["monitors_<br>per_soldier", "cash_usd", "defected_share<br>(median)"]
     panel = figs["fig-sweep-outcome-defected_share"]["data"]
     cash = next(t for t in panel if t["name"] == "offer.cash_usd")
     assert cash["x"] == [0.0, 2e5, 4e5, 6e5, 8e5, 1e6] and cash["y"] == pytest.approx([c / 1e8 for c in cash["x"]])
+
+
+def test_sweep_matrix_has_log_axes_short_labels_and_drops_constant_columns(
+    store: tuple[ResultsDB, dict[str, str]],
+) -> None:
+    db, ids = store
+    fig = figure_json(render_report(db, ids["log-sweep"]))["fig-sweep-matrix"]
+    splom = fig["data"][0]
+    labels = [d["label"] for d in splom["dimensions"]]
+    # short labels: the last path component, wrapped; the full paths are in each point's hover text
+    assert labels == ["monitors_<br>per_soldier", "cash_usd", "defected_share<br>(median)"]
+    assert all("." not in label for label in labels)
+    assert "regime.monitors_per_soldier = " in splom["text"][0] and "offer.cash_usd = $" in splom["text"][0]
+    # the log-sampled monitors (dimension 1: axes x and y) are on log axes, the cash (dimension 2) is not
+    layout = fig["layout"]
+    assert layout["xaxis"]["type"] == "log" and layout["yaxis"]["type"] == "log"
+    assert layout["xaxis2"].get("type") != "log" and layout["yaxis2"].get("type") != "log"
+    assert splom["dimensions"][0]["axis"]["type"] == "log" and "axis" not in splom["dimensions"][1]
+    # the lever and the outcome with one value in every experiment are dropped, and the title names them
+    assert not any("asylum" in label or "lost_share" in label for label in labels)
+    title = plain(layout["title"]["text"])
+    assert "one value in every experiment" in title
+    assert "offer.asylum_probability (0.5)" in title and "lost_share (median) (2.0%)" in title
+    # the outcome panels use a log x axis for the log-sampled factor too
+    panels = figure_json(render_report(db, ids["log-sweep"]))["fig-sweep-outcome-defected_share"]["layout"]
+    assert panels["xaxis"]["type"] == "log" and panels["xaxis2"].get("type") != "log"
+
+
+def test_units_ineffective_without_a_baseline_says_it_shows_the_total(store: tuple[ResultsDB, dict[str, str]]) -> None:
+    db, ids = store
+    fig = report_figures(db, ids["a"])["units-ineffective"]
+    title = plain(fig.layout.title.text)
+    assert "no paired no-offer baseline" in title and title.index("Total only") < title.index("no paired")
+    assert not any("no offer" in (t.name or "") for t in fig.data)
+
+
+def test_units_ineffective_shows_the_offers_paired_difference(tmp_cwd: Path) -> None:
+    r = _invoke(
+        "run", "--days", 8, "--replicates", 2, "--agents", 990, "--seed", 5, "--db", "r.duckdb", "--paired-baseline"
+    )
+    assert r.exit_code == 0, r.stderr
+    db = ResultsDB(tmp_cwd / "r.duckdb")
+    rid = db.list_runs()["run_id"].iloc[0]
+    stored = db.artifact(rid, PAIRED_BASELINE)
+    assert stored["seed"] == 5 and stored["replicates"] == 2 and stored["changes"] == NO_OFFER
+    assert "no cash" in stored["definition"]
+    daily, baseline = db.daily(rid), stored_baseline(stored)
+    assert baseline is not None and len(baseline) == len(daily) == 2 * 8
+    fig = report_figures(db, rid)["units-ineffective"]
+    title = plain(fig.layout.title.text)
+    assert "paired effect" in title and "no cash" in title and "common random numbers" in title
+    names = [t.name for t in fig.data]
+    assert "no offer: median" in names and "offer − no offer (paired): median" in names
+    # the right panel's median is, day by day, the median over replicates of (with the offer − without it)
+    run = daily.pivot(index="day", columns="replicate", values="units_ineffective_share")
+    base = baseline.pivot(index="day", columns="replicate", values="units_ineffective_share")
+    diff = next(t for t in fig.data if t.name == "offer − no offer (paired): median")
+    assert list(diff.y) == pytest.approx(np.median((run - base).to_numpy(), axis=1).tolist())
+    assert diff.xaxis == "x2"
 
 
 def test_calibration_and_backtest_reports(store: tuple[ResultsDB, dict[str, str]]) -> None:

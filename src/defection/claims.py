@@ -85,6 +85,58 @@ NO_OFFER = {
     "information.channels": [],
 }
 
+NO_OFFER_TEXT = (
+    "no offer as claim 1 defines it: no cash, asylum, trip or education, no war-crimes threat to stayers and no "
+    "information channels"
+)
+"""What 'no offer' means, in words, wherever a paired no-offer baseline is shown."""
+
+PAIRED_BASELINE = "paired_baseline"
+"""The name of the artifact holding a run's paired no-offer baseline (`baseline_artifact`)."""
+BASELINE_SERIES = ("units_ineffective_share",)
+"""The daily series a paired no-offer baseline keeps, per replicate and day (the report's paired differences)."""
+
+
+def no_offer_baseline(
+    sc: Scenario,
+    posterior: Posterior | None = None,
+    workers: Executor | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunResult:
+    """The same world with the offer switched off (`NO_OFFER`), with the scenario's seed, replicates, agents and days:
+    replicate r uses the same random numbers (and the same posterior particle) as replicate r of the scenario's own
+    run, so their difference is paired (common random numbers), as in claim 1. `posterior`: the one the run drew
+    from (default: the file `sc.simulation.posterior` names, if any); the parameters `NO_OFFER` sets are left out."""
+    if posterior is None and sc.simulation.posterior:
+        posterior = Posterior.load(sc.simulation.posterior)
+    post = posterior.without(list(NO_OFFER)) if posterior is not None else None
+    res = simulate(patch(sc, NO_OFFER), posterior=post, workers=workers, progress=progress)
+    if posterior is not None:  # the posterior the run drew from, not the copy without the offer's parameters
+        res.posterior_hash, res.posterior_path = posterior.content_hash(), posterior.source
+    return res
+
+
+def baseline_artifact(baseline: RunResult, series: tuple[str, ...] = BASELINE_SERIES) -> dict[str, Any]:
+    """A paired no-offer baseline as the store keeps it (artifact `PAIRED_BASELINE`): what 'no offer' changed, the
+    seed and size it ran with, and each kept daily series as columns `replicate`, `day` and the series (exact
+    floats, so a difference of 0 stays 0)."""
+    daily = baseline.daily.sort_values(["replicate", "day"])
+    return {
+        "definition": NO_OFFER_TEXT,
+        "changes": NO_OFFER,
+        "seed": baseline.seed,
+        "replicates": baseline.replicates,
+        "days": baseline.days,
+        "agents": baseline.agents,
+        "posterior_hash": baseline.posterior_hash,
+        "daily": {
+            "replicate": daily["replicate"].astype(int).tolist(),
+            "day": daily["day"].astype(int).tolist(),
+            **{name: daily[name].astype(float).tolist() for name in series},
+        },
+    }
+
+
 # Programme designs tried as alternatives to a failing claim (each a scenario patch).
 ALTERNATIVES: dict[str, tuple[str, dict[str, Any]]] = {
     "group surrender procedure": (
@@ -570,6 +622,7 @@ class ClaimsReport:
     simulate_seconds: float = 0.0  # wall time spent simulating, summed over every variant
     warnings: list[str] = field(default_factory=list)  # why these settings may be too small to decide
     adaptive: dict[str, Any] | None = None  # adaptive replicates: the rounds tried and why it stopped (run_claims)
+    baseline: RunResult | None = None  # claim 1's no-offer variant, paired with `proposal` (stored by `claims`)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -709,8 +762,18 @@ def run_claims(
         )
     rule = adaptive_summary(tried, replicates, base.regime.response.mode == "best_response") if adaptive else None
     proposal = lab.run({})
+    baseline = lab.run(NO_OFFER, "no offer")  # already simulated for claim 1 (cached): no extra cost
     if posterior is not None:  # the posterior given, not the copy each variant draws from (its weights renormalised)
-        proposal.posterior_hash, proposal.posterior_path = posterior.content_hash(), posterior.source
+        for res in (proposal, baseline):
+            res.posterior_hash, res.posterior_path = posterior.content_hash(), posterior.source
     return ClaimsReport(
-        results, dict(lab.settings), lab.runs, proposal, lab.agent_days, lab.simulate_seconds, found, adaptive=rule
+        results,
+        dict(lab.settings),
+        lab.runs,
+        proposal,
+        lab.agent_days,
+        lab.simulate_seconds,
+        found,
+        adaptive=rule,
+        baseline=baseline,
     )

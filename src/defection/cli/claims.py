@@ -150,7 +150,14 @@ def stored_claims(
     """Test the claims on a scenario (a file, a shipped scenario's name, None: the default) as `defection claims`
     does, with progress on standard error (`quiet`: transient), and store the run; (run id, the report, the warnings
     given before simulating). A bad scenario or option is a clean error (exit 2) before anything is stored."""
-    from defection.claims import plan_claims, replicate_rounds, run_claims, settings_warnings  # lazy: see the top
+    from defection.claims import (  # lazy: see the top
+        PAIRED_BASELINE,
+        baseline_artifact,
+        plan_claims,
+        replicate_rounds,
+        run_claims,
+        settings_warnings,
+    )
     from defection.engine import workers_for
     from defection.scenario import ScenarioError, with_overrides
     from defection.store import RunMeta  # lazy: duckdb
@@ -196,7 +203,10 @@ def stored_claims(
         report.proposal.run_id = run_id
         # the stored run's wall time is the command's (every variant), not the proposal's simulation alone
         report.proposal.wall_seconds = command_seconds()
-        store.complete_run(run_id, report.proposal, artifacts={"claims": report.to_dict()})
+        artifacts: dict[str, Any] = {"claims": report.to_dict()}
+        if report.baseline is not None:  # claim 1's no-offer variant: the report's paired differences, at no cost
+            artifacts[PAIRED_BASELINE] = baseline_artifact(report.baseline)
+        store.complete_run(run_id, report.proposal, artifacts=artifacts)
     return run_id, report, early
 
 

@@ -71,10 +71,20 @@ def run(
             show_default=False,
         ),
     ] = None,
+    paired_baseline: Annotated[
+        bool,
+        typer.Option(
+            "--paired-baseline",
+            help="Also simulate the same world with no offer (claim 1's definition: no cash, asylum, trip, "
+            "education, threat or channels) on the same seed and replicates, and store its daily share of companies "
+            "combat-ineffective, so the report shows the offer's paired effect beside the total. Doubles the "
+            "simulation time; off by default.",
+        ),
+    ] = False,
 ) -> None:
     """Simulate a scenario (a file, a shipped scenario's name, or a historical case with --case), print median and
     90% interval of each outcome, and store the run. A run estimated to take over an hour, or more memory than the
-    machine has available, is refused unless --yes is given."""
+    machine has available, is refused unless --yes is given (with --paired-baseline, twice the replicates count)."""
     from defection.engine import simulate, workers_for  # lazy: see the note at the top
     from defection.scenario import ScenarioError, with_overrides, with_posterior
     from defection.scenario.posterior import shipped_posterior_path
@@ -118,7 +128,8 @@ def run(
     except ScenarioError as e:
         fail(e.render())
     n_workers = workers if workers is not None else workers_for(sc)
-    check_size(sc, yes, n_workers)  # each worker holds a population
+    # each worker holds a population; the no-offer baseline simulates as many replicates again, one after the other
+    check_size(with_overrides(sc, replicates=2 * sc.simulation.replicates) if paired_baseline else sc, yes, n_workers)
     sim = sc.simulation
     warn_resolution(sim.agents, sc.force.company_size)
     with recorded(db, RunMeta.from_scenario(sc)) as (store, run_id), store.stage_daily(run_id) as staged:
@@ -126,9 +137,15 @@ def run(
         with Reporter("run", transient=as_json) as rep, replicate_workers(n_workers) as pool:
             rep.stage("simulating: replicate-days", total=sim.days * sim.replicates)
             result = simulate(sc, progress=rep.count, on_daily=staged, workers=pool)
+            artifacts: dict[str, Any] = {}
+            if paired_baseline:
+                from defection.claims import PAIRED_BASELINE, baseline_artifact, no_offer_baseline
+
+                rep.stage("simulating the paired no-offer baseline: replicate-days", total=sim.days * sim.replicates)
+                artifacts[PAIRED_BASELINE] = baseline_artifact(no_offer_baseline(sc, workers=pool, progress=rep.count))
         result.run_id = run_id
         result.wall_seconds = command_seconds()  # the command's (imports, loading, storing), not the engine's alone
-        store.complete_run(run_id, result, staged=staged)  # the daily rows were streamed to `staged`
+        store.complete_run(run_id, result, artifacts, staged=staged)  # the daily rows were streamed to `staged`
     if report is not None:
         _write_report(store, run_id, report)
     result.wall_seconds = command_seconds()

@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from defection.report.figures import BLUE, GREY, LAYOUT, ORANGE, PALETTE, RED, rgba
+from defection.report.figures import BLUE, GREY, LAYOUT, ORANGE, PALETTE, RED, rgba, subtitled, top_for
 from defection.report.format import fmt_value
 from defection.scenario.posterior import effective_sample_size
 from defection.scenario.ranges import CALIBRATED, DISCREPANCY, Range
@@ -500,16 +500,30 @@ def prim_trajectory(result: dict[str, Any]) -> go.Figure:
 
 
 # ----------------------------------------------------------------------------- sweep
-def sweep_parameters(experiments: pd.DataFrame, spec: dict[str, Any] | None) -> list[str]:
-    """The numeric parameter columns of a sweep (the spec's uncertainties and levers that vary)."""
+def _spec_factors(spec: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return [*(spec or {}).get("uncertainties", []), *(spec or {}).get("levers", [])]
+
+
+def sweep_factors(experiments: pd.DataFrame, spec: dict[str, Any] | None) -> list[str]:
+    """Every numeric parameter column of a sweep (the spec's uncertainties and levers, else the keys of the first
+    experiment's parameters), varied or not."""
     if spec:
-        paths = [f["path"] for f in [*spec.get("uncertainties", []), *spec.get("levers", [])]]
+        paths = [f["path"] for f in _spec_factors(spec)]
     else:
-        keys: list[str] = []
+        paths = []
         for text in experiments.get("params_json", pd.Series(dtype=str)).head(1):
-            keys = list(json.loads(text))
-        paths = keys
-    return [p for p in paths if p in experiments and _numeric(experiments[p]).nunique() > 1]
+            paths = list(json.loads(text))
+    return [p for p in paths if p in experiments and _numeric(experiments[p]).notna().any()]
+
+
+def sweep_parameters(experiments: pd.DataFrame, spec: dict[str, Any] | None) -> list[str]:
+    """The numeric parameter columns of a sweep that vary (the spec's uncertainties and levers)."""
+    return [p for p in sweep_factors(experiments, spec) if _numeric(experiments[p]).nunique() > 1]
+
+
+def log_factors(spec: dict[str, Any] | None) -> set[str]:
+    """The factors the spec samples on a log scale (`log = true`)."""
+    return {str(f["path"]) for f in _spec_factors(spec) if f.get("log")}
 
 
 def sweep_outcomes(experiments: pd.DataFrame, spec: dict[str, Any] | None) -> list[str]:
@@ -524,30 +538,109 @@ def _numeric(s: pd.Series) -> pd.Series:
     return pd.to_numeric(s.astype(float) if s.dtype == bool else s, errors="coerce")
 
 
-def sweep_matrix(experiments: pd.DataFrame, parameters: list[str], outcomes: list[str]) -> go.Figure:
-    """Scatter matrix of the varied parameters and each outcome's median over replicates, one point per
-    experiment."""
+def short_labels(paths: list[str]) -> dict[str, str]:
+    """Each dotted path's shortest distinct tail: its last component ('offer.cash_usd' → 'cash_usd'), with as many
+    components before it as it takes to tell apart paths that end alike."""
+    labels: dict[str, str] = {}
+    for path in paths:
+        parts = path.split(".")
+        for k in range(1, len(parts) + 1):
+            tail = ".".join(parts[-k:])
+            if sum(1 for other in paths if other == tail or other.endswith("." + tail)) == 1:
+                break
+        labels[path] = tail
+    return labels
+
+
+def wrapped(label: str, width: int = 14) -> str:
+    """A label escaped and, when longer than `width`, broken into two lines at the underscore or space nearest its
+    middle (so neighbouring axis titles of a scatter matrix do not run into each other)."""
+    if len(label) <= width:
+        return escape(label, quote=False)
+    cuts = [k for k, ch in enumerate(label) if ch in "_ "]
+    if not cuts:
+        return escape(label, quote=False)
+    cut = min(cuts, key=lambda k: abs(k - len(label) / 2))
+    return escape(label[: cut + (label[cut] == "_")], quote=False) + "<br>" + escape(label[cut + 1 :], quote=False)
+
+
+def constant_columns(frame: pd.DataFrame, columns: list[str]) -> dict[str, float | None]:
+    """The columns with at most one distinct value across the rows, each with that value (None if it has none)."""
+    found: dict[str, float | None] = {}
+    for c in columns:
+        values = _numeric(frame[c]).dropna()
+        if values.nunique() <= 1:
+            found[c] = float(values.iloc[0]) if len(values) else None
+    return found
+
+
+def _dropped_note(dropped: dict[str, float | None]) -> str:
+    """The note on a scatter matrix naming the columns left out for having a single value."""
+    items = [f"{name} ({'no value' if v is None else fmt_value(name.split(' ')[0], v)})" for name, v in dropped.items()]
+    return "Not shown, one value in every experiment: " + "; ".join(items)
+
+
+def _experiment_text(experiment: Any, names: list[str], values: list[Any]) -> str:
+    """One experiment's hover text: its number and each column's full name with its value."""
+    lines = [f"{escape(n)} = {escape(fmt_value(n.split(' ')[0], v))}" for n, v in zip(names, values, strict=True)]
+    return "<br>".join([f"experiment {experiment}", *lines])
+
+
+def sweep_matrix(
+    experiments: pd.DataFrame, parameters: list[str], outcomes: list[str], log: set[str] | None = None
+) -> go.Figure:
+    """Scatter matrix of the sweep's parameters and each outcome's median over replicates, one point per experiment.
+
+    Axes are labelled with each parameter's last path component (wrapped; the full paths and values are in every
+    point's hover text), parameters in `log` (sampled on a log scale) get log axes, and a parameter or outcome with a
+    single value across the experiments is left out, the title's second line naming it."""
     ok = experiments[experiments["status"] == "ok"] if "status" in experiments else experiments
-    dims = [{"label": p, "values": _numeric(ok[p]).tolist()} for p in parameters]
-    dims += [{"label": f"{o} (median)", "values": ok[f"{o}_median"].tolist()} for o in outcomes]
+    columns = {p: p for p in parameters} | {f"{o}_median": f"{o} (median)" for o in outcomes}
+    dropped = {columns[c]: v for c, v in constant_columns(ok, list(columns)).items()}
+    kept = [c for c in columns if columns[c] not in dropped]
+    short = short_labels(parameters)
+    labels = [wrapped(short.get(c, columns[c])) for c in kept]
+    logs = [c in (log or set()) for c in kept]
+    values = {c: _numeric(ok[c]).tolist() for c in kept}
+    dims = [
+        {"label": label, "values": values[c], **({"axis": {"type": "log"}} if is_log else {})}
+        for c, label, is_log in zip(kept, labels, logs, strict=True)
+    ]
+    names = [columns[c] for c in kept]
+    hover = [
+        _experiment_text(e, names, [values[c][k] for c in kept])
+        for k, e in enumerate(ok.get("experiment", range(len(ok))))
+    ]
     fig = go.Figure(
         go.Splom(
             dimensions=dims,
             showupperhalf=False,
             diagonal_visible=False,
-            text=[f"experiment {e}" for e in ok.get("experiment", range(len(ok)))],
+            text=hover,
+            hovertemplate="%{text}<extra></extra>",
             marker={"size": 5, "color": BLUE, "opacity": 0.6},
         )
     )
-    n = len(dims)
-    return _titled(
-        fig, "Sweep: parameters and outcomes (one point per experiment)", height=max(400, 150 * n), width=None
-    )
+    for k, (label, is_log) in enumerate(zip(labels, logs, strict=True)):
+        axis: dict[str, Any] = {"tickfont": {"size": 9}, "title": {"text": label, "font": {"size": 11}}, "nticks": 4}
+        if is_log:
+            axis["type"] = "log"
+        suffix = "" if k == 0 else str(k + 1)
+        fig.update_layout({f"xaxis{suffix}": {**axis, "tickangle": -30}, f"yaxis{suffix}": axis})
+    title = "Sweep: parameters and outcomes (one point per experiment)"
+    title = subtitled(title, _dropped_note(dropped)) if dropped else title
+    _titled(fig, title, height=max(400, 150 * len(dims)), width=None)
+    top_for(fig, title)
+    fig.update_layout(margin={"l": 90, "r": 30, "b": 80})
+    return fig
 
 
-def sweep_outcome_vs_parameters(experiments: pd.DataFrame, parameters: list[str], outcome: str) -> go.Figure:
+def sweep_outcome_vs_parameters(
+    experiments: pd.DataFrame, parameters: list[str], outcome: str, log: set[str] | None = None
+) -> go.Figure:
     """One panel per varied parameter: the outcome's median over replicates against the parameter, with error
-    bars from the 5th to the 95th percentile of the replicates."""
+    bars from the 5th to the 95th percentile of the replicates; a log x axis for a parameter in `log` (sampled on a
+    log scale)."""
     ok = experiments[experiments["status"] == "ok"] if "status" in experiments else experiments
     cols = min(3, max(1, len(parameters)))
     rows = max(1, -(-len(parameters) // cols))
@@ -575,6 +668,8 @@ def sweep_outcome_vs_parameters(experiments: pd.DataFrame, parameters: list[str]
             row=k // cols + 1,
             col=k % cols + 1,
         )
+        if p in (log or set()):
+            fig.update_xaxes(type="log", row=k // cols + 1, col=k % cols + 1)
     return _titled(fig, f"Sweep: {outcome} (median, 90% of replicates) against each parameter", height=300 * rows + 100)
 
 

@@ -7,6 +7,7 @@ replicates around it. Counts are in represented soldiers; money in USD.
 from __future__ import annotations
 
 import math
+import textwrap
 from html import escape
 from typing import Any
 
@@ -18,7 +19,14 @@ from plotly.subplots import make_subplots
 from defection.model.outputs import COUNTER_MEASURES
 from defection.report.claims_text import alternative_text, decided_by_text
 from defection.report.format import fmt_interval, fmt_value
-from defection.report.series import bands, median_across, replicate_peaks, replicate_totals, summarise
+from defection.report.series import (
+    bands,
+    median_across,
+    paired_difference,
+    replicate_peaks,
+    replicate_totals,
+    summarise,
+)
 
 BLUE, ORANGE, GREEN, RED, PURPLE, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#7f7f7f"
 PALETTE = (BLUE, ORANGE, GREEN, RED, PURPLE, "#8c564b", "#e377c2", "#17becf", "#bcbd22", GREY)
@@ -279,11 +287,70 @@ def unit_strength(daily: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def units_ineffective(daily: pd.DataFrame) -> go.Figure:
-    """Share of companies below the combat-ineffective threshold by day: median and bands across replicates."""
-    fig = go.Figure(banded_traces(bands(daily, "units_ineffective_share"), RED, "ineffective companies"))
-    _layout(fig, "Companies combat-ineffective over time", "day", "share of companies")
-    fig.update_yaxes(tickformat=".1%", rangemode="tozero")
+UNITS_INEFFECTIVE = "units_ineffective_share"
+NO_BASELINE_NOTE = (
+    "Total only: offer and combat losses together. This run stored no paired no-offer baseline, so the offer's own "
+    "effect is not shown (defection run --paired-baseline stores one; claims runs always do)."
+)
+
+
+def top_for(fig: go.Figure, title: str) -> go.Figure:
+    """Room at the top for a title of several lines (`subtitled`): the title pinned to the top edge, the top margin
+    grown by a line's height for each line under it, so it never runs into the panels' own titles."""
+    lines = title.count("<br>")
+    fig.update_layout(title={"y": 1.0, "yanchor": "top", "yref": "container", "pad": {"t": 28}})
+    fig.update_layout(margin={**LAYOUT["margin"], "t": 70 + 18 * lines})
+    return fig
+
+
+def subtitled(title: str, note: str, width: int = 120) -> str:
+    """A figure title with smaller lines under it saying what it shows (`note` escaped and wrapped at `width`
+    characters, since plotly does not wrap titles)."""
+    lines = textwrap.wrap(note, width) or [""]
+    return title + "".join(f"<br><sup>{escape(line, quote=False)}</sup>" for line in lines)
+
+
+def units_ineffective(
+    daily: pd.DataFrame, baseline: pd.DataFrame | None = None, definition: str = "no offer"
+) -> go.Figure:
+    """Share of companies below the combat-ineffective threshold by day, median and bands across replicates.
+
+    With a paired baseline (the same seed and replicates with the offer switched off, `definition` saying how), the
+    no-offer median is dashed beside the total, and a second panel shows the paired difference, each replicate with
+    the offer minus the same replicate without it on the same day: the offer's effect, apart from combat losses.
+    Without one the figure shows the total alone and says so in its title."""
+    total = banded_traces(bands(daily, UNITS_INEFFECTIVE), RED, "ineffective companies")
+    if baseline is None or UNITS_INEFFECTIVE not in baseline:
+        fig = go.Figure(total)
+        title = subtitled("Companies combat-ineffective over time", NO_BASELINE_NOTE)
+        top_for(_layout(fig, title, "day", "share of companies", height=460), title)
+        fig.update_yaxes(tickformat=".1%", rangemode="tozero")
+        return fig
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.14,
+        subplot_titles=["total: with the offer, and no offer (dashed)", "the offer's effect: with − without (paired)"],
+    )
+    for trace in total:
+        fig.add_trace(trace, row=1, col=1)
+    fig.add_trace(
+        median_trace(bands(baseline, UNITS_INEFFECTIVE), GREY, "no offer: median", "no offer", dash="dash"),
+        row=1,
+        col=1,
+    )
+    diff = paired_difference(daily, baseline, UNITS_INEFFECTIVE)
+    for trace in banded_traces(bands(diff, UNITS_INEFFECTIVE), PURPLE, "offer − no offer (paired)"):
+        fig.add_trace(trace, row=1, col=2)
+    fig.add_hline(y=0, line_dash="dot", line_color=GREY, row=1, col=2)
+    note = (
+        "Right: the offer's effect, each replicate minus the same replicate with the offer switched off (same seed, "
+        f"common random numbers). Switched off means {definition}."
+    )
+    title = subtitled("Companies combat-ineffective over time: the total and the offer's paired effect", note)
+    top_for(_layout(fig, title, "day", "", height=520), title)
+    fig.update_yaxes(title_text="share of companies", tickformat=".1%", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="difference in the share of companies", tickformat=".1%", row=1, col=2)
     return fig
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from defection.claims import PAIRED_BASELINE
 from defection.engine import package_version
 from defection.model.economics import budget_total
 from defection.model.outputs import OUTCOMES
@@ -27,6 +28,7 @@ from defection.report.claims_text import alternative_text, decided_by_text
 from defection.report.comparison import Comparison, load_comparison
 from defection.report.errors import ReportError
 from defection.report.format import fmt_interval, fmt_short, fmt_short_interval, fmt_signed, fmt_value
+from defection.report.series import stored_baseline
 from defection.report.store import complete_run
 from defection.scenario import iter_params
 from defection.store.db import posterior_label
@@ -53,7 +55,11 @@ CAPTIONS = {
     "(p10–p90 light, p25–p75 dark), line: the median company; each is the median across "
     "replicates. Dotted: the force as a whole.",
     "units-ineffective": "Share of companies below the combat-ineffective threshold on each day. Median and bands "
-    "across replicates.",
+    "across replicates. Combat losses and the offer both push it up: when the run stored a paired no-offer baseline "
+    "(`defection run --paired-baseline`; every claims run), the dashed line is the same world with no offer and the "
+    "second panel the paired difference, each replicate with the offer minus the same replicate without it (same "
+    "seed, common random numbers): the offer's own effect. Without one, the figure shows the total alone and says "
+    "so.",
     "claims": "The proposal's claims, each tested with paired simulations; verdict colour: green supported, red not "
     "supported, amber depends.",
     "pareto": "Every optimisation trial's mean cost against the outcome it pursued.",
@@ -63,7 +69,10 @@ CAPTIONS = {
     "prim-boxes": "The limits of each PRIM box on the uncertainties it restricts, within the range the design sampled.",
     "prim-trajectory": "Coverage (share of all cases of interest inside the box) against density (share of the box's "
     "cases that are of interest) as PRIM peels; the star is the box reported.",
-    "sweep-matrix": "Each experiment's parameters and median outcomes (over its replicates).",
+    "sweep-matrix": "Each experiment's parameters and median outcomes (over its replicates). Axes are named by the "
+    "last part of each parameter's path (hover a point for the full paths and values); parameters sampled on a log "
+    "scale have log axes; a parameter or outcome with one value in every experiment is left out, and the title "
+    "says which.",
     "posterior": "Posterior medians and 90% intervals of the calibrated parameters, placed within their prior ranges.",
     "posterior-pairs": "The posterior's particles, pairwise: below the diagonal each pair of calibrated parameters, "
     "one dot per particle, its area growing with the particle's weight; on the diagonal each parameter's weighted "
@@ -508,10 +517,13 @@ def trials_section(result: dict[str, Any], trials: list[dict[str, Any]]) -> str:
 
 
 # ----------------------------------------------------------------------------- figures by kind
-def simulation_figures(daily: Any, budget_usd: float) -> dict[str, go.Figure]:
-    """The figures of a simulation's daily series."""
+def simulation_figures(daily: Any, budget_usd: float, paired: dict[str, Any] | None = None) -> dict[str, go.Figure]:
+    """The figures of a simulation's daily series; `paired`: the run's stored paired no-offer baseline (artifact
+    `claims.PAIRED_BASELINE`), if any, for the offer's paired effect on the companies combat-ineffective."""
     if daily is None or daily.empty:
         return {}
+    baseline = stored_baseline(paired)
+    definition = str((paired or {}).get("definition") or "no offer")
     return {
         "defections": rf.defections_over_time(daily),
         "funnel": rf.funnel(daily),
@@ -519,7 +531,7 @@ def simulation_figures(daily: Any, budget_usd: float) -> dict[str, go.Figure]:
         "counter-measures": rf.counter_measures_over_time(daily),
         "cost": rf.cost_against_budget(daily, budget_usd),
         "unit-strength": rf.unit_strength(daily),
-        "units-ineffective": rf.units_ineffective(daily),
+        "units-ineffective": rf.units_ineffective(daily, baseline, definition),
     }
 
 
@@ -536,7 +548,8 @@ def _figures(db: ResultsDB, run: dict[str, Any]) -> dict[str, go.Figure]:
         "curve",
     ):
         sc = scenario_of(run)
-        figs.update(simulation_figures(db.daily(rid), budget_total(sc) if sc is not None else 0.0))
+        budget = budget_total(sc) if sc is not None else 0.0
+        figs.update(simulation_figures(db.daily(rid), budget, db.artifact(rid, PAIRED_BASELINE)))
     if kind == "claims" and (claims := db.artifact(rid, "claims")):
         figs["claims"] = rf.claims_table(claims)
     elif kind == "sensitivity" and (res := db.artifact(rid, "sensitivity")):
@@ -557,10 +570,11 @@ def _figures(db: ResultsDB, run: dict[str, Any]) -> dict[str, go.Figure]:
         experiments = db.experiments(rid)
         spec = db.artifact(rid, "spec")
         params, outs = ef.sweep_parameters(experiments, spec), ef.sweep_outcomes(experiments, spec)
+        log = ef.log_factors(spec)
         if params and outs:
-            figs["sweep-matrix"] = ef.sweep_matrix(experiments, params, outs)
+            figs["sweep-matrix"] = ef.sweep_matrix(experiments, ef.sweep_factors(experiments, spec), outs, log)
             for o in outs:
-                figs[f"sweep-outcome-{o}"] = ef.sweep_outcome_vs_parameters(experiments, params, o)
+                figs[f"sweep-outcome-{o}"] = ef.sweep_outcome_vs_parameters(experiments, params, o, log)
     elif kind == "calibration" and (cal := db.artifact(rid, "calibration")):
         figs["posterior"] = ef.posterior_intervals(cal.get("parameters", []))
         if (post := db.artifact(rid, "posterior")) and post.get("samples"):

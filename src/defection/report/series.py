@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -49,3 +51,21 @@ def summarise(values: np.ndarray | pd.Series) -> dict[str, float]:
     if v.size == 0:
         return {"median": float("nan"), "p05": float("nan"), "p95": float("nan")}
     return {"median": float(np.median(v)), "p05": float(np.quantile(v, 0.05)), "p95": float(np.quantile(v, 0.95))}
+
+
+def stored_baseline(artifact: dict[str, Any] | None) -> pd.DataFrame | None:
+    """A stored paired baseline's daily series (artifact `claims.PAIRED_BASELINE`) as a frame: replicate, day and
+    each kept series; None when the run stored none (or an empty one)."""
+    if not artifact or not artifact.get("daily"):
+        return None
+    frame = pd.DataFrame(artifact["daily"])
+    return None if frame.empty or not {"replicate", "day"} <= set(frame.columns) else frame
+
+
+def paired_difference(daily: pd.DataFrame, baseline: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per replicate and day: the run's value of a series minus the baseline's in the same replicate on the same day
+    (common random numbers: the pairs share their random numbers); only the (replicate, day) both have."""
+    keys = ["replicate", "day"]
+    joined = daily[[*keys, column]].merge(baseline[[*keys, column]], on=keys, suffixes=("", "_baseline"))
+    joined[column] = joined[column].astype(float) - joined[f"{column}_baseline"].astype(float)
+    return joined[[*keys, column]]
