@@ -395,8 +395,7 @@ class Reporter:
         else:
             self._thread = threading.Thread(target=self._beat, name=f"{self.command}-heartbeat", daemon=True)
             self._thread.start()
-        if self.publish is not None:
-            self._publish()
+        if self.publish is not None:  # the first stage publishes at once; then every `publish_seconds`
             self._publisher = threading.Thread(target=self._publish_loop, name=f"{self.command}-progress", daemon=True)
             self._publisher.start()
         return self
