@@ -454,7 +454,7 @@ def test_a_recorded_run_publishes_its_reporters_progress_until_it_ends(tmp_path:
             state = read_progress(path, [rid])[rid]
             assert state["stage"] == "simulating" and state["done"] == 1 and state["fraction"] == pytest.approx(1 / 3)
         store.mark_run(rid, "failed", "stopped by the test")
-    assert not progress_file(path, rid).exists()
+    assert not progress_file(path, rid).exists() and not progress_file(path, rid).parent.exists()  # no litter
     assert Reporter("run", console=Console(file=io.StringIO())).publish is None  # outside a recorded run
 
 

@@ -102,7 +102,10 @@ def read_progress(db_path: Path | str, run_ids: list[str]) -> dict[str, dict[str
 
 
 def remove_progress(db_path: Path | str, run_id: str) -> None:
-    """Remove a run's progress file, if any (its run ended)."""
+    """Remove a run's progress file, if any (its run ended), and the folder once it is empty, so a finished command
+    leaves nothing beside the database. (A command that finds the folder gone recreates it at its next write.)"""
     if RUN_FILE.fullmatch(run_id):
         with suppress(OSError):
             progress_file(db_path, run_id).unlink()
+        with suppress(OSError):  # not empty: another command is running
+            progress_dir(db_path).rmdir()
