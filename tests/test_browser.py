@@ -242,6 +242,33 @@ def test_compare_two_runs(server: Server, tab: Tab) -> None:
     assert tab.foreign(server.url) == []
 
 
+def test_a_command_line_runs_progress_is_live_on_the_runs_page(server: Server, tab: Tab) -> None:
+    """A run recorded by another process (here: this test's, which is alive) with progress written as a command's
+    Reporter writes it: the runs page shows its bar and words, follows the next state, and reloads to the run's
+    error link once it has failed."""
+    from defection.store import ResultsDB, RunMeta
+    from defection.store.progress import write_progress
+
+    store = ResultsDB(server.db)
+    rid = store.begin_run(RunMeta(kind="run", scenario_name="from-the-command-line"))
+    write_progress(server.db, rid, {"stage": "simulating", "done": 4, "total": 10, "fraction": 0.4})
+    page = tab.page
+    page.goto(server.url + "/")
+    cell = page.locator(f'[data-progress-for="{rid}"]')
+    assert cell.locator(".progress-text").inner_text() == "simulating 4/10 (40%)"
+    assert cell.locator(".fill").evaluate("e => e.style.width") == "40%"
+    write_progress(server.db, rid, {"stage": "simulating", "done": 7, "total": 10, "fraction": 0.7, "left_seconds": 65})
+    cell.locator(".progress-text", has_text="7/10").wait_for()  # polled every 2 s
+    assert cell.locator(".progress-text").inner_text() == "simulating 7/10 (70%), about 1m05s left"
+    store.mark_run(rid, "failed", "RuntimeError: <b>not bold</b>")
+    page.locator(f'tr[data-run-id="{rid}"] a.error-link').wait_for()  # the page reloaded
+    page.locator(f'tr[data-run-id="{rid}"] a.error-link').click()
+    page.wait_for_url(f"{server.url}/runs/{rid}/error")
+    assert page.locator("#run-error").inner_text() == "RuntimeError: <b>not bold</b>"
+    assert tab.errors == []
+    assert tab.foreign(server.url) == []
+
+
 def test_invalid_values_show_the_cli_message(server: Server, tab: Tab) -> None:
     from defection.scenario import ScenarioError, default_scenario, with_changes
 

@@ -7,6 +7,7 @@ port, in a thread of this process); the shutdown test runs `python -m defection 
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import re
@@ -21,14 +22,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import httpx
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
+from rich.console import Console
 
+from defection.cli.console import Reporter, recorded
 from defection.engine import simulate
+from defection.report.headline import headline, interval_text
 from defection.scenario import ScenarioError, default_scenario, with_changes
 from defection.store import ResultsDB, RunMeta
+from defection.store.progress import progress_file, read_progress, write_progress
 from defection.web import form
 from defection.web.app import create_app
 
@@ -369,6 +375,108 @@ def test_pages_and_reads(client: TestClient, stored: dict[str, Any]) -> None:
     assert client.get("/static/app.js").status_code == 200 and client.get("/static/nope.js").status_code == 404
 
 
+# ---------------------------------------------------------------------------------------------- the runs list
+def test_the_runs_list_shows_each_runs_main_outcome_with_its_interval_and_posterior(
+    client: TestClient, stored: dict[str, Any]
+) -> None:
+    a, _ = stored["complete"]
+    db = ResultsDB(stored["db"])
+    share = db.outcomes(a).set_index("outcome").loc["defected_share"]
+    expected = interval_text("defected_share", share["median"], share["p05"], share["p95"])
+    assert re.fullmatch(r"\S+% \(\S+–\S+%\)", expected)  # '0.43% (0.21–0.68%)'
+    page = client.get("/", headers={"accept": "text/html"}).text
+    row = page[page.index(f'data-run-id="{a}"') :]
+    row = row[: row.index("</tr>")]
+    assert f'<td class="outcome">{expected}</td>' in row
+    posterior = db.get_run(a)["posterior_hash"]
+    assert (f">{posterior[:8]}<" if posterior else ">defaults<") in row
+    assert "main outcome" in page and "posterior" in page
+
+
+def test_headlines_of_other_kinds_read_their_stored_summary() -> None:
+    claims = {"claims": {"verdicts": ["not supported"] * 5 + ["depends on x"]}}
+    row = {"status": "complete", "kind": "claims", "brief": json.dumps(claims)}
+    assert headline(row) == "6 claims: 0 supported, 5 not supported, 1 depends"
+    best = {"mode": "target", "target": {"outcome": "defected_share"}, "closest": {"defected_share": 0.041}}
+    row = {"status": "complete", "kind": "optimize", "brief": json.dumps({"optimize": best})}
+    assert headline(row) == "target not reached; closest: defected_share 4.1%"
+    sweep = {"counts": {"planned": 48, "ok": 46, "failed": 2}}
+    row = {"status": "complete", "kind": "sweep", "brief": json.dumps(sweep), "headline_median": 0.004}
+    row |= {"headline_p05": 0.001, "headline_p95": 0.02}
+    assert headline(row) == "48 experiments (2 failed); defected_share across them 0.4% (0.1–2%)"
+    assert headline({"status": "complete", "kind": "backtest", "brief": None}) == "–"
+    assert headline({"status": "failed", "kind": "run", "headline_median": 0.1}) == "–"
+
+
+def test_a_running_cli_runs_progress_shows_and_a_dead_ones_does_not(tmp_path: Path) -> None:
+    db = ResultsDB(tmp_path / "runs.duckdb")
+    rid = db.begin_run(RunMeta(kind="run", scenario_name="from the command line"))  # this process: alive
+    quiet = Console(file=io.StringIO())
+    app = create_app(db.path, start_worker=False)
+
+    def sink(state: dict[str, Any]) -> None:  # what `recorded` gives every Reporter inside it
+        write_progress(db.path, rid, state)
+
+    with (
+        Reporter("run", console=quiet, publish=sink, publish_seconds=0.05) as rep,
+        TestClient(app, base_url=BASE) as c,
+    ):
+        rep.stage("simulating", total=10)
+        rep.update(completed=4)
+        deadline = time.monotonic() + HANG_GUARD
+        while "4/10" not in (page := c.get("/").text):  # the Reporter publishes every 0.05 s here (2 s by default)
+            assert time.monotonic() < deadline, "the progress never reached the runs page"
+            time.sleep(0.05)
+        row = page[page.index(f'data-run-id="{rid}"') :]
+        assert 'data-status="running"' in row[:200] and "simulating 4/10 (40%)" in row[: row.index("</tr>")]
+        live = c.get("/api/progress").json()["running"][rid]
+        assert live["progress"]["done"] == 4 and live["progress"]["total"] == 10 and "4/10" in live["text"]
+    with duckdb.connect(str(db.path)) as con:  # the process that wrote it is gone
+        con.execute("UPDATE runs SET pid = ? WHERE run_id = ?", [2**31 - 2, rid])
+    with TestClient(create_app(db.path, start_worker=False), base_url=BASE) as c:
+        assert c.get("/api/progress").json()["running"] == {}
+        page = c.get("/").text
+        row = page[page.index(f'data-run-id="{rid}"') :]
+        assert 'data-status="interrupted"' in row[:200] and "4/10" not in row[: row.index("</tr>")]
+        assert f'href="/runs/{rid}/error"' in row
+        assert "process ended before the run completed" in c.get(f"/runs/{rid}/error").text
+    assert not progress_file(db.path, rid).exists()  # reconciling removed it
+
+
+def test_a_recorded_run_publishes_its_reporters_progress_until_it_ends(tmp_path: Path) -> None:
+    path = tmp_path / "runs.duckdb"
+    with recorded(path, RunMeta(kind="run")) as (store, rid):
+        with Reporter("run", console=Console(file=io.StringIO())) as rep:
+            assert rep.publish is not None
+            rep.stage("simulating", total=3)
+            rep.update(completed=1)
+            rep.publish(rep.snapshot())
+            state = read_progress(path, [rid])[rid]
+            assert state["stage"] == "simulating" and state["done"] == 1 and state["fraction"] == pytest.approx(1 / 3)
+        store.mark_run(rid, "failed", "stopped by the test")
+    assert not progress_file(path, rid).exists() and not progress_file(path, rid).parent.exists()  # no litter
+    assert Reporter("run", console=Console(file=io.StringIO())).publish is None  # outside a recorded run
+
+
+def test_a_failed_runs_row_links_to_its_error_shown_escaped(tmp_path: Path) -> None:
+    db = ResultsDB(tmp_path / "runs.duckdb")
+    rid = db.begin_run(RunMeta(kind="claims", scenario_name="fails"))
+    db.mark_run(rid, "failed", "ValueError: <script>alert(1)</script> & more")
+    ok = db.begin_run(RunMeta(kind="curve"))
+    db.complete_artifacts(ok, {"curve": {"lever": "offer.cash_usd", "levels": [0, 1e6]}})
+    with TestClient(create_app(db.path, start_worker=False), base_url=BASE) as c:
+        page = c.get("/").text
+        row = page[page.index(f'data-run-id="{rid}"') :]
+        assert f'<a href="/runs/{rid}/error" class="run-link">' in row[: row.index("</tr>")]
+        assert "offer.cash_usd $0 → $1,000,000 (2 levels)" in page
+        err = c.get(f"/runs/{rid}/error", headers={"accept": "text/html"})
+        assert err.status_code == 200 and "default-src 'none'" in err.headers["content-security-policy"]
+        assert "ValueError: &lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in err.text
+        assert "<script>alert" not in err.text
+        assert c.get(f"/runs/{ok}/error").status_code == 409  # a complete run has no error
+        assert c.get("/runs/zz/error").status_code == 400
+
+
 def test_fifty_concurrent_requests(live: LiveServer, stored: dict[str, Any]) -> None:
     a, b = stored["complete"]
     expected_ids = {a, b, stored["failed"]}
@@ -482,6 +590,9 @@ def test_failed_jobs_are_marked_failed(tmp_path: Path) -> None:
     assert raised["status"] == "failed" and raised["error"] == "RuntimeError: the simulation blew up"
     assert died["status"] == "failed" and "exited with code 3" in died["error"]
     assert fine["status"] == "complete"  # the worker goes on after failures
+    with TestClient(create_app(db, start_worker=False), base_url=BASE) as c:  # a job's error, as a CLI run's
+        assert f'href="/runs/{raised["run_id"]}/error"' in c.get("/").text
+        assert "RuntimeError: the simulation blew up" in c.get(f"/runs/{raised['run_id']}/error").text
     store = ResultsDB(db)
     for job in (raised, died):
         run = store.get_run(job["run_id"])

@@ -136,6 +136,7 @@ def recorded(db: Path, meta: RunMeta, what: str = "run") -> Iterator[tuple[Resul
     could not be written) and is shown as interrupted, pointing at the spill, until it is ingested."""
     # lazy: `defection --help` and `defection check` need no store; duckdb and the store take 0.03 s to import
     from defection.store import ResultsDB, ResultsError, ResultsSpilled
+    from defection.store.progress import remove_progress, write_progress
 
     try:
         store = ResultsDB(db, notify=notify_wait)
@@ -143,6 +144,7 @@ def recorded(db: Path, meta: RunMeta, what: str = "run") -> Iterator[tuple[Resul
     except ResultsError as e:
         fail(escape(str(e)))
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    published = _run_progress.set(lambda state: write_progress(store.path, run_id, state))
     try:
         yield store, run_id
     except (KeyboardInterrupt, _Terminated):
@@ -157,7 +159,18 @@ def recorded(db: Path, meta: RunMeta, what: str = "run") -> Iterator[tuple[Resul
         _mark(store, run_id, "failed", f"{type(e).__name__}: {e}")
         fail(f"{what} {run_id} failed: {type(e).__name__}: {e}", code=1)
     finally:
+        _run_progress.reset(published)
+        remove_progress(store.path, run_id)
         signal.signal(signal.SIGTERM, previous)
+
+
+ProgressSink = Callable[[dict[str, Any]], object]
+"""Where a `Reporter` publishes its state for the dashboard: `defection.store.progress.write_progress` of the run
+being recorded."""
+
+_run_progress: ContextVar[ProgressSink | None] = ContextVar("defection_run_progress", default=None)
+"""The progress sink of the run `recorded` is recording (None outside one): a `Reporter` made inside it publishes
+there, so every recorded command's progress reaches the dashboard without each command passing it on."""
 
 
 def notify_wait(message: str) -> None:
@@ -271,6 +284,10 @@ def command_seconds(started: float | None = None) -> float:
 
 
 # ----------------------------------------------------------------------------- progress of long commands
+STAGE_PUBLISH_SECONDS = 0.5
+"""A new stage is published at once unless the last publication was more recent than this."""
+PUBLISH_SECONDS = 2.0
+"""How often a `Reporter` inside a recorded run writes its progress for the dashboard (at most; a few ms each)."""
 HEARTBEAT_ENV = "DEFECTION_HEARTBEAT_SECONDS"
 HEARTBEAT_SECONDS = 60.0  # the longest silence on a non-terminal stderr while a command works
 
@@ -329,8 +346,14 @@ class Reporter:
         transient: bool = False,
         console: Console | None = None,
         clock: Callable[[], float] = time.monotonic,
+        publish: ProgressSink | None = None,
+        publish_seconds: float = PUBLISH_SECONDS,
     ) -> None:
         self.command = command
+        self.publish = publish if publish is not None else _run_progress.get()
+        self.publish_seconds = publish_seconds
+        self._published = -math.inf  # time.monotonic() of the last publication
+        self._publisher: threading.Thread | None = None
         self.console = console or err
         self.interactive = self.console.is_terminal
         self.transient = transient
@@ -372,12 +395,17 @@ class Reporter:
         else:
             self._thread = threading.Thread(target=self._beat, name=f"{self.command}-heartbeat", daemon=True)
             self._thread.start()
+        if self.publish is not None:  # the first stage publishes at once; then every `publish_seconds`
+            self._publisher = threading.Thread(target=self._publish_loop, name=f"{self.command}-progress", daemon=True)
+            self._publisher.start()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        if self._publisher is not None:
+            self._publisher.join()
         if self._progress is not None:
             self._progress.stop()
         else:
@@ -398,6 +426,8 @@ class Reporter:
             self._progress.update(self._task, description=name, total=total, completed=completed, detail="", left="")
         else:
             self._line("stage", name)
+        if self.publish is not None and time.monotonic() - self._published >= STAGE_PUBLISH_SECONDS:
+            self._publish()  # a new stage shows at once (unless stages come faster than that)
 
     def update(
         self,
@@ -473,6 +503,46 @@ class Reporter:
             if self._detail:
                 parts.append(self._detail)
         return ", ".join([*parts, *([left] if left else [])])
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state the dashboard shows (`defection.store.progress.FIELDS`): stage, detail, count, the fraction
+        of the work done (the command's once `overall` was called, else the stage's, in work units when it has a
+        `work_total`), elapsed and left seconds, and when (Unix time)."""
+        left = self.time_left()
+        with self._lock:
+            state: dict[str, Any] = {"command": self.command, "stage": self._stage, "detail": self._detail}
+            state["done"] = self._completed
+            if self._total is not None:
+                state["total"] = self._total
+            if self._overall is not None and self._overall[1] > 0:
+                fraction: float | None = self._overall[0] / self._overall[1]
+            elif self._work_total:
+                fraction = self._work / self._work_total
+            elif self._total:
+                fraction = self._completed / self._total
+            else:
+                fraction = None
+        if fraction is not None:
+            state["fraction"] = min(1.0, max(0.0, fraction))
+        state["elapsed_seconds"] = self.elapsed()
+        if left is not None:
+            state["left_seconds"] = left
+        state["updated_at"] = time.time()
+        return state
+
+    def _publish(self) -> None:
+        """Hand the state to the progress sink (never raises: progress is a display, not the run)."""
+        if self.publish is None:
+            return
+        self._published = time.monotonic()
+        try:
+            self.publish(self.snapshot())
+        except Exception:  # a display must not fail the command
+            return
+
+    def _publish_loop(self) -> None:
+        while not self._stop.wait(self.publish_seconds):
+            self._publish()
 
     def _beat(self) -> None:
         while True:

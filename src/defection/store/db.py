@@ -41,6 +41,7 @@ from defection.store.errors import (
     lock_holder,
     lock_wait_seconds,
 )
+from defection.store.progress import read_progress, remove_progress
 from defection.store.schema import (
     CREATE_TABLES,
     DEFAULT_DB,
@@ -76,6 +77,35 @@ __all__ = [  # what `from defection.store.db import ...` offered before the stor
 ]
 
 T = TypeVar("T")
+
+HEADLINE = "defected_share"
+"""The outcome the runs list shows for each run (with its 90% interval)."""
+BRIEF_FIELDS = {
+    "claims": "json_object('verdicts', json_extract(payload, '$.claims[*].verdict'))",
+    "optimize": (
+        "json_object('mode', payload->'$.mode', 'target', payload->'$.target', 'best', payload->'$.best.metrics', "
+        "'best_interval', payload->'$.best.interval', 'closest', payload->'$.closest.metrics', "
+        "'closest_interval', payload->'$.closest.interval', 'pareto', json_array_length(payload, '$.pareto'))"
+    ),
+    "counts": "payload::JSON",
+    "curve": (
+        "json_object('lever', payload->'$.lever', 'levels', payload->'$.levels', "
+        f"'medians', json_extract(payload, '$.curves[0].points[*].outcomes.{HEADLINE}.median'))"
+    ),
+    "calibration": (
+        "json_object('cases', json_array_length(payload, '$.cases'), 'posterior_hash', payload->'$.posterior_hash', "
+        "'cut_short', payload->'$.cut_short')"
+    ),
+    "backtest": "json_object('observations', payload->'$.observations', 'coverage', payload->'$.coverage')",
+    "sensitivity": "json_object('method', payload->'$.method', 'points', payload->'$.points')",
+    "discover": (
+        "json_object('cases', payload->'$.cases', 'of_interest', payload->'$.cases_of_interest', "
+        "'boxes', json_array_length(payload, '$.boxes'))"
+    ),
+}
+"""The few fields of each artifact that summarise its run in one line (DuckDB JSON expressions on `payload`); the
+runs list reads these instead of whole artifacts, which can be large (a posterior's particles, an optimisation's
+trials)."""
 
 
 @dataclass
@@ -592,6 +622,7 @@ class ResultsDB:
             stale = self._stale(con)
             for rid, why in stale.items():
                 shutil.rmtree(spill_dir(self.path) / f".{rid}.daily", ignore_errors=True)  # its staged daily rows
+                remove_progress(self.path, rid)  # a dead process's progress is never shown
                 con.execute(
                     "UPDATE runs SET status = 'interrupted', finished_at = ?, error = coalesce(error, ?) "
                     "WHERE run_id = ? AND status = 'running'",
@@ -634,6 +665,51 @@ class ResultsDB:
         if stale:
             df.loc[df["run_id"].isin(list(stale)), "status"] = "interrupted"
         return df
+
+    def run_summaries(self, limit: int | None = None) -> pd.DataFrame:
+        """`list_runs` with what an analyst reads first, in one query: `posterior_hash`, `error`, the headline
+        outcome's interval (`headline_median`, `headline_p05`, `headline_p95`: defected_share, or for a sweep the
+        spread of its experiments' medians, 'sweep:defected_share') and `brief`, a small JSON object of the fields
+        of the run's artifacts that summarise it (`BRIEF_FIELDS`; NULL when it has none). Stale 'running' rows are
+        reconciled first, as in `list_runs`."""
+        self.reconcile()
+        cols = ", ".join([*LIST_COLUMNS, "posterior_hash", "error"])
+        limited = "LIMIT ?" if limit is not None else ""
+        briefs = " ".join(f"WHEN '{name}' THEN {expr}" for name, expr in BRIEF_FIELDS.items())
+        names = ", ".join(f"'{name}'" for name in BRIEF_FIELDS)
+        sql = f"""
+            WITH r AS (SELECT {cols} FROM runs ORDER BY created_at DESC, run_id {limited}),
+            a AS (
+                SELECT run_id, json_group_object(name, CASE name {briefs} END) AS brief FROM artifacts
+                WHERE name IN ({names}) AND run_id IN (SELECT run_id FROM r) GROUP BY run_id)
+            SELECT r.*, o.median AS headline_median, o.p05 AS headline_p05, o.p95 AS headline_p95,
+                CAST(a.brief AS VARCHAR) AS brief
+            FROM r
+            LEFT JOIN outcomes o ON o.run_id = r.run_id
+                AND o.outcome = CASE WHEN r.kind = 'sweep' THEN 'sweep:{HEADLINE}' ELSE '{HEADLINE}' END
+            LEFT JOIN a ON a.run_id = r.run_id
+            ORDER BY r.created_at DESC, r.run_id"""
+        with self._connect() as con:
+            df = con.execute(sql, [int(limit)] if limit is not None else []).df()
+            stale = self._stale(con) if self.read_only else {}
+        if stale:
+            gone = df["run_id"].isin(list(stale))
+            df.loc[gone, "status"] = "interrupted"
+            df.loc[gone, "error"] = df.loc[gone, "error"].fillna(df.loc[gone, "run_id"].map(stale))
+        return df
+
+    def running(self) -> list[str]:
+        """The ids of the runs still running (stale rows reconciled first; on a read-only database, left out)."""
+        self.reconcile()
+        with self._connect() as con:
+            ids = [str(r[0]) for r in con.execute("SELECT run_id FROM runs WHERE status = 'running'").fetchall()]
+            stale = self._stale(con) if self.read_only else {}
+        return [rid for rid in ids if rid not in stale]
+
+    def progress(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The progress that running commands wrote beside the database (`defection.store.progress`), by run id.
+        Callers pass only runs that are still 'running' after reconciling, so a dead process's is never shown."""
+        return read_progress(self.path, run_ids)
 
     def resolve(self, run_id: str) -> str:
         """The full id of a run given its id or a unique prefix."""

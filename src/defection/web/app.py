@@ -21,6 +21,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -40,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from defection.analysis import json_safe
 from defection.report import ReportError, render_compare, render_report
+from defection.report.headline import headline, posterior_text
 from defection.scenario import Scenario, ScenarioError
 from defection.store import ResultsDB, ResultsError, RunNotFound
 from defection.web import form, pages
@@ -374,6 +376,29 @@ def create_app(
         rows = df.to_dict("records")
         return [{k: _json_safe(v) for k, v in r.items()} for r in rows]
 
+    def live_progress(run_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+        """The progress of these running runs: a dashboard job's from the queue, a command's from the file it
+        writes beside the database (None when it wrote none yet)."""
+        with db_lock:
+            found: dict[str, dict[str, Any] | None] = dict.fromkeys(run_ids)
+            found.update(db.progress(run_ids))
+        now = time.time()
+        for job, _ in queue.jobs():
+            if job.status == "running" and job.run_id in found:
+                found[job.run_id] = job_progress(job.done, job.total, job.started_at, now)
+        return found
+
+    def summary_rows() -> list[dict[str, Any]]:
+        """The runs page's rows: the runs with their headline, posterior and (running ones) progress."""
+        with db_lock:
+            df = db.run_summaries()
+        rows = [{k: _json_safe(v) for k, v in r.items()} for r in df.to_dict("records")]
+        progress = live_progress([r["run_id"] for r in rows if r["status"] == "running"])
+        for r in rows:
+            r["headline"], r["posterior"] = headline(r), posterior_text(r)
+            r["progress"] = progress.get(r["run_id"])
+        return rows
+
     def get_run(run_id: str) -> dict[str, Any]:
         with db_lock:
             return db.get_run(check_run_id(run_id))
@@ -435,7 +460,14 @@ def create_app(
     # -- pages -------------------------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse)
     def runs_page() -> Response:
-        return _html(pages.runs_page(runs_rows(), app.state.limits))
+        return _html(pages.runs_page(summary_rows(), app.state.limits))
+
+    @app.get("/runs/{run_id}/error", response_class=HTMLResponse)
+    def run_error_page(run_id: str) -> Response:
+        run = get_run(run_id)
+        if run["status"] not in ("failed", "interrupted"):
+            raise ApiError(409, f"run {run['run_id']} is {run['status']}: it has no error to show")
+        return _html(pages.run_error_page(run))
 
     @app.get("/new", response_class=HTMLResponse)
     def new_page() -> Response:
@@ -488,6 +520,16 @@ def create_app(
     @app.get("/api/runs")
     def api_runs(limit: Annotated[int, Query(ge=1, le=10_000)] = 500) -> dict[str, Any]:
         return {"runs": runs_rows(limit)}
+
+    @app.get("/api/progress")
+    def api_progress() -> dict[str, Any]:
+        """The runs still running (stale rows reconciled) with their progress and its text, for the runs page."""
+        with db_lock:
+            ids = db.running()
+        found = live_progress(ids)
+        return {
+            "running": {rid: {"progress": p, "text": pages.progress_text(p)} for rid, p in found.items()},
+        }
 
     @app.get("/api/runs/{run_id}")
     def api_run(run_id: str) -> dict[str, Any]:
@@ -545,6 +587,19 @@ def create_app(
         return job.to_json()
 
     return app
+
+
+def job_progress(done: int, total: int, started_at: float | None, now: float) -> dict[str, Any]:
+    """A dashboard job's progress in the form a command writes its own (`defection.store.progress`)."""
+    fraction = done / total if total else 0.0
+    elapsed = max(0.0, now - started_at) if started_at is not None else None
+    left = elapsed * (total - done) / done if elapsed and done > 0 and total else None
+    state: dict[str, Any] = {"stage": "simulating replicate-days", "done": done, "total": total, "fraction": fraction}
+    if elapsed is not None:
+        state["elapsed_seconds"] = elapsed
+    if left is not None:
+        state["left_seconds"] = left
+    return state
 
 
 def _plain(sc: Scenario) -> int:

@@ -59,12 +59,71 @@ def _seconds(v: Any) -> str:
     return f"{v:.1f} s" if v < 120 else f"{v / 60:.1f} min"
 
 
+def duration_text(seconds: Any) -> str:
+    """A duration as 42s, 3m05s or 2h07m ('' when unknown)."""
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not seconds >= 0:
+        return ""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def progress_text(progress: dict[str, Any] | None) -> str:
+    """A running run's progress in words: 'simulating 3/10 (30%), about 1m05s left'; 'running' when it wrote
+    none (yet)."""
+    if not progress:
+        return "running"
+    parts = [str(progress.get("stage") or "running")]
+    done, total = progress.get("done"), progress.get("total")
+    if isinstance(done, int | float) and isinstance(total, int | float) and total > 0:
+        parts.append(f"{done:,.0f}/{total:,.0f}")
+    fraction = progress.get("fraction")
+    if isinstance(fraction, int | float) and 0 <= fraction <= 1:
+        parts.append(f"({100 * fraction:.0f}%)")
+    text = " ".join(parts)
+    if progress.get("detail"):
+        text += f", {progress['detail']}"
+    left = duration_text(progress.get("left_seconds"))
+    return text + (f", about {left} left" if left else "")
+
+
+def _fraction(progress: dict[str, Any] | None) -> float:
+    value = (progress or {}).get("fraction")
+    return float(value) if isinstance(value, int | float) and 0 <= value <= 1 else 0.0
+
+
+def outcome_cell(r: dict[str, Any]) -> str:
+    """The runs list's main-outcome cell: the headline of a complete run, the live progress of a running one (a
+    bar and words), the link to the error of a failed or interrupted one."""
+    rid, status = _e(r["run_id"]), str(r["status"])
+    if status == "running":
+        pct = round(100 * _fraction(r.get("progress")))
+        return (
+            f'<td class="outcome progress" data-progress-for="{rid}"><div class="bar small" role="progressbar" '
+            f'aria-valuemin="0" aria-valuemax="100" aria-valuenow="{pct}"><div class="fill" data-width="{pct}">'
+            f'</div></div><span class="progress-text">{_e(progress_text(r.get("progress")))}</span></td>'
+        )
+    if status in ("failed", "interrupted"):
+        return (
+            f'<td class="outcome"><a class="error-link" href="/runs/{rid}/error">{_e(status)}: see the error</a></td>'
+        )
+    return f'<td class="outcome">{_e(r.get("headline") or "–")}</td>'
+
+
 def runs_page(rows: list[dict[str, Any]], limits: dict[str, Any]) -> str:
     if rows:
         body_rows = []
         for r in rows:
             rid, status = _e(r["run_id"]), str(r["status"])
-            link = f'<a href="/runs/{rid}" class="run-link">{rid}</a>' if status == "complete" else rid
+            if status == "complete":
+                link = f'<a href="/runs/{rid}" class="run-link">{rid}</a>'
+            elif status in ("failed", "interrupted"):
+                link = f'<a href="/runs/{rid}/error" class="run-link">{rid}</a>'
+            else:
+                link = rid
             box = (
                 f'<input type="checkbox" name="run" value="{rid}" aria-label="select {rid} for comparison">'
                 if status == "complete"
@@ -75,7 +134,9 @@ def runs_page(rows: list[dict[str, Any]], limits: dict[str, Any]) -> str:
                 f'<tr data-run-id="{rid}" data-status="{_e(status)}"><td class="sel">{box}</td>'
                 f'<td class="mono">{link}</td>'
                 f'<td><span class="badge {STATUS_CLASS.get(status, "")}">{_e(status)}</span></td>'
-                f'<td>{_e(r["kind"])}</td><td class="name">{_e(r["scenario_name"])}</td><td class="num">{created}</td>'
+                f'<td>{_e(r["kind"])}</td><td class="name">{_e(r["scenario_name"])}</td>{outcome_cell(r)}'
+                f'<td class="mono" title="{_e(r.get("posterior_hash") or "")}">{_e(r.get("posterior") or "–")}</td>'
+                f'<td class="num">{created}</td>'
                 f'<td class="num">{_count(r["agents"])}</td><td class="num">{_count(r["days"])} × '
                 f'{_count(r["replicates"])}</td><td class="num">{_seconds(r["wall_seconds"])}</td></tr>'
             )
@@ -85,6 +146,8 @@ def runs_page(rows: list[dict[str, Any]], limits: dict[str, Any]) -> str:
 (at most {limits["max_compare"]}).</span></div>
 <table class="runs">
 <thead><tr><th class="sel"></th><th>run</th><th>status</th><th>kind</th><th>scenario</th>
+<th title="a run's defected share: median (90% interval); other kinds: their answer in one line">main outcome</th>
+<th title="the posterior the run drew its calibrated parameters from (short hash)">posterior</th>
 <th class="num">created (UTC)</th><th class="num">agents</th>
 <th class="num">days × replicates</th><th class="num">wall time</th></tr></thead>
 <tbody>
@@ -100,7 +163,8 @@ def runs_page(rows: list[dict[str, Any]], limits: dict[str, Any]) -> str:
         f"""<div class="head"><h1>Runs</h1><a class="button" href="/new">New run</a></div>
 <section id="jobs" class="jobs" hidden><h2>Jobs on this server</h2><table class="jobs-table"><thead><tr><th>job</th>
 <th>status</th><th>scenario</th><th>progress</th><th></th></tr></thead><tbody></tbody></table></section>
-<p class="sub">{len(rows)} run{"s" if len(rows) != 1 else ""}, newest first. Open a complete run for its report.</p>
+<p class="sub">{len(rows)} run{"s" if len(rows) != 1 else ""}, newest first. Open a complete run for its report,
+a failed or interrupted one for its error. Main outcome: the defected share's median and 90% interval.</p>
 {table}""",
     )
 
@@ -195,6 +259,26 @@ def job_page(job_id: str) -> str:
 <p id="job-done" hidden><a class="button" id="report-link" href="#">Open the report</a>
 <a href="/">All runs</a></p>
 </section>""",
+    )
+
+
+def run_error_page(run: dict[str, Any]) -> str:
+    """A failed or interrupted run: what it was and the error it stored (escaped), for CLI runs and dashboard jobs
+    alike."""
+    rid, status = _e(run["run_id"]), str(run["status"])
+    error = run.get("error") or "no error message was recorded"
+    finished = _e(str(run.get("finished_at") or "")[:19].replace("T", " ")) or "–"
+    return layout(
+        f"Run {run['run_id']}: {status}",
+        "run-error",
+        f"""<div class="head"><h1>Run <span class="mono">{rid}</span>
+<span class="badge {STATUS_CLASS.get(status, "")}">{_e(status)}</span></h1></div>
+<p class="sub">{_e(run.get("kind"))} · {_e(run.get("scenario_name"))} · {_count(run.get("agents"))} agents ×
+{_count(run.get("days"))} days × {_count(run.get("replicates"))} replicates · ended {finished} UTC
+· process {_e(run.get("pid"))} on {_e(run.get("host"))}</p>
+<h2>Error</h2>
+<pre class="error-detail" id="run-error">{_e(error)}</pre>
+<p><a href="/">Back to the runs</a></p>""",
     )
 
 

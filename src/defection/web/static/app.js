@@ -50,6 +50,41 @@
       update();
     }
     watchJobs();
+    watchRuns();
+  }
+
+  // runs started from the command line (or by this server) that are still running: their progress, live
+  function watchRuns() {
+    const cells = $$("[data-progress-for]");
+    const show = (cell, fraction, text) => {
+      const pct = Math.round(100 * Math.min(1, Math.max(0, fraction || 0)));
+      $(".fill", cell).style.width = `${pct}%`;
+      $(".bar", cell).setAttribute("aria-valuenow", String(pct));
+      $(".progress-text", cell).textContent = text;
+    };
+    for (const cell of cells) show(cell, Number($(".fill", cell).dataset.width) / 100, $(".progress-text", cell).textContent);
+    if (!cells.length) return;
+    async function tick() {
+      let res;
+      try {
+        res = await api("GET", "/api/progress");
+      } catch (e) {
+        setTimeout(tick, 5000);
+        return;
+      }
+      if (!res.ok) return;
+      const running = res.data.running || {};
+      for (const cell of cells) {
+        const entry = running[cell.dataset.progressFor];
+        if (!entry) {
+          window.location.reload(); // the run ended (complete, failed or interrupted): its row has changed
+          return;
+        }
+        show(cell, (entry.progress || {}).fraction, entry.text);
+      }
+      setTimeout(tick, 2000);
+    }
+    setTimeout(tick, 2000);
   }
 
   function watchJobs() {
