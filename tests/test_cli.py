@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from defection.model.outputs import OUTCOMES
 from defection.store import ResultsDB
 
 from .conftest import ROOT, cli, cli_in_process, wait_for_running
-from .processes import communicate, started
+from .processes import HANG_GUARD, communicate, started
 
 REQUIRED_KEYS = {"run_id", "scenario_hash", "seed", "agents", "represented", "days", "replicates", "outcomes"}
 REQUIRED_OUTCOMES = {
@@ -127,6 +128,11 @@ def test_interrupted_run_leaves_database_consistent(tmp_path: Path, sig: signal.
     complete_id = json.loads(done.stdout)["run_id"]
     with _long_run(db) as proc:
         run_id = wait_for_running(db, proc)
+        progress = tmp_path / "runs.duckdb.progress" / f"{run_id}.json"  # what the dashboard shows of it
+        deadline = time.monotonic() + HANG_GUARD
+        while not progress.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the run never wrote its progress"
+            time.sleep(0.05)
         os.kill(proc.pid, sig)  # the run's process only, as a Ctrl-C or a kill would
         _, stderr = communicate(proc)
     assert proc.returncode != 0
@@ -136,6 +142,8 @@ def test_interrupted_run_leaves_database_consistent(tmp_path: Path, sig: signal.
     status = {r["run_id"]: r["status"] for r in json.loads(listed.stdout)}
     assert status[complete_id] == "complete"
     assert status[run_id] == "interrupted"
+    # its progress for the dashboard is gone: removed by the command on INT/TERM, by reconciling after a KILL
+    assert not progress.exists()
     store = ResultsDB(db)
     assert store.daily(run_id).empty and store.outcomes(run_id).empty
     r = cli_in_process("runs", "export", run_id, "-o", str(tmp_path / "x"), "--db", str(db))

@@ -408,6 +408,16 @@ def test_headlines_of_other_kinds_read_their_stored_summary() -> None:
     assert headline({"status": "failed", "kind": "run", "headline_median": 0.1}) == "–"
 
 
+def test_a_dashboard_jobs_progress_reads_as_a_commands() -> None:
+    from defection.web.app import job_progress
+    from defection.web.pages import progress_text
+
+    state = job_progress(done=250, total=1000, started_at=100.0, now=110.0)  # a quarter in 10 s: 30 s left
+    assert state["fraction"] == 0.25 and state["left_seconds"] == pytest.approx(30.0)
+    assert progress_text(state) == "simulating replicate-days 250/1,000 (25%), about 30s left"
+    assert progress_text(None) == "running"  # a command that wrote nothing yet
+
+
 def test_a_running_cli_runs_progress_shows_and_a_dead_ones_does_not(tmp_path: Path) -> None:
     db = ResultsDB(tmp_path / "runs.duckdb")
     rid = db.begin_run(RunMeta(kind="run", scenario_name="from the command line"))  # this process: alive
