@@ -41,9 +41,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Every figure README.md and docs/ quote: `defection claims` at its defaults (docs/validation/claims.json), then the
-# worlds of docs/numbers.toml (shipped posterior, fixed seed); both stored in numbers.duckdb; write
-# docs/validation/numbers.json and rewrite the marked figures (<!-- n:KEY -->...<!-- /n -->). About 4 minutes on a
+# Every figure README.md and docs/ quote: `defection claims` at its defaults (docs/validation/claims.json), the worked
+# examples' `defection optimize` runs (docs/validation/optimize-*.json), then the
+# worlds of docs/numbers.toml (shipped posterior, fixed seed); all stored in numbers.duckdb; write
+# docs/validation/numbers.json and rewrite the marked figures (<!-- n:KEY -->...<!-- /n -->). About 5 minutes on a
 # 2-core machine. tests/test_numbers.py checks them.
 numbers: $(STAMP)
 	$(BIN)/defection claims --json --db numbers.duckdb > docs/validation/claims.json.tmp

@@ -14,6 +14,8 @@ import pytest
 from defection.engine import simulate
 from defection.report.numbers import (
     documents,
+    json_path,
+    leaf_value,
     load_spec,
     markers,
     median_interval_ranks,
@@ -53,6 +55,7 @@ def test_every_marked_figure_is_what_make_numbers_wrote() -> None:
         assert rewrite(text, SPEC, NUMBERS, ROOT) == text
     assert "table:default_worlds" in found and "proposal.defected_share.median" in found
     assert "claims:table" in found and "claims:detail" in found  # docs/claims.md, from docs/validation/claims.json
+    assert "opt.ten.verdict" in found  # README's examples paragraph, from docs/validation/optimize-ten.json
     assert len(found) >= 8
 
 
@@ -89,3 +92,28 @@ def test_a_fresh_run_reproduces_each_quoted_median(world: str) -> None:
     for outcome in quoted:
         r = recorded[outcome]
         assert r["mc_lo"] <= float(fresh.loc[outcome, "median"]) <= r["mc_hi"], (world, outcome)
+
+
+def test_json_paths_take_keys_that_hold_dots_and_values_show_by_their_name() -> None:
+    data = {
+        "best": {"package": {"offer.cash_usd": 6334709.9, "offer.cash": 1.0}, "metrics": {"defected_share": 0.0945}}
+    }
+    assert json_path(data, "best.package.offer.cash_usd") == 6334709.9
+    assert json_path(data, "best.package.offer.cash") == 1.0
+    with pytest.raises(KeyError):
+        json_path(data, "best.package.offer.nothing")
+    assert leaf_value("offer.cash_usd", 6334709.9) == "$6.33M"
+    assert leaf_value("defected_share", 0.0945) == "9.4%"  # two significant digits under 10%
+    assert leaf_value("programme.extraction_capacity_per_day", 2166.05) == "2,170"
+    assert leaf_value("offer.family_extraction_probability", 0.7402) == "0.74"
+
+
+def test_the_examples_answers_were_made_by_the_commands_the_spec_names() -> None:
+    """Each committed optimize output is the run docs/numbers.toml declares: its spec, target and probability."""
+    for run in SPEC.optimizations:
+        data = json.loads((ROOT / run.file).read_text(encoding="utf-8"))
+        args = dict(zip(run.args[::2], run.args[1::2], strict=True))
+        assert (ROOT / run.spec).is_file()
+        assert data["target"]["value"] == float(args["--target"])
+        assert data["target"]["probability"] == float(args["--probability"])
+        assert data["evaluated"] + data["reused"] == int(args["--trials"])

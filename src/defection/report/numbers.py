@@ -69,6 +69,20 @@ class SummarySpec:
 
 
 @dataclass(frozen=True)
+class OptimizeSpec:
+    """A worked example's `defection optimize` run: `make numbers` runs it into `file`; markers `opt.KEY.PATH` read
+    it (PATH: a dotted path into its --json output, e.g. closest.package.offer.cash_usd)."""
+
+    key: str
+    spec: str
+    args: tuple[str, ...]
+
+    @property
+    def file(self) -> str:
+        return f"docs/validation/optimize-{self.key}.json"
+
+
+@dataclass(frozen=True)
 class NumbersSpec:
     """docs/numbers.toml, validated."""
 
@@ -77,6 +91,7 @@ class NumbersSpec:
     tables: tuple[TableSpec, ...]
     summaries: tuple[SummarySpec, ...] = field(default=())
     claims_file: str = ""  # the committed `defection claims --json` output the claims markers read
+    optimizations: tuple[OptimizeSpec, ...] = ()
 
     def world(self, key: str) -> World:
         for w in self.worlds:
@@ -97,7 +112,8 @@ def load_spec(path: Path) -> NumbersSpec:
     summaries = tuple(
         SummarySpec(s["key"], s["file"], s["field"], s["format"], s.get("total", "")) for s in data.get("summary", [])
     )
-    spec = NumbersSpec(settings, worlds, tables, summaries, str(data.get("claims", {}).get("file", "")))
+    optimizations = tuple(OptimizeSpec(o["key"], o["spec"], tuple(o.get("args", []))) for o in data.get("optimize", []))
+    spec = NumbersSpec(settings, worlds, tables, summaries, str(data.get("claims", {}).get("file", "")), optimizations)
     for t in tables:
         for w in t.worlds:
             spec.world(w)
@@ -243,6 +259,42 @@ def render_claims_key(key: str, claims: Mapping[str, Any]) -> str:
     return claim_number(number)
 
 
+def json_path(data: Any, path: str) -> Any:
+    """The value at a dotted path, where a key may itself hold dots (a package's 'offer.cash_usd'): at each level
+    the longest key that the rest of the path starts with."""
+    node, rest = data, path
+    while rest:
+        if not isinstance(node, Mapping):
+            raise KeyError(f"{path}: {rest} goes below a value")
+        key = max((k for k in node if rest == k or rest.startswith(k + ".")), key=len, default=None)
+        if key is None:
+            raise KeyError(f"{path}: no key for {rest}")
+        node, rest = node[key], rest[len(key) + 1 :]
+    return node
+
+
+def leaf_value(name: str, v: Any) -> str:
+    """A value read from a command's JSON, shown by what its name says: dollars, a share, a count, or text."""
+    if isinstance(v, str) or v is None:
+        return "–" if v is None else v
+    if name.endswith("_usd"):
+        return usd(float(v))
+    if "share" in name or name in ("probability", "median", "p05", "p95", "mean"):
+        return percent(float(v))
+    f = float(v)
+    return f"{float(f'{f:.3g}'):,.0f}" if abs(f) >= 100 else f"{f:.3g}"
+
+
+def render_optimize_key(spec: NumbersSpec, key: str, root: Path) -> str:
+    """`opt.KEY.PATH`: the value at PATH of the example's committed optimize output."""
+    _, name, path = key.split(".", 2)
+    run = next((o for o in spec.optimizations if o.key == name), None)
+    if run is None:
+        raise KeyError(f"marker n:{key}: no [[optimize]] '{name}' in docs/numbers.toml")
+    data = json.loads((root / run.file).read_text(encoding="utf-8"))
+    return leaf_value(path.rsplit(".", 1)[-1], json_path(data, path))
+
+
 def render_table(spec: NumbersSpec, table: TableSpec, numbers: Mapping[str, Any]) -> str:
     """A Markdown table of the worlds' medians and 90% intervals."""
     head = "| world | " + " | ".join(h for _, h in table.columns) + " |"
@@ -256,6 +308,8 @@ def render_table(spec: NumbersSpec, table: TableSpec, numbers: Mapping[str, Any]
 
 def render_key(spec: NumbersSpec, key: str, numbers: Mapping[str, Any], root: Path) -> str:
     """The text a marker with `key` stands for."""
+    if key.startswith("opt."):
+        return render_optimize_key(spec, key, root)
     if key.startswith(("claims:", "claims.")):
         if not spec.claims_file:
             raise KeyError(f"marker n:{key}: docs/numbers.toml names no claims file")
@@ -353,6 +407,19 @@ def simulate_worlds(spec: NumbersSpec, db: Path, progress: Callable[[str], None]
     }
 
 
+def run_optimize(run: OptimizeSpec, root: Path, db: Path) -> None:
+    """`defection optimize SPEC ARGS --json` into the example's committed JSON (written whole, then renamed)."""
+    import subprocess
+
+    print(f"optimize {run.key}: {run.spec} {' '.join(run.args)}")
+    cmd = [sys.executable, "-m", "defection", "optimize", str(root / run.spec), *run.args, "--json", "--db", str(db)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    target = root / run.file
+    tmp = target.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(json.loads(out), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(target)
+
+
 def _plain(v: Any) -> float | None:
     """A float for JSON: None for NaN or missing."""
     try:
@@ -375,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         numbers = json.loads(target.read_text(encoding="utf-8"))
     else:
+        for run in spec.optimizations:
+            run_optimize(run, root, args.db)
         numbers = simulate_worlds(spec, args.db)
         tmp = target.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(numbers, indent=1, sort_keys=True) + "\n", encoding="utf-8")
