@@ -56,6 +56,7 @@ def test_every_marked_figure_is_what_make_numbers_wrote() -> None:
     assert "table:default_worlds" in found and "proposal.defected_share.median" in found
     assert "claims:table" in found and "claims:detail" in found  # docs/claims.md, from docs/validation/claims.json
     assert "opt.ten.verdict" in found  # README's examples paragraph, from docs/validation/optimize-ten.json
+    assert "backtest:rows" in found and "backtest:scores" in found  # docs/calibration.md, from backtest.json
     assert len(found) >= 8
 
 

@@ -35,6 +35,7 @@ from defection.scenario.files import read_toml
 
 MARKER = re.compile(r"<!-- n:(?P<key>[A-Za-z0-9_.:-]+) -->(?P<text>.*?)<!-- /n -->", re.DOTALL)
 STATS = ("median", "p05", "p95")
+BACKTEST_FILE = "docs/validation/backtest.json"  # the committed backtest summary (`make validate`)
 # Documents whose marked numbers `make numbers` rewrites (relative to the repository root).
 DOCUMENTS = ("README.md", "docs/*.md")
 
@@ -285,6 +286,51 @@ def leaf_value(name: str, v: Any) -> str:
     return f"{float(f'{f:.3g}'):,.0f}" if abs(f) >= 100 else f"{f:.3g}"
 
 
+def pct3(x: float | None) -> str:
+    """A share as a percentage to three significant digits ('0%' for zero), as the backtest tables show them."""
+    if x is None or not math.isfinite(x):
+        return "–"
+    return "0%" if x == 0 else f"{100 * x:.3g}%"
+
+
+def backtest_rows(backtest: Mapping[str, Any]) -> str:
+    """Every held-out observation of a backtest summary: observed, predicted median and 90% interval, inside the
+    90% and 50% intervals, |log error| and PIT."""
+    head = (
+        "| held-out case | outcome | observed | predicted median | 90% interval | inside 90% | inside 50% | "
+        "\\|log error\\| | PIT |"
+    )
+    lines = [head, "|---|---|---:|---:|---:|:---:|:---:|---:|---:|"]
+    for r in backtest["rows"]:
+        pit = "" if r.get("pit") is None else f"{r['pit']:.2f}"
+        lines.append(
+            f"| {r['case']} | {r['outcome']} | {pct3(r['observed'])} | {pct3(r['median'])} | "
+            f"{pct3(r['p05'])} – {pct3(r['p95'])} | {'yes' if r['inside_90'] else '**no**'} | "
+            f"{'yes' if r['inside_50'] else 'no'} | {r['abs_log_error']:.2f} | {pit} |"
+        )
+    return "\n".join(lines)
+
+
+def backtest_scores(backtest: Mapping[str, Any]) -> str:
+    """The backtest's scores against the naive baseline and the conformal interval."""
+    n = int(backtest["observations"])
+    c50, c90 = float(backtest["coverage_50"]), float(backtest["coverage_90"])
+    err, wis, naive = (float(backtest[k]) for k in ("median_abs_log_error", "interval_score", "interval_score_naive"))
+    skill, conformal = float(backtest["skill"]), backtest.get("conformal_coverage_90")
+    lines = [
+        f"| score | this run ({n} observations) | naive baseline | conformal (CV+) |",
+        "|---|---:|---:|---:|",
+        f"| coverage of the 50% intervals | {100 * c50:.0f}% ({round(c50 * n)} of {n}) | | |",
+        f"| coverage of the 90% intervals | **{100 * c90:.0f}% ({round(c90 * n)} of {n})** | | "
+        + ("" if conformal is None else f"{100 * float(conformal):.0f}%")
+        + " |",
+        f"| median \\|log error\\| of the median | **{err:.2f}** (a factor of {math.exp(err):.1f}) | | |",
+        f"| weighted interval score (log shares; lower is better) | **{wis:.2f}** | {naive:.2f} | |",
+        f"| skill, 1 − WIS/WIS_naive | **{f'{skill:+.2f}'.replace('-', '−')}** | 0 | |",
+    ]
+    return "\n".join(lines)
+
+
 def render_optimize_key(spec: NumbersSpec, key: str, root: Path) -> str:
     """`opt.KEY.PATH`: the value at PATH of the example's committed optimize output."""
     _, name, path = key.split(".", 2)
@@ -308,6 +354,10 @@ def render_table(spec: NumbersSpec, table: TableSpec, numbers: Mapping[str, Any]
 
 def render_key(spec: NumbersSpec, key: str, numbers: Mapping[str, Any], root: Path) -> str:
     """The text a marker with `key` stands for."""
+    if key in ("backtest:rows", "backtest:scores"):
+        data = json.loads((root / BACKTEST_FILE).read_text(encoding="utf-8"))
+        rendered = backtest_rows(data) if key == "backtest:rows" else backtest_scores(data)
+        return "\n\n" + rendered + "\n\n"
     if key.startswith("opt."):
         return render_optimize_key(spec, key, root)
     if key.startswith(("claims:", "claims.")):
