@@ -59,6 +59,12 @@ def test_runs_list_show_export(stored: tuple[Path, dict], tmp_path: Path) -> Non
     listed = json.loads(cli_in_process("runs", "list", "--db", str(db), "--json").stdout)
     row = next(r for r in listed if r["run_id"] == payload["run_id"])
     assert row["status"] == "complete"
+    # the main outcome with its interval and the posterior that produced it, as the dashboard's list shows them
+    assert row["headline_median"] == pytest.approx(payload["outcomes"]["defected_share"]["median"])
+    assert row["headline"].endswith("%)") and "(" in row["headline"]  # "0.34% (0.13–0.43%)"
+    assert row["posterior"] == (payload["posterior"]["hash"][:8] if payload.get("posterior") else "defaults")
+    table = cli_in_process("runs", "list", "--db", str(db)).stdout
+    assert "main outcome" in table and row["headline"] in table
     shown = cli_in_process("runs", "show", payload["run_id"][:6], "--db", str(db), "--json")
     assert shown.returncode == 0, shown.stderr
     info = json.loads(shown.stdout)

@@ -20,19 +20,27 @@ runs_app = typer.Typer(no_args_is_help=True, help="Browse and export stored runs
 
 @runs_app.command("list")
 def runs_list(db: DbOpt = Path("defection.duckdb"), as_json: JsonOpt = False) -> None:
-    """Stored runs, newest first."""
+    """Stored runs, newest first, each with its main outcome (a run's defected share with its 90% interval, or the
+    line that sums up a claims, optimize, curve, sweep or calibration run) and the posterior that produced it."""
+    from defection.report.headline import headline, posterior_text  # lazy: see the note at the top
     from defection.store import ResultsError  # lazy: duckdb (see the note at the top)
 
     try:
-        df = open_store(db).list_runs()
+        df = open_store(db).run_summaries()
     except ResultsError as e:
         fail(str(e))
+    rows = df.to_dict("records")
+    df["headline"] = [headline(r) for r in rows]
+    df["posterior"] = [posterior_text(r) for r in rows]
     if as_json:
+        df = df.drop(columns=[c for c in ("brief",) if c in df.columns])
         sys.stdout.write(df.to_json(orient="records", date_format="iso") + "\n")
         return
     table = Table(title=f"{len(df)} runs in {db}")
-    for col in ("run_id", "status", "created (UTC)", "scenario", "agents", "days × reps"):
-        table.add_column(col, no_wrap=col != "scenario", min_width=12 if col == "scenario" else None)
+    for col in ("run_id", "status", "created (UTC)", "scenario", "agents", "days × reps", "main outcome", "posterior"):
+        table.add_column(
+            col, no_wrap=col not in ("scenario", "main outcome"), min_width=12 if col == "scenario" else None
+        )
     for r in df.itertuples():
         colour = {"complete": "green", "running": "cyan", "failed": "red", "interrupted": "yellow"}.get(r.status, "")
         table.add_row(
@@ -42,6 +50,8 @@ def runs_list(db: DbOpt = Path("defection.duckdb"), as_json: JsonOpt = False) ->
             r.scenario_name,
             f"{r.agents:,}",
             f"{r.days} × {r.replicates}",
+            escape(str(r.headline)),
+            str(r.posterior),
         )
     out.print(table)
 
