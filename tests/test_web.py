@@ -357,6 +357,9 @@ def test_pages_and_reads(client: TestClient, stored: dict[str, Any]) -> None:
     runs = client.get("/api/runs").json()["runs"]
     assert {r["run_id"] for r in runs} == {a, b, stored["failed"]}
     assert next(r for r in runs if r["run_id"] == stored["failed"])["wall_seconds"] is None
+    row_a = next(r for r in runs if r["run_id"] == a)  # the API carries what the runs page shows
+    assert row_a["headline"].endswith("%)") and row_a["posterior"] and "brief" not in row_a
+    assert next(r for r in runs if r["run_id"] == stored["failed"])["headline"] == "–"
     info = client.get(f"/api/runs/{a[:6]}").json()
     assert info["run_id"] == a and info["scenario"]["simulation"]["days"] == 20
     assert "defected" in info["outcomes"]

@@ -371,9 +371,14 @@ def create_app(
 
     # -- data --------------------------------------------------------------------------------------------
     def runs_rows(limit: int | None = None) -> list[dict[str, Any]]:
+        """/api/runs: the stored runs with their main outcome ('headline', its interval) and posterior, as the runs
+        page shows them."""
         with db_lock:
-            df = db.list_runs(limit=limit)
+            df = db.run_summaries(limit=limit)
         rows = df.to_dict("records")
+        for r in rows:
+            r["headline"], r["posterior"] = headline(r), posterior_text(r)
+            r.pop("brief", None)
         return [{k: _json_safe(v) for k, v in r.items()} for r in rows]
 
     def live_progress(run_ids: list[str]) -> dict[str, dict[str, Any] | None]:
