@@ -249,6 +249,13 @@ def check_folder(option: str, path: Path) -> None:
         fail(f"{option} {path}: folder {path.parent} does not exist")
 
 
+def check_output_file(option: str, path: Path) -> None:
+    """Fail before any work if an output file cannot be written: its folder is missing, or it is a folder."""
+    check_folder(option, path)
+    if path.is_dir():
+        fail(f"{option} {path}: is a folder; give a file name such as report.html")
+
+
 # ----------------------------------------------------------------------------- the command's own clock
 STARTED_KEY = "defection.started"
 """Key in the app's context object (`main` passes it) under which the process's start is given."""

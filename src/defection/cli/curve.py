@@ -22,6 +22,7 @@ from defection.cli.console import (
     ReplicateWorkersOpt,
     Reporter,
     ScenarioArg,
+    check_output_file,
     command_seconds,
     err,
     fail,
@@ -142,11 +143,8 @@ def curve(
 
     if posterior is not None and no_posterior:
         fail("--posterior and --no-posterior contradict each other; give one")
-    if report is not None and (not report.parent.exists() or report.is_dir()):
-        fail(
-            f"--report {report}: "
-            + (f"folder {report.parent} does not exist" if not report.parent.exists() else "is a folder")
-        )
+    if report is not None:
+        check_output_file("--report", report)
     try:
         info = lever_info(lever)
         start, stop = lever_range(info, lo, hi)

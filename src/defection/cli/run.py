@@ -18,6 +18,7 @@ from defection.cli.console import (
     ReplicateWorkersOpt,
     Reporter,
     ScenarioArg,
+    check_output_file,
     command_seconds,
     fail,
     fmt,
@@ -91,15 +92,8 @@ def run(
     from defection.store import RunMeta
     from defection.workers import replicate_workers
 
-    if report is not None and (not report.parent.exists() or report.is_dir()):
-        fail(
-            f"--report {report}: "
-            + (
-                f"folder {report.parent} does not exist"
-                if not report.parent.exists()
-                else "is a folder; give a file name such as report.html"
-            )
-        )
+    if report is not None:
+        check_output_file("--report", report)
     if posterior is not None and no_posterior:
         fail("--posterior and --no-posterior contradict each other; give one")
     history: Case | None = None
