@@ -17,6 +17,7 @@ from defection.cli import console
 from defection.cli.search import _meta, _print_optimize
 from defection.explore import optimize as opt
 from defection.explore import sensitivity as sa
+from defection.explore.design import exploration_posterior
 from defection.explore.spec import spec_from_dict
 from defection.report import render_report
 from defection.report.explore_figures import cost_against_achieved, nondominated
@@ -160,7 +161,7 @@ def test_the_printed_table_has_no_long_floats(reachable: bool) -> None:
     problem, found = _study(opt.Target(value=0.01 if reachable else 0.5, probability=0.8))
     result = _result(problem, found)
     with console.out.capture() as captured:
-        _print_optimize(result, "r0", Path("x.duckdb"))
+        _print_optimize(result, "r0", Path("x.duckdb"), "calibrated parameters: none")
     text = captured.get()
     assert not long_numbers(text), text
     said = " ".join(text.split())
@@ -177,7 +178,8 @@ def _stored_optimize(tmp_path: Path, reachable: bool) -> tuple[ResultsDB, str, d
     problem, found = _study(opt.Target(value=0.01 if reachable else 0.5, probability=0.8))
     result = _result(problem, found)
     db = ResultsDB(tmp_path / "r.duckdb")
-    run_id = db.begin_run(_meta("optimize", _spec(), default_scenario(), {"mode": "target"}))
+    none = exploration_posterior(_spec(), None, "none")
+    run_id = db.begin_run(_meta("optimize", _spec(), default_scenario(), {"mode": "target"}, none))
     shown = found["best"] or found["closest"]
     outcomes = pd.DataFrame(
         [{"outcome": k, **v} for k, v in shown["summary"].items()], columns=["outcome", "median", "p05", "p95", "mean"]

@@ -204,6 +204,10 @@ def test_range_positions_by_hand() -> None:
 
     assert Range("offer.cash_usd", 100.0, 300.0).at(0.25) == 150.0
     assert Range("offer.cash_usd", 100.0, 10_000.0, log=True).at(0.5) == pytest.approx(1_000.0)
+    # the ends are the range's own, never a rounding error beyond: exp(log(1e8)) is 100000000.00000018, which the
+    # registry's limit (cash ≤ 1e8) refused, so a log lever up to the limit could not be swept
+    assert Range("offer.cash_usd", 1e6, 1e8, log=True).at(1.0) == 1e8
+    assert Range("offer.cash_usd", 1e6, 1e8, log=True).at(0.0) == 1e6
 
 
 def test_a_soldier_type_given_in_part_keeps_its_own_defaults(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from defection.calibrate.cases import library_hash, load_cases
-from defection.cli.claims import choose_posterior
+from defection.cli.console import choose_posterior
 from defection.scenario import default_scenario
 from defection.scenario.posterior import Posterior, effective_sample_size, shipped_posterior_path
 from defection.scenario.ranges import CALIBRATED

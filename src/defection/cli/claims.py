@@ -19,6 +19,8 @@ from defection.cli.console import (
     ReplicateWorkersOpt,
     Reporter,
     ScenarioArg,
+    check_posterior_flags,
+    choose_posterior,
     command_seconds,
     fail,
     json_default,
@@ -33,8 +35,6 @@ from defection.cli.console import (
 # the commands: `defection --help` need not load them.
 if TYPE_CHECKING:
     from defection.claims import ClaimsReport
-    from defection.scenario import Scenario
-    from defection.scenario.posterior import Posterior
 
 # ----------------------------------------------------------------------------- claims
 VERDICT_STYLE = {"supported": "bold green", "not supported": "bold red"}
@@ -163,8 +163,7 @@ def stored_claims(
     from defection.store import RunMeta  # lazy: duckdb
     from defection.workers import replicate_workers
 
-    if posterior is not None and no_posterior:
-        fail("--posterior and --no-posterior contradict each other; give one")
+    check_posterior_flags(posterior, no_posterior)
     base = load_or_fail(scenario, posterior=not no_posterior)
     try:
         sc = with_overrides(base, source="claims options", replicates=replicates, days=days, agents=agents, seed=seed)
@@ -213,26 +212,6 @@ def stored_claims(
 def _g(v: float | None) -> str:
     """A metric with three significant digits; 'undefined' for a missing or non-finite one (never 'nan')."""
     return "undefined" if v is None or not math.isfinite(v) else f"{v:.3g}"
-
-
-def choose_posterior(sc: Scenario, posterior: Path | None, no_posterior: bool) -> tuple[Posterior | None, str]:
-    """The posterior `claims` and `predict` use: --posterior, else the scenario's, else the shipped calibrated model
-    (unless --no-posterior, which gives the scenario's hand-tuned values)."""
-    from defection.scenario.posterior import Posterior, PosteriorError, shipped_posterior_path  # lazy: numpy
-
-    if no_posterior:
-        return None, "scenario values (--no-posterior)"
-    try:
-        if posterior is not None:
-            return Posterior.load(posterior), f"posterior {posterior}"
-        if sc.simulation.posterior:
-            return Posterior.load(sc.simulation.posterior), f"posterior {sc.simulation.posterior}"
-        shipped = shipped_posterior_path()
-        if shipped.is_file():
-            return Posterior.load(shipped), f"the shipped posterior {shipped}"
-    except PosteriorError as e:
-        fail(e.render())
-    return None, "scenario values (this installation has no shipped posterior)"
 
 
 def register(app: typer.Typer) -> None:

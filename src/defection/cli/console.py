@@ -35,6 +35,7 @@ from defection.workers import process_age
 # `defection --help` loads none of them (docs/performance.md, "Start-up").
 if TYPE_CHECKING:
     from defection.scenario import Scenario
+    from defection.scenario.posterior import Posterior
     from defection.store import ResultsDB, RunMeta
 
 
@@ -115,6 +116,34 @@ def load_or_fail(path: Path | None, *, posterior: bool = True) -> Scenario:
         return load_scenario(path, posterior=posterior)
     except ScenarioError as e:
         fail(e.render())
+
+
+def check_posterior_flags(posterior: Path | None, no_posterior: bool) -> None:
+    """--posterior FILE and --no-posterior together are a clean error."""
+    if posterior is not None and no_posterior:
+        fail("--posterior and --no-posterior contradict each other; give one")
+
+
+def choose_posterior(sc: Scenario, posterior: Path | None, no_posterior: bool) -> tuple[Posterior | None, str]:
+    """The posterior a command draws the calibrated parameters from: --posterior, else the scenario's, else the
+    shipped calibrated model (unless --no-posterior, which gives the scenario's hand-tuned values); and that in
+    words. Both flags together, or a posterior file that cannot be read, are clean errors."""
+    from defection.scenario.posterior import Posterior, PosteriorError, shipped_posterior_path  # lazy: numpy
+
+    check_posterior_flags(posterior, no_posterior)
+    if no_posterior:
+        return None, "scenario values (--no-posterior)"
+    try:
+        if posterior is not None:
+            return Posterior.load(posterior), f"posterior {posterior}"
+        if sc.simulation.posterior:
+            return Posterior.load(sc.simulation.posterior), f"posterior {sc.simulation.posterior}"
+        shipped = shipped_posterior_path()
+        if shipped.is_file():
+            return Posterior.load(shipped), f"the shipped posterior {shipped}"
+    except PosteriorError as e:
+        fail(e.render())
+    return None, "scenario values (this installation has no shipped posterior)"
 
 
 class _Terminated(Exception):

@@ -13,7 +13,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from defection.cli.claims import choose_posterior
 from defection.cli.console import (
     DbOpt,
     JsonOpt,
@@ -23,6 +22,8 @@ from defection.cli.console import (
     Reporter,
     ScenarioArg,
     check_output_file,
+    check_posterior_flags,
+    choose_posterior,
     command_seconds,
     err,
     fail,
@@ -141,8 +142,7 @@ def curve(
     from defection.store import RunMeta
     from defection.workers import replicate_workers
 
-    if posterior is not None and no_posterior:
-        fail("--posterior and --no-posterior contradict each other; give one")
+    check_posterior_flags(posterior, no_posterior)
     if report is not None:
         check_output_file("--report", report)
     try:

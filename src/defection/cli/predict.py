@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from defection.cli.claims import choose_posterior
-from defection.cli.console import JsonOpt, NoPosteriorOpt, PosteriorOpt, fail, fmt, json_default, out
+from defection.cli.console import JsonOpt, NoPosteriorOpt, PosteriorOpt, choose_posterior, fail, fmt, json_default, out
 
 # The case library (pydantic, the scenario) and the engine are imported inside the commands: `defection --help` needs
 # neither.

@@ -19,6 +19,7 @@ from defection.cli.console import (
     Reporter,
     ScenarioArg,
     check_output_file,
+    check_posterior_flags,
     command_seconds,
     fail,
     fmt,
@@ -94,8 +95,7 @@ def run(
 
     if report is not None:
         check_output_file("--report", report)
-    if posterior is not None and no_posterior:
-        fail("--posterior and --no-posterior contradict each other; give one")
+    check_posterior_flags(posterior, no_posterior)
     history: Case | None = None
     if case is not None:
         if scenario is not None:

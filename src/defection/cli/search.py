@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from distributed import Client
 
+    from defection.explore.design import ExplorationPosterior
     from defection.explore.spec import Factor, Spec
     from defection.scenario import Scenario
     from defection.store import RunMeta
@@ -78,25 +79,34 @@ def _fail(message: str) -> NoReturn:
     console.fail(escape(message))
 
 
-def _load(path: Path) -> tuple[Spec, Scenario]:
-    from defection.explore.spec import load_spec  # lazy: pydantic (see the note at the top)
+def _load(path: Path, posterior: Path | None, no_posterior: bool) -> tuple[Spec, Scenario, ExplorationPosterior]:
+    """The spec, its base scenario and the posterior its simulations draw from (`console.choose_posterior`, less
+    the parameters the spec's factors set); clean errors."""
+    from defection.explore.design import exploration_posterior  # lazy: see the note at the top
+    from defection.explore.spec import load_spec
     from defection.scenario import ScenarioError
 
+    console.check_posterior_flags(posterior, no_posterior)
     try:
-        spec, base = load_spec(path)
+        spec, base = load_spec(path, posterior=not no_posterior)
     except ScenarioError as e:  # SpecError too; also a bad base scenario
         _fail(e.render())
     console.warn_resolution(spec.experiment.agents, base.force.company_size, f"{path}: experiment.agents: ")
-    return spec, base
+    return spec, base, exploration_posterior(spec, *console.choose_posterior(base, posterior, no_posterior))
 
 
-def _meta(kind: str, spec: Spec, base: Scenario, options: dict[str, Any]) -> RunMeta:
+def _meta(kind: str, spec: Spec, base: Scenario, options: dict[str, Any], chosen: ExplorationPosterior) -> RunMeta:
     from defection.engine import library_versions, package_version  # lazy: see the note at the top
+    from defection.explore.design import base_json
     from defection.store import RunMeta
 
     ex = spec.experiment
     text = json.dumps(
-        {"spec": spec.model_dump(mode="json"), "options": options, "base_scenario": json.loads(base.canonical_json())},
+        {
+            "spec": spec.model_dump(mode="json"),
+            "options": {**options, "posterior": chosen.record()},
+            "base_scenario": json.loads(base_json(base)),
+        },
         sort_keys=True,
     )
     return RunMeta(
@@ -176,6 +186,8 @@ def sensitivity_command(
     workers: int | None,
     scheduler: str | None,
     report: Path | None = None,
+    posterior: Path | None = None,
+    no_posterior: bool = False,
 ) -> None:
     # lazy: see the note at the top
     import numpy as np
@@ -184,7 +196,7 @@ def sensitivity_command(
     from defection.explore.design import base_json, salib_problem, settings, unit_design
     from defection.explore.optimize import evaluate
 
-    spec, base = _load(spec_path)
+    spec, base, chosen = _load(spec_path, posterior, no_posterior)
     names = list(dict.fromkeys(outcomes or [o.name for o in spec.outcomes]))
     try:
         m = sa.check_method(spec, method, names)
@@ -200,14 +212,14 @@ def sensitivity_command(
     options = {"method": m, "outcomes": names, "points": len(points)}
     with (
         _evaluator(workers, scheduler) as (client, _),
-        console.recorded(db, _meta("sensitivity", spec, base, options), "sensitivity") as (store, run_id),
+        console.recorded(db, _meta("sensitivity", spec, base, options, chosen), "sensitivity") as (store, run_id),
     ):
         with console.Reporter("sensitivity", transient=as_json) as progress:
             progress.stage("simulating design points", total=len(points))
             rows = evaluate(
                 points,
                 base_json(base),
-                settings(spec),
+                settings(spec, chosen),
                 names,
                 client,
                 progress=progress.count,
@@ -227,9 +239,18 @@ def sensitivity_command(
             "indices": {n: sa.to_records(t) for n, t in tables.items()},
             "warnings": cautions,
             "plot": None if plot is None else str(plot),
+            "posterior": chosen.record(),
+            "parameters": chosen.source,
             "wall_seconds": wall,
         }
-        store.complete_artifacts(run_id, {"sensitivity": result}, sa.outcome_summary(Y), wall)
+        store.complete_artifacts(
+            run_id,
+            {"sensitivity": result},
+            sa.outcome_summary(Y),
+            wall,
+            posterior_hash=chosen.hash,
+            posterior_path=chosen.path,
+        )
         if report is not None:
             _write_report(store, run_id, report)
     for caution in cautions:
@@ -255,6 +276,7 @@ def sensitivity_command(
         console.out.print(f"chart: {plot}")
     if report is not None:
         console.out.print(f"report: {report}")
+    console.out.print(chosen.describe(), highlight=False)
     console.out.print(f"stored as run [bold]{run_id}[/] in {db} ({wall:.1f} s)")
 
 
@@ -283,13 +305,15 @@ def optimize_command(
     workers: int | None,
     scheduler: str | None,
     report: Path | None = None,
+    posterior: Path | None = None,
+    no_posterior: bool = False,
 ) -> None:
     # lazy: see the note at the top
     from defection.explore import optimize as opt
     from defection.explore.design import base_json, settings
     from defection.report.optimize_text import verdict
 
-    spec, base = _load(spec_path)
+    spec, base, chosen = _load(spec_path, posterior, no_posterior)
     if report is not None:
         console.check_folder("--report", report)
     _check_outcome(target_outcome, "--target-outcome")
@@ -320,7 +344,8 @@ def optimize_command(
     )
     k = robust_worlds or spec.experiment.samples
     spec_worlds = opt.worlds(spec, k)
-    name = opt.study_name(spec, problem, len(spec_worlds), base.content_hash())
+    base_hash = base.content_hash() + (f":{chosen.hash}:{','.join(chosen.set_by_design)}" if chosen.hash else "")
+    name = opt.study_name(spec, problem, len(spec_worlds), base_hash)
     try:
         study = opt.open_study(
             name,
@@ -346,13 +371,13 @@ def optimize_command(
     }
     with (
         _evaluator(workers, scheduler) as (client, executor),
-        console.recorded(db, _meta("optimize", spec, base, options), "optimisation") as (store, run_id),
+        console.recorded(db, _meta("optimize", spec, base, options, chosen), "optimisation") as (store, run_id),
     ):
         tally = opt.Tally()
         with console.Reporter("optimize", transient=as_json) as progress:
             progress.stage(f"optimising ({mode}, {sampler}): trials", total=trials)
             score = opt.simulation_scorer(
-                problem, spec_worlds, fixed, base_json(base), settings(spec), outcomes, client, tally=tally
+                problem, spec_worlds, fixed, base_json(base), settings(spec, chosen), outcomes, client, tally=tally
             )
             counts = opt.optimise(study, levers, score, trials, batch, on_batch=progress.count)
         found = opt.results(study, problem)
@@ -375,6 +400,8 @@ def optimize_command(
             "agent_days": tally.agent_days,
             "wall_seconds": wall,
             "executor": executor,
+            "posterior": chosen.record(),
+            "parameters": chosen.source,
         }
         result["verdict"] = verdict(result)
         shown = found["best"] or found["closest"]  # the outcomes table: the answer's, or the closest package's
@@ -383,13 +410,15 @@ def optimize_command(
             {"optimize": result, "trials": found["trials"]},
             _summary_frame(shown["summary"]) if shown else None,
             wall,
+            posterior_hash=chosen.hash,
+            posterior_path=chosen.path,
         )
         if report is not None:
             _write_report(store, run_id, report)
     if as_json:
         _emit({"run_id": run_id, **result})
         return
-    _print_optimize(result, run_id, db)
+    _print_optimize(result, run_id, db, chosen.describe())
     if report is not None:
         console.out.print(f"report: {report}")
 
@@ -404,7 +433,7 @@ def _write_report(store: Any, run_id: str, path: Path) -> None:
         console.fail(escape(f"run {run_id} is stored, but its report could not be written to {path}: {e}"), code=1)
 
 
-def _print_optimize(result: dict[str, Any], run_id: str, db: Path) -> None:
+def _print_optimize(result: dict[str, Any], run_id: str, db: Path, posterior_line: str) -> None:
     from defection.report.format import fmt_short  # lazy: see the note at the top
     from defection.report.optimize_text import goal_text, package_text
 
@@ -439,6 +468,7 @@ def _print_optimize(result: dict[str, Any], run_id: str, db: Path) -> None:
             *(fmt_short(m, r["metrics"][m]) for m in metric_names),
         )
     console.out.print(table)
+    console.out.print(posterior_line, highlight=False)
     console.out.print(f"stored as run [bold]{run_id}[/] in {db} ({result['wall_seconds']:.1f} s)")
 
 
@@ -454,6 +484,8 @@ def discover_command(
     as_json: bool,
     workers: int | None,
     scheduler: str | None,
+    posterior: Path | None = None,
+    no_posterior: bool = False,
 ) -> None:
     # lazy: see the note at the top
     import numpy as np
@@ -464,7 +496,7 @@ def discover_command(
     from defection.explore.optimize import evaluate
     from defection.explore.sensitivity import outcome_summary, outputs_from_rows
 
-    spec, base = _load(spec_path)
+    spec, base, chosen = _load(spec_path, posterior, no_posterior)
     _check_outcome(outcome, "--outcome")
     try:
         uspec = disc.uncertainty_spec(spec)
@@ -485,14 +517,14 @@ def discover_command(
     }
     with (
         _evaluator(workers, scheduler) as (client, _),
-        console.recorded(db, _meta("discover", spec, base, options), "scenario discovery") as (store, run_id),
+        console.recorded(db, _meta("discover", spec, base, options, chosen), "scenario discovery") as (store, run_id),
     ):
         with console.Reporter("discover", transient=as_json) as progress:
             progress.stage("simulating cases", total=len(points))
             rows = evaluate(
                 points,
                 base_json(base),
-                settings(spec),
+                settings(spec, chosen),
                 [outcome],
                 client,
                 progress=progress.count,
@@ -515,6 +547,8 @@ def discover_command(
             "fixed_levers": fixed,
             "density_threshold": density,
             "boxes": found,
+            "posterior": chosen.record(),
+            "parameters": chosen.source,
             "wall_seconds": wall,
         }
         table = x.assign(**{f"{outcome}_mean": y_values, "of_interest": y})
@@ -523,6 +557,8 @@ def discover_command(
             {"discover": result, "cases": json.loads(table.to_json(orient="records"))},
             outcome_summary({outcome: y_values[np.isfinite(y_values)]}) if np.isfinite(y_values).any() else None,
             wall,
+            posterior_hash=chosen.hash,
+            posterior_path=chosen.path,
         )
     if split != "some":  # a valid answer (the cases are stored), but not the one asked for: say why and what to try
         console.warn(escape(_unsplit_message(result)))
@@ -535,7 +571,7 @@ def discover_command(
             }
         )
         return
-    _print_discover(result, run_id, db)
+    _print_discover(result, run_id, db, chosen.describe())
 
 
 def _unsplit_message(result: dict[str, Any]) -> str:
@@ -562,7 +598,7 @@ def _unsplit_message(result: dict[str, Any]) -> str:
     )
 
 
-def _print_discover(result: dict[str, Any], run_id: str, db: Path) -> None:
+def _print_discover(result: dict[str, Any], run_id: str, db: Path, posterior_line: str) -> None:
     sign = "<" if result["direction"] == "below" else ">"
     console.out.print(
         f"{result['cases_of_interest']} of {result['cases']} cases have {result['outcome']} "
@@ -588,6 +624,7 @@ def _print_discover(result: dict[str, Any], run_id: str, db: Path) -> None:
             qp = ", ".join(f"{p:.2g}" for p in lim.get("qp", []) if p is not None)
             table.add_row(name, text, qp)
         console.out.print(table)
+    console.out.print(posterior_line, highlight=False)
     console.out.print(f"stored as run [bold]{run_id}[/] in {db} ({result['wall_seconds']:.1f} s)")
 
 
@@ -620,6 +657,8 @@ def register(app: typer.Typer) -> None:
         workers: WorkersOpt = None,
         scheduler: SchedulerOpt = None,
         report: ReportOpt = None,
+        posterior: console.PosteriorOpt = None,
+        no_posterior: console.NoPosteriorOpt = False,
     ) -> None:
         """Global sensitivity of the spec's outcomes: Sobol' first-order and total indices (sampler 'sobol') or
         Morris screening (sampler 'morris'), with bootstrap confidence intervals.
@@ -628,7 +667,9 @@ def register(app: typer.Typer) -> None:
         sample N below 512 (where SALib's bootstrap intervals are still wider than ±0.1), fewer than 10 Morris
         trajectories (the low end of the 10–20 recommended), or, for an outcome, every factor's 95% interval
         including 0."""
-        sensitivity_command(spec, method, outcome, plot, db, as_json, workers, scheduler, report)
+        sensitivity_command(
+            spec, method, outcome, plot, db, as_json, workers, scheduler, report, posterior, no_posterior
+        )
 
     @app.command()
     def optimize(
@@ -699,6 +740,8 @@ def register(app: typer.Typer) -> None:
         workers: WorkersOpt = None,
         scheduler: SchedulerOpt = None,
         report: ReportOpt = None,
+        posterior: console.PosteriorOpt = None,
+        no_posterior: console.NoPosteriorOpt = False,
     ) -> None:
         """Optimise the spec's levers across a fixed ensemble of uncertain worlds: the cheapest package reaching a
         target with a given probability, or the Pareto front of cost, defections and time to effect."""
@@ -717,6 +760,8 @@ def register(app: typer.Typer) -> None:
             workers,
             scheduler,
             report,
+            posterior,
+            no_posterior,
         )
 
     @app.command()
@@ -736,7 +781,11 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
         workers: WorkersOpt = None,
         scheduler: SchedulerOpt = None,
+        posterior: console.PosteriorOpt = None,
+        no_posterior: console.NoPosteriorOpt = False,
     ) -> None:
         """Scenario discovery (PRIM): the regions of the uncertainty space where the outcome is below (or above) a
         threshold, as boxes with coverage and density."""
-        discover_command(spec, outcome, threshold, below, density, boxes, db, as_json, workers, scheduler)
+        discover_command(
+            spec, outcome, threshold, below, density, boxes, db, as_json, workers, scheduler, posterior, no_posterior
+        )

@@ -19,7 +19,19 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from defection.cli.console import Reporter, command_seconds, fail, open_store, out, recorded, warn_resolution
+from defection.cli.console import (
+    NoPosteriorOpt,
+    PosteriorOpt,
+    Reporter,
+    check_posterior_flags,
+    choose_posterior,
+    command_seconds,
+    fail,
+    open_store,
+    out,
+    recorded,
+    warn_resolution,
+)
 from defection.cli.console import fmt as _fmt
 
 # defection.explore.sweep (Dask, pyarrow, duckdb), defection.store, the engine, defection.analysis (numba, pandas)
@@ -116,13 +128,19 @@ def sweep(
     ] = 5.0,
     db: Annotated[Path, typer.Option("--db", help="Results database (DuckDB file).")] = Path("defection.duckdb"),
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout instead of tables.")] = False,
+    posterior: PosteriorOpt = None,
+    no_posterior: NoPosteriorOpt = False,
 ) -> None:
     """Run every experiment of a spec (its design over uncertainties and levers, each with its replicates under
     common random numbers) on local worker processes or Dask; stream results to Parquet parts in --out and store
-    them in the database as a run of kind 'sweep' (tables `experiments` and `experiment_outcomes`)."""
+    them in the database as a run of kind 'sweep' (tables `experiments` and `experiment_outcomes`).
+
+    Each replicate draws the calibrated parameters from the shipped posterior (or --posterior, or the base
+    scenario's), except those the spec's factors set; --no-posterior uses the scenario's values."""
     # lazy: see the note at the top
     from defection.analysis import json_safe
     from defection.engine import library_versions, package_version
+    from defection.explore.design import exploration_posterior
     from defection.explore.sweep import (
         EXECUTORS,
         SweepError,
@@ -148,10 +166,12 @@ def sweep(
         fail(f"--executor {executor}: choose one of {', '.join(EXECUTORS)}")
     if scheduler is not None and executor == "pool":
         fail("--executor pool and --scheduler: the scheduler's Dask workers run the experiments; give one")
+    check_posterior_flags(posterior, no_posterior)
     try:
-        plan = load_plan(spec_file)
+        plan = load_plan(spec_file, scenario_posterior=not no_posterior)
     except ScenarioError as e:  # SpecError included
         fail(e.render())
+    plan.posterior = exploration_posterior(plan.spec, *choose_posterior(plan.base, posterior, no_posterior))
     ex = plan.spec.experiment
     warn_resolution(ex.agents, plan.base.force.company_size, f"{spec_file}: experiment.agents: ")
     folder = SweepFolder(out_dir if out_dir is not None else Path("sweeps") / ex.name)
@@ -159,7 +179,7 @@ def sweep(
         kind="sweep",
         scenario_name=ex.name,
         scenario_hash=plan.spec_hash,
-        scenario_json=plan.base.canonical_json(),
+        scenario_json=plan.base_json,
         seed=ex.seed,
         agents=ex.agents,
         represented=plan.base.force.soldiers,
@@ -217,10 +237,20 @@ def sweep(
                             "startup_seconds": stats.startup_seconds,
                             "compute_seconds": stats.compute_seconds,
                         },
+                        "posterior": plan.posterior.record(),
                     }
                     wall = command_seconds()  # the command's: imports, planning, the cluster's start-up, storing
                     parts: list[str | Path] = list(stats.parts)
-                    counts = store.complete_sweep(run_id, parts, plan.outcomes, plan.planned, artifacts, wall)
+                    counts = store.complete_sweep(
+                        run_id,
+                        parts,
+                        plan.outcomes,
+                        plan.planned,
+                        artifacts,
+                        wall,
+                        posterior_hash=plan.posterior.hash,
+                        posterior_path=plan.posterior.path,
+                    )
                     with contextlib.suppress(OSError):  # a note only: a resume finds the run by its folder too
                         folder.record_stored(run_id, db)
                 finally:
@@ -253,6 +283,8 @@ def sweep(
             if r["outcome"].startswith("sweep:")
         },
         "failures": failed_rows,
+        "posterior": plan.posterior.record(),
+        "parameters": plan.posterior.source,
         "tables": {
             "experiments": f"experiments WHERE run_id = '{run_id}'",
             "experiment_outcomes": f"experiment_outcomes WHERE run_id = '{run_id}'",
@@ -261,7 +293,7 @@ def sweep(
     if as_json:
         sys.stdout.write(json.dumps(json_safe(payload)) + "\n")
         return
-    _print_report(payload, db)
+    _print_report({**payload, "posterior_line": plan.posterior.describe()}, db)
 
 
 def _report_complete(store: ResultsDB, run_id: str, name: str, folder: SweepFolder, db: Path, as_json: bool) -> None:
@@ -314,6 +346,7 @@ def _print_report(p: dict[str, Any], db: Path) -> None:
         for f in p["failures"]:
             table.add_row(str(f["experiment"]), f["error"] or "", json.dumps(f["params"]))
         out.print(table)
+    out.print(p["posterior_line"], highlight=False)
     out.print(
         f"parts: {p['parts']}; stored as run [bold]{p['run_id']}[/] in {db} "
         f"(tables experiments, experiment_outcomes; {p['wall_seconds']:.1f} s)",

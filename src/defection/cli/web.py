@@ -15,8 +15,7 @@ from typing import Annotated
 
 import typer
 
-from defection.cli.claims import choose_posterior
-from defection.cli.console import NoPosteriorOpt, PosteriorOpt, err, fail
+from defection.cli.console import NoPosteriorOpt, PosteriorOpt, choose_posterior, err, fail
 from defection.web.limits import (
     LOOPBACK_NAMES,
     MAX_CONNECTIONS,
@@ -160,8 +159,6 @@ def serve(
 
     required, generated = _token(host, token, no_token)
     hosts = _bound_names(host) + [h.strip().lower() for h in allowed_host or [] if h.strip()]
-    if posterior is not None and no_posterior:
-        fail("--posterior and --no-posterior contradict each other; give one")
     chosen, _ = choose_posterior(default_scenario(), posterior, no_posterior)  # the same choice as `claims`
     try:
         app = create_app(

@@ -12,18 +12,28 @@ see the same random numbers (common random numbers) and differences between them
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.stats import qmc
 
-from defection.engine import RunSettings
-from defection.explore.points import run_point
+from defection.explore.points import PointSettings, run_point
 from defection.explore.spec import Spec
 from defection.scenario import Scenario
+from defection.scenario.posterior import Posterior
 
-__all__ = ["base_json", "design", "run_point", "salib_problem", "settings", "unit_design"]
+__all__ = [
+    "ExplorationPosterior",
+    "base_json",
+    "design",
+    "exploration_posterior",
+    "run_point",
+    "salib_problem",
+    "settings",
+    "unit_design",
+]
 
 
 def salib_problem(spec: Spec) -> dict[str, Any]:
@@ -73,10 +83,64 @@ def design(spec: Spec) -> pd.DataFrame:
     return df
 
 
-def settings(spec: Spec) -> RunSettings:
+@dataclass(frozen=True)
+class ExplorationPosterior:
+    """The posterior an exploration's simulations draw their calibrated parameters from (None: the base
+    scenario's values), how it was chosen, and the calibrated parameters the spec's factors set instead."""
+
+    posterior: Posterior | None  # whole, as read: its hash names the file
+    source: str  # in words: "the shipped posterior …", "scenario values (--no-posterior)"
+    set_by_design: tuple[str, ...] = ()
+
+    @property
+    def drawn(self) -> Posterior | None:
+        """What each replicate draws from: the posterior less the parameters the design sets."""
+        return None if self.posterior is None else self.posterior.without(self.set_by_design)
+
+    @property
+    def hash(self) -> str | None:
+        return None if self.posterior is None else self.posterior.content_hash()
+
+    @property
+    def path(self) -> str | None:
+        return None if self.posterior is None else self.posterior.source
+
+    def record(self) -> dict[str, Any] | None:
+        """The posterior as runs record it (`--json`, the stored options): hash, file, what the design sets."""
+        if self.posterior is None:
+            return None
+        return {"hash": self.hash, "path": self.path, "set_by_the_design": list(self.set_by_design)}
+
+    def describe(self) -> str:
+        """One line for a command's output: which posterior produced the numbers."""
+        if self.posterior is None:
+            return f"calibrated parameters: none; {self.source}"
+        text = f"calibrated parameters: posterior {self.path} ({self.hash}); each replicate draws a particle"
+        return text + (f"; set by the design instead: {', '.join(self.set_by_design)}" if self.set_by_design else "")
+
+
+def exploration_posterior(spec: Spec, posterior: Posterior | None, source: str) -> ExplorationPosterior:
+    """The chosen posterior with the calibrated parameters that the spec's uncertainties and levers set."""
+    factors = {f.path for f in spec.factors}
+    fixed = () if posterior is None else tuple(p for p in posterior.parameters if p in factors)
+    return ExplorationPosterior(posterior, source, fixed)
+
+
+def settings(spec: Spec, posterior: ExplorationPosterior | None = None) -> PointSettings:
+    """The run settings of every design point; with a posterior, each replicate draws its particle (replicate r
+    the same particle at every point: common random numbers extend to the calibrated parameters)."""
     ex = spec.experiment
-    return {"replicates": ex.replicates, "days": ex.days, "agents": ex.agents, "seed": ex.seed}
+    run: PointSettings = {"replicates": ex.replicates, "days": ex.days, "agents": ex.agents, "seed": ex.seed}
+    drawn = None if posterior is None else posterior.drawn
+    if drawn is not None:
+        run["posterior"] = drawn
+    return run
 
 
 def base_json(sc: Scenario) -> str:
+    """The base scenario as the tasks take it; a posterior file it names is left out (`settings` carries the
+    exploration's posterior itself, so a worker on another machine needs no file)."""
+    if sc.simulation.posterior:
+        sc = sc.model_copy(deep=True)
+        sc.simulation.posterior = ""
     return sc.canonical_json()

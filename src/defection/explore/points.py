@@ -20,6 +20,14 @@ import numpy as np
 
 from defection.engine import RunSettings, simulate
 from defection.scenario import scenario_from_dict, with_changes
+from defection.scenario.posterior import Posterior
+
+
+class PointSettings(RunSettings, total=False):
+    """An exploration's run settings: `simulate`'s overrides, and the posterior each replicate draws its
+    calibrated parameters from (absent: the base scenario's values)."""
+
+    posterior: Posterior
 
 
 def run_point(

@@ -34,6 +34,10 @@ A spec looks like::
 
 Every path must be a numeric (or, with `values`, any) scenario parameter; ranges must sit inside the
 parameter's registry range. Errors name the spec file, the field path, the value and what is allowed.
+
+The commands draw each replicate's calibrated parameters from a posterior (`explore.design.exploration_posterior`:
+the shipped one unless told otherwise); a calibrated parameter listed here as an uncertainty or a lever is set by
+the design instead.
 """
 
 from __future__ import annotations
@@ -176,13 +180,15 @@ def spec_from_dict(data: dict[str, Any], source: str = "<spec>") -> Spec:
         raise SpecError(source, problems_from_file_errors(err, "(spec)", keep_dict_values=False)) from None
 
 
-def load_spec(path: str | Path) -> tuple[Spec, Scenario]:
-    """The validated spec and its base scenario (the spec's `experiment.scenario`, else the default)."""
+def load_spec(path: str | Path, *, posterior: bool = True) -> tuple[Spec, Scenario]:
+    """The validated spec and its base scenario (the spec's `experiment.scenario`, else the default);
+    `posterior=False` ignores a posterior file the base scenario names (`load_scenario`)."""
     p = Path(path)
     try:
         data = read_toml(p)
     except InputFileError as e:
         raise SpecError(str(p), [e.problem]) from None
     spec = spec_from_dict(data, str(p))
-    base = load_scenario(p.parent / spec.experiment.scenario) if spec.experiment.scenario else load_scenario(None)
+    scenario = p.parent / spec.experiment.scenario if spec.experiment.scenario else None
+    base = load_scenario(scenario, posterior=posterior)
     return spec, base

@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from defection.engine import RunSettings
-from defection.explore.design import base_json, design, settings
+from defection.explore.design import ExplorationPosterior, base_json, design, settings
 from defection.explore.points import run_point, run_points, warm_up
 from defection.explore.spec import Spec, SpecError, load_spec
 from defection.scenario import Problem, Scenario, ScenarioError, with_changes, with_overrides
@@ -75,6 +75,7 @@ class Plan:
     base: Scenario
     design: pd.DataFrame
     source: str = "<spec>"
+    posterior: ExplorationPosterior | None = None  # what the replicates draw the calibrated parameters from
 
     @property
     def planned(self) -> int:
@@ -86,7 +87,7 @@ class Plan:
 
     @property
     def settings(self) -> RunSettings:
-        return settings(self.spec)
+        return settings(self.spec, self.posterior)
 
     @property
     def base_json(self) -> str:
@@ -94,8 +95,10 @@ class Plan:
 
     @property
     def spec_hash(self) -> str:
-        """Hash of the spec and of its base scenario: equal hashes plan identical experiments."""
+        """Hash of the spec, its base scenario and its posterior: equal hashes plan identical experiments."""
         text = f"{self.spec.content_hash()}:{self.base.content_hash()}:v{FORMAT_VERSION}"
+        if self.posterior is not None and self.posterior.posterior is not None:
+            text += f":{self.posterior.hash}:{','.join(self.posterior.set_by_design)}"
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def changes(self, experiments: Iterable[int] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -171,14 +174,18 @@ def check_spec(spec: Spec, base: Scenario, source: str = "<spec>") -> None:
         raise SpecError(source, problems)
 
 
-def make_plan(spec: Spec, base: Scenario, source: str = "<spec>") -> Plan:
+def make_plan(
+    spec: Spec, base: Scenario, source: str = "<spec>", posterior: ExplorationPosterior | None = None
+) -> Plan:
     check_spec(spec, base, source)
-    return Plan(spec=spec, base=base, design=design(spec), source=source)
+    return Plan(spec=spec, base=base, design=design(spec), source=source, posterior=posterior)
 
 
-def load_plan(path: str | Path) -> Plan:
-    """Load and check a spec file and build its plan; raises SpecError/ScenarioError with field paths."""
-    spec, base = load_spec(path)
+def load_plan(path: str | Path, *, scenario_posterior: bool = True) -> Plan:
+    """Load and check a spec file and build its plan, without a posterior (`Plan.posterior`: the caller chooses
+    one); raises SpecError/ScenarioError with field paths. `scenario_posterior=False` ignores a posterior file the
+    base scenario names."""
+    spec, base = load_spec(path, posterior=scenario_posterior)
     return make_plan(spec, base, str(path))
 
 

@@ -22,9 +22,11 @@ class Range:
     why: str = ""
 
     def at(self, u: float) -> float:
-        """The value at position u ∈ [0, 1] of the range: linear, or geometric when `log`."""
+        """The value at position u ∈ [0, 1] of the range: linear, or geometric when `log`; never outside the range
+        (exp(log(hi)) can exceed hi by a rounding error, which a range that ends at its parameter's limit refuses)."""
         lo, hi = self.lo, self.hi
-        return math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))) if self.log else lo + u * (hi - lo)
+        x = math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))) if self.log else lo + u * (hi - lo)
+        return min(max(x, min(lo, hi)), max(lo, hi))
 
     def problems(self) -> list[str]:
         """Why this range cannot be used for its parameter (empty if it can)."""

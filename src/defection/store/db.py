@@ -145,6 +145,17 @@ class RunMeta:
         )
 
 
+def _record_posterior(
+    con: duckdb.DuckDBPyConnection, run_id: str, posterior_hash: str | None, posterior_path: str | None
+) -> None:
+    """Record on a run's row the posterior its simulations drew from (nothing when they drew from none)."""
+    if posterior_hash is not None:
+        con.execute(
+            "UPDATE runs SET posterior_hash = ?, posterior_path = ? WHERE run_id = ?",
+            [posterior_hash, posterior_path, run_id],
+        )
+
+
 def posterior_label(run: dict[str, Any]) -> str:
     """Which posterior a stored run drew its calibrated parameters from: '<hash> (<path>)', or the defaults."""
     if not run.get("posterior_hash"):
@@ -453,11 +464,7 @@ class ResultsDB:
             )
             if agents is not None:
                 con.execute("UPDATE runs SET agents = ? WHERE run_id = ?", [int(agents), run_id])
-            if posterior_hash is not None:
-                con.execute(
-                    "UPDATE runs SET posterior_hash = ?, posterior_path = ? WHERE run_id = ?",
-                    [posterior_hash, posterior_path, run_id],
-                )
+            _record_posterior(con, run_id, posterior_hash, posterior_path)
 
         self._complete(run_id, write)
 
@@ -469,13 +476,17 @@ class ResultsDB:
         planned: int,
         artifacts: dict[str, Any],
         wall_seconds: float = 0.0,
+        *,
+        posterior_hash: str | None = None,
+        posterior_path: str | None = None,
     ) -> dict[str, int]:
         """Ingest a sweep's Parquet parts (see `defection.explore.sweep.part_schema`) into `experiments` and
         `experiment_outcomes`, store the spread of each outcome across the experiments in `outcomes` (as
         'sweep:<outcome>': median, p05 and p95 of the per-experiment medians, mean of the means), the artifacts
         and the counts, and mark the run complete, all in one transaction. The parts must hold each of the
         `planned` experiments exactly once, else nothing is stored. DuckDB reads the parts itself, so memory
-        does not grow with the number of experiments. Returns {planned, done, ok, failed}."""
+        does not grow with the number of experiments. The posterior the simulations drew from, if given, is
+        recorded on the run's row. Returns {planned, done, ok, failed}."""
         if not parts:
             raise ValueError(f"sweep {run_id} has no result parts to ingest")
         files = "[" + ", ".join(f"'{sql_path(Path(p))}'" for p in parts) + "]"
@@ -523,6 +534,7 @@ class ResultsDB:
                 "UPDATE runs SET status = 'complete', finished_at = ?, wall_seconds = ?, error = NULL WHERE run_id = ?",
                 [utc_now(), float(wall_seconds), run_id],
             )
+            _record_posterior(con, run_id, posterior_hash, posterior_path)
             return counts
 
         return self._complete(run_id, write)
