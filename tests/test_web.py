@@ -577,7 +577,7 @@ def test_jobs_run_in_background_one_after_another(tmp_path: Path) -> None:
     assert len(runs) == 2
 
 
-def failing_job(db_path: str, run_id: str, scenario_json: str, conn: Any) -> None:
+def failing_job(db_path: str, run_id: str, scenario_json: str, paired_baseline: bool, conn: Any) -> None:
     """A job process that fails (used through `create_app(job_target=...)`)."""
     from defection.web.jobs import run_job
 
@@ -588,7 +588,7 @@ def failing_job(db_path: str, run_id: str, scenario_json: str, conn: Any) -> Non
         conn.send(("progress", 1, 40))
         conn.send(("error", "RuntimeError: the simulation blew up"))
         raise SystemExit(1)
-    run_job(db_path, run_id, scenario_json, conn)
+    run_job(db_path, run_id, scenario_json, paired_baseline, conn)
 
 
 @pytest.mark.slow
