@@ -229,7 +229,7 @@ def new_run_page(limits: dict[str, Any]) -> str:
 <p class="sub">Every field starts at the default scenario's value (the proposal); only the fields you change are
 sent. Values are checked as you type, by the same rules and with the same messages as <code>defection run</code> and
 <code>defection check</code>. The run is queued and simulated in the background; this server runs jobs of at most
-{max_days} agent-days (agents × days × replicates, twice that with the paired no-offer baseline) and queues at
+{max_days} agent-days (agents × days × replicates, counted twice with the paired no-offer baseline) and queues at
 most {limits["max_queue"]}.</p>
 <p class="sub" id="posterior-note">{posterior_note}</p>
 <form id="new-run" novalidate>
