@@ -1,8 +1,9 @@
 """The dashboard and the HTML report in a real browser: Debian's headless chromium, driven by Playwright.
 
-`python -m defection serve` runs in a subprocess on a free port. The tests create a run through the form and
-watch it finish, open its report and check that the figures are drawn, compare two runs, check that an invalid
-value shows the CLI's message, and open a report written to a file with no network request at all.
+`python -m defection serve` runs in a subprocess on a free port. The tests create a run through the form (with its
+paired no-offer baseline) and watch it finish, open its report and check that the figures are drawn, compare two
+runs, check that an invalid value shows the CLI's message, and open a report written to a file with no network
+request at all.
 
 Set DEFECTION_SCREENSHOTS=DIR to save dashboard-runs.png, dashboard-new-run.png, dashboard-progress.png,
 report.png and compare.png (1280×800) into DIR. Skipped when /usr/bin/chromium is missing, unless CI is set:
@@ -183,18 +184,22 @@ def test_create_a_run_through_the_form(server: Server, tab: Tab) -> None:
         page.fill(f'[name="{name}"]', value)
     page.uncheck('[name="offer.education"]')
     page.locator("#estimate").filter(has_text="Valid. 3,650,000 agent-days").wait_for()
-    assert page.inner_text("#changed-count") == "5 fields changed"  # days 365 is the default
+    page.check("#paired-baseline")  # the paired no-offer baseline: twice the agent-days
+    page.locator("#estimate").filter(
+        has_text="Valid. 7,300,000 agent-days, the paired no-offer baseline's included"
+    ).wait_for()
+    assert page.inner_text("#changed-count") == "5 fields changed"  # days 365 is the default; the box is no field
     page.click("#submit")
     page.wait_for_url(re.compile(r"/jobs/j[0-9a-f]{10}$"))
     page.locator("#job-status").filter(has_text=re.compile("queued|running|complete")).wait_for()
-    assert "5,000 agents × 365 days × 2 replicates" in page.inner_text("#job-size")
+    assert "5,000 agents × 365 days × 2 replicates, and the paired no-offer baseline" in page.inner_text("#job-size")
     try:  # catch the bar part-way (the job may be too quick for that)
         page.wait_for_function(
             "() => { const v = +document.querySelector('.bar').getAttribute('aria-valuenow');"
             " return v >= 10 && v <= 95; }",
             timeout=20_000,
         )
-        assert re.search(r"of 730 replicate-days simulated", page.inner_text("#job-progress"))
+        assert re.search(r"of 1,460 replicate-days simulated", page.inner_text("#job-progress"))  # baseline's too
         screenshot(page, "dashboard-progress.png")
     except Exception as e:  # playwright's TimeoutError
         if "Timeout" not in type(e).__name__:
@@ -213,11 +218,15 @@ def test_create_a_run_through_the_form(server: Server, tab: Tab) -> None:
     assert tab.errors == []
     assert tab.foreign(server.url) == []
 
+    from defection.claims import PAIRED_BASELINE
     from defection.store import ResultsDB
 
-    run = ResultsDB(server.db).get_run(run_id)
+    store = ResultsDB(server.db)
+    run = store.get_run(run_id)
     assert run["status"] == "complete" and run["scenario_name"] == "from-the-form"
     assert (run["days"], run["replicates"]) == (365, 2)
+    baseline = store.artifact(run_id, PAIRED_BASELINE)
+    assert baseline is not None and (baseline["days"], baseline["replicates"]) == (365, 2)
 
 
 def test_compare_two_runs(server: Server, tab: Tab) -> None:

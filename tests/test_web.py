@@ -29,14 +29,18 @@ import uvicorn
 from fastapi.testclient import TestClient
 from rich.console import Console
 
+from defection.claims import NO_OFFER, PAIRED_BASELINE, baseline_artifact, no_offer_baseline
 from defection.cli.console import Reporter, recorded
 from defection.engine import simulate
+from defection.report import report_figures
 from defection.report.headline import headline, interval_text
+from defection.report.series import stored_baseline
 from defection.scenario import ScenarioError, default_scenario, with_changes
 from defection.store import ResultsDB, RunMeta
 from defection.store.progress import progress_file, read_progress, write_progress
 from defection.web import form
 from defection.web.app import create_app
+from defection.web.jobs import run_job
 
 from .conftest import ROOT, cli_in_process
 from .processes import HANG_GUARD, REQUEST, STOP, communicate, started
@@ -325,6 +329,44 @@ def test_job_size_and_queue_limits(stored: dict[str, Any]) -> None:
     assert len(ResultsDB(stored["db"]).list_runs()) == 3  # nothing ran: the worker was not started
 
 
+def test_the_paired_baseline_doubles_the_cost_and_must_be_a_boolean(stored: dict[str, Any]) -> None:
+    app = create_app(stored["db"], max_agent_days=100_000, start_worker=False)  # TINY: 80,000 agent-days
+    with TestClient(app, base_url=BASE) as c:
+        plain = c.post("/api/validate", json={"changes": TINY}).json()
+        assert plain["agent_days"] == 80_000 and plain["paired_baseline"] is False
+        r = c.post("/api/validate", json={"changes": {**TINY, "simulation.agents": 1000}, "paired_baseline": True})
+        assert r.status_code == 200 and r.json()["agent_days"] == 2 * 40_000 and r.json()["paired_baseline"] is True
+        for url in ("/api/validate", "/api/jobs"):  # 160,000 agent-days with the baseline: over the limit
+            r = c.post(url, json={"changes": TINY, "paired_baseline": True})
+            assert r.status_code == 422 and r.json()["agent_days"] == 160_000
+            assert "job too large: 160,000 agent-days" in r.json()["detail"]
+            assert "the paired no-offer baseline doubles it" in r.json()["detail"]
+            for value in ("yes", "true", 1, 0, None, [], {}):  # true or false, nothing coerced
+                r = c.post(url, json={"changes": TINY, "paired_baseline": value})
+                assert r.status_code == 422, (url, value)
+                assert r.json()["detail"].startswith("paired_baseline: ") and "boolean" in r.json()["detail"]
+                assert r.json()["errors"][0]["field"] == "paired_baseline"
+            r = c.post(url, json={"changes": {"paired_baseline": True}})  # not a scenario field
+            assert r.status_code == 422 and "unknown field 'paired_baseline'" in r.json()["detail"]
+        assert c.get("/api/jobs").json()["jobs"] == []
+        small = {**TINY, "simulation.agents": 1000}
+        job = c.post("/api/jobs", json={"changes": small, "paired_baseline": True}).json()
+        assert job["paired_baseline"] is True and job["agent_days"] == 80_000
+        assert job["total"] == 2 * 20 * 2  # replicate-days: the run's, then the baseline's
+        job = c.post("/api/jobs", json={"changes": small}).json()
+        assert job["paired_baseline"] is False and job["agent_days"] == 40_000 and job["total"] == 40
+        new = c.get("/new")
+        assert "default-src 'none'" in new.headers["content-security-policy"]
+        box = new.text[
+            new.text.index('id="paired-baseline"') - 200 : new.text.index(
+                "</label>", new.text.index('id="paired-baseline"')
+            )
+        ]
+        assert 'type="checkbox"' in box and "data-kind" not in box  # not a scenario field: sent beside the changes
+        assert "Also simulate the paired no-offer baseline (doubles the cost;" in " ".join(box.split())
+        assert "<script>" not in new.text
+
+
 def test_unexpected_errors_do_not_leak(stored: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(changes: dict[str, Any]) -> None:
         raise ZeroDivisionError("secret internals")
@@ -577,7 +619,40 @@ def test_jobs_run_in_background_one_after_another(tmp_path: Path) -> None:
     assert len(runs) == 2
 
 
-def failing_job(db_path: str, run_id: str, scenario_json: str, conn: Any) -> None:
+class Pipe:
+    """The sending end of a job's pipe, recording what `run_job` sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Any, ...]] = []
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        self.sent.append(message)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_paired_jobs_progress_rises_to_its_total_and_it_stores_the_baseline(tmp_path: Path) -> None:
+    sc = with_changes(default_scenario(), {**TINY, "simulation.seed": 7})
+    db = ResultsDB(tmp_path / "runs.duckdb")
+    rid = db.begin_run(RunMeta.from_scenario(sc))
+    pipe = Pipe()
+    handler = signal.getsignal(signal.SIGINT)
+    try:  # in this process: run_job ignores SIGINT, as a job process does
+        run_job(str(db.path), rid, sc.canonical_json(), True, pipe)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert pipe.sent[-1][0] == "done", pipe.sent
+    progress = [m[1:] for m in pipe.sent if m[0] == "progress"]
+    assert {total for _, total in progress} == {80}  # both simulations' replicate-days from the start
+    done = [d for d, _ in progress]
+    assert done == sorted(done) and (40, 80) in progress and progress[-1] == (80, 80)
+    assert db.get_run(rid)["status"] == "complete"
+    # what `defection run --paired-baseline` stores: the same world with no offer, same seed and replicates
+    assert db.artifact(rid, PAIRED_BASELINE) == json.loads(json.dumps(baseline_artifact(no_offer_baseline(sc))))
+
+
+def failing_job(db_path: str, run_id: str, scenario_json: str, paired_baseline: bool, conn: Any) -> None:
     """A job process that fails (used through `create_app(job_target=...)`)."""
     from defection.web.jobs import run_job
 
@@ -588,7 +663,7 @@ def failing_job(db_path: str, run_id: str, scenario_json: str, conn: Any) -> Non
         conn.send(("progress", 1, 40))
         conn.send(("error", "RuntimeError: the simulation blew up"))
         raise SystemExit(1)
-    run_job(db_path, run_id, scenario_json, conn)
+    run_job(db_path, run_id, scenario_json, paired_baseline, conn)
 
 
 @pytest.mark.slow
@@ -612,6 +687,42 @@ def test_failed_jobs_are_marked_failed(tmp_path: Path) -> None:
         assert run["status"] == "failed" and run["error"] == job["error"]
         assert store.daily(job["run_id"]).empty and store.outcomes(job["run_id"]).empty  # nothing partial
     assert store.get_run(fine["run_id"])["status"] == "complete"
+
+
+@pytest.mark.slow
+def test_a_paired_job_stores_the_baseline_and_its_report_separates_the_offers_effect(tmp_path: Path) -> None:
+    db = tmp_path / "paired.duckdb"
+    with TestClient(create_app(db), base_url=BASE) as c:
+        changes = {**TINY, "simulation.seed": 5}
+        paired = c.post("/api/jobs", json={"changes": changes, "paired_baseline": True}).json()
+        unpaired = c.post("/api/jobs", json={"changes": changes}).json()
+        done, plain = wait_for(c, paired["job_id"]), wait_for(c, unpaired["job_id"])
+        assert done["status"] == plain["status"] == "complete", (done, plain)
+        assert done["paired_baseline"] is True and done["done"] == done["total"] == 80
+        assert plain["paired_baseline"] is False and plain["done"] == plain["total"] == 40
+        report = c.get(done["report_url"])
+        assert report.status_code == 200 and "paired effect" in report.text
+    store = ResultsDB(db)
+    rid = done["run_id"]
+    stored = store.artifact(rid, PAIRED_BASELINE)
+    assert stored["seed"] == 5 and stored["replicates"] == 2 and stored["changes"] == NO_OFFER
+    assert "no cash" in stored["definition"]
+    daily, baseline = store.daily(rid), stored_baseline(stored)
+    assert baseline is not None and len(baseline) == len(daily) == 2 * 20
+    # the report's check (tests/test_report.py): the paired figure, beside the total
+    fig = report_figures(store, rid)["units-ineffective"]
+    title = " ".join(re.sub(r"<[^>]+>", " ", fig.layout.title.text).split())
+    assert "paired effect" in title and "no cash" in title and "common random numbers" in title
+    names = [t.name for t in fig.data]
+    assert "no offer: median" in names and "offer − no offer (paired): median" in names
+    # the unpaired job's run stores no baseline and its figure says so
+    assert store.artifact(plain["run_id"], PAIRED_BASELINE) is None
+    title = " ".join(
+        re.sub(r"<[^>]+>", " ", report_figures(store, plain["run_id"])["units-ineffective"].layout.title.text).split()
+    )
+    assert "no paired no-offer baseline" in title
+    # the same scenario and seed: the paired run's own results are the unpaired one's
+    assert store.outcomes(rid).equals(store.outcomes(plain["run_id"]))
 
 
 @pytest.mark.slow

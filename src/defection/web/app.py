@@ -10,9 +10,10 @@ gzipped with an ETag (304 on If-None-Match), and at most `max_heavy` are in prog
 `defection.web.load`.
 
 Limits: request bodies over `max_body_bytes` get 413; unknown fields, fields that name a file, values that are
-not plain numbers/text/booleans, invalid scenarios (the CLI's messages), jobs over `max_agent_days` agent-days
-and malformed run or job ids get 4xx with a message; a full queue gets 429. Run ids are checked against the id
-format before the database is touched. No request ever reads or writes a path taken from the request.
+not plain numbers/text/booleans, a `paired_baseline` that is not true or false, invalid scenarios (the CLI's
+messages), jobs over `max_agent_days` agent-days (the paired baseline's counted) and malformed run or job ids get
+4xx with a message; a full queue gets 429. Run ids are checked against the id format before the database is
+touched. No request ever reads or writes a path taken from the request.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import pandas as pd
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -90,10 +91,12 @@ class ApiError(Exception):
 
 
 class ChangesBody(BaseModel):
-    """Body of POST /api/validate and /api/jobs: dotted field paths (see GET /api/schema) → values."""
+    """Body of POST /api/validate and /api/jobs: dotted field paths (see GET /api/schema) → values, and whether to
+    also simulate the paired no-offer baseline (`defection run --paired-baseline`; true or false, nothing else)."""
 
     model_config = ConfigDict(extra="forbid")
     changes: dict[str, Any] = Field(default_factory=dict)
+    paired_baseline: StrictBool = False
 
 
 # ---------------------------------------------------------------------------------------------- middleware
@@ -415,13 +418,16 @@ def create_app(
         if posterior:
             sc = sc.model_copy(deep=True)
             sc.simulation.posterior = posterior
-        cost = job_cost(sc)
+        paired = body.paired_baseline
+        cost = job_cost(sc, paired)
         if cost > max_agent_days:
+            candidates = " × regime candidates" if cost != _plain(sc) * (2 if paired else 1) else ""
+            baseline = " × 2: the paired no-offer baseline doubles it" if paired else ""
             raise ApiError(
                 422,
                 f"job too large: {cost:,} agent-days (simulation.agents × simulation.days × "
-                f"simulation.replicates{' × regime candidates' if cost != _plain(sc) else ''}); this "
-                f"dashboard runs at most {max_agent_days:,}. Use fewer agents, days or replicates, or "
+                f"simulation.replicates{candidates}{baseline}); this dashboard runs at most {max_agent_days:,}. "
+                f"Use fewer agents, days or replicates{', or no paired baseline' if paired else ''}, or "
                 "`defection run` on the command line",
                 field="simulation.agents",
                 agent_days=cost,
@@ -560,13 +566,18 @@ def create_app(
     @app.post("/api/validate")
     def api_validate(body: ChangesBody) -> dict[str, Any]:
         sc = validated(body)
-        return {"ok": True, "agent_days": job_cost(sc), "max_agent_days": max_agent_days}
+        return {
+            "ok": True,
+            "agent_days": job_cost(sc, body.paired_baseline),
+            "paired_baseline": body.paired_baseline,
+            "max_agent_days": max_agent_days,
+        }
 
     @app.post("/api/jobs", status_code=202)
     def api_submit(body: ChangesBody) -> dict[str, Any]:
         sc = validated(body)
         try:
-            job = queue.submit(sc)
+            job = queue.submit(sc, paired_baseline=body.paired_baseline)
         except QueueFull as e:
             raise ApiError(429, str(e)) from None
         return {**job.to_json(queue.position(job)), "url": f"/jobs/{job.id}"}

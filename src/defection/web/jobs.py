@@ -3,9 +3,11 @@
 A web request only validates a scenario and queues it. The worker thread takes the oldest queued job, records
 it as a 'running' run in the results database (`ResultsDB.begin_run`, so it is listed at once), and starts a
 fresh process ("spawn": no state is shared with the server, and Numba's threads are safe) that simulates the
-scenario, stores the result in one transaction (`ResultsDB.complete_run`) and reports its progress through a
-pipe. A job whose process raises, or dies without completing, is marked 'failed' with its error; a job still
-running when the server stops is terminated and marked 'interrupted'. Nothing partial is ever stored.
+scenario (and, for a job with `paired_baseline`, the same world with no offer on the same seed and replicates,
+as `defection run --paired-baseline` does), stores the result in one transaction (`ResultsDB.complete_run`) and
+reports its progress through a pipe. A job whose process raises, or dies without completing, is marked 'failed'
+with its error; a job still running when the server stops is terminated and marked 'interrupted'. Nothing partial
+is ever stored.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from multiprocessing.context import ForkContext, ForkServerContext, SpawnContext
 from pathlib import Path
 from typing import Any, Literal
 
+from defection.claims import PAIRED_BASELINE, baseline_artifact, no_offer_baseline
 from defection.engine import simulate
 from defection.model.population import resolution_warning
 from defection.scenario import Scenario
@@ -44,14 +47,20 @@ class QueueFull(Exception):
     """The queue already holds its maximum number of waiting jobs."""
 
 
-def job_cost(sc: Scenario) -> int:
+def job_cost(sc: Scenario, paired_baseline: bool = False) -> int:
     """Agent-days a scenario simulates: agents × days × replicates, times the candidate policies a best-response
-    regime tries (1 + best_response_trials)."""
+    regime tries (1 + best_response_trials), times 2 with the paired no-offer baseline (`NO_OFFER` leaves the
+    regime, and so the candidates, as they are: the baseline simulates as many agent-days again)."""
     sim = sc.simulation
     candidates = 1
     if sc.regime.response.mode == "best_response" and sim.mode == "full":
         candidates += sc.regime.response.best_response_trials
-    return sim.agents * sim.days * sim.replicates * candidates
+    return sim.agents * sim.days * sim.replicates * candidates * (2 if paired_baseline else 1)
+
+
+def job_total(sc: Scenario, paired_baseline: bool = False) -> int:
+    """A job's progress units before its process reports its own: replicate-days, the baseline's included."""
+    return sc.simulation.days * sc.simulation.replicates * (2 if paired_baseline else 1)
 
 
 @dataclass
@@ -61,6 +70,7 @@ class Job:
     id: str
     scenario: Scenario
     cost: int
+    paired_baseline: bool = False  # also simulate the paired no-offer baseline (artifact PAIRED_BASELINE)
     status: JobStatus = "queued"
     run_id: str | None = None
     done: int = 0
@@ -82,6 +92,7 @@ class Job:
             "days": sim.days,
             "replicates": sim.replicates,
             "agent_days": self.cost,
+            "paired_baseline": self.paired_baseline,
             "done": self.done,
             "total": self.total,
             "fraction": (self.done / self.total) if self.total else (1.0 if self.status == "complete" else 0.0),
@@ -94,29 +105,44 @@ class Job:
         }
 
 
-def run_job(db_path: str, run_id: str, scenario_json: str, conn: Connection) -> None:
-    """The job process: simulate the scenario, store the result under `run_id`, report through `conn`.
+def run_job(db_path: str, run_id: str, scenario_json: str, paired_baseline: bool, conn: Connection) -> None:
+    """The job process: simulate the scenario (then, with `paired_baseline`, its paired no-offer baseline, as
+    `defection run --paired-baseline` does), store the result under `run_id`, report through `conn`.
 
     Messages: ("progress", done, total) at most every PROGRESS_EVERY_SECONDS, then ("done", wall_seconds) or
-    ("error", "Type: message")."""
+    ("error", "Type: message"). With the baseline, `total` counts both simulations from the start (the main run's
+    replicate-days twice) and the baseline's progress continues from the main run's end, so `done` keeps rising
+    to `total`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the server decides
     try:
         sc = Scenario.model_validate_json(scenario_json)
         last = 0.0
+        main_total = job_total(sc)  # the main run's replicate-days, as its engine counts them (candidates included)
 
-        def progress(done: int, total: int) -> None:
+        def send(done: int, total: int, final: bool) -> None:
             nonlocal last
             now = time.monotonic()
-            if done == total or now - last >= PROGRESS_EVERY_SECONDS:
+            if final or now - last >= PROGRESS_EVERY_SECONDS:
                 conn.send(("progress", done, total))
                 last = now
+
+        def progress(done: int, total: int) -> None:  # the main run: the baseline will simulate as many again
+            nonlocal main_total
+            main_total = total
+            send(done, total * (2 if paired_baseline else 1), done == total)
+
+        def baseline_progress(done: int, total: int) -> None:  # continues from the main run's end
+            send(main_total + done, main_total + total, done == total)
 
         store = ResultsDB(db_path)
         with store.stage_daily(run_id) as staged:  # daily rows streamed to Parquet, stored with the run at the end
             result = simulate(sc, progress=progress, on_daily=staged)
+            artifacts: dict[str, Any] = {}
+            if paired_baseline:
+                artifacts[PAIRED_BASELINE] = baseline_artifact(no_offer_baseline(sc, progress=baseline_progress))
             result.run_id = run_id
             result.wall_seconds = process_age()  # the job's (its process's start-up included), not the engine's
-            store.complete_run(run_id, result, staged=staged)
+            store.complete_run(run_id, result, artifacts, staged=staged)
         conn.send(("done", float(result.wall_seconds)))
     except BaseException as e:
         with suppress(OSError, ValueError):
@@ -126,7 +152,8 @@ def run_job(db_path: str, run_id: str, scenario_json: str, conn: Connection) -> 
         conn.close()
 
 
-JobTarget = Callable[[str, str, str, Connection], None]
+JobTarget = Callable[[str, str, str, bool, Connection], None]
+"""A job process's function: (db_path, run_id, scenario_json, paired_baseline, conn), as `run_job`."""
 
 
 def _context(method: str) -> SpawnContext | ForkContext | ForkServerContext:
@@ -171,8 +198,9 @@ class JobQueue:
             self._thread = threading.Thread(target=self._loop, name="defection-jobs", daemon=True)
             self._thread.start()
 
-    def submit(self, scenario: Scenario) -> Job:
-        """Queue a validated scenario; QueueFull if `max_queue` jobs are already waiting."""
+    def submit(self, scenario: Scenario, paired_baseline: bool = False) -> Job:
+        """Queue a validated scenario (with `paired_baseline`, its paired no-offer baseline too); QueueFull if
+        `max_queue` jobs are already waiting."""
         with self._cond:
             if self._stop.is_set():
                 raise QueueFull("the server is shutting down")
@@ -181,8 +209,9 @@ class JobQueue:
             job = Job(
                 id="j" + uuid.uuid4().hex[:10],
                 scenario=scenario,
-                cost=job_cost(scenario),
-                total=scenario.simulation.days * scenario.simulation.replicates,
+                cost=job_cost(scenario, paired_baseline),
+                paired_baseline=paired_baseline,
+                total=job_total(scenario, paired_baseline),
             )
             self._jobs[job.id] = job
             self._pending.append(job)
@@ -281,7 +310,7 @@ class JobQueue:
             target=self.target,
             name=f"defection-job-{job.id}",
             daemon=True,
-            args=(str(self.db_path), run_id, job.scenario.canonical_json(), sender),
+            args=(str(self.db_path), run_id, job.scenario.canonical_json(), job.paired_baseline, sender),
         )
         proc.start()
         sender.close()
@@ -328,4 +357,14 @@ class JobQueue:
             proc.join(5)
 
 
-__all__ = ["FINISHED", "JOB_ID_PATTERN", "Job", "JobQueue", "QueueFull", "job_cost", "run_job"]
+__all__ = [
+    "FINISHED",
+    "JOB_ID_PATTERN",
+    "Job",
+    "JobQueue",
+    "JobTarget",
+    "QueueFull",
+    "job_cost",
+    "job_total",
+    "run_job",
+]

@@ -229,12 +229,16 @@ def new_run_page(limits: dict[str, Any]) -> str:
 <p class="sub">Every field starts at the default scenario's value (the proposal); only the fields you change are
 sent. Values are checked as you type, by the same rules and with the same messages as <code>defection run</code> and
 <code>defection check</code>. The run is queued and simulated in the background; this server runs jobs of at most
-{max_days} agent-days (agents × days × replicates) and queues at most {limits["max_queue"]}.</p>
+{max_days} agent-days (agents × days × replicates, counted twice with the paired no-offer baseline) and queues at
+most {limits["max_queue"]}.</p>
 <p class="sub" id="posterior-note">{posterior_note}</p>
 <form id="new-run" novalidate>
 <div id="summary" class="summary" role="status"><span id="estimate"></span></div>
 <div id="form-errors" class="form-errors" role="alert" hidden></div>
 {chr(10).join(groups)}
+<p class="option"><label for="paired-baseline"><input type="checkbox" id="paired-baseline" name="paired_baseline">
+Also simulate the paired no-offer baseline (doubles the cost; the report then separates the offer's effect from
+combat losses)</label></p>
 <div class="submit-bar"><button type="submit" id="submit">Run simulation</button>
 <button type="button" id="reset" class="secondary">Reset to defaults</button>
 <span class="hint" id="changed-count">no changes: the default scenario</span></div>

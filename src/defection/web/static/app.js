@@ -178,6 +178,7 @@
     const submit = $("#submit");
     const general = $("#form-errors");
     const estimate = $("#estimate");
+    const paired = $("#paired-baseline"); // not a scenario field (no data-kind): sent beside the changes
     let seq = 0;
     let timer = null;
 
@@ -186,6 +187,7 @@
       for (const el of inputs) if (changed(el)) out[el.name] = valueOf(el);
       return out;
     };
+    const body = () => ({ changes: changes(), paired_baseline: paired.checked });
 
     function markChanged() {
       let total = 0;
@@ -209,7 +211,8 @@
       general.hidden = true;
       general.textContent = "";
       if (res.ok) {
-        estimate.textContent = `Valid. ${fmt(res.data.agent_days)} agent-days (at most ${fmt(res.data.max_agent_days)}).`;
+        const baseline = res.data.paired_baseline ? ", the paired no-offer baseline's included" : "";
+        estimate.textContent = `Valid. ${fmt(res.data.agent_days)} agent-days${baseline} (at most ${fmt(res.data.max_agent_days)}).`;
         estimate.className = "good";
         return;
       }
@@ -240,7 +243,7 @@
       const mine = ++seq;
       let res;
       try {
-        res = await api("POST", "/api/validate", { changes: changes() });
+        res = await api("POST", "/api/validate", body());
       } catch (e) {
         return;
       }
@@ -258,7 +261,7 @@
       seq++;
       submit.disabled = true;
       try {
-        const res = await api("POST", "/api/jobs", { changes: changes() });
+        const res = await api("POST", "/api/jobs", body());
         if (res.status === 202) {
           window.location.assign(res.data.url);
           return;
@@ -273,6 +276,7 @@
         if (el.dataset.kind === "bool") el.checked = el.dataset.default === "true";
         else el.value = el.dataset.default;
       }
+      paired.checked = false;
       markChanged();
       validate();
     });
@@ -302,7 +306,8 @@
       const j = res.data;
       badge($("#job-status"), j.status);
       $("#job-name").textContent = j.scenario_name;
-      $("#job-size").textContent = `${fmt(j.agents)} agents × ${fmt(j.days)} days × ${fmt(j.replicates)} replicates`;
+      const baseline = j.paired_baseline ? ", and the paired no-offer baseline" : "";
+      $("#job-size").textContent = `${fmt(j.agents)} agents × ${fmt(j.days)} days × ${fmt(j.replicates)} replicates${baseline}`;
       const warning = $("#job-warning");
       warning.textContent = j.resolution_warning ? `Warning: ${j.resolution_warning}.` : "";
       warning.hidden = !j.resolution_warning;
