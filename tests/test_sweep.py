@@ -155,8 +155,8 @@ def test_worker_pool_equals_serial(reference: dict, tmp_path: Path) -> None:
 
 
 def test_executor_for_chooses_the_pool_for_small_sweeps() -> None:
+    from defection.explore.pool import DASK_MIN_AGENT_DAYS
     from defection.explore.sweep import (
-        DASK_MIN_AGENT_DAYS,
         DaskExecutor,
         PoolExecutor,
         SerialExecutor,

@@ -37,7 +37,11 @@ from defection.cli.console import fmt as _fmt
 # defection.explore.sweep (Dask, pyarrow, duckdb), defection.store, the engine, defection.analysis (numba, pandas)
 # and the scenario (pydantic) are imported inside the functions that use them: `defection --help` need not load them.
 if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from defection.explore.spec import Spec
     from defection.explore.sweep import SweepFolder
+    from defection.scenario import Scenario
     from defection.store import ResultsDB
 
 CPUS = max(1, os.cpu_count() or 1)
@@ -137,23 +141,11 @@ def sweep(
 
     Each replicate draws the calibrated parameters from the shipped posterior (or --posterior, or the base
     scenario's), except those the spec's factors set; --no-posterior uses the scenario's values."""
-    # lazy: see the note at the top
-    from defection.analysis import json_safe
-    from defection.engine import library_versions, package_version
-    from defection.explore.design import exploration_posterior
-    from defection.explore.sweep import (
-        EXECUTORS,
-        SweepError,
-        SweepFolder,
-        executor_for,
-        failures,
-        load_plan,
-        run_sweep,
-        stored_run,
-        sweep_agent_days,
-    )
+    # lazy: see the note at the top. Only the light modules first: the spec decides whether the experiments run
+    # on the worker pool, and if they do its processes start (and load the engine) while the rest imports.
+    from defection.explore.pool import EXECUTORS, primed_pool, runs_on_pool
+    from defection.explore.spec import design_agent_days, load_spec
     from defection.scenario import ScenarioError
-    from defection.store import RunMeta
 
     if scheduler is not None and workers is not None:
         fail(
@@ -168,7 +160,79 @@ def sweep(
         fail("--executor pool and --scheduler: the scheduler's Dask workers run the experiments; give one")
     check_posterior_flags(posterior, no_posterior)
     try:
-        plan = load_plan(spec_file, scenario_posterior=not no_posterior)
+        spec, base = load_spec(spec_file, posterior=not no_posterior)
+    except ScenarioError as e:  # SpecError included
+        fail(e.render())
+    n_workers = CPUS if workers is None else workers
+    started = (
+        primed_pool(n_workers)[0] if runs_on_pool(n_workers, scheduler, executor, design_agent_days(spec)) else None
+    )
+    try:
+        _sweep(
+            spec_file,
+            spec,
+            base,
+            n_workers,
+            scheduler,
+            executor,
+            out_dir,
+            resume,
+            batch,
+            flush_every,
+            flush_seconds,
+            db,
+            as_json,
+            posterior,
+            no_posterior,
+            started,
+        )
+    except BaseException:
+        if started is not None:
+            from defection.workers import stop_workers
+
+            stop_workers(started)
+        raise
+    if started is not None:  # used (and shut down) by the sweep, or not needed after all (a resume found it done)
+        started.shutdown(wait=False, cancel_futures=True)
+
+
+def _sweep(
+    spec_file: Path,
+    spec: Spec,
+    base: Scenario,
+    n_workers: int,
+    scheduler: str | None,
+    executor: str,
+    out_dir: Path | None,
+    resume: bool,
+    batch: int | None,
+    flush_every: int,
+    flush_seconds: float,
+    db: Path,
+    as_json: bool,
+    posterior: Path | None,
+    no_posterior: bool,
+    started: ProcessPoolExecutor | None,
+) -> None:
+    """The sweep itself, once its options are checked and (for the worker pool) its processes are starting."""
+    from defection.analysis import json_safe
+    from defection.engine import library_versions, package_version
+    from defection.explore.design import exploration_posterior
+    from defection.explore.sweep import (
+        SweepError,
+        SweepFolder,
+        executor_for,
+        failures,
+        make_plan,
+        run_sweep,
+        stored_run,
+        sweep_agent_days,
+    )
+    from defection.scenario import ScenarioError
+    from defection.store import RunMeta
+
+    try:
+        plan = make_plan(spec, base, str(spec_file))
     except ScenarioError as e:  # SpecError included
         fail(e.render())
     plan.posterior = exploration_posterior(plan.spec, *choose_posterior(plan.base, posterior, no_posterior))
@@ -192,9 +256,7 @@ def sweep(
         with folder.lock(resume):
             done = folder.prepare(plan, resume)
             todo = int((~done).sum())
-            chosen = executor_for(
-                CPUS if workers is None else workers, scheduler, batch, executor, sweep_agent_days(plan, todo)
-            )
+            chosen = executor_for(n_workers, scheduler, batch, executor, sweep_agent_days(plan, todo), started)
             if resume and done.all() and db.exists():
                 finished = open_store(db)
                 stored_as = stored_run(folder, plan, finished)

@@ -101,6 +101,14 @@ def warm_up(base: str, run_settings: RunSettings) -> bool:
     return bool(run_point(base, {}, tiny, [])["status"] == "ok")
 
 
+def prime() -> bool:
+    """`warm_up` before the plan is known: a one-day, one-replicate run of the default scenario at a small size, which
+    imports the engine and loads the compiled kernels that every scenario uses (`defection.explore.pool`)."""
+    from defection.scenario import default_scenario
+
+    return warm_up(default_scenario().canonical_json(), {"days": 1, "replicates": 1, "agents": 990, "seed": 0})
+
+
 def _loads(text: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(text)
     return data

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -164,6 +165,24 @@ class Spec(_Strict):
 
     def content_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def design_size(spec: Spec) -> int:
+    """How many experiments the spec's design has, without building it."""
+    ex, d = spec.experiment, len(spec.factors)
+    if ex.sampler == "sobol":
+        return ex.samples * (d + 2)
+    if ex.sampler == "morris":
+        return ex.samples * (d + 1)
+    if ex.sampler == "factorial":
+        return math.prod(len(f.values) if f.values is not None else ex.samples for f in spec.factors)
+    return ex.samples
+
+
+def design_agent_days(spec: Spec) -> float:
+    """Agent-days of the whole design: experiments × replicates × agents × days."""
+    ex = spec.experiment
+    return float(design_size(spec)) * ex.replicates * ex.agents * ex.days
 
 
 class SpecError(ScenarioError):

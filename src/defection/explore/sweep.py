@@ -29,12 +29,12 @@ import hashlib
 import itertools
 import json
 import logging
-import math
 import os
 import socket
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,8 @@ import pyarrow.parquet as pq
 from defection.engine import RunSettings
 from defection.explore.design import ExplorationPosterior, base_json, design, settings
 from defection.explore.points import run_point, run_points, warm_up
-from defection.explore.spec import Spec, SpecError, load_spec
+from defection.explore.pool import EXECUTORS, runs_on_pool
+from defection.explore.spec import Spec, SpecError, design_size, load_spec
 from defection.scenario import Problem, Scenario, ScenarioError, with_changes, with_overrides
 from defection.store import ResultsDB, pid_alive
 
@@ -113,18 +114,6 @@ class Plan:
 
 def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
-
-
-def design_size(spec: Spec) -> int:
-    """How many experiments the spec's design has, without building it."""
-    ex, d = spec.experiment, len(spec.factors)
-    if ex.sampler == "sobol":
-        return ex.samples * (d + 2)
-    if ex.sampler == "morris":
-        return ex.samples * (d + 1)
-    if ex.sampler == "factorial":
-        return math.prod(len(f.values) if f.values is not None else ex.samples for f in spec.factors)
-    return ex.samples
 
 
 def check_spec(spec: Spec, base: Scenario, source: str = "<spec>") -> None:
@@ -470,18 +459,20 @@ class PoolExecutor:
         window: int | None = None,
         task: Callable[..., dict[str, Any]] = run_point,
         batch: int | None = None,
+        started: ProcessPoolExecutor | None = None,
     ):
         self.task = task
         self.batch = batch
         self.workers = max(1, workers)
         self.window = window
+        self.started = started  # a pool of `workers` processes started earlier (`explore.pool.primed_pool`)
         self.pool: Any = None
         self.description = f"worker pool ({self.workers} single-threaded processes)"
 
     def __enter__(self) -> PoolExecutor:
         from defection.workers import worker_pool  # lazy: only a sweep on the pool starts processes
 
-        self.pool = worker_pool(self.workers)
+        self.pool, self.started = self.started or worker_pool(self.workers), None
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
@@ -699,14 +690,6 @@ class DaskExecutor:
                 self.client.cancel([fut for _, fut in inflight.values()])
 
 
-EXECUTORS = ("auto", "pool", "dask")
-"""`--executor`: `pool` (defection.workers' processes), `dask` (a Dask LocalCluster), `auto` (by the sweep's size)."""
-
-DASK_MIN_AGENT_DAYS = 2_000_000_000
-"""`auto` runs a sweep of fewer agent-days than this on the worker pool: a Dask LocalCluster costs seconds to start
-(4.3 s of a 15 s sweep of examples/package-sweep.toml), which only a long sweep pays back with Dask's retries of a
-task whose worker died."""
-
 Executor = SerialExecutor | PoolExecutor | DaskExecutor
 
 
@@ -716,19 +699,21 @@ def executor_for(
     batch: int | None = None,
     kind: str = "auto",
     agent_days: float = 0.0,
+    started: ProcessPoolExecutor | None = None,
 ) -> Executor:
     """`--workers 0`: serial in this process; `--scheduler`: that Dask cluster; otherwise `workers` local processes,
     on the worker pool or a Dask LocalCluster as `kind` says (`auto`: the pool below `DASK_MIN_AGENT_DAYS` of
-    `agent_days`, the sweep's agent-days to run)."""
+    `agent_days`, the sweep's agent-days to run). `started`: the pool's processes, started earlier by the caller
+    (`explore.pool.primed_pool`), which the pool executor then uses and shuts down."""
     if kind not in EXECUTORS:
         raise ValueError(f"executor {kind!r}: choose one of {', '.join(EXECUTORS)}")
     if scheduler:
         return DaskExecutor(scheduler=scheduler, batch=batch)
     if workers <= 0:
         return SerialExecutor()
-    if kind == "dask" or (kind == "auto" and agent_days >= DASK_MIN_AGENT_DAYS):
+    if not runs_on_pool(workers, scheduler, kind, agent_days):
         return DaskExecutor(workers=workers, batch=batch)
-    return PoolExecutor(workers=workers, batch=batch)
+    return PoolExecutor(workers=workers, batch=batch, started=started)
 
 
 def sweep_agent_days(plan: Plan, experiments: int | None = None) -> float:
