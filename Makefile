@@ -58,7 +58,7 @@ bench: $(STAMP)
 # Run it on a committed tree: the posterior records the code version and the case library's hash.
 calibrate: $(STAMP)
 	@mkdir -p src/defection/data/posterior
-	$(BIN)/defection calibrate --seed 1 --particles 48 --generations 8 --max-minutes 40 --workers 2 --db calibration.duckdb --output src/defection/data/posterior/default.json.tmp --report calibration.html --json > docs/validation/calibration.json.tmp
+	$(BIN)/defection calibrate --seed 1 --particles 96 --generations 7 --max-minutes 68 --workers 2 --db calibration.duckdb --output src/defection/data/posterior/default.json.tmp --report calibration.html --json > docs/validation/calibration.json.tmp
 	mv src/defection/data/posterior/default.json.tmp src/defection/data/posterior/default.json
 	mv docs/validation/calibration.json.tmp docs/validation/calibration.json
 	@echo "wrote src/defection/data/posterior/default.json, calibration.html and docs/validation/calibration.json"
@@ -69,7 +69,7 @@ calibrate: $(STAMP)
 # scored"), and the few fields of it the package ships for `defection brief` (src/defection/data/backtest-summary.json). About 45 minutes on a 2-core machine (each fold: the prior and one or two generations).
 validate: $(STAMP)
 	@mkdir -p docs/validation
-	$(BIN)/defection backtest --seed 1 --folds 4 --particles 24 --max-minutes 11 --report docs/validation/validation.html --plot backtest.png --json > docs/validation/backtest.json.tmp
+	$(BIN)/defection backtest --seed 1 --folds 4 --particles 32 --generations 5 --max-minutes 14 --report docs/validation/validation.html --plot backtest.png --json > docs/validation/backtest.json.tmp
 	mv docs/validation/backtest.json.tmp docs/validation/backtest.json
 	$(BIN)/python -m defection.report.backtest_summary
 	@echo "wrote docs/validation/validation.html, backtest.png, docs/validation/backtest.json and its packaged summary"
