@@ -173,6 +173,28 @@ def test_executor_for_chooses_the_pool_for_small_sweeps() -> None:
         executor_for(2, None, kind="threads")
 
 
+def test_the_command_decides_from_the_spec_alone_whether_to_start_the_pool_first() -> None:
+    """`defection sweep` starts the worker pool before it loads the sweep machinery when, and only when, the
+    executor it will choose is the pool (explore/pool.py)."""
+    from defection.explore.pool import DASK_MIN_AGENT_DAYS, runs_on_pool
+    from defection.explore.spec import design_agent_days, design_size, spec_from_dict
+
+    assert runs_on_pool(2, None, "auto", DASK_MIN_AGENT_DAYS - 1) and not runs_on_pool(
+        2, None, "auto", DASK_MIN_AGENT_DAYS
+    )
+    assert runs_on_pool(2, None, "pool", 1e15) and not runs_on_pool(2, None, "dask", 1.0)
+    assert not runs_on_pool(0, None, "pool", 1.0) and not runs_on_pool(2, "tcp://h:1", "auto", 1.0)
+    spec = spec_from_dict(
+        {
+            "experiment": {"name": "s", "sampler": "sobol", "samples": 8, "replicates": 3, "days": 10, "agents": 990},
+            "uncertainties": [{"path": "regime.monitors_per_soldier", "low": 0.0, "high": 0.1}],
+            "levers": [{"path": "offer.cash_usd", "low": 1e4, "high": 1e6}],
+        }
+    )
+    assert design_size(spec) == 8 * (2 + 2)  # Saltelli without second order: N (d + 2)
+    assert design_agent_days(spec) == 32 * 3 * 990 * 10
+
+
 @pytest.mark.slow
 def test_local_cluster_equals_serial(reference: dict, tmp_path: Path) -> None:
     db = tmp_path / "local.duckdb"
