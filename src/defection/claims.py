@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from defection.analysis import json_safe
 from defection.engine import RunResult, RunSettings, extended, simulate
 from defection.model.outputs import OUTCOMES, SERIES
 from defection.model.population import simulated_agents
@@ -625,15 +626,20 @@ class ClaimsReport:
     baseline: RunResult | None = None  # claim 1's no-offer variant, paired with `proposal` (stored by `claims`)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "settings": self.settings,
-            "adaptive": self.adaptive,
-            "simulations": self.simulations,
-            "agent_days": self.agent_days,
-            "simulate_seconds": self.simulate_seconds,
-            "warnings": self.warnings,
-            "claims": [c.to_dict() for c in self.claims],
-        }
+        """The report as JSON-ready data: an undefined number (NaN: no defectors in a replicate, say) is null, so
+        neither `--json` nor the stored run ever holds a NaN."""
+        data: dict[str, Any] = json_safe(
+            {
+                "settings": self.settings,
+                "adaptive": self.adaptive,
+                "simulations": self.simulations,
+                "agent_days": self.agent_days,
+                "simulate_seconds": self.simulate_seconds,
+                "warnings": self.warnings,
+                "claims": [c.to_dict() for c in self.claims],
+            }
+        )
+        return data
 
 
 def settings_warnings(replicates: int, days: int) -> list[str]:
