@@ -582,3 +582,18 @@ def test_backtest_with_folds_holds_out_groups(tmp_path: Path) -> None:
     assert "2-fold (cases held out in groups) predictions" in r.stdout
     r = cli("backtest", *args, "--folds", "4", "--plot", str(tmp_path / "bt.png"), "--db", str(tmp_path / "r.duckdb"))
     assert r.returncode == 2 and "--folds 4: there are only 3 cases" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_temperature_schedules() -> None:
+    """`--temperature-schedule`: pyABC's default, or steps that keep half the effective sample size (EssScheme)."""
+    import pyabc
+
+    from defection.calibrate.abc import ESS_TARGET, temperature_schedule
+
+    assert temperature_schedule("default").schemes is None  # pyABC fills in its own pair at the first generation
+    ess = temperature_schedule("ess")
+    assert len(ess.schemes) == 1 and isinstance(ess.schemes[0], pyabc.EssScheme)
+    assert ess.schemes[0].target_relative_ess == ESS_TARGET == 0.5
+    assert ess.enforce_exact_final_temperature  # the last allowed generation is at temperature 1, as by default
+    with pytest.raises(ValueError, match="temperature schedule is one of default, ess"):
+        temperature_schedule("linear")

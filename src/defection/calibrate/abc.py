@@ -53,6 +53,35 @@ from defection.workers import replicate_workers, worker_pool
 KERNEL_SCALING = 2.0  # ABC-SMC proposal width relative to Silverman's rule (see `calibrate`)
 CHECK_TIME_SHARE = 0.8  # the predictive check plans to use at most this share of the time left after sampling
 EARLY_REJECTION = ("every", "last", "off")
+SCHEDULES = ("default", "ess")
+"""How the temperature falls between generations (`temperature_schedule`)."""
+ESS_TARGET = 0.5
+"""The 'ess' schedule's target: the next temperature keeps this share of the particles' effective sample size."""
+
+
+def temperature_schedule(name: str) -> Any:
+    """pyABC's temperature schedule for the stochastic acceptor. 'default': pyABC's own (each step the lower of
+    the temperature that keeps a 30% acceptance rate and an exponential decay that reaches 1 at the last allowed
+    generation). 'ess': `EssScheme`, which chooses the next temperature so that reweighting the current particles
+    to it keeps ESS_TARGET of their effective sample size (smaller steps where the density is steep, so fewer
+    particles carry the weight; more generations to reach 1). The last allowed generation is at 1 in both."""
+    import pyabc  # lazy: pyABC loads only for a calibration
+
+    if name not in SCHEDULES:
+        raise ValueError(f"temperature schedule is one of {', '.join(SCHEDULES)}, not {name!r}")
+    if name == "ess":
+
+        class EssScheme(pyabc.EssScheme):  # type: ignore[misc]
+            """pyABC's EssScheme, returning a float: pyABC 0.13 returns the optimiser's one-element array, which its
+            own log line cannot format (TypeError)."""
+
+            def __call__(self, *args: Any, **kwargs: Any) -> float:
+                return float(np.asarray(super().__call__(*args, **kwargs)).reshape(-1)[0])
+
+        return pyabc.Temperature(schemes=[EssScheme(target_relative_ess=ESS_TARGET)])
+    return pyabc.Temperature()
+
+
 """Where early rejection applies (`calibrate.early`): every generation, the last one only (a calibration identical
 to one without it), or nowhere."""
 DISCREPANCY_STREAM = 0x5D15C  # seeds the predictive's error draws (eq. 40) (with the seed, case and draw)
@@ -409,6 +438,7 @@ def calibrate(
     discrepancy: bool = True,
     pool: ProcessPoolExecutor | None = None,
     early_rejection: str = "every",
+    schedule: str = "default",
 ) -> Calibration:
     """ABC-SMC (pyABC) over the calibrated parameters, shared across `cases`, and the discrepancy SD of every
     family of war among them (eq. 40–41): a stochastic acceptor with a normal kernel on log recorded shares
@@ -424,7 +454,8 @@ def calibrate(
     `pool` (from `worker_pool`) evaluates particles and the predictive check in processes the caller started and
     keeps; without one, `workers` > 1 starts a pool for this calibration. `early_rejection` ("every", "last" or
     "off"; `calibrate.early`) stops simulating a particle's cases once they prove it rejected: in every generation
-    (a sample of the same posterior), or in the last one only (the same sample).
+    (a sample of the same posterior), or in the last one only (the same sample). `schedule`: how the temperature
+    falls (`temperature_schedule`).
     """
     import pyabc  # lazy: pyABC (and its dependencies) load only for a calibration, not for `calibrate cases`
 
@@ -432,6 +463,7 @@ def calibrate(
         raise ValueError("calibration needs at least one case")
     if early_rejection not in EARLY_REJECTION:
         raise ValueError(f"early_rejection is 'every', 'last' or 'off', not {early_rejection!r}")
+    eps = temperature_schedule(schedule)
     start = time.perf_counter()
     if deadline is None and max_seconds is not None:
         deadline = Deadline(max_seconds)
@@ -473,7 +505,7 @@ def calibrate(
             population_size=particles,
             sampler=sampler,
             transitions=pyabc.MultivariateNormalTransition(scaling=KERNEL_SCALING),
-            eps=pyabc.Temperature(),
+            eps=eps,
             acceptor=pyabc.StochasticAcceptor(),
         )
         with tempfile.TemporaryDirectory(prefix="defection-abc-") as tmp, _closing(sampler):
@@ -501,6 +533,7 @@ def calibrate(
             "max_seconds": max_seconds,
             "discrepancy": discrepancy,
             "early_rejection": early_rejection,
+            "schedule": schedule,
         }
         meta = {
             "created": datetime.now(UTC).isoformat(timespec="seconds"),

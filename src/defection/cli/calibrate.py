@@ -55,6 +55,21 @@ class EarlyRejection(StrEnum):
     off = "off"
 
 
+class Schedule(StrEnum):
+    default = "default"
+    ess = "ess"
+
+
+ScheduleOpt = Annotated[
+    Schedule,
+    typer.Option(
+        "--temperature-schedule",
+        help="How the temperature falls between generations: pyABC's default (an acceptance-rate target and a decay "
+        "that reaches 1 at the last generation), or 'ess' (steps that keep half the particles' effective sample "
+        "size; more generations to reach 1). docs/calibration.md.",
+    ),
+]
+
 EarlyOpt = Annotated[
     EarlyRejection,
     typer.Option(
@@ -182,6 +197,7 @@ def calibrate(
         ),
     ] = False,
     early: EarlyOpt = EarlyRejection.every,
+    schedule: ScheduleOpt = Schedule.default,
     output: Annotated[Path, typer.Option("--output", "-o", help="Posterior file to write.")] = Path("posterior.json"),
     report: Annotated[
         Path | None,
@@ -209,7 +225,7 @@ def calibrate(
     check_folder("--output", output)
     if report is not None:
         check_folder("--report", report)
-    settings = _abc_settings(particles, generations, workers, seed, max_minutes, early)
+    settings = {**_abc_settings(particles, generations, workers, seed, max_minutes, early), "schedule": schedule.value}
     with recorded(db, _calibration_meta("calibration", cases, settings), "calibration") as (store, run_id):
         with Reporter("calibrate", transient=as_json) as rep:
             rep.stage(f"calibrating {len(cases)} case(s): {particles} particles, up to {generations} generations")
