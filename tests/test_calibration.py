@@ -585,15 +585,27 @@ def test_backtest_with_folds_holds_out_groups(tmp_path: Path) -> None:
 
 
 def test_temperature_schedules() -> None:
-    """`--temperature-schedule`: pyABC's default, or steps that keep half the effective sample size (EssScheme)."""
-    import pyabc
+    """`--temperature-schedule`: pyABC's default, or steps that keep half the effective sample size."""
+    import math
 
-    from defection.calibrate.abc import ESS_TARGET, temperature_schedule
+    import numpy as np
+    from pyabc.epsilon.temperature import TemperatureScheme
+
+    from defection.calibrate.abc import ESS_TARGET, next_inverse_temperature, temperature_schedule
 
     assert temperature_schedule("default").schemes is None  # pyABC fills in its own pair at the first generation
     ess = temperature_schedule("ess")
-    assert len(ess.schemes) == 1 and isinstance(ess.schemes[0], pyabc.EssScheme)
-    assert ess.schemes[0].target_relative_ess == ESS_TARGET == 0.5
+    assert len(ess.schemes) == 1 and isinstance(ess.schemes[0], TemperatureScheme) and ESS_TARGET == 0.5
     assert ess.enforce_exact_final_temperature  # the last allowed generation is at temperature 1, as by default
     with pytest.raises(ValueError, match="temperature schedule is one of default, ess"):
         temperature_schedule("linear")
+    # by hand: two particles of equal weight, log densities 0 and -100. Reweighted from β = 0 to β', the second's
+    # weight is x = exp(-100 β'), and ESS = (1 + x)² / (1 + x²), 2 at β' = 0. Keeping 75% (ESS 1.5) gives
+    # x² - 4x + 1 = 0, x = 2 - √3, β' = -ln(2 - √3) / 100.
+    got = next_inverse_temperature(np.array([0.0, -100.0]), np.array([1.0, 1.0]), 0.0, 0.75)
+    assert got == pytest.approx(-math.log(2 - math.sqrt(3)) / 100, rel=1e-9)
+    # from β = 0.5 the step is the same length (only β' − β matters), and a flat density goes straight to 1
+    assert next_inverse_temperature(np.array([0.0, -100.0]), np.array([1.0, 1.0]), 0.5, 0.75) == pytest.approx(
+        0.5 - math.log(2 - math.sqrt(3)) / 100, rel=1e-9
+    )
+    assert next_inverse_temperature(np.array([-3.0, -3.0]), np.array([2.0, 1.0]), 0.1, 0.5) == 1.0
