@@ -869,3 +869,28 @@ def test_png_export(store: tuple[ResultsDB, dict[str, str]], tmp_cwd: Path) -> N
     for f in files:
         data = f.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000
+
+
+def test_a_hung_png_export_is_a_clean_error_not_a_hang(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kaleido waits on its Chromium without a limit (a test run hung on it for minutes on a loaded machine): the
+    export is given up after the time limit with a ReportError that says why, and an export that fails says how."""
+    import threading
+
+    from defection.report.png import PNG_TIMEOUT_SECONDS, png_timeout, within_time_limit
+
+    release = threading.Event()
+    with pytest.raises(ReportError, match=r"did not finish in 0\.2 s"):
+        within_time_limit(lambda: release.wait(60), 0.2)
+    release.set()
+
+    def broken() -> None:
+        raise RuntimeError("browser failed to start")
+
+    with pytest.raises(ReportError, match="PNG export failed: RuntimeError: browser failed to start"):
+        within_time_limit(broken, 60)
+    within_time_limit(lambda: None, 60)  # a quick export returns
+    monkeypatch.setenv("DEFECTION_PNG_TIMEOUT", "12.5")
+    assert png_timeout() == 12.5
+    for bad in ("", "soon", "-1", "0"):
+        monkeypatch.setenv("DEFECTION_PNG_TIMEOUT", bad)
+        assert png_timeout() == PNG_TIMEOUT_SECONDS
