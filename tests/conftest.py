@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -103,3 +104,29 @@ def wait_for_running(db: Path, proc: subprocess.Popen[str]) -> str:
                 return str(runs.iloc[0]["run_id"])
         time.sleep(0.2)
     raise AssertionError("run never started")
+
+
+def plain(text: str) -> str:
+    """A figure's title as it reads: tags (line breaks, <sup>) as spaces, runs of spaces as one."""
+    return " ".join(re.sub(r"<[^>]+>", " ", text).split())
+
+
+def check_paired_baseline(store: ResultsDB, run_id: str, days: int) -> tuple[Any, Any, Any]:
+    """A run stored with its paired no-offer baseline (seed 5, 2 replicates, as `run --paired-baseline` and a paired
+    dashboard job store it) and its report's 'units combat-ineffective' figure drawing the paired effect beside the
+    total; returns the run's daily rows, the baseline's and the figure for further checks."""
+    from defection.claims import NO_OFFER, PAIRED_BASELINE
+    from defection.report import report_figures
+    from defection.report.series import stored_baseline
+
+    stored = store.artifact(run_id, PAIRED_BASELINE)
+    assert stored["seed"] == 5 and stored["replicates"] == 2 and stored["changes"] == NO_OFFER
+    assert "no cash" in stored["definition"]
+    daily, baseline = store.daily(run_id), stored_baseline(stored)
+    assert baseline is not None and len(baseline) == len(daily) == 2 * days
+    fig = report_figures(store, run_id)["units-ineffective"]
+    title = plain(fig.layout.title.text)
+    assert "paired effect" in title and "no cash" in title and "common random numbers" in title
+    names = [t.name for t in fig.data]
+    assert "no offer: median" in names and "offer − no offer (paired): median" in names
+    return daily, baseline, fig

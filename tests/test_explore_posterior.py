@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -19,6 +18,7 @@ from defection.scenario.posterior import Posterior, shipped_posterior_path
 from defection.store import ResultsDB
 
 from .conftest import cli, cli_in_process
+from .test_search import _json, _write
 
 MORAL = "preferences.moral_cost_median_usd"
 SPEC = {
@@ -26,27 +26,6 @@ SPEC = {
     "uncertainties": [{"path": MORAL, "low": 2e4, "high": 2e6, "log": True}],
     "levers": [{"path": "offer.cash_usd", "low": 1e6, "high": 1e8, "log": True}],
 }
-TOML = """\
-[experiment]
-name = "tiny-posterior"
-samples = 2
-replicates = 3
-seed = 5
-days = 20
-agents = 990
-
-[[uncertainties]]
-path = "preferences.moral_cost_median_usd"
-low = 20_000.0
-high = 2_000_000.0
-log = true
-
-[[levers]]
-path = "offer.cash_usd"
-low = 1_000_000.0
-high = 100_000_000.0
-log = true
-"""
 
 
 def _shipped() -> Posterior:
@@ -89,15 +68,8 @@ def test_a_point_with_the_posterior_is_the_engine_run_with_its_particles() -> No
     assert plain["lost_share_median"] != point["lost_share_median"]  # the particles move the calibrated route rates
 
 
-def _json(r: Any) -> dict[str, Any]:
-    assert r.returncode == 0, r.stderr
-    data: dict[str, Any] = json.loads(r.stdout.strip().splitlines()[-1])
-    return data
-
-
 def test_optimize_and_sweep_record_the_posterior_that_produced_their_numbers(tmp_path: Path) -> None:
-    spec, db = tmp_path / "s.toml", tmp_path / "r.duckdb"
-    spec.write_text(TOML)
+    spec, db = _write(tmp_path, "tiny-posterior", samples=2, replicates=3), tmp_path / "r.duckdb"
     post = _shipped()
     opt_args = ("optimize", str(spec), "--target", "0.0005", "--probability", "0.5", "--trials", "2", "--batch", "2")
     drawn = _json(cli(*opt_args, "--workers", "0", "--db", str(db), "--json"))
@@ -117,8 +89,7 @@ def test_optimize_and_sweep_record_the_posterior_that_produced_their_numbers(tmp
 
 
 def test_both_posterior_flags_are_a_clean_error(tmp_path: Path) -> None:
-    spec = tmp_path / "s.toml"
-    spec.write_text(TOML)
+    spec = _write(tmp_path, "tiny-posterior", samples=2, replicates=3)
     for command in ("sweep", "optimize", "sensitivity", "discover"):
         extra = ("--outcome", "defected_share", "--threshold", "0.1") if command == "discover" else ()
         r = cli_in_process(command, str(spec), *extra, "--posterior", "x.json", "--no-posterior")

@@ -19,17 +19,15 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from defection.claims import NO_OFFER, PAIRED_BASELINE
 from defection.cli.app import app
 from defection.engine import simulate
 from defection.explore.spec import spec_from_dict
 from defection.explore.sweep import part_schema
 from defection.report import ReportError, render_compare, render_report, report_figures
 from defection.report.compare import paired_differences, pairing, unpaired_differences
-from defection.report.series import stored_baseline
 from defection.scenario import default_scenario
 from defection.store import ResultsDB, RunMeta, RunNotFound
-from tests.conftest import scenario
+from tests.conftest import check_paired_baseline, plain, scenario
 
 EVIL = '<script>alert("x")</script> & co'
 RUN_FIGURES = {"defections", "funnel", "offer", "counter-measures", "cost", "unit-strength", "units-ineffective"}
@@ -288,11 +286,6 @@ def figure_json(html: str) -> dict[str, dict[str, Any]]:
     return {fid: json.loads(text) for fid, text in found}
 
 
-def plain(text: str) -> str:
-    """A figure's title as it reads: tags (line breaks, <sup>) as spaces, runs of spaces as one."""
-    return " ".join(re.sub(r"<[^>]+>", " ", text).split())
-
-
 def trace(fig: dict[str, Any], name: str) -> dict[str, Any]:
     return next(t for t in fig["data"] if t.get("name") == name)
 
@@ -527,16 +520,7 @@ def test_units_ineffective_shows_the_offers_paired_difference(tmp_cwd: Path) -> 
     assert r.exit_code == 0, r.stderr
     db = ResultsDB(tmp_cwd / "r.duckdb")
     rid = db.list_runs()["run_id"].iloc[0]
-    stored = db.artifact(rid, PAIRED_BASELINE)
-    assert stored["seed"] == 5 and stored["replicates"] == 2 and stored["changes"] == NO_OFFER
-    assert "no cash" in stored["definition"]
-    daily, baseline = db.daily(rid), stored_baseline(stored)
-    assert baseline is not None and len(baseline) == len(daily) == 2 * 8
-    fig = report_figures(db, rid)["units-ineffective"]
-    title = plain(fig.layout.title.text)
-    assert "paired effect" in title and "no cash" in title and "common random numbers" in title
-    names = [t.name for t in fig.data]
-    assert "no offer: median" in names and "offer − no offer (paired): median" in names
+    daily, baseline, fig = check_paired_baseline(db, rid, days=8)
     # the right panel's median is, day by day, the median over replicates of (with the offer − without it)
     run = daily.pivot(index="day", columns="replicate", values="units_ineffective_share")
     base = baseline.pivot(index="day", columns="replicate", values="units_ineffective_share")

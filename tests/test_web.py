@@ -29,12 +29,11 @@ import uvicorn
 from fastapi.testclient import TestClient
 from rich.console import Console
 
-from defection.claims import NO_OFFER, PAIRED_BASELINE, baseline_artifact, no_offer_baseline
+from defection.claims import PAIRED_BASELINE, baseline_artifact, no_offer_baseline
 from defection.cli.console import Reporter, recorded
 from defection.engine import simulate
 from defection.report import report_figures
 from defection.report.headline import headline, interval_text
-from defection.report.series import stored_baseline
 from defection.scenario import ScenarioError, default_scenario, with_changes
 from defection.store import ResultsDB, RunMeta
 from defection.store.progress import progress_file, read_progress, write_progress
@@ -42,7 +41,8 @@ from defection.web import form
 from defection.web.app import create_app
 from defection.web.jobs import run_job
 
-from .conftest import ROOT, cli_in_process
+from .conftest import ROOT, check_paired_baseline, cli_in_process
+from .conftest import plain as plain_title
 from .processes import HANG_GUARD, REQUEST, STOP, communicate, started
 
 TINY = {"simulation.agents": 2000, "simulation.days": 20, "simulation.replicates": 2}
@@ -704,22 +704,11 @@ def test_a_paired_job_stores_the_baseline_and_its_report_separates_the_offers_ef
         assert report.status_code == 200 and "paired effect" in report.text
     store = ResultsDB(db)
     rid = done["run_id"]
-    stored = store.artifact(rid, PAIRED_BASELINE)
-    assert stored["seed"] == 5 and stored["replicates"] == 2 and stored["changes"] == NO_OFFER
-    assert "no cash" in stored["definition"]
-    daily, baseline = store.daily(rid), stored_baseline(stored)
-    assert baseline is not None and len(baseline) == len(daily) == 2 * 20
-    # the report's check (tests/test_report.py): the paired figure, beside the total
-    fig = report_figures(store, rid)["units-ineffective"]
-    title = " ".join(re.sub(r"<[^>]+>", " ", fig.layout.title.text).split())
-    assert "paired effect" in title and "no cash" in title and "common random numbers" in title
-    names = [t.name for t in fig.data]
-    assert "no offer: median" in names and "offer − no offer (paired): median" in names
+    # the report's check (tests/test_report.py): the stored baseline, and the paired figure beside the total
+    check_paired_baseline(store, rid, days=20)
     # the unpaired job's run stores no baseline and its figure says so
     assert store.artifact(plain["run_id"], PAIRED_BASELINE) is None
-    title = " ".join(
-        re.sub(r"<[^>]+>", " ", report_figures(store, plain["run_id"])["units-ineffective"].layout.title.text).split()
-    )
+    title = plain_title(report_figures(store, plain["run_id"])["units-ineffective"].layout.title.text)
     assert "no paired no-offer baseline" in title
     # the same scenario and seed: the paired run's own results are the unpaired one's
     assert store.outcomes(rid).equals(store.outcomes(plain["run_id"]))

@@ -239,8 +239,7 @@ def sensitivity_command(
             "indices": {n: sa.to_records(t) for n, t in tables.items()},
             "warnings": cautions,
             "plot": None if plot is None else str(plot),
-            "posterior": chosen.record(),
-            "parameters": chosen.source,
+            **chosen.fields(),
             "wall_seconds": wall,
         }
         store.complete_artifacts(
@@ -344,8 +343,7 @@ def optimize_command(
     )
     k = robust_worlds or spec.experiment.samples
     spec_worlds = opt.worlds(spec, k)
-    base_hash = base.content_hash() + (f":{chosen.hash}:{','.join(chosen.set_by_design)}" if chosen.hash else "")
-    name = opt.study_name(spec, problem, len(spec_worlds), base_hash)
+    name = opt.study_name(spec, problem, len(spec_worlds), base.content_hash() + chosen.key())
     try:
         study = opt.open_study(
             name,
@@ -400,8 +398,7 @@ def optimize_command(
             "agent_days": tally.agent_days,
             "wall_seconds": wall,
             "executor": executor,
-            "posterior": chosen.record(),
-            "parameters": chosen.source,
+            **chosen.fields(),
         }
         result["verdict"] = verdict(result)
         shown = found["best"] or found["closest"]  # the outcomes table: the answer's, or the closest package's
@@ -547,8 +544,7 @@ def discover_command(
             "fixed_levers": fixed,
             "density_threshold": density,
             "boxes": found,
-            "posterior": chosen.record(),
-            "parameters": chosen.source,
+            **chosen.fields(),
             "wall_seconds": wall,
         }
         table = x.assign(**{f"{outcome}_mean": y_values, "of_interest": y})

@@ -345,8 +345,7 @@ def _sweep(
             if r["outcome"].startswith("sweep:")
         },
         "failures": failed_rows,
-        "posterior": plan.posterior.record(),
-        "parameters": plan.posterior.source,
+        **plan.posterior.fields(),
         "tables": {
             "experiments": f"experiments WHERE run_id = '{run_id}'",
             "experiment_outcomes": f"experiment_outcomes WHERE run_id = '{run_id}'",

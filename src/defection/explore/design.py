@@ -105,6 +105,15 @@ class ExplorationPosterior:
     def path(self) -> str | None:
         return None if self.posterior is None else self.posterior.source
 
+    def key(self) -> str:
+        """What a hash of the planned simulations adds for the posterior: '' for none, else its hash and the
+        parameters the design sets (a sweep's plan hash, optimize's study name)."""
+        return "" if self.posterior is None else f":{self.hash}:{','.join(self.set_by_design)}"
+
+    def fields(self) -> dict[str, Any]:
+        """The two fields an exploration's result gives it: `posterior` (`record`) and `parameters` (`source`)."""
+        return {"posterior": self.record(), "parameters": self.source}
+
     def record(self) -> dict[str, Any] | None:
         """The posterior as runs record it (`--json`, the stored options): hash, file, what the design sets."""
         if self.posterior is None:

@@ -179,10 +179,11 @@ def design_size(spec: Spec) -> int:
     return ex.samples
 
 
-def design_agent_days(spec: Spec) -> float:
-    """Agent-days of the whole design: experiments × replicates × agents × days."""
+def design_agent_days(spec: Spec, experiments: int | None = None) -> float:
+    """Agent-days of `experiments` of the design (default: all of them): experiments × replicates × agents × days."""
     ex = spec.experiment
-    return float(design_size(spec)) * ex.replicates * ex.agents * ex.days
+    n = design_size(spec) if experiments is None else experiments
+    return float(n) * ex.replicates * ex.agents * ex.days
 
 
 class SpecError(ScenarioError):

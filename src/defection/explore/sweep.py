@@ -49,7 +49,7 @@ from defection.engine import RunSettings
 from defection.explore.design import ExplorationPosterior, base_json, design, settings
 from defection.explore.points import run_point, run_points, warm_up
 from defection.explore.pool import EXECUTORS, runs_on_pool
-from defection.explore.spec import Spec, SpecError, design_size, load_spec
+from defection.explore.spec import Spec, SpecError, design_agent_days, design_size, load_spec
 from defection.scenario import Problem, Scenario, ScenarioError, with_changes, with_overrides
 from defection.store import ResultsDB, pid_alive
 
@@ -98,8 +98,8 @@ class Plan:
     def spec_hash(self) -> str:
         """Hash of the spec, its base scenario and its posterior: equal hashes plan identical experiments."""
         text = f"{self.spec.content_hash()}:{self.base.content_hash()}:v{FORMAT_VERSION}"
-        if self.posterior is not None and self.posterior.posterior is not None:
-            text += f":{self.posterior.hash}:{','.join(self.posterior.set_by_design)}"
+        if self.posterior is not None:
+            text += self.posterior.key()
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def changes(self, experiments: Iterable[int] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -718,9 +718,7 @@ def executor_for(
 
 def sweep_agent_days(plan: Plan, experiments: int | None = None) -> float:
     """Agent-days of `experiments` of the plan (default: all): experiments × replicates × agents × days."""
-    ex = plan.spec.experiment
-    n = plan.planned if experiments is None else experiments
-    return float(n) * ex.replicates * ex.agents * ex.days
+    return design_agent_days(plan.spec, plan.planned if experiments is None else experiments)
 
 
 # ----------------------------------------------------------------------------- the sweep
