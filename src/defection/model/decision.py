@@ -283,6 +283,12 @@ def surrender_opportunity(base: float, exposure: float, intensity: float, manoeu
 
 
 @njit(cache=True, inline="always")
+def overrun_stay_value(stay: float, fight_death: float, vsl: float, family_weight: float, death_benefit: float) -> float:
+    """Eq. 53b: V_stay − p_f·(VSL − w_f·B_death), staying in a company that is overrun means fighting on."""
+    return stay - fight_death * (vsl - family_weight * death_benefit)
+
+
+@njit(cache=True, inline="always")
 def surrender_death_probability(base: float, intensity: float) -> float:
     """Eq. 43: p^x_S = min(1, p^x_S0·I), killed while surrendering."""
     return min(1.0, base * intensity)
@@ -1121,6 +1127,7 @@ def decide(
     p: EngineParams,
     rp: RouteParams,
     today: OfferToday,
+    overrun: float,
     st: SoldierState,
     tr: Traits,
     co: Companies,
@@ -1130,7 +1137,9 @@ def decide(
     """Phases 6–9: opportunity (eq. 15, 42), evaluation (eq. 14, 19, 44–46), squad cascade (eq. 18, 47), and for
     each willing member his route: a direct crossing (soldiers the offer does not guide), joining the programme's
     queue (those it does), deserting home or surrendering in combat. Each company's expected departures (eq. 28b)
-    are added to its row of `expected` (companies × 5).
+    are added to its row of `expected` (companies × 5). `overrun` is today's chance that a company is overrun
+    (eq. 53a; 0 while the front holds): every squad of an overrun company can surrender or walk away, and staying
+    means fighting on (eq. 53b).
     """
     offer, offer_open, public_pos, public_neg, horizon_ratio, horizon_open, topup, wait_days = today
     status, left_day, aware_day, neighbours = st.status, st.left_day, st.aware_day, st.neighbours
@@ -1151,6 +1160,7 @@ def decide(
     k_cross = rng.stream_key(seed, rep, t, rng.CROSSING)
     k_exec = rng.stream_key(seed, rep, t, rng.EXECUTION)
     k_return = rng.stream_key(seed, rep, t, rng.RETURN_TO_UNIT)
+    k_overrun = rng.stream_key(seed, rep, t, rng.OVERRUN)
     p_cross = crossing_death_probability(p.killed_crossing_base, p.intensity, p.depth_ratio)
     p_cross_guided = guided_crossing_death_probability(p_cross, p.extraction_crossing_risk)
     p_wait = wait_detection(p.queue_detection_per_day, wait_days)
@@ -1178,7 +1188,10 @@ def decide(
                     rp.surrender_opportunity, exposure, p.intensity, rp.surrender_manoeuvre_factor
                 )
             squads = range(c * cs // ss, (c + 1) * cs // ss)
-            if not any_opportunity(squads, p_opp, p_opp_home, p_opp_surrender, k_opp, k_opp_home, k_opp_surrender):
+            overrun_c = overrun > 0.0 and rng.uniform(k_overrun, c) < overrun  # eq. 53a
+            if not overrun_c and not any_opportunity(
+                squads, p_opp, p_opp_home, p_opp_surrender, k_opp, k_opp_home, k_opp_surrender
+            ):
                 continue  # most companies on most days
             monitors = p.class_monitors[cls]
             p_reveal = reveal_probability(p.reveal_probability, p.reveal_monitor_sensitivity, monitors)
@@ -1187,8 +1200,9 @@ def decide(
             for s in squads:
                 # eq. 15, 42: which routes the squad has an opportunity for today
                 available[0] = opportunity(s, p_opp, k_opp)
-                available[1] = opportunity(s, p_opp_home, k_opp_home)
-                available[2] = opportunity(s, p_opp_surrender, k_opp_surrender)
+                # an overrun company's squads can all surrender, and walk away where that route is open (eq. 53)
+                available[1] = (overrun_c and rp.route_open[1] > 0.0) or opportunity(s, p_opp_home, k_opp_home)
+                available[2] = overrun_c or opportunity(s, p_opp_surrender, k_opp_surrender)
                 n_routes, only = available_routes(available)
                 if n_routes == 0:
                     continue
@@ -1220,6 +1234,10 @@ def decide(
                         tr,
                         success_read,
                     )
+                    if overrun_c:
+                        v_st[j] = overrun_stay_value(
+                            v_st[j], rp.fight_on_death, tr.vsl[i], p.family_benefit_weight, p.death_benefit_usd
+                        )
                     if available[0] and aware and not topup:
                         pc0 = catch_probability(p.catch_base, p.arrest_constant, monitors, p.monitor_vision, 0.0)
                         pc0 = guided_catch_probability(pc0, p_wait)

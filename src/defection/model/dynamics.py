@@ -47,7 +47,13 @@ from defection.model.outputs import (
     STRENGTH_QUANTILES,
     WOUNDED,
 )
-from defection.model.parameters import MODE_THRESHOLD, EngineParams, per_month_to_per_day, route_params
+from defection.model.parameters import (
+    MODE_THRESHOLD,
+    EngineParams,
+    overrun_probability,
+    per_month_to_per_day,
+    route_params,
+)
 from defection.model.population import (
     NEVER,
     Companies,
@@ -641,6 +647,7 @@ def run_replicate(
                     sc.offer.schedule.rule == "ratchet_topup",
                     wait_days,
                 ),
+                overrun_probability(sc, t),
                 soldiers,
                 traits,
                 companies,

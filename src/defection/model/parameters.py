@@ -52,6 +52,7 @@ ROUTE_DERIVED = {
     "home_enemy_control": "war.enemy_holds_home_share, e (eq. 49)",
     "home_enemy_catch": "routes.home.enemy_held_catch_probability, p^c_enemy (eq. 49)",
     "surrender_manoeuvre_factor": "1 + (R_m − 1)·m, R_m = routes.surrender.manoeuvre_ratio, m = war.manoeuvre (eq. 51)",
+    "fight_on_death": "routes.surrender.fight_on_death_probability, p_f (eq. 53b)",
 }
 """RouteParams fields and what they are computed from (every one is derived: the scenario leaves repeat names)."""
 
@@ -181,6 +182,7 @@ class RouteParams(NamedTuple):
     home_enemy_control: float  # e (eq. 49)
     home_enemy_catch: float  # p^c_enemy (eq. 49)
     surrender_manoeuvre_factor: float  # 1 + (R_m − 1)·m (eq. 51)
+    fight_on_death: float  # p_f, killed fighting on in an overrun company (eq. 53b)
 
 
 def per_month_to_per_day(x: float) -> float:
@@ -344,4 +346,18 @@ def route_params(sc: Scenario) -> RouteParams:
         home_enemy_control=sc.war.enemy_holds_home_share,
         home_enemy_catch=rt.home.enemy_held_catch_probability,
         surrender_manoeuvre_factor=manoeuvre_factor(rt.surrender.manoeuvre_ratio, sc.war.manoeuvre),
+        fight_on_death=rt.surrender.fight_on_death_probability,
     )
+
+
+def front_broken(t: int, start: int, days: int) -> bool:
+    """Eq. 53: whether day t falls in the front's collapse, t_c ≤ t < t_c + D_c."""
+    return start <= t < start + days
+
+
+def overrun_probability(sc: Scenario, t: int) -> float:
+    """Eq. 53a: ε(t) = min(1, ε_0·I) on the days the front is broken (and surrender is open), else 0."""
+    w, s = sc.war, sc.routes.surrender
+    if not (s.open and front_broken(t, w.collapse_start_day, w.collapse_days)):
+        return 0.0
+    return min(1.0, s.overrun_probability * sc.combat.intensity)

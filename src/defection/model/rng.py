@@ -37,6 +37,7 @@ CATCH, CROSSING, EXECUTION, ATTRITION, REPLACEMENT = 25, 26, 27, 28, 29
 QUEUE_DETECTION, SCREENING, EVENTS = 30, 31, 32
 POSTERIOR = 40  # which posterior particle a replicate uses (posterior_particle)
 OPPORTUNITY_HOME, OPPORTUNITY_SURRENDER, ROUTE_SHOCK, RETURN_TO_UNIT = 42, 43, 44, 45  # exit routes (§7.5b)
+OVERRUN = 46  # a company overrun on a day the front is broken (eq. 53)
 
 
 @njit(cache=True, inline="always")

@@ -78,6 +78,13 @@ CALIBRATED: tuple[Range, ...] = (
         True,
         "π^S, a squad's daily chance of a position where surrender is possible (eq. 42, 51); wide prior",
     ),
+    Range(
+        "routes.surrender.overrun_probability",
+        3e-3,
+        0.5,
+        True,
+        "ε_0, a company's chance to be overrun on a day the front is broken (eq. 53a); wide prior",
+    ),
 )
 
 

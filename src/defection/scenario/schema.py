@@ -1277,6 +1277,23 @@ class War(Section):
         "scenario (0 positional, as Ukraine 2024–25; 1 a front-wide breakthrough, as Germany 1918)",
         "m, how mobile the war is: breakthroughs and encirclements make surrender possible (eq. 51).",
     )
+    collapse_start_day: int = param(
+        0,
+        0,
+        3650,
+        "day",
+        "scenario (Caporetto: day 0 of the case; the Gulf ground war: day 38 of 42 [S])",
+        "t_c, the first day on which the front is broken (eq. 53).",
+    )
+    collapse_days: int = param(
+        0,
+        0,
+        3650,
+        "day",
+        "scenario (0: the front holds, as in Ukraine 2023–25 [S2]; Caporetto 20 days [S2]; the Gulf's 100-hour "
+        "ground war, 4 days [S])",
+        "D_c, how many days the front stays broken: on these days companies can be overrun (eq. 53).",
+    )
 
 
 class DesertHome(Section):
@@ -1413,6 +1430,23 @@ class SurrenderInCombat(Section):
         "DERIVED: German captures ×14 in the mobile last 4 months of 1918 (Watson 2014 [W6]) [S]; ×4–6 in the "
         "Kursk incursion, Aug 2024 [W7] [S2]",
         "R_m, surrender opportunity in a fully mobile war relative to a positional one (eq. 51).",
+    )
+    overrun_probability: float = param(
+        0.05,
+        0.0,
+        1.0,
+        "per company per day at intensity 1",
+        "calibrated (Caporetto: 265,000–300,000 captured of 1.5M in 20 days [S2]; the Gulf: ~87,000 in a 4-day ground "
+        "war [S]); default an assumption",
+        "ε_0, chance that a company is overrun or encircled on a day the front is broken, times intensity (eq. 53a).",
+    )
+    fight_on_death_probability: float = param(
+        0.3,
+        0.0,
+        1.0,
+        "probability",
+        "assumption (an overrun unit that fights on is destroyed or captured; Caporetto's encircled units [S2])",
+        "p_f, chance that a soldier of an overrun company who fights on instead of leaving is killed (eq. 53b).",
     )
 
 
