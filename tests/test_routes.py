@@ -90,7 +90,7 @@ def _homogeneous(**overrides: object):
     """Every soldier alike (one type, no spread in any trait, all line companies, exposure 1), nobody knows of any
     offer, nobody reveals himself, and every squad can take every route on day 0."""
     types = {f"force__types__{t}__share": 0.0 for t in ("mobilised", "convict", "conscript", "officer")}
-    return no_offer(
+    settings: dict[str, object] = dict(
         **types,
         force__types__contract__share=1.0,
         force__rear_share=0.0,
@@ -112,12 +112,13 @@ def _homogeneous(**overrides: object):
         routes__home__daily_opportunity=1.0,
         routes__surrender__open=True,
         routes__surrender__daily_opportunity=1.0,
-        **overrides,
     )
+    return no_offer(**{**settings, **overrides})
 
 
-def _route_probabilities_by_hand(sc) -> np.ndarray:
-    """P(cross), P(home), P(surrender) of one soldier of `_homogeneous`, from the equations (eq. 1–17, 42–47)."""
+def _route_probabilities_by_hand(sc, overrun: bool = False) -> np.ndarray:
+    """P(cross), P(home), P(surrender) of one soldier of `_homogeneous`, from the equations (eq. 1–17, 42–47); with
+    `overrun`, of a soldier whose company is overrun, for whom staying means fighting on (eq. 53b)."""
     p, rp = engine_params(sc), mp.route_params(sc)
     ty = 0  # contract
     vsl = p.type_vsl_median_usd[ty]
@@ -136,6 +137,8 @@ def _route_probabilities_by_hand(sc) -> np.ndarray:
         r,
         0.0,
     )
+    if overrun:
+        v_stay = d.overrun_stay_value(v_stay, rp.fight_on_death, vsl, p.family_benefit_weight, p.death_benefit_usd)
     moral = d.moral_cost(
         p.moral_cost_median_usd * p.type_moral_cost_multiplier[ty], p.cohesion_cost_usd, p.cohesion_base, 0.0
     )
@@ -186,11 +189,26 @@ def _route_probabilities_by_hand(sc) -> np.ndarray:
     return out
 
 
-def test_route_choice_of_a_homogeneous_population_matches_the_hand_computed_probabilities() -> None:
-    """Day 0, every squad with every route: the share choosing each route is eq. 47's, within Monte Carlo error."""
-    sc = _homogeneous()
-    expected = _route_probabilities_by_hand(sc)
+# Day 0 of a broken front where every company is overrun: no squad has a daily chance to walk away or surrender, so
+# both routes are open only through the overrun (eq. 53), and staying means fighting on.
+OVERRUN_ON_DAY_0 = {
+    "routes__home__daily_opportunity": 0.0,
+    "routes__surrender__daily_opportunity": 0.0,
+    "routes__surrender__overrun_probability": 1.0,
+    "routes__surrender__fight_on_death_probability": 0.2,
+    "war__collapse_days": 1,
+}
+
+
+@pytest.mark.parametrize("overrun", [False, True], ids=["every-route-open", "overrun"])
+def test_route_choice_of_a_homogeneous_population_matches_the_hand_computed_probabilities(overrun: bool) -> None:
+    """Day 0, every squad with every route: the share choosing each route is eq. 47's, within Monte Carlo error; in
+    an overrun company (eq. 53) the routes are open through the overrun and staying is valued as fighting on."""
+    sc = _homogeneous(**OVERRUN_ON_DAY_0) if overrun else _homogeneous()
+    expected = _route_probabilities_by_hand(sc, overrun)
     assert (expected > 0.01).all() and expected.sum() < 0.9, expected  # every route is in play
+    if overrun:  # fighting on makes leaving more attractive than the same day on a front that holds
+        assert expected.sum() > _route_probabilities_by_hand(sc).sum() + 0.1
     res = simulate(sc, replicates=1, days=1, agents=99_000, seed=7)
     day = res.daily.iloc[0]
     w = res.represented / res.agents
@@ -304,3 +322,68 @@ def test_rewarding_a_closed_route_is_refused() -> None:
 def test_the_default_war_opens_all_three_routes() -> None:
     """Russian soldiers in Ukraine cross, go home and surrender in combat (issue 12): the default opens all three."""
     assert scenario().routes.open_routes() == ("cross", "home", "surrender")
+
+
+def test_the_front_collapse_by_hand() -> None:
+    """Eq. 53: the collapse's days, a company's chance to be overrun (times intensity, capped at 1, none while
+    surrender is closed) and the value of fighting on."""
+    assert [mp.front_broken(t, 38, 4) for t in (37, 38, 41, 42)] == [False, True, True, False]
+    assert not mp.front_broken(0, 0, 0)
+    sc = scenario(**OPEN, war__collapse_start_day=5, war__collapse_days=3, routes__surrender__overrun_probability=0.1)
+    assert [mp.overrun_probability(sc, t) for t in (4, 5, 7, 8)] == [0.0, 0.1, 0.1, 0.0]
+    hot = scenario(**OPEN, war__collapse_days=3, routes__surrender__overrun_probability=0.4, combat__intensity=3.0)
+    assert mp.overrun_probability(hot, 0) == 1.0
+    closed = scenario(war__collapse_days=3, routes__surrender__open=False)
+    assert mp.overrun_probability(closed, 0) == 0.0
+    # V_stay − p_f·(VSL − w_f·B): −10,000 − 0.3·(1,000,000 − 0.5·200,000) = −280,000
+    assert d.overrun_stay_value(-10_000.0, 0.3, 1e6, 0.5, 200_000.0) == pytest.approx(-280_000.0)
+    assert d.overrun_stay_value(-10_000.0, 0.0, 1e6, 0.5, 200_000.0) == -10_000.0
+
+
+COLLAPSE = {**OPEN, "war__collapse_start_day": 40, "war__collapse_days": 20}
+
+
+def test_a_front_that_holds_draws_nothing() -> None:
+    """No collapse, or a collapse that overruns nobody, is the same run to the last bit (no draw is made)."""
+    ref = simulate(scenario(**OPEN), **SMALL).daily
+    for overrides in (
+        {**COLLAPSE, "routes__surrender__overrun_probability": 0.0},
+        {**OPEN, "routes__surrender__overrun_probability": 0.5},
+    ):
+        other = simulate(scenario(**overrides), **SMALL).daily
+        assert other.equals(ref), overrides
+
+
+def test_a_broken_front_brings_surrenders_and_stragglers_on_its_days() -> None:
+    """Overrun companies surrender and straggle (eq. 53): both rise, on the collapse's days only; a likelier overrun
+    and a deadlier fight on never lower surrenders (same seeds: common random numbers)."""
+    ref = simulate(scenario(**OPEN), **SMALL).daily
+    broken = simulate(scenario(**COLLAPSE, routes__surrender__overrun_probability=0.05), **SMALL).daily
+    days = broken["day"].between(40, 59)
+    assert broken["surrendered"].sum() > 3 * ref["surrendered"].sum()
+    assert broken.loc[days, "surrendered"].sum() > 5 * ref.loc[days, "surrendered"].sum()
+    assert (
+        broken["caught_deserting"].sum() + broken["deserted"].sum()
+        > ref["caught_deserting"].sum() + ref["deserted"].sum()
+    )
+    before = broken["day"] < 40
+    assert broken.loc[before].equals(ref.loc[before])  # the same run until the front breaks
+    use = [
+        simulate(scenario(**COLLAPSE, routes__surrender__overrun_probability=eps), **SMALL).daily["surrendered"].sum()
+        for eps in (0.0, 0.01, 0.05, 0.3)
+    ]
+    assert all(b >= a for a, b in itertools.pairwise(use)) and use[-1] > use[0], use
+    use = [
+        simulate(
+            scenario(
+                **COLLAPSE,
+                routes__surrender__overrun_probability=0.05,
+                **{"routes__surrender__fight_on_death_probability": pf},
+            ),
+            **SMALL,
+        )
+        .daily["surrendered"]
+        .sum()
+        for pf in (0.0, 0.2, 0.6)
+    ]
+    assert all(b >= a for a, b in itertools.pairwise(use)) and use[-1] > use[0], use

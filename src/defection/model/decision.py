@@ -283,7 +283,9 @@ def surrender_opportunity(base: float, exposure: float, intensity: float, manoeu
 
 
 @njit(cache=True, inline="always")
-def overrun_stay_value(stay: float, fight_death: float, vsl: float, family_weight: float, death_benefit: float) -> float:
+def overrun_stay_value(
+    stay: float, fight_death: float, vsl: float, family_weight: float, death_benefit: float
+) -> float:
     """Eq. 53b: V_stay − p_f·(VSL − w_f·B_death), staying in a company that is overrun means fighting on."""
     return stay - fight_death * (vsl - family_weight * death_benefit)
 
