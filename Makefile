@@ -58,7 +58,7 @@ bench: $(STAMP)
 # Run it on a committed tree: the posterior records the code version and the case library's hash.
 calibrate: $(STAMP)
 	@mkdir -p src/defection/data/posterior
-	$(BIN)/defection calibrate --seed 1 --particles 96 --generations 7 --max-minutes 68 --workers 2 --db calibration.duckdb --output src/defection/data/posterior/default.json.tmp --report calibration.html --json > docs/validation/calibration.json.tmp
+	$(BIN)/defection calibrate --seed 1 --particles 96 --generations 8 --temperature-schedule ess --max-minutes 68 --workers 2 --db calibration.duckdb --output src/defection/data/posterior/default.json.tmp --report calibration.html --json > docs/validation/calibration.json.tmp
 	mv src/defection/data/posterior/default.json.tmp src/defection/data/posterior/default.json
 	mv docs/validation/calibration.json.tmp docs/validation/calibration.json
 	@echo "wrote src/defection/data/posterior/default.json, calibration.html and docs/validation/calibration.json"
