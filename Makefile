@@ -31,8 +31,11 @@ browser:
 	    echo "chromium not found: 'apt-get install chromium' to run the browser tests (skipped outside CI)"; \
 	  fi; }
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist; work stealing evens out the few long tests): on the 2-core
+# machine it kept about one core busy when run in one process (docs/performance.md, "The test suite").
+TEST_WORKERS ?= 2
 test: lint browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 # Style, formatting, types and the layer rules (pyproject.toml [tool.importlinter]); `make test` runs it first.
 lint: $(STAMP)

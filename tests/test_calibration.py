@@ -408,6 +408,8 @@ def test_calibrate_and_backtest_commands(tmp_path: Path) -> None:
         "1",
         "--draws",
         "3",
+        "--temperature-schedule",
+        "ess",
         "--plot",
         str(plot),
         "--db",
@@ -416,6 +418,7 @@ def test_calibrate_and_backtest_commands(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     bt = json.loads(r.stdout)
+    assert bt["settings"]["schedule"] == "ess"  # every fold's calibration takes the schedule, and the run records it
     assert [(c["case"], c["outcome"]) for c in bt["cases"]] == [
         ("alpha", "defected_share"),
         ("alpha", "caught_share"),

@@ -346,6 +346,7 @@ def backtest(
     draws: Annotated[int, typer.Option("--draws", min=2, help="Posterior draws for each prediction.")] = 40,
     max_minutes: Annotated[float, typer.Option("--max-minutes", min=0.1, help="Time limit per calibration.")] = 10.0,
     early: EarlyOpt = EarlyRejection.every,
+    schedule: ScheduleOpt = Schedule.default,
     folds: Annotated[
         int | None,
         typer.Option(
@@ -380,7 +381,7 @@ def backtest(
     check_folder("--plot", plot)
     if report is not None:
         check_folder("--report", report)
-    settings = _abc_settings(particles, generations, workers, seed, max_minutes, early)
+    settings = {**_abc_settings(particles, generations, workers, seed, max_minutes, early), "schedule": schedule.value}
     with recorded(db, _calibration_meta("backtest", cases, settings), "backtest") as (store, run_id):
         with Reporter("backtest", transient=as_json) as rep:
             held = "one case at a time" if folds is None else f"{folds} groups of cases in turn"
