@@ -19,6 +19,14 @@ from .processes import HANG_GUARD, run
 
 ROOT = Path(__file__).resolve().parents[1]
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs the suite in pytest-xdist workers, whose environment says COLUMNS=80 and LINES=24 although
+    # their output goes to no terminal. The commands honour COLUMNS (cli/console.py), so the tests of what a pipe
+    # receives (every column of a table) would see an 80-column terminal instead. A user's pipe has no such
+    # setting; the tests of COLUMNS itself pass it explicitly.
+    for _name in ("COLUMNS", "LINES"):
+        os.environ.pop(_name, None)
+
 # A world where money matters: soldiers believe the offer, know of it, and face modest moral costs.
 SALIENT: dict[str, Any] = dict(
     credibility__prior_alpha=18.0,
