@@ -33,8 +33,13 @@ browser:
 
 # The suite runs in TEST_WORKERS processes (pytest-xdist; work stealing evens out the few long tests): on the 2-core
 # machine it kept about one core busy when run in one process (docs/performance.md, "The test suite").
+# While `make lint` runs (mypy keeps one core busy for a minute), a one-day run on the other core compiles the Numba
+# kernels into their cache, so that the workers load them instead of each compiling them on a fresh clone.
 TEST_WORKERS ?= 2
-test: lint browser
+test: $(STAMP) browser
+	@$(BIN)/python -c 'from defection.explore.points import prime; prime()' & warm=$$!; \
+	  $(MAKE) --no-print-directory lint || { kill $$warm 2>/dev/null; exit 1; }; \
+	  wait $$warm || echo "compiling the kernels ahead of the tests failed; the tests compile them"
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 # Style, formatting, types and the layer rules (pyproject.toml [tool.importlinter]); `make test` runs it first.
