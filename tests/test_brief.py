@@ -99,7 +99,7 @@ def test_brief_of_a_claims_run_holds_every_verdict_and_number(stored: Stored) ->
     assert f"90% intervals covered {coverage} held-out observations" in text
     assert "Tempered posterior" in html  # limits: the posterior ...
     missed = [r["case"] for r in full["rows"] if not r["inside_90"]]
-    assert missed and all(f"{case}&#x27;s" in html or f"{case}'s" in html for case in missed)  # ... and every miss
+    assert missed and all(escape(f"{case}'s") in html for case in missed)  # ... and every miss
     assert "Resolution: 990 agents" in html  # a small run says so
     assert 'id="fig-defections"' in html and 'id="fig-funnel"' in html and 'id="fig-cost"' in html
     from plotly.offline import get_plotlyjs

@@ -157,7 +157,13 @@ def _calibration_meta(kind: str, cases: list[Case], settings: dict[str, Any]) ->
 
 
 def _abc_settings(
-    particles: int, generations: int, workers: int, seed: int, max_minutes: float, early: EarlyRejection
+    particles: int,
+    generations: int,
+    workers: int,
+    seed: int,
+    max_minutes: float,
+    early: EarlyRejection,
+    schedule: Schedule,
 ) -> dict[str, Any]:
     """The ABC-SMC settings shared by `calibrate` and `backtest` (and stored with their runs)."""
     return {
@@ -167,6 +173,7 @@ def _abc_settings(
         "seed": seed,
         "max_seconds": 60.0 * max_minutes,
         "early_rejection": early.value,
+        "schedule": schedule.value,
     }
 
 
@@ -225,7 +232,7 @@ def calibrate(
     check_folder("--output", output)
     if report is not None:
         check_folder("--report", report)
-    settings = {**_abc_settings(particles, generations, workers, seed, max_minutes, early), "schedule": schedule.value}
+    settings = _abc_settings(particles, generations, workers, seed, max_minutes, early, schedule)
     with recorded(db, _calibration_meta("calibration", cases, settings), "calibration") as (store, run_id):
         with Reporter("calibrate", transient=as_json) as rep:
             rep.stage(f"calibrating {len(cases)} case(s): {particles} particles, up to {generations} generations")
@@ -381,7 +388,7 @@ def backtest(
     check_folder("--plot", plot)
     if report is not None:
         check_folder("--report", report)
-    settings = {**_abc_settings(particles, generations, workers, seed, max_minutes, early), "schedule": schedule.value}
+    settings = _abc_settings(particles, generations, workers, seed, max_minutes, early, schedule)
     with recorded(db, _calibration_meta("backtest", cases, settings), "backtest") as (store, run_id):
         with Reporter("backtest", transient=as_json) as rep:
             held = "one case at a time" if folds is None else f"{folds} groups of cases in turn"
