@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ from defection.report.numbers import (
 from defection.scenario import default_scenario, with_changes
 from defection.scenario.posterior import Posterior, shipped_posterior_path
 
-from .conftest import ROOT
+from .conftest import ROOT, cli
 
 SPEC = load_spec(ROOT / "docs" / "numbers.toml")
 NUMBERS = json.loads((ROOT / "docs" / "validation" / "numbers.json").read_text(encoding="utf-8"))
@@ -121,21 +122,38 @@ def test_the_examples_answers_were_made_by_the_commands_the_spec_names() -> None
 
 
 @pytest.mark.slow
-def test_a_fresh_run_reproduces_claim_1s_quoted_numbers() -> None:
-    """Claim 1's figures (README's headline and docs/claims.md: the share crossing, the paired effect of the offer,
-    the share lost by any route) are what a fresh `claims` run gives at the committed settings and the shipped
-    posterior, exactly: the claims are deterministic for a seed, so a model change that moves them fails here until
-    `make numbers` is rerun. Only claim 1 is re-simulated (its variants take seconds; the six claims take minutes)."""
-    from defection.claims import Lab, claim_mass_defection
+@pytest.mark.timeout(1800)
+def test_a_fresh_claims_run_reproduces_every_claims_quoted_numbers() -> None:
+    """Every claim's figures (README's headline and docs/claims.md: verdicts, reasons, numbers with their intervals,
+    deciding parameters, best alternatives) are what a fresh `claims` run gives at the committed settings and the
+    shipped posterior, exactly: the claims are deterministic for a seed, so a model change that moves any of them
+    fails here until `make numbers` is rerun. The six claims share their variants (about 1.5 CPU-minutes)."""
+    from defection.claims import run_claims
 
     claims = json.loads((ROOT / "docs" / "validation" / "claims.json").read_text(encoding="utf-8"))
     s = claims["settings"]
-    assert claims["adaptive"] is None  # every variant ran all its replicates: a fresh run of claim 1 is comparable
+    assert claims["adaptive"] is None  # every variant ran all its replicates: a fixed-count fresh run is comparable
     posterior = Posterior.load(shipped_posterior_path())
-    lab = Lab(default_scenario(), s["replicates"], s["days"], s["agents"], s["seed"], posterior=posterior)
-    fresh = claim_mass_defection(lab).to_dict()
-    recorded = next(c for c in claims["claims"] if c["number"] == 1)
-    assert fresh["verdict"] == recorded["verdict"]
-    for new, old in zip(fresh["numbers"], recorded["numbers"], strict=True):
-        assert new["name"] == old["name"]
-        assert (new["median"], new["p05"], new["p95"]) == (old["median"], old["p05"], old["p95"]), new["name"]
+    report = run_claims(default_scenario(), s["replicates"], s["days"], s["agents"], s["seed"], posterior=posterior)
+    fresh = json.loads(json.dumps(report.to_dict()))  # the JSON `claims --json` writes: NaN as null, floats exact
+    assert (fresh["simulations"], fresh["agent_days"]) == (claims["simulations"], claims["agent_days"])
+    assert [c["number"] for c in fresh["claims"]] == [1, 2, 3, 4, 5, 6]
+    for new, old in zip(fresh["claims"], claims["claims"], strict=True):
+        for key in ("verdict", "reason", "numbers", "deciding", "alternative"):
+            assert new[key] == old[key], (new["number"], key)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", [o.key for o in SPEC.optimizations])
+def test_a_fresh_optimize_run_reproduces_each_worked_examples_answer(key: str, tmp_path: Path) -> None:
+    """Each worked example (README's examples paragraph: the package found, or the closest one, with its metrics) is
+    what `defection optimize` gives afresh with the arguments docs/numbers.toml names: seeded sequential trials
+    make it deterministic, so only the run's id and its wall time may differ from the committed output."""
+    run = next(o for o in SPEC.optimizations if o.key == key)
+    out = cli("optimize", str(ROOT / run.spec), *run.args, "--json", "--db", str(tmp_path / "opt.duckdb"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    fresh, recorded = json.loads(out.stdout), json.loads((ROOT / run.file).read_text(encoding="utf-8"))
+    volatile = {"run_id", "wall_seconds"}
+    assert {k: v for k, v in fresh.items() if k not in volatile} == {
+        k: v for k, v in recorded.items() if k not in volatile
+    }
