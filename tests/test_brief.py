@@ -74,6 +74,18 @@ def test_packaged_backtest_summary_matches_the_committed_backtest() -> None:
     assert {m["case"] for m in packaged["outside_90"]} == {r["case"] for r in full["rows"] if not r["inside_90"]}
 
 
+def test_the_committed_backtest_is_scored_as_the_code_scores_today() -> None:
+    """docs/validation/backtest.json holds the scores today's `scored_rows` gives its predictions (a change of the
+    scores without `python -m defection.report.backtest_summary --rescore` fails here), and each of its upper
+    bounds says so in its row."""
+    from defection.report.backtest_summary import rescored
+
+    full = json.loads(BACKTEST.read_text(encoding="utf-8"))
+    assert json.loads(json.dumps(rescored(full))) == full
+    kinds = {(r["case"], r["outcome"]): r["likelihood"] for r in full["rows"]}
+    assert kinds[("caporetto-1917", "defected_share")] == "upper_bound"
+
+
 def test_brief_of_a_claims_run_holds_every_verdict_and_number(stored: Stored) -> None:
     html, text = stored.html.read_text(encoding="utf-8"), stored.markdown.read_text(encoding="utf-8")
     db = ResultsDB(stored.db)

@@ -3,11 +3,13 @@ overdispersion carries eq. 40's error; case files that state them; a calibration
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -118,3 +120,43 @@ def test_a_calibration_with_a_zero_and_a_bound_runs_and_predicts_them(tmp_path: 
     scored = scored_rows(check.assign(log_floor=1e-4))
     assert math.isnan(scored["pit"].iloc[1])
     assert bool(scored["inside_90"].iloc[1]) == bool(bound_row["p05"] < 0.01)
+
+
+def test_a_backtest_summary_scores_again_as_it_was_scored() -> None:
+    """`Backtest.from_dict` keeps a summary's predictions and scores them again: a summary of today's scores comes
+    back unchanged (rows, scores, settings), and a summary written before rows kept their likelihood takes it from
+    the mapping given (the case library's), so that its bound is scored as one."""
+    from defection.calibrate.backtest import Backtest
+
+    rows = pd.DataFrame(
+        {
+            "case": ["a", "b", "c", "c"],
+            "outcome": ["defected_share"] * 4,
+            "observed": [0.01, 0.02, 0.05, 0.3],
+            "median": [0.0, 0.03, 0.04, 0.1],
+            "p05": [0.0, 0.01, 0.02, 0.05],
+            "p25": [0.0, 0.02, 0.03, 0.08],
+            "p75": [0.001, 0.04, 0.05, 0.2],
+            "p95": [0.002, 0.05, 0.07, 0.4],
+            "draws": [[0.0, 0.001], [0.02, 0.03], [0.04, 0.05], [0.1, 0.2]],
+            "likelihood": ["upper_bound", "lognormal", "lognormal", "lognormal"],
+            "inside": [True, True, True, True],
+            "abs_log_error": [0.0, 0.4, 0.2, 1.1],
+            "log_floor": [1e-4] * 4,
+            "tolerance": [0.5] * 4,
+            "tag": ["S"] * 4,
+        }
+    )
+    summary = json.loads(json.dumps(Backtest(rows, {"seed": 1}, 2.0).to_dict()))
+    again = json.loads(json.dumps(Backtest.from_dict(summary).to_dict()))
+    assert again == summary
+    bound = summary["rows"][0]
+    assert bound["likelihood"] == "upper_bound" and bound["inside_90"] is True
+    # the bound (0.01) lies above the whole prediction: scored at the median, so only the widths count
+    widths = (0.5 * 0 + 0.25 * (math.log(0.001) - math.log(1e-4)) + 0.05 * (math.log(0.002) - math.log(1e-4))) / 2.5
+    assert bound["interval_score"] == pytest.approx(widths)
+    old = {**summary, "rows": [{k: v for k, v in r.items() if k != "likelihood"} for r in summary["rows"]]}
+    assert Backtest.from_dict(old).to_dict()["rows"][0]["interval_score"] > widths  # read as a point: a miss
+    assert (
+        json.loads(json.dumps(Backtest.from_dict(old, {("a", "defected_share"): "upper_bound"}).to_dict())) == summary
+    )

@@ -26,6 +26,27 @@ def test_weighted_interval_score_by_hand() -> None:
     assert wis == pytest.approx([1.27, (0.25 * 2 + 0.05 * 3.5) / 2.5])
 
 
+def test_a_bound_is_scored_at_the_value_it_allows_that_each_term_would_choose() -> None:
+    """Eq. 54. "Fewer than e^1" (y = 1), median 0, 50% [−1, 0.5], 90% [−2, 0.8]: y* = min(1, 0) = 0, inside both
+    intervals, so only the widths count: (0 + 0.25·1.5 + 0.05·2.8)/2.5 = 0.206, where scoring y = 1 as a point adds
+    0.5·1 + 0.25·4·0.5 + 0.05·20·0.2 = 1.2 (WIS 0.686). A bound below the whole prediction, "fewer than e^−3",
+    scores like the point −3 (y* = −3): the bound lies below the interval's lower end, a real miss. A point
+    observation is scored at itself."""
+    lower, upper = np.array([[-1.0, -2.0]] * 3), np.array([[0.5, 0.8]] * 3)
+    y_star = sc.scored_value([1.0, -3.0, 1.0], [0.0, 0.0, 0.0], [True, True, False])
+    assert list(y_star) == [0.0, -3.0, 1.0]
+    wis = sc.weighted_interval_score(y_star, [0.0] * 3, lower, upper)
+    assert wis[0] == pytest.approx((0.25 * 1.5 + 0.05 * 2.8) / 2.5)
+    assert wis[2] == pytest.approx((0.5 + 0.25 * (1.5 + 4 * 0.5) + 0.05 * (2.8 + 20 * 0.2)) / 2.5)
+    assert wis[1] == pytest.approx(sc.weighted_interval_score([-3.0], [0.0], lower[:1], upper[:1])[0])
+    # no other value the bound allows scores lower: y* is the minimum over y ≤ 1
+    grid = np.linspace(-6.0, 1.0, 141)
+    each = sc.weighted_interval_score(
+        grid, np.zeros(grid.size), np.repeat(lower[:1], grid.size, 0), np.repeat(upper[:1], grid.size, 0)
+    )
+    assert wis[0] <= each.min() + 1e-12
+
+
 def test_log_shares_raise_zeros_to_the_floor() -> None:
     assert sc.log_shares([0.0, 0.01], 1e-3) == pytest.approx([math.log(1e-3), math.log(0.01)])
 

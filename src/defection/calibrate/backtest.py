@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,13 +63,16 @@ def scored_rows(rows: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
         r.loc[bound, "inside_90"] = r["p05"].to_numpy(float)[bound] < obs[bound]
         r.loc[bound, "pit"] = np.nan
     q = np.column_stack([sc.log_shares(r[c], floor) for c in ("p05", "p25", "median", "p75", "p95")])
-    r["interval_score"] = sc.weighted_interval_score(y, centre, q[:, [1, 0]], q[:, [3, 4]])
+    # a bound is scored at the value it allows that each score's terms would choose (eq. 54), model and baseline alike
+    y_model = sc.scored_value(y, centre, bound)
+    r["interval_score"] = sc.weighted_interval_score(y_model, centre, q[:, [1, 0]], q[:, [3, 4]])
     naive = sc.naive_quantiles(y, groups)
     r["naive_p05"], r["naive_median"], r["naive_p95"] = np.exp(naive[:, 0]), np.exp(naive[:, 2]), np.exp(naive[:, 4])
-    r["interval_score_naive"] = sc.weighted_interval_score(y, naive[:, 2], naive[:, [1, 0]], naive[:, [3, 4]])
-    lo, hi = sc.jackknife_plus(centre, np.abs(y - centre), 0.9, groups)
+    y_naive = sc.scored_value(y, naive[:, 2], bound)
+    r["interval_score_naive"] = sc.weighted_interval_score(y_naive, naive[:, 2], naive[:, [1, 0]], naive[:, [3, 4]])
+    lo, hi = sc.jackknife_plus(centre, np.abs(y_model - centre), 0.9, groups)  # a bound's residual: (m − y)₊
     r["conformal_lo"], r["conformal_hi"] = np.exp(lo), np.exp(hi)
-    r["conformal_inside_90"] = sc.inside(y, lo, hi)
+    r["conformal_inside_90"] = np.where(bound, lo <= y, sc.inside(y, lo, hi))  # a bound: the lower end below it
     return r
 
 
@@ -120,9 +123,31 @@ class Backtest:
             "conformal_coverage_90": float(r["conformal_inside_90"].mean()),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], likelihood: Mapping[tuple[str, str], str] | None = None) -> Backtest:
+        """The backtest a summary (`to_dict`, `backtest --json`, docs/validation/backtest.json) describes, to be
+        scored again: each row's predictive quantiles and draws are kept, its scores recomputed by `to_dict`. A row's
+        likelihood is the summary's, else `likelihood[(case, outcome)]` (summaries written before rows kept it),
+        else "lognormal"."""
+        rows = pd.DataFrame(data["rows"])
+        known = dict(likelihood or {})
+        kept = rows["likelihood"] if "likelihood" in rows else pd.Series([None] * len(rows))
+        rows["likelihood"] = [
+            k if isinstance(k, str) else known.get((str(c), str(o)), "lognormal")
+            for k, c, o in zip(kept, rows["case"], rows["outcome"], strict=True)
+        ]
+        return cls(
+            rows,
+            dict(data.get("settings") or {}),
+            float(data.get("wall_seconds") or 0.0),
+            dict(data.get("posteriors") or {}),
+            cases_hash=str(data.get("cases_hash", "unknown")),
+            code_version=str(data.get("code_version", "unknown")),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         r = self.scored()
-        keys = [*ROW_KEYS, "tolerance", "tag", "inside", "interval_score", "interval_score_naive"]
+        keys = [*ROW_KEYS, "likelihood", "tolerance", "tag", "inside", "interval_score", "interval_score_naive"]
         keys += ["naive_p05", "naive_median", "naive_p95", "log_floor", "draws"]
         rows = [{k: _number(v) for k, v in rec.items()} for rec in r[[k for k in keys if k in r]].to_dict("records")]
         return {

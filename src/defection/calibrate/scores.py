@@ -66,6 +66,16 @@ def weighted_interval_score(
     return np.atleast_1d(np.asarray(score, float))
 
 
+def scored_value(observed_log: npt.ArrayLike, median_log: npt.ArrayLike, upper_bound: npt.ArrayLike) -> FloatArray:
+    """Eq. 54: the value an observation is scored at, y*: y itself, or, for a bound "fewer than N" (y = log N),
+    min(y, m) with m the prediction's median. For nested central intervals every term of the weighted interval
+    score is then at its smallest over the values the bound allows: |m − y*| = (m − y)₊, and an interval is
+    penalised only by (l − y)₊, how far its lower end lies above the bound."""
+    y, m = np.asarray(observed_log, float), np.asarray(median_log, float)
+    out: FloatArray = np.where(np.asarray(upper_bound, bool), np.minimum(y, m), y)
+    return out
+
+
 def median_abs_log_error(observed: npt.ArrayLike, median: npt.ArrayLike, floor: npt.ArrayLike) -> float:
     """The median over observations of |log predicted median − log observed| (eq. 40 without the tolerance)."""
     err = np.abs(log_shares(median, floor) - log_shares(observed, floor))

@@ -78,17 +78,52 @@ def packaged_summary() -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def rescored(full: dict[str, Any]) -> dict[str, Any]:
+    """A backtest summary scored again with today's scores (`calibrate.backtest.scored_rows`): its predictions, draws,
+    folds and settings kept, each row's likelihood taken from the case library where the summary lacks it."""
+    from defection.calibrate.backtest import Backtest
+    from defection.calibrate.cases import load_cases
+
+    kinds = {(c.id, o.outcome): o.likelihood for c in load_cases() for o in c.observed}
+    again = Backtest.from_dict(full, kinds).to_dict()
+    return {**full, **again}  # keys the command adds (run_id, plot, report) stay
+
+
+def _write(path: Path, data: dict[str, Any], indent: int | None) -> None:
+    """Write JSON whole, then rename: a reader never sees half a file."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=indent, sort_keys=indent is not None) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Write the packaged summary from the committed backtest summary."""
+    """Write the packaged summary from the committed backtest summary (with --rescore, score that summary again
+    first and rewrite it)."""
     prog = "python -m defection.report.backtest_summary"
     ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     ap.add_argument("--from", dest="source", type=Path, default=Path(SOURCE), help=f"Default: {SOURCE}.")
     ap.add_argument("--to", type=Path, default=packaged_path(), help="Default: the package's data folder.")
+    ap.add_argument(
+        "--rescore",
+        action="store_true",
+        help="Score the source's predictions again with today's scores and rewrite it before packaging.",
+    )
+    ap.add_argument(
+        "--report", type=Path, default=None, help="With --rescore: write the validation report of the rescored summary."
+    )
     args = ap.parse_args(argv)
-    summary = backtest_summary(json.loads(args.source.read_text(encoding="utf-8")))
-    tmp = args.to.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(args.to)
+    full = json.loads(args.source.read_text(encoding="utf-8"))
+    if args.rescore:
+        full = rescored(full)
+        _write(args.source, full, None)
+        print(f"rescored {args.source}")
+        if args.report is not None:
+            from defection.report.validation import validation_report  # lazy: plotly
+
+            args.report.write_text(validation_report(full, full.get("run_id"))[0], encoding="utf-8")
+            print(f"wrote {args.report}")
+    summary = backtest_summary(full)
+    _write(args.to, summary, 1)
     print(f"wrote {args.to}")
     return 0
 
