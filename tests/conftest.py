@@ -138,3 +138,10 @@ def check_paired_baseline(store: ResultsDB, run_id: str, days: int) -> tuple[Any
     names = [t.name for t in fig.data]
     assert "no offer: median" in names and "offer − no offer (paired): median" in names
     return daily, baseline, fig
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests marked slow (a minute or more of CPU for the heaviest) run first. `make test`'s workers
+    (pytest-xdist, --dist worksteal) share out what is left to run, but a test once started cannot be shared: one
+    of two minutes started last would keep one worker busy alone at the end. The order within each group is kept."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
