@@ -125,12 +125,11 @@ def test_the_examples_answers_were_made_by_the_commands_the_spec_names() -> None
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)
 def test_a_fresh_claims_run_reproduces_every_claims_quoted_numbers() -> None:
     """Every claim's figures (README's headline and docs/claims.md: verdicts, reasons, numbers with their intervals,
     deciding parameters, best alternatives) are what a fresh `claims` run gives at the committed settings and the
     shipped posterior, exactly: the claims are deterministic for a seed, so a model change that moves any of them
-    fails here until `make numbers` is rerun. The six claims share their variants (about 1.5 CPU-minutes)."""
+    fails here until `make numbers` is rerun. The six claims share their variants (about 2 CPU-minutes)."""
     from defection.claims import run_claims
 
     claims = json.loads((ROOT / "docs" / "validation" / "claims.json").read_text(encoding="utf-8"))

@@ -81,13 +81,6 @@ def write_pngs_for(b: Brief, markdown: Path) -> tuple[dict[str, str] | None, str
     return {key: p.relative_to(markdown.parent).as_posix() for key, p in zip(b.figures, paths, strict=True)}, ""
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write a text file whole or not at all (a temporary file beside it, renamed into place)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def brief(
     target: Annotated[
         str | None,
@@ -133,6 +126,7 @@ def brief(
     scenario is tested with `defection claims` (same defaults), stored, then briefed. Prints the files written."""
     from defection.report.brief import render_brief  # lazy: plotly and duckdb (see the note at the top)
     from defection.report.errors import ReportError
+    from defection.report.files import write_atomically
     from defection.store import ResultsDB, ResultsError, RunNotFound
 
     md_path = markdown if markdown is not None else output.with_suffix(".md")

@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from defection.report.files import write_atomically
+
 SUMMARY_FIELDS = (
     "run_id",
     "code_version",
@@ -89,13 +91,6 @@ def rescored(full: dict[str, Any]) -> dict[str, Any]:
     return {**full, **again}  # keys the command adds (run_id, plot, report) stay
 
 
-def _write(path: Path, data: dict[str, Any], indent: int | None) -> None:
-    """Write JSON whole, then rename: a reader never sees half a file."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=indent, sort_keys=indent is not None) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Write the packaged summary from the committed backtest summary (with --rescore, score that summary again
     first and rewrite it)."""
@@ -115,15 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     full = json.loads(args.source.read_text(encoding="utf-8"))
     if args.rescore:
         full = rescored(full)
-        _write(args.source, full, None)
+        write_atomically(args.source, json.dumps(full) + "\n")
         print(f"rescored {args.source}")
         if args.report is not None:
             from defection.report.validation import validation_report  # lazy: plotly
 
-            args.report.write_text(validation_report(full, full.get("run_id"))[0], encoding="utf-8")
+            write_atomically(args.report, validation_report(full, full.get("run_id"))[0])
             print(f"wrote {args.report}")
     summary = backtest_summary(full)
-    _write(args.to, summary, 1)
+    write_atomically(args.to, json.dumps(summary, indent=1, sort_keys=True) + "\n")
     print(f"wrote {args.to}")
     return 0
 

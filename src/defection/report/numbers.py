@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from defection.report.files import write_atomically
 from defection.scenario.files import read_toml
 
 MARKER = re.compile(r"<!-- n:(?P<key>[A-Za-z0-9_.:-]+) -->(?P<text>.*?)<!-- /n -->", re.DOTALL)
@@ -464,10 +465,7 @@ def run_optimize(run: OptimizeSpec, root: Path, db: Path) -> None:
     print(f"optimize {run.key}: {run.spec} {' '.join(run.args)}")
     cmd = [sys.executable, "-m", "defection", "optimize", str(root / run.spec), *run.args, "--json", "--db", str(db)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    target = root / run.file
-    tmp = target.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(json.loads(out), indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(target)
+    write_atomically(root / run.file, json.dumps(json.loads(out), indent=1, sort_keys=True) + "\n")
 
 
 def _plain(v: Any) -> float | None:
@@ -495,9 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         for run in spec.optimizations:
             run_optimize(run, root, args.db)
         numbers = simulate_worlds(spec, args.db)
-        tmp = target.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(numbers, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        tmp.replace(target)
+        write_atomically(target, json.dumps(numbers, indent=1, sort_keys=True) + "\n")
     changed = 0
     for doc in documents(root):
         text = doc.read_text(encoding="utf-8")
