@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -491,3 +492,24 @@ def test_dask_retries_a_dead_worker_and_records_a_raising_task(tmp_path: Path) -
     assert results[1] == {"status": "ok", "error": None, "value": 1}
     assert results[2]["status"] == "failed" and "this point always raises" in results[2]["error"]
     assert results[0]["value"] == 0 and results[3]["value"] == 3
+
+
+@pytest.mark.parametrize("d, n, seed", [(1, 1, 0), (2, 7, 1), (3, 64, 12345), (9, 1000, 2**31 - 1), (5, 2, 2**62)])
+def test_the_latin_hypercube_is_scipys_point_for_point(d: int, n: int, seed: int) -> None:
+    """`rng.latin_hypercube` replaces SciPy's LHS (to keep scipy.stats out of a command's start-up): the same points,
+    bit for bit, so that sweeps, optimisations' worlds and the regime's best response keep their designs."""
+    from scipy.stats import qmc
+
+    from defection.model.rng import latin_hypercube
+
+    assert np.array_equal(latin_hypercube(d, n, seed), qmc.LatinHypercube(d=d, seed=seed).random(n))
+
+
+def test_a_sweep_command_does_not_import_scipy_stats() -> None:
+    """Importing scipy.stats costs a command 0.6–1.6 s (docs/performance.md): the sweep's modules stay clear of it."""
+    code = (
+        "import sys, defection.cli.app, defection.explore.sweep, defection.explore.optimize, defection.model.regime; "
+        "print('scipy.stats' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_GUARD, check=True)
+    assert out.stdout.strip() == "False"

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import qmc
 
 from defection.explore.points import PointSettings, run_point
 from defection.explore.spec import Spec
+from defection.model.rng import latin_hypercube
 from defection.scenario import Scenario
 from defection.scenario.posterior import Posterior
 
@@ -50,7 +50,7 @@ def unit_design(spec: Spec) -> np.ndarray:
     ex, d = spec.experiment, len(spec.factors)
     points: np.ndarray
     if ex.sampler == "lhs":
-        points = qmc.LatinHypercube(d=d, seed=ex.seed).random(ex.samples)
+        points = latin_hypercube(d, ex.samples, ex.seed)
         return points
     if ex.sampler == "sobol":
         from SALib.sample import sobol  # lazy: SALib is needed only by the sobol and morris samplers

@@ -39,13 +39,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from scipy.stats import qmc
 
 from defection.analysis import json_safe, quantiles
 from defection.engine import RunSettings
 from defection.explore.points import run_point, run_replicates
 from defection.explore.spec import Factor, Spec
 from defection.model.outputs import OPEN_ENDED
+from defection.model.rng import latin_hypercube
 from defection.store import pid_alive
 
 # optuna and distributed are imported inside the functions that use them (lazy): `search sensitivity` and
@@ -190,7 +190,7 @@ def worlds(spec: Spec, k: int) -> list[dict[str, Any]]:
     """K uncertain worlds: a Latin hypercube over the spec's uncertainties, seeded by the spec ([{}] if none)."""
     if not spec.uncertainties:
         return [{}]
-    units = qmc.LatinHypercube(d=len(spec.uncertainties), seed=spec.experiment.seed).random(k)
+    units = latin_hypercube(len(spec.uncertainties), k, spec.experiment.seed)
     return [{f.path: f.value(float(u)) for f, u in zip(spec.uncertainties, row, strict=True)} for row in units]
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from defection.model.parameters import EngineParams, class_monitors, per_month_to_per_day, reach_with_blocking
+from defection.model.rng import latin_hypercube
 from defection.scenario import Scenario
 
 
@@ -93,8 +94,6 @@ def adaptive_update(sc: Scenario, lv: CounterMeasures, ratio: float, strength_sh
 def candidate_counter_measures(sc: Scenario, n: int, seed: int) -> list[CounterMeasures]:
     """Eq. 32: static counter-measure sets for the best-response search, a Latin hypercube over each one's range
     (from where the regime starts to the ceiling its adaptive rules may reach)."""
-    from scipy.stats import qmc  # lazy: scipy.stats takes about 1 s to import, and only best-response mode needs it
-
     r = sc.regime.response
     base = initial_counter_measures(sc)
     lo = np.array(
@@ -113,6 +112,6 @@ def candidate_counter_measures(sc: Scenario, n: int, seed: int) -> list[CounterM
         ]
     )
     span = np.where(hi > lo, hi - lo, 0.0)
-    unit = qmc.LatinHypercube(d=lo.size, seed=seed).random(n)
+    unit = latin_hypercube(lo.size, n, seed)
     points = lo + unit * span
     return [CounterMeasures(*map(float, row)) for row in points]

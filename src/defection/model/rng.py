@@ -94,3 +94,17 @@ def keyed_uniform(seed: int, replicate: int, day: int, stream: int, agent: int) 
 def posterior_particle(posterior: Posterior, seed: int, replicate: int) -> int:
     """The posterior particle replicate `replicate` uses: weighted, from a counter-based uniform (eq. 41)."""
     return posterior.particle_at(keyed_uniform(seed, replicate, -2, POSTERIOR, 0))
+
+
+def latin_hypercube(d: int, n: int, seed: int) -> np.ndarray:
+    """n points of a scrambled Latin hypercube in [0, 1)^d, bit-identical to SciPy's
+    ``qmc.LatinHypercube(d=d, seed=seed).random(n)`` (its base algorithm, strength 1, no optimisation:
+    each dimension's n strata in a random order, one uniform point inside each). Written out here because
+    importing ``scipy.stats`` costs a command 0.6–1.6 s, more than a small sweep simulates (docs/performance.md);
+    `tests/test_sweep.py` checks it against SciPy."""
+    rng = np.random.default_rng(seed)
+    jitter = rng.uniform(size=(n, d))
+    strata = np.tile(np.arange(1, n + 1), (d, 1))
+    for i in range(d):
+        rng.shuffle(strata[i, :])
+    return np.asarray((strata.T - jitter) / n, dtype=float)
