@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -52,18 +52,51 @@ def _run(*args: str, timeout: float = GENEROUS, **env: str) -> subprocess.Comple
 
 
 @contextmanager
-def _lock_held(db: Path) -> Iterator[subprocess.Popen[str]]:
-    """Another process (a Python shell, say) with the database open, which takes DuckDB's file lock."""
-    code = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(3600)"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", code, str(db)], stdout=subprocess.PIPE, text=True, start_new_session=True
+def _lock_holder(db: Path) -> Iterator[Callable[[], subprocess.Popen[str]]]:
+    """Another process (a Python shell, say) that will open the database, which takes DuckDB's file lock: started
+    and its import of DuckDB done at once, the lock taken when the test calls what this yields (in milliseconds,
+    so that a test can take it while a short run is still simulating, however loaded the machine)."""
+    code = (
+        "import duckdb, sys, time\n"
+        "print('ready', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "while True:  # the database may be open in the other process for a moment\n"
+        "    try:\n"
+        "        c = duckdb.connect(sys.argv[1])\n"
+        "        break\n"
+        "    except duckdb.IOException:\n"
+        "        time.sleep(0.05)\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(3600)\n"
     )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+    def lock() -> subprocess.Popen[str]:
+        assert holder.stdin is not None and holder.stdout is not None
+        holder.stdin.write("lock\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "locked"
+        return holder
+
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        yield holder
+        yield lock
     finally:
         os.killpg(holder.pid, signal.SIGKILL)
         holder.wait()
+
+
+@contextmanager
+def _lock_held(db: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process with the database open, which takes DuckDB's file lock."""
+    with _lock_holder(db) as lock:
+        yield lock()
 
 
 def _no_traceback(r: subprocess.CompletedProcess[str]) -> None:
@@ -144,28 +177,31 @@ def test_run_waits_for_a_lock_then_spills_and_runs_ingest_is_idempotent(tmp_path
     """`defection run` with a Python shell holding the database when the simulation ends: it retries, says what it
     waits for, spills the results, exits 3 with the ingest command; `runs ingest` twice stores the rows once."""
     db = tmp_path / "defection.duckdb"
-    args = ["run", "--agents", "300", "--days", "600", "--replicates", "1", "--no-posterior", "--db", str(db)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "defection", *args, "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "DEFECTION_DB_LOCK_WAIT": LOCK_WAIT, "COLUMNS": "200"},
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + GENEROUS
-        while not (db.exists() and _running(db)):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the run was never recorded"
-            time.sleep(0.2)
-        with _lock_held(db):
+    # the longest run allowed at the smallest size (about 1.5 s quiet), and the lock's holder started before it, so
+    # that the lock is taken while the run simulates even under load (it once finished first under 8 busy processes)
+    args = ["run", "--agents", "300", "--days", "3650", "--replicates", "1", "--no-posterior", "--db", str(db)]
+    with _lock_holder(db) as lock:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "defection", *args, "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "DEFECTION_DB_LOCK_WAIT": LOCK_WAIT, "COLUMNS": "200"},
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + GENEROUS
+            while not (db.exists() and _running(db)):
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "the run was never recorded"
+                time.sleep(0.2)
+            lock()
             assert proc.poll() is None, "the run ended before the lock was taken: make it longer"
             stdout, stderr = proc.communicate(timeout=GENEROUS)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
     assert proc.returncode == 3, stderr
     assert "Traceback" not in stdout + stderr, stderr
     assert "locked by another process" in stderr and "retrying in" in stderr
@@ -184,7 +220,7 @@ def test_run_waits_for_a_lock_then_spills_and_runs_ingest_is_idempotent(tmp_path
     assert second.returncode == 0 and "already complete" in second.stdout, second.stderr
     store = ResultsDB(db)
     assert store.get_run(run_id)["status"] == "complete"
-    assert len(store.daily(run_id)) == 600  # days × replicates, once
+    assert len(store.daily(run_id)) == 3650  # days × replicates, once
 
 
 def _running(db: Path) -> bool:
