@@ -121,3 +121,12 @@ def test_exploration_workers_import_no_store_or_design_libraries() -> None:
     assert "defection.engine" in modules
     unwanted = {"duckdb", "scipy.stats", "SALib", "optuna", "dask", "distributed", "defection.store"}
     assert not unwanted & modules, sorted(unwanted & modules)
+
+
+def test_sweeps_and_optimisations_do_not_import_scipy_stats() -> None:
+    """`scipy.stats` cost a sweep 0.6–1.6 s to import for one Latin hypercube (docs/performance.md): the modules of a
+    sweep, an optimisation and the regime's best response sample it with NumPy (`model.rng.latin_hypercube`)."""
+    code = "import defection.cli.app, defection.explore.sweep, defection.explore.optimize, defection.model.regime"
+    modules, _ = imported(["-c", code])
+    assert "defection.explore.sweep" in modules and "numpy" in modules  # the listing holds what was asked for
+    assert "scipy.stats" not in modules
