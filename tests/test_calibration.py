@@ -410,6 +410,8 @@ def test_calibrate_and_backtest_commands(tmp_path: Path) -> None:
         "3",
         "--temperature-schedule",
         "ess",
+        "--kernel-scaling",
+        "3",
         "--plot",
         str(plot),
         "--db",
@@ -419,6 +421,7 @@ def test_calibrate_and_backtest_commands(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     bt = json.loads(r.stdout)
     assert bt["settings"]["schedule"] == "ess"  # every fold's calibration takes the schedule, and the run records it
+    assert bt["settings"]["kernel_scaling"] == 3.0  # and the proposal kernel's width
     assert [(c["case"], c["outcome"]) for c in bt["cases"]] == [
         ("alpha", "defected_share"),
         ("alpha", "caught_share"),
@@ -585,6 +588,35 @@ def test_backtest_with_folds_holds_out_groups(tmp_path: Path) -> None:
     assert "2-fold (cases held out in groups) predictions" in r.stdout
     r = cli("backtest", *args, "--folds", "4", "--plot", str(tmp_path / "bt.png"), "--db", str(tmp_path / "r.duckdb"))
     assert r.returncode == 2 and "--folds 4: there are only 3 cases" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_proposal_kernels_width_reaches_pyabc_and_is_recorded(tmp_path: Path, monkeypatch) -> None:
+    """`kernel_scaling` (`--kernel-scaling`) is the width pyABC's proposal kernel is built with, in the second
+    generation (the first samples the prior), and the posterior records it; the default is KERNEL_SCALING; a width
+    that is not positive is refused before anything runs."""
+    import pyabc
+
+    from defection.calibrate.abc import KERNEL_SCALING
+
+    widths: list[float] = []
+    real = pyabc.MultivariateNormalTransition
+
+    class Recorded(real):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: object, scaling: float = 1.0, **kwargs: object) -> None:
+            widths.append(scaling)
+            super().__init__(*args, scaling=scaling, **kwargs)
+
+    monkeypatch.setattr(pyabc, "MultivariateNormalTransition", Recorded)
+    case = load_case(write_case(tmp_path, days=20, agents=990), calibrated=())
+    cal = calibrate([case], parameters=[MORAL], particles=4, generations=2, seed=1, discrepancy=False)
+    assert widths == [KERNEL_SCALING] and cal.settings["kernel_scaling"] == KERNEL_SCALING
+    cal = calibrate(
+        [case], parameters=[MORAL], particles=4, generations=2, seed=1, discrepancy=False, kernel_scaling=4.0
+    )
+    assert widths == [KERNEL_SCALING, 4.0] and len(cal.populations) == 2
+    assert cal.posterior.meta["settings"]["kernel_scaling"] == 4.0
+    with pytest.raises(ValueError, match="kernel_scaling must be positive"):
+        calibrate([case], parameters=[MORAL], particles=4, generations=2, kernel_scaling=0.0)
 
 
 def test_temperature_schedules() -> None:

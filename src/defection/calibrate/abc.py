@@ -50,7 +50,9 @@ from defection.scenario.posterior import (
 from defection.scenario.ranges import CALIBRATED, DISCREPANCY, Range, discrepancy_path
 from defection.workers import replicate_workers, worker_pool
 
-KERNEL_SCALING = 2.0  # ABC-SMC proposal width relative to Silverman's rule (see `calibrate`)
+KERNEL_SCALING = 2.0
+"""The ABC-SMC proposal kernel's width relative to Silverman's rule (`calibrate`'s `kernel_scaling`;
+docs/calibration.md, "Method" and "What makes the weights degenerate")."""
 CHECK_TIME_SHARE = 0.8  # the predictive check plans to use at most this share of the time left after sampling
 EARLY_REJECTION = ("every", "last", "off")
 SCHEDULES = ("default", "ess")
@@ -483,6 +485,7 @@ def calibrate(
     pool: ProcessPoolExecutor | None = None,
     early_rejection: str = "every",
     schedule: str = "default",
+    kernel_scaling: float = KERNEL_SCALING,
 ) -> Calibration:
     """ABC-SMC (pyABC) over the calibrated parameters, shared across `cases`, and the discrepancy SD of every
     family of war among them (eq. 40–41): a stochastic acceptor with a normal kernel on log recorded shares
@@ -499,7 +502,7 @@ def calibrate(
     keeps; without one, `workers` > 1 starts a pool for this calibration. `early_rejection` ("every", "last" or
     "off"; `calibrate.early`) stops simulating a particle's cases once they prove it rejected: in every generation
     (a sample of the same posterior), or in the last one only (the same sample). `schedule`: how the temperature
-    falls (`temperature_schedule`).
+    falls (`temperature_schedule`). `kernel_scaling`: the proposal kernel's width in multiples of Silverman's rule.
     """
     import pyabc  # lazy: pyABC (and its dependencies) load only for a calibration, not for `calibrate cases`
 
@@ -508,6 +511,8 @@ def calibrate(
     if early_rejection not in EARLY_REJECTION:
         raise ValueError(f"early_rejection is 'every', 'last' or 'off', not {early_rejection!r}")
     eps = temperature_schedule(schedule)
+    if not kernel_scaling > 0:
+        raise ValueError(f"kernel_scaling must be positive, not {kernel_scaling!r}")
     start = time.perf_counter()
     if deadline is None and max_seconds is not None:
         deadline = Deadline(max_seconds)
@@ -537,9 +542,9 @@ def calibrate(
         abc_log.setLevel(logging.INFO if progress is not None else logging.WARNING)
         abc_log.propagate = False
         np.random.seed(seed)
-        # A proposal kernel twice Silverman's width: with nine parameters the default width let one particle take
-        # most of the weight (effective sample size ≈1 of 64 in a full-library run); doubling it kept 3× the ESS for
-        # about 10% more simulations in a three-case trial (docs/calibration.md).
+        # By default a proposal kernel twice Silverman's width: with nine parameters the default width let one particle
+        # take most of the weight (effective sample size ≈1 of 64 in a full-library run); doubling it kept 3× the ESS
+        # for about 10% more simulations in a three-case trial (docs/calibration.md).
         # The kernel's density is normalised by the highest density found so far (pyABC's default for the stochastic
         # acceptor), with importance weights correcting for it; the temperature reaches 1 at the last generation.
         abc = pyabc.ABCSMC(
@@ -548,7 +553,7 @@ def calibrate(
             observation_kernel(cases, variance),
             population_size=particles,
             sampler=sampler,
-            transitions=pyabc.MultivariateNormalTransition(scaling=KERNEL_SCALING),
+            transitions=pyabc.MultivariateNormalTransition(scaling=kernel_scaling),
             eps=eps,
             acceptor=pyabc.StochasticAcceptor(),
         )
@@ -578,6 +583,7 @@ def calibrate(
             "discrepancy": discrepancy,
             "early_rejection": early_rejection,
             "schedule": schedule,
+            "kernel_scaling": kernel_scaling,
         }
         meta = {
             "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -70,6 +70,18 @@ ScheduleOpt = Annotated[
     ),
 ]
 
+KernelOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--kernel-scaling",
+        min=0.1,
+        max=20.0,
+        help="Width of ABC-SMC's proposal kernel in multiples of Silverman's rule (default 2): wider keeps more "
+        "particles' weight at the cost of more proposals outside the prior (docs/calibration.md).",
+        show_default=False,
+    ),
+]
+
 EarlyOpt = Annotated[
     EarlyRejection,
     typer.Option(
@@ -164,8 +176,11 @@ def _abc_settings(
     max_minutes: float,
     early: EarlyRejection,
     schedule: Schedule,
+    kernel_scaling: float | None,
 ) -> dict[str, Any]:
     """The ABC-SMC settings shared by `calibrate` and `backtest` (and stored with their runs)."""
+    from defection.calibrate.abc import KERNEL_SCALING  # lazy (pyABC's module); the command imports it anyway
+
     return {
         "particles": particles,
         "generations": generations,
@@ -174,6 +189,7 @@ def _abc_settings(
         "max_seconds": 60.0 * max_minutes,
         "early_rejection": early.value,
         "schedule": schedule.value,
+        "kernel_scaling": KERNEL_SCALING if kernel_scaling is None else kernel_scaling,
     }
 
 
@@ -205,6 +221,7 @@ def calibrate(
     ] = False,
     early: EarlyOpt = EarlyRejection.every,
     schedule: ScheduleOpt = Schedule.default,
+    kernel_scaling: KernelOpt = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Posterior file to write.")] = Path("posterior.json"),
     report: Annotated[
         Path | None,
@@ -232,7 +249,7 @@ def calibrate(
     check_folder("--output", output)
     if report is not None:
         check_folder("--report", report)
-    settings = _abc_settings(particles, generations, workers, seed, max_minutes, early, schedule)
+    settings = _abc_settings(particles, generations, workers, seed, max_minutes, early, schedule, kernel_scaling)
     with recorded(db, _calibration_meta("calibration", cases, settings), "calibration") as (store, run_id):
         with Reporter("calibrate", transient=as_json) as rep:
             rep.stage(f"calibrating {len(cases)} case(s): {particles} particles, up to {generations} generations")
@@ -354,6 +371,7 @@ def backtest(
     max_minutes: Annotated[float, typer.Option("--max-minutes", min=0.1, help="Time limit per calibration.")] = 10.0,
     early: EarlyOpt = EarlyRejection.every,
     schedule: ScheduleOpt = Schedule.default,
+    kernel_scaling: KernelOpt = None,
     folds: Annotated[
         int | None,
         typer.Option(
@@ -388,7 +406,7 @@ def backtest(
     check_folder("--plot", plot)
     if report is not None:
         check_folder("--report", report)
-    settings = _abc_settings(particles, generations, workers, seed, max_minutes, early, schedule)
+    settings = _abc_settings(particles, generations, workers, seed, max_minutes, early, schedule, kernel_scaling)
     with recorded(db, _calibration_meta("backtest", cases, settings), "backtest") as (store, run_id):
         with Reporter("backtest", transient=as_json) as rep:
             held = "one case at a time" if folds is None else f"{folds} groups of cases in turn"
