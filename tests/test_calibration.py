@@ -412,6 +412,8 @@ def test_calibrate_and_backtest_commands(tmp_path: Path) -> None:
         "ess",
         "--kernel-scaling",
         "3",
+        "--restarts",
+        "2",
         "--plot",
         str(plot),
         "--db",
@@ -422,6 +424,8 @@ def test_calibrate_and_backtest_commands(tmp_path: Path) -> None:
     bt = json.loads(r.stdout)
     assert bt["settings"]["schedule"] == "ess"  # every fold's calibration takes the schedule, and the run records it
     assert bt["settings"]["kernel_scaling"] == 3.0  # and the proposal kernel's width
+    assert bt["settings"]["restarts"] == 2  # and the restarts: each fold pools two runs of 6 particles
+    assert all(len(p["particles"]["weights"]) == 12 for p in bt["posteriors"].values())
     assert [(c["case"], c["outcome"]) for c in bt["cases"]] == [
         ("alpha", "defected_share"),
         ("alpha", "caught_share"),
@@ -617,6 +621,77 @@ def test_the_proposal_kernels_width_reaches_pyabc_and_is_recorded(tmp_path: Path
     assert cal.posterior.meta["settings"]["kernel_scaling"] == 4.0
     with pytest.raises(ValueError, match="kernel_scaling must be positive"):
         calibrate([case], parameters=[MORAL], particles=4, generations=2, kernel_scaling=0.0)
+
+
+def test_pooled_posterior_by_hand() -> None:
+    """Eq. 41b: each run's weights normalised, then scaled by 1/(number of runs); the particles stacked."""
+    from defection.calibrate.abc import pooled_posterior
+
+    a = Posterior(("x",), np.array([[1.0], [2.0]]), np.array([0.25, 0.75]), {})
+    b = Posterior(("x",), np.array([[3.0], [4.0]]), np.array([0.5, 0.5]), {})
+    pooled = pooled_posterior([a, b], {"m": 1})
+    assert pooled.samples[:, 0].tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert pooled.weights.tolist() == [0.125, 0.375, 0.25, 0.25] and pooled.meta == {"m": 1}
+    with pytest.raises(ValueError, match="same parameters"):
+        pooled_posterior([a, Posterior(("y",), b.samples, b.weights, {})], {})
+
+
+def test_restarts_pool_independent_runs_exactly(tmp_path: Path) -> None:
+    """`restarts=2` is `calibrate` with seeds 1 and 2, pooled particle for particle (eq. 41b), with both runs'
+    generations and simulations; restarts below 1 are refused."""
+    from defection.calibrate.abc import pooled_posterior
+
+    case = load_case(write_case(tmp_path, days=20, agents=990), calibrated=())
+    kw = {"parameters": [MORAL], "particles": 4, "generations": 2, "discrepancy": False}
+    one, two = calibrate([case], seed=1, **kw), calibrate([case], seed=2, **kw)
+    both = calibrate([case], seed=1, restarts=2, **kw)
+    expected = pooled_posterior([one.posterior, two.posterior], {})
+    assert np.array_equal(both.posterior.samples, expected.samples)
+    assert np.array_equal(both.posterior.weights, expected.weights)
+    assert both.simulations == one.simulations + two.simulations
+    assert both.populations["restart"].tolist() == [1, 1, 2, 2]
+    assert both.settings["restarts"] == 2 and both.posterior.meta["settings"]["restarts"] == 2
+    assert [r["seed"] for r in both.posterior.meta["restarts"]] == [1, 2]
+    # Kish's ESS of two runs weighted ½ each: 1/Σ(w/2)² = 4/(1/ESS₁ + 1/ESS₂)
+    e1, e2 = (c.posterior.meta["effective_sample_size"] for c in (one, two))
+    assert both.posterior.meta["effective_sample_size"] == pytest.approx(4 / (1 / e1 + 1 / e2), rel=1e-12)
+    with pytest.raises(ValueError, match="restarts must be at least 1"):
+        calibrate([case], restarts=0, **kw)
+
+
+def test_restarts_that_the_time_limit_cut_are_not_pooled(monkeypatch, tmp_path: Path) -> None:
+    """A restart that finished no generation, or stopped hotter than the others, is left out of the pool and the
+    notes say so; if the first finishes nothing the calibration fails as a single run would."""
+    import pandas as pd
+
+    from defection.calibrate import abc
+
+    def run(seed: int, epsilon: float) -> abc.Calibration:
+        post = Posterior(("x",), np.array([[float(seed)], [seed + 0.5]]), np.array([0.5, 0.5]), {})
+        post.meta.update({"final_epsilon": epsilon, "effective_sample_size": 2.0})
+        pops = pd.DataFrame({"t": [0], "epsilon": [epsilon], "simulations": [10], "particles": [2], "ess": [2.0]})
+        return abc.Calibration(post, pops, 10, 0.0, ["c"], {"seed": seed}, agent_days=100)
+
+    outcomes: dict[int, object] = {}
+
+    def fake(cases: object, *, seed: int, **kw: object) -> abc.Calibration:
+        out = outcomes[seed]
+        if isinstance(out, Exception):
+            raise out
+        assert isinstance(out, abc.Calibration)
+        return out
+
+    monkeypatch.setattr(abc, "calibrate", fake)
+    outcomes.update({1: run(1, 1.0), 2: run(2, 1.7), 3: abc.TimeLimitError("no generation")})
+    cal = abc.pooled_restarts([], 3, seed=1)
+    assert cal.posterior.samples[:, 0].tolist() == [1.0, 1.5]  # the hotter run 2 and the empty run 3 are left out
+    assert cal.cut_short and cal.simulations == 20 and cal.agent_days == 200
+    assert any("restart 2 of 3 stopped at temperature 1.7" in n for n in cal.notes)
+    assert any("restart 3 of 3 finished no generation" in n for n in cal.notes)
+    assert [r["pooled"] for r in cal.posterior.meta["restarts"]] == [True, False]
+    outcomes[1] = abc.TimeLimitError("no generation")
+    with pytest.raises(abc.TimeLimitError):
+        abc.pooled_restarts([], 2, seed=1)
 
 
 def test_temperature_schedules() -> None:

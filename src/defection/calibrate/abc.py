@@ -486,6 +486,7 @@ def calibrate(
     early_rejection: str = "every",
     schedule: str = "default",
     kernel_scaling: float = KERNEL_SCALING,
+    restarts: int = 1,
 ) -> Calibration:
     """ABC-SMC (pyABC) over the calibrated parameters, shared across `cases`, and the discrepancy SD of every
     family of war among them (eq. 40–41): a stochastic acceptor with a normal kernel on log recorded shares
@@ -503,7 +504,31 @@ def calibrate(
     "off"; `calibrate.early`) stops simulating a particle's cases once they prove it rejected: in every generation
     (a sample of the same posterior), or in the last one only (the same sample). `schedule`: how the temperature
     falls (`temperature_schedule`). `kernel_scaling`: the proposal kernel's width in multiples of Silverman's rule.
+    `restarts` > 1 runs that many independent ABC-SMC samplers (seeds `seed`, `seed` + 1, …) and pools their
+    final particles (`pooled_restarts`).
     """
+    if restarts < 1:
+        raise ValueError(f"restarts must be at least 1, not {restarts!r}")
+    if restarts > 1:
+        return pooled_restarts(
+            cases,
+            restarts,
+            parameters=parameters,
+            particles=particles,
+            generations=generations,
+            workers=workers,
+            seed=seed,
+            min_epsilon=min_epsilon,
+            max_seconds=max_seconds,
+            check_draws=check_draws,
+            progress=progress,
+            deadline=deadline,
+            discrepancy=discrepancy,
+            pool=pool,
+            early_rejection=early_rejection,
+            schedule=schedule,
+            kernel_scaling=kernel_scaling,
+        )
     import pyabc  # lazy: pyABC (and its dependencies) load only for a calibration, not for `calibrate cases`
 
     if not cases:
@@ -584,6 +609,7 @@ def calibrate(
             "early_rejection": early_rejection,
             "schedule": schedule,
             "kernel_scaling": kernel_scaling,
+            "restarts": 1,
         }
         meta = {
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -614,6 +640,109 @@ def calibrate(
     result.agent_days = per_particle * (simulations + result.check_draws)
     result.wall_seconds = time.perf_counter() - start
     return result
+
+
+def pooled_restarts(
+    cases: Sequence[Case],
+    restarts: int,
+    *,
+    seed: int = 1,
+    workers: int = 1,
+    max_seconds: float | None = None,
+    check_draws: int = 0,
+    progress: Callable[[str], None] | ProgressSink | None = None,
+    deadline: Deadline | None = None,
+    pool: ProcessPoolExecutor | None = None,
+    **settings: Any,
+) -> Calibration:
+    """`restarts` independent ABC-SMC runs (`calibrate` with seeds `seed` … `seed` + restarts − 1, the other
+    `settings` alike, one worker pool and one deadline), their final particles pooled with each run's weights scaled
+    to 1/restarts (eq. 41b): a sample of the same posterior with the Monte Carlo error of one run averaged out, where
+    a single run's weights rest on a few particles (docs/calibration.md, "Restarts"). Only runs that reached the
+    lowest final temperature among them are pooled: a run the time limit stopped earlier (hotter, so wider) is
+    dropped, and so is one that finished no generation; both are said in `notes`. If the first run finishes no
+    generation, TimeLimitError. The predictive check (`check_draws`) runs once, on the pooled posterior."""
+    start = time.perf_counter()
+    if deadline is None and max_seconds is not None:
+        deadline = Deadline(max_seconds)
+    sink = progress_sink(progress)
+    own = replicate_workers(workers) if pool is None else nullcontext(pool)
+    with own as shared:
+        runs: list[Calibration] = []
+        notes: list[str] = []
+        for r in range(restarts):
+            sink.stage(f"ABC-SMC restart {r + 1}/{restarts} (seed {seed + r})")
+            try:
+                runs.append(
+                    calibrate(
+                        cases, seed=seed + r, workers=workers, deadline=deadline, pool=shared, progress=sink,
+                        check_draws=0, restarts=1, **settings,
+                    )
+                )  # fmt: skip
+            except TimeLimitError:
+                if not runs:
+                    raise
+                notes.append(f"restart {r + 1} of {restarts} finished no generation before the time limit: not pooled")
+                break
+        coolest = min(float(c.posterior.meta["final_epsilon"]) for c in runs)
+        pooled = [float(c.posterior.meta["final_epsilon"]) <= coolest for c in runs]
+        for k, c in enumerate(runs):
+            if not pooled[k]:
+                notes.append(
+                    f"restart {k + 1} of {restarts} stopped at temperature {c.posterior.meta['final_epsilon']:.3g}, "
+                    f"hotter than {coolest:.3g}: not pooled"
+                )
+        result = _pool(runs, pooled, restarts, seed)
+        result.notes = [n for c in runs for n in c.notes] + notes
+        result.cut_short = any(c.cut_short for c in runs) or sum(pooled) < restarts
+        for note in notes:
+            sink.note(note)
+        if check_draws > 0:
+            simulations = sum(c.simulations for c in runs)
+            seconds_per_draw = (time.perf_counter() - start) * max(1, workers) / max(1, simulations)
+            _timed_check(result, cases, check_draws, seed, deadline, seconds_per_draw, sink, shared, workers)
+    result.agent_days = sum(c.agent_days for c in runs) + particle_agent_days(cases) * result.check_draws
+    result.wall_seconds = time.perf_counter() - start
+    return result
+
+
+def pooled_posterior(posteriors: Sequence[Posterior], meta: dict[str, Any]) -> Posterior:
+    """Eq. 41b: the particles of independent runs, each run's weights normalised and scaled by 1/(number of runs)."""
+    names = posteriors[0].parameters
+    if any(p.parameters != names for p in posteriors):
+        raise ValueError("pooled posteriors must have the same parameters")
+    samples = np.vstack([p.samples for p in posteriors])
+    weights = np.concatenate([p.weights / p.weights.sum() / len(posteriors) for p in posteriors])
+    return Posterior(names, samples, weights, meta)
+
+
+def _pool(runs: list[Calibration], pooled: list[bool], restarts: int, seed: int) -> Calibration:
+    """The Calibration of the runs marked `pooled`: their particles (`pooled_posterior`), every run's generations
+    (with a `restart` column) and simulations, and settings that say how many restarts were asked for."""
+    kept = [c for c, keep in zip(runs, pooled, strict=True) if keep]
+    first = kept[0]
+    settings = {**first.settings, "seed": seed, "restarts": restarts}
+    post = pooled_posterior(
+        [c.posterior for c in kept],
+        {
+            **first.posterior.meta,
+            "settings": settings,
+            "effective_sample_size": 0.0,  # set below, from the pooled weights
+            "restarts": [
+                {
+                    "seed": c.settings["seed"],
+                    "final_epsilon": c.posterior.meta["final_epsilon"],
+                    "effective_sample_size": c.posterior.meta["effective_sample_size"],
+                    "simulations": c.simulations,
+                    "pooled": keep,
+                }
+                for c, keep in zip(runs, pooled, strict=True)
+            ],
+        },
+    )
+    post.meta["effective_sample_size"] = effective_sample_size(post.weights)
+    pops = pd.concat([c.populations.assign(restart=k + 1) for k, c in enumerate(runs)], ignore_index=True)
+    return Calibration(post, pops, sum(c.simulations for c in runs), 0.0, first.cases, settings)
 
 
 def particle_agent_days(cases: Sequence[Case]) -> int:

@@ -82,6 +82,17 @@ KernelOpt = Annotated[
     ),
 ]
 
+RestartsOpt = Annotated[
+    int,
+    typer.Option(
+        "--restarts",
+        min=1,
+        max=16,
+        help="Independent ABC-SMC runs (seeds SEED, SEED+1, …) whose final particles are pooled: the Monte Carlo "
+        "error of one run averaged out, for that many times the simulations (docs/calibration.md, 'Restarts').",
+    ),
+]
+
 EarlyOpt = Annotated[
     EarlyRejection,
     typer.Option(
@@ -177,6 +188,7 @@ def _abc_settings(
     early: EarlyRejection,
     schedule: Schedule,
     kernel_scaling: float | None,
+    restarts: int = 1,
 ) -> dict[str, Any]:
     """The ABC-SMC settings shared by `calibrate` and `backtest` (and stored with their runs)."""
     from defection.calibrate.abc import KERNEL_SCALING  # lazy (pyABC's module); the command imports it anyway
@@ -190,6 +202,7 @@ def _abc_settings(
         "early_rejection": early.value,
         "schedule": schedule.value,
         "kernel_scaling": KERNEL_SCALING if kernel_scaling is None else kernel_scaling,
+        "restarts": restarts,
     }
 
 
@@ -222,6 +235,7 @@ def calibrate(
     early: EarlyOpt = EarlyRejection.every,
     schedule: ScheduleOpt = Schedule.default,
     kernel_scaling: KernelOpt = None,
+    restarts: RestartsOpt = 1,
     output: Annotated[Path, typer.Option("--output", "-o", help="Posterior file to write.")] = Path("posterior.json"),
     report: Annotated[
         Path | None,
@@ -249,7 +263,9 @@ def calibrate(
     check_folder("--output", output)
     if report is not None:
         check_folder("--report", report)
-    settings = _abc_settings(particles, generations, workers, seed, max_minutes, early, schedule, kernel_scaling)
+    settings = _abc_settings(
+        particles, generations, workers, seed, max_minutes, early, schedule, kernel_scaling, restarts
+    )
     with recorded(db, _calibration_meta("calibration", cases, settings), "calibration") as (store, run_id):
         with Reporter("calibrate", transient=as_json) as rep:
             rep.stage(f"calibrating {len(cases)} case(s): {particles} particles, up to {generations} generations")
@@ -372,6 +388,7 @@ def backtest(
     early: EarlyOpt = EarlyRejection.every,
     schedule: ScheduleOpt = Schedule.default,
     kernel_scaling: KernelOpt = None,
+    restarts: RestartsOpt = 1,
     folds: Annotated[
         int | None,
         typer.Option(
@@ -406,7 +423,9 @@ def backtest(
     check_folder("--plot", plot)
     if report is not None:
         check_folder("--report", report)
-    settings = _abc_settings(particles, generations, workers, seed, max_minutes, early, schedule, kernel_scaling)
+    settings = _abc_settings(
+        particles, generations, workers, seed, max_minutes, early, schedule, kernel_scaling, restarts
+    )
     with recorded(db, _calibration_meta("backtest", cases, settings), "backtest") as (store, run_id):
         with Reporter("backtest", transient=as_json) as rep:
             held = "one case at a time" if folds is None else f"{folds} groups of cases in turn"
