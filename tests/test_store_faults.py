@@ -117,6 +117,30 @@ def _dead_pid() -> int:
 # ----------------------------------------------------------------------------- a lock held by another process
 
 
+def test_a_slow_lock_wait_is_announced_before_the_budget_runs_out(tmp_path: Path, monkeypatch) -> None:
+    """On a loaded machine each attempt to open a locked file can take longer than the back-off's short first
+    waits: the wait is announced once it has lasted LOCK_RETRY_SILENT, not only when the next wait is that long
+    (under 8 busy processes a `run` once gave up after its 3 s without having said that it waited)."""
+    import duckdb
+
+    from defection.store import ResultsLocked
+    from defection.store import db as store_db
+
+    def slow_locked(*args: object, **kwargs: object) -> None:
+        time.sleep(0.5)  # an attempt that takes long (here: by construction)
+        raise duckdb.IOException('Could not set lock on file "x": Conflicting lock is held in python (PID 4242)')
+
+    said: list[str] = []
+    store = ResultsDB(tmp_path / "runs.duckdb", notify=said.append)
+    monkeypatch.setenv("DEFECTION_DB_LOCK_WAIT", "1.5")
+    monkeypatch.setattr(store_db.duckdb, "connect", slow_locked)
+    with pytest.raises(ResultsLocked, match="locked by another process \\(pid 4242\\); gave up after waiting 1.5 s"):
+        store.list_runs()
+    # attempts end at about 0.5, 1.1 and 1.8 s: the back-off's own waits (0.1, 0.2 s) are below the 0.4 s threshold,
+    # so only the time already spent makes the wait worth announcing
+    assert said and all("pid 4242" in m and "retrying in" in m for m in said), said
+
+
 def test_lock_at_completion_spills_the_run_and_ingest_stores_it_once(tmp_path: Path, result: RunResult) -> None:
     """The store layer (used by run, sweep, calibrate, search, claims and the dashboard's jobs): a finished run
     whose database stays locked is written to a spill folder, and ingesting it twice stores its rows once."""

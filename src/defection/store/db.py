@@ -263,10 +263,13 @@ class ResultsDB:
 
     def _open(self, writing: bool) -> duckdb.DuckDBPyConnection:
         """A connection; while another process holds the file's lock, retry with exponential back-off (0.1 s,
-        doubling, at most 8 s) for `lock_wait_seconds()` in all, announcing each wait through `notify`. Raises
+        doubling, at most 8 s) for `lock_wait_seconds()` in all, announcing through `notify` each wait once the
+        waiting has lasted LOCK_RETRY_SILENT or the next wait is that long (a brief overlap stays quiet; on a
+        loaded machine, where each attempt is slow, the user still hears before the budget runs out). Raises
         `ResultsLocked` when the wait is over, `ResultsError` (with what to do) for any other failure."""
         budget = lock_wait_seconds()
-        deadline = time.monotonic() + budget
+        started = time.monotonic()
+        deadline = started + budget
         delay = LOCK_RETRY_FIRST
         while True:
             try:
@@ -283,7 +286,7 @@ class ResultsDB:
                         "that has the file open (a Python shell, a notebook, a DuckDB CLI) and try again"
                     ) from e
                 wait = min(delay, left)
-                if wait >= LOCK_RETRY_SILENT:
+                if wait >= LOCK_RETRY_SILENT or time.monotonic() - started >= LOCK_RETRY_SILENT:
                     self.notify(
                         f"results database {self.path} is locked by another process ({lock_holder(msg)}); "
                         f"retrying in {wait:.1f} s ({max(left, 0):.0f} s left of {budget:g} s)"
