@@ -134,7 +134,7 @@ def test_a_slow_lock_wait_is_announced_before_the_budget_runs_out(tmp_path: Path
     store = ResultsDB(tmp_path / "runs.duckdb", notify=said.append)
     monkeypatch.setenv("DEFECTION_DB_LOCK_WAIT", "1.5")
     monkeypatch.setattr(store_db.duckdb, "connect", slow_locked)
-    with pytest.raises(ResultsLocked, match="locked by another process \\(pid 4242\\); gave up after waiting 1.5 s"):
+    with pytest.raises(ResultsLocked, match=r"locked by another process \(pid 4242\); gave up after waiting 1\.5 s"):
         store.list_runs()
     # attempts end at about 0.5, 1.1 and 1.8 s: the back-off's own waits (0.1, 0.2 s) are below the 0.4 s threshold,
     # so only the time already spent makes the wait worth announcing
