@@ -634,8 +634,7 @@ def calibrate(
                 f"(temperature {float(pops['epsilon'].iloc[-1]):.3g}; above 1 it is wider than the exact posterior)"
             )
         if check_draws > 0:
-            seconds_per_draw = sampling_seconds * max(1, workers) / max(1, simulations)  # one draw of every case
-            _timed_check(result, cases, check_draws, seed, deadline, seconds_per_draw, sink, pool, workers)
+            _timed_check(result, cases, check_draws, seed, deadline, sampling_seconds, simulations, sink, pool, workers)
     per_particle = particle_agent_days(cases)
     result.agent_days = per_particle * (simulations + result.check_draws)
     result.wall_seconds = time.perf_counter() - start
@@ -698,9 +697,10 @@ def pooled_restarts(
         for note in notes:
             sink.note(note)
         if check_draws > 0:
-            simulations = sum(c.simulations for c in runs)
-            seconds_per_draw = (time.perf_counter() - start) * max(1, workers) / max(1, simulations)
-            _timed_check(result, cases, check_draws, seed, deadline, seconds_per_draw, sink, shared, workers)
+            sampling_seconds = time.perf_counter() - start
+            _timed_check(
+                result, cases, check_draws, seed, deadline, sampling_seconds, result.simulations, sink, shared, workers
+            )
     result.agent_days = sum(c.agent_days for c in runs) + particle_agent_days(cases) * result.check_draws
     result.wall_seconds = time.perf_counter() - start
     return result
@@ -771,14 +771,17 @@ def _timed_check(
     draws: int,
     seed: int,
     deadline: Deadline | None,
-    seconds_per_draw: float,
+    sampling_seconds: float,
+    simulations: int,
     sink: ProgressSink,
     pool: ProcessPoolExecutor | None = None,
     workers: int = 1,
 ) -> None:
     """The posterior predictive check within the deadline: fewer draws, or fewer cases, if time runs short. With a
     `pool` the cases are checked in its processes, side by side (the same numbers: a case's draws do not depend on
-    the process or the number of threads that simulates them)."""
+    the process or the number of threads that simulates them). A draw (one of every case) costs what a particle cost
+    the sampler: `sampling_seconds` of wall time on `workers` processes for `simulations` particles."""
+    seconds_per_draw = sampling_seconds * max(1, workers) / max(1, simulations)
     left = math.inf if deadline is None else deadline.left()
     processes = 1 if pool is None else max(1, min(len(cases), workers))
     n = check_draws_that_fit(draws, left, seconds_per_draw / processes)
