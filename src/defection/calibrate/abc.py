@@ -451,7 +451,7 @@ class Calibration:
             "check_draws": self.check_draws,
             "cut_short": self.cut_short,
             "notes": self.notes,
-            "posterior_hash": self.posterior.content_hash(),
+            "posterior_hash": self.posterior.loaded_hash(),  # as commands will print it for the file
         }
 
 

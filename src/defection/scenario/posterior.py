@@ -118,6 +118,12 @@ class Posterior:
     def content_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
+    def loaded_hash(self) -> str:
+        """The content hash of this posterior as a command will see it once saved and loaded again: loading
+        renormalises the weights (`__post_init__`), which can change some of them in the last bit, so a fresh
+        calibration's own `content_hash` may differ from the one every command prints for its file."""
+        return Posterior.from_dict(json.loads(json.dumps(self.to_dict()))).content_hash()
+
     def save(self, path: str | Path) -> Path:
         """Write the posterior as JSON (atomically: a temporary file renamed into place)."""
         target = Path(path)
